@@ -1,0 +1,27 @@
+//! # peerchain-ledger
+//!
+//! The data model and state of peerchain, the base every other crate stands on.
+//!
+//! It owns: the byte layouts of SPEC sections 1-3 ([`types`]), Ed25519 keys and the signature
+//! rule ([`crypto`]), the RFC 9162 Merkle tree ([`merkle`]), the genesis file ([`genesis`]),
+//! the state transition with undo data and the state digest ([`state`]), the sled store with
+//! its indexes ([`store`]) and the mempool ([`mempool`]).
+//!
+//! It must never: touch the network, HTTP, a clock it was not given, or mining. Consensus rules
+//! about proof of work, difficulty and fork choice live in `peerchain-consensus`; this crate
+//! only stores what consensus decided.
+
+pub mod crypto;
+pub mod error;
+pub mod genesis;
+pub mod merkle;
+pub mod state;
+pub mod store;
+pub mod types;
+
+pub use error::{ApplyError, DecodeError, GenesisError, StoreError, TxError};
+pub use genesis::Genesis;
+pub use state::{Account, AccountReader, BlockDelta, StateDigest};
+pub use types::{Address, Block, BlockHeader, Hash, PublicKey, Signature, Target, Transaction};
+pub use primitive_types::U256;
+pub use store::{BlockRecord, BlockStatus, HistoryCursor, Store, StoreConfig, TxLocation};

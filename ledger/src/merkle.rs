@@ -1,0 +1,196 @@
+//! RFC 6962 / RFC 9162 Merkle tree over txids: root, inclusion proofs (audit paths) and
+//! their verification.
+
+use sha2::{Digest, Sha256};
+
+use crate::types::Hash;
+
+/// `SHA-256(0x00 ‖ leaf)`.
+pub fn leaf_hash(leaf: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(leaf.0);
+    Hash(h.finalize().into())
+}
+
+/// `SHA-256(0x01 ‖ left ‖ right)`.
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([1u8]);
+    h.update(left.0);
+    h.update(right.0);
+    Hash(h.finalize().into())
+}
+
+/// The largest power of two strictly smaller than `n` (n >= 2).
+fn split_point(n: usize) -> usize {
+    debug_assert!(n >= 2);
+    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// Merkle root of `leaves` (txids) per RFC 9162 section 2.1.1; `SHA-256("")` for none.
+pub fn merkle_root(leaves: &[Hash]) -> Hash {
+    if leaves.is_empty() {
+        return crate::types::sha256(b"");
+    }
+    // Bottom-up: hash leaves, then combine pairs level by level. An odd last node is
+    // promoted unchanged, which yields exactly the RFC's recursive split.
+    let mut level: Vec<Hash> = leaves.iter().map(leaf_hash).collect();
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        for pair in level.chunks(2) {
+            match pair {
+                [left, right] => next.push(node_hash(left, right)),
+                [single] => next.push(*single),
+                _ => {}
+            }
+        }
+        level = next;
+    }
+    level[0]
+}
+
+/// The audit path of leaf `index` (siblings from the leaf upwards), or `None` when out of range.
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
+    if index >= leaves.len() {
+        return None;
+    }
+    let hashed: Vec<Hash> = leaves.iter().map(leaf_hash).collect();
+    let mut path = Vec::new();
+    path_of(&hashed, index, &mut path);
+    Some(path)
+}
+
+/// Recursive PATH(m, D[n]) of RFC 9162 2.1.3.1 over already-hashed leaves; pushes siblings
+/// bottom-up.
+fn path_of(nodes: &[Hash], index: usize, out: &mut Vec<Hash>) {
+    if nodes.len() <= 1 {
+        return;
+    }
+    let k = split_point(nodes.len());
+    if index < k {
+        path_of(&nodes[..k], index, out);
+        out.push(subtree_root(&nodes[k..]));
+    } else {
+        path_of(&nodes[k..], index - k, out);
+        out.push(subtree_root(&nodes[..k]));
+    }
+}
+
+fn subtree_root(nodes: &[Hash]) -> Hash {
+    if nodes.len() == 1 {
+        return nodes[0];
+    }
+    let k = split_point(nodes.len());
+    node_hash(&subtree_root(&nodes[..k]), &subtree_root(&nodes[k..]))
+}
+
+/// Verifies an RFC 9162 section 2.1.3.2 inclusion proof of `leaf` (a txid) at `index` in a
+/// tree of `leaf_count` leaves with root `root`.
+pub fn verify_inclusion(
+    leaf: &Hash,
+    index: u64,
+    leaf_count: u64,
+    siblings: &[Hash],
+    root: &Hash,
+) -> bool {
+    if index >= leaf_count {
+        return false;
+    }
+    let mut fn_ = index;
+    let mut sn = leaf_count - 1;
+    let mut r = leaf_hash(leaf);
+    for p in siblings {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            r = node_hash(p, &r);
+            if fn_ & 1 == 0 {
+                while fn_ & 1 == 0 && fn_ != 0 {
+                    fn_ >>= 1;
+                    sn >>= 1;
+                }
+            }
+        } else {
+            r = node_hash(&r, p);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && r == *root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::sha256;
+    use proptest::prelude::*;
+
+    fn leaves(n: usize) -> Vec<Hash> {
+        (0..n).map(|i| sha256(&[i as u8])).collect()
+    }
+
+    #[test]
+    fn spec_roots() {
+        let cases = [
+            (
+                0,
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+            (
+                1,
+                "d9de27625445003d8a9739a851e3ff8d41c0683630b4d63a88327a6aaa37c409",
+            ),
+            (
+                2,
+                "604d540f09268b91672ab011394d5266ccd7d4484d0d109411a55848126a1b2c",
+            ),
+            (
+                3,
+                "d1f13800048f5909d4043fc0c152f6643280cba608b672715e56ce159a20629f",
+            ),
+            (
+                5,
+                "6b313b611b40676b9e1dfd70c4503f2379f88f0f1c2740fb7e1cacc32c113465",
+            ),
+        ];
+        for (n, root) in cases {
+            assert_eq!(merkle_root(&leaves(n)).to_hex(), root, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn spec_proof() {
+        let l = leaves(5);
+        let proof = inclusion_proof(&l, 2).expect("index in range");
+        let hexes: Vec<String> = proof.iter().map(Hash::to_hex).collect();
+        assert_eq!(
+            hexes,
+            [
+                "36e4970e7c84e559ed7290304c3c0672289a6918e7746d48397b0e122db7748f",
+                "604d540f09268b91672ab011394d5266ccd7d4484d0d109411a55848126a1b2c",
+                "12d24297164ffddfd8febbd02275c3c5ff24916dc71d5f3476931480854b3113",
+            ]
+        );
+        assert!(verify_inclusion(&l[2], 2, 5, &proof, &merkle_root(&l)));
+        assert!(!verify_inclusion(&l[3], 2, 5, &proof, &merkle_root(&l)));
+        assert!(!verify_inclusion(&l[2], 5, 5, &proof, &merkle_root(&l)));
+        assert!(inclusion_proof(&l, 5).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn every_proof_verifies_and_wrong_index_fails(n in 1usize..80, pick in 0usize..80) {
+            let l: Vec<Hash> = (0..n).map(|i| sha256(&(i as u64).to_le_bytes())).collect();
+            let root = merkle_root(&l);
+            let i = pick % n;
+            let proof = inclusion_proof(&l, i).expect("in range");
+            prop_assert!(verify_inclusion(&l[i], i as u64, n as u64, &proof, &root));
+            if n > 1 {
+                let j = (i + 1) % n;
+                prop_assert!(!verify_inclusion(&l[i], j as u64, n as u64, &proof, &root));
+            }
+        }
+    }
+}

@@ -1,0 +1,864 @@
+//! The sled store: blocks, the block index with cumulative work, the main-chain height index,
+//! the transaction index, accounts, per-address history, undo data, state digests and the tip.
+//!
+//! Invariants:
+//! - Every write that belongs to connecting or disconnecting one block is one sled transaction
+//!   over all trees; the tip is written in that same transaction. A process killed at any
+//!   instant reopens with the tip, the indexes and the accounts agreeing
+//!   ([`Store::verify_consistency`] checks this against a replay from genesis).
+//! - Only main-chain blocks have entries in `main`, `txindex`, `history`, `tx_counts` and `undo`.
+//! - A store created for one genesis refuses to open with another.
+
+use std::path::{Path, PathBuf};
+
+use primitive_types::U256;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::error::{DecodeError, StoreError};
+use crate::genesis::Genesis;
+use crate::state::{Account, AccountChange, AccountReader, BlockDelta, StateDigest};
+use crate::types::{Address, Block, BlockHeader, HEADER_LEN, Hash, Reader, Transaction};
+
+/// How a block stands with respect to validation. Consensus decides; the store remembers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlockStatus {
+    /// Stored, not yet fully validated (its branch was never the best).
+    Unvalidated = 0,
+    /// Fully validated (it has been connected at least once).
+    Valid = 1,
+    /// Failed validation, or descends from a block that did.
+    Invalid = 2,
+    /// Marked invalid by an operator (`invalidate`); undone by `reconsider`.
+    InvalidatedByUser = 3,
+}
+
+impl BlockStatus {
+    fn from_u8(v: u8) -> Result<Self, DecodeError> {
+        Ok(match v {
+            0 => BlockStatus::Unvalidated,
+            1 => BlockStatus::Valid,
+            2 => BlockStatus::Invalid,
+            3 => BlockStatus::InvalidatedByUser,
+            other => {
+                return Err(DecodeError::Record {
+                    what: "block status",
+                    detail: format!("unknown status {other}"),
+                });
+            }
+        })
+    }
+
+    /// Whether the block is known to be invalid (by rule or by operator).
+    pub fn is_invalid(self) -> bool {
+        matches!(self, BlockStatus::Invalid | BlockStatus::InvalidatedByUser)
+    }
+}
+
+/// The block index entry of one block: its header, cumulative work, status and arrival order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockRecord {
+    /// The header.
+    pub header: BlockHeader,
+    /// Work from genesis through this block.
+    pub total_work: U256,
+    /// Validation status.
+    pub status: BlockStatus,
+    /// Arrival order: lower was seen first (breaks ties in fork choice, also after a restart).
+    pub seq: u64,
+}
+
+impl BlockRecord {
+    const LEN: usize = HEADER_LEN + 32 + 1 + 8;
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.extend_from_slice(&self.header.encode());
+        out.extend_from_slice(&self.total_work.to_big_endian());
+        out.push(self.status as u8);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let header = BlockHeader::decode(&r.array::<HEADER_LEN>()?)?;
+        let total_work = U256::from_big_endian(&r.array::<32>()?);
+        let status = BlockStatus::from_u8(r.array::<1>()?[0])?;
+        let seq = r.u64()?;
+        r.finish()?;
+        Ok(BlockRecord {
+            header,
+            total_work,
+            status,
+            seq,
+        })
+    }
+}
+
+/// Where a confirmed transaction sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxLocation {
+    /// Block hash.
+    pub block_hash: Hash,
+    /// Block height.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+}
+
+impl TxLocation {
+    fn encode(&self) -> [u8; 44] {
+        let mut b = [0u8; 44];
+        b[..32].copy_from_slice(&self.block_hash.0);
+        b[32..40].copy_from_slice(&self.height.to_le_bytes());
+        b[40..].copy_from_slice(&self.index.to_le_bytes());
+        b
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let loc = TxLocation {
+            block_hash: Hash(r.array()?),
+            height: r.u64()?,
+            index: r.u32()?,
+        };
+        r.finish()?;
+        Ok(loc)
+    }
+}
+
+/// A position in an address's history: newest first means descending (height, index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HistoryCursor {
+    /// Block height.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+}
+
+impl HistoryCursor {
+    /// Opaque text form for APIs.
+    pub fn to_text(&self) -> String {
+        format!("{}-{}", self.height, self.index)
+    }
+
+    /// Parses [`HistoryCursor::to_text`]'s output.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let (h, i) = text.split_once('-')?;
+        Some(HistoryCursor {
+            height: h.parse().ok()?,
+            index: i.parse().ok()?,
+        })
+    }
+}
+
+/// Store settings.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Directory of the sled database.
+    pub path: PathBuf,
+    /// sled page cache in MiB (sled's own default of 1 GiB is far too much for a testnet).
+    pub cache_mb: u64,
+    /// fsync after every connected or disconnected block. Without it sled flushes every 500 ms;
+    /// either way a crash loses at most a suffix of blocks, never consistency.
+    pub sync_every_block: bool,
+}
+
+impl StoreConfig {
+    /// Defaults for a directory: 64 MiB cache, sync every block.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            path: path.into(),
+            cache_mb: 64,
+            sync_every_block: true,
+        }
+    }
+}
+
+const META_GENESIS: &[u8] = b"genesis";
+const META_TIP: &[u8] = b"tip";
+const META_SEQ: &[u8] = b"seq";
+const META_FORMAT: &[u8] = b"format";
+const FORMAT_VERSION: u64 = 1;
+
+/// The sled-backed chain store. Cloning is cheap and shares the database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    blocks: sled::Tree,
+    index: sled::Tree,
+    main: sled::Tree,
+    txindex: sled::Tree,
+    accounts: sled::Tree,
+    history: sled::Tree,
+    tx_counts: sled::Tree,
+    undo: sled::Tree,
+    digests: sled::Tree,
+    mempool: sled::Tree,
+    genesis_hash: Hash,
+    sync_every_block: bool,
+}
+
+/// Turns a transaction failure into a store error.
+fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::from(e),
+    }
+}
+
+type TxResult = Result<(), ConflictableTransactionError<StoreError>>;
+
+/// The trees written when a block is connected or disconnected, inside one transaction.
+struct BlockTrees<'a> {
+    meta: &'a TransactionalTree,
+    main: &'a TransactionalTree,
+    txindex: &'a TransactionalTree,
+    accounts: &'a TransactionalTree,
+    history: &'a TransactionalTree,
+    tx_counts: &'a TransactionalTree,
+    undo: &'a TransactionalTree,
+    digests: &'a TransactionalTree,
+}
+
+fn history_key(address: &Address, height: u64, index: u32) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..20].copy_from_slice(&address.0);
+    k[20..28].copy_from_slice(&height.to_be_bytes());
+    k[28..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, DecodeError> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| DecodeError::Length {
+        what,
+        expected: 8,
+        got: bytes.len(),
+    })?;
+    Ok(u64::from_le_bytes(arr))
+}
+
+fn encode_undo(delta: &BlockDelta, digest_before: &StateDigest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + delta.changes.len() * 52);
+    out.extend_from_slice(&digest_before.to_bytes());
+    out.extend_from_slice(&delta.fees.to_le_bytes());
+    out.extend_from_slice(&delta.reward.to_le_bytes());
+    for c in &delta.changes {
+        out.extend_from_slice(&c.address.0);
+        out.extend_from_slice(&c.before.encode());
+        out.extend_from_slice(&c.after.encode());
+    }
+    out
+}
+
+fn decode_undo(bytes: &[u8]) -> Result<(BlockDelta, StateDigest), DecodeError> {
+    let mut r = Reader::new(bytes);
+    let digest = StateDigest(U256::from_big_endian(&r.array::<32>()?));
+    let fees = r.u64()?;
+    let reward = r.u64()?;
+    let mut changes = Vec::with_capacity(r.remaining() / 52);
+    while r.remaining() > 0 {
+        changes.push(AccountChange {
+            address: Address(r.array()?),
+            before: Account::decode(&r.array::<16>()?)?,
+            after: Account::decode(&r.array::<16>()?)?,
+        });
+    }
+    Ok((
+        BlockDelta {
+            changes,
+            fees,
+            reward,
+        },
+        digest,
+    ))
+}
+
+impl Store {
+    /// Opens (or creates) the store for `genesis`. A store of another network is refused.
+    pub fn open(config: &StoreConfig, genesis: &Genesis) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_mb.saturating_mul(1024 * 1024))
+            .flush_every_ms(Some(500))
+            .open()?;
+        Self::from_db(db, genesis, config.sync_every_block)
+    }
+
+    /// A store in a temporary directory that is removed when dropped (for tests and benches).
+    pub fn temporary(genesis: &Genesis) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()?;
+        Self::from_db(db, genesis, false)
+    }
+
+    fn from_db(db: sled::Db, genesis: &Genesis, sync_every_block: bool) -> Result<Self, StoreError> {
+        let store = Store {
+            meta: db.open_tree("meta")?,
+            blocks: db.open_tree("blocks")?,
+            index: db.open_tree("index")?,
+            main: db.open_tree("main")?,
+            txindex: db.open_tree("txindex")?,
+            accounts: db.open_tree("accounts")?,
+            history: db.open_tree("history")?,
+            tx_counts: db.open_tree("tx_counts")?,
+            undo: db.open_tree("undo")?,
+            digests: db.open_tree("digests")?,
+            mempool: db.open_tree("mempool")?,
+            genesis_hash: genesis.hash(),
+            sync_every_block,
+            db,
+        };
+        match store.meta.get(META_GENESIS)? {
+            Some(stored) => {
+                let stored = Hash::from_slice(&stored)?;
+                if stored != store.genesis_hash {
+                    return Err(StoreError::WrongNetwork {
+                        stored,
+                        expected: store.genesis_hash,
+                    });
+                }
+            }
+            None => store.init_genesis(genesis)?,
+        }
+        Ok(store)
+    }
+
+    fn init_genesis(&self, genesis: &Genesis) -> Result<(), StoreError> {
+        let block = genesis.block();
+        let hash = block.hash();
+        let record = BlockRecord {
+            header: block.header.clone(),
+            total_work: block.header.target.work(),
+            status: BlockStatus::Valid,
+            seq: 0,
+        };
+        let state = genesis.state();
+        let digest = StateDigest::of(&state);
+        let trees = (
+            &self.meta,
+            &self.blocks,
+            &self.index,
+            &self.main,
+            &self.accounts,
+            &self.digests,
+        );
+        trees
+            .transaction(|(meta, blocks, index, main, accounts, digests)| -> TxResult {
+                blocks.insert(&hash.0, block.encode())?;
+                index.insert(&hash.0, record.encode())?;
+                main.insert(&0u64.to_be_bytes(), &hash.0)?;
+                for (address, account) in &state {
+                    accounts.insert(&address.0, &account.encode())?;
+                }
+                digests.insert(&hash.0, &digest.to_bytes())?;
+                meta.insert(META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
+                meta.insert(META_SEQ, &1u64.to_le_bytes())?;
+                meta.insert(META_TIP, &hash.0)?;
+                meta.insert(META_GENESIS, &hash.0)?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The genesis hash this store belongs to.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    /// The main-chain tip.
+    pub fn tip(&self) -> Result<Hash, StoreError> {
+        let bytes = self.meta.get(META_TIP)?.ok_or(StoreError::Decode(DecodeError::Record {
+            what: "tip",
+            detail: "missing".into(),
+        }))?;
+        Ok(Hash::from_slice(&bytes)?)
+    }
+
+    /// The tip's block index record.
+    pub fn tip_record(&self) -> Result<BlockRecord, StoreError> {
+        let tip = self.tip()?;
+        self.record(&tip)?.ok_or(StoreError::MissingBlock(tip))
+    }
+
+    /// The next arrival sequence number (persisted, so first-seen order survives restarts).
+    pub fn next_seq(&self) -> Result<u64, StoreError> {
+        let updated = self.meta.update_and_fetch(META_SEQ, |old| {
+            let n = old
+                .and_then(|b| decode_u64(b, "seq").ok())
+                .unwrap_or(1)
+                .saturating_add(1);
+            Some(n.to_le_bytes().to_vec())
+        })?;
+        let n = updated
+            .as_deref()
+            .map(|b| decode_u64(b, "seq"))
+            .transpose()?
+            .unwrap_or(1);
+        Ok(n.saturating_sub(1))
+    }
+
+    /// Stores a block body and its index record (not connected to the main chain).
+    pub fn put_block(&self, block: &Block, record: &BlockRecord) -> Result<(), StoreError> {
+        let hash = block.hash();
+        let body = block.encode();
+        let rec = record.encode();
+        (&self.blocks, &self.index)
+            .transaction(|(blocks, index)| -> TxResult {
+                blocks.insert(&hash.0, body.as_slice())?;
+                index.insert(&hash.0, rec.as_slice())?;
+                Ok(())
+            })
+            .map_err(tx_err)?;
+        Ok(())
+    }
+
+    /// Overwrites a block's index record (status changes).
+    pub fn put_record(&self, hash: &Hash, record: &BlockRecord) -> Result<(), StoreError> {
+        self.index.insert(hash.0, record.encode())?;
+        Ok(())
+    }
+
+    /// The block index record of `hash`.
+    pub fn record(&self, hash: &Hash) -> Result<Option<BlockRecord>, StoreError> {
+        match self.index.get(hash.0)? {
+            Some(bytes) => Ok(Some(BlockRecord::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every block index record, in key order (for loading the in-memory block tree).
+    pub fn records(&self) -> impl Iterator<Item = Result<(Hash, BlockRecord), StoreError>> + '_ {
+        self.index.iter().map(|item| {
+            let (k, v) = item?;
+            Ok((Hash::from_slice(&k)?, BlockRecord::decode(&v)?))
+        })
+    }
+
+    /// Whether the body of `hash` is stored.
+    pub fn has_block(&self, hash: &Hash) -> Result<bool, StoreError> {
+        Ok(self.blocks.contains_key(hash.0)?)
+    }
+
+    /// The block `hash`, if stored.
+    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
+        match self.blocks.get(hash.0)? {
+            Some(bytes) => Ok(Some(Block::decode(&bytes, usize::MAX)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The encoded block `hash`, if stored (served to peers as is).
+    pub fn block_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.blocks.get(hash.0)?.map(|v| v.to_vec()))
+    }
+
+    /// The main-chain block hash at `height`.
+    pub fn main_hash(&self, height: u64) -> Result<Option<Hash>, StoreError> {
+        match self.main.get(height.to_be_bytes())? {
+            Some(bytes) => Ok(Some(Hash::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Where a main-chain transaction is.
+    pub fn tx_location(&self, txid: &Hash) -> Result<Option<TxLocation>, StoreError> {
+        match self.txindex.get(txid.0)? {
+            Some(bytes) => Ok(Some(TxLocation::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The confirmed transaction `txid` with its location.
+    pub fn transaction(&self, txid: &Hash) -> Result<Option<(Transaction, TxLocation)>, StoreError> {
+        let Some(loc) = self.tx_location(txid)? else {
+            return Ok(None);
+        };
+        let block = self
+            .block(&loc.block_hash)?
+            .ok_or(StoreError::MissingBlock(loc.block_hash))?;
+        let tx = block
+            .transactions
+            .get(loc.index as usize)
+            .cloned()
+            .ok_or(StoreError::MissingBlock(loc.block_hash))?;
+        Ok(Some((tx, loc)))
+    }
+
+    /// State digest after block `hash` (known for every block that was ever connected).
+    pub fn digest_of(&self, hash: &Hash) -> Result<Option<StateDigest>, StoreError> {
+        match self.digests.get(hash.0)? {
+            Some(bytes) => Ok(Some(StateDigest(U256::from_big_endian(
+                &<[u8; 32]>::try_from(bytes.as_ref()).map_err(|_| DecodeError::Length {
+                    what: "state digest",
+                    expected: 32,
+                    got: bytes.len(),
+                })?,
+            )))),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of main-chain transactions that sent from or paid to `address`.
+    pub fn tx_count(&self, address: &Address) -> Result<u64, StoreError> {
+        match self.tx_counts.get(address.0)? {
+            Some(bytes) => Ok(decode_u64(&bytes, "tx count")?),
+            None => Ok(0),
+        }
+    }
+
+    /// Up to `limit` confirmed txids of `address`, newest first, strictly older than `before`.
+    /// Returns the page and the cursor of its last item when more may follow.
+    pub fn history(
+        &self,
+        address: &Address,
+        before: Option<HistoryCursor>,
+        limit: usize,
+    ) -> Result<(Vec<(HistoryCursor, Hash)>, Option<HistoryCursor>), StoreError> {
+        let start = history_key(address, 0, 0);
+        let end = match before {
+            Some(c) => history_key(address, c.height, c.index),
+            None => {
+                let mut k = [0xffu8; 32];
+                k[..20].copy_from_slice(&address.0);
+                k
+            }
+        };
+        let range = if before.is_some() {
+            self.history.range(start..end)
+        } else {
+            self.history.range(start..=end)
+        };
+        let mut items = Vec::with_capacity(limit);
+        for item in range.rev().take(limit.saturating_add(1)) {
+            let (k, v) = item?;
+            let mut r = Reader::new(&k[20..]);
+            let height = u64::from_be_bytes(r.array()?);
+            let index = u32::from_be_bytes(r.array()?);
+            items.push((HistoryCursor { height, index }, Hash::from_slice(&v)?));
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next = if more {
+            items.last().map(|(c, _)| *c)
+        } else {
+            None
+        };
+        Ok((items, next))
+    }
+
+    /// Connects `block` on top of the tip with the changes `delta` computed against the tip
+    /// state. One atomic transaction; returns the new state digest.
+    pub fn connect_block(&self, block: &Block, delta: &BlockDelta) -> Result<StateDigest, StoreError> {
+        let hash = block.hash();
+        let tip = self.tip()?;
+        if block.header.prev_hash != tip {
+            return Err(StoreError::NotAtTip { block: hash, tip });
+        }
+        let before = self.digest_of(&tip)?.ok_or(StoreError::MissingUndo(tip))?;
+        let after = before.apply(delta);
+        let undo = encode_undo(delta, &before);
+        let height = block.header.height;
+        let txids = block.txids();
+        let (counts, history_rows) = self.history_rows(block, &txids, 1)?;
+        self.with_block_trees(|t| {
+            for c in &delta.changes {
+                write_account(t.accounts, &c.address, &c.after)?;
+            }
+            for (i, txid) in txids.iter().enumerate() {
+                let loc = TxLocation {
+                    block_hash: hash,
+                    height,
+                    index: i as u32,
+                };
+                t.txindex.insert(&txid.0, loc.encode().as_slice())?;
+            }
+            for (key, txid) in &history_rows {
+                t.history.insert(key, &txid.0)?;
+            }
+            for (address, count) in &counts {
+                t.tx_counts.insert(&address.0, &count.to_le_bytes())?;
+            }
+            t.undo.insert(&hash.0, undo.as_slice())?;
+            t.digests.insert(&hash.0, &after.to_bytes())?;
+            t.main.insert(&height.to_be_bytes(), &hash.0)?;
+            t.meta.insert(META_TIP, &hash.0)?;
+            Ok(())
+        })?;
+        Ok(after)
+    }
+
+    /// Reverts the tip block through its undo data, making its parent the tip. Returns the
+    /// disconnected block and its delta.
+    pub fn disconnect_tip(&self) -> Result<(Block, BlockDelta), StoreError> {
+        let hash = self.tip()?;
+        let block = self.block(&hash)?.ok_or(StoreError::MissingBlock(hash))?;
+        if block.header.height == 0 {
+            return Err(StoreError::NotAtTip {
+                block: hash,
+                tip: hash,
+            });
+        }
+        let undo_bytes = self.undo.get(hash.0)?.ok_or(StoreError::MissingUndo(hash))?;
+        let (delta, _digest_before) = decode_undo(&undo_bytes)?;
+        let txids = block.txids();
+        let (counts, history_rows) = self.history_rows(&block, &txids, -1)?;
+        let height = block.header.height;
+        let parent = block.header.prev_hash;
+        self.with_block_trees(|t| {
+            for c in delta.changes.iter().rev() {
+                write_account(t.accounts, &c.address, &c.before)?;
+            }
+            for txid in &txids {
+                t.txindex.remove(&txid.0)?;
+            }
+            for (key, _) in &history_rows {
+                t.history.remove(key)?;
+            }
+            for (address, count) in &counts {
+                if *count == 0 {
+                    t.tx_counts.remove(&address.0)?;
+                } else {
+                    t.tx_counts.insert(&address.0, &count.to_le_bytes())?;
+                }
+            }
+            t.undo.remove(&hash.0)?;
+            t.main.remove(&height.to_be_bytes())?;
+            t.meta.insert(META_TIP, &parent.0)?;
+            Ok(())
+        })?;
+        Ok((block, delta))
+    }
+
+    /// History index rows of a block and the new per-address counts after adding (`sign` 1) or
+    /// removing (`sign` -1) them.
+    #[allow(clippy::type_complexity)]
+    fn history_rows(
+        &self,
+        block: &Block,
+        txids: &[Hash],
+        sign: i64,
+    ) -> Result<(Vec<(Address, u64)>, Vec<([u8; 32], Hash)>), StoreError> {
+        let mut rows = Vec::with_capacity(block.transactions.len() * 2);
+        let mut deltas: std::collections::HashMap<Address, i64> = std::collections::HashMap::new();
+        for (i, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
+            let sender = tx.sender();
+            let h = block.header.height;
+            rows.push((history_key(&sender, h, i as u32), *txid));
+            *deltas.entry(sender).or_default() += sign;
+            if tx.to != sender {
+                rows.push((history_key(&tx.to, h, i as u32), *txid));
+                *deltas.entry(tx.to).or_default() += sign;
+            }
+        }
+        let mut counts = Vec::with_capacity(deltas.len());
+        for (address, d) in deltas {
+            let now = self.tx_count(&address)?;
+            let new = if d >= 0 {
+                now.saturating_add(d.unsigned_abs())
+            } else {
+                now.saturating_sub(d.unsigned_abs())
+            };
+            counts.push((address, new));
+        }
+        Ok((counts, rows))
+    }
+
+    fn with_block_trees(
+        &self,
+        write: impl Fn(&BlockTrees<'_>) -> TxResult,
+    ) -> Result<(), StoreError> {
+        let trees = (
+            &self.meta,
+            &self.main,
+            &self.txindex,
+            &self.accounts,
+            &self.history,
+            &self.tx_counts,
+            &self.undo,
+            &self.digests,
+        );
+        trees
+            .transaction(
+                |(meta, main, txindex, accounts, history, tx_counts, undo, digests)| {
+                    write(&BlockTrees {
+                        meta,
+                        main,
+                        txindex,
+                        accounts,
+                        history,
+                        tx_counts,
+                        undo,
+                        digests,
+                    })
+                },
+            )
+            .map_err(tx_err)?;
+        if self.sync_every_block {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the saved mempool with `txs` (called on shutdown).
+    pub fn save_mempool(&self, txs: &[Transaction]) -> Result<(), StoreError> {
+        self.mempool.clear()?;
+        let mut batch = sled::Batch::default();
+        for (i, tx) in txs.iter().enumerate() {
+            batch.insert(&(i as u64).to_be_bytes(), tx.encode());
+        }
+        self.mempool.apply_batch(batch)?;
+        self.mempool.flush()?;
+        Ok(())
+    }
+
+    /// The saved mempool, in saved order. Undecodable entries are skipped with a warning.
+    pub fn load_mempool(&self) -> Result<Vec<Transaction>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.mempool.iter() {
+            let (_, v) = item?;
+            match Transaction::decode(&v) {
+                Ok(tx) => out.push(tx),
+                Err(e) => tracing::warn!(error = %e, "skipping undecodable saved mempool entry"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes on disk as sled reports them.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Checks that the tip, the main index, the transaction and history indexes, the accounts
+    /// and the state digest agree with a replay of the main chain from genesis. Returns a
+    /// description of the first disagreement.
+    pub fn verify_consistency(&self, genesis: &Genesis) -> Result<(), String> {
+        let fail = |e: StoreError| e.to_string();
+        let tip = self.tip().map_err(fail)?;
+        let tip_record = self
+            .record(&tip)
+            .map_err(fail)?
+            .ok_or_else(|| format!("tip {tip} has no index record"))?;
+        let height = tip_record.header.height;
+        let mut state = genesis.state();
+        let mut expected_prev = Hash::ZERO;
+        let mut expected_history = 0usize;
+        for h in 0..=height {
+            let hash = self
+                .main_hash(h)
+                .map_err(fail)?
+                .ok_or_else(|| format!("main index has no block at height {h} (tip {height})"))?;
+            let block = self
+                .block(&hash)
+                .map_err(fail)?
+                .ok_or_else(|| format!("main block {hash} at {h} has no body"))?;
+            if block.header.prev_hash != expected_prev || block.header.height != h {
+                return Err(format!("main block {hash} at {h} does not link to {expected_prev}"));
+            }
+            if h > 0 {
+                let delta = crate::state::apply_block(&state, genesis, &block)
+                    .map_err(|e| format!("replaying block {hash} at {h}: {e}"))?;
+                for c in &delta.changes {
+                    if c.after.is_empty() {
+                        state.remove(&c.address);
+                    } else {
+                        state.insert(c.address, c.after);
+                    }
+                }
+                for (i, tx) in block.transactions.iter().enumerate() {
+                    let loc = self.tx_location(&tx.txid()).map_err(fail)?;
+                    if loc.map(|l| (l.block_hash, l.index)) != Some((hash, i as u32)) {
+                        return Err(format!("txindex disagrees for {} in block {hash}", tx.txid()));
+                    }
+                    expected_history += if tx.to == tx.sender() { 1 } else { 2 };
+                }
+            }
+            let digest = self.digest_of(&hash).map_err(fail)?;
+            if digest != Some(StateDigest::of(&state)) {
+                return Err(format!("state digest of block {hash} at {h} disagrees with replay"));
+            }
+            expected_prev = hash;
+        }
+        if self.main_hash(height + 1).map_err(fail)?.is_some() {
+            return Err(format!("main index has a block above the tip height {height}"));
+        }
+        if expected_prev != tip {
+            return Err("tip is not the last main block".into());
+        }
+        let mut stored = std::collections::BTreeMap::new();
+        for item in self.accounts.iter() {
+            let (k, v) = item.map_err(|e| e.to_string())?;
+            let address = Address::from_slice(&k).map_err(|e| e.to_string())?;
+            stored.insert(address, Account::decode(&v).map_err(|e| e.to_string())?);
+        }
+        if stored != state {
+            return Err(format!(
+                "accounts tree ({} accounts) disagrees with replay ({} accounts)",
+                stored.len(),
+                state.len()
+            ));
+        }
+        if self.txindex.len() != expected_history_txs(self, height).map_err(fail)? {
+            return Err("txindex holds entries of blocks off the main chain".into());
+        }
+        if self.history.len() != expected_history {
+            return Err(format!(
+                "history index has {} rows, replay expects {expected_history}",
+                self.history.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Path-independent check used by tests: is the sled directory at `path` present?
+    pub fn exists(path: &Path) -> bool {
+        path.join("db").exists() || path.join("conf").exists()
+    }
+}
+
+fn expected_history_txs(store: &Store, height: u64) -> Result<usize, StoreError> {
+    let mut n = 0usize;
+    for h in 1..=height {
+        if let Some(hash) = store.main_hash(h)? {
+            if let Some(block) = store.block(&hash)? {
+                n += block.transactions.len();
+            }
+        }
+    }
+    Ok(n)
+}
+
+fn write_account(
+    accounts: &TransactionalTree,
+    address: &Address,
+    account: &Account,
+) -> Result<(), sled::transaction::UnabortableTransactionError> {
+    if account.is_empty() {
+        accounts.remove(&address.0)?;
+    } else {
+        accounts.insert(&address.0, &account.encode())?;
+    }
+    Ok(())
+}
+
+impl AccountReader for Store {
+    fn account(&self, address: &Address) -> Result<Account, StoreError> {
+        match self.accounts.get(address.0)? {
+            Some(bytes) => Ok(Account::decode(&bytes)?),
+            None => Ok(Account::default()),
+        }
+    }
+}
