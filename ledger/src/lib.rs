@@ -17,6 +17,8 @@ pub mod genesis;
 pub mod merkle;
 pub mod state;
 pub mod store;
+pub mod mempool;
+pub mod testkit;
 pub mod types;
 
 pub use error::{ApplyError, DecodeError, GenesisError, StoreError, TxError};
@@ -25,3 +27,4 @@ pub use state::{Account, AccountReader, BlockDelta, StateDigest};
 pub use types::{Address, Block, BlockHeader, Hash, PublicKey, Signature, Target, Transaction};
 pub use primitive_types::U256;
 pub use store::{BlockRecord, BlockStatus, HistoryCursor, Store, StoreConfig, TxLocation};
+pub use mempool::{Admitted, Mempool, MempoolConfig, MempoolError};

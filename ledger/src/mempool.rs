@@ -1,0 +1,737 @@
+//! The mempool: pending transactions admitted against the tip state plus the sender's earlier
+//! pending transactions.
+//!
+//! Invariants (checked by `debug_check` in tests):
+//! - Each sender's pending nonces are contiguous, starting at the sender's account nonce in
+//!   the state the pool was last revalidated against, and fewer than `nonce_window`.
+//! - The sender's balance covers the sum of `amount + fee` of all its pending transactions.
+//! - Count and bytes stay within `max_count` and `max_bytes`; eviction takes the lowest fee
+//!   among senders' *last* pending transactions, so it never leaves a nonce gap.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
+use crate::crypto;
+use crate::error::{StoreError, TxError};
+use crate::genesis::Genesis;
+use crate::state::{AccountReader, check_stateless};
+use crate::types::{Address, Hash, TX_ENCODED_LEN, Transaction};
+
+/// Bounds and policy of the mempool.
+#[derive(Clone, Debug)]
+pub struct MempoolConfig {
+    /// Most transactions held.
+    pub max_count: usize,
+    /// Most encoded bytes held.
+    pub max_bytes: usize,
+    /// Most pending transactions per sender (nonces `account nonce .. + window`).
+    pub nonce_window: u64,
+    /// Entries older than this are dropped by [`Mempool::expire`].
+    pub expiry_ms: u64,
+}
+
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig {
+            max_count: 100_000,
+            max_bytes: 100_000 * TX_ENCODED_LEN,
+            nonce_window: 1_000,
+            expiry_ms: 3 * 60 * 60 * 1000,
+        }
+    }
+}
+
+/// Why a transaction was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    /// Invalid against the state (codes of SPEC section 5).
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// Same sender and nonce pending with a fee that the new one does not beat by 10%.
+    #[error("replacement fee {fee} is below {required} (the pending fee {pending_fee} plus 10%)")]
+    ReplacementUnderpriced {
+        /// Offered fee.
+        fee: u64,
+        /// Pending transaction's fee.
+        pending_fee: u64,
+        /// Smallest fee accepted.
+        required: u64,
+    },
+    /// Pool full and nothing cheaper to evict.
+    #[error("mempool is full ({count} transactions, {bytes} bytes) and holds nothing cheaper than fee {fee}")]
+    Full {
+        /// Transactions held.
+        count: usize,
+        /// Bytes held.
+        bytes: usize,
+        /// Offered fee.
+        fee: u64,
+    },
+    /// Reading the state failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl MempoolError {
+    /// The snake_case code of SPEC section 5.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MempoolError::Invalid(e) => e.code(),
+            MempoolError::ReplacementUnderpriced { .. } => "replacement_underpriced",
+            MempoolError::Full { .. } => "mempool_full",
+            MempoolError::Store(_) => "internal",
+        }
+    }
+}
+
+/// Result of a successful admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admitted {
+    /// Newly added.
+    New {
+        /// Its id.
+        txid: Hash,
+        /// Transactions evicted (or replaced) to make room.
+        evicted: Vec<Hash>,
+    },
+    /// Already pending; nothing changed.
+    AlreadyPending(Hash),
+}
+
+/// A pending transaction with its metadata.
+#[derive(Debug, Clone)]
+pub struct PoolEntry {
+    /// The transaction.
+    pub tx: Transaction,
+    /// Its id.
+    pub txid: Hash,
+    /// Its sender.
+    pub sender: Address,
+    /// When this node first saw it (ms since the Unix epoch).
+    pub first_seen_ms: u64,
+    seq: u64,
+}
+
+/// The pool. Not thread-safe by itself: the chain service owns it.
+#[derive(Debug)]
+pub struct Mempool {
+    config: MempoolConfig,
+    chain_id: u64,
+    min_fee: u64,
+    entries: HashMap<Hash, PoolEntry>,
+    by_sender: HashMap<Address, BTreeMap<u64, Hash>>,
+    /// (fee, Reverse(seq), txid): iteration from the front gives the cheapest, newest first.
+    by_fee: BTreeSet<(u64, Reverse<u64>, Hash)>,
+    bytes: usize,
+    next_seq: u64,
+    genesis: Genesis,
+}
+
+impl Mempool {
+    /// An empty pool for the network of `genesis`.
+    pub fn new(config: MempoolConfig, genesis: &Genesis) -> Self {
+        Mempool {
+            config,
+            chain_id: genesis.chain_id,
+            min_fee: genesis.min_fee,
+            entries: HashMap::new(),
+            by_sender: HashMap::new(),
+            by_fee: BTreeSet::new(),
+            bytes: 0,
+            next_seq: 0,
+            genesis: genesis.clone(),
+        }
+    }
+
+    /// Number of pending transactions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Encoded bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The pending entry `txid`.
+    pub fn get(&self, txid: &Hash) -> Option<&PoolEntry> {
+        self.entries.get(txid)
+    }
+
+    /// Whether `txid` is pending.
+    pub fn contains(&self, txid: &Hash) -> bool {
+        self.entries.contains_key(txid)
+    }
+
+    /// Pending transactions of `sender`, in nonce order.
+    pub fn pending_of(&self, sender: &Address) -> Vec<&PoolEntry> {
+        self.by_sender
+            .get(sender)
+            .map(|m| m.values().filter_map(|h| self.entries.get(h)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Pending transactions that send from or pay to `address`, newest first.
+    pub fn involving(&self, address: &Address) -> Vec<&PoolEntry> {
+        let mut v: Vec<&PoolEntry> = self
+            .entries
+            .values()
+            .filter(|e| e.sender == *address || e.tx.to == *address)
+            .collect();
+        v.sort_by_key(|e| Reverse(e.seq));
+        v
+    }
+
+    /// The next nonce of `sender` counting its pending transactions, given its account nonce.
+    pub fn next_nonce(&self, sender: &Address, account_nonce: u64) -> u64 {
+        self.by_sender
+            .get(sender)
+            .and_then(|m| m.keys().next_back())
+            .map_or(account_nonce, |n| n + 1)
+    }
+
+    /// Every entry, highest fee first (ties: first seen first).
+    pub fn by_fee_desc(&self) -> impl Iterator<Item = &PoolEntry> + '_ {
+        self.by_fee
+            .iter()
+            .rev()
+            .filter_map(|(_, _, h)| self.entries.get(h))
+    }
+
+    /// Verifies the signature, then admits `tx` against `state`.
+    pub fn add(
+        &mut self,
+        tx: Transaction,
+        state: &impl AccountReader,
+        now_ms: u64,
+    ) -> Result<Admitted, MempoolError> {
+        if let Some(txid) = self.known(&tx) {
+            return Ok(Admitted::AlreadyPending(txid));
+        }
+        if !crypto::verify_transaction(&tx) {
+            return Err(TxError::BadSignature {
+                txid: tx.txid(),
+                from: tx.from.to_hex(),
+            }
+            .into());
+        }
+        self.add_verified(tx, state, now_ms)
+    }
+
+    /// Admits many transactions: signatures checked on all cores, then admission in order.
+    pub fn add_batch(
+        &mut self,
+        txs: Vec<Transaction>,
+        state: &impl AccountReader,
+        now_ms: u64,
+    ) -> Vec<Result<Admitted, MempoolError>> {
+        let valid = crypto::verify_many(&txs);
+        txs.into_iter()
+            .zip(valid)
+            .map(|(tx, ok)| {
+                if let Some(txid) = self.known(&tx) {
+                    Ok(Admitted::AlreadyPending(txid))
+                } else if ok {
+                    self.add_verified(tx, state, now_ms)
+                } else {
+                    Err(TxError::BadSignature {
+                        txid: tx.txid(),
+                        from: tx.from.to_hex(),
+                    }
+                    .into())
+                }
+            })
+            .collect()
+    }
+
+    fn known(&self, tx: &Transaction) -> Option<Hash> {
+        let txid = tx.txid();
+        self.entries.contains_key(&txid).then_some(txid)
+    }
+
+    /// Admits a transaction whose signature the caller has verified.
+    pub fn add_verified(
+        &mut self,
+        tx: Transaction,
+        state: &impl AccountReader,
+        now_ms: u64,
+    ) -> Result<Admitted, MempoolError> {
+        let txid = tx.txid();
+        if self.entries.contains_key(&txid) {
+            return Ok(Admitted::AlreadyPending(txid));
+        }
+        check_stateless(&tx, &self.genesis)?;
+        let sender = tx.sender();
+        let account = state.account(&sender)?;
+        if tx.nonce < account.nonce {
+            return Err(TxError::NonceTooLow {
+                nonce: tx.nonce,
+                expected: account.nonce,
+            }
+            .into());
+        }
+        let next = self.next_nonce(&sender, account.nonce);
+        let window_end = account.nonce.saturating_add(self.config.nonce_window);
+        if tx.nonce > next || tx.nonce >= window_end {
+            return Err(TxError::NonceTooHigh {
+                nonce: tx.nonce,
+                expected: next.min(window_end.saturating_sub(1)),
+            }
+            .into());
+        }
+        let replaced = self.replaced_entry(&sender, &tx)?;
+        self.check_funds(&sender, &tx, account.balance, replaced)?;
+        let mut evicted = Vec::new();
+        if let Some(old) = replaced {
+            self.remove_one(&old);
+            evicted.push(old);
+        }
+        evicted.extend(self.make_room(&tx, &sender)?);
+        self.insert(tx, txid, sender, now_ms);
+        Ok(Admitted::New { txid, evicted })
+    }
+
+    fn replaced_entry(&self, sender: &Address, tx: &Transaction) -> Result<Option<Hash>, MempoolError> {
+        let Some(old_id) = self.by_sender.get(sender).and_then(|m| m.get(&tx.nonce)) else {
+            return Ok(None);
+        };
+        let Some(old) = self.entries.get(old_id) else {
+            return Ok(None);
+        };
+        let required = old.tx.fee.saturating_add(old.tx.fee.div_ceil(10));
+        if tx.fee < required.max(old.tx.fee.saturating_add(1)) {
+            return Err(MempoolError::ReplacementUnderpriced {
+                fee: tx.fee,
+                pending_fee: old.tx.fee,
+                required: required.max(old.tx.fee.saturating_add(1)),
+            });
+        }
+        Ok(Some(*old_id))
+    }
+
+    fn check_funds(
+        &self,
+        sender: &Address,
+        tx: &Transaction,
+        balance: u64,
+        replaced: Option<Hash>,
+    ) -> Result<(), MempoolError> {
+        let pending: u128 = self
+            .pending_of(sender)
+            .iter()
+            .filter(|e| Some(e.txid) != replaced)
+            .map(|e| u128::from(e.tx.amount) + u128::from(e.tx.fee))
+            .sum();
+        let needed = pending + u128::from(tx.amount) + u128::from(tx.fee);
+        if needed > u128::from(balance) {
+            return Err(TxError::InsufficientFunds {
+                address: *sender,
+                balance,
+                needed,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Evicts the cheapest sender-tail transactions until `tx` fits; refuses when only
+    /// transactions paying at least as much are left.
+    fn make_room(&mut self, tx: &Transaction, sender: &Address) -> Result<Vec<Hash>, MempoolError> {
+        let mut evicted = Vec::new();
+        while self.entries.len() + 1 > self.config.max_count
+            || self.bytes + TX_ENCODED_LEN > self.config.max_bytes
+        {
+            let victim = self
+                .by_fee
+                .iter()
+                .take_while(|(fee, _, _)| *fee < tx.fee)
+                .map(|(_, _, h)| *h)
+                .find(|h| self.is_sender_tail(h) && self.entries.get(h).map(|e| &e.sender) != Some(sender));
+            match victim {
+                Some(h) => {
+                    self.remove_one(&h);
+                    evicted.push(h);
+                }
+                None => {
+                    return Err(MempoolError::Full {
+                        count: self.entries.len(),
+                        bytes: self.bytes,
+                        fee: tx.fee,
+                    });
+                }
+            }
+        }
+        Ok(evicted)
+    }
+
+    fn is_sender_tail(&self, txid: &Hash) -> bool {
+        let Some(e) = self.entries.get(txid) else {
+            return false;
+        };
+        self.by_sender
+            .get(&e.sender)
+            .and_then(|m| m.keys().next_back())
+            == Some(&e.tx.nonce)
+    }
+
+    fn insert(&mut self, tx: Transaction, txid: Hash, sender: Address, now_ms: u64) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_sender.entry(sender).or_default().insert(tx.nonce, txid);
+        self.by_fee.insert((tx.fee, Reverse(seq), txid));
+        self.bytes += TX_ENCODED_LEN;
+        self.entries.insert(
+            txid,
+            PoolEntry {
+                tx,
+                txid,
+                sender,
+                first_seen_ms: now_ms,
+                seq,
+            },
+        );
+    }
+
+    /// Removes one entry (no successor handling).
+    fn remove_one(&mut self, txid: &Hash) -> Option<PoolEntry> {
+        let e = self.entries.remove(txid)?;
+        self.by_fee.remove(&(e.tx.fee, Reverse(e.seq), e.txid));
+        if let Some(m) = self.by_sender.get_mut(&e.sender) {
+            m.remove(&e.tx.nonce);
+            if m.is_empty() {
+                self.by_sender.remove(&e.sender);
+            }
+        }
+        self.bytes -= TX_ENCODED_LEN;
+        Some(e)
+    }
+
+    /// Removes `txid` and every later-nonce transaction of its sender (they would have a gap).
+    pub fn remove_with_successors(&mut self, txid: &Hash) -> Vec<Hash> {
+        let Some(e) = self.entries.get(txid) else {
+            return Vec::new();
+        };
+        let (sender, nonce) = (e.sender, e.tx.nonce);
+        let ids: Vec<Hash> = self
+            .by_sender
+            .get(&sender)
+            .map(|m| m.range(nonce..).map(|(_, h)| *h).collect())
+            .unwrap_or_default();
+        for id in &ids {
+            self.remove_one(id);
+        }
+        ids
+    }
+
+    /// Drops entries first seen more than `expiry_ms` before `now_ms` (and their successors).
+    pub fn expire(&mut self, now_ms: u64) -> Vec<Hash> {
+        let cutoff = now_ms.saturating_sub(self.config.expiry_ms);
+        let old: Vec<Hash> = self
+            .entries
+            .values()
+            .filter(|e| e.first_seen_ms < cutoff)
+            .map(|e| e.txid)
+            .collect();
+        let mut removed = Vec::new();
+        for id in old {
+            removed.extend(self.remove_with_successors(&id));
+        }
+        removed
+    }
+
+    /// After the tip changed: drops confirmed transactions (`confirmed`) and revalidates the
+    /// pending transactions of `touched` senders against the new `state`, dropping those that
+    /// no longer fit (stale nonce, gap, or unaffordable). Returns the dropped txids.
+    pub fn revalidate(
+        &mut self,
+        confirmed: &[Hash],
+        touched: impl IntoIterator<Item = Address>,
+        state: &impl AccountReader,
+    ) -> Result<Vec<Hash>, StoreError> {
+        let mut dropped = Vec::new();
+        for id in confirmed {
+            if self.remove_one(id).is_some() {
+                dropped.push(*id);
+            }
+        }
+        let senders: BTreeSet<Address> = touched.into_iter().collect();
+        for sender in senders {
+            let Some(m) = self.by_sender.get(&sender) else {
+                continue;
+            };
+            let account = state.account(&sender)?;
+            let mut expected = account.nonce;
+            let mut budget = u128::from(account.balance);
+            let mut keep = true;
+            let mut to_drop = Vec::new();
+            for (nonce, id) in m {
+                let cost = self
+                    .entries
+                    .get(id)
+                    .map_or(0, |e| u128::from(e.tx.amount) + u128::from(e.tx.fee));
+                if *nonce < account.nonce {
+                    to_drop.push(*id);
+                    continue;
+                }
+                if keep && *nonce == expected && cost <= budget {
+                    expected += 1;
+                    budget -= cost;
+                } else {
+                    keep = false;
+                    to_drop.push(*id);
+                }
+            }
+            for id in to_drop {
+                self.remove_one(&id);
+                dropped.push(id);
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Selects a block's transactions: highest fee first, each sender's nonces in order,
+    /// every one valid against `state` applied in that order, at most `max_txs`.
+    pub fn select(
+        &self,
+        max_txs: usize,
+        state: &impl AccountReader,
+    ) -> Result<Vec<Transaction>, StoreError> {
+        // Heap of each sender's next candidate: (fee, Reverse(seq)) so ties go to first seen.
+        let mut heap: BinaryHeap<(u64, Reverse<u64>, Address, u64)> = BinaryHeap::new();
+        let mut accounts: HashMap<Address, crate::state::Account> = HashMap::new();
+        for (sender, m) in &self.by_sender {
+            let account = state.account(sender)?;
+            accounts.insert(*sender, account);
+            if let Some(id) = m.get(&account.nonce) {
+                if let Some(e) = self.entries.get(id) {
+                    heap.push((e.tx.fee, Reverse(e.seq), *sender, account.nonce));
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(max_txs.min(self.entries.len()));
+        while let Some((_, _, sender, nonce)) = heap.pop() {
+            if out.len() >= max_txs {
+                break;
+            }
+            let Some(e) = self.by_sender.get(&sender).and_then(|m| m.get(&nonce)).and_then(|id| self.entries.get(id)) else {
+                continue;
+            };
+            let Some(account) = accounts.get_mut(&sender) else {
+                continue;
+            };
+            if check_stateless(&e.tx, &self.genesis).is_err()
+                || crate::state::check_against_account(&e.tx, account).is_err()
+            {
+                continue; // this sender stops here
+            }
+            account.balance -= e.tx.amount + e.tx.fee;
+            account.nonce += 1;
+            if e.tx.to != sender {
+                if let Some(r) = accounts.get_mut(&e.tx.to) {
+                    r.balance = r.balance.saturating_add(e.tx.amount);
+                }
+            }
+            out.push(e.tx.clone());
+            if let Some(next) = self.by_sender.get(&sender).and_then(|m| m.get(&(nonce + 1))).and_then(|id| self.entries.get(id)) {
+                heap.push((next.tx.fee, Reverse(next.seq), sender, nonce + 1));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every pending transaction in an order that re-admits cleanly (per sender by nonce).
+    pub fn snapshot(&self) -> Vec<Transaction> {
+        let mut v: Vec<&PoolEntry> = self.entries.values().collect();
+        v.sort_by_key(|e| (e.sender, e.tx.nonce));
+        v.into_iter().map(|e| e.tx.clone()).collect()
+    }
+
+    /// The chain id this pool admits.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The minimum fee this pool admits.
+    pub fn min_fee(&self) -> u64 {
+        self.min_fee
+    }
+
+    /// Checks the invariants listed in the module docs against `state`.
+    pub fn check_invariants(&self, state: &impl AccountReader) -> Result<(), String> {
+        let mut count = 0;
+        for (sender, m) in &self.by_sender {
+            let account = state.account(sender).map_err(|e| e.to_string())?;
+            let mut expected = account.nonce;
+            let mut cost: u128 = 0;
+            for (nonce, id) in m {
+                let e = self.entries.get(id).ok_or("by_sender names a missing entry")?;
+                if *nonce != expected || e.tx.nonce != *nonce {
+                    return Err(format!("sender {sender}: nonce {nonce}, expected {expected}"));
+                }
+                expected += 1;
+                cost += u128::from(e.tx.amount) + u128::from(e.tx.fee);
+                count += 1;
+            }
+            if cost > u128::from(account.balance) {
+                return Err(format!("sender {sender}: pending cost {cost} above balance"));
+            }
+        }
+        if count != self.entries.len() || self.by_fee.len() != count {
+            return Err("index sizes disagree".into());
+        }
+        if self.bytes != count * TX_ENCODED_LEN || count > self.config.max_count {
+            return Err("byte or count bound broken".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+    use crate::state::Account;
+    use crate::testkit::ChainBuilder;
+    use proptest::prelude::*;
+
+    fn setup() -> (Genesis, BTreeMap<Address, Account>, Vec<Keypair>) {
+        let g = Genesis::dev(6, 1_000_000, 2000);
+        let state = g.state();
+        (g, state, (0..6).map(Keypair::dev).collect())
+    }
+
+    fn pool(g: &Genesis, max_count: usize) -> Mempool {
+        Mempool::new(
+            MempoolConfig {
+                max_count,
+                max_bytes: max_count * TX_ENCODED_LEN,
+                nonce_window: 16,
+                expiry_ms: 1000,
+            },
+            g,
+        )
+    }
+
+    fn code(r: Result<Admitted, MempoolError>) -> &'static str {
+        match r {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        }
+    }
+
+    #[test]
+    fn admission_errors_have_their_codes() {
+        let (g, state, k) = setup();
+        let mut p = pool(&g, 100);
+        let to = k[1].address();
+        let ok = k[0].sign_transfer(g.chain_id, to, 10, 1, 0);
+        assert_eq!(code(p.add(ok.clone(), &state, 0)), "ok");
+        assert!(matches!(p.add(ok, &state, 0), Ok(Admitted::AlreadyPending(_))));
+        let mut bad_sig = k[0].sign_transfer(g.chain_id, to, 10, 1, 1);
+        bad_sig.amount = 11;
+        assert_eq!(code(p.add(bad_sig, &state, 0)), "bad_signature");
+        assert_eq!(code(p.add(k[0].sign_transfer(1, to, 1, 1, 1), &state, 0)), "wrong_chain");
+        assert_eq!(code(p.add(k[0].sign_transfer(g.chain_id, to, 1, 0, 1), &state, 0)), "fee_too_low");
+        assert_eq!(code(p.add(k[0].sign_transfer(g.chain_id, to, 1, 1, 5), &state, 0)), "nonce_too_high");
+        assert_eq!(
+            code(p.add(k[0].sign_transfer(g.chain_id, to, 999_980, 10, 1), &state, 0)),
+            "insufficient_funds"
+        );
+        assert_eq!(code(p.add(k[0].sign_transfer(g.chain_id, to, 1, 1, 16), &state, 0)), "nonce_too_high");
+        let mut advanced = state.clone();
+        advanced.insert(k[2].address(), Account { balance: 100, nonce: 3 });
+        assert_eq!(code(p.add(k[2].sign_transfer(g.chain_id, to, 1, 1, 2), &advanced, 0)), "nonce_too_low");
+        p.check_invariants(&state).expect("invariants");
+    }
+
+    #[test]
+    fn replacement_needs_ten_percent_more() {
+        let (g, state, k) = setup();
+        let mut p = pool(&g, 100);
+        let to = k[1].address();
+        p.add(k[0].sign_transfer(g.chain_id, to, 10, 100, 0), &state, 0).expect("first");
+        let cheap = k[0].sign_transfer(g.chain_id, to, 11, 109, 0);
+        match p.add(cheap, &state, 0) {
+            Err(MempoolError::ReplacementUnderpriced { required, .. }) => assert_eq!(required, 110),
+            other => panic!("expected underpriced, got {other:?}"),
+        }
+        let better = k[0].sign_transfer(g.chain_id, to, 12, 110, 0);
+        let r = p.add(better.clone(), &state, 0).expect("replaced");
+        assert!(matches!(r, Admitted::New { ref evicted, .. } if evicted.len() == 1));
+        assert_eq!(p.len(), 1);
+        assert!(p.contains(&better.txid()));
+    }
+
+    #[test]
+    fn full_pool_evicts_lowest_fee_tail_without_gaps() {
+        let (g, state, k) = setup();
+        let mut p = pool(&g, 4);
+        let to = k[5].address();
+        // Sender 0: nonces 0 (fee 1), 1 (fee 50). Sender 1: fee 5. Sender 2: fee 6.
+        p.add(k[0].sign_transfer(g.chain_id, to, 1, 1, 0), &state, 0).expect("a");
+        p.add(k[0].sign_transfer(g.chain_id, to, 1, 50, 1), &state, 0).expect("b");
+        p.add(k[1].sign_transfer(g.chain_id, to, 1, 5, 0), &state, 0).expect("c");
+        p.add(k[2].sign_transfer(g.chain_id, to, 1, 6, 0), &state, 0).expect("d");
+        // Cheapest is sender 0's nonce 0, but evicting it would leave a gap: sender 1 goes.
+        let r = p.add(k[3].sign_transfer(g.chain_id, to, 1, 7, 0), &state, 0).expect("evicts");
+        assert!(matches!(r, Admitted::New { ref evicted, .. } if evicted.len() == 1));
+        assert!(p.pending_of(&k[1].address()).is_empty());
+        assert_eq!(p.pending_of(&k[0].address()).len(), 2);
+        assert_eq!(code(p.add(k[4].sign_transfer(g.chain_id, to, 1, 2, 0), &state, 0)), "mempool_full");
+        p.check_invariants(&state).expect("invariants");
+    }
+
+    #[test]
+    fn expiry_and_revalidation_keep_nonces_contiguous() {
+        let (g, state, k) = setup();
+        let mut p = pool(&g, 100);
+        let to = k[5].address();
+        for n in 0..4 {
+            p.add(k[0].sign_transfer(g.chain_id, to, 1000, 1, n), &state, 10 * n).expect("add");
+        }
+        // Nonce 0 confirmed elsewhere and the balance dropped: only nonce 1 stays affordable.
+        let mut after = state.clone();
+        after.insert(k[0].address(), Account { balance: 1001, nonce: 1 });
+        let dropped = p.revalidate(&[], [k[0].address()], &after).expect("revalidate");
+        assert_eq!(dropped.len(), 3);
+        assert_eq!(p.len(), 1);
+        p.check_invariants(&after).expect("invariants");
+        assert_eq!(p.expire(10_000).len(), 1);
+        assert!(p.is_empty());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Whatever is admitted, `select` builds a block that applies cleanly.
+        #[test]
+        fn selection_is_always_a_valid_block(ops in proptest::collection::vec((0usize..6, 0u64..4, 0u64..300_000, 1u64..20), 1..60), max in 1usize..40) {
+            let (g, state, k) = setup();
+            let mut p = pool(&g, 30);
+            let mut next = [0u64; 6];
+            for (who, skew, amount, fee) in ops {
+                // Mostly the right nonce, sometimes a replacement or a gap.
+                let nonce = next[who].saturating_sub(skew % 2) + skew / 3;
+                let tx = k[who].sign_transfer(g.chain_id, k[(who + 1) % 6].address(), amount, fee, nonce);
+                if let Ok(Admitted::New { .. }) = p.add(tx, &state, 0) {
+                    next[who] = p.next_nonce(&k[who].address(), 0);
+                }
+                p.check_invariants(&state).map_err(TestCaseError::fail)?;
+            }
+            let txs = p.select(max, &state).expect("select");
+            prop_assert!(txs.len() <= max);
+            let mut b = ChainBuilder::new(g.clone(), 6);
+            let block = b.push(txs, Address::ZERO);
+            prop_assert!(crate::state::apply_block(&state, &g, &block).is_ok());
+            // Fees first: the first selected transaction has the highest fee among first nonces.
+            if let Some(first) = block.transactions.first() {
+                let best = p.by_sender.values().filter_map(|m| m.values().next()).filter_map(|h| p.get(h)).map(|e| e.tx.fee).max();
+                prop_assert_eq!(Some(first.fee), best);
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Store tests: connect and disconnect chains, indexes, paging, reopen, wrong network.
+
+use peerchain_ledger::state::apply_block;
+use peerchain_ledger::testkit::ChainBuilder;
+use peerchain_ledger::{
+    AccountReader, Address, Block, BlockRecord, BlockStatus, Genesis, HistoryCursor, StateDigest,
+    Store, StoreConfig, StoreError,
+};
+use proptest::prelude::*;
+
+fn genesis() -> Genesis {
+    Genesis::dev(8, 1_000_000_000, 2000)
+}
+
+fn record(block: &Block, seq: u64) -> BlockRecord {
+    BlockRecord {
+        header: block.header.clone(),
+        total_work: block.header.target.work() * (block.header.height + 1),
+        status: BlockStatus::Valid,
+        seq,
+    }
+}
+
+fn connect(store: &Store, genesis: &Genesis, block: &Block) -> StateDigest {
+    let delta = apply_block(store, genesis, block).expect("valid block");
+    store.put_block(block, &record(block, block.header.height)).expect("put");
+    store.connect_block(block, &delta).expect("connect")
+}
+
+#[test]
+fn connect_disconnect_restores_state_and_indexes() {
+    let g = genesis();
+    let store = Store::temporary(&g).expect("open");
+    let genesis_digest = store.digest_of(&g.hash()).expect("read").expect("digest");
+    let mut b = ChainBuilder::new(g.clone(), 8);
+    let blocks: Vec<Block> = (0..5).map(|i| b.push_transfers(20, i)).collect();
+    for block in &blocks {
+        connect(&store, &g, block);
+    }
+    store.verify_consistency(&g).expect("consistent after connect");
+    assert_eq!(store.tip().expect("tip"), blocks[4].hash());
+    let first_tx = blocks[2].transactions[3].clone();
+    let (tx, loc) = store.transaction(&first_tx.txid()).expect("read").expect("indexed");
+    assert_eq!(tx, first_tx);
+    assert_eq!((loc.height, loc.index, loc.block_hash), (3, 3, blocks[2].hash()));
+    for block in blocks.iter().rev() {
+        let (gone, _) = store.disconnect_tip().expect("disconnect");
+        assert_eq!(gone.hash(), block.hash());
+        store.verify_consistency(&g).expect("consistent after each disconnect");
+    }
+    assert_eq!(store.tip().expect("tip"), g.hash());
+    assert!(store.tx_location(&first_tx.txid()).expect("read").is_none());
+    for (address, account) in g.state() {
+        assert_eq!(store.account(&address).expect("read"), account);
+    }
+    assert_eq!(store.digest_of(&g.hash()).expect("read"), Some(genesis_digest));
+    assert!(matches!(store.disconnect_tip(), Err(StoreError::NotAtTip { .. })));
+}
+
+#[test]
+fn connect_refuses_a_block_not_on_the_tip() {
+    let g = genesis();
+    let store = Store::temporary(&g).expect("open");
+    let mut b = ChainBuilder::new(g.clone(), 8);
+    let _skipped = b.push_transfers(1, 0);
+    let orphan = b.push_transfers(1, 1);
+    assert!(matches!(
+        store.connect_block(&orphan, &peerchain_ledger::BlockDelta::default()),
+        Err(StoreError::NotAtTip { .. })
+    ));
+}
+
+#[test]
+fn history_pages_newest_first_without_gaps() {
+    let g = genesis();
+    let store = Store::temporary(&g).expect("open");
+    let mut b = ChainBuilder::new(g.clone(), 8);
+    for i in 0..30 {
+        let block = b.push_transfers(16, i);
+        connect(&store, &g, &block);
+    }
+    let who = b.keys[0].address();
+    let total = store.tx_count(&who).expect("count");
+    assert!(total > 50, "dev 0 should have many transfers, has {total}");
+    let mut seen = Vec::new();
+    let mut cursor: Option<HistoryCursor> = None;
+    loop {
+        let (page, next) = store.history(&who, cursor, 7).expect("page");
+        assert!(page.len() <= 7);
+        seen.extend(page.iter().map(|(c, txid)| (*c, *txid)));
+        match next {
+            Some(c) => {
+                let text = c.to_text();
+                cursor = Some(HistoryCursor::from_text(&text).expect("round trip"));
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len() as u64, total);
+    assert!(seen.windows(2).all(|w| w[0].0 > w[1].0), "strictly newest first");
+    for (_, txid) in &seen {
+        let (tx, _) = store.transaction(txid).expect("read").expect("confirmed");
+        assert!(tx.sender() == who || tx.to == who);
+    }
+}
+
+#[test]
+fn reopen_keeps_tip_and_refuses_another_network() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = genesis();
+    let cfg = StoreConfig::new(dir.path().join("db"));
+    let mut b = ChainBuilder::new(g.clone(), 8);
+    let tip = {
+        let store = Store::open(&cfg, &g).expect("open");
+        for i in 0..3 {
+            connect(&store, &g, &b.push_transfers(5, i));
+        }
+        store.save_mempool(&b.transfers(4, 99)).expect("save mempool");
+        store.tip().expect("tip")
+    };
+    let store = Store::open(&cfg, &g).expect("reopen");
+    assert_eq!(store.tip().expect("tip"), tip);
+    assert_eq!(store.load_mempool().expect("load").len(), 4);
+    store.verify_consistency(&g).expect("consistent");
+    drop(store);
+    let mut other = g.clone();
+    other.chain_id += 1;
+    match Store::open(&cfg, &other) {
+        Err(StoreError::WrongNetwork { stored, expected }) => {
+            assert_eq!(stored, g.hash());
+            assert_eq!(expected, other.hash());
+        }
+        other => panic!("expected WrongNetwork, got {other:?}"),
+    }
+}
+
+#[test]
+fn self_transfer_pays_only_the_fee_and_indexes_once() {
+    let g = genesis();
+    let store = Store::temporary(&g).expect("open");
+    let mut b = ChainBuilder::new(g.clone(), 2);
+    let k = b.keys[0].clone();
+    let tx = k.sign_transfer(g.chain_id, k.address(), 500, 3, 0);
+    let before = store.account(&k.address()).expect("read").balance;
+    let block = b.push(vec![tx], Address([9; 20]));
+    connect(&store, &g, &block);
+    assert_eq!(store.account(&k.address()).expect("read").balance, before - 3);
+    assert_eq!(store.tx_count(&k.address()).expect("count"), 1);
+    store.verify_consistency(&g).expect("consistent");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    /// Applying then reverting any random block sequence restores the identical state and digest.
+    #[test]
+    fn apply_then_revert_restores_state(sizes in proptest::collection::vec(0usize..12, 1..10), seed in 0u64..1000) {
+        let g = genesis();
+        let store = Store::temporary(&g).expect("open");
+        let mut b = ChainBuilder::new(g.clone(), 5);
+        let mut digests = vec![store.digest_of(&g.hash()).expect("read").expect("digest")];
+        let mut snapshots = vec![b.state.clone()];
+        for (i, n) in sizes.iter().enumerate() {
+            let block = b.push_transfers(*n, seed + i as u64);
+            digests.push(connect(&store, &g, &block));
+            snapshots.push(b.state.clone());
+            prop_assert_eq!(digests.last().copied(), Some(StateDigest::of(&b.state)));
+        }
+        for i in (0..sizes.len()).rev() {
+            store.disconnect_tip().expect("disconnect");
+            let tip = store.tip().expect("tip");
+            prop_assert_eq!(store.digest_of(&tip).expect("read"), Some(digests[i]));
+            for (address, account) in &snapshots[i] {
+                prop_assert_eq!(store.account(address).expect("read"), *account);
+            }
+            store.verify_consistency(&g).map_err(TestCaseError::fail)?;
+        }
+    }
+}
