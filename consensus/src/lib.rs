@@ -9,3 +9,10 @@ pub mod pow;
 pub mod rules;
 
 pub use rules::ConsensusError;
+pub mod chain;
+
+pub use chain::{
+    Chain, ChainConfig, ChainError, ChainEvent, ChainTip, Imported, TipStatus, Verdict,
+};
+pub mod miner;
+pub use miner::{Miner, MinerConfig, Template, build_template, solve};

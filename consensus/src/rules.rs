@@ -115,6 +115,18 @@ pub enum ConsensusError {
     /// Rules 6-7: the transactions do not apply to the parent state.
     #[error("invalid transactions: {0}")]
     InvalidTransactions(#[from] ApplyError),
+    /// The block is already known to be invalid.
+    #[error("block {hash} is already known to be invalid")]
+    KnownInvalid {
+        /// The block.
+        hash: Hash,
+    },
+    /// An ancestor of the block is invalid.
+    #[error("ancestor {ancestor} of the block is invalid")]
+    InvalidAncestor {
+        /// The invalid ancestor.
+        ancestor: Hash,
+    },
     /// The block store failed while checking (not a verdict on the block).
     #[error("store error while validating: {0}")]
     Store(String),

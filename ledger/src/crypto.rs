@@ -115,7 +115,10 @@ pub fn verify_transaction(tx: &Transaction) -> bool {
 /// Verifies every transaction on the rayon pool (all cores). Element `i` of the result says
 /// whether `txs[i]` is valid; it equals `verify_transaction(&txs[i])` by construction.
 pub fn verify_many(txs: &[Transaction]) -> Vec<bool> {
-    txs.par_iter().with_min_len(64).map(verify_transaction).collect()
+    txs.par_iter()
+        .with_min_len(64)
+        .map(verify_transaction)
+        .collect()
 }
 
 /// Index of the first transaction whose signature is invalid, checked on all cores.
@@ -228,7 +231,12 @@ mod tests {
         for seed in 0..64u8 {
             let ta = usize::from(seed % 8);
             let tr = usize::from((seed / 8) % 8);
-            txs.push(crafted(Scalar::from(1000u64 + u64::from(seed)), ta, tr, seed));
+            txs.push(crafted(
+                Scalar::from(1000u64 + u64::from(seed)),
+                ta,
+                tr,
+                seed,
+            ));
         }
         // Signatures from real keys, and corrupted copies.
         for i in 0..32u32 {
@@ -244,10 +252,10 @@ mod tests {
         // With a torsion-free key, a torsion component in R always breaks the cofactorless
         // equation. (With a mixed-order key it may cancel out: verify_strict then accepts, and
         // so must the parallel path, which the equality above checks.)
-        for i in 0..64 {
+        for (i, ok) in single.iter().enumerate().take(64) {
             let (ta, tr) = (i % 8, (i / 8) % 8);
             if ta == 0 && tr != 0 {
-                assert!(!single[i], "mixed-order R accepted at {i}");
+                assert!(!ok, "mixed-order R accepted at {i}");
             }
         }
         assert!(single[0], "torsion-free crafted signature must verify");

@@ -113,8 +113,7 @@ impl Genesis {
             }
             balances += u128::from(a.balance);
         }
-        let issuance =
-            2u128 * u128::from(self.initial_reward) * u128::from(self.halving_interval);
+        let issuance = 2u128 * u128::from(self.initial_reward) * u128::from(self.halving_interval);
         if balances.saturating_add(issuance) >= 1u128 << 53 {
             return Err(GenesisError::SupplyTooLarge { balances, issuance });
         }
@@ -296,7 +295,10 @@ mod tests {
     fn every_rule_names_its_field() {
         let cases: Vec<(String, &str)> = vec![
             (with("target_block_time_ms", "0"), "target_block_time_ms"),
-            (with("difficulty_half_life_ms", "1999"), "difficulty_half_life_ms"),
+            (
+                with("difficulty_half_life_ms", "1999"),
+                "difficulty_half_life_ms",
+            ),
             (with("initial_target", "\"00\""), "initial_target"),
             (
                 with("initial_target", &format!("\"{}\"", "0".repeat(64))),

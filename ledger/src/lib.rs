@@ -14,17 +14,17 @@
 pub mod crypto;
 pub mod error;
 pub mod genesis;
+pub mod mempool;
 pub mod merkle;
 pub mod state;
 pub mod store;
-pub mod mempool;
 pub mod testkit;
 pub mod types;
 
 pub use error::{ApplyError, DecodeError, GenesisError, StoreError, TxError};
 pub use genesis::Genesis;
-pub use state::{Account, AccountReader, BlockDelta, StateDigest};
-pub use types::{Address, Block, BlockHeader, Hash, PublicKey, Signature, Target, Transaction};
-pub use primitive_types::U256;
-pub use store::{BlockRecord, BlockStatus, HistoryCursor, Store, StoreConfig, TxLocation};
 pub use mempool::{Admitted, Mempool, MempoolConfig, MempoolError};
+pub use primitive_types::U256;
+pub use state::{Account, AccountReader, BlockDelta, StateDigest};
+pub use store::{BlockRecord, BlockStatus, HistoryCursor, Store, StoreConfig, TxLocation};
+pub use types::{Address, Block, BlockHeader, Hash, PublicKey, Signature, Target, Transaction};

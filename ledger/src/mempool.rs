@@ -58,7 +58,9 @@ pub enum MempoolError {
         required: u64,
     },
     /// Pool full and nothing cheaper to evict.
-    #[error("mempool is full ({count} transactions, {bytes} bytes) and holds nothing cheaper than fee {fee}")]
+    #[error(
+        "mempool is full ({count} transactions, {bytes} bytes) and holds nothing cheaper than fee {fee}"
+    )]
     Full {
         /// Transactions held.
         count: usize,
@@ -296,7 +298,11 @@ impl Mempool {
         Ok(Admitted::New { txid, evicted })
     }
 
-    fn replaced_entry(&self, sender: &Address, tx: &Transaction) -> Result<Option<Hash>, MempoolError> {
+    fn replaced_entry(
+        &self,
+        sender: &Address,
+        tx: &Transaction,
+    ) -> Result<Option<Hash>, MempoolError> {
         let Some(old_id) = self.by_sender.get(sender).and_then(|m| m.get(&tx.nonce)) else {
             return Ok(None);
         };
@@ -351,7 +357,9 @@ impl Mempool {
                 .iter()
                 .take_while(|(fee, _, _)| *fee < tx.fee)
                 .map(|(_, _, h)| *h)
-                .find(|h| self.is_sender_tail(h) && self.entries.get(h).map(|e| &e.sender) != Some(sender));
+                .find(|h| {
+                    self.is_sender_tail(h) && self.entries.get(h).map(|e| &e.sender) != Some(sender)
+                });
             match victim {
                 Some(h) => {
                     self.remove_one(&h);
@@ -382,7 +390,10 @@ impl Mempool {
     fn insert(&mut self, tx: Transaction, txid: Hash, sender: Address, now_ms: u64) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_sender.entry(sender).or_default().insert(tx.nonce, txid);
+        self.by_sender
+            .entry(sender)
+            .or_default()
+            .insert(tx.nonce, txid);
         self.by_fee.insert((tx.fee, Reverse(seq), txid));
         self.bytes += TX_ENCODED_LEN;
         self.entries.insert(
@@ -507,10 +518,8 @@ impl Mempool {
         for (sender, m) in &self.by_sender {
             let account = state.account(sender)?;
             accounts.insert(*sender, account);
-            if let Some(id) = m.get(&account.nonce) {
-                if let Some(e) = self.entries.get(id) {
-                    heap.push((e.tx.fee, Reverse(e.seq), *sender, account.nonce));
-                }
+            if let Some(e) = m.get(&account.nonce).and_then(|id| self.entries.get(id)) {
+                heap.push((e.tx.fee, Reverse(e.seq), *sender, account.nonce));
             }
         }
         let mut out = Vec::with_capacity(max_txs.min(self.entries.len()));
@@ -518,7 +527,12 @@ impl Mempool {
             if out.len() >= max_txs {
                 break;
             }
-            let Some(e) = self.by_sender.get(&sender).and_then(|m| m.get(&nonce)).and_then(|id| self.entries.get(id)) else {
+            let Some(e) = self
+                .by_sender
+                .get(&sender)
+                .and_then(|m| m.get(&nonce))
+                .and_then(|id| self.entries.get(id))
+            else {
                 continue;
             };
             let Some(account) = accounts.get_mut(&sender) else {
@@ -531,13 +545,16 @@ impl Mempool {
             }
             account.balance -= e.tx.amount + e.tx.fee;
             account.nonce += 1;
-            if e.tx.to != sender {
-                if let Some(r) = accounts.get_mut(&e.tx.to) {
-                    r.balance = r.balance.saturating_add(e.tx.amount);
-                }
+            if let Some(r) = accounts.get_mut(&e.tx.to).filter(|_| e.tx.to != sender) {
+                r.balance = r.balance.saturating_add(e.tx.amount);
             }
             out.push(e.tx.clone());
-            if let Some(next) = self.by_sender.get(&sender).and_then(|m| m.get(&(nonce + 1))).and_then(|id| self.entries.get(id)) {
+            if let Some(next) = self
+                .by_sender
+                .get(&sender)
+                .and_then(|m| m.get(&(nonce + 1)))
+                .and_then(|id| self.entries.get(id))
+            {
                 heap.push((next.tx.fee, Reverse(next.seq), sender, nonce + 1));
             }
         }
@@ -566,19 +583,24 @@ impl Mempool {
         let mut count = 0;
         for (sender, m) in &self.by_sender {
             let account = state.account(sender).map_err(|e| e.to_string())?;
-            let mut expected = account.nonce;
             let mut cost: u128 = 0;
-            for (nonce, id) in m {
-                let e = self.entries.get(id).ok_or("by_sender names a missing entry")?;
+            for (expected, (nonce, id)) in (account.nonce..).zip(m) {
+                let e = self
+                    .entries
+                    .get(id)
+                    .ok_or("by_sender names a missing entry")?;
                 if *nonce != expected || e.tx.nonce != *nonce {
-                    return Err(format!("sender {sender}: nonce {nonce}, expected {expected}"));
+                    return Err(format!(
+                        "sender {sender}: nonce {nonce}, expected {expected}"
+                    ));
                 }
-                expected += 1;
                 cost += u128::from(e.tx.amount) + u128::from(e.tx.fee);
                 count += 1;
             }
             if cost > u128::from(account.balance) {
-                return Err(format!("sender {sender}: pending cost {cost} above balance"));
+                return Err(format!(
+                    "sender {sender}: pending cost {cost} above balance"
+                ));
             }
         }
         if count != self.entries.len() || self.by_fee.len() != count {
@@ -631,21 +653,49 @@ mod tests {
         let to = k[1].address();
         let ok = k[0].sign_transfer(g.chain_id, to, 10, 1, 0);
         assert_eq!(code(p.add(ok.clone(), &state, 0)), "ok");
-        assert!(matches!(p.add(ok, &state, 0), Ok(Admitted::AlreadyPending(_))));
+        assert!(matches!(
+            p.add(ok, &state, 0),
+            Ok(Admitted::AlreadyPending(_))
+        ));
         let mut bad_sig = k[0].sign_transfer(g.chain_id, to, 10, 1, 1);
         bad_sig.amount = 11;
         assert_eq!(code(p.add(bad_sig, &state, 0)), "bad_signature");
-        assert_eq!(code(p.add(k[0].sign_transfer(1, to, 1, 1, 1), &state, 0)), "wrong_chain");
-        assert_eq!(code(p.add(k[0].sign_transfer(g.chain_id, to, 1, 0, 1), &state, 0)), "fee_too_low");
-        assert_eq!(code(p.add(k[0].sign_transfer(g.chain_id, to, 1, 1, 5), &state, 0)), "nonce_too_high");
         assert_eq!(
-            code(p.add(k[0].sign_transfer(g.chain_id, to, 999_980, 10, 1), &state, 0)),
+            code(p.add(k[0].sign_transfer(1, to, 1, 1, 1), &state, 0)),
+            "wrong_chain"
+        );
+        assert_eq!(
+            code(p.add(k[0].sign_transfer(g.chain_id, to, 1, 0, 1), &state, 0)),
+            "fee_too_low"
+        );
+        assert_eq!(
+            code(p.add(k[0].sign_transfer(g.chain_id, to, 1, 1, 5), &state, 0)),
+            "nonce_too_high"
+        );
+        assert_eq!(
+            code(p.add(
+                k[0].sign_transfer(g.chain_id, to, 999_980, 10, 1),
+                &state,
+                0
+            )),
             "insufficient_funds"
         );
-        assert_eq!(code(p.add(k[0].sign_transfer(g.chain_id, to, 1, 1, 16), &state, 0)), "nonce_too_high");
+        assert_eq!(
+            code(p.add(k[0].sign_transfer(g.chain_id, to, 1, 1, 16), &state, 0)),
+            "nonce_too_high"
+        );
         let mut advanced = state.clone();
-        advanced.insert(k[2].address(), Account { balance: 100, nonce: 3 });
-        assert_eq!(code(p.add(k[2].sign_transfer(g.chain_id, to, 1, 1, 2), &advanced, 0)), "nonce_too_low");
+        advanced.insert(
+            k[2].address(),
+            Account {
+                balance: 100,
+                nonce: 3,
+            },
+        );
+        assert_eq!(
+            code(p.add(k[2].sign_transfer(g.chain_id, to, 1, 1, 2), &advanced, 0)),
+            "nonce_too_low"
+        );
         p.check_invariants(&state).expect("invariants");
     }
 
@@ -654,7 +704,8 @@ mod tests {
         let (g, state, k) = setup();
         let mut p = pool(&g, 100);
         let to = k[1].address();
-        p.add(k[0].sign_transfer(g.chain_id, to, 10, 100, 0), &state, 0).expect("first");
+        p.add(k[0].sign_transfer(g.chain_id, to, 10, 100, 0), &state, 0)
+            .expect("first");
         let cheap = k[0].sign_transfer(g.chain_id, to, 11, 109, 0);
         match p.add(cheap, &state, 0) {
             Err(MempoolError::ReplacementUnderpriced { required, .. }) => assert_eq!(required, 110),
@@ -673,16 +724,25 @@ mod tests {
         let mut p = pool(&g, 4);
         let to = k[5].address();
         // Sender 0: nonces 0 (fee 1), 1 (fee 50). Sender 1: fee 5. Sender 2: fee 6.
-        p.add(k[0].sign_transfer(g.chain_id, to, 1, 1, 0), &state, 0).expect("a");
-        p.add(k[0].sign_transfer(g.chain_id, to, 1, 50, 1), &state, 0).expect("b");
-        p.add(k[1].sign_transfer(g.chain_id, to, 1, 5, 0), &state, 0).expect("c");
-        p.add(k[2].sign_transfer(g.chain_id, to, 1, 6, 0), &state, 0).expect("d");
+        p.add(k[0].sign_transfer(g.chain_id, to, 1, 1, 0), &state, 0)
+            .expect("a");
+        p.add(k[0].sign_transfer(g.chain_id, to, 1, 50, 1), &state, 0)
+            .expect("b");
+        p.add(k[1].sign_transfer(g.chain_id, to, 1, 5, 0), &state, 0)
+            .expect("c");
+        p.add(k[2].sign_transfer(g.chain_id, to, 1, 6, 0), &state, 0)
+            .expect("d");
         // Cheapest is sender 0's nonce 0, but evicting it would leave a gap: sender 1 goes.
-        let r = p.add(k[3].sign_transfer(g.chain_id, to, 1, 7, 0), &state, 0).expect("evicts");
+        let r = p
+            .add(k[3].sign_transfer(g.chain_id, to, 1, 7, 0), &state, 0)
+            .expect("evicts");
         assert!(matches!(r, Admitted::New { ref evicted, .. } if evicted.len() == 1));
         assert!(p.pending_of(&k[1].address()).is_empty());
         assert_eq!(p.pending_of(&k[0].address()).len(), 2);
-        assert_eq!(code(p.add(k[4].sign_transfer(g.chain_id, to, 1, 2, 0), &state, 0)), "mempool_full");
+        assert_eq!(
+            code(p.add(k[4].sign_transfer(g.chain_id, to, 1, 2, 0), &state, 0)),
+            "mempool_full"
+        );
         p.check_invariants(&state).expect("invariants");
     }
 
@@ -692,12 +752,25 @@ mod tests {
         let mut p = pool(&g, 100);
         let to = k[5].address();
         for n in 0..4 {
-            p.add(k[0].sign_transfer(g.chain_id, to, 1000, 1, n), &state, 10 * n).expect("add");
+            p.add(
+                k[0].sign_transfer(g.chain_id, to, 1000, 1, n),
+                &state,
+                10 * n,
+            )
+            .expect("add");
         }
         // Nonce 0 confirmed elsewhere and the balance dropped: only nonce 1 stays affordable.
         let mut after = state.clone();
-        after.insert(k[0].address(), Account { balance: 1001, nonce: 1 });
-        let dropped = p.revalidate(&[], [k[0].address()], &after).expect("revalidate");
+        after.insert(
+            k[0].address(),
+            Account {
+                balance: 1001,
+                nonce: 1,
+            },
+        );
+        let dropped = p
+            .revalidate(&[], [k[0].address()], &after)
+            .expect("revalidate");
         assert_eq!(dropped.len(), 3);
         assert_eq!(p.len(), 1);
         p.check_invariants(&after).expect("invariants");

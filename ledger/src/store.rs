@@ -153,6 +153,10 @@ impl HistoryCursor {
     }
 }
 
+/// A page of an address's history: (position, txid) newest first, and the cursor of the last
+/// item when more may follow.
+pub type HistoryPage = (Vec<(HistoryCursor, Hash)>, Option<HistoryCursor>);
+
 /// Store settings.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -296,7 +300,11 @@ impl Store {
         Self::from_db(db, genesis, false)
     }
 
-    fn from_db(db: sled::Db, genesis: &Genesis, sync_every_block: bool) -> Result<Self, StoreError> {
+    fn from_db(
+        db: sled::Db,
+        genesis: &Genesis,
+        sync_every_block: bool,
+    ) -> Result<Self, StoreError> {
         let store = Store {
             meta: db.open_tree("meta")?,
             blocks: db.open_tree("blocks")?,
@@ -348,20 +356,22 @@ impl Store {
             &self.digests,
         );
         trees
-            .transaction(|(meta, blocks, index, main, accounts, digests)| -> TxResult {
-                blocks.insert(&hash.0, block.encode())?;
-                index.insert(&hash.0, record.encode())?;
-                main.insert(&0u64.to_be_bytes(), &hash.0)?;
-                for (address, account) in &state {
-                    accounts.insert(&address.0, &account.encode())?;
-                }
-                digests.insert(&hash.0, &digest.to_bytes())?;
-                meta.insert(META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
-                meta.insert(META_SEQ, &1u64.to_le_bytes())?;
-                meta.insert(META_TIP, &hash.0)?;
-                meta.insert(META_GENESIS, &hash.0)?;
-                Ok(())
-            })
+            .transaction(
+                |(meta, blocks, index, main, accounts, digests)| -> TxResult {
+                    blocks.insert(&hash.0, block.encode())?;
+                    index.insert(&hash.0, record.encode())?;
+                    main.insert(&0u64.to_be_bytes(), &hash.0)?;
+                    for (address, account) in &state {
+                        accounts.insert(&address.0, &account.encode())?;
+                    }
+                    digests.insert(&hash.0, &digest.to_bytes())?;
+                    meta.insert(META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
+                    meta.insert(META_SEQ, &1u64.to_le_bytes())?;
+                    meta.insert(META_TIP, &hash.0)?;
+                    meta.insert(META_GENESIS, &hash.0)?;
+                    Ok(())
+                },
+            )
             .map_err(tx_err)?;
         self.db.flush()?;
         Ok(())
@@ -374,10 +384,13 @@ impl Store {
 
     /// The main-chain tip.
     pub fn tip(&self) -> Result<Hash, StoreError> {
-        let bytes = self.meta.get(META_TIP)?.ok_or(StoreError::Decode(DecodeError::Record {
-            what: "tip",
-            detail: "missing".into(),
-        }))?;
+        let bytes = self
+            .meta
+            .get(META_TIP)?
+            .ok_or(StoreError::Decode(DecodeError::Record {
+                what: "tip",
+                detail: "missing".into(),
+            }))?;
         Ok(Hash::from_slice(&bytes)?)
     }
 
@@ -476,7 +489,10 @@ impl Store {
     }
 
     /// The confirmed transaction `txid` with its location.
-    pub fn transaction(&self, txid: &Hash) -> Result<Option<(Transaction, TxLocation)>, StoreError> {
+    pub fn transaction(
+        &self,
+        txid: &Hash,
+    ) -> Result<Option<(Transaction, TxLocation)>, StoreError> {
         let Some(loc) = self.tx_location(txid)? else {
             return Ok(None);
         };
@@ -520,7 +536,7 @@ impl Store {
         address: &Address,
         before: Option<HistoryCursor>,
         limit: usize,
-    ) -> Result<(Vec<(HistoryCursor, Hash)>, Option<HistoryCursor>), StoreError> {
+    ) -> Result<HistoryPage, StoreError> {
         let start = history_key(address, 0, 0);
         let end = match before {
             Some(c) => history_key(address, c.height, c.index),
@@ -555,7 +571,11 @@ impl Store {
 
     /// Connects `block` on top of the tip with the changes `delta` computed against the tip
     /// state. One atomic transaction; returns the new state digest.
-    pub fn connect_block(&self, block: &Block, delta: &BlockDelta) -> Result<StateDigest, StoreError> {
+    pub fn connect_block(
+        &self,
+        block: &Block,
+        delta: &BlockDelta,
+    ) -> Result<StateDigest, StoreError> {
         let hash = block.hash();
         let tip = self.tip()?;
         if block.header.prev_hash != tip {
@@ -605,7 +625,10 @@ impl Store {
                 tip: hash,
             });
         }
-        let undo_bytes = self.undo.get(hash.0)?.ok_or(StoreError::MissingUndo(hash))?;
+        let undo_bytes = self
+            .undo
+            .get(hash.0)?
+            .ok_or(StoreError::MissingUndo(hash))?;
         let (delta, _digest_before) = decode_undo(&undo_bytes)?;
         let txids = block.txids();
         let (counts, history_rows) = self.history_rows(&block, &txids, -1)?;
@@ -766,7 +789,9 @@ impl Store {
                 .map_err(fail)?
                 .ok_or_else(|| format!("main block {hash} at {h} has no body"))?;
             if block.header.prev_hash != expected_prev || block.header.height != h {
-                return Err(format!("main block {hash} at {h} does not link to {expected_prev}"));
+                return Err(format!(
+                    "main block {hash} at {h} does not link to {expected_prev}"
+                ));
             }
             if h > 0 {
                 let delta = crate::state::apply_block(&state, genesis, &block)
@@ -781,19 +806,26 @@ impl Store {
                 for (i, tx) in block.transactions.iter().enumerate() {
                     let loc = self.tx_location(&tx.txid()).map_err(fail)?;
                     if loc.map(|l| (l.block_hash, l.index)) != Some((hash, i as u32)) {
-                        return Err(format!("txindex disagrees for {} in block {hash}", tx.txid()));
+                        return Err(format!(
+                            "txindex disagrees for {} in block {hash}",
+                            tx.txid()
+                        ));
                     }
                     expected_history += if tx.to == tx.sender() { 1 } else { 2 };
                 }
             }
             let digest = self.digest_of(&hash).map_err(fail)?;
             if digest != Some(StateDigest::of(&state)) {
-                return Err(format!("state digest of block {hash} at {h} disagrees with replay"));
+                return Err(format!(
+                    "state digest of block {hash} at {h} disagrees with replay"
+                ));
             }
             expected_prev = hash;
         }
         if self.main_hash(height + 1).map_err(fail)?.is_some() {
-            return Err(format!("main index has a block above the tip height {height}"));
+            return Err(format!(
+                "main index has a block above the tip height {height}"
+            ));
         }
         if expected_prev != tip {
             return Err("tip is not the last main block".into());
@@ -832,11 +864,11 @@ impl Store {
 fn expected_history_txs(store: &Store, height: u64) -> Result<usize, StoreError> {
     let mut n = 0usize;
     for h in 1..=height {
-        if let Some(hash) = store.main_hash(h)? {
-            if let Some(block) = store.block(&hash)? {
-                n += block.transactions.len();
-            }
-        }
+        let block = match store.main_hash(h)? {
+            Some(hash) => store.block(&hash)?,
+            None => None,
+        };
+        n += block.map_or(0, |b| b.transactions.len());
     }
     Ok(n)
 }

@@ -51,7 +51,12 @@ impl ChainBuilder {
     }
 
     /// A builder on top of `tip` whose senders' nonces come from `state`.
-    pub fn at(genesis: Genesis, accounts: u32, tip: BlockHeader, state: BTreeMap<Address, Account>) -> Self {
+    pub fn at(
+        genesis: Genesis,
+        accounts: u32,
+        tip: BlockHeader,
+        state: BTreeMap<Address, Account>,
+    ) -> Self {
         let mut b = Self::new(genesis, accounts);
         b.tip = tip;
         b.state = state;
@@ -84,7 +89,12 @@ impl ChainBuilder {
     }
 
     /// A header on top of `parent` for `txs` (target copied from the parent; nonce 0).
-    pub fn header_for(parent: &BlockHeader, txs: &[Transaction], miner: Address, time_ms: u64) -> BlockHeader {
+    pub fn header_for(
+        parent: &BlockHeader,
+        txs: &[Transaction],
+        miner: Address,
+        time_ms: u64,
+    ) -> BlockHeader {
         let txids: Vec<Hash> = txs.iter().map(Transaction::txid).collect();
         BlockHeader {
             version: 1,

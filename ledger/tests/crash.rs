@@ -34,7 +34,7 @@ fn crash_writer() {
     loop {
         round += 1;
         let tip = store.tip_record().expect("tip");
-        if round % 5 == 0 && tip.header.height > 0 {
+        if round.is_multiple_of(5) && tip.header.height > 0 {
             store.disconnect_tip().expect("disconnect");
             continue;
         }

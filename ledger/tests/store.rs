@@ -23,7 +23,9 @@ fn record(block: &Block, seq: u64) -> BlockRecord {
 
 fn connect(store: &Store, genesis: &Genesis, block: &Block) -> StateDigest {
     let delta = apply_block(store, genesis, block).expect("valid block");
-    store.put_block(block, &record(block, block.header.height)).expect("put");
+    store
+        .put_block(block, &record(block, block.header.height))
+        .expect("put");
     store.connect_block(block, &delta).expect("connect")
 }
 
@@ -37,24 +39,40 @@ fn connect_disconnect_restores_state_and_indexes() {
     for block in &blocks {
         connect(&store, &g, block);
     }
-    store.verify_consistency(&g).expect("consistent after connect");
+    store
+        .verify_consistency(&g)
+        .expect("consistent after connect");
     assert_eq!(store.tip().expect("tip"), blocks[4].hash());
     let first_tx = blocks[2].transactions[3].clone();
-    let (tx, loc) = store.transaction(&first_tx.txid()).expect("read").expect("indexed");
+    let (tx, loc) = store
+        .transaction(&first_tx.txid())
+        .expect("read")
+        .expect("indexed");
     assert_eq!(tx, first_tx);
-    assert_eq!((loc.height, loc.index, loc.block_hash), (3, 3, blocks[2].hash()));
+    assert_eq!(
+        (loc.height, loc.index, loc.block_hash),
+        (3, 3, blocks[2].hash())
+    );
     for block in blocks.iter().rev() {
         let (gone, _) = store.disconnect_tip().expect("disconnect");
         assert_eq!(gone.hash(), block.hash());
-        store.verify_consistency(&g).expect("consistent after each disconnect");
+        store
+            .verify_consistency(&g)
+            .expect("consistent after each disconnect");
     }
     assert_eq!(store.tip().expect("tip"), g.hash());
     assert!(store.tx_location(&first_tx.txid()).expect("read").is_none());
     for (address, account) in g.state() {
         assert_eq!(store.account(&address).expect("read"), account);
     }
-    assert_eq!(store.digest_of(&g.hash()).expect("read"), Some(genesis_digest));
-    assert!(matches!(store.disconnect_tip(), Err(StoreError::NotAtTip { .. })));
+    assert_eq!(
+        store.digest_of(&g.hash()).expect("read"),
+        Some(genesis_digest)
+    );
+    assert!(matches!(
+        store.disconnect_tip(),
+        Err(StoreError::NotAtTip { .. })
+    ));
 }
 
 #[test]
@@ -97,7 +115,10 @@ fn history_pages_newest_first_without_gaps() {
         }
     }
     assert_eq!(seen.len() as u64, total);
-    assert!(seen.windows(2).all(|w| w[0].0 > w[1].0), "strictly newest first");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 > w[1].0),
+        "strictly newest first"
+    );
     for (_, txid) in &seen {
         let (tx, _) = store.transaction(txid).expect("read").expect("confirmed");
         assert!(tx.sender() == who || tx.to == who);
@@ -115,7 +136,9 @@ fn reopen_keeps_tip_and_refuses_another_network() {
         for i in 0..3 {
             connect(&store, &g, &b.push_transfers(5, i));
         }
-        store.save_mempool(&b.transfers(4, 99)).expect("save mempool");
+        store
+            .save_mempool(&b.transfers(4, 99))
+            .expect("save mempool");
         store.tip().expect("tip")
     };
     let store = Store::open(&cfg, &g).expect("reopen");
@@ -144,7 +167,10 @@ fn self_transfer_pays_only_the_fee_and_indexes_once() {
     let before = store.account(&k.address()).expect("read").balance;
     let block = b.push(vec![tx], Address([9; 20]));
     connect(&store, &g, &block);
-    assert_eq!(store.account(&k.address()).expect("read").balance, before - 3);
+    assert_eq!(
+        store.account(&k.address()).expect("read").balance,
+        before - 3
+    );
     assert_eq!(store.tx_count(&k.address()).expect("count"), 1);
     store.verify_consistency(&g).expect("consistent");
 }

@@ -1,0 +1,888 @@
+//! Block import and fork choice: the in-memory block tree over the store, orphans, blocks from
+//! the future, the heaviest-valid-chain rule, reorgs of any depth, `invalidate` and
+//! `reconsider`, chain tips, and the mempool that follows the tip.
+//!
+//! [`Chain`] is the single owner of the store's writes and of the mempool; the node runs it on
+//! one thread. It is pure with respect to time: every call that needs the clock takes `now_ms`.
+//!
+//! Invariants:
+//! - The store's tip is the block of greatest cumulative work among blocks not known invalid
+//!   whose whole branch connected (ties: lowest arrival sequence, i.e. first seen).
+//! - A block known invalid is never validated again, and neither is any descendant.
+//! - After every call, the mempool holds only transactions valid on top of the tip.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use peerchain_ledger::mempool::{Admitted, MempoolError};
+use peerchain_ledger::state::apply_block;
+use peerchain_ledger::{
+    Address, Block, BlockHeader, BlockRecord, BlockStatus, Genesis, Hash, Mempool, MempoolConfig,
+    Store, StoreError, Transaction, U256,
+};
+
+use crate::difficulty::{median_time_past, next_target};
+use crate::rules::{ConsensusError, check_body, check_header};
+
+/// Where a block came from, as the caller names it (e.g. a peer id); reported back with
+/// verdicts so the caller can penalise the sender.
+pub type Source = Option<String>;
+
+/// Bounds of the pools the chain keeps.
+#[derive(Clone, Debug)]
+pub struct ChainConfig {
+    /// Blocks whose parent is unknown, kept until the parent arrives.
+    pub max_orphans: usize,
+    /// Blocks from the future, kept until their time comes.
+    pub max_future: usize,
+    /// Mempool bounds.
+    pub mempool: MempoolConfig,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        ChainConfig {
+            max_orphans: 512,
+            max_future: 64,
+            mempool: MempoolConfig::default(),
+        }
+    }
+}
+
+/// What happened to one imported block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Stored; it is on the best chain (or a valid fork when `on_main` is false).
+    Accepted {
+        /// Whether it is now on the main chain.
+        on_main: bool,
+    },
+    /// Already known; nothing changed.
+    Duplicate,
+    /// Parent unknown: held as an orphan. Fetch `missing` (the oldest unknown ancestor).
+    Orphan {
+        /// The block to request.
+        missing: Hash,
+    },
+    /// Timestamp ahead of the clock: held and retried later; not the sender's fault.
+    Future {
+        /// The timestamp.
+        timestamp_ms: u64,
+    },
+    /// Invalid (by rule or because an ancestor is invalid): the sender should be penalised.
+    Invalid(ConsensusError),
+}
+
+impl Verdict {
+    /// Whether the sender deserves a penalty.
+    pub fn is_invalid(&self) -> bool {
+        matches!(self, Verdict::Invalid(_))
+    }
+}
+
+/// Events for the rest of the node (RPC, network, miner), drained with [`Chain::take_events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainEvent {
+    /// A block joined the main chain.
+    BlockConnected {
+        /// Its hash.
+        hash: Hash,
+        /// Its height.
+        height: u64,
+    },
+    /// The main chain switched branches.
+    Reorg {
+        /// Height of the common ancestor.
+        fork_height: u64,
+        /// Tip before.
+        old_tip: Hash,
+        /// Tip after.
+        new_tip: Hash,
+        /// Blocks removed from the main chain, tip first.
+        disconnected: Vec<Hash>,
+        /// Blocks added, fork point first.
+        connected: Vec<Hash>,
+    },
+    /// A transaction entered the mempool.
+    TxAdmitted(Hash),
+}
+
+/// A block's verdict with its hash and source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// The block.
+    pub hash: Hash,
+    /// Who sent it.
+    pub source: Source,
+    /// What happened.
+    pub verdict: Verdict,
+}
+
+/// Status of a chain tip (SPEC `/v1/chain/tips`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TipStatus {
+    /// The main chain's tip.
+    Active,
+    /// A branch that is valid or not yet validated.
+    ValidFork,
+    /// A branch ending in an invalid block.
+    Invalid,
+}
+
+/// One branch tip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTip {
+    /// Tip hash.
+    pub hash: Hash,
+    /// Tip height.
+    pub height: u64,
+    /// Cumulative work.
+    pub total_work: U256,
+    /// Blocks from the main chain to the tip (0 for the active tip).
+    pub branch_length: u64,
+    /// Status.
+    pub status: TipStatus,
+}
+
+/// Failures of chain operations that are not verdicts on a block.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A block named by hash is unknown.
+    #[error("block {0} is unknown")]
+    UnknownBlock(Hash),
+    /// Genesis cannot be invalidated.
+    #[error("the genesis block cannot be invalidated")]
+    Genesis,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    header: BlockHeader,
+    total_work: U256,
+    status: BlockStatus,
+    seq: u64,
+}
+
+/// The block tree, fork choice and mempool. See the module docs.
+#[derive(Debug)]
+pub struct Chain {
+    store: Store,
+    genesis: Genesis,
+    config: ChainConfig,
+    nodes: HashMap<Hash, Node>,
+    children: HashMap<Hash, Vec<Hash>>,
+    orphans: HashMap<Hash, Vec<(Block, Source)>>,
+    orphan_order: VecDeque<Hash>,
+    orphan_parent: HashMap<Hash, Hash>,
+    future: Vec<(Block, Source)>,
+    mempool: Mempool,
+    events: Vec<ChainEvent>,
+    /// Blocks that failed full validation while connecting, for the current import's verdicts.
+    failed: Vec<(Hash, ConsensusError)>,
+    /// Senders of stored blocks not yet fully validated, to report if connecting them fails.
+    unvalidated_sources: HashMap<Hash, Source>,
+    tip: Hash,
+}
+
+impl Chain {
+    /// Loads the block tree from the store. The store's tip stays the tip.
+    pub fn open(store: Store, genesis: Genesis, config: ChainConfig) -> Result<Self, ChainError> {
+        let mut nodes = HashMap::new();
+        let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
+        for item in store.records() {
+            let (hash, r) = item?;
+            if r.header.height > 0 {
+                children.entry(r.header.prev_hash).or_default().push(hash);
+            }
+            nodes.insert(
+                hash,
+                Node {
+                    header: r.header,
+                    total_work: r.total_work,
+                    status: r.status,
+                    seq: r.seq,
+                },
+            );
+        }
+        let tip = store.tip()?;
+        let mempool = Mempool::new(config.mempool.clone(), &genesis);
+        Ok(Chain {
+            store,
+            genesis,
+            config,
+            nodes,
+            children,
+            orphans: HashMap::new(),
+            orphan_order: VecDeque::new(),
+            orphan_parent: HashMap::new(),
+            future: Vec::new(),
+            mempool,
+            events: Vec::new(),
+            failed: Vec::new(),
+            unvalidated_sources: HashMap::new(),
+            tip,
+        })
+    }
+
+    /// The store (reads).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The network definition.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The mempool (reads).
+    pub fn mempool(&self) -> &Mempool {
+        &self.mempool
+    }
+
+    /// The main-chain tip hash.
+    pub fn tip(&self) -> Hash {
+        self.tip
+    }
+
+    /// The main-chain tip header.
+    pub fn tip_header(&self) -> &BlockHeader {
+        &self.node(&self.tip).header
+    }
+
+    /// Cumulative work of the main chain.
+    pub fn tip_work(&self) -> U256 {
+        self.node(&self.tip).total_work
+    }
+
+    /// Header, cumulative work and status of a known block.
+    pub fn block_info(&self, hash: &Hash) -> Option<(BlockHeader, U256, BlockStatus)> {
+        self.nodes
+            .get(hash)
+            .map(|n| (n.header.clone(), n.total_work, n.status))
+    }
+
+    /// Whether the block is in the tree (stored with its body, or known invalid).
+    pub fn knows(&self, hash: &Hash) -> bool {
+        self.nodes.contains_key(hash) || self.orphan_parent.contains_key(hash)
+    }
+
+    /// Number of held orphans.
+    pub fn orphan_count(&self) -> usize {
+        self.orphan_parent.len()
+    }
+
+    /// Drains the events produced since the last call.
+    pub fn take_events(&mut self) -> Vec<ChainEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn node(&self, hash: &Hash) -> &Node {
+        // The tip and every ancestor of a stored block are in the tree by construction.
+        &self.nodes[hash]
+    }
+
+    /// The target the block after `parent` must carry.
+    pub fn next_target_after(&self, parent: &Hash) -> Option<peerchain_ledger::Target> {
+        let p = self.nodes.get(parent)?;
+        let gp = (p.header.height > 0)
+            .then(|| self.nodes.get(&p.header.prev_hash))
+            .flatten();
+        Some(next_target(&p.header, gp.map(|n| &n.header), &self.genesis))
+    }
+
+    /// Median time past of the 11 blocks ending with `parent`.
+    pub fn median_time_past(&self, parent: &Hash) -> u64 {
+        let mut stamps = Vec::with_capacity(11);
+        let mut cursor = self.nodes.get(parent);
+        while let Some(n) = cursor {
+            stamps.push(n.header.timestamp_ms);
+            if stamps.len() == 11 || n.header.height == 0 {
+                break;
+            }
+            cursor = self.nodes.get(&n.header.prev_hash);
+        }
+        median_time_past(&stamps)
+    }
+
+    /// Imports a block from `source`, then any orphans it unlocks. Returns one verdict per
+    /// block processed (the given block first).
+    pub fn import(
+        &mut self,
+        block: Block,
+        source: Source,
+        now_ms: u64,
+    ) -> Result<Vec<Imported>, ChainError> {
+        let mut out = Vec::new();
+        let mut queue = VecDeque::from([(block, source)]);
+        while let Some((block, source)) = queue.pop_front() {
+            let hash = block.hash();
+            let verdict = self.import_one(block, now_ms)?;
+            if matches!(verdict, Verdict::Accepted { .. }) {
+                self.remember_source(hash, source.clone());
+                if let Some(kids) = self.orphans.remove(&hash) {
+                    for (child, src) in kids {
+                        self.orphan_parent.remove(&child.hash());
+                        queue.push_back((child, src));
+                    }
+                }
+            } else if verdict.is_invalid() {
+                self.reject_orphans_of(&hash, &mut out);
+            }
+            out.push(Imported {
+                hash,
+                source,
+                verdict,
+            });
+        }
+        self.activate_best()?;
+        // Report blocks that failed while connecting, and the final main-chain status.
+        let failed = std::mem::take(&mut self.failed);
+        for item in &mut out {
+            if let Some((_, e)) = failed.iter().find(|(h, _)| *h == item.hash) {
+                item.verdict = Verdict::Invalid(e.clone());
+            } else if let Verdict::Accepted { on_main } = &mut item.verdict {
+                *on_main = self.is_on_main(&item.hash);
+            }
+        }
+        // Blocks imported earlier that failed now: report them with their original sender.
+        for (hash, e) in failed {
+            if !out.iter().any(|i| i.hash == hash) {
+                out.push(Imported {
+                    hash,
+                    source: self.unvalidated_sources.remove(&hash).flatten(),
+                    verdict: Verdict::Invalid(e),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keeps the sender of a stored, not yet validated block (bounded; oldest forgotten first
+    /// is not tracked, so at the bound the map is simply cleared).
+    fn remember_source(&mut self, hash: Hash, source: Source) {
+        const MAX_SOURCES: usize = 50_000;
+        if self.unvalidated_sources.len() >= MAX_SOURCES {
+            self.unvalidated_sources.clear();
+        }
+        self.unvalidated_sources.insert(hash, source);
+    }
+
+    fn reject_orphans_of(&mut self, hash: &Hash, out: &mut Vec<Imported>) {
+        let mut stack = vec![*hash];
+        while let Some(h) = stack.pop() {
+            for (child, src) in self.orphans.remove(&h).unwrap_or_default() {
+                let ch = child.hash();
+                self.orphan_parent.remove(&ch);
+                stack.push(ch);
+                out.push(Imported {
+                    hash: ch,
+                    source: src,
+                    verdict: Verdict::Invalid(ConsensusError::InvalidAncestor { ancestor: *hash }),
+                });
+            }
+        }
+    }
+
+    fn import_one(&mut self, block: Block, now_ms: u64) -> Result<Verdict, ChainError> {
+        let hash = block.hash();
+        if let Some(n) = self.nodes.get(&hash) {
+            return Ok(if n.status.is_invalid() {
+                Verdict::Invalid(ConsensusError::KnownInvalid { hash })
+            } else {
+                Verdict::Duplicate
+            });
+        }
+        if self.orphan_parent.contains_key(&hash) {
+            return Ok(Verdict::Duplicate);
+        }
+        let parent_hash = block.header.prev_hash;
+        let Some(parent) = self.nodes.get(&parent_hash) else {
+            return Ok(self.hold_orphan(block, None));
+        };
+        if parent.status.is_invalid() {
+            self.mark_invalid_header(&block.header)?;
+            return Ok(Verdict::Invalid(ConsensusError::InvalidAncestor {
+                ancestor: parent_hash,
+            }));
+        }
+        let parent_header = parent.header.clone();
+        let parent_work = parent.total_work;
+        let expected = self
+            .next_target_after(&parent_hash)
+            .ok_or(ChainError::UnknownBlock(parent_hash))?;
+        let mtp = self.median_time_past(&parent_hash);
+        let checked = check_header(
+            &block.header,
+            &parent_header,
+            expected,
+            mtp,
+            now_ms,
+            &self.genesis,
+        )
+        .and_then(|()| check_body(&block, &self.genesis).map(|_| ()));
+        match checked {
+            Err(e) if e.is_temporary() => Ok(self.hold_future(block)),
+            Err(e) => {
+                self.mark_invalid_header(&block.header)?;
+                Ok(Verdict::Invalid(e))
+            }
+            Ok(()) => {
+                let record = BlockRecord {
+                    total_work: parent_work.saturating_add(block.header.target.work()),
+                    header: block.header.clone(),
+                    status: BlockStatus::Unvalidated,
+                    seq: self.store.next_seq()?,
+                };
+                self.store.put_block(&block, &record)?;
+                self.insert_node(hash, record);
+                Ok(Verdict::Accepted { on_main: false })
+            }
+        }
+    }
+
+    fn insert_node(&mut self, hash: Hash, r: BlockRecord) {
+        self.children
+            .entry(r.header.prev_hash)
+            .or_default()
+            .push(hash);
+        self.nodes.insert(
+            hash,
+            Node {
+                header: r.header,
+                total_work: r.total_work,
+                status: r.status,
+                seq: r.seq,
+            },
+        );
+    }
+
+    /// Remembers an invalid block by its header only (the body is not kept).
+    fn mark_invalid_header(&mut self, header: &BlockHeader) -> Result<(), ChainError> {
+        let parent_work = self
+            .nodes
+            .get(&header.prev_hash)
+            .map_or(U256::zero(), |n| n.total_work);
+        let record = BlockRecord {
+            header: header.clone(),
+            total_work: parent_work.saturating_add(header.target.work()),
+            status: BlockStatus::Invalid,
+            seq: self.store.next_seq()?,
+        };
+        self.store.put_record(&header.hash(), &record)?;
+        self.insert_node(header.hash(), record);
+        Ok(())
+    }
+
+    fn hold_orphan(&mut self, block: Block, source: Source) -> Verdict {
+        let hash = block.hash();
+        let parent = block.header.prev_hash;
+        while self.orphan_parent.len() >= self.config.max_orphans {
+            let Some(old) = self.orphan_order.pop_front() else {
+                break;
+            };
+            let Some(parent) = self.orphan_parent.remove(&old) else {
+                continue;
+            };
+            let now_empty = self.orphans.get_mut(&parent).is_some_and(|list| {
+                list.retain(|(b, _)| b.hash() != old);
+                list.is_empty()
+            });
+            if now_empty {
+                self.orphans.remove(&parent);
+            }
+        }
+        self.orphans
+            .entry(parent)
+            .or_default()
+            .push((block, source));
+        self.orphan_parent.insert(hash, parent);
+        self.orphan_order.push_back(hash);
+        Verdict::Orphan {
+            missing: self.missing_ancestor(&parent),
+        }
+    }
+
+    /// The oldest unknown ancestor reachable through held orphans from `parent`.
+    pub fn missing_ancestor(&self, parent: &Hash) -> Hash {
+        let mut missing = *parent;
+        while let Some(p) = self.orphan_parent.get(&missing) {
+            missing = *p;
+        }
+        missing
+    }
+
+    fn hold_future(&mut self, block: Block) -> Verdict {
+        let timestamp_ms = block.header.timestamp_ms;
+        if self.future.len() >= self.config.max_future {
+            self.future.remove(0);
+        }
+        self.future.push((block, None));
+        Verdict::Future { timestamp_ms }
+    }
+
+    /// Retries blocks held for their timestamp whose time has come.
+    pub fn retry_future(&mut self, now_ms: u64) -> Result<Vec<Imported>, ChainError> {
+        let limit = now_ms.saturating_add(self.genesis.max_future_ms);
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
+            .into_iter()
+            .partition(|(b, _)| b.header.timestamp_ms <= limit);
+        self.future = wait;
+        let mut out = Vec::new();
+        for (block, source) in ready {
+            out.extend(self.import(block, source, now_ms)?);
+        }
+        Ok(out)
+    }
+
+    /// Whether `hash` is on the main chain.
+    pub fn is_on_main(&self, hash: &Hash) -> bool {
+        let Some(n) = self.nodes.get(hash) else {
+            return false;
+        };
+        matches!(self.store.main_hash(n.header.height), Ok(Some(h)) if h == *hash)
+    }
+
+    /// The best candidate: most work, not invalid, whole branch stored; ties to first seen.
+    fn best_candidate(&self) -> Hash {
+        let mut best = self.tip;
+        let mut best_key = (
+            self.node(&self.tip).total_work,
+            std::cmp::Reverse(self.node(&self.tip).seq),
+        );
+        for (hash, n) in &self.nodes {
+            if n.status.is_invalid() || n.total_work < best_key.0 {
+                continue;
+            }
+            let key = (n.total_work, std::cmp::Reverse(n.seq));
+            if key > best_key && self.branch_is_viable(hash) {
+                best = *hash;
+                best_key = key;
+            }
+        }
+        best
+    }
+
+    /// Every ancestor down to the main chain is stored and not invalid.
+    fn branch_is_viable(&self, hash: &Hash) -> bool {
+        let mut cursor = *hash;
+        loop {
+            let Some(n) = self.nodes.get(&cursor) else {
+                return false;
+            };
+            if n.status.is_invalid() {
+                return false;
+            }
+            if n.status == BlockStatus::Valid && self.is_on_main(&cursor) {
+                return true;
+            }
+            if n.header.height == 0 {
+                return true;
+            }
+            cursor = n.header.prev_hash;
+        }
+    }
+
+    /// Moves the main chain to the best candidate, falling back when a block of the new branch
+    /// turns out invalid, until the tip is the best valid chain.
+    fn activate_best(&mut self) -> Result<(), ChainError> {
+        loop {
+            let target = self.best_candidate();
+            if target == self.tip {
+                return Ok(());
+            }
+            self.switch_to(target)?;
+        }
+    }
+
+    /// The blocks from the fork point (exclusive) up to `target`, fork point first, and the
+    /// fork point.
+    fn path_from_main(&self, target: &Hash) -> (Vec<Hash>, Hash) {
+        let mut path = Vec::new();
+        let mut cursor = *target;
+        while !self.is_on_main(&cursor) {
+            path.push(cursor);
+            cursor = self.node(&cursor).header.prev_hash;
+        }
+        path.reverse();
+        (path, cursor)
+    }
+
+    fn switch_to(&mut self, target: Hash) -> Result<(), ChainError> {
+        let old_tip = self.tip;
+        let (path, fork) = self.path_from_main(&target);
+        let mut disconnected = Vec::new();
+        let mut reverted_txs = Vec::new();
+        while self.tip != fork {
+            let (block, _) = self.store.disconnect_tip()?;
+            disconnected.push(block.hash());
+            self.tip = block.header.prev_hash;
+            reverted_txs.push(block);
+        }
+        let mut connected = Vec::new();
+        let mut touched = HashSet::new();
+        let mut confirmed = Vec::new();
+        for hash in path {
+            let block = self
+                .store
+                .block(&hash)?
+                .ok_or(StoreError::MissingBlock(hash))?;
+            match apply_block(&self.store, &self.genesis, &block) {
+                Ok(delta) => {
+                    self.store.connect_block(&block, &delta)?;
+                    self.set_status(&hash, BlockStatus::Valid)?;
+                    self.unvalidated_sources.remove(&hash);
+                    self.tip = hash;
+                    connected.push(hash);
+                    for c in &delta.changes {
+                        touched.insert(c.address);
+                    }
+                    confirmed.extend(block.txids());
+                }
+                Err(e) => {
+                    tracing::warn!(%hash, error = %e, "block of the heavier branch is invalid");
+                    self.mark_subtree(&hash, BlockStatus::Invalid)?;
+                    self.failed
+                        .push((hash, ConsensusError::InvalidTransactions(e)));
+                    break;
+                }
+            }
+        }
+        self.update_mempool(&reverted_txs, &confirmed, touched)?;
+        self.emit_switch(old_tip, fork, disconnected, connected);
+        Ok(())
+    }
+
+    fn emit_switch(
+        &mut self,
+        old_tip: Hash,
+        fork: Hash,
+        disconnected: Vec<Hash>,
+        connected: Vec<Hash>,
+    ) {
+        if !disconnected.is_empty() {
+            self.events.push(ChainEvent::Reorg {
+                fork_height: self.node(&fork).header.height,
+                old_tip,
+                new_tip: self.tip,
+                disconnected,
+                connected: connected.clone(),
+            });
+        }
+        for hash in connected {
+            let height = self.node(&hash).header.height;
+            self.events
+                .push(ChainEvent::BlockConnected { hash, height });
+        }
+    }
+
+    fn update_mempool(
+        &mut self,
+        reverted: &[Block],
+        confirmed: &[Hash],
+        mut touched: HashSet<Address>,
+    ) -> Result<(), ChainError> {
+        let now = self
+            .mempool
+            .by_fee_desc()
+            .map(|e| e.first_seen_ms)
+            .max()
+            .unwrap_or(0);
+        for block in reverted {
+            for tx in &block.transactions {
+                touched.insert(tx.sender());
+            }
+        }
+        self.mempool.revalidate(confirmed, touched, &self.store)?;
+        // Oldest reverted block first so each sender's nonces come back in order.
+        for block in reverted.iter().rev() {
+            for tx in &block.transactions {
+                if self.store.tx_location(&tx.txid())?.is_none() {
+                    let _ = self.mempool.add_verified(tx.clone(), &self.store, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_status(&mut self, hash: &Hash, status: BlockStatus) -> Result<(), ChainError> {
+        let Some(n) = self.nodes.get_mut(hash) else {
+            return Err(ChainError::UnknownBlock(*hash));
+        };
+        if n.status == status {
+            return Ok(());
+        }
+        n.status = status;
+        let record = BlockRecord {
+            header: n.header.clone(),
+            total_work: n.total_work,
+            status,
+            seq: n.seq,
+        };
+        self.store.put_record(hash, &record)?;
+        Ok(())
+    }
+
+    /// Sets `status` on `hash` and every descendant.
+    fn mark_subtree(&mut self, hash: &Hash, status: BlockStatus) -> Result<(), ChainError> {
+        let mut stack = vec![*hash];
+        while let Some(h) = stack.pop() {
+            self.set_status(&h, status)?;
+            stack.extend(self.children.get(&h).cloned().unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// Submits a transaction to the mempool (signature verified here).
+    pub fn submit(&mut self, tx: Transaction, now_ms: u64) -> Result<Admitted, MempoolError> {
+        let r = self.mempool.add(tx, &self.store, now_ms)?;
+        if let Admitted::New { txid, .. } = &r {
+            self.events.push(ChainEvent::TxAdmitted(*txid));
+        }
+        Ok(r)
+    }
+
+    /// Submits many transactions; signatures are checked on all cores first.
+    pub fn submit_batch(
+        &mut self,
+        txs: Vec<Transaction>,
+        now_ms: u64,
+    ) -> Vec<Result<Admitted, MempoolError>> {
+        let results = self.mempool.add_batch(txs, &self.store, now_ms);
+        for r in &results {
+            if let Ok(Admitted::New { txid, .. }) = r {
+                self.events.push(ChainEvent::TxAdmitted(*txid));
+            }
+        }
+        results
+    }
+
+    /// Drops expired mempool entries.
+    pub fn expire_mempool(&mut self, now_ms: u64) -> usize {
+        self.mempool.expire(now_ms).len()
+    }
+
+    /// Selects the transactions of the next block.
+    pub fn select_transactions(&self) -> Result<Vec<Transaction>, ChainError> {
+        Ok(self
+            .mempool
+            .select(self.genesis.max_block_txs(), &self.store)?)
+    }
+
+    /// Restores a saved mempool (each transaction revalidated against the tip).
+    pub fn load_mempool(&mut self, now_ms: u64) -> Result<usize, ChainError> {
+        let txs = self.store.load_mempool()?;
+        let results = self.mempool.add_batch(txs, &self.store, now_ms);
+        Ok(results
+            .iter()
+            .filter(|r| matches!(r, Ok(Admitted::New { .. })))
+            .count())
+    }
+
+    /// Saves the mempool for the next start.
+    pub fn save_mempool(&self) -> Result<(), ChainError> {
+        self.store.save_mempool(&self.mempool.snapshot())?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Treats `hash` and its descendants as invalid, reorganising away from them
+    /// (Bitcoin Core's `invalidateblock`).
+    pub fn invalidate(&mut self, hash: &Hash) -> Result<(), ChainError> {
+        let n = self
+            .nodes
+            .get(hash)
+            .ok_or(ChainError::UnknownBlock(*hash))?;
+        if n.header.height == 0 {
+            return Err(ChainError::Genesis);
+        }
+        let parent = n.header.prev_hash;
+        if self.is_on_main(hash) {
+            let old_tip = self.tip;
+            let mut disconnected = Vec::new();
+            let mut reverted = Vec::new();
+            while self.tip != parent {
+                let (block, _) = self.store.disconnect_tip()?;
+                disconnected.push(block.hash());
+                self.tip = block.header.prev_hash;
+                reverted.push(block);
+            }
+            self.update_mempool(&reverted, &[], HashSet::new())?;
+            self.emit_switch(old_tip, parent, disconnected, Vec::new());
+        }
+        self.mark_subtree(hash, BlockStatus::InvalidatedByUser)?;
+        self.activate_best()?;
+        self.failed.clear();
+        Ok(())
+    }
+
+    /// Undoes [`Chain::invalidate`] on `hash` and its descendants, then moves to the best chain
+    /// (Bitcoin Core's `reconsiderblock`). Blocks invalid by rule stay invalid.
+    pub fn reconsider(&mut self, hash: &Hash) -> Result<(), ChainError> {
+        if !self.nodes.contains_key(hash) {
+            return Err(ChainError::UnknownBlock(*hash));
+        }
+        let mut stack = vec![*hash];
+        while let Some(h) = stack.pop() {
+            if self.nodes.get(&h).map(|n| n.status) == Some(BlockStatus::InvalidatedByUser) {
+                self.set_status(&h, BlockStatus::Unvalidated)?;
+            }
+            stack.extend(self.children.get(&h).cloned().unwrap_or_default());
+        }
+        self.activate_best()?;
+        self.failed.clear();
+        Ok(())
+    }
+
+    /// Every branch tip (blocks without children), the active tip first.
+    pub fn tips(&self) -> Vec<ChainTip> {
+        let mut out: Vec<ChainTip> = self
+            .nodes
+            .iter()
+            .filter(|(h, _)| self.children.get(*h).is_none_or(Vec::is_empty))
+            .map(|(h, n)| {
+                let status = if *h == self.tip {
+                    TipStatus::Active
+                } else if n.status.is_invalid() {
+                    TipStatus::Invalid
+                } else {
+                    TipStatus::ValidFork
+                };
+                ChainTip {
+                    hash: *h,
+                    height: n.header.height,
+                    total_work: n.total_work,
+                    branch_length: self.branch_length(h),
+                    status,
+                }
+            })
+            .collect();
+        // The active tip may have children that are all invalid or forks; list it anyway.
+        if !out.iter().any(|t| t.status == TipStatus::Active) {
+            let n = self.node(&self.tip);
+            out.push(ChainTip {
+                hash: self.tip,
+                height: n.header.height,
+                total_work: n.total_work,
+                branch_length: 0,
+                status: TipStatus::Active,
+            });
+        }
+        out.sort_by_key(|t| (t.status != TipStatus::Active, std::cmp::Reverse(t.height)));
+        out
+    }
+
+    fn branch_length(&self, hash: &Hash) -> u64 {
+        let mut len = 0;
+        let mut cursor = *hash;
+        while !self.is_on_main(&cursor) {
+            len += 1;
+            match self.nodes.get(&cursor) {
+                Some(n) if n.header.height > 0 => cursor = n.header.prev_hash,
+                _ => break,
+            }
+        }
+        len
+    }
+}

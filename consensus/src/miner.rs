@@ -1,0 +1,220 @@
+//! Block assembly and the miner: a block template from the mempool, "mine now" for tests and
+//! the admin API, and background mining threads at below-normal priority with a hash-rate cap.
+//!
+//! The miner never touches the store: it receives templates and hands solved blocks back over
+//! a channel, and the chain service imports them like any other block.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use parking_lot::Mutex;
+use peerchain_ledger::merkle::merkle_root;
+use peerchain_ledger::{Address, Block, BlockHeader, Transaction};
+
+use crate::chain::{Chain, ChainError};
+use crate::pow::HeaderHasher;
+
+/// A block to be solved: header with nonce 0, and its transactions.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// Header (nonce to be found).
+    pub header: BlockHeader,
+    /// Transactions in block order.
+    pub transactions: Vec<Transaction>,
+}
+
+impl Template {
+    /// The block with `nonce`.
+    pub fn into_block(self, nonce: u64) -> Block {
+        let mut header = self.header;
+        header.nonce = nonce;
+        Block {
+            header,
+            transactions: self.transactions,
+        }
+    }
+}
+
+/// Builds the template of the next block on the tip: mempool transactions by fee with nonces in
+/// order (at most `max_block_txs`), the required target, and a timestamp after the median
+/// time past.
+pub fn build_template(chain: &Chain, miner: Address, now_ms: u64) -> Result<Template, ChainError> {
+    let tip = chain.tip();
+    let parent = chain.tip_header().clone();
+    let transactions = chain.select_transactions()?;
+    let txids: Vec<_> = transactions.iter().map(Transaction::txid).collect();
+    let target = chain
+        .next_target_after(&tip)
+        .ok_or(ChainError::UnknownBlock(tip))?;
+    let timestamp_ms = now_ms.max(chain.median_time_past(&tip).saturating_add(1));
+    Ok(Template {
+        header: BlockHeader {
+            version: 1,
+            height: parent.height + 1,
+            prev_hash: tip,
+            tx_root: merkle_root(&txids),
+            timestamp_ms,
+            target,
+            nonce: 0,
+            miner,
+        },
+        transactions,
+    })
+}
+
+/// Solves a template on the calling thread, without a cap. Returns `None` only if every nonce
+/// fails (practically never for real targets).
+pub fn solve(template: Template) -> Option<Block> {
+    let hasher = HeaderHasher::new(&template.header);
+    let nonce = (0..=u64::MAX).find(|n| hasher.meets_target(*n))?;
+    Some(template.into_block(nonce))
+}
+
+/// Background mining settings.
+#[derive(Debug, Clone)]
+pub struct MinerConfig {
+    /// Mining threads.
+    pub threads: usize,
+    /// Hashes per second for the whole node (all threads together); `None` for no cap.
+    pub hashrate_cap: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    job: Mutex<Option<Arc<Template>>>,
+    generation: AtomicU64,
+    stop: AtomicBool,
+    hashes: AtomicU64,
+}
+
+/// Background mining threads. Dropping the miner stops them.
+#[derive(Debug)]
+pub struct Miner {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Miner {
+    /// Starts `config.threads` idle threads; solved blocks are sent on `found`.
+    pub fn start(config: &MinerConfig, found: Sender<Block>) -> Self {
+        let shared = Arc::new(Shared::default());
+        let threads = config.threads.max(1);
+        let per_thread_cap = config.hashrate_cap.map(|c| (c / threads as u64).max(1));
+        let handles = (0..threads)
+            .filter_map(|i| {
+                let shared = shared.clone();
+                let found = found.clone();
+                std::thread::Builder::new()
+                    .name(format!("miner-{i}"))
+                    .spawn(move || mine_loop(i, threads, per_thread_cap, &shared, &found))
+                    .ok()
+            })
+            .collect();
+        Miner {
+            shared,
+            threads: handles,
+        }
+    }
+
+    /// Replaces the job: threads drop the old one within one chunk of hashes.
+    pub fn set_job(&self, template: Option<Template>) {
+        *self.shared.job.lock() = template.map(Arc::new);
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Total hashes computed so far.
+    pub fn hashes(&self) -> u64 {
+        self.shared.hashes.load(Ordering::Relaxed)
+    }
+
+    /// Whether a job is set.
+    pub fn is_working(&self) -> bool {
+        self.shared.job.lock().is_some()
+    }
+
+    /// Stops and joins the threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Miner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10) so mining yields to everything.
+#[allow(unsafe_code)]
+fn lower_priority() {
+    // SAFETY: setpriority only reads its integer arguments; on Linux `who = 0` with
+    // PRIO_PROCESS names the calling thread.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+    if rc != 0 {
+        tracing::debug!("could not lower miner thread priority");
+    }
+}
+
+fn mine_loop(
+    index: usize,
+    threads: usize,
+    cap: Option<u64>,
+    shared: &Shared,
+    found: &Sender<Block>,
+) {
+    lower_priority();
+    // Small chunks under a cap so the rate limiter sleeps often and evenly.
+    let chunk: u64 = cap.map_or(16_384, |c| (c / 50).clamp(64, 16_384));
+    while !shared.stop.load(Ordering::SeqCst) {
+        let generation = shared.generation.load(Ordering::SeqCst);
+        let Some(job) = shared.job.lock().clone() else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let hasher = HeaderHasher::new(&job.header);
+        let mut nonce = (u64::MAX / threads as u64).saturating_mul(index as u64);
+        let started = Instant::now();
+        let mut done: u64 = 0;
+        'job: while shared.generation.load(Ordering::SeqCst) == generation
+            && !shared.stop.load(Ordering::SeqCst)
+        {
+            for _ in 0..chunk {
+                if hasher.meets_target(nonce) {
+                    let block = (*job).clone().into_block(nonce);
+                    let _ = found.send(block);
+                    // Wait for the next job rather than re-solving this one.
+                    while shared.generation.load(Ordering::SeqCst) == generation
+                        && !shared.stop.load(Ordering::SeqCst)
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    break 'job;
+                }
+                nonce = nonce.wrapping_add(1);
+            }
+            done += chunk;
+            shared.hashes.fetch_add(chunk, Ordering::Relaxed);
+            if let Some(rate) = cap {
+                throttle(started, done, rate);
+            }
+        }
+    }
+}
+
+/// Sleeps until `done` hashes since `started` are within `rate` hashes per second.
+fn throttle(started: Instant, done: u64, rate: u64) {
+    let due = Duration::from_secs_f64(done as f64 / rate as f64);
+    if let Some(wait) = due.checked_sub(started.elapsed()) {
+        std::thread::sleep(wait.min(Duration::from_millis(250)));
+    }
+}

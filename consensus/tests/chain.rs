@@ -1,0 +1,295 @@
+//! Block import, fork choice, reorgs, invalid branches, orphans, future blocks and
+//! invalidate/reconsider, against a real (temporary) sled store.
+
+mod common;
+
+use common::*;
+use peerchain_consensus::{Chain, ChainConfig, ChainEvent, ConsensusError, TipStatus, Verdict};
+use peerchain_ledger::crypto::Keypair;
+use peerchain_ledger::{AccountReader, Address, Block, Store, StoreConfig};
+use proptest::prelude::*;
+
+fn import_all(chain: &mut Chain, blocks: &[Block]) -> Vec<Verdict> {
+    let now = now(chain.genesis());
+    blocks
+        .iter()
+        .flat_map(|b| {
+            chain
+                .import(b.clone(), Some("peer".into()), now)
+                .expect("import")
+        })
+        .map(|i| i.verdict)
+        .collect()
+}
+
+fn assert_state_matches(chain: &Chain, forest: &Forest) {
+    let tip = chain.tip();
+    for (address, account) in forest.state_of(&tip) {
+        assert_eq!(
+            chain.store().account(address).expect("read"),
+            *account,
+            "account {address}"
+        );
+    }
+    chain
+        .store()
+        .verify_consistency(chain.genesis())
+        .expect("store agrees with a replay of the main chain");
+}
+
+#[test]
+fn extends_the_chain_and_emits_events() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let blocks = f.branch(&g.hash(), 5, 10, 1);
+    let verdicts = import_all(&mut chain, &blocks);
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| *v == Verdict::Accepted { on_main: true })
+    );
+    assert_eq!(chain.tip(), blocks[4].hash());
+    let events = chain.take_events();
+    assert_eq!(events.len(), 5);
+    assert!(matches!(
+        events[4],
+        ChainEvent::BlockConnected { height: 5, .. }
+    ));
+    assert_state_matches(&chain, &f);
+    assert_eq!(
+        import_all(&mut chain, &blocks[..1]),
+        vec![Verdict::Duplicate]
+    );
+}
+
+#[test]
+fn heavier_branch_wins_and_reverted_transactions_return_to_the_mempool() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 3, 8, 1);
+    let b = f.branch(&g.hash(), 4, 0, 2);
+    import_all(&mut chain, &a);
+    chain.take_events();
+    let verdicts = import_all(&mut chain, &b);
+    assert_eq!(verdicts[3], Verdict::Accepted { on_main: true });
+    assert_eq!(chain.tip(), b[3].hash());
+    let events = chain.take_events();
+    let reorg = events
+        .iter()
+        .find_map(|e| match e {
+            ChainEvent::Reorg {
+                fork_height,
+                disconnected,
+                connected,
+                ..
+            } => Some((*fork_height, disconnected.len(), connected.len())),
+            _ => None,
+        })
+        .expect("a reorg event");
+    assert_eq!(reorg, (0, 3, 4));
+    // Branch b carried no transactions, so all 24 of branch a are pending again.
+    assert_eq!(chain.mempool().len(), 24);
+    assert_state_matches(&chain, &f);
+    // The next template-worth of transactions applies on the new tip.
+    let txs = chain.select_transactions().expect("select");
+    assert_eq!(txs.len(), 24);
+}
+
+#[test]
+fn equal_work_keeps_the_first_seen_also_after_restart() {
+    let g = easy_genesis();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StoreConfig::new(dir.path().join("db"));
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 3, 2, 1);
+    let b = f.branch(&g.hash(), 3, 2, 2);
+    {
+        let store = Store::open(&cfg, &g).expect("open");
+        let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+        import_all(&mut chain, &a);
+        import_all(&mut chain, &b);
+        assert_eq!(chain.tip(), a[2].hash(), "first seen stays on a tie");
+    }
+    let store = Store::open(&cfg, &g).expect("reopen");
+    let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+    assert_eq!(chain.tip(), a[2].hash(), "still first seen after restart");
+    let more = f.child(&b[2].hash(), 1, 9);
+    import_all(&mut chain, std::slice::from_ref(&more));
+    assert_eq!(chain.tip(), more.hash(), "one more block breaks the tie");
+    assert_state_matches(&chain, &f);
+}
+
+#[test]
+fn reorg_meeting_an_invalid_block_returns_to_the_best_valid_chain() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 3, 4, 1);
+    import_all(&mut chain, &a);
+    let mut b = f.branch(&g.hash(), 2, 4, 2);
+    // Block b3: well formed, signed, right Merkle root, but its nonce is wrong.
+    let bad_tx = Keypair::dev(0).sign_transfer(g.chain_id, Address([7; 20]), 1, 1, 99);
+    let b3 = f.child_with(&b[1].hash(), vec![bad_tx], Address([3; 20]));
+    b.push(b3.clone());
+    b.extend(f.branch(&b3.hash(), 2, 0, 3));
+    let now = now(&g);
+    let mut reports = Vec::new();
+    for block in &b {
+        reports.extend(
+            chain
+                .import(
+                    block.clone(),
+                    Some(format!("peer-{}", block.header.height)),
+                    now,
+                )
+                .expect("import"),
+        );
+    }
+    let b3_report = reports
+        .iter()
+        .rfind(|r| r.hash == b3.hash())
+        .expect("b3 reported");
+    assert!(
+        matches!(
+            &b3_report.verdict,
+            Verdict::Invalid(ConsensusError::InvalidTransactions(_))
+        ),
+        "b3 is reported invalid: {reports:?}"
+    );
+    assert_eq!(
+        b3_report.source.as_deref(),
+        Some("peer-3"),
+        "its sender is named"
+    );
+    assert_eq!(chain.tip(), a[2].hash(), "back on the best valid chain");
+    assert_state_matches(&chain, &f);
+    let tips = chain.tips();
+    let b_tip = tips
+        .iter()
+        .find(|t| t.hash == b[4].hash())
+        .expect("b tip listed");
+    assert_eq!(b_tip.status, TipStatus::Invalid);
+    // A descendant of an invalid block is refused without validation.
+    let later = f.child(&b[4].hash(), 0, 4);
+    assert!(matches!(
+        import_all(&mut chain, &[later])[0],
+        Verdict::Invalid(ConsensusError::InvalidAncestor { .. })
+    ));
+}
+
+#[test]
+fn reorg_of_a_thousand_blocks() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 1000, 1, 1);
+    import_all(&mut chain, &a);
+    let b = f.branch(&g.hash(), 1001, 1, 2);
+    import_all(&mut chain, &b);
+    assert_eq!(chain.tip(), b[1000].hash());
+    assert_state_matches(&chain, &f);
+    let events = chain.take_events();
+    assert!(events.iter().any(|e| matches!(e,
+        ChainEvent::Reorg { disconnected, connected, .. } if disconnected.len() == 1000 && connected.len() == 1001)));
+}
+
+#[test]
+fn orphans_wait_for_their_parent() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let blocks = f.branch(&g.hash(), 4, 2, 1);
+    let now = now(&g);
+    let v = chain.import(blocks[3].clone(), None, now).expect("import");
+    assert_eq!(
+        v[0].verdict,
+        Verdict::Orphan {
+            missing: blocks[2].hash()
+        }
+    );
+    let v = chain.import(blocks[2].clone(), None, now).expect("import");
+    assert_eq!(
+        v[0].verdict,
+        Verdict::Orphan {
+            missing: blocks[1].hash()
+        }
+    );
+    assert_eq!(chain.orphan_count(), 2);
+    chain.import(blocks[0].clone(), None, now).expect("import");
+    let v = chain.import(blocks[1].clone(), None, now).expect("import");
+    assert_eq!(v.len(), 3, "parent plus two unlocked orphans");
+    assert_eq!(chain.tip(), blocks[3].hash());
+    assert_eq!(chain.orphan_count(), 0);
+}
+
+#[test]
+fn future_block_is_held_not_punished() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let block = f.child(&g.hash(), 1, 1);
+    let early = block.header.timestamp_ms - g.max_future_ms - 1;
+    let v = chain.import(block.clone(), None, early).expect("import");
+    assert!(matches!(v[0].verdict, Verdict::Future { .. }));
+    assert!(!v[0].verdict.is_invalid());
+    assert_eq!(chain.tip(), g.hash());
+    let v = chain
+        .retry_future(block.header.timestamp_ms)
+        .expect("retry");
+    assert_eq!(v[0].verdict, Verdict::Accepted { on_main: true });
+}
+
+#[test]
+fn invalidate_and_reconsider() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 3, 2, 1);
+    let b = f.branch(&g.hash(), 2, 2, 2);
+    import_all(&mut chain, &a);
+    import_all(&mut chain, &b);
+    chain.invalidate(&a[1].hash()).expect("invalidate");
+    assert_eq!(
+        chain.tip(),
+        b[1].hash(),
+        "moved to the best remaining branch"
+    );
+    assert_state_matches(&chain, &f);
+    chain.reconsider(&a[1].hash()).expect("reconsider");
+    assert_eq!(chain.tip(), a[2].hash());
+    assert_state_matches(&chain, &f);
+    assert!(chain.invalidate(&g.hash()).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    /// Random competing branches imported in random order always end on the heaviest chain,
+    /// and the state equals a replay of that chain from genesis.
+    #[test]
+    fn random_branches_end_on_the_heaviest(parents in proptest::collection::vec(0usize..1000, 1..25), order_seed in 0u64..1000) {
+        let g = easy_genesis();
+        let mut chain = new_chain(&g);
+        let mut f = Forest::new(&g);
+        let mut hashes = vec![g.hash()];
+        let mut blocks = Vec::new();
+        for (i, p) in parents.iter().enumerate() {
+            let parent = hashes[p % hashes.len()];
+            let block = f.child(&parent, i % 4, i as u64);
+            hashes.push(block.hash());
+            blocks.push(block);
+        }
+        // Shuffle deterministically: orphans must be handled too.
+        let n = blocks.len();
+        for i in 0..n {
+            let j = (order_seed as usize * 31 + i * 17) % n;
+            blocks.swap(i, j);
+        }
+        import_all(&mut chain, &blocks);
+        let max_height = f.states.values().map(|b| b.tip.height).max().unwrap_or(0);
+        prop_assert_eq!(chain.tip_header().height, max_height);
+        prop_assert_eq!(chain.orphan_count(), 0);
+        assert_state_matches(&chain, &f);
+    }
+}
