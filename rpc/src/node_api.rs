@@ -3,10 +3,15 @@
 //! bounded channel with a oneshot reply. The node crate serves these requests; tests may serve
 //! them with a `peerchain_consensus::Chain` of their own.
 
+use std::sync::Arc;
+
 use peerchain_ledger::mempool::MempoolError;
 use peerchain_ledger::{Address, Genesis, Hash, Store, Transaction, U256};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::Limits;
+use crate::metrics::Metrics;
 
 /// A transaction waiting in the mempool.
 #[derive(Debug, Clone)]
@@ -200,6 +205,11 @@ pub struct NodeApi {
     pub admin_token: String,
     /// Software version string.
     pub version: String,
+    /// Prometheus metrics, shared with the node (it records chain, mempool, peer and gossip
+    /// figures; the HTTP layer records requests and latency).
+    pub metrics: Arc<Metrics>,
+    /// Bounds of the HTTP server (`Limits::default()` is a sensible node default).
+    pub limits: Limits,
 }
 
 impl NodeApi {

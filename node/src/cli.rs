@@ -1,0 +1,326 @@
+//! Command-line interface: every subcommand and flag, with help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// peerchain: a proof-of-work peer-to-peer ledger node and its tools.
+#[derive(Debug, Parser)]
+#[command(name = "peerchain", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node (see `peerchain node --help` for flags and their precedence).
+    Node(Box<NodeArgs>),
+    /// Create a new key file (mode 0600) and print its address.
+    Keygen(KeygenArgs),
+    /// Print the address of a key file.
+    Address(AddressArgs),
+    /// Sign and send transactions.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Create genesis files.
+    #[command(subcommand)]
+    Genesis(GenesisCommand),
+    /// Print a node's status.
+    Status(StatusArgs),
+    /// Call a node's admin API (token from --token or <data-dir>/admin.token).
+    Admin(AdminArgs),
+    /// Submit signed transfers between dev accounts at a steady rate, then report how many
+    /// were sent, accepted and confirmed.
+    Load(LoadArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `peerchain node`.
+///
+/// Precedence, highest first: command-line flags, then `PEERCHAIN_*` environment variables,
+/// then the TOML file given with `--config` (keys named like the long flags, with `_` for
+/// `-`), then built-in defaults.
+#[derive(Debug, Args, Default)]
+#[command(after_help = "Precedence: flags > PEERCHAIN_* environment variables > --config TOML file > defaults.\n\
+Example: peerchain node --genesis genesis.json --data-dir ./data --mine --miner-address <addr>")]
+pub struct NodeArgs {
+    /// TOML config file with any of the flags below (e.g. `rpc_listen = "127.0.0.1:8710"`).
+    #[arg(long, env = "PEERCHAIN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Genesis file of the network to join [default: ./genesis.json].
+    #[arg(long, env = "PEERCHAIN_GENESIS")]
+    pub genesis: Option<PathBuf>,
+    /// Data directory (chain store, node key, admin token) [default: ./peerchain-data].
+    #[arg(long, env = "PEERCHAIN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// P2P listen multiaddr [default: /ip4/127.0.0.1/tcp/7710].
+    #[arg(long, env = "PEERCHAIN_P2P_LISTEN")]
+    pub p2p_listen: Option<String>,
+    /// HTTP API listen address [default: 127.0.0.1:8710].
+    #[arg(long, env = "PEERCHAIN_RPC_LISTEN")]
+    pub rpc_listen: Option<String>,
+    /// Bootnode multiaddr with /p2p/<peer id>; repeat for several.
+    #[arg(long = "bootnode", env = "PEERCHAIN_BOOTNODES", value_delimiter = ',')]
+    pub bootnodes: Vec<String>,
+    /// Mine continuously.
+    #[arg(long, env = "PEERCHAIN_MINE")]
+    pub mine: bool,
+    /// Address credited with mining rewards.
+    #[arg(long, env = "PEERCHAIN_MINER_ADDRESS")]
+    pub miner_address: Option<String>,
+    /// Key file whose address is credited with mining rewards (instead of --miner-address).
+    #[arg(long, env = "PEERCHAIN_MINER_KEY")]
+    pub miner_key: Option<PathBuf>,
+    /// Mining threads [default: 1].
+    #[arg(long, env = "PEERCHAIN_MINE_THREADS")]
+    pub mine_threads: Option<usize>,
+    /// Hash-rate cap in hashes per second for the whole node; 0 for none [default: 200000].
+    #[arg(long, env = "PEERCHAIN_MINE_HASHRATE")]
+    pub mine_hashrate: Option<u64>,
+    /// Admin bearer token [default: read or create <data-dir>/admin.token].
+    #[arg(long, env = "PEERCHAIN_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// sled page cache in MiB [default: 64].
+    #[arg(long, env = "PEERCHAIN_CACHE_MB")]
+    pub cache_mb: Option<u64>,
+    /// Log format [default: text]. RUST_LOG sets the filter.
+    #[arg(long, env = "PEERCHAIN_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Discover peers on the LAN with mDNS (useless on loopback).
+    #[arg(long, env = "PEERCHAIN_MDNS")]
+    pub mdns: bool,
+    /// Development mode: built-in dev genesis with 10 prefunded dev accounts, a temporary data
+    /// directory unless --data-dir is given, and instant or interval mining.
+    #[arg(long)]
+    pub dev: bool,
+    /// Dev mode block interval in ms; 0 mines a block as soon as a transaction arrives.
+    #[arg(long, requires = "dev")]
+    pub block_time: Option<u64>,
+}
+
+/// Flags of `peerchain keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (refuses to overwrite).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Flags of `peerchain address`.
+#[derive(Debug, Args)]
+pub struct AddressArgs {
+    /// Key file (64 hex digits of the secret seed).
+    #[arg(long)]
+    pub key: PathBuf,
+}
+
+/// `peerchain tx ...`.
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Sign a transfer and submit it to a node.
+    Send(TxSendArgs),
+    /// Sign a transfer and print its JSON without sending it.
+    Sign(TxSignArgs),
+}
+
+/// The transfer itself.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Sender's key file.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Recipient address (40 hex digits).
+    #[arg(long)]
+    pub to: String,
+    /// Amount in whole units.
+    #[arg(long)]
+    pub amount: u64,
+    /// Fee in whole units.
+    #[arg(long, default_value_t = 1)]
+    pub fee: u64,
+    /// Nonce; fetched from the node (counting pending transactions) when omitted.
+    #[arg(long)]
+    pub nonce: Option<u64>,
+}
+
+/// Flags of `peerchain tx send`.
+#[derive(Debug, Args)]
+pub struct TxSendArgs {
+    /// The transfer.
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    /// Node HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8710")]
+    pub rpc: String,
+    /// Wait until the transaction is confirmed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+/// Flags of `peerchain tx sign`.
+#[derive(Debug, Args)]
+pub struct TxSignArgs {
+    /// The transfer.
+    #[command(flatten)]
+    pub transfer: TransferArgs,
+    /// Chain id; read from the node given with --rpc when omitted.
+    #[arg(long)]
+    pub chain_id: Option<u64>,
+    /// Node HTTP API (for the chain id and nonce when not given).
+    #[arg(long, default_value = "http://127.0.0.1:8710")]
+    pub rpc: String,
+}
+
+/// `peerchain genesis ...`.
+#[derive(Debug, Subcommand)]
+pub enum GenesisCommand {
+    /// Write a new genesis file with prefunded dev accounts.
+    New(GenesisNewArgs),
+}
+
+/// Flags of `peerchain genesis new`.
+#[derive(Debug, Args)]
+pub struct GenesisNewArgs {
+    /// Number of dev accounts to prefund.
+    #[arg(long, default_value_t = 10)]
+    pub dev_accounts: u32,
+    /// Balance of each dev account.
+    #[arg(long, default_value_t = 1_000_000_000_000)]
+    pub balance: u64,
+    /// Target block time in ms.
+    #[arg(long, default_value_t = 2000)]
+    pub block_time: u64,
+    /// Chain id.
+    #[arg(long, default_value_t = 7710)]
+    pub chain_id: u64,
+    /// Expected hash rate of the whole network in hashes per second; sets the initial target
+    /// so the first blocks arrive about every block time.
+    #[arg(long, default_value_t = 400_000)]
+    pub hashrate: u64,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Flags of `peerchain status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Node HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8710")]
+    pub rpc: String,
+    /// `json` (everything) or `line` (height, tip, peers, mempool on one line).
+    #[arg(long, default_value = "json")]
+    pub format: StatusFormat,
+}
+
+/// Output of `peerchain status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// Pretty JSON.
+    Json,
+    /// One line.
+    Line,
+}
+
+/// Flags of `peerchain admin`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// Node HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8710")]
+    pub rpc: String,
+    /// Admin token.
+    #[arg(long, env = "PEERCHAIN_ADMIN_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the admin token (e.g. <data-dir>/admin.token).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The call.
+    #[command(subcommand)]
+    pub call: AdminCall,
+}
+
+/// Admin calls.
+#[derive(Debug, Subcommand)]
+pub enum AdminCall {
+    /// Mine blocks now.
+    Mine {
+        /// How many.
+        #[arg(default_value_t = 1)]
+        blocks: u32,
+    },
+    /// Turn continuous mining on or off.
+    Mining {
+        /// `on` or `off`.
+        state: OnOff,
+    },
+    /// Dial a peer multiaddr.
+    Dial {
+        /// Multiaddr with /p2p/<peer id>.
+        addr: String,
+    },
+    /// Disconnect and refuse a peer.
+    BlockPeer {
+        /// Peer id.
+        peer_id: String,
+    },
+    /// Allow a blocked peer again.
+    UnblockPeer {
+        /// Peer id.
+        peer_id: String,
+    },
+    /// Treat a block and its descendants as invalid.
+    Invalidate {
+        /// Block hash.
+        hash: String,
+    },
+    /// Undo invalidate.
+    Reconsider {
+        /// Block hash.
+        hash: String,
+    },
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+/// Flags of `peerchain load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Node HTTP APIs; dev account i sends through node i modulo their count. Repeatable or
+    /// comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8710")]
+    pub rpc: Vec<String>,
+    /// Transactions per second.
+    #[arg(long, default_value_t = 10)]
+    pub tps: u32,
+    /// Seconds to send for.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u32,
+    /// Dev accounts to send between.
+    #[arg(long, default_value_t = 10)]
+    pub accounts: u32,
+    /// Seconds to wait for confirmations after sending.
+    #[arg(long, default_value_t = 30)]
+    pub confirm_timeout: u64,
+}

@@ -1,0 +1,259 @@
+//! Resolves `peerchain node` flags, environment variables and the TOML config file into one
+//! [`NodeConfig`], with errors that name the problem.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use peerchain_ledger::{Address, Genesis, Target, U256};
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, NodeArgs};
+
+/// Default P2P listen address.
+pub const DEFAULT_P2P: &str = "/ip4/127.0.0.1/tcp/7710";
+/// Default HTTP listen address.
+pub const DEFAULT_RPC: &str = "127.0.0.1:8710";
+/// Default hash-rate cap (hashes per second per node).
+pub const DEFAULT_HASHRATE: u64 = 200_000;
+
+/// Keys of the TOML config file: the long flag names with `_`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    genesis: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    p2p_listen: Option<String>,
+    rpc_listen: Option<String>,
+    bootnodes: Option<Vec<String>>,
+    mine: Option<bool>,
+    miner_address: Option<String>,
+    miner_key: Option<PathBuf>,
+    mine_threads: Option<usize>,
+    mine_hashrate: Option<u64>,
+    admin_token: Option<String>,
+    cache_mb: Option<u64>,
+    log_format: Option<LogFormat>,
+    mdns: Option<bool>,
+}
+
+/// Dev mode settings.
+#[derive(Debug, Clone, Copy)]
+pub struct DevMode {
+    /// 0: mine when a transaction arrives; otherwise mine one block every this many ms.
+    pub block_time_ms: u64,
+}
+
+/// Everything a node needs to start.
+#[derive(Debug)]
+pub struct NodeConfig {
+    /// The network.
+    pub genesis: Genesis,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// P2P listen multiaddr.
+    pub p2p_listen: String,
+    /// HTTP listen address.
+    pub rpc_listen: SocketAddr,
+    /// Bootnode multiaddrs.
+    pub bootnodes: Vec<String>,
+    /// Mine continuously from the start.
+    pub mine: bool,
+    /// Reward address.
+    pub miner_address: Address,
+    /// Mining threads.
+    pub mine_threads: usize,
+    /// Hash-rate cap for the node, `None` for none.
+    pub mine_hashrate: Option<u64>,
+    /// Admin token from a flag (else the data directory's admin.token).
+    pub admin_token: Option<String>,
+    /// sled cache in MiB.
+    pub cache_mb: u64,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// mDNS discovery.
+    pub mdns: bool,
+    /// Dev mode.
+    pub dev: Option<DevMode>,
+    /// Gossip heartbeat (tests shorten it).
+    pub heartbeat_ms: u64,
+    /// Held so a dev node's temporary directory lives as long as the node.
+    pub temp_dir: Option<std::sync::Arc<tempfile::TempDir>>,
+}
+
+/// The built-in dev network: 10 dev accounts, easy work so blocks are mined at once.
+pub fn dev_genesis(block_time_ms: u64) -> Genesis {
+    let mut g = Genesis::dev(10, 1_000_000_000_000, block_time_ms.max(1000));
+    g.chain_id = 7711;
+    g.initial_target = Target(U256::MAX >> 12);
+    g.pow_limit = Target(U256::MAX >> 4);
+    g
+}
+
+/// The initial target for a network expected to hash at `hashrate` per second and produce a
+/// block every `block_time_ms`: work per block = hashrate × block time.
+pub fn target_for_hashrate(hashrate: u64, block_time_ms: u64) -> Target {
+    let work = (u128::from(hashrate) * u128::from(block_time_ms) / 1000).max(1);
+    // target = 2^256 / work - 1, computed as (2^256 - 1) / work.
+    Target(U256::MAX / U256::from(work))
+}
+
+impl NodeConfig {
+    /// Resolves flags (already merged with environment variables by clap), the config file and
+    /// defaults.
+    pub fn resolve(args: NodeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file_config(path)?,
+            None => FileConfig::default(),
+        };
+        let dev = args.dev.then(|| DevMode {
+            block_time_ms: args.block_time.unwrap_or(0),
+        });
+        let (genesis, data_dir, temp_dir) = genesis_and_dir(&args, &file, dev)?;
+        let rpc_text = args
+            .rpc_listen
+            .or(file.rpc_listen)
+            .unwrap_or_else(|| DEFAULT_RPC.to_owned());
+        let rpc_listen: SocketAddr = rpc_text
+            .parse()
+            .with_context(|| format!("--rpc-listen {rpc_text:?} is not an address like 127.0.0.1:8710"))?;
+        let miner_address = miner_address(
+            args.miner_address.or(file.miner_address),
+            args.miner_key.or(file.miner_key),
+            dev.is_some(),
+        )?;
+        let mine = args.mine || file.mine.unwrap_or(false);
+        let hashrate = args
+            .mine_hashrate
+            .or(file.mine_hashrate)
+            .unwrap_or(DEFAULT_HASHRATE);
+        let bootnodes = if args.bootnodes.is_empty() {
+            file.bootnodes.unwrap_or_default()
+        } else {
+            args.bootnodes
+        };
+        Ok(NodeConfig {
+            genesis,
+            data_dir,
+            p2p_listen: args
+                .p2p_listen
+                .or(file.p2p_listen)
+                .unwrap_or_else(|| DEFAULT_P2P.to_owned()),
+            rpc_listen,
+            bootnodes,
+            mine,
+            miner_address,
+            mine_threads: args.mine_threads.or(file.mine_threads).unwrap_or(1).max(1),
+            mine_hashrate: (hashrate > 0).then_some(hashrate),
+            admin_token: args.admin_token.or(file.admin_token),
+            cache_mb: args.cache_mb.or(file.cache_mb).unwrap_or(64).max(1),
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            mdns: args.mdns || file.mdns.unwrap_or(false),
+            dev,
+            heartbeat_ms: 700,
+            temp_dir,
+        })
+    }
+}
+
+fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+type GenesisAndDir = (Genesis, PathBuf, Option<std::sync::Arc<tempfile::TempDir>>);
+
+fn genesis_and_dir(args: &NodeArgs, file: &FileConfig, dev: Option<DevMode>) -> anyhow::Result<GenesisAndDir> {
+    let data_dir = args.data_dir.clone().or(file.data_dir.clone());
+    if let Some(dev) = dev {
+        let genesis = dev_genesis(if dev.block_time_ms == 0 { 2000 } else { dev.block_time_ms });
+        return Ok(match data_dir {
+            Some(dir) => (genesis, dir, None),
+            None => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("peerchain-dev-")
+                    .tempdir()
+                    .context("cannot create a temporary data directory")?;
+                (genesis, tmp.path().to_owned(), Some(std::sync::Arc::new(tmp)))
+            }
+        });
+    }
+    let path = args
+        .genesis
+        .clone()
+        .or(file.genesis.clone())
+        .unwrap_or_else(|| PathBuf::from("genesis.json"));
+    let genesis = Genesis::from_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((genesis, data_dir.unwrap_or_else(|| PathBuf::from("peerchain-data")), None))
+}
+
+fn miner_address(address: Option<String>, key: Option<PathBuf>, dev: bool) -> anyhow::Result<Address> {
+    match (address, key) {
+        (Some(_), Some(_)) => bail!("give either --miner-address or --miner-key, not both"),
+        (Some(text), None) => text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--miner-address {text:?}: {e}")),
+        (None, Some(path)) => Ok(crate::keys::read_key_file(&path)?.address()),
+        // Dev mode pays dev account 0; otherwise rewards go to the zero address until set.
+        (None, None) if dev => Ok(peerchain_ledger::crypto::Keypair::dev(0).address()),
+        (None, None) => Ok(Address::ZERO),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_which_beats_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("node.toml");
+        std::fs::write(
+            &cfg,
+            "rpc_listen = \"127.0.0.1:9999\"\ncache_mb = 32\nmine_threads = 3\n",
+        )
+        .expect("write");
+        let args = NodeArgs {
+            config: Some(cfg),
+            dev: true,
+            data_dir: Some(dir.path().join("data")),
+            mine_threads: Some(2),
+            ..NodeArgs::default()
+        };
+        let c = NodeConfig::resolve(args).expect("resolve");
+        assert_eq!(c.rpc_listen.port(), 9999, "file beats default");
+        assert_eq!(c.mine_threads, 2, "flag beats file");
+        assert_eq!(c.cache_mb, 32);
+        assert_eq!(c.p2p_listen, DEFAULT_P2P);
+    }
+
+    #[test]
+    fn bad_inputs_name_the_problem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("node.toml");
+        std::fs::write(&cfg, "no_such_key = 1\n").expect("write");
+        let err = NodeConfig::resolve(NodeArgs {
+            config: Some(cfg),
+            dev: true,
+            ..NodeArgs::default()
+        })
+        .expect_err("unknown key");
+        assert!(format!("{err:#}").contains("no_such_key"), "{err:#}");
+        let err = NodeConfig::resolve(NodeArgs {
+            dev: true,
+            rpc_listen: Some("nope".into()),
+            ..NodeArgs::default()
+        })
+        .expect_err("bad address");
+        assert!(err.to_string().contains("--rpc-listen"), "{err}");
+    }
+
+    #[test]
+    fn target_suits_the_hash_rate() {
+        let t = target_for_hashrate(500_000, 2000);
+        // Work = 1,000,000 hashes per block.
+        let work = t.work().low_u64();
+        assert!((999_000..=1_001_000).contains(&work), "work {work}");
+    }
+}
