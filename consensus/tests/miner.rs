@@ -21,7 +21,10 @@ fn template_takes_fees_first_and_pays_the_miner() {
     }
     // A second transaction of dev 0 must come after its first even with a higher fee.
     chain
-        .submit(Keypair::dev(0).sign_transfer(g.chain_id, to, 10, 50, 1), now)
+        .submit(
+            Keypair::dev(0).sign_transfer(g.chain_id, to, 10, 50, 1),
+            now,
+        )
         .expect("admitted");
     let miner = Address([1; 20]);
     let template = build_template(&chain, miner, now).expect("template");
@@ -33,7 +36,10 @@ fn template_takes_fees_first_and_pays_the_miner() {
     assert_eq!(v[0].verdict, Verdict::Accepted { on_main: true });
     let paid = chain.store().account(&miner).expect("read").balance;
     assert_eq!(paid, g.reward(1) + 9 + 5 + 3 + 50);
-    assert!(chain.mempool().is_empty(), "confirmed transactions leave the mempool");
+    assert!(
+        chain.mempool().is_empty(),
+        "confirmed transactions leave the mempool"
+    );
 }
 
 #[test]
@@ -63,7 +69,10 @@ fn background_miner_finds_blocks_and_respects_the_cap() {
     miner.set_job(Some(hard));
     std::thread::sleep(Duration::from_millis(1500));
     let rate = (miner.hashes() - before) as f64 / started.elapsed().as_secs_f64();
-    assert!(rate < 2_000.0 * 1.5, "capped at 2,000 H/s, measured {rate:.0} H/s");
+    assert!(
+        rate < 2_000.0 * 1.5,
+        "capped at 2,000 H/s, measured {rate:.0} H/s"
+    );
     assert!(rate > 100.0, "still mining, measured {rate:.0} H/s");
     miner.stop();
 }

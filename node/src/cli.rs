@@ -53,8 +53,10 @@ pub enum LogFormat {
 /// then the TOML file given with `--config` (keys named like the long flags, with `_` for
 /// `-`), then built-in defaults.
 #[derive(Debug, Args, Default)]
-#[command(after_help = "Precedence: flags > PEERCHAIN_* environment variables > --config TOML file > defaults.\n\
-Example: peerchain node --genesis genesis.json --data-dir ./data --mine --miner-address <addr>")]
+#[command(
+    after_help = "Precedence: flags > PEERCHAIN_* environment variables > --config TOML file > defaults.\n\
+Example: peerchain node --genesis genesis.json --data-dir ./data --mine --miner-address <addr>"
+)]
 pub struct NodeArgs {
     /// TOML config file with any of the flags below (e.g. `rpc_listen = "127.0.0.1:8710"`).
     #[arg(long, env = "PEERCHAIN_CONFIG")]
@@ -244,7 +246,12 @@ pub struct AdminArgs {
     #[arg(long, default_value = "http://127.0.0.1:8710")]
     pub rpc: String,
     /// Admin token.
-    #[arg(long, env = "PEERCHAIN_ADMIN_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
+    #[arg(
+        long,
+        env = "PEERCHAIN_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
     /// File holding the admin token (e.g. <data-dir>/admin.token).
     #[arg(long)]

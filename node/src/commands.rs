@@ -8,8 +8,8 @@ use peerchain_ledger::{Address, Transaction};
 use serde_json::Value;
 
 use crate::cli::{
-    AddressArgs, AdminArgs, AdminCall, GenesisCommand, KeygenArgs, LogFormat, NodeArgs, OnOff, StatusArgs,
-    StatusFormat, TransferArgs, TxCommand,
+    AddressArgs, AdminArgs, AdminCall, GenesisCommand, KeygenArgs, LogFormat, NodeArgs, OnOff,
+    StatusArgs, StatusFormat, TransferArgs, TxCommand,
 };
 use crate::config::{NodeConfig, target_for_hashrate};
 
@@ -42,7 +42,10 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };
@@ -55,7 +58,9 @@ async fn wait_for_signal() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn,sled=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -63,10 +68,15 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn print_dev_banner(node: &mut crate::RunningNode, genesis: &peerchain_ledger::Genesis) {
-    let p2p = node.p2p_addr(Duration::from_secs(2)).await.unwrap_or_default();
+    let p2p = node
+        .p2p_addr(Duration::from_secs(2))
+        .await
+        .unwrap_or_default();
     let mut out = String::new();
     out.push_str("\npeerchain dev node\n==================\n\n");
-    out.push_str("Dev accounts (PUBLIC TEST KEYS: anyone can spend these; never use them for value)\n\n");
+    out.push_str(
+        "Dev accounts (PUBLIC TEST KEYS: anyone can spend these; never use them for value)\n\n",
+    );
     for (i, a) in genesis.allocations.iter().enumerate() {
         let key = Keypair::dev(i as u32);
         out.push_str(&format!(
@@ -112,7 +122,8 @@ pub fn genesis(cmd: GenesisCommand) -> anyhow::Result<()> {
     if a.out.exists() {
         bail!("{} exists: refusing to overwrite it", a.out.display());
     }
-    std::fs::write(&a.out, g.to_json() + "\n").with_context(|| format!("cannot write {}", a.out.display()))?;
+    std::fs::write(&a.out, g.to_json() + "\n")
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
     println!("{}", g.hash());
     Ok(())
 }
@@ -125,9 +136,14 @@ pub(crate) fn client() -> anyhow::Result<reqwest::blocking::Client> {
 }
 
 pub(crate) fn get_json(client: &reqwest::blocking::Client, url: &str) -> anyhow::Result<Value> {
-    let resp = client.get(url).send().with_context(|| format!("cannot reach {url}"))?;
+    let resp = client
+        .get(url)
+        .send()
+        .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
-    let body: Value = resp.json().with_context(|| format!("{url} did not answer JSON"))?;
+    let body: Value = resp
+        .json()
+        .with_context(|| format!("{url} did not answer JSON"))?;
     if !status.is_success() {
         bail!("{url}: {status}: {}", error_message(&body));
     }
@@ -178,8 +194,12 @@ pub fn admin(args: &AdminArgs) -> anyhow::Result<()> {
         AdminCall::Dial { addr } => ("peers".to_owned(), serde_json::json!({ "addr": addr })),
         AdminCall::BlockPeer { peer_id } => (format!("peers/{peer_id}/block"), Value::Null),
         AdminCall::UnblockPeer { peer_id } => (format!("peers/{peer_id}/unblock"), Value::Null),
-        AdminCall::Invalidate { hash } => ("invalidate".to_owned(), serde_json::json!({ "hash": hash })),
-        AdminCall::Reconsider { hash } => ("reconsider".to_owned(), serde_json::json!({ "hash": hash })),
+        AdminCall::Invalidate { hash } => {
+            ("invalidate".to_owned(), serde_json::json!({ "hash": hash }))
+        }
+        AdminCall::Reconsider { hash } => {
+            ("reconsider".to_owned(), serde_json::json!({ "hash": hash }))
+        }
     };
     let url = format!("{rpc}/v1/admin/{path}");
     let mut req = client()?.post(&url).bearer_auth(token);
@@ -217,7 +237,9 @@ pub fn tx(cmd: TxCommand) -> anyhow::Result<()> {
                 .send()
                 .with_context(|| format!("cannot reach {url}"))?;
             let status = resp.status();
-            let body: Value = resp.json().with_context(|| format!("{url} did not answer JSON"))?;
+            let body: Value = resp
+                .json()
+                .with_context(|| format!("{url} did not answer JSON"))?;
             if !status.is_success() {
                 bail!("transaction refused ({status}): {}", error_message(&body));
             }
@@ -231,9 +253,15 @@ pub fn tx(cmd: TxCommand) -> anyhow::Result<()> {
     }
 }
 
-fn build_transfer(t: &TransferArgs, chain_id: Option<u64>, rpc: &str) -> anyhow::Result<Transaction> {
+fn build_transfer(
+    t: &TransferArgs,
+    chain_id: Option<u64>,
+    rpc: &str,
+) -> anyhow::Result<Transaction> {
     let key = crate::keys::read_key_file(&t.key)?;
-    let to: Address = t.to.parse().map_err(|e| anyhow::anyhow!("--to {:?}: {e}", t.to))?;
+    let to: Address =
+        t.to.parse()
+            .map_err(|e| anyhow::anyhow!("--to {:?}: {e}", t.to))?;
     let client = client()?;
     let chain_id = match chain_id {
         Some(c) => c,
@@ -250,7 +278,12 @@ fn build_transfer(t: &TransferArgs, chain_id: Option<u64>, rpc: &str) -> anyhow:
     Ok(key.sign_transfer(chain_id, to, t.amount, t.fee, nonce))
 }
 
-fn wait_confirmed(client: &reqwest::blocking::Client, rpc: &str, txid: &str, timeout: Duration) -> anyhow::Result<()> {
+fn wait_confirmed(
+    client: &reqwest::blocking::Client,
+    rpc: &str,
+    txid: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let url = format!("{rpc}/v1/transactions/{txid}");
     loop {
@@ -265,7 +298,10 @@ fn wait_confirmed(client: &reqwest::blocking::Client, rpc: &str, txid: &str, tim
             }
         }
         if started.elapsed() > timeout {
-            bail!("transaction {txid} not confirmed after {} s", timeout.as_secs());
+            bail!(
+                "transaction {txid} not confirmed after {} s",
+                timeout.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(250));
     }

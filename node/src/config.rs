@@ -114,9 +114,9 @@ impl NodeConfig {
             .rpc_listen
             .or(file.rpc_listen)
             .unwrap_or_else(|| DEFAULT_RPC.to_owned());
-        let rpc_listen: SocketAddr = rpc_text
-            .parse()
-            .with_context(|| format!("--rpc-listen {rpc_text:?} is not an address like 127.0.0.1:8710"))?;
+        let rpc_listen: SocketAddr = rpc_text.parse().with_context(|| {
+            format!("--rpc-listen {rpc_text:?} is not an address like 127.0.0.1:8710")
+        })?;
         let miner_address = miner_address(
             args.miner_address.or(file.miner_address),
             args.miner_key.or(file.miner_key),
@@ -147,7 +147,10 @@ impl NodeConfig {
             mine_hashrate: (hashrate > 0).then_some(hashrate),
             admin_token: args.admin_token.or(file.admin_token),
             cache_mb: args.cache_mb.or(file.cache_mb).unwrap_or(64).max(1),
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
             mdns: args.mdns || file.mdns.unwrap_or(false),
             dev,
             heartbeat_ms: 700,
@@ -164,10 +167,18 @@ fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
 
 type GenesisAndDir = (Genesis, PathBuf, Option<std::sync::Arc<tempfile::TempDir>>);
 
-fn genesis_and_dir(args: &NodeArgs, file: &FileConfig, dev: Option<DevMode>) -> anyhow::Result<GenesisAndDir> {
+fn genesis_and_dir(
+    args: &NodeArgs,
+    file: &FileConfig,
+    dev: Option<DevMode>,
+) -> anyhow::Result<GenesisAndDir> {
     let data_dir = args.data_dir.clone().or(file.data_dir.clone());
     if let Some(dev) = dev {
-        let genesis = dev_genesis(if dev.block_time_ms == 0 { 2000 } else { dev.block_time_ms });
+        let genesis = dev_genesis(if dev.block_time_ms == 0 {
+            2000
+        } else {
+            dev.block_time_ms
+        });
         return Ok(match data_dir {
             Some(dir) => (genesis, dir, None),
             None => {
@@ -175,7 +186,11 @@ fn genesis_and_dir(args: &NodeArgs, file: &FileConfig, dev: Option<DevMode>) -> 
                     .prefix("peerchain-dev-")
                     .tempdir()
                     .context("cannot create a temporary data directory")?;
-                (genesis, tmp.path().to_owned(), Some(std::sync::Arc::new(tmp)))
+                (
+                    genesis,
+                    tmp.path().to_owned(),
+                    Some(std::sync::Arc::new(tmp)),
+                )
             }
         });
     }
@@ -185,10 +200,18 @@ fn genesis_and_dir(args: &NodeArgs, file: &FileConfig, dev: Option<DevMode>) -> 
         .or(file.genesis.clone())
         .unwrap_or_else(|| PathBuf::from("genesis.json"));
     let genesis = Genesis::from_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((genesis, data_dir.unwrap_or_else(|| PathBuf::from("peerchain-data")), None))
+    Ok((
+        genesis,
+        data_dir.unwrap_or_else(|| PathBuf::from("peerchain-data")),
+        None,
+    ))
 }
 
-fn miner_address(address: Option<String>, key: Option<PathBuf>, dev: bool) -> anyhow::Result<Address> {
+fn miner_address(
+    address: Option<String>,
+    key: Option<PathBuf>,
+    dev: bool,
+) -> anyhow::Result<Address> {
     match (address, key) {
         (Some(_), Some(_)) => bail!("give either --miner-address or --miner-key, not both"),
         (Some(text), None) => text

@@ -48,7 +48,10 @@ pub fn admin_token(dir: &Path) -> anyhow::Result<String> {
             .with_context(|| format!("cannot read {}", path.display()))?;
         let token = token.trim().to_owned();
         if token.is_empty() {
-            bail!("{} is empty: delete it to create a new token", path.display());
+            bail!(
+                "{} is empty: delete it to create a new token",
+                path.display()
+            );
         }
         let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {

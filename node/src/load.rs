@@ -42,15 +42,23 @@ fn generate(args: &LoadArgs) -> anyhow::Result<LoadReport> {
     anyhow::ensure!(!args.rpc.is_empty(), "give at least one --rpc");
     anyhow::ensure!(args.accounts >= 2, "--accounts must be at least 2");
     let http = client()?;
-    let rpcs: Vec<String> = args.rpc.iter().map(|r| r.trim_end_matches('/').to_owned()).collect();
+    let rpcs: Vec<String> = args
+        .rpc
+        .iter()
+        .map(|r| r.trim_end_matches('/').to_owned())
+        .collect();
     let status = get_json(&http, &format!("{}/v1/status", rpcs[0]))?;
-    let chain_id = status["chain_id"].as_u64().context("status has no chain_id")?;
+    let chain_id = status["chain_id"]
+        .as_u64()
+        .context("status has no chain_id")?;
     let mut senders = Vec::new();
     for i in 0..args.accounts {
         let key = Keypair::dev(i);
         let rpc = rpcs[i as usize % rpcs.len()].clone();
         let account = get_json(&http, &format!("{rpc}/v1/accounts/{}", key.address()))?;
-        let nonce = account["next_nonce"].as_u64().context("account has no next_nonce")?;
+        let nonce = account["next_nonce"]
+            .as_u64()
+            .context("account has no next_nonce")?;
         senders.push(Sender { key, rpc, nonce });
     }
     let mut report = LoadReport::default();
@@ -68,7 +76,10 @@ fn generate(args: &LoadArgs) -> anyhow::Result<LoadReport> {
         let s = &mut senders[i];
         let tx = s.key.sign_transfer(chain_id, to, 1 + n % 1000, 1, s.nonce);
         report.sent += 1;
-        let resp = http.post(format!("{}/v1/transactions", s.rpc)).json(&tx).send();
+        let resp = http
+            .post(format!("{}/v1/transactions", s.rpc))
+            .json(&tx)
+            .send();
         match resp {
             Ok(r) if r.status().is_success() => {
                 s.nonce += 1;
@@ -77,16 +88,22 @@ fn generate(args: &LoadArgs) -> anyhow::Result<LoadReport> {
             }
             Ok(r) => {
                 let body: Value = r.json().unwrap_or(Value::Null);
-                eprintln!("refused: {}", body["error"]["message"].as_str().unwrap_or("?"));
+                eprintln!(
+                    "refused: {}",
+                    body["error"]["message"].as_str().unwrap_or("?")
+                );
                 // Resynchronise this sender's nonce with the node.
-                if let Ok(a) = get_json(&http, &format!("{}/v1/accounts/{}", s.rpc, s.key.address())) {
+                if let Ok(a) =
+                    get_json(&http, &format!("{}/v1/accounts/{}", s.rpc, s.key.address()))
+                {
                     s.nonce = a["next_nonce"].as_u64().unwrap_or(s.nonce);
                 }
             }
             Err(e) => eprintln!("send failed: {e}"),
         }
     }
-    report.confirmed = wait_for_confirmations(&http, &accepted, Duration::from_secs(args.confirm_timeout));
+    report.confirmed =
+        wait_for_confirmations(&http, &accepted, Duration::from_secs(args.confirm_timeout));
     Ok(report)
 }
 

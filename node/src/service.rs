@@ -14,14 +14,18 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender, select};
 use peerchain_consensus::{
-    Chain, ChainConfig, ChainEvent, Imported, Miner, MinerConfig, TipStatus, Verdict, build_template, solve,
+    Chain, ChainConfig, ChainEvent, Imported, Miner, MinerConfig, TipStatus, Verdict,
+    build_template, solve,
 };
 use peerchain_ledger::mempool::{Admitted, MempoolError};
 use peerchain_ledger::{AccountReader, Address, Block, Hash, Store, StoreConfig, Transaction};
-use peerchain_network::{Acceptance, BlockOrigin, LocalTip, MessageRef, NetworkConfig, NetworkEvent, NetworkHandle};
+use peerchain_network::{
+    Acceptance, BlockOrigin, LocalTip, MessageRef, NetworkConfig, NetworkEvent, NetworkHandle,
+};
 use peerchain_rpc::metrics::Metrics;
 use peerchain_rpc::node_api::{
-    MempoolPage, NodeApi, NodeError, NodeEvent, NodeRequest, NodeStatus, PeerInfo, PendingTx, Submitted, TipInfo,
+    MempoolPage, NodeApi, NodeError, NodeEvent, NodeRequest, NodeStatus, PeerInfo, PendingTx,
+    Submitted, TipInfo,
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
@@ -107,14 +111,29 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     };
     let listener = tokio::net::TcpListener::bind(config.rpc_listen)
         .await
-        .with_context(|| format!("cannot listen for HTTP on {} (port in use?)", config.rpc_listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen for HTTP on {} (port in use?)",
+                config.rpc_listen
+            )
+        })?;
     let rpc_addr = listener.local_addr()?;
-    let mut chain = Chain::open(store.clone(), config.genesis.clone(), ChainConfig::default())
+    let mut chain = Chain::open(
+        store.clone(),
+        config.genesis.clone(),
+        ChainConfig::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let restored = chain
+        .load_mempool(now_ms())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let restored = chain.load_mempool(now_ms()).map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(restored, tip = %chain.tip(), height = chain.tip_header().height, "chain loaded");
 
-    let mut net_cfg = NetworkConfig::new(config.data_dir.clone(), config.genesis.hash(), config.genesis.max_block_txs());
+    let mut net_cfg = NetworkConfig::new(
+        config.data_dir.clone(),
+        config.genesis.hash(),
+        config.genesis.max_block_txs(),
+    );
     net_cfg.listen = vec![config.p2p_listen.clone()];
     net_cfg.bootnodes = config.bootnodes.clone();
     net_cfg.mdns = config.mdns;
@@ -166,7 +185,11 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             tracing::error!(error = %e, "HTTP server failed");
         }
     }));
-    tasks.push(tokio::spawn(dispatch_requests(req_rx, chain_tx.clone(), net.clone())));
+    tasks.push(tokio::spawn(dispatch_requests(
+        req_rx,
+        chain_tx.clone(),
+        net.clone(),
+    )));
     tasks.push(tokio::spawn(forward_network_events(
         net_events,
         chain_tx.clone(),
@@ -229,7 +252,11 @@ fn local_tip(chain: &Chain) -> LocalTip {
 }
 
 /// Serves network-side requests on the async runtime and forwards the rest to the chain thread.
-async fn dispatch_requests(mut rx: mpsc::Receiver<NodeRequest>, chain_tx: Sender<ChainMsg>, net: NetworkHandle) {
+async fn dispatch_requests(
+    mut rx: mpsc::Receiver<NodeRequest>,
+    chain_tx: Sender<ChainMsg>,
+    net: NetworkHandle,
+) {
     while let Some(req) = rx.recv().await {
         match req {
             NodeRequest::Peers(reply) => {
@@ -237,21 +264,31 @@ async fn dispatch_requests(mut rx: mpsc::Receiver<NodeRequest>, chain_tx: Sender
                 let _ = reply.send(peers);
             }
             NodeRequest::Dial(addr, reply) => {
-                let r = net.dial(&addr).await.map_err(|e| NodeError::BadRequest(e.to_string()));
+                let r = net
+                    .dial(&addr)
+                    .await
+                    .map_err(|e| NodeError::BadRequest(e.to_string()));
                 let _ = reply.send(r);
             }
             NodeRequest::BlockPeer(peer, reply) => {
-                let r = net.block_peer(&peer).await.map_err(|e| NodeError::BadRequest(e.to_string()));
+                let r = net
+                    .block_peer(&peer)
+                    .await
+                    .map_err(|e| NodeError::BadRequest(e.to_string()));
                 let _ = reply.send(r);
             }
             NodeRequest::UnblockPeer(peer, reply) => {
-                let r = net.unblock_peer(&peer).await.map_err(|e| NodeError::BadRequest(e.to_string()));
+                let r = net
+                    .unblock_peer(&peer)
+                    .await
+                    .map_err(|e| NodeError::BadRequest(e.to_string()));
                 let _ = reply.send(r);
             }
             other => {
                 let tx = chain_tx.clone();
                 // The chain thread's inbox is bounded: wait off the runtime if it is full.
-                let _ = tokio::task::spawn_blocking(move || tx.send(ChainMsg::Request(other))).await;
+                let _ =
+                    tokio::task::spawn_blocking(move || tx.send(ChainMsg::Request(other))).await;
             }
         }
     }
@@ -276,7 +313,15 @@ async fn forward_network_events(
 ) {
     while let Some(event) = events.recv().await {
         let msg = match event {
-            NetworkEvent::Block { block, peer, origin } => ChainMsg::Block { block, peer, origin },
+            NetworkEvent::Block {
+                block,
+                peer,
+                origin,
+            } => ChainMsg::Block {
+                block,
+                peer,
+                origin,
+            },
             NetworkEvent::Tx { tx, msg, .. } => ChainMsg::Tx { tx, msg },
             NetworkEvent::PeerConnected { .. } => {
                 let n = shared.peer_count.fetch_add(1, Ordering::SeqCst) + 1;
@@ -284,7 +329,10 @@ async fn forward_network_events(
                 continue;
             }
             NetworkEvent::PeerDisconnected { .. } => {
-                let n = shared.peer_count.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+                let n = shared
+                    .peer_count
+                    .fetch_sub(1, Ordering::SeqCst)
+                    .saturating_sub(1);
                 metrics.set_peers(n);
                 continue;
             }
@@ -298,7 +346,10 @@ async fn forward_network_events(
             }
         };
         let tx = chain_tx.clone();
-        if tokio::task::spawn_blocking(move || tx.send(msg)).await.is_err() {
+        if tokio::task::spawn_blocking(move || tx.send(msg))
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -365,7 +416,9 @@ impl ChainService {
             },
             found_tx,
         );
-        shared.mining.store(config.mine && config.dev.is_none(), Ordering::SeqCst);
+        shared
+            .mining
+            .store(config.mine && config.dev.is_none(), Ordering::SeqCst);
         ChainService {
             chain,
             net,
@@ -426,7 +479,11 @@ impl ChainService {
 
     fn handle(&mut self, msg: ChainMsg) {
         match msg {
-            ChainMsg::Block { block, peer, origin } => self.import_from_peer(block, peer, origin),
+            ChainMsg::Block {
+                block,
+                peer,
+                origin,
+            } => self.import_from_peer(block, peer, origin),
             ChainMsg::Tx { tx, msg } => self.gossiped_tx(tx, msg),
             ChainMsg::Request(req) => self.request(req),
             ChainMsg::Shutdown(_) => {}
@@ -463,7 +520,9 @@ impl ChainService {
         let acceptance = match verdict {
             Verdict::Accepted { .. } => Acceptance::Accept,
             Verdict::Invalid(_) => Acceptance::Reject,
-            Verdict::Duplicate | Verdict::Future { .. } | Verdict::Orphan { .. } => Acceptance::Ignore,
+            Verdict::Duplicate | Verdict::Future { .. } | Verdict::Orphan { .. } => {
+                Acceptance::Ignore
+            }
         };
         match origin {
             BlockOrigin::Gossip(msg) => {
@@ -621,7 +680,9 @@ impl ChainService {
             self.last_expiry = Instant::now();
         }
         if let Some(dev) = self.dev {
-            if dev.block_time_ms > 0 && self.last_dev_block.elapsed() >= Duration::from_millis(dev.block_time_ms) {
+            if dev.block_time_ms > 0
+                && self.last_dev_block.elapsed() >= Duration::from_millis(dev.block_time_ms)
+            {
                 self.last_dev_block = Instant::now();
                 let _ = self.mine_now(1, None);
             }
@@ -640,12 +701,18 @@ impl ChainService {
     fn mine_now(&mut self, blocks: u32, miner: Option<Address>) -> Result<Vec<Hash>, NodeError> {
         let mut out = Vec::new();
         for _ in 0..blocks {
-            let template = build_template(&self.chain, miner.unwrap_or(self.miner_address), now_ms())
-                .map_err(|e| NodeError::Unavailable(e.to_string()))?;
-            let block = solve(template).ok_or_else(|| NodeError::Unavailable("no nonce solves the block".into()))?;
+            let template =
+                build_template(&self.chain, miner.unwrap_or(self.miner_address), now_ms())
+                    .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+            let block = solve(template)
+                .ok_or_else(|| NodeError::Unavailable("no nonce solves the block".into()))?;
             match self.import_own(block) {
                 Some(hash) => out.push(hash),
-                None => return Err(NodeError::Unavailable("mined block was not accepted".into())),
+                None => {
+                    return Err(NodeError::Unavailable(
+                        "mined block was not accepted".into(),
+                    ));
+                }
             }
         }
         Ok(out)
@@ -664,13 +731,29 @@ impl ChainService {
                 let _ = reply.send(pending.or_else(|| self.first_seen.map.get(&txid).copied()));
             }
             NodeRequest::PendingInvolving(address, reply) => {
-                let _ = reply.send(self.chain.mempool().involving(&address).into_iter().map(pending).collect());
+                let _ = reply.send(
+                    self.chain
+                        .mempool()
+                        .involving(&address)
+                        .into_iter()
+                        .map(pending)
+                        .collect(),
+                );
             }
             NodeRequest::NextNonce(address, reply) => {
-                let nonce = self.chain.store().account(&address).map(|a| a.nonce).unwrap_or(0);
+                let nonce = self
+                    .chain
+                    .store()
+                    .account(&address)
+                    .map(|a| a.nonce)
+                    .unwrap_or(0);
                 let _ = reply.send(self.chain.mempool().next_nonce(&address, nonce));
             }
-            NodeRequest::Mempool { offset, limit, reply } => {
+            NodeRequest::Mempool {
+                offset,
+                limit,
+                reply,
+            } => {
                 let _ = reply.send(self.mempool_page(offset, limit));
             }
             NodeRequest::Status(reply) => {
@@ -685,7 +768,11 @@ impl ChainService {
             NodeRequest::ChainTips(reply) => {
                 let _ = reply.send(self.chain.tips().into_iter().map(tip_info).collect());
             }
-            NodeRequest::Mine { blocks, miner, reply } => {
+            NodeRequest::Mine {
+                blocks,
+                miner,
+                reply,
+            } => {
                 let _ = reply.send(self.mine_now(blocks, miner));
             }
             NodeRequest::SetMining(on, reply) => {
@@ -694,19 +781,29 @@ impl ChainService {
                 let _ = reply.send(Ok(()));
             }
             NodeRequest::Invalidate(hash, reply) => {
-                let r = self.chain.invalidate(&hash).map_err(|e| NodeError::NotFound(e.to_string()));
+                let r = self
+                    .chain
+                    .invalidate(&hash)
+                    .map_err(|e| NodeError::NotFound(e.to_string()));
                 let _ = reply.send(r);
             }
             NodeRequest::Reconsider(hash, reply) => {
-                let r = self.chain.reconsider(&hash).map_err(|e| NodeError::NotFound(e.to_string()));
+                let r = self
+                    .chain
+                    .reconsider(&hash)
+                    .map_err(|e| NodeError::NotFound(e.to_string()));
                 let _ = reply.send(r);
             }
             // Served by the async dispatcher; never forwarded here.
             NodeRequest::Peers(reply) => {
                 let _ = reply.send(Vec::new());
             }
-            NodeRequest::Dial(_, reply) | NodeRequest::BlockPeer(_, reply) | NodeRequest::UnblockPeer(_, reply) => {
-                let _ = reply.send(Err(NodeError::Unavailable("network request reached the chain thread".into())));
+            NodeRequest::Dial(_, reply)
+            | NodeRequest::BlockPeer(_, reply)
+            | NodeRequest::UnblockPeer(_, reply) => {
+                let _ = reply.send(Err(NodeError::Unavailable(
+                    "network request reached the chain thread".into(),
+                )));
             }
         }
     }
@@ -747,7 +844,12 @@ impl ChainService {
 
     fn mempool_page(&self, offset: usize, limit: usize) -> MempoolPage {
         let m = self.chain.mempool();
-        let items: Vec<PendingTx> = m.by_fee_desc().skip(offset).take(limit).map(pending).collect();
+        let items: Vec<PendingTx> = m
+            .by_fee_desc()
+            .skip(offset)
+            .take(limit)
+            .map(pending)
+            .collect();
         let next = offset + items.len();
         MempoolPage {
             count: m.len(),

@@ -6,5 +6,158 @@
 //! It owns: routes, request parsing and limits, the JSON shapes of the API, the error model.
 //! It must never: talk to libp2p or sled directly. Reads go through the ledger's `Store` API;
 //! everything else is a [`node_api::NodeRequest`] answered by the node.
+//!
+//! Code map:
+//! - [`router`] and [`serve`] (here and in `server`): the routes and the layers around them
+//!   (error normalisation, metrics, CORS, body limits, concurrency limit, timeouts).
+//! - `routes/*`: handlers by resource; `reads`: synchronous store reads they share; `views`:
+//!   shared JSON shapes; [`pagination`]: pages and cursors; [`error`]: the error model.
+//! - [`sse`]: `/v1/events`; [`metrics`]: the registry the node records into; [`openapi`]:
+//!   `/openapi.json`; `explorer`: `GET /`.
+//!
+//! Invariants: every error response is `{"error": {"code", "message"}}` (the `normalize`
+//! middleware rewrites the few that axum and tower produce otherwise); no handler waits on
+//! the store inside an async worker (reads run on the blocking pool); every wait a client can
+//! cause is bounded by a [`config::Limits`] field.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::Semaphore;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub mod config;
+pub mod error;
+mod explorer;
+mod extract;
+pub mod metrics;
 pub mod node_api;
+pub mod openapi;
+pub mod pagination;
+mod reads;
+pub mod routes;
+mod server;
+pub mod sse;
+mod state;
+pub mod views;
+
+pub use config::Limits;
+pub use metrics::Metrics;
+pub use node_api::NodeApi;
+pub use server::serve;
+
+use crate::error::ApiError;
+use crate::routes::{accounts, admin, blocks, node, search, transactions};
+use crate::state::AppState;
+
+/// The HTTP API with every layer, ready to serve (e.g. with [`serve`] or `axum::serve`).
+pub fn router(api: NodeApi) -> Router {
+    build(AppState::new(api))
+}
+
+/// Routes and layers over an existing state (the server keeps the state to end event streams
+/// at shutdown).
+pub(crate) fn build(state: AppState) -> Router {
+    let limits = state.api().limits.clone();
+    let slots = Slots {
+        semaphore: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+        max: limits.max_concurrent_requests,
+    };
+    let public = Router::new()
+        .route("/v1/status", get(node::status))
+        .route("/v1/transactions", post(transactions::submit))
+        .route(
+            "/v1/transactions/batch",
+            post(transactions::submit_batch)
+                .layer(DefaultBodyLimit::max(limits.max_batch_body_bytes)),
+        )
+        .route("/v1/transactions/{txid}", get(transactions::get_transaction))
+        .route("/v1/transactions/{txid}/proof", get(transactions::get_proof))
+        .route("/v1/blocks", get(blocks::list_blocks))
+        .route("/v1/blocks/{id}", get(blocks::get_block))
+        .route("/v1/blocks/{id}/txids", get(blocks::block_txids))
+        .route("/v1/blocks/{id}/transactions", get(blocks::block_transactions))
+        .route("/v1/chain/tips", get(blocks::chain_tips))
+        .route("/v1/accounts/{address}", get(accounts::get_account))
+        .route(
+            "/v1/accounts/{address}/transactions",
+            get(accounts::account_history),
+        )
+        .route("/v1/mempool", get(node::mempool))
+        .route("/v1/peers", get(node::peers))
+        .route("/v1/search", get(search::search))
+        .route("/metrics", get(metrics::metrics_text))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/", get(explorer::index))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(timeout(limits.request_timeout))
+        .layer(from_fn_with_state(slots.clone(), limit_concurrency));
+    let admin = Router::new()
+        .route("/v1/admin/mine", post(admin::mine))
+        .route("/v1/admin/mining", post(admin::set_mining))
+        .route("/v1/admin/peers", post(admin::dial))
+        .route("/v1/admin/peers/{peer_id}/block", post(admin::block_peer))
+        .route("/v1/admin/peers/{peer_id}/unblock", post(admin::unblock_peer))
+        .route("/v1/admin/invalidate", post(admin::invalidate))
+        .route("/v1/admin/reconsider", post(admin::reconsider))
+        .route_layer(from_fn_with_state(state.clone(), admin::require_admin))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(timeout(limits.admin_timeout))
+        .layer(from_fn_with_state(slots, limit_concurrency));
+    // Event streams are long-lived: no request timeout, their own slot limit.
+    let events = Router::new().route("/v1/events", get(sse::events));
+    Router::new()
+        .merge(public)
+        .merge(admin)
+        .merge(events)
+        .fallback(error::fallback)
+        .layer(RequestBodyLimitLayer::new(
+            limits.max_batch_body_bytes.max(limits.max_body_bytes),
+        ))
+        .layer(cors())
+        .layer(from_fn_with_state(state.clone(), metrics::track_http))
+        .layer(from_fn(error::normalize))
+        .with_state(state)
+}
+
+fn timeout(limit: Duration) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limit)
+}
+
+/// Read-only cross-origin access: any origin may GET (one page can query several nodes);
+/// no cross-origin POST, so a web page cannot submit or call admin routes from a browser.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers(Any)
+        .max_age(Duration::from_secs(3600))
+}
+
+/// Requests in progress, shared by the public and admin routes.
+#[derive(Debug, Clone)]
+struct Slots {
+    semaphore: Arc<Semaphore>,
+    max: usize,
+}
+
+/// Refuses a request with 429 `rate_limited` when `max_concurrent_requests` are in progress
+/// (load shedding rather than queueing, so a flood cannot build a backlog).
+async fn limit_concurrency(State(slots): State<Slots>, req: Request, next: Next) -> Response {
+    match slots.semaphore.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => ApiError::rate_limited(format!(
+            "{} requests are in progress, the most this node serves at once; retry later",
+            slots.max
+        ))
+        .into_response(),
+    }
+}

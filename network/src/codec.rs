@@ -1,0 +1,509 @@
+//! The sync protocol's messages and their byte encoding (see docs/NETWORK.md).
+//!
+//! One request or response per stream: the writer sends the message and closes its side, the
+//! reader reads to the end with a size limit. A message is a tag byte followed by fixed-width
+//! little-endian fields; hashes are 32 raw bytes, total work 32 big-endian bytes, headers and
+//! blocks use the SPEC encodings.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use libp2p::request_response;
+use peerchain_ledger::merkle::merkle_root;
+use peerchain_ledger::types::HEADER_LEN;
+use peerchain_ledger::{Block, BlockHeader, Hash, U256};
+
+use crate::config::{MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, SYNC_REQUEST_LIMIT};
+
+/// The status handshake: which network, and the sender's best chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Status {
+    /// Genesis hash of the sender's network.
+    pub genesis: Hash,
+    /// Sender's tip.
+    pub tip: Hash,
+    /// Sender's tip height.
+    pub height: u64,
+    /// Sender's cumulative work.
+    pub total_work: U256,
+}
+
+/// A sync request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SyncRequest {
+    /// The requester's status; answered with the responder's.
+    Status(Status),
+    /// Main-chain headers after the first locator hash on the responder's main chain.
+    GetHeaders {
+        /// Newest first, ending with genesis; at most [`MAX_LOCATOR`].
+        locator: Vec<Hash>,
+        /// Most headers wanted (the responder caps it at [`MAX_HEADERS`]).
+        max: u32,
+    },
+    /// Blocks by hash, answered in order as a prefix of the list.
+    GetBlocks(Vec<Hash>),
+}
+
+/// Why a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Over the per-peer request rate.
+    RateLimited = 0,
+    /// Too many requests being served.
+    Busy = 1,
+    /// The request does not parse or breaks a limit.
+    BadRequest = 2,
+    /// The store failed.
+    Internal = 3,
+}
+
+impl Refusal {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Refusal::RateLimited,
+            1 => Refusal::Busy,
+            2 => Refusal::BadRequest,
+            3 => Refusal::Internal,
+            _ => return None,
+        })
+    }
+}
+
+/// A sync response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SyncResponse {
+    /// The responder's status.
+    Status(Status),
+    /// Linked main-chain headers, oldest first (empty: nothing after the locator).
+    Headers(Vec<BlockHeader>),
+    /// Blocks as read: decoded, each with a matching Merkle root.
+    Blocks(Vec<Block>),
+    /// Blocks as written: stored encodings sent as they are (same wire form as `Blocks`).
+    BlocksRaw(Vec<Vec<u8>>),
+    /// The request was refused.
+    Refused(Refusal),
+    /// Only produced when reading: the response framed correctly but its content is invalid.
+    Malformed(String),
+}
+
+const TAG_STATUS: u8 = 0;
+const TAG_GET_HEADERS: u8 = 1;
+const TAG_GET_BLOCKS: u8 = 2;
+const TAG_HEADERS: u8 = 1;
+const TAG_BLOCKS: u8 = 2;
+const TAG_REFUSED: u8 = 3;
+
+/// Bounds-checked reader.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.bytes.len() < n {
+            return Err(format!(
+                "truncated: needed {n} bytes, {} left",
+                self.bytes.len()
+            ));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn hash(&mut self) -> Result<Hash, String> {
+        let mut b = [0u8; 32];
+        b.copy_from_slice(self.take(32)?);
+        Ok(Hash(b))
+    }
+
+    fn count(&mut self, max: usize, what: &str) -> Result<usize, String> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(format!("{n} {what}, at most {max} allowed"));
+        }
+        Ok(n)
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} trailing bytes", self.bytes.len()))
+        }
+    }
+}
+
+fn put_status(out: &mut Vec<u8>, s: &Status) {
+    out.extend_from_slice(&s.genesis.0);
+    out.extend_from_slice(&s.tip.0);
+    out.extend_from_slice(&s.height.to_le_bytes());
+    out.extend_from_slice(&s.total_work.to_big_endian());
+}
+
+fn read_status(r: &mut Reader<'_>) -> Result<Status, String> {
+    let genesis = r.hash()?;
+    let tip = r.hash()?;
+    let height = r.u64()?;
+    let total_work = U256::from_big_endian(r.take(32)?);
+    Ok(Status {
+        genesis,
+        tip,
+        height,
+        total_work,
+    })
+}
+
+fn put_hashes(out: &mut Vec<u8>, hashes: &[Hash]) {
+    out.extend_from_slice(&(hashes.len() as u32).to_le_bytes());
+    for h in hashes {
+        out.extend_from_slice(&h.0);
+    }
+}
+
+fn read_hashes(r: &mut Reader<'_>, max: usize) -> Result<Vec<Hash>, String> {
+    let n = r.count(max, "hashes")?;
+    (0..n).map(|_| r.hash()).collect()
+}
+
+/// Encodes a request.
+pub(crate) fn encode_request(req: &SyncRequest) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    match req {
+        SyncRequest::Status(s) => {
+            out.push(TAG_STATUS);
+            put_status(&mut out, s);
+        }
+        SyncRequest::GetHeaders { locator, max } => {
+            out.push(TAG_GET_HEADERS);
+            out.extend_from_slice(&max.to_le_bytes());
+            put_hashes(&mut out, locator);
+        }
+        SyncRequest::GetBlocks(hashes) => {
+            out.push(TAG_GET_BLOCKS);
+            put_hashes(&mut out, hashes);
+        }
+    }
+    out
+}
+
+/// Decodes a request, enforcing the locator and request limits.
+pub(crate) fn decode_request(bytes: &[u8]) -> Result<SyncRequest, String> {
+    let mut r = Reader { bytes };
+    let req = match r.u8()? {
+        TAG_STATUS => SyncRequest::Status(read_status(&mut r)?),
+        TAG_GET_HEADERS => {
+            let max = r.u32()?;
+            let locator = read_hashes(&mut r, MAX_LOCATOR)?;
+            SyncRequest::GetHeaders { locator, max }
+        }
+        TAG_GET_BLOCKS => SyncRequest::GetBlocks(read_hashes(&mut r, MAX_BLOCKS_PER_REQUEST)?),
+        tag => return Err(format!("unknown request tag {tag}")),
+    };
+    r.finish()?;
+    Ok(req)
+}
+
+/// Encodes a response. `Malformed` is never sent; it encodes as a refusal.
+pub(crate) fn encode_response(resp: &SyncResponse) -> Vec<u8> {
+    let mut out = Vec::new();
+    match resp {
+        SyncResponse::Status(s) => {
+            out.push(TAG_STATUS);
+            put_status(&mut out, s);
+        }
+        SyncResponse::Headers(headers) => {
+            out.reserve(5 + headers.len() * HEADER_LEN);
+            out.push(TAG_HEADERS);
+            out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+            for h in headers {
+                out.extend_from_slice(&h.encode());
+            }
+        }
+        SyncResponse::Blocks(blocks) => {
+            out.push(TAG_BLOCKS);
+            out.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
+            for b in blocks {
+                let enc = b.encode();
+                out.extend_from_slice(&(enc.len() as u32).to_le_bytes());
+                out.extend_from_slice(&enc);
+            }
+        }
+        SyncResponse::BlocksRaw(blocks) => {
+            let total: usize = blocks.iter().map(|b| b.len() + 4).sum();
+            out.reserve(5 + total);
+            out.push(TAG_BLOCKS);
+            out.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
+            for b in blocks {
+                out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+                out.extend_from_slice(b);
+            }
+        }
+        SyncResponse::Refused(reason) => {
+            out.push(TAG_REFUSED);
+            out.push(*reason as u8);
+        }
+        SyncResponse::Malformed(_) => {
+            out.push(TAG_REFUSED);
+            out.push(Refusal::BadRequest as u8);
+        }
+    }
+    out
+}
+
+/// Checks a decoded block's transaction root against its header.
+pub(crate) fn check_tx_root(block: &Block) -> Result<(), String> {
+    let root = merkle_root(&block.txids());
+    if root == block.header.tx_root {
+        Ok(())
+    } else {
+        Err(format!(
+            "block {} has tx_root {} but its transactions give {root}",
+            block.hash(),
+            block.header.tx_root
+        ))
+    }
+}
+
+/// Decodes one block and checks its Merkle root.
+pub(crate) fn decode_block(bytes: &[u8], max_block_txs: usize) -> Result<Block, String> {
+    let block = Block::decode(bytes, max_block_txs).map_err(|e| e.to_string())?;
+    check_tx_root(&block)?;
+    Ok(block)
+}
+
+/// Decodes a response. Content errors give `Err` with the reason.
+pub(crate) fn decode_response(bytes: &[u8], max_block_txs: usize) -> Result<SyncResponse, String> {
+    let mut r = Reader { bytes };
+    let resp = match r.u8()? {
+        TAG_STATUS => SyncResponse::Status(read_status(&mut r)?),
+        TAG_HEADERS => {
+            let n = r.count(MAX_HEADERS, "headers")?;
+            let mut headers = Vec::with_capacity(n);
+            for _ in 0..n {
+                headers.push(BlockHeader::decode(r.take(HEADER_LEN)?).map_err(|e| e.to_string())?);
+            }
+            SyncResponse::Headers(headers)
+        }
+        TAG_BLOCKS => {
+            let n = r.count(MAX_BLOCKS_PER_REQUEST, "blocks")?;
+            let mut blocks = Vec::with_capacity(n);
+            for _ in 0..n {
+                let len = r.u32()? as usize;
+                blocks.push(decode_block(r.take(len)?, max_block_txs)?);
+            }
+            SyncResponse::Blocks(blocks)
+        }
+        TAG_REFUSED => {
+            let code = r.u8()?;
+            SyncResponse::Refused(
+                Refusal::from_u8(code).ok_or_else(|| format!("unknown refusal code {code}"))?,
+            )
+        }
+        tag => return Err(format!("unknown response tag {tag}")),
+    };
+    r.finish()?;
+    Ok(resp)
+}
+
+/// Reads the whole stream, failing when it exceeds `limit` bytes.
+async fn read_limited<T>(io: &mut T, limit: usize) -> io::Result<Vec<u8>>
+where
+    T: AsyncRead + Unpin + Send,
+{
+    let mut buf = Vec::new();
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    io.take(cap).read_to_end(&mut buf).await?;
+    if buf.len() > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("message exceeds the limit of {limit} bytes"),
+        ));
+    }
+    Ok(buf)
+}
+
+/// The request-response codec of the sync protocol.
+#[derive(Clone, Debug)]
+pub(crate) struct SyncCodec {
+    /// Transactions allowed per block.
+    pub max_block_txs: usize,
+    /// Size limit of a response.
+    pub response_limit: usize,
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = SyncRequest;
+    type Response = SyncResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let bytes = read_limited(io, SYNC_REQUEST_LIMIT).await?;
+        decode_request(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SyncResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let bytes = read_limited(io, self.response_limit).await?;
+        // Decoding (and the Merkle checks) run here, on the connection's task, not on the
+        // service task. A content error is a response the service penalises.
+        Ok(decode_response(&bytes, self.max_block_txs).unwrap_or_else(SyncResponse::Malformed))
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&encode_request(&req)).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        resp: SyncResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        io.write_all(&encode_response(&resp)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerchain_ledger::{Address, Target, Transaction};
+
+    fn header(height: u64) -> BlockHeader {
+        BlockHeader {
+            version: 1,
+            height,
+            prev_hash: Hash([height as u8; 32]),
+            tx_root: merkle_root(&[]),
+            timestamp_ms: 1000 + height,
+            target: Target(U256::MAX >> 1),
+            nonce: height,
+            miner: Address([7; 20]),
+        }
+    }
+
+    fn status() -> Status {
+        Status {
+            genesis: Hash([1; 32]),
+            tip: Hash([2; 32]),
+            height: 42,
+            total_work: U256::from(123_456_789u64) << 100,
+        }
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let reqs = [
+            SyncRequest::Status(status()),
+            SyncRequest::GetHeaders {
+                locator: vec![Hash([3; 32]), Hash([4; 32])],
+                max: 512,
+            },
+            SyncRequest::GetBlocks(vec![Hash([5; 32]); MAX_BLOCKS_PER_REQUEST]),
+        ];
+        for req in reqs {
+            let bytes = encode_request(&req);
+            assert!(bytes.len() <= SYNC_REQUEST_LIMIT);
+            assert_eq!(decode_request(&bytes).expect("decodes"), req);
+        }
+    }
+
+    #[test]
+    fn requests_over_limits_are_refused() {
+        let too_many = SyncRequest::GetBlocks(vec![Hash::ZERO; MAX_BLOCKS_PER_REQUEST + 1]);
+        assert!(decode_request(&encode_request(&too_many)).is_err());
+        let mut bytes = encode_request(&SyncRequest::Status(status()));
+        bytes.push(0);
+        assert!(decode_request(&bytes).is_err(), "trailing byte");
+        assert!(decode_request(&[9]).is_err(), "unknown tag");
+        assert!(decode_request(&[]).is_err(), "empty");
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        let tx = Transaction {
+            chain_id: 1,
+            from: peerchain_ledger::PublicKey([1; 32]),
+            to: Address([2; 20]),
+            amount: 3,
+            fee: 4,
+            nonce: 5,
+            signature: peerchain_ledger::Signature([6; 64]),
+        };
+        let mut h = header(7);
+        h.tx_root = merkle_root(&[tx.txid()]);
+        let block = Block {
+            header: h,
+            transactions: vec![tx],
+        };
+        let raw = SyncResponse::BlocksRaw(vec![block.encode(), block.encode()]);
+        let decoded = decode_response(&encode_response(&raw), 10).expect("decodes");
+        assert_eq!(
+            decoded,
+            SyncResponse::Blocks(vec![block.clone(), block.clone()])
+        );
+        assert_eq!(
+            encode_response(&SyncResponse::Blocks(vec![block.clone(), block.clone()])),
+            encode_response(&raw)
+        );
+        for resp in [
+            SyncResponse::Status(status()),
+            SyncResponse::Headers((1..20).map(header).collect()),
+            SyncResponse::Refused(Refusal::Busy),
+        ] {
+            assert_eq!(decode_response(&encode_response(&resp), 10), Ok(resp));
+        }
+    }
+
+    #[test]
+    fn bad_blocks_in_responses_are_malformed() {
+        let mut block = Block {
+            header: header(3),
+            transactions: vec![],
+        };
+        block.header.tx_root = Hash([9; 32]);
+        let bytes = encode_response(&SyncResponse::Blocks(vec![block]));
+        let err = decode_response(&bytes, 10).expect_err("wrong merkle root");
+        assert!(err.contains("tx_root"), "{err}");
+        let mut truncated = encode_response(&SyncResponse::Headers(vec![header(1)]));
+        truncated.pop();
+        assert!(decode_response(&truncated, 10).is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! Configuration of the network service and the limits derived from it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use peerchain_ledger::Hash;
+use peerchain_ledger::types::{HEADER_LEN, TX_ENCODED_LEN};
+
+/// Settings of the network service. [`NetworkConfig::new`] gives sane defaults; the node
+/// overrides the fields it exposes as flags.
+#[derive(Clone, Debug)]
+pub struct NetworkConfig {
+    /// Directory of the node key (`node.key`, mode 0600): the peer id is stable across restarts.
+    pub data_dir: PathBuf,
+    /// Multiaddrs to listen on, e.g. `/ip4/127.0.0.1/tcp/7710` (port 0 picks a free port).
+    pub listen: Vec<String>,
+    /// Multiaddrs with `/p2p/<peer id>`: dialled at start and redialled with backoff when they drop.
+    pub bootnodes: Vec<String>,
+    /// The network's genesis hash; part of every protocol name and gossip topic.
+    pub genesis_hash: Hash,
+    /// The genesis `max_block_txs`; every message size limit is derived from it.
+    pub max_block_txs: usize,
+    /// Discover peers on the local network with mDNS (useless on loopback-only testnets).
+    pub mdns: bool,
+    /// Most connected peers (distinct peer ids).
+    pub max_peers: u32,
+    /// Gossipsub heartbeat in milliseconds (tests use ~100 ms).
+    pub heartbeat_ms: u64,
+}
+
+impl NetworkConfig {
+    /// Defaults: listen on `/ip4/0.0.0.0/tcp/7710`, no bootnodes, no mDNS, 50 peers, 1 s heartbeat.
+    pub fn new(data_dir: impl Into<PathBuf>, genesis_hash: Hash, max_block_txs: usize) -> Self {
+        NetworkConfig {
+            data_dir: data_dir.into(),
+            listen: vec!["/ip4/0.0.0.0/tcp/7710".to_owned()],
+            bootnodes: Vec::new(),
+            genesis_hash,
+            max_block_txs,
+            mdns: false,
+            max_peers: 50,
+            heartbeat_ms: 1000,
+        }
+    }
+
+    /// The gossipsub heartbeat (at least 10 ms).
+    pub(crate) fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(10))
+    }
+
+    /// Largest encoded block: header, tx count and `max_block_txs` transactions.
+    pub(crate) fn max_block_bytes(&self) -> usize {
+        (HEADER_LEN + 4).saturating_add(TX_ENCODED_LEN.saturating_mul(self.max_block_txs))
+    }
+
+    /// Limit of one gossipsub message on the block topic (payload plus envelope headroom).
+    pub(crate) fn block_topic_limit(&self) -> usize {
+        self.max_block_bytes().saturating_add(GOSSIP_ENVELOPE_HEADROOM)
+    }
+
+    /// Limit of one gossipsub RPC frame: two full blocks plus headroom, so that a frame never
+    /// trips the limit while one legitimate block message sits in the read buffer.
+    pub(crate) fn gossip_frame_limit(&self) -> usize {
+        self.block_topic_limit()
+            .saturating_mul(2)
+            .saturating_add(64 * 1024)
+    }
+
+    /// Limit of one sync response: 8 MiB of blocks, or one maximal block if that is larger,
+    /// plus framing.
+    pub(crate) fn sync_response_limit(&self) -> usize {
+        SYNC_RESPONSE_SOFT_BYTES
+            .max(self.max_block_bytes())
+            .saturating_add(64 * 1024)
+    }
+
+    /// `/peerchain/<genesis hex>`: the prefix of every protocol name and topic.
+    pub(crate) fn protocol_prefix(&self) -> String {
+        format!("/peerchain/{}", self.genesis_hash.to_hex())
+    }
+}
+
+/// Envelope headroom of a gossip message on top of its payload (topic, protobuf tags).
+pub(crate) const GOSSIP_ENVELOPE_HEADROOM: usize = 4 * 1024;
+/// Limit of one gossipsub message on the transaction topic.
+pub(crate) const TX_TOPIC_LIMIT: usize = TX_ENCODED_LEN + 1024;
+
+/// Most hashes in a block locator or a block request.
+pub(crate) const MAX_LOCATOR: usize = 64;
+/// Most headers in one `Headers` response.
+pub(crate) const MAX_HEADERS: usize = 512;
+/// Most blocks asked for in one `GetBlocks` request.
+pub(crate) const MAX_BLOCKS_PER_REQUEST: usize = 64;
+/// A `Blocks` response stops adding blocks past this many bytes (it always carries one).
+pub(crate) const SYNC_RESPONSE_SOFT_BYTES: usize = 8 * 1024 * 1024;
+/// Limit of one sync request.
+pub(crate) const SYNC_REQUEST_LIMIT: usize = 4096;
+/// Timeout of one sync request, covering the whole exchange.
+pub(crate) const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Concurrent `GetBlocks` requests of one sync round.
+pub(crate) const SYNC_INFLIGHT_REQUESTS: usize = 4;
+/// Downloaded blocks held (in order or waiting for an earlier batch) before requests pause.
+pub(crate) const SYNC_BUFFER_BLOCKS: usize = 512;
+/// Bytes of downloaded blocks held before requests pause.
+pub(crate) const SYNC_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+/// Sync blocks allowed to sit in the event channel at once (backpressure from the consumer).
+pub(crate) const SYNC_BLOCKS_IN_CHANNEL: usize = 32;
+/// A peer whose sync round failed is not used again for this long.
+pub(crate) const SYNC_COOLDOWN: Duration = Duration::from_secs(30);
+/// How long delivered blocks may take to raise the local tip before another peer is tried.
+pub(crate) const EXPECTED_WORK_GRACE: Duration = Duration::from_secs(10);
+
+/// Capacity of the public event channel.
+pub(crate) const EVENT_CHANNEL: usize = 1024;
+/// Capacity of the command channel of [`crate::NetworkHandle`].
+pub(crate) const COMMAND_CHANNEL: usize = 1024;
+/// Capacity of the internal channel from blocking jobs back to the service.
+pub(crate) const INTERNAL_CHANNEL: usize = 256;
+/// Gossip events queued while the event channel is full; beyond this they are ignored.
+pub(crate) const MAX_QUEUED_GOSSIP: usize = 4096;
+/// Gossip blocks being decoded at once; beyond this they are ignored.
+pub(crate) const MAX_DECODING: usize = 64;
+/// Transactions kept for rebroadcast while no peer is subscribed.
+pub(crate) const MAX_PENDING_TXS: usize = 10_000;
+/// Sync requests served at once (store reads on the blocking pool).
+pub(crate) const MAX_SERVING: usize = 16;
+/// Per-peer inbound request rate: sustained requests per second and burst.
+pub(crate) const REQUEST_RATE_PER_SEC: f64 = 32.0;
+/// Burst of the per-peer inbound request rate.
+pub(crate) const REQUEST_BURST: f64 = 64.0;
+/// Single-block ancestor fetches per peer before the budget must refill (one per second).
+pub(crate) const ANCESTOR_BUDGET: f64 = 64.0;
+
+/// A peer must complete the status handshake within this time.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Status is re-exchanged with every peer this often.
+pub(crate) const STATUS_REFRESH: Duration = Duration::from_secs(10);
+/// Kademlia bootstrap interval.
+pub(crate) const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(30);
+/// Idle connections are closed after this long.
+pub(crate) const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(600);
+/// Ping interval and timeout (a failed ping closes the connection).
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(15);
+/// Ping timeout.
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// First redial delay of a dropped bootnode; doubles per failure up to [`REDIAL_MAX`].
+pub(crate) const REDIAL_MIN: Duration = Duration::from_millis(500);
+/// Longest redial delay.
+pub(crate) const REDIAL_MAX: Duration = Duration::from_secs(60);
+
+/// Misbehaviour points at which a peer is banned.
+pub(crate) const BAN_POINTS: f64 = 100.0;
+/// Misbehaviour points forgiven per second (100 per hour).
+pub(crate) const POINTS_DECAY_PER_SEC: f64 = 100.0 / 3600.0;
+/// Ban duration for misbehaviour (penalties or gossip score).
+pub(crate) const BAN_DURATION: Duration = Duration::from_secs(600);
+/// A gossipsub score below this bans the peer.
+pub(crate) const BAN_SCORE: f64 = -300.0;
+/// How often gossipsub scores are polled.
+pub(crate) const SCORE_POLL: Duration = Duration::from_secs(1);
+/// Service housekeeping tick.
+pub(crate) const TICK: Duration = Duration::from_millis(50);
+
+/// Points of each kind of misbehaviour.
+pub(crate) mod points {
+    /// `NetworkHandle::penalize` (invalid block from sync, reported by the node).
+    pub const PENALIZE: f64 = 25.0;
+    /// Invalid sync data: broken header linkage, bad proof of work, malformed response.
+    pub const INVALID_SYNC_DATA: f64 = 50.0;
+    /// Claimed more work than the chain it served.
+    pub const LIED_ABOUT_WORK: f64 = 50.0;
+    /// A sync request timed out or the peer did not serve blocks it announced.
+    pub const STALLED: f64 = 20.0;
+    /// An inbound request over the rate limit.
+    pub const RATE_LIMITED: f64 = 2.0;
+    /// A malformed request.
+    pub const BAD_REQUEST: f64 = 20.0;
+}

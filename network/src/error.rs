@@ -1,0 +1,94 @@
+//! The error enum of the network crate.
+
+use std::path::PathBuf;
+
+use peerchain_ledger::StoreError;
+
+/// Failures of the network service. Each carries the values involved.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The node key cannot be read or written.
+    #[error("cannot {action} the node key {path}: {source}")]
+    KeyFile {
+        /// "read" or "write".
+        action: &'static str,
+        /// The key file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The node key file does not hold a valid key.
+    #[error("the node key {path} is not a valid libp2p key: {detail}")]
+    KeyDecode {
+        /// The key file.
+        path: PathBuf,
+        /// Decoder message.
+        detail: String,
+    },
+    /// A multiaddr does not parse.
+    #[error("invalid multiaddr {addr:?}: {detail}")]
+    BadAddress {
+        /// The text given.
+        addr: String,
+        /// Parser message.
+        detail: String,
+    },
+    /// A bootnode address lacks its `/p2p/<peer id>` part.
+    #[error("bootnode address {addr:?} has no /p2p/<peer id> component")]
+    BootnodeWithoutPeerId {
+        /// The address given.
+        addr: String,
+    },
+    /// A peer id does not parse.
+    #[error("invalid peer id {peer:?}: {detail}")]
+    BadPeerId {
+        /// The text given.
+        peer: String,
+        /// Parser message.
+        detail: String,
+    },
+    /// Listening on an address failed.
+    #[error("cannot listen on {addr}: {detail}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Transport message.
+        detail: String,
+    },
+    /// Dialling an address failed at once.
+    #[error("cannot dial {addr}: {detail}")]
+    Dial {
+        /// The address.
+        addr: String,
+        /// Swarm message.
+        detail: String,
+    },
+    /// The local peer cannot be dialled or blocked.
+    #[error("{peer} is the local peer")]
+    LocalPeer {
+        /// The local peer id.
+        peer: String,
+    },
+    /// Building the transport or a behaviour failed.
+    #[error("cannot set up libp2p {what}: {detail}")]
+    Setup {
+        /// Which part.
+        what: &'static str,
+        /// Its message.
+        detail: String,
+    },
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The network service has stopped (after `shutdown`).
+    #[error("the network service has stopped")]
+    Stopped,
+}

@@ -1,0 +1,255 @@
+//! Block sync helpers: block locators, serving headers and blocks from the store, and the
+//! checks on downloaded headers. The state machine that drives a sync round lives in the
+//! service; everything here is synchronous and testable on its own.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Instant;
+
+use libp2p::PeerId;
+use libp2p::request_response::OutboundRequestId;
+use peerchain_ledger::{Block, BlockHeader, Hash, Store, StoreError, U256};
+
+use crate::config::{MAX_HEADERS, MAX_LOCATOR, SYNC_RESPONSE_SOFT_BYTES};
+
+/// Heights of a block locator for a main chain of height `tip`: the last ten, then
+/// exponentially spaced, then genesis.
+pub(crate) fn locator_heights(tip: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut height = tip;
+    let mut step = 1u64;
+    loop {
+        out.push(height);
+        if height == 0 || out.len() >= MAX_LOCATOR - 1 {
+            break;
+        }
+        if out.len() >= 10 {
+            step = step.saturating_mul(2);
+        }
+        height = height.saturating_sub(step);
+    }
+    if out.last() != Some(&0) {
+        out.push(0);
+    }
+    out
+}
+
+/// A locator of the store's main chain with each entry's height and cumulative work.
+pub(crate) fn build_locator(store: &Store) -> Result<Vec<(Hash, u64, U256)>, StoreError> {
+    let tip = store.tip_record()?;
+    let mut out = Vec::new();
+    for height in locator_heights(tip.header.height) {
+        // The main chain may be moving under us (a reorg in progress): skip what is gone.
+        let Some(hash) = store.main_hash(height)? else {
+            continue;
+        };
+        let Some(record) = store.record(&hash)? else {
+            continue;
+        };
+        out.push((hash, height, record.total_work));
+    }
+    Ok(out)
+}
+
+/// Whether `hash` is on the store's main chain; returns its height.
+fn main_height(store: &Store, hash: &Hash) -> Result<Option<u64>, StoreError> {
+    let Some(record) = store.record(hash)? else {
+        return Ok(None);
+    };
+    let height = record.header.height;
+    Ok((store.main_hash(height)? == Some(*hash)).then_some(height))
+}
+
+/// Main-chain headers after the first locator hash on our main chain, at most `max`
+/// (capped at [`MAX_HEADERS`]). The list is cut at the first break in linkage, so a reorg
+/// during the read never produces an unlinked answer.
+pub(crate) fn serve_headers(
+    store: &Store,
+    locator: &[Hash],
+    max: u32,
+) -> Result<Vec<BlockHeader>, StoreError> {
+    let mut start = None;
+    for hash in locator {
+        if let Some(height) = main_height(store, hash)? {
+            start = Some((*hash, height));
+            break;
+        }
+    }
+    let Some((mut prev, height)) = start else {
+        return Ok(Vec::new());
+    };
+    let max = (max as usize).min(MAX_HEADERS);
+    let mut out = Vec::with_capacity(max.min(64));
+    let mut h = height;
+    while out.len() < max {
+        h = h.saturating_add(1);
+        let Some(hash) = store.main_hash(h)? else {
+            break;
+        };
+        let Some(record) = store.record(&hash)? else {
+            break;
+        };
+        if record.header.prev_hash != prev {
+            break;
+        }
+        prev = hash;
+        out.push(record.header);
+    }
+    Ok(out)
+}
+
+/// Stored encodings of the requested blocks, in order, stopping at the first unknown one and
+/// once [`SYNC_RESPONSE_SOFT_BYTES`] is passed (always at least one block when known).
+pub(crate) fn serve_blocks(store: &Store, hashes: &[Hash]) -> Result<Vec<Vec<u8>>, StoreError> {
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    for hash in hashes {
+        let Some(bytes) = store.block_bytes(hash)? else {
+            break;
+        };
+        if !out.is_empty() && total.saturating_add(bytes.len()) > SYNC_RESPONSE_SOFT_BYTES {
+            break;
+        }
+        total = total.saturating_add(bytes.len());
+        out.push(bytes);
+    }
+    Ok(out)
+}
+
+/// The last header of a checked run: hash, height and cumulative work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Anchor {
+    /// Hash.
+    pub hash: Hash,
+    /// Height.
+    pub height: u64,
+    /// Cumulative work through this block.
+    pub work: U256,
+}
+
+/// Checks that `headers` link one after another from `parent`, have version 1 and meet their
+/// own target. Returns their hashes and the last anchor.
+pub(crate) fn check_headers(
+    parent: Anchor,
+    headers: &[BlockHeader],
+) -> Result<(Vec<Hash>, Anchor), String> {
+    let mut prev = parent;
+    let mut hashes = Vec::with_capacity(headers.len());
+    for header in headers {
+        let hash = header.hash();
+        if header.prev_hash != prev.hash {
+            return Err(format!(
+                "header {hash} at height {} does not link to {}",
+                header.height, prev.hash
+            ));
+        }
+        if header.height != prev.height.saturating_add(1) {
+            return Err(format!(
+                "header {hash} has height {} after height {}",
+                header.height, prev.height
+            ));
+        }
+        if header.version != 1 {
+            return Err(format!(
+                "header {hash} has version {}",
+                header.version
+            ));
+        }
+        if !header.target.is_met_by(&hash) {
+            return Err(format!(
+                "header {hash} does not meet its target {}",
+                header.target
+            ));
+        }
+        prev = Anchor {
+            hash,
+            height: header.height,
+            work: prev.work.saturating_add(header.target.work()),
+        };
+        hashes.push(hash);
+    }
+    Ok((hashes, prev))
+}
+
+/// What a sync round is waiting for from its peer.
+#[derive(Debug)]
+pub(crate) struct SyncRound {
+    /// The peer we download from.
+    pub peer: PeerId,
+    /// The work it claimed.
+    pub claimed: U256,
+    /// Outstanding `GetHeaders`, with the anchors a first header may link to.
+    pub headers_req: Option<(OutboundRequestId, HashMap<Hash, Anchor>)>,
+    /// Last checked header (the continuation point of the next `GetHeaders`).
+    pub last: Option<Anchor>,
+    /// The peer answered with no headers: everything is known.
+    pub headers_done: bool,
+    /// Checked headers whose bodies are not requested yet; the front has position `next_pos`.
+    pub to_fetch: VecDeque<Hash>,
+    /// Position (index in the round's header stream) of `to_fetch`'s front.
+    pub next_pos: u64,
+    /// Outstanding `GetBlocks`: first position and the hashes asked for.
+    pub inflight: HashMap<OutboundRequestId, (u64, Vec<Hash>)>,
+    /// Blocks received ahead of an earlier outstanding batch, by position.
+    pub received: BTreeMap<u64, Block>,
+    /// Position of the next block to release in order.
+    pub release_pos: u64,
+    /// Blocks released by this round.
+    pub released: u64,
+    /// When the round started.
+    pub started: Instant,
+}
+
+impl SyncRound {
+    pub(crate) fn new(peer: PeerId, claimed: U256) -> Self {
+        SyncRound {
+            peer,
+            claimed,
+            headers_req: None,
+            last: None,
+            headers_done: false,
+            to_fetch: VecDeque::new(),
+            next_pos: 0,
+            inflight: HashMap::new(),
+            received: BTreeMap::new(),
+            release_pos: 0,
+            released: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// Blocks requested but not yet released.
+    pub(crate) fn buffered(&self) -> usize {
+        let inflight: usize = self.inflight.values().map(|(_, h)| h.len()).sum();
+        inflight + self.received.len()
+    }
+
+    /// Whether the round has nothing left to do.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.headers_done
+            && self.headers_req.is_none()
+            && self.to_fetch.is_empty()
+            && self.inflight.is_empty()
+            && self.received.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locator_shape() {
+        assert_eq!(locator_heights(0), vec![0]);
+        assert_eq!(locator_heights(3), vec![3, 2, 1, 0]);
+        let l = locator_heights(10_000);
+        assert_eq!(&l[..10], &[10_000, 9_999, 9_998, 9_997, 9_996, 9_995, 9_994, 9_993, 9_992, 9_991]);
+        assert_eq!(l[10], 9_989);
+        assert_eq!(l[11], 9_985);
+        assert_eq!(*l.last().expect("non-empty"), 0);
+        assert!(l.len() <= MAX_LOCATOR);
+        assert!(l.windows(2).all(|w| w[0] > w[1]), "strictly descending");
+        let huge = locator_heights(u64::MAX / 2);
+        assert!(huge.len() <= MAX_LOCATOR);
+        assert_eq!(*huge.last().expect("non-empty"), 0);
+    }
+}

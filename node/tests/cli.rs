@@ -1,0 +1,360 @@
+//! CLI tests: every subcommand's happy path and its bad-input errors, run against the real
+//! binary (and a real `--dev` node where a node is needed).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use peerchain_ledger::Genesis;
+use predicates::prelude::*;
+
+const DEV0_SEED: &str = "b99f56239ba1dd408c5bddedf55e1a5a332cd2ba16eb4eae0fe47fbe310ab574";
+const DEV0_ADDR: &str = "49a6bdea2673b89bd7b3992b18711ea9597c666a";
+const DEV1_ADDR: &str = "1489567a16dc6f7c680d290992ffe2bdf35c69c6";
+
+fn bin() -> Command {
+    Command::cargo_bin("peerchain").expect("binary built")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A node process killed when dropped.
+struct NodeProcess {
+    child: Child,
+    rpc: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `peerchain node --dev` on free ports and waits for its banner.
+fn dev_node(extra: &[&str]) -> NodeProcess {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rpc_port = free_port();
+    let p2p_port = free_port();
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("peerchain"))
+        .args(["node", "--dev", "--data-dir"])
+        .arg(dir.path())
+        .args(["--rpc-listen", &format!("127.0.0.1:{rpc_port}")])
+        .args(["--p2p-listen", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn node");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut banner = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("banner line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Data directory") {
+            break;
+        }
+    }
+    assert!(banner.contains("PUBLIC TEST KEYS"), "banner: {banner}");
+    assert!(
+        banner.contains(DEV0_SEED),
+        "banner lists dev seeds: {banner}"
+    );
+    assert!(
+        banner.contains(&format!("http://127.0.0.1:{rpc_port}/")),
+        "banner: {banner}"
+    );
+    NodeProcess {
+        child,
+        rpc: format!("http://127.0.0.1:{rpc_port}"),
+        _dir: dir,
+    }
+}
+
+fn dev0_key(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let path = dir.path().join("dev0.key");
+    std::fs::write(&path, format!("{DEV0_SEED}\n")).expect("write key");
+    path
+}
+
+#[test]
+fn help_documents_every_command_and_precedence() {
+    bin()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("keygen").and(predicate::str::contains("genesis")));
+    bin().args(["node", "--help"]).assert().success().stdout(
+        predicate::str::contains("Precedence").and(predicate::str::contains("--mine-hashrate")),
+    );
+}
+
+#[test]
+fn keygen_and_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("me.key");
+    let out = bin().args(["keygen", "--out"]).arg(&key).assert().success();
+    let addr = String::from_utf8(out.get_output().stdout.clone()).expect("utf-8");
+    assert_eq!(addr.trim().len(), 40);
+    let mode = std::fs::metadata(&key).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    bin()
+        .args(["address", "--key"])
+        .arg(&key)
+        .assert()
+        .success()
+        .stdout(addr.clone());
+    bin()
+        .args(["keygen", "--out"])
+        .arg(&key)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot create"));
+    bin()
+        .args(["address", "--key"])
+        .arg(dev0_key(&dir))
+        .assert()
+        .success()
+        .stdout(format!("{DEV0_ADDR}\n"));
+    std::fs::write(dir.path().join("bad.key"), "not a key").expect("write");
+    bin()
+        .args(["address", "--key"])
+        .arg(dir.path().join("bad.key"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("64 hex digits"));
+}
+
+#[test]
+fn tx_sign_reproduces_the_spec_vector() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bin()
+        .args(["tx", "sign", "--key"])
+        .arg(dev0_key(&dir))
+        .args([
+            "--to",
+            DEV1_ADDR,
+            "--amount",
+            "1000",
+            "--fee",
+            "10",
+            "--nonce",
+            "0",
+            "--chain-id",
+            "7710",
+        ])
+        .assert()
+        .success();
+    let tx: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).expect("json");
+    assert_eq!(
+        tx["signature"],
+        "b6fadac22aafd9c8f943aa94776a52902589043d39806c73140868d58ce5b90f14e4ebc7e45b3fb8ce313689b15be2684a96534f07f312318f6451273377bf05"
+    );
+    bin()
+        .args(["tx", "sign", "--key"])
+        .arg(dev0_key(&dir))
+        .args([
+            "--to",
+            "xyz",
+            "--amount",
+            "1",
+            "--nonce",
+            "0",
+            "--chain-id",
+            "1",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--to"));
+    bin()
+        .args(["tx", "sign", "--key"])
+        .arg(dev0_key(&dir))
+        .args(["--to", DEV1_ADDR, "--amount", "-5"])
+        .assert()
+        .failure();
+}
+
+#[test]
+fn genesis_new_writes_a_valid_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("g.json");
+    bin()
+        .args([
+            "genesis",
+            "new",
+            "--dev-accounts",
+            "3",
+            "--block-time",
+            "1000",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let g = Genesis::from_file(&out).expect("valid genesis");
+    assert_eq!(g.allocations.len(), 3);
+    assert_eq!(g.target_block_time_ms, 1000);
+    bin()
+        .args(["genesis", "new", "--out"])
+        .arg(&out)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("refusing to overwrite"));
+}
+
+#[test]
+fn node_startup_errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"chain_id": "x"}"#).expect("write");
+    bin()
+        .args(["node", "--genesis"])
+        .arg(&bad)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("genesis field `chain_id`"));
+    bin()
+        .args(["node", "--genesis"])
+        .arg(dir.path().join("missing.json"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot read genesis file"));
+    bin()
+        .args(["node", "--dev", "--data-dir", "/dev/null/x"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot create data directory"));
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    bin()
+        .args([
+            "node",
+            "--dev",
+            "--rpc-listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("port in use"));
+    // A data directory created for one network refuses another.
+    let data = dir.path().join("data");
+    let g1 = dir.path().join("g1.json");
+    let g2 = dir.path().join("g2.json");
+    bin()
+        .args(["genesis", "new", "--out"])
+        .arg(&g1)
+        .assert()
+        .success();
+    bin()
+        .args(["genesis", "new", "--chain-id", "99", "--out"])
+        .arg(&g2)
+        .assert()
+        .success();
+    let mut first = StdCommand::new(assert_cmd::cargo::cargo_bin("peerchain"))
+        .args(["node", "--genesis"])
+        .arg(&g1)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--rpc-listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--p2p-listen",
+            &format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let started = Instant::now();
+    while !data.join("admin.token").exists() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = StdCommand::new("kill")
+        .arg("-TERM")
+        .arg(first.id().to_string())
+        .status();
+    let _ = first.wait();
+    bin()
+        .args(["node", "--genesis"])
+        .arg(&g2)
+        .arg("--data-dir")
+        .arg(&data)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("data directory holds the network"));
+}
+
+#[test]
+fn dev_node_send_wait_status_admin_and_load() {
+    let node = dev_node(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    bin()
+        .args(["status", "--rpc", &node.rpc])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"chain_id\": 7711"));
+    bin()
+        .args(["tx", "send", "--key"])
+        .arg(dev0_key(&dir))
+        .args([
+            "--to",
+            DEV1_ADDR,
+            "--amount",
+            "1234",
+            "--fee",
+            "2",
+            "--rpc",
+            &node.rpc,
+            "--wait",
+            "--timeout",
+            "30",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("confirmed in block"));
+    let token = std::fs::read_to_string(node._dir.path().join("admin.token")).expect("token");
+    bin()
+        .args([
+            "admin",
+            "--rpc",
+            &node.rpc,
+            "--token",
+            token.trim(),
+            "mine",
+            "2",
+        ])
+        .assert()
+        .success();
+    bin()
+        .args(["admin", "--rpc", &node.rpc, "--token", "wrong", "mine", "1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("401"));
+    bin()
+        .args([
+            "load",
+            "--rpc",
+            &node.rpc,
+            "--tps",
+            "20",
+            "--seconds",
+            "1",
+            "--confirm-timeout",
+            "20",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("sent 20 accepted 20 confirmed 20"));
+    bin()
+        .args(["status", "--rpc", "http://127.0.0.1:1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("cannot reach"));
+}

@@ -1,0 +1,55 @@
+//! Bounds of the HTTP server. Every queue and wait the API can be made to hold is named here.
+//!
+//! The numbers that are part of the API contract (page size 100, batch size 10,000, blocks per
+//! `admin/mine` call) are constants, so the OpenAPI document states them exactly; the rest are
+//! operating limits a node may tune.
+
+use std::time::Duration;
+
+/// Default page size of every list.
+pub const DEFAULT_PAGE: usize = 25;
+/// Largest page size of every list.
+pub const MAX_PAGE: usize = 100;
+/// Most transactions in one `POST /v1/transactions/batch` (SPEC section 5).
+pub const MAX_BATCH: usize = 10_000;
+/// Most blocks one `POST /v1/admin/mine` call may ask for.
+pub const MAX_MINE_BLOCKS: u32 = 1_000;
+
+/// Operating limits of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body of every route except the batch submission.
+    pub max_body_bytes: usize,
+    /// Largest body of `POST /v1/transactions/batch` (10,000 transactions need about 3.2 MB).
+    pub max_batch_body_bytes: usize,
+    /// Requests handled at once (event streams excluded); more are refused with 429.
+    pub max_concurrent_requests: usize,
+    /// Time allowed for one request, reading its body included; then 503 `timeout`.
+    pub request_timeout: Duration,
+    /// Time allowed for one admin request (`mine` may take a while).
+    pub admin_timeout: Duration,
+    /// Open `/v1/events` streams at once; more are refused with 429.
+    pub max_event_streams: usize,
+    /// Open TCP connections at once; further connections wait in the accept queue.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers before its connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            max_batch_body_bytes: 8 * 1024 * 1024,
+            max_concurrent_requests: 256,
+            request_timeout: Duration::from_secs(10),
+            admin_timeout: Duration::from_secs(120),
+            max_event_streams: 256,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Prometheus metrics of the node: chain, mempool, peers, mining, gossip (recorded by the node
+//! through the methods below) and HTTP requests by route (recorded by [`track_http`]).
+//!
+//! Every label takes values from a small fixed set (routes are axum's matched path templates,
+//! reasons and topics are code names), so the number of series stays bounded.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GossipLabels {
+    topic: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. about 8 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+fn depth_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 12))
+}
+
+/// The node's metrics registry. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Metrics {
+    registry: Registry,
+    chain_height: Gauge,
+    peers: Gauge,
+    mempool_transactions: Gauge,
+    mempool_bytes: Gauge,
+    blocks_imported: Counter,
+    reorgs: Counter,
+    reorg_depth: Histogram,
+    tx_accepted: Counter,
+    tx_rejected: Family<ReasonLabels, Counter>,
+    hashrate: Gauge<f64, AtomicU64>,
+    gossip: Family<GossipLabels, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_latency: HistogramFamily<RouteLabels>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric at zero, names prefixed `peerchain_`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("peerchain");
+        let m = Metrics {
+            registry: Registry::default(),
+            chain_height: Gauge::default(),
+            peers: Gauge::default(),
+            mempool_transactions: Gauge::default(),
+            mempool_bytes: Gauge::default(),
+            blocks_imported: Counter::default(),
+            reorgs: Counter::default(),
+            reorg_depth: depth_histogram(),
+            tx_accepted: Counter::default(),
+            tx_rejected: Family::default(),
+            hashrate: Gauge::default(),
+            gossip: Family::default(),
+            http_requests: Family::default(),
+            http_latency: Family::new_with_constructor(latency_histogram),
+        };
+        registry.register(
+            "chain_height",
+            "Height of the main-chain tip",
+            m.chain_height.clone(),
+        );
+        registry.register("peers", "Connected peers", m.peers.clone());
+        registry.register(
+            "mempool_transactions",
+            "Pending transactions in the mempool",
+            m.mempool_transactions.clone(),
+        );
+        registry.register(
+            "mempool_bytes",
+            "Encoded bytes of the pending transactions",
+            m.mempool_bytes.clone(),
+        );
+        registry.register(
+            "blocks_imported",
+            "Blocks that joined the main chain",
+            m.blocks_imported.clone(),
+        );
+        registry.register("reorgs", "Main-chain reorganisations", m.reorgs.clone());
+        registry.register(
+            "reorg_depth",
+            "Blocks disconnected by each reorganisation",
+            m.reorg_depth.clone(),
+        );
+        registry.register(
+            "transactions_accepted",
+            "Transactions admitted to the mempool",
+            m.tx_accepted.clone(),
+        );
+        registry.register(
+            "transactions_rejected",
+            "Transactions refused by the mempool, by reason",
+            m.tx_rejected.clone(),
+        );
+        registry.register(
+            "hashrate_hashes_per_second",
+            "Hash rate of this node's miner",
+            m.hashrate.clone(),
+        );
+        registry.register(
+            "gossip_messages",
+            "Gossip messages received, by topic and validation result",
+            m.gossip.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests, by route, method and status",
+            m.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to the response head, by route and method",
+            m.http_latency.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The main-chain height.
+    pub fn set_chain(&self, height: u64) {
+        self.chain_height.set(saturating_i64(height));
+    }
+
+    /// Connected peers.
+    pub fn set_peers(&self, n: usize) {
+        self.peers.set(saturating_i64(n as u64));
+    }
+
+    /// Mempool size.
+    pub fn set_mempool(&self, count: usize, bytes: usize) {
+        self.mempool_transactions.set(saturating_i64(count as u64));
+        self.mempool_bytes.set(saturating_i64(bytes as u64));
+    }
+
+    /// A block joined the main chain.
+    pub fn block_imported(&self) {
+        self.blocks_imported.inc();
+    }
+
+    /// The main chain reorganised, disconnecting `depth` blocks.
+    pub fn reorg(&self, depth: u64) {
+        self.reorgs.inc();
+        self.reorg_depth.observe(depth as f64);
+    }
+
+    /// A transaction entered the mempool.
+    pub fn tx_accepted(&self) {
+        self.tx_accepted.inc();
+    }
+
+    /// A transaction was refused; `reason` is its error code (e.g. `nonce_too_low`).
+    pub fn tx_rejected(&self, reason: &str) {
+        self.tx_rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The miner's current hash rate.
+    pub fn set_hashrate(&self, hashes_per_sec: f64) {
+        self.hashrate.set(hashes_per_sec);
+    }
+
+    /// A gossip message on `topic` was validated with `result` (e.g. `accept`, `reject`).
+    pub fn gossip(&self, topic: &str, result: &str) {
+        self.gossip
+            .get_or_create(&GossipLabels {
+                topic: topic.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records one HTTP request.
+    pub fn http_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.http_latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+fn saturating_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Middleware: counts every request and its latency by matched route template (`unmatched`
+/// for requests no route took).
+pub(crate) async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    state.api().metrics.http_request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Prometheus exposition of the node's metrics.
+#[utoipa::path(
+    get, path = "/metrics", tag = "node",
+    responses((status = 200, description = "OpenMetrics text (Prometheus scrapes it)", content_type = "application/openmetrics-text", body = String))
+)]
+pub(crate) async fn metrics_text(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.api().metrics.render(),
+    )
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs the ledger and consensus benchmarks at full size and tees everything to
+# target/bench-results.txt (see docs/BENCHMARKS.md). Run it on an otherwise idle machine.
+#
+#   scripts/bench.sh                   # all benchmarks (roughly 10 minutes on 2 cores)
+#   scripts/bench.sh mining reorg      # only the named ones
+#   BENCH_REORG_TXS=20000 scripts/bench.sh reorg   # reorg with full 20,000-tx blocks (slow)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ALL=(signatures block_commit store_memory mempool mining block_validation reorg)
+if [ "$#" -gt 0 ]; then SELECTED=("$@"); else SELECTED=("${ALL[@]}"); fi
+
+OUT=target/bench-results.txt
+mkdir -p target
+: > "$OUT"
+
+# Sizes are set per benchmark below; ignore whatever the caller's shell exports.
+unset PEERCHAIN_BENCH_TXS PEERCHAIN_BENCH_BLOCKS PEERCHAIN_BENCH_SENDERS \
+      PEERCHAIN_BENCH_EVERY PEERCHAIN_BENCH_ROUNDS PEERCHAIN_BENCH_SECS
+
+log() { echo "$@" | tee -a "$OUT"; }
+
+log "== peerchain benchmarks, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+log "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+log "rustc:   $(rustc --version)"
+log "kernel:  $(uname -srm)"
+log "cpu:     $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)"
+log "cores:   $(nproc)"
+log "memory:  $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || echo unknown)"
+log "load:    $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+log ""
+
+# Build first so compilation does not overlap any measurement.
+cargo bench -p peerchain-ledger -p peerchain-consensus --no-run 2>&1 | tail -n 3 | tee -a "$OUT"
+
+run() {
+    local package=$1 bench=$2
+    shift 2
+    log ""
+    log "== $bench ($package) $*"
+    env "$@" cargo bench -q -p "$package" --bench "$bench" 2>&1 | tee -a "$OUT"
+}
+
+for b in "${SELECTED[@]}"; do
+    case "$b" in
+        signatures)       run peerchain-ledger signatures PEERCHAIN_BENCH_TXS=20000 ;;
+        block_commit)     run peerchain-ledger block_commit PEERCHAIN_BENCH_TXS=20000 \
+                              PEERCHAIN_BENCH_SENDERS=2000 PEERCHAIN_BENCH_BLOCKS=3 ;;
+        store_memory)     run peerchain-ledger store_memory PEERCHAIN_BENCH_BLOCKS=100 \
+                              PEERCHAIN_BENCH_TXS=10000 PEERCHAIN_BENCH_SENDERS=2000 \
+                              PEERCHAIN_BENCH_EVERY=10 ;;
+        mempool)          run peerchain-ledger mempool PEERCHAIN_BENCH_TXS=10000 ;;
+        mining)           run peerchain-consensus mining PEERCHAIN_BENCH_SECS=1 ;;
+        block_validation) run peerchain-consensus block_validation PEERCHAIN_BENCH_TXS=20000 \
+                              PEERCHAIN_BENCH_SENDERS=2000 PEERCHAIN_BENCH_ROUNDS=5 ;;
+        reorg)            run peerchain-consensus reorg PEERCHAIN_BENCH_BLOCKS=100 \
+                              PEERCHAIN_BENCH_TXS="${BENCH_REORG_TXS:-2000}" \
+                              PEERCHAIN_BENCH_SENDERS=2000 ;;
+        *) echo "unknown benchmark: $b (known: ${ALL[*]})" >&2; exit 2 ;;
+    esac
+done
+
+log ""
+log "== done; results in $OUT (criterion's reports in target/criterion/)"

@@ -1,0 +1,87 @@
+//! Several in-process nodes wired as in production: gossip of transactions and blocks, sync of
+//! a late node, restart with the same peer id, and a node of another network refused.
+
+use std::time::Duration;
+
+use peerchain_ledger::crypto::Keypair;
+use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_share_transactions_and_blocks() -> anyhow::Result<()> {
+    let net = TestNet::start(5, easy_genesis(), NodeOptions::default()).await?;
+    net.wait_all("every node has a peer", WAIT, |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await?;
+    // Give gossipsub meshes a moment to form, then submit to node 3.
+    let g = &net.genesis;
+    let tx = Keypair::dev(0).sign_transfer(g.chain_id, Keypair::dev(1).address(), 77, 3, 0);
+    let (status, body) = net
+        .post(3, "/v1/transactions", &serde_json::to_value(&tx)?)
+        .await?;
+    assert_eq!(status, 202, "{body}");
+    net.wait_all("the transaction in every mempool", WAIT, |s| {
+        s["mempool_size"] == 1
+    })
+    .await?;
+    // A block mined on node 4 (carrying the transaction) reaches every node's tip.
+    let hashes = net.mine(4, 1).await?;
+    let tip = net.wait_same_tip(1, WAIT).await?;
+    assert_eq!(tip, hashes[0]);
+    let confirmed = net
+        .get(0, &format!("/v1/transactions/{}", tx.txid()))
+        .await?;
+    assert_eq!(confirmed["status"], "confirmed");
+    net.wait_all("empty mempools", WAIT, |s| s["mempool_size"] == 0)
+        .await?;
+    net.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_node_syncs_and_restarted_node_keeps_its_peer_id() -> anyhow::Result<()> {
+    let mut net = TestNet::start(2, easy_genesis(), NodeOptions::default()).await?;
+    net.mine(0, 150).await?;
+    net.wait_same_tip(150, WAIT).await?;
+    let late = net.add_node(NodeOptions::default()).await?;
+    let tip = net.wait_same_tip(150, WAIT).await?;
+    let s = net.status(late).await?;
+    assert_eq!(s["tip_hash"], tip.as_str());
+    // Restart node 1 on its data directory: same peer id, catches up with blocks mined meanwhile.
+    let peer_id = net.nodes[1].peer_id.clone();
+    net.stop_node(1).await;
+    net.mine(0, 20).await?;
+    net.restart_node(1).await?;
+    assert_eq!(net.nodes[1].peer_id, peer_id, "peer id survives a restart");
+    net.wait_same_tip(170, WAIT).await?;
+    net.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_of_another_network_is_refused() -> anyhow::Result<()> {
+    let mut net = TestNet::start(1, easy_genesis(), NodeOptions::default()).await?;
+    net.mine(0, 3).await?;
+    let mut other_genesis = easy_genesis();
+    other_genesis.chain_id = 99;
+    let mut other = TestNet::start(1, other_genesis, NodeOptions::default()).await?;
+    let (status, body) = other
+        .post(0, "/v1/admin/peers", &json!({ "addr": net.nodes[0].p2p }))
+        .await?;
+    assert!(status < 500, "dial answered {status} {body}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = other.status(0).await?;
+    assert_eq!(s["height"], 0, "no block of the other network was imported");
+    assert_eq!(
+        s["peer_count"], 0,
+        "the peer of another network was disconnected"
+    );
+    let _ = net.add_node(NodeOptions::default()).await?;
+    net.wait_same_tip(3, WAIT).await?;
+    other.stop().await;
+    net.stop().await;
+    Ok(())
+}
