@@ -104,6 +104,9 @@ pub enum ChainEvent {
     },
     /// A transaction entered the mempool.
     TxAdmitted(Hash),
+    /// A transaction of a disconnected block went back into the mempool (peers may not have
+    /// it: the node rebroadcasts it).
+    TxReturned(Hash),
 }
 
 /// A block's verdict with its hash and source.
@@ -183,6 +186,8 @@ pub struct Chain {
     failed: Vec<(Hash, ConsensusError)>,
     /// Senders of stored blocks not yet fully validated, to report if connecting them fails.
     unvalidated_sources: HashMap<Hash, Source>,
+    /// Blocks without children: the ends of every branch, where fork choice looks.
+    leaves: HashSet<Hash>,
     tip: Hash,
 }
 
@@ -207,6 +212,11 @@ impl Chain {
             );
         }
         let tip = store.tip()?;
+        let leaves = nodes
+            .keys()
+            .filter(|h| !children.contains_key(*h))
+            .copied()
+            .collect();
         let mempool = Mempool::new(config.mempool.clone(), &genesis);
         Ok(Chain {
             store,
@@ -222,6 +232,7 @@ impl Chain {
             events: Vec::new(),
             failed: Vec::new(),
             unvalidated_sources: HashMap::new(),
+            leaves,
             tip,
         })
     }
@@ -443,6 +454,8 @@ impl Chain {
     }
 
     fn insert_node(&mut self, hash: Hash, r: BlockRecord) {
+        self.leaves.remove(&r.header.prev_hash);
+        self.leaves.insert(hash);
         self.children
             .entry(r.header.prev_hash)
             .or_default()
@@ -545,40 +558,47 @@ impl Chain {
     }
 
     /// The best candidate: most work, not invalid, whole branch stored; ties to first seen.
+    /// Only branch leaves are examined: the best block of a branch is its leaf, or, when the
+    /// branch contains an invalid block, the block just below the lowest invalid one.
     fn best_candidate(&self) -> Hash {
+        let tip = self.node(&self.tip);
         let mut best = self.tip;
-        let mut best_key = (
-            self.node(&self.tip).total_work,
-            std::cmp::Reverse(self.node(&self.tip).seq),
-        );
-        for (hash, n) in &self.nodes {
-            if n.status.is_invalid() || n.total_work < best_key.0 {
+        let mut best_key = (tip.total_work, std::cmp::Reverse(tip.seq));
+        for leaf in &self.leaves {
+            let Some(n) = self.nodes.get(leaf) else {
+                continue;
+            };
+            // Cheap rejection: nothing on this branch has more work than its leaf.
+            if n.total_work < best_key.0 {
                 continue;
             }
-            let key = (n.total_work, std::cmp::Reverse(n.seq));
-            if key > best_key && self.branch_is_viable(hash) {
-                best = *hash;
-                best_key = key;
+            if let Some(candidate) = self.best_of_branch(leaf) {
+                let c = self.node(&candidate);
+                let key = (c.total_work, std::cmp::Reverse(c.seq));
+                if key > best_key {
+                    best = candidate;
+                    best_key = key;
+                }
             }
         }
         best
     }
 
-    /// Every ancestor down to the main chain is stored and not invalid.
-    fn branch_is_viable(&self, hash: &Hash) -> bool {
-        let mut cursor = *hash;
+    /// Walks from `leaf` down to the main chain and returns the highest block whose whole
+    /// path to the main chain is free of invalid blocks (None when there is none above it).
+    fn best_of_branch(&self, leaf: &Hash) -> Option<Hash> {
+        let mut best = Some(*leaf);
+        let mut cursor = *leaf;
         loop {
-            let Some(n) = self.nodes.get(&cursor) else {
-                return false;
-            };
+            let n = self.nodes.get(&cursor)?;
             if n.status.is_invalid() {
-                return false;
+                best = None; // everything above here is unusable
+            } else if best.is_none() {
+                best = Some(cursor);
             }
-            if n.status == BlockStatus::Valid && self.is_on_main(&cursor) {
-                return true;
-            }
-            if n.header.height == 0 {
-                return true;
+            if n.header.height == 0 || (n.status == BlockStatus::Valid && self.is_on_main(&cursor))
+            {
+                return best.filter(|b| !self.is_on_main(b) || *b == self.tip);
             }
             cursor = n.header.prev_hash;
         }
@@ -699,7 +719,11 @@ impl Chain {
         for block in reverted.iter().rev() {
             for tx in &block.transactions {
                 if self.store.tx_location(&tx.txid())?.is_none() {
-                    let _ = self.mempool.add_verified(tx.clone(), &self.store, now);
+                    if let Ok(Admitted::New { txid, .. }) =
+                        self.mempool.add_verified(tx.clone(), &self.store, now)
+                    {
+                        self.events.push(ChainEvent::TxReturned(txid));
+                    }
                 }
             }
         }

@@ -163,8 +163,9 @@ pub(crate) const TICK: Duration = Duration::from_millis(50);
 
 /// Points of each kind of misbehaviour.
 pub(crate) mod points {
-    /// `NetworkHandle::penalize` (invalid block from sync, reported by the node).
-    pub const PENALIZE: f64 = 25.0;
+    /// `NetworkHandle::penalize` (invalid block from sync, reported by the node): three in a
+    /// short time ban the peer.
+    pub const PENALIZE: f64 = 34.0;
     /// Invalid sync data: broken header linkage, bad proof of work, malformed response.
     pub const INVALID_SYNC_DATA: f64 = 50.0;
     /// Claimed more work than the chain it served.

@@ -1,1 +1,144 @@
-//! placeholder
+//! # peerchain-network
+//!
+//! The peer-to-peer layer of peerchain: libp2p gossip of blocks and transactions, block sync,
+//! peer discovery and peer protection. The wire protocols, topics, limits and penalties are
+//! specified in `docs/NETWORK.md`.
+//!
+//! It owns: every libp2p type (swarm, transport, behaviours, peer ids, multiaddrs, message
+//! ids), the node key in the data directory, the sync protocol and its codec, and all peer
+//! bookkeeping (status, scores, penalties, bans, redials). One service task owns the swarm;
+//! the rest of the node talks to it through a cloneable [`NetworkHandle`] (commands over a
+//! bounded channel, replies over oneshot) and receives [`NetworkEvent`]s from a bounded
+//! channel. Sync requests from peers are served from the [`Store`] read API on the blocking
+//! pool.
+//!
+//! It must never: leak a libp2p type through its public API (peers are base58 strings,
+//! addresses are text, gossip messages are opaque [`MessageRef`]s); write to the store or
+//! touch sled in any way other than the store's read API (the chain service is the only
+//! writer); judge consensus validity (it only checks what is cheap and certain: decoding,
+//! Merkle roots, header linkage and proof of work against the header's own target, and leaves
+//! the rest to the node's verdicts); run CPU-heavy work on the service task; or keep an
+//! unbounded queue.
+//!
+//! Start it with [`start`].
+
+mod behaviour;
+mod codec;
+mod config;
+mod error;
+mod handle;
+mod identity;
+mod service;
+mod sync;
+mod types;
+
+use std::collections::HashMap;
+
+use libp2p::{Multiaddr, SwarmBuilder, noise, tcp, yamux};
+use peerchain_ledger::Store;
+use tokio::sync::mpsc;
+
+pub use config::NetworkConfig;
+pub use error::NetworkError;
+pub use handle::NetworkHandle;
+#[cfg(feature = "test-hooks")]
+pub use types::RawTopic;
+pub use types::{Acceptance, BlockOrigin, LocalTip, MessageRef, NetworkEvent, PeerSummary};
+
+use crate::behaviour::Names;
+use crate::config::{COMMAND_CHANNEL, EVENT_CHANNEL, IDLE_CONNECTION_TIMEOUT};
+use crate::service::{Service, peer_of};
+
+fn parse_addr(text: &str) -> Result<Multiaddr, NetworkError> {
+    text.parse().map_err(|e: libp2p::multiaddr::Error| NetworkError::BadAddress {
+        addr: text.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+/// Starts the network service: loads (or creates) the node key, listens, dials the bootnodes
+/// and spawns the service task on the current tokio runtime. Returns the handle and the
+/// event stream. `store` must belong to `config.genesis_hash`'s network.
+pub async fn start(
+    config: NetworkConfig,
+    store: Store,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+    if store.genesis_hash() != config.genesis_hash {
+        return Err(NetworkError::Setup {
+            what: "store",
+            detail: format!(
+                "the store belongs to genesis {} but the network is configured for {}",
+                store.genesis_hash(),
+                config.genesis_hash
+            ),
+        });
+    }
+    let key = identity::load_or_create(&config.data_dir)?;
+    let local_peer_id = key.public().to_peer_id();
+    let names = Names::new(&config)?;
+    let behaviour = behaviour::build(&key, &config, &names)?;
+
+    let listen = config
+        .listen
+        .iter()
+        .map(|a| parse_addr(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut bootnodes = HashMap::new();
+    for text in &config.bootnodes {
+        let addr = parse_addr(text)?;
+        let peer = peer_of(&addr).ok_or_else(|| NetworkError::BootnodeWithoutPeerId {
+            addr: text.clone(),
+        })?;
+        if peer != local_peer_id {
+            bootnodes.insert(peer, addr);
+        }
+    }
+
+    let mut swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetworkError::Setup {
+            what: "transport",
+            detail: e.to_string(),
+        })?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NetworkError::Setup {
+            what: "behaviour",
+            detail: format!("{e:?}"),
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+
+    for addr in listen {
+        swarm.listen_on(addr.clone()).map_err(|e| NetworkError::Listen {
+            addr: addr.to_string(),
+            detail: e.to_string(),
+        })?;
+    }
+
+    let tip = store.tip_record()?;
+    let local_tip = LocalTip {
+        hash: tip.header.hash(),
+        height: tip.header.height,
+        total_work: tip.total_work,
+    };
+    let (command_tx, command_rx) = mpsc::channel(COMMAND_CHANNEL);
+    let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL);
+    tracing::info!(peer_id = %local_peer_id, height = local_tip.height, "network starting");
+    let mut service = Service::new(
+        swarm, config, names, store, command_rx, event_tx, local_tip, bootnodes,
+    );
+    service.dial_bootnodes();
+    tokio::spawn(service.run());
+    Ok((
+        NetworkHandle {
+            commands: command_tx,
+            local_peer_id: local_peer_id.to_string(),
+        },
+        event_rx,
+    ))
+}

@@ -633,6 +633,14 @@ impl ChainService {
                     self.template_dirty = true;
                     let _ = self.events.send(NodeEvent::Tx { txid });
                 }
+                ChainEvent::TxReturned(txid) => {
+                    self.template_dirty = true;
+                    let _ = self.events.send(NodeEvent::Tx { txid });
+                    if let Some(e) = self.chain.mempool().get(&txid) {
+                        let tx = e.tx.clone();
+                        self.spawn_net(move |net| async move { net.publish_tx(&tx).await });
+                    }
+                }
             }
         }
         let m = self.chain.mempool();

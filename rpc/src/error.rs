@@ -142,9 +142,11 @@ impl From<NodeError> for ApiError {
         match e {
             NodeError::NotFound(m) => ApiError::not_found(m),
             NodeError::BadRequest(m) => ApiError::bad_request("bad_request", m),
-            NodeError::Unavailable(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
-            }
+            NodeError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            ),
         }
     }
 }

@@ -23,10 +23,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(
-                rejection,
-                state.api().limits.max_body_bytes,
-            )),
+            Err(rejection) => Err(json_rejection(rejection, state.limits().max_body_bytes)),
         }
     }
 }
@@ -94,10 +91,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                 let detail = detail
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&detail);
-                ApiError::bad_request(
-                    "invalid_query",
-                    format!("invalid query string: {detail}"),
-                )
+                ApiError::bad_request("invalid_query", format!("invalid query string: {detail}"))
             })
     }
 }
@@ -107,7 +101,10 @@ pub(crate) fn parse_hash(text: &str, what: &str) -> Result<Hash, ApiError> {
     text.parse::<Hash>().map_err(|e| {
         ApiError::bad_request(
             "invalid_hash",
-            format!("{what} {:?} is not a hash of 64 hex digits: {e}", shorten(text)),
+            format!(
+                "{what} {:?} is not a hash of 64 hex digits: {e}",
+                shorten(text)
+            ),
         )
     })
 }
@@ -117,10 +114,7 @@ pub(crate) fn parse_address(text: &str) -> Result<Address, ApiError> {
     text.parse::<Address>().map_err(|e| {
         ApiError::bad_request(
             "invalid_address",
-            format!(
-                "address {:?} is not 40 hex digits: {e}",
-                shorten(text)
-            ),
+            format!("address {:?} is not 40 hex digits: {e}", shorten(text)),
         )
     })
 }

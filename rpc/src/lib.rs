@@ -52,21 +52,27 @@ pub mod views;
 pub use config::Limits;
 pub use metrics::Metrics;
 pub use node_api::NodeApi;
-pub use server::serve;
+pub use server::{serve, serve_with};
 
 use crate::error::ApiError;
 use crate::routes::{accounts, admin, blocks, node, search, transactions};
 use crate::state::AppState;
 
-/// The HTTP API with every layer, ready to serve (e.g. with [`serve`] or `axum::serve`).
+/// The HTTP API with every layer and the default [`Limits`], ready to serve (with [`serve`],
+/// or `axum::serve`, which lacks the header deadline and the connection bound).
 pub fn router(api: NodeApi) -> Router {
-    build(AppState::new(api))
+    router_with(api, Limits::default())
+}
+
+/// [`router`] with explicit limits.
+pub fn router_with(api: NodeApi, limits: Limits) -> Router {
+    build(AppState::new(api, limits))
 }
 
 /// Routes and layers over an existing state (the server keeps the state to end event streams
 /// at shutdown).
 pub(crate) fn build(state: AppState) -> Router {
-    let limits = state.api().limits.clone();
+    let limits = state.limits().clone();
     let slots = Slots {
         semaphore: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
         max: limits.max_concurrent_requests,
@@ -79,12 +85,21 @@ pub(crate) fn build(state: AppState) -> Router {
             post(transactions::submit_batch)
                 .layer(DefaultBodyLimit::max(limits.max_batch_body_bytes)),
         )
-        .route("/v1/transactions/{txid}", get(transactions::get_transaction))
-        .route("/v1/transactions/{txid}/proof", get(transactions::get_proof))
+        .route(
+            "/v1/transactions/{txid}",
+            get(transactions::get_transaction),
+        )
+        .route(
+            "/v1/transactions/{txid}/proof",
+            get(transactions::get_proof),
+        )
         .route("/v1/blocks", get(blocks::list_blocks))
         .route("/v1/blocks/{id}", get(blocks::get_block))
         .route("/v1/blocks/{id}/txids", get(blocks::block_txids))
-        .route("/v1/blocks/{id}/transactions", get(blocks::block_transactions))
+        .route(
+            "/v1/blocks/{id}/transactions",
+            get(blocks::block_transactions),
+        )
         .route("/v1/chain/tips", get(blocks::chain_tips))
         .route("/v1/accounts/{address}", get(accounts::get_account))
         .route(
@@ -105,7 +120,10 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/v1/admin/mining", post(admin::set_mining))
         .route("/v1/admin/peers", post(admin::dial))
         .route("/v1/admin/peers/{peer_id}/block", post(admin::block_peer))
-        .route("/v1/admin/peers/{peer_id}/unblock", post(admin::unblock_peer))
+        .route(
+            "/v1/admin/peers/{peer_id}/unblock",
+            post(admin::unblock_peer),
+        )
         .route("/v1/admin/invalidate", post(admin::invalidate))
         .route("/v1/admin/reconsider", post(admin::reconsider))
         .route_layer(from_fn_with_state(state.clone(), admin::require_admin))
@@ -119,8 +137,13 @@ pub(crate) fn build(state: AppState) -> Router {
         .merge(admin)
         .merge(events)
         .fallback(error::fallback)
+        // A hard cap: a body announced larger than any route accepts is refused before it
+        // is read. Within it, each route's own limit answers with the exact number.
         .layer(RequestBodyLimitLayer::new(
-            limits.max_batch_body_bytes.max(limits.max_body_bytes),
+            limits
+                .max_batch_body_bytes
+                .max(limits.max_body_bytes)
+                .saturating_add(64 * 1024),
         ))
         .layer(cors())
         .layer(from_fn_with_state(state.clone(), metrics::track_http))

@@ -254,7 +254,11 @@ fn saturating_i64(v: u64) -> i64 {
 
 /// Middleware: counts every request and its latency by matched route template (`unmatched`
 /// for requests no route took).
-pub(crate) async fn track_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn track_http(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
@@ -276,7 +280,9 @@ pub(crate) async fn track_http(State(state): State<AppState>, req: Request, next
     get, path = "/metrics", tag = "node",
     responses((status = 200, description = "OpenMetrics text (Prometheus scrapes it)", content_type = "application/openmetrics-text", body = String))
 )]
-pub(crate) async fn metrics_text(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+pub(crate) async fn metrics_text(
+    State(state): State<AppState>,
+) -> impl axum::response::IntoResponse {
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -10,7 +10,6 @@ use peerchain_ledger::{Address, Genesis, Hash, Store, Transaction, U256};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::config::Limits;
 use crate::metrics::Metrics;
 
 /// A transaction waiting in the mempool.
@@ -142,7 +141,10 @@ pub type Reply<T> = oneshot::Sender<T>;
 #[derive(Debug)]
 pub enum NodeRequest {
     /// Admit transactions (signatures checked by the node on all cores).
-    Submit(Vec<Transaction>, Reply<Vec<Result<Submitted, MempoolError>>>),
+    Submit(
+        Vec<Transaction>,
+        Reply<Vec<Result<Submitted, MempoolError>>>,
+    ),
     /// A pending transaction.
     PendingTx(Hash, Reply<Option<PendingTx>>),
     /// When this node first saw a transaction (pending or since confirmed), if it did.
@@ -208,8 +210,6 @@ pub struct NodeApi {
     /// Prometheus metrics, shared with the node (it records chain, mempool, peer and gossip
     /// figures; the HTTP layer records requests and latency).
     pub metrics: Arc<Metrics>,
-    /// Bounds of the HTTP server (`Limits::default()` is a sensible node default).
-    pub limits: Limits,
 }
 
 impl NodeApi {

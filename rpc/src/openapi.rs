@@ -77,7 +77,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The token in admin.token in the node's data directory"))
+                    .description(Some(
+                        "The token in admin.token in the node's data directory",
+                    ))
                     .build(),
             ),
         );
@@ -98,7 +100,10 @@ const ANY_ROUTE: &[(&str, &str)] = &[
 const WITH_BODY: &[(&str, &str)] = &[
     ("400", "invalid_json: missing, extra or mistyped field"),
     ("413", "body_too_large"),
-    ("415", "unsupported_media_type: the body must be application/json"),
+    (
+        "415",
+        "unsupported_media_type: the body must be application/json",
+    ),
 ];
 
 impl Modify for CommonErrors {

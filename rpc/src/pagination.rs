@@ -16,7 +16,7 @@ pub struct PageParams {
     /// Items per page (default 25).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page; absent for the first page.
+    /// `next_cursor` of the previous page; absent (or empty) for the first page.
     pub cursor: Option<String>,
 }
 
@@ -35,8 +35,8 @@ impl PageParams {
 
     /// The cursor parsed by `parse`, or 400 `invalid_cursor`.
     pub fn cursor<C>(&self, parse: impl FnOnce(&str) -> Option<C>) -> Result<Option<C>, ApiError> {
-        match &self.cursor {
-            None => Ok(None),
+        match self.cursor.as_deref() {
+            None | Some("") => Ok(None),
             Some(text) => parse(text).map(Some).ok_or_else(|| invalid_cursor(text)),
         }
     }
@@ -87,6 +87,11 @@ mod tests {
             p.cursor(number_cursor).expect_err("bad").code,
             "invalid_cursor"
         );
+        let empty = PageParams {
+            limit: None,
+            cursor: Some(String::new()),
+        };
+        assert_eq!(empty.cursor(number_cursor).expect("first page"), None);
         assert_eq!(number_cursor("17"), Some(17));
         assert_eq!(number_cursor("+17"), None);
         assert_eq!(number_cursor(""), None);

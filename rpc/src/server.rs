@@ -13,19 +13,29 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::config::Limits;
 use crate::node_api::NodeApi;
 use crate::state::AppState;
 
-/// Serves the API on `listener` until `shutdown` completes, then shuts down gracefully:
-/// stops accepting, ends `/v1/events` streams, waits up to `limits.shutdown_grace` for
-/// requests in flight and closes the rest.
+/// Serves the API with the default [`Limits`] on `listener` until `shutdown` completes, then
+/// shuts down gracefully: stops accepting, ends `/v1/events` streams, waits up to
+/// `shutdown_grace` for requests in flight and closes the rest.
 pub async fn serve(
     listener: TcpListener,
     api: NodeApi,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState::new(api);
-    let limits = state.api().limits.clone();
+    serve_with(listener, api, Limits::default(), shutdown).await
+}
+
+/// [`serve`] with explicit limits.
+pub async fn serve_with(
+    listener: TcpListener,
+    api: NodeApi,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState::new(api, limits.clone());
     let app = crate::build(state.clone());
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let (close_tx, close_rx) = watch::channel(false);

@@ -129,7 +129,7 @@ pub(crate) async fn events(
     let permit = state.streams().clone().try_acquire_owned().map_err(|_| {
         ApiError::rate_limited(format!(
             "{} event streams are open, the most this node serves",
-            state.api().limits.max_event_streams
+            state.limits().max_event_streams
         ))
     })?;
     let mut shutdown = state.shutdown_signal();

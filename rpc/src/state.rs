@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Semaphore, watch};
 
+use crate::config::Limits;
 use crate::error::ApiError;
 use crate::node_api::NodeApi;
 
@@ -15,16 +16,18 @@ pub(crate) struct AppState(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     api: NodeApi,
+    limits: Limits,
     streams: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
 }
 
 impl AppState {
-    pub(crate) fn new(api: NodeApi) -> Self {
-        let streams = Arc::new(Semaphore::new(api.limits.max_event_streams));
+    pub(crate) fn new(api: NodeApi, limits: Limits) -> Self {
+        let streams = Arc::new(Semaphore::new(limits.max_event_streams));
         let (shutdown, _) = watch::channel(false);
         AppState(Arc::new(Inner {
             api,
+            limits,
             streams,
             shutdown,
         }))
@@ -33,6 +36,11 @@ impl AppState {
     /// The node handle.
     pub(crate) fn api(&self) -> &NodeApi {
         &self.0.api
+    }
+
+    /// The server's limits.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.0.limits
     }
 
     /// Slots of `/v1/events` streams.

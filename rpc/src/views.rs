@@ -145,11 +145,7 @@ impl TransactionView {
             block_hash: Some(location.block_hash.to_hex()),
             height: Some(location.height),
             index: Some(location.index),
-            confirmations: Some(
-                tip_height
-                    .saturating_sub(location.height)
-                    .saturating_add(1),
-            ),
+            confirmations: Some(tip_height.saturating_sub(location.height).saturating_add(1)),
         }
     }
 }

@@ -136,7 +136,9 @@ pub(crate) async fn account_history(
             let store = state.api().store.clone();
             blocking(move || confirmed_page(&store, &address, c, limit, Vec::new())).await?
         }
-        Some(Walk::Pending { h0, after }) => pending_page(&state, address, h0, after, limit).await?,
+        Some(Walk::Pending { h0, after }) => {
+            pending_page(&state, address, h0, after, limit).await?
+        }
         None => {
             // The tip is read before the mempool: a transaction confirmed in between is then
             // above H0 and found among the recently confirmed, never below H0 as well.
@@ -257,7 +259,11 @@ fn confirmed_page(
     }
     let tip = store.tip_record()?.header.height;
     let (positions, next) = store.history(address, Some(before), room)?;
-    items.extend(views_at(store, &positions, tip)?.into_iter().map(|(_, v)| v));
+    items.extend(
+        views_at(store, &positions, tip)?
+            .into_iter()
+            .map(|(_, v)| v),
+    );
     Ok(Page {
         items,
         next_cursor: next.map(confirmed_cursor),
@@ -318,11 +324,10 @@ mod tests {
             height: 5,
             index: 3,
         };
-        assert_eq!(
-            parse_walk(&confirmed_cursor(c)),
-            Some(Walk::Confirmed(c))
-        );
-        for bad in ["", "p", "p1.2", "p1.2.xyz", "c", "c5", "c5-x", "x5-3", "c05-3"] {
+        assert_eq!(parse_walk(&confirmed_cursor(c)), Some(Walk::Confirmed(c)));
+        for bad in [
+            "", "p", "p1.2", "p1.2.xyz", "c", "c5", "c5-x", "x5-3", "c05-3",
+        ] {
             assert_eq!(parse_walk(bad), None, "{bad}");
         }
     }

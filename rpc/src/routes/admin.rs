@@ -23,13 +23,20 @@ use crate::state::AppState;
 fn tokens_match(given: &str, expected: &str) -> bool {
     let a = Sha256::digest(given.as_bytes());
     let b = Sha256::digest(expected.as_bytes());
-    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(diff) == 0
 }
 
 /// Middleware of the admin routes: 401 unless the bearer token matches (an empty configured
 /// token disables the admin calls).
-pub(crate) async fn require_admin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_admin(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let expected = &state.api().admin_token;
     let given = req
         .headers()
@@ -166,6 +173,7 @@ pub(crate) async fn set_mining(
 #[serde(deny_unknown_fields)]
 pub struct DialRequest {
     /// Multiaddr to dial, e.g. `/ip4/127.0.0.1/tcp/7711`.
+    #[schema(pattern = "^/")]
     pub addr: String,
 }
 

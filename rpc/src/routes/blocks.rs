@@ -111,7 +111,7 @@ fn status_name(status: BlockStatus) -> &'static str {
 /// A block by hash (64 hex digits) or main-chain height (decimal).
 #[utoipa::path(
     get, path = "/v1/blocks/{id}", tag = "blocks",
-    params(("id" = String, Path, description = "Block hash (64 hex digits) or main-chain height (decimal)")),
+    params(("id" = String, Path, description = "Block hash (64 hex digits) or main-chain height (decimal)", pattern = "^([0-9]{1,19}|(0[xX])?[0-9a-fA-F]{64})$")),
     responses(
         (status = 200, body = BlockView),
         (status = 404, description = "not_found", body = ErrorBody),
@@ -175,7 +175,7 @@ pub(crate) async fn get_block(
 /// Every txid of a block, in block order.
 #[utoipa::path(
     get, path = "/v1/blocks/{id}/txids", tag = "blocks",
-    params(("id" = String, Path, description = "Block hash (64 hex digits) or main-chain height (decimal)")),
+    params(("id" = String, Path, description = "Block hash (64 hex digits) or main-chain height (decimal)", pattern = "^([0-9]{1,19}|(0[xX])?[0-9a-fA-F]{64})$")),
     responses(
         (status = 200, body = Vec<String>),
         (status = 404, description = "not_found", body = ErrorBody),
@@ -202,7 +202,7 @@ pub(crate) async fn block_txids(
 #[utoipa::path(
     get, path = "/v1/blocks/{id}/transactions", tag = "blocks",
     params(
-        ("id" = String, Path, description = "Block hash (64 hex digits) or main-chain height (decimal)"),
+        ("id" = String, Path, description = "Block hash (64 hex digits) or main-chain height (decimal)", pattern = "^([0-9]{1,19}|(0[xX])?[0-9a-fA-F]{64})$"),
         PageParams,
     ),
     responses(
@@ -265,7 +265,9 @@ pub struct TipView {
     get, path = "/v1/chain/tips", tag = "blocks",
     responses((status = 200, body = Vec<TipView>))
 )]
-pub(crate) async fn chain_tips(State(state): State<AppState>) -> Result<Json<Vec<TipView>>, ApiError> {
+pub(crate) async fn chain_tips(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<TipView>>, ApiError> {
     let tips = state.api().ask(NodeRequest::ChainTips).await?;
     Ok(Json(
         tips.into_iter()

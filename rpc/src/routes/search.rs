@@ -17,6 +17,7 @@ use crate::state::{AppState, blocking};
 pub struct SearchParams {
     /// A main-chain height (decimal), a block hash or txid (64 hex digits), or an address
     /// (40 hex digits).
+    #[param(pattern = "\\S")]
     pub q: String,
 }
 
@@ -69,7 +70,9 @@ pub(crate) async fn search(
         };
         let store = state.api().store.clone();
         let hash = blocking(move || Ok(store.main_hash(height)?)).await?;
-        return hash.map(|h| hit(SearchKind::Block, h.to_hex())).ok_or_else(miss);
+        return hash
+            .map(|h| hit(SearchKind::Block, h.to_hex()))
+            .ok_or_else(miss);
     }
     if let Ok(hash) = q.parse::<Hash>() {
         return search_hash(&state, hash).await?.ok_or_else(miss);
@@ -113,10 +116,9 @@ async fn search_address(
     address: Address,
 ) -> Result<Option<Json<SearchResult>>, ApiError> {
     let store = state.api().store.clone();
-    let known = blocking(move || {
-        Ok(!store.account(&address)?.is_empty() || store.tx_count(&address)? > 0)
-    })
-    .await?;
+    let known =
+        blocking(move || Ok(!store.account(&address)?.is_empty() || store.tx_count(&address)? > 0))
+            .await?;
     let known = known
         || !state
             .api()

@@ -15,7 +15,9 @@ use utoipa::ToSchema;
 
 use crate::config::MAX_BATCH;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, has_json_content_type, invalid_json, parse_hash, unsupported_media_type};
+use crate::extract::{
+    ApiJson, has_json_content_type, invalid_json, parse_hash, unsupported_media_type,
+};
 use crate::node_api::{NodeRequest, Submitted};
 use crate::reads::confirmed_tx;
 use crate::state::{AppState, blocking};
@@ -155,7 +157,7 @@ pub(crate) async fn submit_batch(
     }
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::body_too_large(state.api().limits.max_batch_body_bytes)
+            ApiError::body_too_large(state.limits().max_batch_body_bytes)
         } else {
             ApiError::bad_request("invalid_json", r.body_text())
         }
@@ -261,16 +263,20 @@ pub(crate) async fn get_transaction(
     if let Some(view) = confirmed_view(&state, txid).await? {
         return Ok(Json(view));
     }
-    Err(ApiError::not_found(format!("transaction {txid} is unknown")))
+    Err(ApiError::not_found(format!(
+        "transaction {txid} is unknown"
+    )))
 }
 
 async fn confirmed_view(state: &AppState, txid: Hash) -> Result<Option<TransactionView>, ApiError> {
     let store = state.api().store.clone();
-    let found = blocking(move || {
-        let tip = store.tip_record()?.header.height;
-        Ok(confirmed_tx(&store, &txid)?.map(|(tx, loc)| TransactionView::confirmed(&tx, &loc, tip)))
-    })
-    .await?;
+    let found =
+        blocking(move || {
+            let tip = store.tip_record()?.header.height;
+            Ok(confirmed_tx(&store, &txid)?
+                .map(|(tx, loc)| TransactionView::confirmed(&tx, &loc, tip)))
+        })
+        .await?;
     let Some(mut view) = found else {
         return Ok(None);
     };
@@ -329,7 +335,10 @@ pub(crate) async fn get_proof(
         })?;
         let leaves = block.txids();
         let siblings = inclusion_proof(&leaves, loc.index as usize).ok_or_else(|| {
-            ApiError::internal(format!("index {} is outside block {}", loc.index, loc.block_hash))
+            ApiError::internal(format!(
+                "index {} is outside block {}",
+                loc.index, loc.block_hash
+            ))
         })?;
         Ok(ProofView {
             txid: txid.to_hex(),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerchain_consensus::{
-    Chain, ChainConfig, ChainEvent, TipStatus, Template, Verdict, build_template, solve,
+    Chain, ChainConfig, ChainEvent, Template, TipStatus, Verdict, build_template, solve,
 };
 use peerchain_ledger::crypto::Keypair;
 use peerchain_ledger::mempool::Admitted;
@@ -121,16 +121,20 @@ impl TestNode {
             admin_token: TOKEN.into(),
             version: "peerchain-test/0.1.0".into(),
             metrics: metrics.clone(),
-            limits: options.limits,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(peerchain_rpc::serve(listener, api, async move {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn(peerchain_rpc::serve_with(
+            listener,
+            api,
+            options.limits,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         TestNode {
             base: format!("http://{addr}"),
             client: reqwest::Client::builder()
@@ -178,7 +182,12 @@ impl TestNode {
         read(r).await
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let r = self
             .client
             .post(self.url(path))
@@ -232,7 +241,14 @@ impl TestNode {
     }
 
     /// A signed transfer from dev `from` to `to`.
-    pub fn transfer(&self, from: usize, to: Address, amount: u64, fee: u64, nonce: u64) -> Transaction {
+    pub fn transfer(
+        &self,
+        from: usize,
+        to: Address,
+        amount: u64,
+        fee: u64,
+        nonce: u64,
+    ) -> Transaction {
         self.keys[from].sign_transfer(self.genesis.chain_id, to, amount, fee, nonce)
     }
 
@@ -264,7 +280,10 @@ pub fn tx_json(tx: &Transaction) -> Value {
 /// Asserts an error response in the error model and returns its message.
 pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) -> String {
     assert_eq!(got.0, status, "status of {}", got.1);
-    let error = got.1.get("error").unwrap_or_else(|| panic!("error body: {}", got.1));
+    let error = got
+        .1
+        .get("error")
+        .unwrap_or_else(|| panic!("error body: {}", got.1));
     assert_eq!(error["code"], code, "code of {}", got.1);
     let message = error["message"].as_str().expect("message").to_owned();
     assert!(!message.is_empty());
@@ -274,7 +293,12 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) -
         "only `error`: {}",
         got.1
     );
-    assert_eq!(error.as_object().map(|o| o.len()), Some(2), "code and message: {}", got.1);
+    assert_eq!(
+        error.as_object().map(|o| o.len()),
+        Some(2),
+        "code and message: {}",
+        got.1
+    );
     message
 }
 
@@ -464,7 +488,9 @@ impl Service {
                 let r = if addr.starts_with('/') {
                     Ok(())
                 } else {
-                    Err(NodeError::BadRequest(format!("{addr:?} is not a multiaddr")))
+                    Err(NodeError::BadRequest(format!(
+                        "{addr:?} is not a multiaddr"
+                    )))
                 };
                 let _ = reply.send(r);
             }
@@ -530,21 +556,30 @@ fn chain_error(e: peerchain_consensus::ChainError) -> NodeError {
 }
 
 /// Mines `n` blocks on the tip, each `target_block_time_ms` after its parent so the
-/// difficulty stays put.
+/// difficulty stays put (a millisecond later when that block is already known, e.g. after
+/// `invalidate`).
 pub fn mine(chain: &mut Chain, n: u32, miner: Address) -> Result<Vec<Hash>, NodeError> {
     let mut out = Vec::new();
+    let unavailable = |e: String| NodeError::Unavailable(e);
     for _ in 0..n {
-        let at = chain.tip_header().timestamp_ms + chain.genesis().target_block_time_ms;
-        let template =
-            build_template(chain, miner, at).map_err(|e| NodeError::Unavailable(e.to_string()))?;
-        let block = solve(template).ok_or_else(|| NodeError::Unavailable("no nonce".into()))?;
-        let hash = block.hash();
-        let verdicts = chain
-            .import(block, None, now_ms().max(at))
-            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
-        match verdicts.first().map(|v| &v.verdict) {
-            Some(Verdict::Accepted { on_main: true }) => out.push(hash),
-            other => return Err(NodeError::Unavailable(format!("mined block refused: {other:?}"))),
+        let mut at = chain.tip_header().timestamp_ms + chain.genesis().target_block_time_ms;
+        loop {
+            let template =
+                build_template(chain, miner, at).map_err(|e| unavailable(e.to_string()))?;
+            let block = solve(template).ok_or_else(|| unavailable("no nonce".into()))?;
+            let hash = block.hash();
+            if chain.knows(&hash) {
+                at += 1;
+                continue;
+            }
+            let verdicts = chain
+                .import(block, None, now_ms().max(at))
+                .map_err(|e| unavailable(e.to_string()))?;
+            match verdicts.first().map(|v| &v.verdict) {
+                Some(Verdict::Accepted { on_main: true }) => out.push(hash),
+                other => return Err(unavailable(format!("mined block refused: {other:?}"))),
+            }
+            break;
         }
     }
     Ok(out)
@@ -598,9 +633,14 @@ impl EventReader {
                 if data.is_empty() {
                     continue; // keep-alive comment
                 }
-                return Some((name, serde_json::from_str(&data).expect("event data is JSON")));
+                return Some((
+                    name,
+                    serde_json::from_str(&data).expect("event data is JSON"),
+                ));
             }
-            let chunk = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??;
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??;
             self.buffer
                 .push_str(&String::from_utf8_lossy(&chunk.expect("stream chunk")));
         }
