@@ -718,12 +718,13 @@ impl Chain {
         // Oldest reverted block first so each sender's nonces come back in order.
         for block in reverted.iter().rev() {
             for tx in &block.transactions {
-                if self.store.tx_location(&tx.txid())?.is_none() {
-                    if let Ok(Admitted::New { txid, .. }) =
-                        self.mempool.add_verified(tx.clone(), &self.store, now)
-                    {
-                        self.events.push(ChainEvent::TxReturned(txid));
-                    }
+                if self.store.tx_location(&tx.txid())?.is_some() {
+                    continue; // confirmed again on the new branch
+                }
+                if let Ok(Admitted::New { txid, .. }) =
+                    self.mempool.add_verified(tx.clone(), &self.store, now)
+                {
+                    self.events.push(ChainEvent::TxReturned(txid));
                 }
             }
         }

@@ -95,7 +95,10 @@ fn setup(what: &'static str) -> impl FnOnce(String) -> NetworkError {
 }
 
 /// The gossipsub configuration: validation before forwarding, content ids, size limits.
-fn gossipsub_config(config: &NetworkConfig, names: &Names) -> Result<gossipsub::Config, NetworkError> {
+fn gossipsub_config(
+    config: &NetworkConfig,
+    names: &Names,
+) -> Result<gossipsub::Config, NetworkError> {
     let heartbeat = config.heartbeat();
     let mut b = gossipsub::ConfigBuilder::default();
     b.protocol_id_prefix(names.gossip_prefix.clone())
@@ -187,10 +190,8 @@ pub(crate) fn build(
         // Two, not one: peers that dial each other at the same moment must not both close.
         .with_max_established_per_peer(Some(2));
 
-    let filter = WhitelistSubscriptionFilter(HashSet::from([
-        names.blocks.hash(),
-        names.txs.hash(),
-    ]));
+    let filter =
+        WhitelistSubscriptionFilter(HashSet::from([names.blocks.hash(), names.txs.hash()]));
     let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
         MessageAuthenticity::Anonymous,
         gossipsub_config(config, names)?,
@@ -232,7 +233,8 @@ pub(crate) fn build(
 
     let mut kad_config = kad::Config::new(names.kad.clone());
     kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(300)));
-    let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
     // Local networks never confirm an external address; serve the DHT anyway.
     kad.set_mode(Some(kad::Mode::Server));
 

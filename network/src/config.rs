@@ -55,7 +55,8 @@ impl NetworkConfig {
 
     /// Limit of one gossipsub message on the block topic (payload plus envelope headroom).
     pub(crate) fn block_topic_limit(&self) -> usize {
-        self.max_block_bytes().saturating_add(GOSSIP_ENVELOPE_HEADROOM)
+        self.max_block_bytes()
+            .saturating_add(GOSSIP_ENVELOPE_HEADROOM)
     }
 
     /// Limit of one gossipsub RPC frame: two full blocks plus headroom, so that a frame never
@@ -90,11 +91,11 @@ pub(crate) const MAX_LOCATOR: usize = 64;
 /// Most headers in one `Headers` response.
 pub(crate) const MAX_HEADERS: usize = 512;
 /// Most blocks asked for in one `GetBlocks` request.
-pub(crate) const MAX_BLOCKS_PER_REQUEST: usize = 64;
+pub(crate) const MAX_BLOCKS_PER_REQUEST: usize = 128;
 /// A `Blocks` response stops adding blocks past this many bytes (it always carries one).
 pub(crate) const SYNC_RESPONSE_SOFT_BYTES: usize = 8 * 1024 * 1024;
 /// Limit of one sync request.
-pub(crate) const SYNC_REQUEST_LIMIT: usize = 4096;
+pub(crate) const SYNC_REQUEST_LIMIT: usize = 8192;
 /// Timeout of one sync request, covering the whole exchange.
 pub(crate) const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Concurrent `GetBlocks` requests of one sync round.
@@ -154,6 +155,8 @@ pub(crate) const BAN_POINTS: f64 = 100.0;
 pub(crate) const POINTS_DECAY_PER_SEC: f64 = 100.0 / 3600.0;
 /// Ban duration for misbehaviour (penalties or gossip score).
 pub(crate) const BAN_DURATION: Duration = Duration::from_secs(600);
+/// Most bans remembered (the timed ban ending first is forgotten beyond this).
+pub(crate) const MAX_BANS: usize = 10_000;
 /// A gossipsub score below this bans the peer.
 pub(crate) const BAN_SCORE: f64 = -300.0;
 /// How often gossipsub scores are polled.

@@ -50,10 +50,11 @@ use crate::config::{COMMAND_CHANNEL, EVENT_CHANNEL, IDLE_CONNECTION_TIMEOUT};
 use crate::service::{Service, peer_of};
 
 fn parse_addr(text: &str) -> Result<Multiaddr, NetworkError> {
-    text.parse().map_err(|e: libp2p::multiaddr::Error| NetworkError::BadAddress {
-        addr: text.to_owned(),
-        detail: e.to_string(),
-    })
+    text.parse()
+        .map_err(|e: libp2p::multiaddr::Error| NetworkError::BadAddress {
+            addr: text.to_owned(),
+            detail: e.to_string(),
+        })
 }
 
 /// Starts the network service: loads (or creates) the node key, listens, dials the bootnodes
@@ -86,9 +87,8 @@ pub async fn start(
     let mut bootnodes = HashMap::new();
     for text in &config.bootnodes {
         let addr = parse_addr(text)?;
-        let peer = peer_of(&addr).ok_or_else(|| NetworkError::BootnodeWithoutPeerId {
-            addr: text.clone(),
-        })?;
+        let peer = peer_of(&addr)
+            .ok_or_else(|| NetworkError::BootnodeWithoutPeerId { addr: text.clone() })?;
         if peer != local_peer_id {
             bootnodes.insert(peer, addr);
         }
@@ -114,10 +114,12 @@ pub async fn start(
         .build();
 
     for addr in listen {
-        swarm.listen_on(addr.clone()).map_err(|e| NetworkError::Listen {
-            addr: addr.to_string(),
-            detail: e.to_string(),
-        })?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen {
+                addr: addr.to_string(),
+                detail: e.to_string(),
+            })?;
     }
 
     let tip = store.tip_record()?;

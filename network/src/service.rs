@@ -23,9 +23,7 @@ use crate::handle::Command;
 use crate::sync::{Anchor, SyncRound, build_locator, check_headers, serve_blocks, serve_headers};
 #[cfg(feature = "test-hooks")]
 use crate::types::RawTopic;
-use crate::types::{
-    Acceptance, BlockOrigin, LocalTip, MessageRef, NetworkEvent, PeerSummary,
-};
+use crate::types::{Acceptance, BlockOrigin, LocalTip, MessageRef, NetworkEvent, PeerSummary};
 
 /// Results of jobs run on the blocking pool.
 pub(crate) enum Internal {
@@ -304,7 +302,9 @@ impl Service {
     // ----- event delivery -------------------------------------------------------------
 
     fn channel_queued(&self) -> usize {
-        self.events.max_capacity().saturating_sub(self.events.capacity())
+        self.events
+            .max_capacity()
+            .saturating_sub(self.events.capacity())
     }
 
     fn can_deliver(&self) -> bool {
@@ -423,10 +423,12 @@ impl Service {
     }
 
     fn parse_remote(&self, peer: &str) -> Result<PeerId, NetworkError> {
-        let p = peer.parse::<PeerId>().map_err(|e| NetworkError::BadPeerId {
-            peer: peer.to_owned(),
-            detail: e.to_string(),
-        })?;
+        let p = peer
+            .parse::<PeerId>()
+            .map_err(|e| NetworkError::BadPeerId {
+                peer: peer.to_owned(),
+                detail: e.to_string(),
+            })?;
         if p == self.local_peer_id {
             return Err(NetworkError::LocalPeer {
                 peer: peer.to_owned(),
@@ -519,12 +521,12 @@ impl Service {
     }
 
     fn dial_addr(&mut self, addr: &str) -> Result<(), NetworkError> {
-        let ma: Multiaddr = addr.parse().map_err(|e: libp2p::multiaddr::Error| {
-            NetworkError::BadAddress {
-                addr: addr.to_owned(),
-                detail: e.to_string(),
-            }
-        })?;
+        let ma: Multiaddr =
+            addr.parse()
+                .map_err(|e: libp2p::multiaddr::Error| NetworkError::BadAddress {
+                    addr: addr.to_owned(),
+                    detail: e.to_string(),
+                })?;
         if let Some(peer) = peer_of(&ma) {
             if peer == self.local_peer_id {
                 return Err(NetworkError::LocalPeer {
@@ -564,8 +566,8 @@ impl Service {
         entry.0 = decayed + pts;
         entry.1 = now;
         let total = entry.0;
-        tracing::info!(%peer, points = total, reason, "peer penalised");
-        if total >= BAN_POINTS {
+        tracing::info!(%peer, points = format!("{total:.1}"), reason, "peer penalised");
+        if total >= BAN_POINTS && !self.bans.contains_key(&peer) {
             // Keep half: a peer that misbehaves again right after its ban is banned sooner.
             entry.0 = BAN_POINTS / 2.0;
             self.ban(peer, Some(BAN_DURATION), reason);
@@ -578,8 +580,19 @@ impl Service {
             return;
         }
         tracing::warn!(%peer, ?duration, reason, "banning peer");
-        self.bans
-            .insert(peer, duration.map(|d| Instant::now() + d));
+        if self.bans.len() >= MAX_BANS && !self.bans.contains_key(&peer) {
+            // Forget the timed ban that would end first (operator blocks are kept).
+            let first = self
+                .bans
+                .iter()
+                .filter_map(|(p, until)| until.map(|u| (u, *p)))
+                .min();
+            if let Some((_, old)) = first {
+                self.bans.remove(&old);
+                self.swarm.behaviour_mut().blocked.unblock_peer(old);
+            }
+        }
+        self.bans.insert(peer, duration.map(|d| Instant::now() + d));
         let behaviour = self.swarm.behaviour_mut();
         behaviour.blocked.block_peer(peer);
         behaviour.kad.remove_peer(&peer);
@@ -654,21 +667,21 @@ impl Service {
                 endpoint,
                 num_established,
                 ..
-            } => {
-                if num_established.get() == 1 {
-                    self.on_connected(peer_id, endpoint.get_remote_address().clone(), endpoint.is_dialer());
-                }
+            } if num_established.get() == 1 => {
+                self.on_connected(
+                    peer_id,
+                    endpoint.get_remote_address().clone(),
+                    endpoint.is_dialer(),
+                );
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 cause,
                 ..
             } => {
-                if num_established == 0 {
-                    tracing::debug!(peer = %peer_id, ?cause, "peer disconnected");
-                    self.on_disconnected(peer_id);
-                }
+                tracing::debug!(peer = %peer_id, ?cause, "peer disconnected");
+                self.on_disconnected(peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(?peer_id, %error, "outgoing connection failed");
@@ -707,9 +720,6 @@ impl Service {
             tracing::debug!(%peer, "peer limit reached; disconnecting");
             let _ = self.swarm.disconnect_peer_id(peer);
             return;
-        }
-        if is_boot {
-            self.redials.remove(&peer);
         }
         let now = Instant::now();
         self.peers.insert(
@@ -760,7 +770,10 @@ impl Service {
         }
         if info.protocols.contains(&self.names.kad) {
             for addr in info.listen_addrs {
-                self.swarm.behaviour_mut().kad.add_address(&peer_id, without_p2p(&addr));
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer_id, without_p2p(&addr));
             }
             self.bootstrap_wanted = true;
         }
@@ -953,7 +966,11 @@ impl Service {
                 if let request_response::InboundFailure::Io(e) = &error
                     && e.kind() == std::io::ErrorKind::InvalidData
                 {
-                    self.misbehaved(peer, points::BAD_REQUEST, &format!("malformed sync request: {e}"));
+                    self.misbehaved(
+                        peer,
+                        points::BAD_REQUEST,
+                        &format!("malformed sync request: {e}"),
+                    );
                 }
             }
             request_response::Event::ResponseSent { .. } => {}
@@ -992,7 +1009,11 @@ impl Service {
         };
         if !allowed {
             self.respond(channel, SyncResponse::Refused(Refusal::RateLimited));
-            self.misbehaved(peer, points::RATE_LIMITED, "sync requests over the rate limit");
+            self.misbehaved(
+                peer,
+                points::RATE_LIMITED,
+                "sync requests over the rate limit",
+            );
             return;
         }
         match request {
@@ -1048,11 +1069,18 @@ impl Service {
             return;
         };
         state.status = Some(status);
-        state.best_height = Some(state.best_height.map_or(status.height, |b| b.max(status.height)));
+        state.best_height = Some(
+            state
+                .best_height
+                .map_or(status.height, |b| b.max(status.height)),
+        );
         let first = !state.handshaked;
         state.handshaked = true;
         let ancestor = state.pending_ancestor.take();
         if first {
+            // A bootnode counts as reached once it completed the handshake (a connection it
+            // refuses at once must not reset the redial backoff).
+            self.redials.remove(&peer);
             tracing::info!(%peer, height = status.height, "peer connected");
             self.push_control(NetworkEvent::PeerConnected {
                 peer: peer.to_string(),
@@ -1103,7 +1131,8 @@ impl Service {
             .behaviour_mut()
             .sync
             .send_request(&peer, SyncRequest::GetBlocks(vec![missing]));
-        self.requests.insert(id, (peer, RequestKind::Ancestor(missing)));
+        self.requests
+            .insert(id, (peer, RequestKind::Ancestor(missing)));
     }
 
     fn on_response(&mut self, peer: PeerId, id: OutboundRequestId, response: SyncResponse) {
@@ -1117,7 +1146,12 @@ impl Service {
         }
         match (kind, response) {
             (_, SyncResponse::Malformed(reason)) => {
-                self.sync_fault(peer, kind, points::INVALID_SYNC_DATA, &format!("malformed response: {reason}"));
+                self.sync_fault(
+                    peer,
+                    kind,
+                    points::INVALID_SYNC_DATA,
+                    &format!("malformed response: {reason}"),
+                );
             }
             (_, SyncResponse::Refused(reason)) => {
                 tracing::debug!(%peer, ?reason, ?kind, "sync request refused");
@@ -1125,7 +1159,9 @@ impl Service {
                     self.abort_round(&format!("request refused: {reason:?}"), None);
                 }
             }
-            (RequestKind::Status, SyncResponse::Status(status)) => self.on_peer_status(peer, status),
+            (RequestKind::Status, SyncResponse::Status(status)) => {
+                self.on_peer_status(peer, status)
+            }
             (RequestKind::Headers, SyncResponse::Headers(headers)) => {
                 self.on_headers(peer, id, headers)
             }
@@ -1147,7 +1183,10 @@ impl Service {
                     peer,
                     kind,
                     points::INVALID_SYNC_DATA,
-                    &format!("unexpected response {} to a {kind:?} request", response_name(&other)),
+                    &format!(
+                        "unexpected response {} to a {kind:?} request",
+                        response_name(&other)
+                    ),
                 );
             }
         }
@@ -1191,7 +1230,12 @@ impl Service {
                 RequestKind::Ancestor(_) => {}
             },
             OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                self.sync_fault(peer, kind, points::INVALID_SYNC_DATA, &format!("invalid response: {e}"));
+                self.sync_fault(
+                    peer,
+                    kind,
+                    points::INVALID_SYNC_DATA,
+                    &format!("invalid response: {e}"),
+                );
             }
             _ => {
                 if matches!(kind, RequestKind::Headers | RequestKind::Blocks)
@@ -1203,7 +1247,12 @@ impl Service {
         }
     }
 
-    fn on_headers(&mut self, peer: PeerId, id: OutboundRequestId, headers: Vec<peerchain_ledger::BlockHeader>) {
+    fn on_headers(
+        &mut self,
+        peer: PeerId,
+        id: OutboundRequestId,
+        headers: Vec<peerchain_ledger::BlockHeader>,
+    ) {
         let Some(mut round) = self.sync.take() else {
             return;
         };
@@ -1263,11 +1312,17 @@ impl Service {
         };
         self.sync = Some(round);
         if blocks.is_empty() {
-            self.abort_round("peer did not serve blocks whose headers it sent", Some(points::STALLED));
+            self.abort_round(
+                "peer did not serve blocks whose headers it sent",
+                Some(points::STALLED),
+            );
             return;
         }
         if blocks.len() > hashes.len() {
-            self.abort_round("more blocks than requested", Some(points::INVALID_SYNC_DATA));
+            self.abort_round(
+                "more blocks than requested",
+                Some(points::INVALID_SYNC_DATA),
+            );
             return;
         }
         for (block, want) in blocks.iter().zip(&hashes) {
@@ -1411,9 +1466,7 @@ impl Service {
     fn finish_round(&mut self, round: SyncRound) {
         let peer = round.peer;
         // Work of the chain the peer served (our locator tip when it served nothing).
-        let served = round
-            .last
-            .map_or(self.local_tip.total_work, |a| a.work);
+        let served = round.last.map_or(self.local_tip.total_work, |a| a.work);
         tracing::info!(
             %peer,
             blocks = round.released,
@@ -1434,7 +1487,13 @@ impl Service {
             // Trust only what was served until the peer announces more.
             status.total_work = served;
         }
-        if served > self.local_tip.total_work {
+        if round.released == 0 && served > self.local_tip.total_work {
+            // Its heavier chain is one we already hold and did not adopt (invalid): do not
+            // run empty rounds against it over and over.
+            if let Some(state) = self.peers.get_mut(&peer) {
+                state.sync_cooldown_until = Some(Instant::now() + SYNC_COOLDOWN);
+            }
+        } else if served > self.local_tip.total_work {
             let work = self
                 .expected_work
                 .as_ref()
@@ -1515,7 +1574,9 @@ impl Service {
                 match e.deadline {
                     None => e.deadline = Some(now + EXPECTED_WORK_GRACE),
                     Some(d) if d <= now => {
-                        tracing::debug!("downloaded blocks did not raise the tip; trying other peers");
+                        tracing::debug!(
+                            "downloaded blocks did not raise the tip; trying other peers"
+                        );
                         self.expected_work = None;
                         self.maybe_start_sync();
                     }

@@ -149,10 +149,7 @@ pub(crate) fn check_headers(
             ));
         }
         if header.version != 1 {
-            return Err(format!(
-                "header {hash} has version {}",
-                header.version
-            ));
+            return Err(format!("header {hash} has version {}", header.version));
         }
         if !header.target.is_met_by(&hash) {
             return Err(format!(
@@ -236,13 +233,47 @@ impl SyncRound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use peerchain_consensus::{Chain, ChainConfig, build_template, solve};
+    use peerchain_ledger::{Address, Genesis, Target};
+
+    fn genesis() -> Genesis {
+        let mut g = Genesis::dev(2, 1_000, 2000);
+        g.timestamp_ms = 1_600_000_000_000;
+        g.initial_target = Target(U256::MAX >> 1);
+        g.pow_limit = Target(U256::MAX >> 1);
+        g
+    }
+
+    /// A chain of `n` easy blocks; returns it with the main-chain hashes by height.
+    fn chain(n: u64) -> (Chain, Vec<Hash>) {
+        let g = genesis();
+        let store = Store::temporary(&g).expect("store");
+        let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+        let mut hashes = vec![g.hash()];
+        for _ in 0..n {
+            let ts = chain.tip_header().timestamp_ms + 2000;
+            let block = solve(build_template(&chain, Address([1; 20]), ts).expect("template"))
+                .expect("solved");
+            hashes.push(block.hash());
+            chain
+                .import(block, None, 2_000_000_000_000)
+                .expect("imported");
+        }
+        assert_eq!(chain.tip(), *hashes.last().expect("tip"));
+        (chain, hashes)
+    }
 
     #[test]
     fn locator_shape() {
         assert_eq!(locator_heights(0), vec![0]);
         assert_eq!(locator_heights(3), vec![3, 2, 1, 0]);
         let l = locator_heights(10_000);
-        assert_eq!(&l[..10], &[10_000, 9_999, 9_998, 9_997, 9_996, 9_995, 9_994, 9_993, 9_992, 9_991]);
+        assert_eq!(
+            &l[..10],
+            &[
+                10_000, 9_999, 9_998, 9_997, 9_996, 9_995, 9_994, 9_993, 9_992, 9_991
+            ]
+        );
         assert_eq!(l[10], 9_989);
         assert_eq!(l[11], 9_985);
         assert_eq!(*l.last().expect("non-empty"), 0);
@@ -251,5 +282,103 @@ mod tests {
         let huge = locator_heights(u64::MAX / 2);
         assert!(huge.len() <= MAX_LOCATOR);
         assert_eq!(*huge.last().expect("non-empty"), 0);
+    }
+
+    #[test]
+    fn locator_of_a_store() {
+        let (chain, hashes) = chain(40);
+        let locator = build_locator(chain.store()).expect("locator");
+        let heights: Vec<u64> = locator.iter().map(|(_, h, _)| *h).collect();
+        assert_eq!(heights, locator_heights(40));
+        for (hash, height, work) in &locator {
+            assert_eq!(*hash, hashes[*height as usize]);
+            let record = chain.store().record(hash).expect("read").expect("known");
+            assert_eq!(*work, record.total_work);
+        }
+    }
+
+    #[test]
+    fn headers_follow_the_first_locator_hash_on_the_main_chain() {
+        let (chain, hashes) = chain(30);
+        let store = chain.store();
+        let unknown = Hash([0xaa; 32]);
+        let got = serve_headers(store, &[unknown, hashes[12], hashes[0]], 5).expect("served");
+        let heights: Vec<u64> = got.iter().map(|h| h.height).collect();
+        assert_eq!(heights, vec![13, 14, 15, 16, 17]);
+        assert_eq!(got[0].prev_hash, hashes[12]);
+        // At the tip: nothing more.
+        assert!(
+            serve_headers(store, &[hashes[30]], 5)
+                .expect("served")
+                .is_empty()
+        );
+        // No known hash at all: nothing.
+        assert!(
+            serve_headers(store, &[unknown], 5)
+                .expect("served")
+                .is_empty()
+        );
+        // The cap applies.
+        let all = serve_headers(store, &[hashes[0]], u32::MAX).expect("served");
+        assert_eq!(all.len(), 30);
+        // The answer passes the requester's checks.
+        let genesis = store.record(&hashes[0]).expect("read").expect("known");
+        let anchor = Anchor {
+            hash: hashes[0],
+            height: 0,
+            work: genesis.total_work,
+        };
+        let (checked, last) = check_headers(anchor, &all).expect("valid");
+        assert_eq!(checked, hashes[1..].to_vec());
+        assert_eq!(last.hash, hashes[30]);
+        assert_eq!(last.work, chain.tip_work());
+    }
+
+    #[test]
+    fn blocks_are_served_in_order_up_to_the_first_unknown() {
+        let (chain, hashes) = chain(5);
+        let store = chain.store();
+        let got =
+            serve_blocks(store, &[hashes[2], hashes[3], Hash([1; 32]), hashes[4]]).expect("served");
+        assert_eq!(got.len(), 2);
+        let block = Block::decode(&got[1], 100).expect("decodes");
+        assert_eq!(block.hash(), hashes[3]);
+        assert!(
+            serve_blocks(store, &[Hash([1; 32])])
+                .expect("served")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn broken_headers_are_refused() {
+        let (chain, hashes) = chain(4);
+        let store = chain.store();
+        let headers = serve_headers(store, &[hashes[0]], 10).expect("served");
+        let anchor = Anchor {
+            hash: hashes[0],
+            height: 0,
+            work: U256::one(),
+        };
+        // Not linked to the anchor.
+        let wrong_anchor = Anchor {
+            hash: hashes[1],
+            ..anchor
+        };
+        assert!(check_headers(wrong_anchor, &headers).is_err());
+        // A gap.
+        let gap = vec![headers[0].clone(), headers[2].clone()];
+        assert!(check_headers(anchor, &gap).is_err());
+        // A header whose hash misses its target.
+        let mut bad = headers.clone();
+        bad[3].target = Target(U256::one());
+        let err = check_headers(anchor, &bad).expect_err("bad pow");
+        assert!(err.contains("target"), "{err}");
+        // A wrong height.
+        let mut bad = headers.clone();
+        bad[0].height = 7;
+        assert!(check_headers(anchor, &bad).is_err());
+        // An empty run changes nothing.
+        assert_eq!(check_headers(anchor, &[]), Ok((vec![], anchor)));
     }
 }

@@ -23,19 +23,28 @@ async fn tx_and_block_reach_every_node() {
         if peers.len() >= 3 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "n4 discovered only {peers:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "n4 discovered only {peers:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
     // A transaction submitted to one node reaches every mempool.
     let txid = nodes[2].submit(transfer(&g, 0, 1, 1000, 0)).await;
-    wait_for("the tx in every mempool", 15, || all.iter().all(|n| n.has_tx(&txid))).await;
+    wait_for("the tx in every mempool", 15, || {
+        all.iter().all(|n| n.has_tx(&txid))
+    })
+    .await;
 
     // A block mined on one node (carrying the tx) becomes every node's tip.
     let block = nodes[1].mine(true).await;
     assert!(block.transactions.iter().any(|t| t.txid() == txid));
     wait_for_tip(&all, block.hash(), 15).await;
-    assert!(all.iter().all(|n| !n.has_tx(&txid)), "confirmed tx left every mempool");
+    assert!(
+        all.iter().all(|n| !n.has_tx(&txid)),
+        "confirmed tx left every mempool"
+    );
 
     // A few more blocks from different miners.
     for i in 0..3 {
@@ -70,19 +79,22 @@ async fn orphan_gossip_block_fetches_its_ancestors() {
     a.mine_quietly(15).await;
     let block = a.mine(true).await;
     wait_for_tip(&[&b], block.hash(), 5).await;
-    let log = lock(&b.log);
-    assert!(
-        log.blocks
-            .iter()
-            .any(|(h, _, gossip, v)| *h == block.hash()
+    {
+        let log = lock(&b.log);
+        assert!(
+            log.blocks.iter().any(|(h, _, gossip, v)| *h == block.hash()
                 && *gossip
                 && matches!(v, peerchain_consensus::Verdict::Orphan { .. })),
-        "the gossip block arrived as an orphan"
-    );
-    // The 15 missing blocks by sync (the orphan itself may come again as a duplicate).
-    let synced = log.blocks.iter().filter(|(_, _, gossip, _)| !gossip).count();
-    assert!((15..=16).contains(&synced), "{synced} blocks synced");
-    drop(log);
+            "the gossip block arrived as an orphan"
+        );
+        // The 15 missing blocks by sync (the orphan itself may come again as a duplicate).
+        let synced = log
+            .blocks
+            .iter()
+            .filter(|(_, _, gossip, _)| !gossip)
+            .count();
+        assert!((15..=16).contains(&synced), "{synced} blocks synced");
+    }
     b.stop().await;
     a.stop().await;
 }

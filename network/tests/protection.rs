@@ -15,7 +15,8 @@ use peerchain_network::{Acceptance, RawTopic};
 fn invalid_block(node: &TestNode, miner: u8) -> Block {
     let c = lock(&node.chain);
     let parent_ts = c.tip_header().timestamp_ms;
-    let mut template = build_template(&c, Address([miner; 20]), parent_ts + 2000).expect("template");
+    let mut template =
+        build_template(&c, Address([miner; 20]), parent_ts + 2000).expect("template");
     template.header.target = Target(U256::MAX >> 2);
     solve(template).expect("solvable")
 }
@@ -48,7 +49,9 @@ async fn malicious_peer_is_rejected_never_relayed_and_banned() {
     m.net.publish_tx(&bad_tx).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // 3. Undecodable bytes on both topics.
-    m.net.publish_raw(RawTopic::Blocks, b"definitely not a block".to_vec()).await;
+    m.net
+        .publish_raw(RawTopic::Blocks, b"definitely not a block".to_vec())
+        .await;
     m.net.publish_raw(RawTopic::Txs, vec![0xee; 10]).await;
     // 4. An oversized block (more transactions than this network allows).
     let mut big = invalid_block(&h1, 0x77);
@@ -67,7 +70,10 @@ async fn malicious_peer_is_rejected_never_relayed_and_banned() {
         if !connected && m.net.peers().await.is_empty() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "attacker still connected");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attacker still connected"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Its redials (h0 is its bootnode) and explicit dials are refused.
@@ -75,7 +81,10 @@ async fn malicious_peer_is_rejected_never_relayed_and_banned() {
         m.net.dial(&h.addr).await.expect("dial starts");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(m.net.peers().await.is_empty(), "banned attacker reconnected");
+    assert!(
+        m.net.peers().await.is_empty(),
+        "banned attacker reconnected"
+    );
 
     // Nothing invalid was relayed between honest nodes, admitted or connected.
     let bad_block_hash = bad_block.hash();
@@ -100,13 +109,21 @@ async fn malicious_peer_is_rejected_never_relayed_and_banned() {
         assert!(!lock(&h.chain).is_on_main(&bad_block_hash));
     }
     // The attacker never received its own junk back from anyone.
-    assert!(lock(&m.log).blocks.iter().all(|(h, ..)| *h != bad_block_hash));
+    assert!(
+        lock(&m.log)
+            .blocks
+            .iter()
+            .all(|(h, ..)| *h != bad_block_hash)
+    );
 
     // The honest network keeps making progress.
     let b = h1.mine(true).await;
     wait_for_tip(&honest, b.hash(), 10).await;
     let txid = h2.submit(transfer(&g, 3, 4, 9, 0)).await;
-    wait_for("tx everywhere", 10, || honest.iter().all(|h| h.has_tx(&txid))).await;
+    wait_for("tx everywhere", 10, || {
+        honest.iter().all(|h| h.has_tx(&txid))
+    })
+    .await;
 
     m.stop().await;
     for h in [h0, h1, h2] {
@@ -133,10 +150,21 @@ async fn node_of_another_network_is_refused() {
     assert!(x.net.peers().await.is_empty(), "x completed a handshake");
     assert!(lock(&x.log).connected.is_empty());
     for n in [&a, &b] {
-        assert_eq!(n.peer_ids().await, vec![if n.name == "a" { b.peer_id.clone() } else { a.peer_id.clone() }]);
+        assert_eq!(
+            n.peer_ids().await,
+            vec![if n.name == "a" {
+                b.peer_id.clone()
+            } else {
+                a.peer_id.clone()
+            }]
+        );
         let log = lock(&n.log);
         assert!(!log.connected.contains(&x.peer_id));
-        assert!(log.blocks.is_empty() && log.txs.is_empty(), "{}: got data from x", n.name);
+        assert!(
+            log.blocks.is_empty() && log.txs.is_empty(),
+            "{}: got data from x",
+            n.name
+        );
         assert_eq!(n.height(), 0);
         assert_ne!(n.tip().0, xb.hash());
     }
@@ -155,7 +183,9 @@ async fn penalties_and_operator_blocks_disconnect_and_refuse() {
 
     // Repeated penalties ban the peer; b's bootnode redials are refused.
     for _ in 0..3 {
-        a.net.penalize(&b.peer_id, "delivered an invalid block").await;
+        a.net
+            .penalize(&b.peer_id, "delivered an invalid block")
+            .await;
     }
     wait_for_peers_exactly(&a, 0, 10).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -169,7 +199,10 @@ async fn penalties_and_operator_blocks_disconnect_and_refuse() {
     // An operator block disconnects at once; unblock and dial restore the link.
     a.net.block_peer(&b.peer_id).await.expect("block");
     wait_for_peers_exactly(&a, 0, 10).await;
-    assert!(a.net.dial(&b.addr).await.is_err(), "dialling a blocked peer is refused");
+    assert!(
+        a.net.dial(&b.addr).await.is_err(),
+        "dialling a blocked peer is refused"
+    );
     a.net.unblock_peer(&b.peer_id).await.expect("unblock");
     a.net.dial(&b.addr).await.expect("dial");
     wait_for_peers(&[&a, &b], 1, 10).await;
@@ -214,7 +247,11 @@ fn invalid_block_placeholder() -> Block {
 async fn wait_for_peers_exactly(node: &TestNode, n: usize, secs: u64) {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     while node.net.peers().await.len() != n {
-        assert!(std::time::Instant::now() < deadline, "{} never had {n} peers", node.name);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never had {n} peers",
+            node.name
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

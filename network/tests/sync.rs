@@ -21,7 +21,10 @@ async fn late_node_syncs_the_whole_chain() {
     let b = TestNode::start(NodeOpts::new("b", &g).bootnode(&a)).await;
     wait_for_tip(&[&b], tip, 60).await;
     eprintln!("synced 1200 blocks in {:?}", t.elapsed());
-    wait_for("Syncing(false)", 10, || lock(&b.log).syncing == vec![true, false]).await;
+    wait_for("Syncing(false)", 10, || {
+        lock(&b.log).syncing == vec![true, false]
+    })
+    .await;
     {
         let log = lock(&b.log);
         assert!(log.blocks.iter().all(|(_, _, gossip, v)| !gossip
@@ -58,7 +61,10 @@ async fn restarted_node_keeps_its_peer_id_and_catches_up_10000_blocks() {
     wait_for_tip(&[&b], a.tip().0, 20).await;
     let b_id = b.peer_id.clone();
     b.stop().await;
-    wait_for("a to see b leave", 10, || lock(&a.log).disconnected.contains(&b_id)).await;
+    wait_for("a to see b leave", 10, || {
+        lock(&a.log).disconnected.contains(&b_id)
+    })
+    .await;
 
     // While b is offline, the chain grows by 10,000 blocks.
     let t = Instant::now();
@@ -101,13 +107,20 @@ async fn node_on_a_lighter_fork_switches_to_the_heavier_chain() {
     b.net.dial(&a.addr).await.expect("dial");
     wait_for_tip(&[&a, &b], a_tip, 30).await;
     // a never had to switch: it was the heavier one.
-    assert!(lock(&a.log).blocks.is_empty(), "a received no blocks from b");
+    assert!(
+        lock(&a.log).blocks.is_empty(),
+        "a received no blocks from b"
+    );
     // b reverted its branch: the fork block is no longer on its main chain.
     assert!(!lock(&b.chain).is_on_main(&b_tip_before));
     {
         let log = lock(&b.log);
         let delivered: Vec<_> = log.blocks.iter().map(|(h, ..)| *h).collect();
-        assert_eq!(delivered.len(), 60, "only the blocks after the fork point were fetched");
+        assert_eq!(
+            delivered.len(),
+            60,
+            "only the blocks after the fork point were fetched"
+        );
     }
 
     b.stop().await;

@@ -56,10 +56,13 @@ async fn wait_for_signal() {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn,sled=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_kad=error,sled=warn")
+    });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -287,15 +290,15 @@ fn wait_confirmed(
     let started = Instant::now();
     let url = format!("{rpc}/v1/transactions/{txid}");
     loop {
-        if let Ok(body) = get_json(client, &url) {
-            if body["status"] == "confirmed" {
-                println!(
-                    "confirmed in block {} at height {}",
-                    body["block_hash"].as_str().unwrap_or("?"),
-                    body["height"]
-                );
-                return Ok(());
-            }
+        if let Ok(body) = get_json(client, &url)
+            && body["status"] == "confirmed"
+        {
+            println!(
+                "confirmed in block {} at height {}",
+                body["block_hash"].as_str().unwrap_or("?"),
+                body["height"]
+            );
+            return Ok(());
         }
         if started.elapsed() > timeout {
             bail!(

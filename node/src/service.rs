@@ -288,7 +288,8 @@ async fn dispatch_requests(
                 let tx = chain_tx.clone();
                 // The chain thread's inbox is bounded: wait off the runtime if it is full.
                 let _ =
-                    tokio::task::spawn_blocking(move || tx.send(ChainMsg::Request(other))).await;
+                    tokio::task::spawn_blocking(move || tx.send(ChainMsg::Request(other)).is_ok())
+                        .await;
             }
         }
     }
@@ -346,10 +347,10 @@ async fn forward_network_events(
             }
         };
         let tx = chain_tx.clone();
-        if tokio::task::spawn_blocking(move || tx.send(msg))
-            .await
-            .is_err()
-        {
+        if !matches!(
+            tokio::task::spawn_blocking(move || tx.send(msg).is_ok()).await,
+            Ok(true)
+        ) {
             break;
         }
     }
@@ -369,10 +370,10 @@ impl FirstSeen {
         if self.map.contains_key(&txid) {
             return;
         }
-        if self.order.len() >= Self::MAX {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
+        if self.order.len() >= Self::MAX
+            && let Some(old) = self.order.pop_front()
+        {
+            self.map.remove(&old);
         }
         self.map.insert(txid, ms);
         self.order.push_back(txid);
@@ -687,13 +688,12 @@ impl ChainService {
             self.chain.expire_mempool(now_ms());
             self.last_expiry = Instant::now();
         }
-        if let Some(dev) = self.dev {
-            if dev.block_time_ms > 0
-                && self.last_dev_block.elapsed() >= Duration::from_millis(dev.block_time_ms)
-            {
-                self.last_dev_block = Instant::now();
-                let _ = self.mine_now(1, None);
-            }
+        if let Some(dev) = self.dev
+            && dev.block_time_ms > 0
+            && self.last_dev_block.elapsed() >= Duration::from_millis(dev.block_time_ms)
+        {
+            self.last_dev_block = Instant::now();
+            let _ = self.mine_now(1, None);
         }
         self.refresh_template(false);
         self.publish_events();

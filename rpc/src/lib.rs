@@ -33,6 +33,7 @@ use tokio::sync::Semaphore;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub mod config;
 pub mod error;
@@ -148,6 +149,10 @@ pub(crate) fn build(state: AppState) -> Router {
         .layer(cors())
         .layer(from_fn_with_state(state.clone(), metrics::track_http))
         .layer(from_fn(error::normalize))
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .with_state(state)
 }
 

@@ -144,10 +144,37 @@ fn add_errors(op: &mut Operation, codes: &[(&str, &str)]) {
 pub fn document() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .unwrap_or_else(|e| format!("{{\"error\":\"openapi: {e}\"}}"))
+        let mut doc = match serde_json::to_value(ApiDoc::openapi()) {
+            Ok(doc) => doc,
+            Err(e) => return format!("{{\"error\":\"openapi: {e}\"}}"),
+        };
+        exact_unsigned(&mut doc);
+        doc.to_string()
     })
+}
+
+/// utoipa describes `u64` as `int64` (whose maximum is 2^63 - 1) and `u32` as `int32`; the
+/// API's integers are unsigned, so the bound is stated exactly instead.
+fn exact_unsigned(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let unsigned = map.get("type").and_then(|t| t.as_str()) == Some("integer")
+                && map.get("minimum").and_then(|m| m.as_f64()) == Some(0.0);
+            let max = match map.get("format").and_then(|f| f.as_str()) {
+                Some("int64") if unsigned => Some(u64::MAX),
+                Some("int32") if unsigned => Some(u64::from(u32::MAX)),
+                _ => None,
+            };
+            if let Some(max) = max {
+                map.remove("format");
+                map.entry("maximum").or_insert_with(|| max.into());
+                map.insert("minimum".into(), 0.into());
+            }
+            map.values_mut().for_each(exact_unsigned);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(exact_unsigned),
+        _ => {}
+    }
 }
 
 /// This document.

@@ -66,6 +66,43 @@ impl From<&Transaction> for TxFields {
     }
 }
 
+/// The transaction object of SPEC section 2 inside responses (the same fields as
+/// [`TxFields`]; views add their own fields next to them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TxObject {
+    /// The network's chain id.
+    pub chain_id: u64,
+    /// Sender's Ed25519 public key (64 hex digits).
+    #[schema(value_type = String)]
+    pub from: PublicKey,
+    /// Recipient address (40 hex digits).
+    #[schema(value_type = String)]
+    pub to: Address,
+    /// Amount moved.
+    pub amount: u64,
+    /// Fee paid to the miner.
+    pub fee: u64,
+    /// The sender's count of confirmed transactions.
+    pub nonce: u64,
+    /// Ed25519 signature of the signing message (128 hex digits).
+    #[schema(value_type = String)]
+    pub signature: Signature,
+}
+
+impl From<&Transaction> for TxObject {
+    fn from(t: &Transaction) -> Self {
+        TxObject {
+            chain_id: t.chain_id,
+            from: t.from,
+            to: t.to,
+            amount: t.amount,
+            fee: t.fee,
+            nonce: t.nonce,
+            signature: t.signature,
+        }
+    }
+}
+
 /// Where a transaction stands on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -90,7 +127,7 @@ pub struct SubmitResult {
 pub struct TransactionView {
     /// The fields of SPEC section 2.
     #[serde(flatten)]
-    pub tx: TxFields,
+    pub tx: TxObject,
     /// Transaction id.
     pub txid: String,
     /// Sender's address.
@@ -155,7 +192,7 @@ impl TransactionView {
 pub struct BlockTxView {
     /// The fields of SPEC section 2.
     #[serde(flatten)]
-    pub tx: TxFields,
+    pub tx: TxObject,
     /// Transaction id.
     pub txid: String,
     /// Sender's address.

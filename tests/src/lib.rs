@@ -293,10 +293,11 @@ impl TestNet {
                     ));
                 }
             }
-            if let Some(first) = tips.first() {
-                if first.0 >= height && tips.iter().all(|t| t == first) {
-                    return Ok(first.1.clone());
-                }
+            if let Some(first) = tips.first()
+                && first.0 >= height
+                && tips.iter().all(|t| t == first)
+            {
+                return Ok(first.1.clone());
             }
             if started.elapsed() > timeout {
                 bail!(

@@ -14,10 +14,14 @@ use peerchain_ledger::crypto::Keypair;
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis, workspace_root};
 
 fn browser_tools() -> Result<(PathBuf, PathBuf), String> {
-    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    let chromium =
+        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
     let script_dir = workspace_root().join("tests/browser");
     if !chromium.exists() {
-        return Err(format!("{} not found (apt-get install chromium)", chromium.display()));
+        return Err(format!(
+            "{} not found (apt-get install chromium)",
+            chromium.display()
+        ));
     }
     if !script_dir.join("node_modules/playwright-core").exists() {
         return Err("playwright-core not installed (cd tests/browser && npm install)".into());
@@ -39,20 +43,28 @@ async fn explorer_in_headless_chromium() -> anyhow::Result<()> {
         Err(why) => panic!("browser test required but {why}"),
     };
     let net = TestNet::start(2, easy_genesis(), NodeOptions::default()).await?;
-    net.wait_all("a peer each", std::time::Duration::from_secs(30), |s| s["peer_count"].as_u64() >= Some(1))
-        .await?;
+    net.wait_all("a peer each", std::time::Duration::from_secs(30), |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await?;
     net.mine(0, 3).await?;
     let g = &net.genesis;
     let tx = Keypair::dev(0).sign_transfer(g.chain_id, Keypair::dev(1).address(), 4242, 2, 0);
-    let (status, body) = net.post(0, "/v1/transactions", &serde_json::to_value(&tx)?).await?;
+    let (status, body) = net
+        .post(0, "/v1/transactions", &serde_json::to_value(&tx)?)
+        .await?;
     anyhow::ensure!(status == 202, "submit: {status} {body}");
     net.mine(0, 1).await?;
-    net.wait_same_tip(4, std::time::Duration::from_secs(30)).await?;
+    net.wait_same_tip(4, std::time::Duration::from_secs(30))
+        .await?;
     let out_dir = workspace_root().join("target/explorer-screenshots");
     let output = tokio::process::Command::new("node")
         .arg(script_dir.join("explorer.mjs"))
         .current_dir(&script_dir)
-        .env("NODES", format!("{},{}", net.nodes[0].url, net.nodes[1].url))
+        .env(
+            "NODES",
+            format!("{},{}", net.nodes[0].url, net.nodes[1].url),
+        )
         .env("ADMIN_TOKEN", &net.nodes[0].token)
         .env("PEER_A", &net.nodes[0].peer_id)
         .env("PEER_B", &net.nodes[1].peer_id)
@@ -70,7 +82,10 @@ async fn explorer_in_headless_chromium() -> anyhow::Result<()> {
         String::from_utf8_lossy(&output.stderr)
     );
     net.stop().await;
-    anyhow::ensure!(output.status.success(), "explorer browser test failed:\n{text}");
+    anyhow::ensure!(
+        output.status.success(),
+        "explorer browser test failed:\n{text}"
+    );
     assert!(text.contains("explorer browser test passed"), "{text}");
     Ok(())
 }

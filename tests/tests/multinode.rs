@@ -67,7 +67,7 @@ async fn node_of_another_network_is_refused() -> anyhow::Result<()> {
     net.mine(0, 3).await?;
     let mut other_genesis = easy_genesis();
     other_genesis.chain_id = 99;
-    let mut other = TestNet::start(1, other_genesis, NodeOptions::default()).await?;
+    let other = TestNet::start(1, other_genesis, NodeOptions::default()).await?;
     let (status, body) = other
         .post(0, "/v1/admin/peers", &json!({ "addr": net.nodes[0].p2p }))
         .await?;

@@ -274,8 +274,8 @@ impl TestNode {
             Some(s) => s,
             None => open_store(&opts.genesis, opts.data_dir.as_deref()),
         };
-        let chain =
-            Chain::open(store.clone(), opts.genesis.clone(), ChainConfig::default()).expect("chain");
+        let chain = Chain::open(store.clone(), opts.genesis.clone(), ChainConfig::default())
+            .expect("chain");
         let tip = local_tip(&chain);
         let mut config = NetworkConfig::new(
             &data_dir,
@@ -346,24 +346,24 @@ impl TestNode {
     /// Mines one block on the tip (timestamps 2 s apart, so the difficulty stays put), imports
     /// it and, when `publish`, gossips it.
     pub async fn mine(&self, publish: bool) -> Block {
-        let (block, tip) = {
-            let mut c = lock(&self.chain);
-            let parent_ts = c.tip_header().timestamp_ms;
-            let template =
-                build_template(&c, Address([0x11; 20]), parent_ts + 2000).expect("template");
-            let block = solve(template).expect("easy target");
-            let reports = c
-                .import(block.clone(), None, now_ms())
-                .expect("store works");
-            assert!(
-                reports
-                    .iter()
-                    .any(|r| r.hash == block.hash() && r.verdict == Verdict::Accepted { on_main: true }),
-                "mined block accepted: {reports:?}"
-            );
-            c.take_events();
-            (block, local_tip(&c))
-        };
+        let (block, tip) =
+            {
+                let mut c = lock(&self.chain);
+                let parent_ts = c.tip_header().timestamp_ms;
+                let template =
+                    build_template(&c, Address([0x11; 20]), parent_ts + 2000).expect("template");
+                let block = solve(template).expect("easy target");
+                let reports = c
+                    .import(block.clone(), None, now_ms())
+                    .expect("store works");
+                assert!(
+                    reports.iter().any(|r| r.hash == block.hash()
+                        && r.verdict == Verdict::Accepted { on_main: true }),
+                    "mined block accepted: {reports:?}"
+                );
+                c.take_events();
+                (block, local_tip(&c))
+            };
         self.net.set_local_tip(tip).await;
         if publish {
             self.net.publish_block(&block).await;
@@ -401,7 +401,12 @@ impl TestNode {
     }
 
     pub async fn peer_ids(&self) -> Vec<String> {
-        self.net.peers().await.into_iter().map(|p| p.peer_id).collect()
+        self.net
+            .peers()
+            .await
+            .into_iter()
+            .map(|p| p.peer_id)
+            .collect()
     }
 }
 
@@ -417,7 +422,10 @@ pub async fn wait_until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -441,7 +449,10 @@ pub async fn wait_for_peers(nodes: &[&TestNode], n: usize, secs: u64) {
         if ok {
             return;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {n} peers each");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {n} peers each"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -469,7 +480,7 @@ pub fn forged_store(g: &Genesis, n: usize) -> Store {
         block.header.target = Target(U256::MAX >> 3);
         block.header.nonce = mine_range(&block.header, 0, u64::MAX).expect("solvable");
         builder.tip = block.header.clone();
-        work = work + block.header.target.work();
+        work += block.header.target.work();
         let delta = peerchain_ledger::state::apply_block(&store, g, &block).expect("ledger-valid");
         let record = BlockRecord {
             header: block.header.clone(),

@@ -98,7 +98,7 @@ async fn confirmed_among(state: &AppState, txids: Vec<Hash>) -> Result<Vec<bool>
 pub enum BatchItem {
     /// Accepted or already known.
     Accepted(SubmitResult),
-    /// Refused (any code of `POST /v1/transactions`, `invalid_json` for a malformed item).
+    /// Refused by the node (the 422 and 429 codes of `POST /v1/transactions`).
     Refused(ErrorBody),
 }
 
@@ -144,6 +144,7 @@ impl<'de> Deserialize<'de> for CappedBatch<'de> {
     request_body(content = Vec<TxFields>, description = "Up to 10,000 transaction objects"),
     responses(
         (status = 200, description = "One result per item, in order", body = Vec<BatchItem>),
+        (status = 400, description = "invalid_json: the body is not an array of transaction objects (the message names the first malformed item)", body = ErrorBody),
         (status = 413, description = "body_too_large, or batch_too_large for more than 10,000 items", body = ErrorBody),
     )
 )]
@@ -174,7 +175,9 @@ pub(crate) async fn submit_batch(
             ),
         ));
     }
-    let parsed: Vec<Result<Transaction, ApiError>> = batch
+    // Like a single submission, a malformed item refuses the request (400, naming the item);
+    // the per-item answers are the node's verdicts on well-formed transactions.
+    let txs = batch
         .items
         .iter()
         .enumerate()
@@ -183,36 +186,24 @@ pub(crate) async fn submit_batch(
                 .map(Transaction::from)
                 .map_err(|e| invalid_json(&format!("item {i}: {e}")))
         })
-        .collect();
-    Ok(Json(admit_parsed(&state, parsed).await?))
+        .collect::<Result<Vec<Transaction>, ApiError>>()?;
+    Ok(Json(admit_all(&state, txs).await?))
 }
 
 /// Looks up confirmed items, submits the rest in one request and merges the answers in order.
-async fn admit_parsed(
-    state: &AppState,
-    parsed: Vec<Result<Transaction, ApiError>>,
-) -> Result<Vec<BatchItem>, ApiError> {
-    let txids: Vec<Hash> = parsed.iter().flatten().map(Transaction::txid).collect();
-    let confirmed = confirmed_among(state, txids).await?;
-    let mut out: Vec<Option<BatchItem>> = Vec::with_capacity(parsed.len());
+async fn admit_all(state: &AppState, txs: Vec<Transaction>) -> Result<Vec<BatchItem>, ApiError> {
+    let txids: Vec<Hash> = txs.iter().map(Transaction::txid).collect();
+    let confirmed = confirmed_among(state, txids.clone()).await?;
+    let mut out: Vec<Option<BatchItem>> = Vec::with_capacity(txs.len());
     let mut to_submit = Vec::new();
     let mut slots = Vec::new();
-    let mut confirmed = confirmed.into_iter();
-    for (i, item) in parsed.into_iter().enumerate() {
-        match item {
-            Err(e) => out.push(Some(BatchItem::Refused(e.body()))),
-            Ok(tx) => {
-                if confirmed.next().unwrap_or(false) {
-                    out.push(Some(BatchItem::Accepted(result(
-                        tx.txid(),
-                        TxStatus::Confirmed,
-                    ))));
-                } else {
-                    out.push(None);
-                    slots.push(i);
-                    to_submit.push(tx);
-                }
-            }
+    for (i, ((tx, txid), done)) in txs.into_iter().zip(txids).zip(confirmed).enumerate() {
+        if done {
+            out.push(Some(BatchItem::Accepted(result(txid, TxStatus::Confirmed))));
+        } else {
+            out.push(None);
+            slots.push(i);
+            to_submit.push(tx);
         }
     }
     if !to_submit.is_empty() {

@@ -347,7 +347,7 @@ pub fn publish(chain: &mut Chain, events: &broadcast::Sender<NodeEvent>, metrics
                     connected,
                 }
             }
-            ChainEvent::TxAdmitted(txid) => NodeEvent::Tx { txid },
+            ChainEvent::TxAdmitted(txid) | ChainEvent::TxReturned(txid) => NodeEvent::Tx { txid },
         };
         let _ = events.send(event);
     }

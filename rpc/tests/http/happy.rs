@@ -290,35 +290,48 @@ async fn batch_answers_every_item_in_order() {
     let mut tampered = node.transfer(2, a1, 5, 1, 0);
     tampered.amount = 6;
     let mut items: Vec<Value> = good.iter().map(tx_json).collect();
-    items.insert(5, json!({ "chain_id": 7710 }));
-    items.insert(6, tx_json(&tampered));
-    items.insert(7, tx_json(&good[0]));
+    items.insert(5, tx_json(&tampered));
+    items.insert(6, tx_json(&good[0]));
     items.push(tx_json(&confirmed));
+
+    // A malformed item refuses the whole batch, naming it.
+    let mut malformed = items.clone();
+    malformed.insert(7, json!({ "chain_id": 7710 }));
+    let got = node
+        .post("/v1/transactions/batch", &Value::Array(malformed))
+        .await;
+    let message = assert_error(&got, StatusCode::BAD_REQUEST, "invalid_json");
+    assert!(
+        message.contains("item 7") && message.contains("missing field"),
+        "{message}"
+    );
+    let (_, pool) = node.get("/v1/mempool").await;
+    assert_eq!(pool["count"], 0, "nothing of a refused batch is admitted");
+
     let (status, answer) = node
         .post("/v1/transactions/batch", &Value::Array(items))
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let answer = answer.as_array().expect("array");
-    assert_eq!(answer.len(), 44);
+    assert_eq!(answer.len(), 43);
     assert_eq!(
         answer[0],
         json!({ "txid": good[0].txid().to_hex(), "status": "pending" })
     );
-    assert_eq!(answer[5]["error"]["code"], "invalid_json");
+    assert_eq!(answer[5]["error"]["code"], "bad_signature");
     assert!(
         answer[5]["error"]["message"]
             .as_str()
             .expect("message")
-            .contains("item 5")
+            .contains(&tampered.txid().to_hex())
     );
-    assert_eq!(answer[6]["error"]["code"], "bad_signature");
     assert_eq!(
-        answer[7],
+        answer[6],
         json!({ "txid": good[0].txid().to_hex(), "status": "pending" })
     );
-    assert_eq!(answer[8]["txid"], good[5].txid().to_hex());
+    assert_eq!(answer[7]["txid"], good[5].txid().to_hex());
     assert_eq!(
-        answer[43],
+        answer[42],
         json!({ "txid": confirmed.txid().to_hex(), "status": "confirmed" })
     );
     let (_, pool) = node.get("/v1/mempool").await;
