@@ -73,7 +73,8 @@ start_node() { # I
     mkdir -p "$dir"
     local args=(node --genesis "$GENESIS" --data-dir "$dir"
         --p2p-listen "/ip4/127.0.0.1/tcp/$((P2P_BASE + i))" --rpc-listen "127.0.0.1:$((RPC_BASE + i))"
-        --mine --mine-hashrate "$HASHRATE" --miner-address "$(dev_address "$i")")
+        --mine --mine-hashrate "$HASHRATE" --miner-address "$(dev_address "$i")"
+        --explorer-nodes "$TESTNET_DIR/nodes.json")
     if [ "$i" != 0 ] && [ -f "$(node_dir 0)/peer_id" ]; then
         args+=(--bootnode "/ip4/127.0.0.1/tcp/$P2P_BASE/p2p/$(peer_id 0)")
     fi

@@ -107,6 +107,10 @@ pub struct NodeArgs {
     /// directory unless --data-dir is given, and instant or interval mining.
     #[arg(long)]
     pub dev: bool,
+    /// JSON file listing testnet node URLs, served to the explorer's testnet view
+    /// (`scripts/testnet.sh` writes one).
+    #[arg(long, env = "PEERCHAIN_EXPLORER_NODES")]
+    pub explorer_nodes: Option<PathBuf>,
     /// Dev mode block interval in ms; 0 mines a block as soon as a transaction arrives.
     #[arg(long, requires = "dev")]
     pub block_time: Option<u64>,

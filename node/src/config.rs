@@ -35,6 +35,7 @@ pub struct FileConfig {
     cache_mb: Option<u64>,
     log_format: Option<LogFormat>,
     mdns: Option<bool>,
+    explorer_nodes: Option<PathBuf>,
 }
 
 /// Dev mode settings.
@@ -75,6 +76,8 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// Dev mode.
     pub dev: Option<DevMode>,
+    /// Testnet node list for the explorer.
+    pub explorer_nodes: Option<PathBuf>,
     /// Gossip heartbeat (tests shorten it).
     pub heartbeat_ms: u64,
     /// Held so a dev node's temporary directory lives as long as the node.
@@ -153,6 +156,7 @@ impl NodeConfig {
                 .unwrap_or(LogFormat::Text),
             mdns: args.mdns || file.mdns.unwrap_or(false),
             dev,
+            explorer_nodes: args.explorer_nodes.or(file.explorer_nodes),
             heartbeat_ms: 700,
             temp_dir,
         })

@@ -174,6 +174,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         admin_token: admin_token.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         metrics: metrics.clone(),
+        explorer_nodes: config.explorer_nodes.clone(),
     };
     let (rpc_shutdown, mut rpc_stop) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -709,11 +710,19 @@ impl ChainService {
     fn mine_now(&mut self, blocks: u32, miner: Option<Address>) -> Result<Vec<Hash>, NodeError> {
         let mut out = Vec::new();
         for _ in 0..blocks {
-            let template =
+            let mut template =
                 build_template(&self.chain, miner.unwrap_or(self.miner_address), now_ms())
                     .map_err(|e| NodeError::Unavailable(e.to_string()))?;
-            let block = solve(template)
-                .ok_or_else(|| NodeError::Unavailable("no nonce solves the block".into()))?;
+            // Right after `invalidate` the same template can rebuild the very block that was
+            // invalidated (same clock millisecond): move the timestamp on until it is new.
+            let block = loop {
+                let block = solve(template.clone())
+                    .ok_or_else(|| NodeError::Unavailable("no nonce solves the block".into()))?;
+                if self.chain.block_info(&block.hash()).is_none() {
+                    break block;
+                }
+                template.header.timestamp_ms += 1;
+            };
             match self.import_own(block) {
                 Some(hash) => out.push(hash),
                 None => {

@@ -143,9 +143,11 @@ function showReorg(r) {
 async function home() {
   const [st, blocks] = await Promise.all([api("/v1/status"), api("/v1/blocks?limit=50")]);
   const items = blocks.items || [];
-  const span = items.length > 1 ? items[0].timestamp_ms - items[items.length - 1].timestamp_ms : 0;
-  const avg = items.length > 1 ? span / (items.length - 1) : null;
-  const work = items.slice(0, -1).reduce((s, b) => s + workOf(b.target), 0n);
+  // The genesis timestamp is fixed in the genesis file, so intervals start at block 1.
+  const mined = items.filter((b) => b.height > 0);
+  const span = mined.length > 1 ? mined[0].timestamp_ms - mined[mined.length - 1].timestamp_ms : 0;
+  const avg = mined.length > 1 ? span / (mined.length - 1) : null;
+  const work = mined.slice(0, -1).reduce((s, b) => s + workOf(b.target), 0n);
   const hashrate = span > 0 ? Number((work * 1000n) / BigInt(span)) : null;
   const latestTxs = [];
   for (const b of items.slice(0, 10)) {
@@ -367,7 +369,8 @@ async function chartsPage() {
     if (!cursor) break;
   }
   blocks.reverse(); // oldest first
-  const intervals = blocks.slice(1).map((b, i) => (b.timestamp_ms - blocks[i].timestamp_ms) / 1000);
+  const mined = blocks.filter((b) => b.height > 0); // genesis has a fixed, old timestamp
+  const intervals = mined.slice(1).map((b, i) => (b.timestamp_ms - mined[i].timestamp_ms) / 1000);
   const difficulty = blocks.map((b) => Number(workOf(b.target)));
   const txs = blocks.map((b) => b.tx_count);
   main.innerHTML = `<h1>Charts</h1><p class="muted">Last ${num(blocks.length)} main-chain blocks, oldest on the left.</p>

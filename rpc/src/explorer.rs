@@ -1,24 +1,19 @@
-//! `GET /`: the web block explorer. This is a placeholder page until the explorer lands; the
-//! route and handler stay here so it can be replaced without touching the router.
+//! The web block explorer: a dependency-free single-page app (HTML, JavaScript, CSS) embedded
+//! in the binary, so it works offline with no build step. `GET /` serves the page; its assets
+//! live under `/explorer/`. `/explorer/nodes.json` lists the nodes of a local testnet for the
+//! testnet view, read from the file the node was given (written by `scripts/testnet.sh`).
 
-use axum::response::Html;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
 
-const PLACEHOLDER: &str = r#"<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>peerchain node</title></head>
-<body>
-<h1>peerchain node</h1>
-<p>The block explorer is not built yet. The JSON API lives under <code>/v1</code>; its schema is
-at <a href="/openapi.json">/openapi.json</a>.</p>
-<ul>
-<li><a href="/v1/status">/v1/status</a></li>
-<li><a href="/v1/blocks">/v1/blocks</a></li>
-<li><a href="/v1/mempool">/v1/mempool</a></li>
-<li><a href="/metrics">/metrics</a></li>
-</ul>
-</body>
-</html>
-"#;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const INDEX: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const STYLE_CSS: &str = include_str!("../assets/style.css");
+const CACHE: &str = "no-cache";
 
 /// The explorer page.
 #[utoipa::path(
@@ -26,5 +21,64 @@ at <a href="/openapi.json">/openapi.json</a>.</p>
     responses((status = 200, description = "The web block explorer", content_type = "text/html", body = String))
 )]
 pub(crate) async fn index() -> Html<&'static str> {
-    Html(PLACEHOLDER)
+    Html(INDEX)
+}
+
+/// The explorer's script.
+pub(crate) async fn app_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        APP_JS,
+    )
+        .into_response()
+}
+
+/// The explorer's style sheet.
+pub(crate) async fn style_css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, CACHE),
+        ],
+        STYLE_CSS,
+    )
+        .into_response()
+}
+
+/// The testnet's node URLs (a JSON array); empty when the node was given no list.
+pub(crate) async fn nodes_json(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let Some(path) = state.api().explorer_nodes.clone() else {
+        return Ok(axum::Json(Vec::<String>::new()).into_response());
+    };
+    let text = tokio::fs::read_to_string(&path)
+        .await
+        .map_err(|e| ApiError::not_found(format!("testnet node list {}: {e}", path.display())))?;
+    let list: Vec<String> = serde_json::from_str(&text).map_err(|e| {
+        ApiError::internal(format!(
+            "testnet node list {} is not a JSON array of URLs: {e}",
+            path.display()
+        ))
+    })?;
+    Ok(axum::Json(list).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assets_reference_each_other() {
+        assert!(INDEX.contains("/explorer/app.js") && INDEX.contains("/explorer/style.css"));
+        assert!(
+            APP_JS.contains("/v1/events"),
+            "the explorer updates live over SSE"
+        );
+        assert!(
+            !INDEX.contains("http://") && !INDEX.contains("https://"),
+            "no CDN or external asset"
+        );
+    }
 }

@@ -113,6 +113,9 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics_text))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/", get(explorer::index))
+        .route("/explorer/app.js", get(explorer::app_js))
+        .route("/explorer/style.css", get(explorer::style_css))
+        .route("/explorer/nodes.json", get(explorer::nodes_json))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(timeout(limits.request_timeout))
         .layer(from_fn_with_state(slots.clone(), limit_concurrency));

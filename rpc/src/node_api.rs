@@ -209,6 +209,8 @@ pub struct NodeApi {
     pub version: String,
     /// Prometheus metrics, shared with the node (it records chain, mempool, peer and gossip
     /// figures; the HTTP layer records requests and latency).
+    /// JSON file listing the testnet's node URLs for the explorer's testnet view.
+    pub explorer_nodes: Option<std::path::PathBuf>,
     pub metrics: Arc<Metrics>,
 }
 

@@ -95,6 +95,7 @@ fn config(
         log_format: LogFormat::Text,
         mdns: false,
         dev: options.dev,
+        explorer_nodes: None,
         heartbeat_ms: 100,
         temp_dir: None,
     }

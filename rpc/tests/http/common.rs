@@ -121,6 +121,7 @@ impl TestNode {
             admin_token: TOKEN.into(),
             version: "peerchain-test/0.1.0".into(),
             metrics: metrics.clone(),
+            explorer_nodes: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
