@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Runs the ledger and consensus benchmarks at full size and tees everything to
-# target/bench-results.txt (see docs/BENCHMARKS.md). Run it on an otherwise idle machine.
+# Runs the ledger, consensus, network and HTTP API benchmarks at full size and tees everything
+# to target/bench-results.txt (see docs/BENCHMARKS.md). Run it on an otherwise idle machine.
 #
-#   scripts/bench.sh                   # all benchmarks (roughly 10 minutes on 2 cores)
+#   scripts/bench.sh                   # all benchmarks (roughly 20 minutes on 2 cores)
 #   scripts/bench.sh mining reorg      # only the named ones
 #   BENCH_REORG_TXS=20000 scripts/bench.sh reorg   # reorg with full 20,000-tx blocks (slow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL=(signatures block_commit store_memory mempool mining block_validation reorg)
+ALL=(signatures block_commit store_memory mempool mining block_validation reorg
+     propagation sync_speed submit_throughput explorer_reads)
 if [ "$#" -gt 0 ]; then SELECTED=("$@"); else SELECTED=("${ALL[@]}"); fi
 
 OUT=target/bench-results.txt
@@ -17,7 +18,11 @@ mkdir -p target
 
 # Sizes are set per benchmark below; ignore whatever the caller's shell exports.
 unset PEERCHAIN_BENCH_TXS PEERCHAIN_BENCH_BLOCKS PEERCHAIN_BENCH_SENDERS \
-      PEERCHAIN_BENCH_EVERY PEERCHAIN_BENCH_ROUNDS PEERCHAIN_BENCH_SECS
+      PEERCHAIN_BENCH_EVERY PEERCHAIN_BENCH_ROUNDS PEERCHAIN_BENCH_SECS \
+      PEERCHAIN_BENCH_NODES PEERCHAIN_BENCH_TIMEOUT_SECS PEERCHAIN_BENCH_SINGLE_TXS \
+      PEERCHAIN_BENCH_CLIENTS PEERCHAIN_BENCH_BATCH PEERCHAIN_BENCH_BATCH_CLIENTS \
+      PEERCHAIN_BENCH_BLOCK_TXS PEERCHAIN_BENCH_RATE PEERCHAIN_BENCH_WARMUP_SECS \
+      PEERCHAIN_BENCH_CACHE_MB
 
 log() { echo "$@" | tee -a "$OUT"; }
 
@@ -32,7 +37,7 @@ log "load:    $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 log ""
 
 # Build first so compilation does not overlap any measurement.
-cargo bench -p peerchain-ledger -p peerchain-consensus --no-run 2>&1 | tail -n 3 | tee -a "$OUT"
+cargo bench -p peerchain-ledger -p peerchain-consensus -p peerchain-tests --no-run 2>&1 | tail -n 3 | tee -a "$OUT"
 
 run() {
     local package=$1 bench=$2
@@ -57,6 +62,19 @@ for b in "${SELECTED[@]}"; do
         reorg)            run peerchain-consensus reorg PEERCHAIN_BENCH_BLOCKS=100 \
                               PEERCHAIN_BENCH_TXS="${BENCH_REORG_TXS:-2000}" \
                               PEERCHAIN_BENCH_SENDERS=2000 ;;
+        propagation)      run peerchain-tests propagation PEERCHAIN_BENCH_NODES=10 \
+                              PEERCHAIN_BENCH_TXS=5000 PEERCHAIN_BENCH_SENDERS=10 \
+                              PEERCHAIN_BENCH_ROUNDS=20 ;;
+        sync_speed)       run peerchain-tests sync_speed PEERCHAIN_BENCH_BLOCKS=500 \
+                              PEERCHAIN_BENCH_TXS=200 PEERCHAIN_BENCH_SENDERS=100 ;;
+        submit_throughput) run peerchain-tests submit_throughput PEERCHAIN_BENCH_SENDERS=200 \
+                              PEERCHAIN_BENCH_SINGLE_TXS=20000 PEERCHAIN_BENCH_CLIENTS=8 \
+                              PEERCHAIN_BENCH_TXS=80000 PEERCHAIN_BENCH_BATCH=1000,5000,10000 \
+                              PEERCHAIN_BENCH_BATCH_CLIENTS=1,2 ;;
+        explorer_reads)   run peerchain-tests explorer_reads PEERCHAIN_BENCH_TXS=1000000 \
+                              PEERCHAIN_BENCH_BLOCK_TXS=5000 PEERCHAIN_BENCH_SENDERS=2000 \
+                              PEERCHAIN_BENCH_RATE=1000 PEERCHAIN_BENCH_SECS=10 \
+                              PEERCHAIN_BENCH_WARMUP_SECS=2 PEERCHAIN_BENCH_CACHE_MB=64 ;;
         *) echo "unknown benchmark: $b (known: ${ALL[*]})" >&2; exit 2 ;;
     esac
 done

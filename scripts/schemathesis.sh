@@ -19,7 +19,7 @@ done
 target/debug/peerchain admin --rpc "http://127.0.0.1:$PORT" --token schemathesis mine 5 >/dev/null
 schemathesis run "http://127.0.0.1:$PORT/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --max-examples 40 \
+    --max-examples 25 \
     --header "Authorization: Bearer schemathesis" \
     --exclude-path-regex '^/v1/events$' \
-    --request-timeout 10
+    --request-timeout 30

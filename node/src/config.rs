@@ -84,10 +84,13 @@ pub struct NodeConfig {
     pub temp_dir: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
-/// The built-in dev network: 10 dev accounts, easy work so blocks are mined at once.
+/// The built-in dev network: 10 dev accounts, easy work so blocks are mined at once, and a
+/// difficulty half-life of about 30 years, so "mine 1,000 blocks now" (blocks far faster than
+/// the target time) leaves the difficulty practically unchanged, as a dev chain should.
 pub fn dev_genesis(block_time_ms: u64) -> Genesis {
     let mut g = Genesis::dev(10, 1_000_000_000_000, block_time_ms.max(1000));
     g.chain_id = 7711;
+    g.difficulty_half_life_ms = 1_000_000_000_000;
     g.initial_target = Target(U256::MAX >> 12);
     g.pow_limit = Target(U256::MAX >> 4);
     g

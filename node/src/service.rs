@@ -102,7 +102,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let store_cfg = StoreConfig {
         path: config.data_dir.join("chain"),
         cache_mb: config.cache_mb,
-        sync_every_block: true,
+        // sled flushes every 500 ms; a crash loses at most that suffix of blocks (peers send
+        // them again), never consistency. An fsync per block would cap sync at ~100 blocks/s.
+        sync_every_block: false,
     };
     let store = Store::open(&store_cfg, &config.genesis).map_err(|e| anyhow::anyhow!("{e}"))?;
     let admin_token = match &config.admin_token {
@@ -399,6 +401,15 @@ struct ChainService {
     last_dev_block: Instant,
     last_expiry: Instant,
     last_hashes: (Instant, u64),
+    mine_jobs: VecDeque<MineJob>,
+}
+
+/// A "mine n blocks now" request in progress.
+struct MineJob {
+    remaining: u32,
+    miner: Option<Address>,
+    done: Vec<Hash>,
+    reply: peerchain_rpc::node_api::Reply<Result<Vec<Hash>, NodeError>>,
 }
 
 impl ChainService {
@@ -438,6 +449,7 @@ impl ChainService {
             last_dev_block: Instant::now(),
             last_expiry: Instant::now(),
             last_hashes: (Instant::now(), 0),
+            mine_jobs: VecDeque::new(),
         }
     }
 
@@ -463,8 +475,9 @@ impl ChainService {
                         self.import_own(block);
                     }
                 },
-                default(Duration::from_millis(100)) => {},
+                default(if self.mine_jobs.is_empty() { Duration::from_millis(100) } else { Duration::ZERO }) => {},
             }
+            self.mine_step();
             self.tick();
         }
     }
@@ -707,6 +720,36 @@ impl ChainService {
         }
     }
 
+    /// Mines one block of the oldest "mine now" request and replies when it is complete.
+    fn mine_step(&mut self) {
+        let Some(job) = self.mine_jobs.front_mut() else {
+            return;
+        };
+        let miner = job.miner;
+        let result = if job.remaining == 0 {
+            Ok(Vec::new())
+        } else {
+            self.mine_now(1, miner)
+        };
+        let Some(mut job) = self.mine_jobs.pop_front() else {
+            return;
+        };
+        match result {
+            Ok(hashes) => {
+                job.done.extend(hashes);
+                job.remaining = job.remaining.saturating_sub(1);
+                if job.remaining == 0 {
+                    let _ = job.reply.send(Ok(job.done));
+                } else {
+                    self.mine_jobs.push_front(job);
+                }
+            }
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+
     fn mine_now(&mut self, blocks: u32, miner: Option<Address>) -> Result<Vec<Hash>, NodeError> {
         let mut out = Vec::new();
         for _ in 0..blocks {
@@ -790,7 +833,13 @@ impl ChainService {
                 miner,
                 reply,
             } => {
-                let _ = reply.send(self.mine_now(blocks, miner));
+                // Mined one block per loop turn, so other requests are served meanwhile.
+                self.mine_jobs.push_back(MineJob {
+                    remaining: blocks,
+                    miner,
+                    done: Vec::new(),
+                    reply,
+                });
             }
             NodeRequest::SetMining(on, reply) => {
                 self.shared.mining.store(on, Ordering::SeqCst);

@@ -31,6 +31,8 @@ pub struct NodeOptions {
     pub hashrate: Option<u64>,
     /// Dev mode (instant or interval mining).
     pub dev: Option<DevMode>,
+    /// sled page cache in MiB (tests use 16; the node's own default is 64).
+    pub cache_mb: u64,
 }
 
 impl Default for NodeOptions {
@@ -39,6 +41,7 @@ impl Default for NodeOptions {
             mine: false,
             hashrate: Some(20_000),
             dev: None,
+            cache_mb: 16,
         }
     }
 }
@@ -91,7 +94,7 @@ fn config(
         mine_threads: 1,
         mine_hashrate: options.hashrate,
         admin_token: Some("test-token".into()),
-        cache_mb: 16,
+        cache_mb: options.cache_mb,
         log_format: LogFormat::Text,
         mdns: false,
         dev: options.dev,
@@ -145,7 +148,7 @@ impl TestNet {
     /// Starts one more node (bootnode: node 0, if any).
     pub async fn add_node(&mut self, options: NodeOptions) -> anyhow::Result<usize> {
         let i = self.nodes.len();
-        let data_dir = self.dir.path().join(format!("node{i}"));
+        let data_dir = self.node_dir(i);
         let bootnodes = self
             .nodes
             .first()
@@ -154,6 +157,12 @@ impl TestNet {
         let node = launch(&self.genesis, &data_dir, &options, bootnodes).await?;
         self.nodes.push(node);
         Ok(i)
+    }
+
+    /// The data directory of node `i` (also before [`TestNet::add_node`] starts it, so a
+    /// benchmark can prepare a store in its `chain` subdirectory first).
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node{i}"))
     }
 
     /// Stops node `i` gracefully, keeping its data.
