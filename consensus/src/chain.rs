@@ -629,17 +629,24 @@ impl Chain {
         (path, cursor)
     }
 
+    /// Disconnects main-chain blocks until `ancestor` is the tip; returns their hashes and
+    /// the blocks themselves, old tip first.
+    fn disconnect_to(&mut self, ancestor: &Hash) -> Result<(Vec<Hash>, Vec<Block>), ChainError> {
+        let mut hashes = Vec::new();
+        let mut blocks = Vec::new();
+        while self.tip != *ancestor {
+            let (block, _) = self.store.disconnect_tip()?;
+            hashes.push(block.hash());
+            self.tip = block.header.prev_hash;
+            blocks.push(block);
+        }
+        Ok((hashes, blocks))
+    }
+
     fn switch_to(&mut self, target: Hash) -> Result<(), ChainError> {
         let old_tip = self.tip;
         let (path, fork) = self.path_from_main(&target);
-        let mut disconnected = Vec::new();
-        let mut reverted_txs = Vec::new();
-        while self.tip != fork {
-            let (block, _) = self.store.disconnect_tip()?;
-            disconnected.push(block.hash());
-            self.tip = block.header.prev_hash;
-            reverted_txs.push(block);
-        }
+        let (disconnected, reverted_txs) = self.disconnect_to(&fork)?;
         let mut connected = Vec::new();
         let mut touched = HashSet::new();
         let mut confirmed = Vec::new();
@@ -825,14 +832,7 @@ impl Chain {
         let parent = n.header.prev_hash;
         if self.is_on_main(hash) {
             let old_tip = self.tip;
-            let mut disconnected = Vec::new();
-            let mut reverted = Vec::new();
-            while self.tip != parent {
-                let (block, _) = self.store.disconnect_tip()?;
-                disconnected.push(block.hash());
-                self.tip = block.header.prev_hash;
-                reverted.push(block);
-            }
+            let (disconnected, reverted) = self.disconnect_to(&parent)?;
             self.update_mempool(&reverted, &[], HashSet::new())?;
             self.emit_switch(old_tip, parent, disconnected, Vec::new());
         }
