@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod gap;
 pub mod keys;
 pub mod load;
 pub mod service;

@@ -402,6 +402,8 @@ struct ChainService {
     last_expiry: Instant,
     last_hashes: (Instant, u64),
     mine_jobs: VecDeque<MineJob>,
+    gap: crate::gap::GapQueue,
+    last_gap_retry: Instant,
 }
 
 /// A "mine n blocks now" request in progress.
@@ -450,6 +452,8 @@ impl ChainService {
             last_expiry: Instant::now(),
             last_hashes: (Instant::now(), 0),
             mine_jobs: VecDeque::new(),
+            gap: crate::gap::GapQueue::new(10_000, 120_000),
+            last_gap_retry: Instant::now(),
         }
     }
 
@@ -568,13 +572,20 @@ impl ChainService {
     }
 
     fn gossiped_tx(&mut self, tx: Transaction, msg: MessageRef) {
-        let acceptance = match self.chain.submit(tx, now_ms()) {
+        let sender = tx.sender();
+        let acceptance = match self.chain.submit(tx.clone(), now_ms()) {
             Ok(Admitted::New { .. }) => {
                 self.metrics.tx_accepted();
                 self.template_dirty = true;
+                self.admit_held(&sender);
                 Acceptance::Accept
             }
             Ok(Admitted::AlreadyPending(_)) => Acceptance::Ignore,
+            Err(e) if e.code() == "nonce_too_high" => {
+                // Gossip may deliver nonce n+1 before n: wait for the gap to close.
+                self.gap.hold(tx, now_ms());
+                Acceptance::Ignore
+            }
             Err(e) => {
                 self.metrics.tx_rejected(e.code());
                 if is_peer_fault(&e) {
@@ -585,6 +596,24 @@ impl ChainService {
             }
         };
         self.spawn_net(move |net| async move { net.report(msg, acceptance).await });
+    }
+
+    /// Offers `sender`'s held transactions to the mempool again, in nonce order; those still
+    /// ahead of a gap are held again.
+    fn admit_held(&mut self, sender: &Address) {
+        for tx in self.gap.take(sender) {
+            match self.chain.submit(tx.clone(), now_ms()) {
+                Ok(Admitted::New { .. }) => {
+                    self.metrics.tx_accepted();
+                    self.template_dirty = true;
+                }
+                Ok(Admitted::AlreadyPending(_)) => {}
+                Err(e) if e.code() == "nonce_too_high" => {
+                    self.gap.hold(tx, now_ms());
+                }
+                Err(e) => self.metrics.tx_rejected(e.code()),
+            }
+        }
     }
 
     /// Imports a block made here and publishes it when it joined the main chain.
@@ -700,7 +729,15 @@ impl ChainService {
         }
         if self.last_expiry.elapsed() >= Duration::from_secs(60) {
             self.chain.expire_mempool(now_ms());
+            self.gap.expire(now_ms());
             self.last_expiry = Instant::now();
+        }
+        if !self.gap.is_empty() && self.last_gap_retry.elapsed() >= Duration::from_secs(1) {
+            // A block may have confirmed the missing nonce meanwhile.
+            for sender in self.gap.senders() {
+                self.admit_held(&sender);
+            }
+            self.last_gap_retry = Instant::now();
         }
         if let Some(dev) = self.dev
             && dev.block_time_ms > 0

@@ -85,3 +85,30 @@ async fn node_of_another_network_is_refused() -> anyhow::Result<()> {
     net.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_transactions_reaches_every_mempool() -> anyhow::Result<()> {
+    let net = TestNet::start(3, easy_genesis(), NodeOptions::default()).await?;
+    net.wait_all("every node has a peer", WAIT, |s| {
+        s["peer_count"].as_u64() >= Some(2)
+    })
+    .await?;
+    let g = &net.genesis;
+    let mut batch = Vec::new();
+    for sender in 0..3u32 {
+        let key = Keypair::dev(sender);
+        for nonce in 0..150u64 {
+            batch.push(key.sign_transfer(g.chain_id, Keypair::dev(9).address(), 1, 1, nonce));
+        }
+    }
+    let (status, body) = net
+        .post(0, "/v1/transactions/batch", &serde_json::to_value(&batch)?)
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    net.wait_all("all 450 transactions in every mempool", WAIT, |s| {
+        s["mempool_size"] == 450
+    })
+    .await?;
+    net.stop().await;
+    Ok(())
+}
