@@ -32,6 +32,8 @@ pub type Source = Option<String>;
 pub struct ChainConfig {
     /// Blocks whose parent is unknown, kept until the parent arrives.
     pub max_orphans: usize,
+    /// Encoded bytes of those blocks.
+    pub max_orphan_bytes: usize,
     /// Blocks from the future, kept until their time comes.
     pub max_future: usize,
     /// Mempool bounds.
@@ -42,6 +44,7 @@ impl Default for ChainConfig {
     fn default() -> Self {
         ChainConfig {
             max_orphans: 512,
+            max_orphan_bytes: 64 * 1024 * 1024,
             max_future: 64,
             mempool: MempoolConfig::default(),
         }
@@ -160,6 +163,14 @@ pub enum ChainError {
     Genesis,
 }
 
+/// What [`Chain::disconnect_to`] undid.
+#[derive(Debug, Default)]
+struct Disconnected {
+    hashes: Vec<Hash>,
+    blocks: Vec<Block>,
+    touched: HashSet<Address>,
+}
+
 #[derive(Debug, Clone)]
 struct Node {
     header: BlockHeader,
@@ -178,6 +189,9 @@ pub struct Chain {
     children: HashMap<Hash, Vec<Hash>>,
     orphans: HashMap<Hash, Vec<(Block, Source)>>,
     orphan_order: VecDeque<Hash>,
+    orphan_bytes: usize,
+    /// The clock of the latest call that passed one (stamps transactions returned by reorgs).
+    clock_ms: u64,
     orphan_parent: HashMap<Hash, Hash>,
     future: Vec<(Block, Source)>,
     mempool: Mempool,
@@ -226,6 +240,8 @@ impl Chain {
             children,
             orphans: HashMap::new(),
             orphan_order: VecDeque::new(),
+            orphan_bytes: 0,
+            clock_ms: 0,
             orphan_parent: HashMap::new(),
             future: Vec::new(),
             mempool,
@@ -325,6 +341,7 @@ impl Chain {
         source: Source,
         now_ms: u64,
     ) -> Result<Vec<Imported>, ChainError> {
+        self.clock_ms = self.clock_ms.max(now_ms);
         let mut out = Vec::new();
         let mut queue = VecDeque::from([(block, source)]);
         while let Some((block, source)) = queue.pop_front() {
@@ -332,12 +349,7 @@ impl Chain {
             let verdict = self.import_one(block, now_ms)?;
             if matches!(verdict, Verdict::Accepted { .. }) {
                 self.remember_source(hash, source.clone());
-                if let Some(kids) = self.orphans.remove(&hash) {
-                    for (child, src) in kids {
-                        self.orphan_parent.remove(&child.hash());
-                        queue.push_back((child, src));
-                    }
-                }
+                queue.extend(self.take_orphans_of(&hash));
             } else if verdict.is_invalid() {
                 self.reject_orphans_of(&hash, &mut out);
             }
@@ -383,9 +395,8 @@ impl Chain {
     fn reject_orphans_of(&mut self, hash: &Hash, out: &mut Vec<Imported>) {
         let mut stack = vec![*hash];
         while let Some(h) = stack.pop() {
-            for (child, src) in self.orphans.remove(&h).unwrap_or_default() {
+            for (child, src) in self.take_orphans_of(&h) {
                 let ch = child.hash();
-                self.orphan_parent.remove(&ch);
                 stack.push(ch);
                 out.push(Imported {
                     hash: ch,
@@ -408,16 +419,29 @@ impl Chain {
         if self.orphan_parent.contains_key(&hash) {
             return Ok(Verdict::Duplicate);
         }
+        // Cheap proof of work first: nothing that lacks it is held or remembered.
+        if let Err(e) = self.check_own_work(&block.header, &hash) {
+            return Ok(Verdict::Invalid(e));
+        }
         let parent_hash = block.header.prev_hash;
         let Some(parent) = self.nodes.get(&parent_hash) else {
             return Ok(self.hold_orphan(block, None));
         };
-        if parent.status.is_invalid() {
-            self.mark_invalid_header(&block.header)?;
+        if parent.status == BlockStatus::Invalid {
+            if self.next_target_after(&parent_hash) == Some(block.header.target) {
+                self.mark_invalid_header(&block.header)?;
+            }
             return Ok(Verdict::Invalid(ConsensusError::InvalidAncestor {
                 ancestor: parent_hash,
             }));
         }
+        // Children of an operator-invalidated block are kept (with their body) and follow
+        // its fate: `reconsider` makes them candidates again.
+        let status = if parent.status == BlockStatus::InvalidatedByUser {
+            BlockStatus::InvalidatedByUser
+        } else {
+            BlockStatus::Unvalidated
+        };
         let parent_header = parent.header.clone();
         let parent_work = parent.total_work;
         let expected = self
@@ -436,14 +460,19 @@ impl Chain {
         match checked {
             Err(e) if e.is_temporary() => Ok(self.hold_future(block)),
             Err(e) => {
-                self.mark_invalid_header(&block.header)?;
+                // Remember it (so it is never validated again) only when its header carried
+                // real work at the right difficulty; otherwise remembering would cost an
+                // attacker nothing.
+                if block.header.target == expected && !is_header_rule(&e) {
+                    self.mark_invalid_header(&block.header)?;
+                }
                 Ok(Verdict::Invalid(e))
             }
             Ok(()) => {
                 let record = BlockRecord {
                     total_work: parent_work.saturating_add(block.header.target.work()),
                     header: block.header.clone(),
-                    status: BlockStatus::Unvalidated,
+                    status,
                     seq: self.store.next_seq()?,
                 };
                 self.store.put_block(&block, &record)?;
@@ -451,6 +480,25 @@ impl Chain {
                 Ok(Verdict::Accepted { on_main: false })
             }
         }
+    }
+
+    /// The block's hash meets its own target and that target is within `pow_limit`. It says
+    /// nothing about whether the target is the right one, but makes every block a peer sends
+    /// cost real work before it is held as an orphan or remembered as invalid.
+    fn check_own_work(&self, header: &BlockHeader, hash: &Hash) -> Result<(), ConsensusError> {
+        if header.target > self.genesis.pow_limit {
+            return Err(ConsensusError::BadTarget {
+                expected: self.genesis.pow_limit,
+                got: header.target,
+            });
+        }
+        if !header.target.is_met_by(hash) {
+            return Err(ConsensusError::InsufficientWork {
+                hash: *hash,
+                target: header.target,
+            });
+        }
+        Ok(())
     }
 
     fn insert_node(&mut self, hash: Hash, r: BlockRecord) {
@@ -488,22 +536,45 @@ impl Chain {
         Ok(())
     }
 
+    /// Removes and returns the held orphans whose parent is `parent`.
+    fn take_orphans_of(&mut self, parent: &Hash) -> Vec<(Block, Source)> {
+        let kids = self.orphans.remove(parent).unwrap_or_default();
+        for (child, _) in &kids {
+            let h = child.hash();
+            self.orphan_parent.remove(&h);
+            self.orphan_order.retain(|o| *o != h);
+            self.orphan_bytes = self.orphan_bytes.saturating_sub(child.encoded_len());
+        }
+        kids
+    }
+
     fn hold_orphan(&mut self, block: Block, source: Source) -> Verdict {
         let hash = block.hash();
         let parent = block.header.prev_hash;
-        while self.orphan_parent.len() >= self.config.max_orphans {
+        let size = block.encoded_len();
+        while self.orphan_parent.len() >= self.config.max_orphans
+            || self.orphan_bytes + size > self.config.max_orphan_bytes
+        {
             let Some(old) = self.orphan_order.pop_front() else {
                 break;
             };
-            let Some(parent) = self.orphan_parent.remove(&old) else {
+            let Some(old_parent) = self.orphan_parent.remove(&old) else {
                 continue;
             };
-            let now_empty = self.orphans.get_mut(&parent).is_some_and(|list| {
-                list.retain(|(b, _)| b.hash() != old);
+            let mut freed = 0;
+            let now_empty = self.orphans.get_mut(&old_parent).is_some_and(|list| {
+                list.retain(|(b, _)| {
+                    let keep = b.hash() != old;
+                    if !keep {
+                        freed += b.encoded_len();
+                    }
+                    keep
+                });
                 list.is_empty()
             });
+            self.orphan_bytes = self.orphan_bytes.saturating_sub(freed);
             if now_empty {
-                self.orphans.remove(&parent);
+                self.orphans.remove(&old_parent);
             }
         }
         self.orphans
@@ -512,6 +583,7 @@ impl Chain {
             .push((block, source));
         self.orphan_parent.insert(hash, parent);
         self.orphan_order.push_back(hash);
+        self.orphan_bytes += size;
         Verdict::Orphan {
             missing: self.missing_ancestor(&parent),
         }
@@ -537,6 +609,7 @@ impl Chain {
 
     /// Retries blocks held for their timestamp whose time has come.
     pub fn retry_future(&mut self, now_ms: u64) -> Result<Vec<Imported>, ChainError> {
+        self.clock_ms = self.clock_ms.max(now_ms);
         let limit = now_ms.saturating_add(self.genesis.max_future_ms);
         let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
             .into_iter()
@@ -629,26 +702,29 @@ impl Chain {
         (path, cursor)
     }
 
-    /// Disconnects main-chain blocks until `ancestor` is the tip; returns their hashes and
-    /// the blocks themselves, old tip first.
-    fn disconnect_to(&mut self, ancestor: &Hash) -> Result<(Vec<Hash>, Vec<Block>), ChainError> {
-        let mut hashes = Vec::new();
-        let mut blocks = Vec::new();
+    /// Disconnects main-chain blocks until `ancestor` is the tip; returns their hashes, the
+    /// blocks themselves (old tip first) and every account they had changed.
+    fn disconnect_to(&mut self, ancestor: &Hash) -> Result<Disconnected, ChainError> {
+        let mut out = Disconnected::default();
         while self.tip != *ancestor {
-            let (block, _) = self.store.disconnect_tip()?;
-            hashes.push(block.hash());
+            let (block, delta) = self.store.disconnect_tip()?;
+            out.hashes.push(block.hash());
+            out.touched.extend(delta.changes.iter().map(|c| c.address));
             self.tip = block.header.prev_hash;
-            blocks.push(block);
+            out.blocks.push(block);
         }
-        Ok((hashes, blocks))
+        Ok(out)
     }
 
     fn switch_to(&mut self, target: Hash) -> Result<(), ChainError> {
         let old_tip = self.tip;
         let (path, fork) = self.path_from_main(&target);
-        let (disconnected, reverted_txs) = self.disconnect_to(&fork)?;
+        let Disconnected {
+            hashes: disconnected,
+            blocks: reverted_txs,
+            mut touched,
+        } = self.disconnect_to(&fork)?;
         let mut connected = Vec::new();
-        let mut touched = HashSet::new();
         let mut confirmed = Vec::new();
         for hash in path {
             let block = self
@@ -710,19 +786,15 @@ impl Chain {
         confirmed: &[Hash],
         mut touched: HashSet<Address>,
     ) -> Result<(), ChainError> {
-        let now = self
-            .mempool
-            .by_fee_desc()
-            .map(|e| e.first_seen_ms)
-            .max()
-            .unwrap_or(0);
+        let now = self.clock_ms;
         for block in reverted {
             for tx in &block.transactions {
                 touched.insert(tx.sender());
             }
         }
-        self.mempool.revalidate(confirmed, touched, &self.store)?;
-        // Oldest reverted block first so each sender's nonces come back in order.
+        // Re-admit first, oldest reverted block first, so each sender's nonces come back in
+        // order below its still-pending later ones; then revalidate, which keeps a sender's
+        // pending transactions exactly when they form a gapless, affordable run again.
         for block in reverted.iter().rev() {
             for tx in &block.transactions {
                 if self.store.tx_location(&tx.txid())?.is_some() {
@@ -735,6 +807,7 @@ impl Chain {
                 }
             }
         }
+        self.mempool.revalidate(confirmed, touched, &self.store)?;
         Ok(())
     }
 
@@ -756,11 +829,14 @@ impl Chain {
         Ok(())
     }
 
-    /// Sets `status` on `hash` and every descendant.
+    /// Sets `status` on `hash` and every descendant, except descendants already invalid by
+    /// rule (they stay so whatever an operator does).
     fn mark_subtree(&mut self, hash: &Hash, status: BlockStatus) -> Result<(), ChainError> {
         let mut stack = vec![*hash];
         while let Some(h) = stack.pop() {
-            self.set_status(&h, status)?;
+            if self.nodes.get(&h).map(|n| n.status) != Some(BlockStatus::Invalid) {
+                self.set_status(&h, status)?;
+            }
             stack.extend(self.children.get(&h).cloned().unwrap_or_default());
         }
         Ok(())
@@ -832,8 +908,12 @@ impl Chain {
         let parent = n.header.prev_hash;
         if self.is_on_main(hash) {
             let old_tip = self.tip;
-            let (disconnected, reverted) = self.disconnect_to(&parent)?;
-            self.update_mempool(&reverted, &[], HashSet::new())?;
+            let Disconnected {
+                hashes: disconnected,
+                blocks: reverted,
+                touched,
+            } = self.disconnect_to(&parent)?;
+            self.update_mempool(&reverted, &[], touched)?;
             self.emit_switch(old_tip, parent, disconnected, Vec::new());
         }
         self.mark_subtree(hash, BlockStatus::InvalidatedByUser)?;
@@ -910,4 +990,16 @@ impl Chain {
         }
         len
     }
+}
+
+/// Failures of the header's own rules (as opposed to its body or transactions).
+fn is_header_rule(e: &ConsensusError) -> bool {
+    matches!(
+        e,
+        ConsensusError::BadVersion { .. }
+            | ConsensusError::BadHeight { .. }
+            | ConsensusError::BadPrevHash { .. }
+            | ConsensusError::BadTarget { .. }
+            | ConsensusError::InsufficientWork { .. }
+    )
 }

@@ -293,3 +293,89 @@ proptest! {
         assert_state_matches(&chain, &f);
     }
 }
+
+#[test]
+fn reorg_keeps_a_senders_later_pending_transactions() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let k = Keypair::dev(0);
+    let to = Address([5; 20]);
+    let a1 = f.child_with(
+        &g.hash(),
+        vec![
+            k.sign_transfer(g.chain_id, to, 1, 1, 0),
+            k.sign_transfer(g.chain_id, to, 1, 1, 1),
+        ],
+        Address([1; 20]),
+    );
+    import_all(&mut chain, std::slice::from_ref(&a1));
+    let now = now(&g);
+    for nonce in 2..4 {
+        chain
+            .submit(k.sign_transfer(g.chain_id, to, 1, 1, nonce), now)
+            .expect("pending");
+    }
+    let b = f.branch(&g.hash(), 2, 0, 7);
+    import_all(&mut chain, &b);
+    assert_eq!(chain.tip(), b[1].hash());
+    let pending: Vec<u64> = chain
+        .mempool()
+        .pending_of(&k.address())
+        .iter()
+        .map(|e| e.tx.nonce)
+        .collect();
+    assert_eq!(
+        pending,
+        vec![0, 1, 2, 3],
+        "reverted and later pending transactions all kept"
+    );
+    assert!(
+        chain
+            .mempool()
+            .pending_of(&k.address())
+            .iter()
+            .all(|e| e.first_seen_ms > 0),
+        "returned transactions carry a real first-seen time"
+    );
+}
+
+#[test]
+fn reconsider_does_not_revive_a_block_invalid_by_rule() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 2, 1, 1);
+    import_all(&mut chain, &a);
+    let bad_tx = Keypair::dev(1).sign_transfer(g.chain_id, Address([7; 20]), 1, 1, 42);
+    let bad = f.child_with(&a[1].hash(), vec![bad_tx], Address([3; 20]));
+    let v = import_all(&mut chain, std::slice::from_ref(&bad));
+    assert!(v.iter().any(|v| v.is_invalid()), "{v:?}");
+    chain.invalidate(&a[0].hash()).expect("invalidate");
+    chain.reconsider(&a[0].hash()).expect("reconsider");
+    assert_eq!(
+        chain.tip(),
+        a[1].hash(),
+        "back on the valid chain, not the invalid block"
+    );
+    assert!(chain.block_info(&bad.hash()).expect("known").2.is_invalid());
+    assert_state_matches(&chain, &f);
+}
+
+#[test]
+fn blocks_without_their_own_work_are_neither_held_nor_remembered() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let mut orphan = f.branch(&g.hash(), 2, 0, 1).remove(1);
+    orphan.header.target = peerchain_ledger::Target(peerchain_ledger::U256::MAX);
+    let v = chain
+        .import(orphan.clone(), Some("p".into()), now(&g))
+        .expect("import");
+    assert!(matches!(
+        v[0].verdict,
+        Verdict::Invalid(ConsensusError::BadTarget { .. })
+    ));
+    assert_eq!(chain.orphan_count(), 0, "not held as an orphan");
+    assert!(chain.block_info(&orphan.hash()).is_none(), "not remembered");
+}

@@ -1,5 +1,6 @@
 //! The subcommands: running a node (with signals and the dev banner) and the client tools.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -99,7 +100,9 @@ async fn print_dev_banner(node: &mut crate::RunningNode, genesis: &peerchain_led
         node.admin_token,
         node.data_dir.display()
     ));
-    println!("{out}");
+    // A closed stdout (e.g. a reader that stopped after the banner) must not stop the node.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
 }
 
 /// `peerchain keygen`.

@@ -61,11 +61,17 @@ impl GapQueue {
         self.by_sender.keys().copied().collect()
     }
 
-    /// Removes and returns every held transaction of `sender`, in nonce order.
-    pub fn take(&mut self, sender: &Address) -> Vec<Transaction> {
+    /// The lowest held nonce of `sender`.
+    pub fn first_nonce(&self, sender: &Address) -> Option<u64> {
+        self.by_sender.get(sender)?.keys().next().copied()
+    }
+
+    /// Removes and returns every held transaction of `sender` with the time it was first
+    /// held, in nonce order (hold them again with that time to keep the time limit honest).
+    pub fn take(&mut self, sender: &Address) -> Vec<(Transaction, u64)> {
         let held = self.by_sender.remove(sender).unwrap_or_default();
         self.count -= held.len();
-        held.into_values().map(|(tx, _)| tx).collect()
+        held.into_values().collect()
     }
 
     /// Drops transactions held longer than the time limit.
@@ -100,7 +106,8 @@ mod tests {
         );
         assert!(!q.hold(tx(7), 30), "full");
         assert_eq!(q.len(), 2);
-        let nonces: Vec<u64> = q.take(&k.address()).iter().map(|t| t.nonce).collect();
+        assert_eq!(q.first_nonce(&k.address()), Some(3));
+        let nonces: Vec<u64> = q.take(&k.address()).iter().map(|(t, _)| t.nonce).collect();
         assert_eq!(nonces, vec![3, 5]);
         assert!(q.is_empty());
         q.hold(tx(1), 0);

@@ -17,6 +17,7 @@ use peerchain_consensus::{
     Chain, ChainConfig, ChainEvent, Imported, Miner, MinerConfig, TipStatus, Verdict,
     build_template, solve,
 };
+use peerchain_ledger::TxError;
 use peerchain_ledger::mempool::{Admitted, MempoolError};
 use peerchain_ledger::{AccountReader, Address, Block, Hash, Store, StoreConfig, Transaction};
 use peerchain_network::{
@@ -30,6 +31,9 @@ use peerchain_rpc::node_api::{
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::config::NodeConfig;
+
+/// How far ahead of a sender's next nonce a gossiped transaction may be held.
+const MAX_GAP: u64 = 64;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -581,8 +585,10 @@ impl ChainService {
                 Acceptance::Accept
             }
             Ok(Admitted::AlreadyPending(_)) => Acceptance::Ignore,
-            Err(e) if e.code() == "nonce_too_high" => {
-                // Gossip may deliver nonce n+1 before n: wait for the gap to close.
+            Err(MempoolError::Invalid(TxError::NonceTooHigh { nonce, expected }))
+                if nonce.saturating_sub(expected) < MAX_GAP =>
+            {
+                // Gossip may deliver nonce n+1 before n: wait (briefly) for the gap to close.
                 self.gap.hold(tx, now_ms());
                 Acceptance::Ignore
             }
@@ -598,21 +604,43 @@ impl ChainService {
         self.spawn_net(move |net| async move { net.report(msg, acceptance).await });
     }
 
-    /// Offers `sender`'s held transactions to the mempool again, in nonce order; those still
-    /// ahead of a gap are held again.
+    /// Offers `sender`'s held transactions to the mempool once the gap before them has
+    /// closed, in nonce order, and relays those admitted; the rest wait on (keeping the time
+    /// they were first held). Costs nothing while the gap is open.
     fn admit_held(&mut self, sender: &Address) {
-        for tx in self.gap.take(sender) {
+        let account_nonce = self.chain.store().account(sender).map_or(0, |a| a.nonce);
+        let mut next = self.chain.mempool().next_nonce(sender, account_nonce);
+        if self
+            .gap
+            .first_nonce(sender)
+            .is_none_or(|first| first > next)
+        {
+            return;
+        }
+        let mut relay = Vec::new();
+        for (tx, held_since) in self.gap.take(sender) {
+            if tx.nonce > next {
+                self.gap.hold(tx, held_since);
+                continue;
+            }
             match self.chain.submit(tx.clone(), now_ms()) {
                 Ok(Admitted::New { .. }) => {
                     self.metrics.tx_accepted();
                     self.template_dirty = true;
+                    next += 1;
+                    relay.push(tx);
                 }
                 Ok(Admitted::AlreadyPending(_)) => {}
-                Err(e) if e.code() == "nonce_too_high" => {
-                    self.gap.hold(tx, now_ms());
-                }
                 Err(e) => self.metrics.tx_rejected(e.code()),
             }
+        }
+        if !relay.is_empty() {
+            // Their first delivery was not forwarded (it could not be validated then).
+            self.spawn_net(move |net| async move {
+                for tx in &relay {
+                    net.publish_tx(tx).await;
+                }
+            });
         }
     }
 

@@ -51,12 +51,13 @@ fn dev_node(extra: &[&str]) -> NodeProcess {
         .args(["--p2p-listen", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("node.log")).expect("log file"))
         .spawn()
         .expect("spawn node");
     let stdout = child.stdout.take().expect("stdout");
     let mut banner = String::new();
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.expect("banner line");
         banner.push_str(&line);
         banner.push('\n');
@@ -64,6 +65,8 @@ fn dev_node(extra: &[&str]) -> NodeProcess {
             break;
         }
     }
+    // Keep reading so the node never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     assert!(banner.contains("PUBLIC TEST KEYS"), "banner: {banner}");
     assert!(
         banner.contains(DEV0_SEED),
@@ -337,7 +340,7 @@ fn dev_node_send_wait_status_admin_and_load() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("401"));
-    bin()
+    let load = bin()
         .args([
             "load",
             "--rpc",
@@ -349,9 +352,15 @@ fn dev_node_send_wait_status_admin_and_load() {
             "--confirm-timeout",
             "20",
         ])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("sent 20 accepted 20 confirmed 20"));
+        .output()
+        .expect("load runs");
+    let stdout = String::from_utf8_lossy(&load.stdout);
+    assert!(
+        stdout.contains("sent 20 accepted 20 confirmed 20"),
+        "load: {stdout}\nstderr: {}\nnode log: {}",
+        String::from_utf8_lossy(&load.stderr),
+        std::fs::read_to_string(node._dir.path().join("node.log")).unwrap_or_default()
+    );
     bin()
         .args(["status", "--rpc", "http://127.0.0.1:1"])
         .assert()
