@@ -190,6 +190,9 @@ pub struct Chain {
     orphans: HashMap<Hash, Vec<(Block, Source)>>,
     orphan_order: VecDeque<Hash>,
     orphan_bytes: usize,
+    /// Blocks rejected without a record (cheap headers), most recent 10,000.
+    rejected: HashSet<Hash>,
+    rejected_order: VecDeque<Hash>,
     /// The clock of the latest call that passed one (stamps transactions returned by reorgs).
     clock_ms: u64,
     orphan_parent: HashMap<Hash, Hash>,
@@ -241,6 +244,8 @@ impl Chain {
             orphans: HashMap::new(),
             orphan_order: VecDeque::new(),
             orphan_bytes: 0,
+            rejected: HashSet::new(),
+            rejected_order: VecDeque::new(),
             clock_ms: 0,
             orphan_parent: HashMap::new(),
             future: Vec::new(),
@@ -424,12 +429,20 @@ impl Chain {
             return Ok(Verdict::Invalid(e));
         }
         let parent_hash = block.header.prev_hash;
+        if self.rejected.contains(&parent_hash) {
+            self.remember_rejected(hash);
+            return Ok(Verdict::Invalid(ConsensusError::InvalidAncestor {
+                ancestor: parent_hash,
+            }));
+        }
         let Some(parent) = self.nodes.get(&parent_hash) else {
             return Ok(self.hold_orphan(block, None));
         };
         if parent.status == BlockStatus::Invalid {
             if self.next_target_after(&parent_hash) == Some(block.header.target) {
                 self.mark_invalid_header(&block.header)?;
+            } else {
+                self.remember_rejected(hash);
             }
             return Ok(Verdict::Invalid(ConsensusError::InvalidAncestor {
                 ancestor: parent_hash,
@@ -465,6 +478,8 @@ impl Chain {
                 // attacker nothing.
                 if block.header.target == expected && !is_header_rule(&e) {
                     self.mark_invalid_header(&block.header)?;
+                } else {
+                    self.remember_rejected(hash);
                 }
                 Ok(Verdict::Invalid(e))
             }
@@ -534,6 +549,20 @@ impl Chain {
         self.store.put_record(&header.hash(), &record)?;
         self.insert_node(header.hash(), record);
         Ok(())
+    }
+
+    /// Remembers, in memory and bounded, a block rejected without being recorded, so its
+    /// descendants are refused (and their senders penalised) instead of held as orphans.
+    fn remember_rejected(&mut self, hash: Hash) {
+        const MAX_REJECTED: usize = 10_000;
+        if self.rejected.insert(hash) {
+            self.rejected_order.push_back(hash);
+        }
+        while self.rejected_order.len() > MAX_REJECTED {
+            if let Some(old) = self.rejected_order.pop_front() {
+                self.rejected.remove(&old);
+            }
+        }
     }
 
     /// Removes and returns the held orphans whose parent is `parent`.
