@@ -17,7 +17,7 @@ use peerchain_ledger::mempool::{Admitted, MempoolError};
 use peerchain_ledger::state::apply_block;
 use peerchain_ledger::{
     Address, Block, BlockHeader, BlockRecord, BlockStatus, Genesis, Hash, Mempool, MempoolConfig,
-    Store, StoreError, Transaction, U256,
+    Store, StoreError, StoreReader, Transaction, U256,
 };
 
 use crate::difficulty::{median_time_past, next_target};
@@ -259,8 +259,18 @@ impl Chain {
     }
 
     /// The store (reads).
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &StoreReader {
         &self.store
+    }
+
+    /// A read-only handle on the store for other threads.
+    pub fn store_reader(&self) -> StoreReader {
+        self.store.reader()
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<(), ChainError> {
+        Ok(self.store.flush()?)
     }
 
     /// The network definition.

@@ -1,18 +1,24 @@
 //! # peerchain-consensus
 //!
-//! The consensus rules of SPEC section 3 on top of `peerchain-ledger`: proof of work
-//! ([`pow`]), the ASERT difficulty rule and median time past ([`difficulty`]) and the pure
-//! block validity checks ([`rules`]).
+//! The consensus rules of SPEC section 3 (docs/PROTOCOL.md) on top of `peerchain-ledger`:
+//! proof of work ([`pow`]), the ASERT difficulty rule and median time past ([`difficulty`]),
+//! the pure block validity checks ([`rules`]), the block tree with fork choice, reorgs,
+//! orphans, invalidate/reconsider and the mempool that follows the tip ([`chain`]), and block
+//! templates ([`template`]).
+//!
+//! It owns: every rule that decides whether a block or a transaction is valid, and the
+//! chain's writes to the store ([`Chain`] holds the only `peerchain_ledger::Store`).
+//! It must never: start threads, read the clock (callers pass `now_ms`), do network or HTTP
+//! work, or decide what a verdict costs a peer (the node maps verdicts to penalties).
 
+pub mod chain;
 pub mod difficulty;
 pub mod pow;
 pub mod rules;
-
-pub use rules::ConsensusError;
-pub mod chain;
+pub mod template;
 
 pub use chain::{
     Chain, ChainConfig, ChainError, ChainEvent, ChainTip, Imported, TipStatus, Verdict,
 };
-pub mod miner;
-pub use miner::{Miner, MinerConfig, Template, build_template, solve};
+pub use rules::ConsensusError;
+pub use template::{Template, build_template, solve};

@@ -129,7 +129,7 @@ pub enum ConsensusError {
     },
     /// The block store failed while checking (not a verdict on the block).
     #[error("store error while validating: {0}")]
-    Store(String),
+    Store(#[from] peerchain_ledger::StoreError),
 }
 
 impl ConsensusError {
@@ -535,7 +535,7 @@ mod tests {
             parent: Hash([4u8; 32]),
         };
         assert!(unknown.to_string().contains(&Hash([4u8; 32]).to_hex()));
-        let store = ConsensusError::Store("disk full".into());
+        let store = ConsensusError::Store(peerchain_ledger::StoreError::Db("disk full".into()));
         assert!(store.to_string().contains("disk full"));
         assert!(!(unknown.is_temporary() || store.is_temporary() || err.is_temporary()));
     }

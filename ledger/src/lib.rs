@@ -26,5 +26,9 @@ pub use genesis::Genesis;
 pub use mempool::{Admitted, Mempool, MempoolConfig, MempoolError};
 pub use primitive_types::U256;
 pub use state::{Account, AccountReader, BlockDelta, StateDigest};
-pub use store::{BlockRecord, BlockStatus, HistoryCursor, Store, StoreConfig, TxLocation};
-pub use types::{Address, Block, BlockHeader, Hash, PublicKey, Signature, Target, Transaction};
+pub use store::{
+    BlockRecord, BlockStatus, HistoryCursor, Store, StoreConfig, StoreReader, TxLocation,
+};
+pub use types::{
+    Address, Block, BlockHeader, EncodedBlock, Hash, PublicKey, Signature, Target, Transaction,
+};

@@ -7,9 +7,14 @@
 //! - The sender's balance covers the sum of `amount + fee` of all its pending transactions.
 //! - Count and bytes stay within `max_count` and `max_bytes`; eviction takes the lowest fee
 //!   among senders' *last* pending transactions, so it never leaves a nonce gap.
+//!
+//! Its indexes are persistent collections (`imbl`): cloning a pool costs O(1) and shares
+//! structure, so the chain thread publishes a clone after every step and readers (the HTTP API)
+//! query that snapshot without ever waiting for the chain thread.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use crate::crypto;
 use crate::error::{StoreError, TxError};
@@ -81,7 +86,7 @@ impl MempoolError {
             MempoolError::Invalid(e) => e.code(),
             MempoolError::ReplacementUnderpriced { .. } => "replacement_underpriced",
             MempoolError::Full { .. } => "mempool_full",
-            MempoolError::Store(_) => "internal",
+            MempoolError::Store(_) => "store_unavailable",
         }
     }
 }
@@ -114,19 +119,23 @@ pub struct PoolEntry {
     seq: u64,
 }
 
-/// The pool. Not thread-safe by itself: the chain service owns it.
-#[derive(Debug)]
+/// The pool. The chain service owns the one that changes; a clone (O(1)) is a consistent,
+/// read-only snapshot.
+#[derive(Debug, Clone)]
 pub struct Mempool {
     config: MempoolConfig,
     chain_id: u64,
     min_fee: u64,
-    entries: HashMap<Hash, PoolEntry>,
-    by_sender: HashMap<Address, BTreeMap<u64, Hash>>,
+    entries: imbl::HashMap<Hash, Arc<PoolEntry>>,
+    by_sender: imbl::HashMap<Address, imbl::OrdMap<u64, Hash>>,
     /// (fee, Reverse(seq), txid): iteration from the front gives the cheapest, newest first.
-    by_fee: BTreeSet<(u64, Reverse<u64>, Hash)>,
+    by_fee: imbl::OrdSet<(u64, Reverse<u64>, Hash)>,
+    /// Every address a pending transaction sends from or pays to: (Reverse(seq), txid), so
+    /// iteration from the front gives the newest first.
+    by_address: imbl::HashMap<Address, imbl::OrdSet<(Reverse<u64>, Hash)>>,
     bytes: usize,
     next_seq: u64,
-    genesis: Genesis,
+    genesis: Arc<Genesis>,
 }
 
 impl Mempool {
@@ -136,12 +145,13 @@ impl Mempool {
             config,
             chain_id: genesis.chain_id,
             min_fee: genesis.min_fee,
-            entries: HashMap::new(),
-            by_sender: HashMap::new(),
-            by_fee: BTreeSet::new(),
+            entries: imbl::HashMap::new(),
+            by_sender: imbl::HashMap::new(),
+            by_fee: imbl::OrdSet::new(),
+            by_address: imbl::HashMap::new(),
             bytes: 0,
             next_seq: 0,
-            genesis: genesis.clone(),
+            genesis: Arc::new(genesis.clone()),
         }
     }
 
@@ -162,7 +172,7 @@ impl Mempool {
 
     /// The pending entry `txid`.
     pub fn get(&self, txid: &Hash) -> Option<&PoolEntry> {
-        self.entries.get(txid)
+        self.entries.get(txid).map(|e| &**e)
     }
 
     /// Whether `txid` is pending.
@@ -174,27 +184,31 @@ impl Mempool {
     pub fn pending_of(&self, sender: &Address) -> Vec<&PoolEntry> {
         self.by_sender
             .get(sender)
-            .map(|m| m.values().filter_map(|h| self.entries.get(h)).collect())
+            .map(|m| m.values().filter_map(|h| self.get(h)).collect())
             .unwrap_or_default()
     }
 
-    /// Pending transactions that send from or pay to `address`, newest first.
-    pub fn involving(&self, address: &Address) -> Vec<&PoolEntry> {
-        let mut v: Vec<&PoolEntry> = self
-            .entries
-            .values()
-            .filter(|e| e.sender == *address || e.tx.to == *address)
-            .collect();
-        v.sort_by_key(|e| Reverse(e.seq));
-        v
+    /// Pending transactions that send from or pay to `address`, newest first: O(log n) to
+    /// find the address, then O(1) per entry.
+    pub fn involving(&self, address: &Address) -> impl Iterator<Item = &PoolEntry> + '_ {
+        self.by_address
+            .get(address)
+            .into_iter()
+            .flat_map(|set| set.iter())
+            .filter_map(|(_, h)| self.get(h))
+    }
+
+    /// How many pending transactions send from or pay to `address`.
+    pub fn involving_count(&self, address: &Address) -> usize {
+        self.by_address.get(address).map_or(0, |s| s.len())
     }
 
     /// The next nonce of `sender` counting its pending transactions, given its account nonce.
     pub fn next_nonce(&self, sender: &Address, account_nonce: u64) -> u64 {
         self.by_sender
             .get(sender)
-            .and_then(|m| m.keys().next_back())
-            .map_or(account_nonce, |n| n + 1)
+            .and_then(|m| m.get_max())
+            .map_or(account_nonce, |(n, _)| n + 1)
     }
 
     /// Every entry, highest fee first (ties: first seen first).
@@ -202,7 +216,7 @@ impl Mempool {
         self.by_fee
             .iter()
             .rev()
-            .filter_map(|(_, _, h)| self.entries.get(h))
+            .filter_map(|(_, _, h)| self.get(h))
     }
 
     /// Verifies the signature, then admits `tx` against `state`.
@@ -306,7 +320,7 @@ impl Mempool {
         let Some(old_id) = self.by_sender.get(sender).and_then(|m| m.get(&tx.nonce)) else {
             return Ok(None);
         };
-        let Some(old) = self.entries.get(old_id) else {
+        let Some(old) = self.get(old_id) else {
             return Ok(None);
         };
         let required = old.tx.fee.saturating_add(old.tx.fee.div_ceil(10));
@@ -383,8 +397,9 @@ impl Mempool {
         };
         self.by_sender
             .get(&e.sender)
-            .and_then(|m| m.keys().next_back())
-            == Some(&e.tx.nonce)
+            .and_then(|m| m.get_max())
+            .map(|(n, _)| *n)
+            == Some(e.tx.nonce)
     }
 
     fn insert(&mut self, tx: Transaction, txid: Hash, sender: Address, now_ms: u64) {
@@ -395,21 +410,27 @@ impl Mempool {
             .or_default()
             .insert(tx.nonce, txid);
         self.by_fee.insert((tx.fee, Reverse(seq), txid));
+        for address in [sender, tx.to] {
+            self.by_address
+                .entry(address)
+                .or_default()
+                .insert((Reverse(seq), txid));
+        }
         self.bytes += TX_ENCODED_LEN;
         self.entries.insert(
             txid,
-            PoolEntry {
+            Arc::new(PoolEntry {
                 tx,
                 txid,
                 sender,
                 first_seen_ms: now_ms,
                 seq,
-            },
+            }),
         );
     }
 
     /// Removes one entry (no successor handling).
-    fn remove_one(&mut self, txid: &Hash) -> Option<PoolEntry> {
+    fn remove_one(&mut self, txid: &Hash) -> Option<Arc<PoolEntry>> {
         let e = self.entries.remove(txid)?;
         self.by_fee.remove(&(e.tx.fee, Reverse(e.seq), e.txid));
         if let Some(m) = self.by_sender.get_mut(&e.sender) {
@@ -418,13 +439,21 @@ impl Mempool {
                 self.by_sender.remove(&e.sender);
             }
         }
+        for address in [e.sender, e.tx.to] {
+            if let Some(set) = self.by_address.get_mut(&address) {
+                set.remove(&(Reverse(e.seq), e.txid));
+                if set.is_empty() {
+                    self.by_address.remove(&address);
+                }
+            }
+        }
         self.bytes -= TX_ENCODED_LEN;
         Some(e)
     }
 
     /// Removes `txid` and every later-nonce transaction of its sender (they would have a gap).
     pub fn remove_with_successors(&mut self, txid: &Hash) -> Vec<Hash> {
-        let Some(e) = self.entries.get(txid) else {
+        let Some(e) = self.get(txid) else {
             return Vec::new();
         };
         let (sender, nonce) = (e.sender, e.tx.nonce);
@@ -480,9 +509,8 @@ impl Mempool {
             let mut budget = u128::from(account.balance);
             let mut keep = true;
             let mut to_drop = Vec::new();
-            for (nonce, id) in m {
+            for (nonce, id) in m.iter() {
                 let cost = self
-                    .entries
                     .get(id)
                     .map_or(0, |e| u128::from(e.tx.amount) + u128::from(e.tx.fee));
                 if *nonce < account.nonce {
@@ -515,10 +543,10 @@ impl Mempool {
         // Heap of each sender's next candidate: (fee, Reverse(seq)) so ties go to first seen.
         let mut heap: BinaryHeap<(u64, Reverse<u64>, Address, u64)> = BinaryHeap::new();
         let mut accounts: HashMap<Address, crate::state::Account> = HashMap::new();
-        for (sender, m) in &self.by_sender {
+        for (sender, m) in self.by_sender.iter() {
             let account = state.account(sender)?;
             accounts.insert(*sender, account);
-            if let Some(e) = m.get(&account.nonce).and_then(|id| self.entries.get(id)) {
+            if let Some(e) = m.get(&account.nonce).and_then(|id| self.get(id)) {
                 heap.push((e.tx.fee, Reverse(e.seq), *sender, account.nonce));
             }
         }
@@ -531,7 +559,7 @@ impl Mempool {
                 .by_sender
                 .get(&sender)
                 .and_then(|m| m.get(&nonce))
-                .and_then(|id| self.entries.get(id))
+                .and_then(|id| self.get(id))
             else {
                 continue;
             };
@@ -553,7 +581,7 @@ impl Mempool {
                 .by_sender
                 .get(&sender)
                 .and_then(|m| m.get(&(nonce + 1)))
-                .and_then(|id| self.entries.get(id))
+                .and_then(|id| self.get(id))
             {
                 heap.push((next.tx.fee, Reverse(next.seq), sender, nonce + 1));
             }
@@ -563,7 +591,7 @@ impl Mempool {
 
     /// Every pending transaction in an order that re-admits cleanly (per sender by nonce).
     pub fn snapshot(&self) -> Vec<Transaction> {
-        let mut v: Vec<&PoolEntry> = self.entries.values().collect();
+        let mut v: Vec<&PoolEntry> = self.entries.values().map(|e| &**e).collect();
         v.sort_by_key(|e| (e.sender, e.tx.nonce));
         v.into_iter().map(|e| e.tx.clone()).collect()
     }
@@ -581,12 +609,11 @@ impl Mempool {
     /// Checks the invariants listed in the module docs against `state`.
     pub fn check_invariants(&self, state: &impl AccountReader) -> Result<(), String> {
         let mut count = 0;
-        for (sender, m) in &self.by_sender {
+        for (sender, m) in self.by_sender.iter() {
             let account = state.account(sender).map_err(|e| e.to_string())?;
             let mut cost: u128 = 0;
-            for (expected, (nonce, id)) in (account.nonce..).zip(m) {
+            for (expected, (nonce, id)) in (account.nonce..).zip(m.iter()) {
                 let e = self
-                    .entries
                     .get(id)
                     .ok_or("by_sender names a missing entry")?;
                 if *nonce != expected || e.tx.nonce != *nonce {
@@ -606,6 +633,13 @@ impl Mempool {
         if count != self.entries.len() || self.by_fee.len() != count {
             return Err("index sizes disagree".into());
         }
+        let self_transfers = self.entries.values().filter(|e| e.sender == e.tx.to).count();
+        let address_refs: usize = self.by_address.values().map(|s| s.len()).sum();
+        if address_refs != 2 * count - self_transfers {
+            return Err(format!(
+                "address index holds {address_refs} references for {count} entries"
+            ));
+        }
         if self.bytes != count * TX_ENCODED_LEN || count > self.config.max_count {
             return Err("byte or count bound broken".into());
         }
@@ -616,6 +650,8 @@ impl Mempool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
     use crate::crypto::Keypair;
     use crate::state::Account;
     use crate::testkit::ChainBuilder;
@@ -697,6 +733,35 @@ mod tests {
             "nonce_too_low"
         );
         p.check_invariants(&state).expect("invariants");
+    }
+
+    #[test]
+    fn address_index_lists_newest_first_and_clones_are_snapshots() {
+        let (g, state, k) = setup();
+        let mut p = pool(&g, 100);
+        let (a, b, c) = (k[0].address(), k[1].address(), k[2].address());
+        let t0 = k[0].sign_transfer(g.chain_id, b, 1, 1, 0);
+        let t1 = k[1].sign_transfer(g.chain_id, c, 1, 1, 0);
+        let t2 = k[0].sign_transfer(g.chain_id, a, 1, 1, 1); // a self-transfer
+        for tx in [&t0, &t1, &t2] {
+            p.add(tx.clone(), &state, 0).expect("admitted");
+        }
+        let ids = |p: &Mempool, addr: &Address| -> Vec<Hash> {
+            p.involving(addr).map(|e| e.txid).collect()
+        };
+        assert_eq!(ids(&p, &a), vec![t2.txid(), t0.txid()]);
+        assert_eq!(ids(&p, &b), vec![t1.txid(), t0.txid()]);
+        assert_eq!(ids(&p, &c), vec![t1.txid()]);
+        assert_eq!(p.involving_count(&b), 2);
+        p.check_invariants(&state).expect("invariants");
+
+        let snapshot = p.clone();
+        p.remove_with_successors(&t0.txid());
+        assert_eq!(ids(&p, &a), Vec::<Hash>::new(), "t2 follows t0 out");
+        assert_eq!(ids(&p, &b), vec![t1.txid()]);
+        assert_eq!(ids(&snapshot, &a), vec![t2.txid(), t0.txid()], "the clone is unchanged");
+        assert_eq!(snapshot.len(), 3);
+        p.check_invariants(&state).expect("invariants after removal");
     }
 
     #[test]

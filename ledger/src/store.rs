@@ -186,9 +186,10 @@ const META_SEQ: &[u8] = b"seq";
 const META_FORMAT: &[u8] = b"format";
 const FORMAT_VERSION: u64 = 1;
 
-/// The sled-backed chain store. Cloning is cheap and shares the database.
+/// Read-only access to the chain store: cheap to clone, shares the database, and has no method
+/// that writes. The HTTP API and the network hold these; only the chain holds the [`Store`].
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct StoreReader {
     db: sled::Db,
     meta: sled::Tree,
     blocks: sled::Tree,
@@ -203,6 +204,22 @@ pub struct Store {
     mempool: sled::Tree,
     genesis_hash: Hash,
     sync_every_block: bool,
+}
+
+/// The sled-backed chain store and its only writer, owned by the chain. It is not `Clone`:
+/// hand out [`Store::reader`]s instead. Every read method of [`StoreReader`] is available on
+/// it too (through `Deref`).
+#[derive(Debug)]
+pub struct Store {
+    reader: StoreReader,
+}
+
+impl std::ops::Deref for Store {
+    type Target = StoreReader;
+
+    fn deref(&self) -> &StoreReader {
+        &self.reader
+    }
 }
 
 /// Turns a transaction failure into a store error.
@@ -305,7 +322,7 @@ impl Store {
         genesis: &Genesis,
         sync_every_block: bool,
     ) -> Result<Self, StoreError> {
-        let store = Store {
+        let reader = StoreReader {
             meta: db.open_tree("meta")?,
             blocks: db.open_tree("blocks")?,
             index: db.open_tree("index")?,
@@ -321,6 +338,7 @@ impl Store {
             sync_every_block,
             db,
         };
+        let store = Store { reader };
         match store.meta.get(META_GENESIS)? {
             Some(stored) => {
                 let stored = Hash::from_slice(&stored)?;
@@ -377,29 +395,6 @@ impl Store {
         Ok(())
     }
 
-    /// The genesis hash this store belongs to.
-    pub fn genesis_hash(&self) -> Hash {
-        self.genesis_hash
-    }
-
-    /// The main-chain tip.
-    pub fn tip(&self) -> Result<Hash, StoreError> {
-        let bytes = self
-            .meta
-            .get(META_TIP)?
-            .ok_or(StoreError::Decode(DecodeError::Record {
-                what: "tip",
-                detail: "missing".into(),
-            }))?;
-        Ok(Hash::from_slice(&bytes)?)
-    }
-
-    /// The tip's block index record.
-    pub fn tip_record(&self) -> Result<BlockRecord, StoreError> {
-        let tip = self.tip()?;
-        self.record(&tip)?.ok_or(StoreError::MissingBlock(tip))
-    }
-
     /// The next arrival sequence number (persisted, so first-seen order survives restarts).
     pub fn next_seq(&self) -> Result<u64, StoreError> {
         let updated = self.meta.update_and_fetch(META_SEQ, |old| {
@@ -436,6 +431,180 @@ impl Store {
     pub fn put_record(&self, hash: &Hash, record: &BlockRecord) -> Result<(), StoreError> {
         self.index.insert(hash.0, record.encode())?;
         Ok(())
+    }
+
+    /// Connects `block` on top of the tip with the changes `delta` computed against the tip
+    /// state. One atomic transaction; returns the new state digest.
+    pub fn connect_block(
+        &self,
+        block: &Block,
+        delta: &BlockDelta,
+    ) -> Result<StateDigest, StoreError> {
+        let hash = block.hash();
+        let tip = self.tip()?;
+        if block.header.prev_hash != tip {
+            return Err(StoreError::NotAtTip { block: hash, tip });
+        }
+        let before = self.digest_of(&tip)?.ok_or(StoreError::MissingUndo(tip))?;
+        let after = before.apply(delta);
+        let undo = encode_undo(delta, &before);
+        let height = block.header.height;
+        let txids = block.txids();
+        let (counts, history_rows) = self.history_rows(block, &txids, 1)?;
+        self.with_block_trees(|t| {
+            for c in &delta.changes {
+                write_account(t.accounts, &c.address, &c.after)?;
+            }
+            for (i, txid) in txids.iter().enumerate() {
+                let loc = TxLocation {
+                    block_hash: hash,
+                    height,
+                    index: i as u32,
+                };
+                t.txindex.insert(&txid.0, loc.encode().as_slice())?;
+            }
+            for (key, txid) in &history_rows {
+                t.history.insert(key, &txid.0)?;
+            }
+            for (address, count) in &counts {
+                t.tx_counts.insert(&address.0, &count.to_le_bytes())?;
+            }
+            t.undo.insert(&hash.0, undo.as_slice())?;
+            t.digests.insert(&hash.0, &after.to_bytes())?;
+            t.main.insert(&height.to_be_bytes(), &hash.0)?;
+            t.meta.insert(META_TIP, &hash.0)?;
+            Ok(())
+        })?;
+        Ok(after)
+    }
+
+    /// Reverts the tip block through its undo data, making its parent the tip. Returns the
+    /// disconnected block and its delta.
+    pub fn disconnect_tip(&self) -> Result<(Block, BlockDelta), StoreError> {
+        let hash = self.tip()?;
+        let block = self.block(&hash)?.ok_or(StoreError::MissingBlock(hash))?;
+        if block.header.height == 0 {
+            return Err(StoreError::NotAtTip {
+                block: hash,
+                tip: hash,
+            });
+        }
+        let undo_bytes = self
+            .undo
+            .get(hash.0)?
+            .ok_or(StoreError::MissingUndo(hash))?;
+        let (delta, _digest_before) = decode_undo(&undo_bytes)?;
+        let txids = block.txids();
+        let (counts, history_rows) = self.history_rows(&block, &txids, -1)?;
+        let height = block.header.height;
+        let parent = block.header.prev_hash;
+        self.with_block_trees(|t| {
+            for c in delta.changes.iter().rev() {
+                write_account(t.accounts, &c.address, &c.before)?;
+            }
+            for txid in &txids {
+                t.txindex.remove(&txid.0)?;
+            }
+            for (key, _) in &history_rows {
+                t.history.remove(key)?;
+            }
+            for (address, count) in &counts {
+                if *count == 0 {
+                    t.tx_counts.remove(&address.0)?;
+                } else {
+                    t.tx_counts.insert(&address.0, &count.to_le_bytes())?;
+                }
+            }
+            t.undo.remove(&hash.0)?;
+            t.main.remove(&height.to_be_bytes())?;
+            t.meta.insert(META_TIP, &parent.0)?;
+            Ok(())
+        })?;
+        Ok((block, delta))
+    }
+
+    fn with_block_trees(
+        &self,
+        write: impl Fn(&BlockTrees<'_>) -> TxResult,
+    ) -> Result<(), StoreError> {
+        let trees = (
+            &self.meta,
+            &self.main,
+            &self.txindex,
+            &self.accounts,
+            &self.history,
+            &self.tx_counts,
+            &self.undo,
+            &self.digests,
+        );
+        trees
+            .transaction(
+                |(meta, main, txindex, accounts, history, tx_counts, undo, digests)| {
+                    write(&BlockTrees {
+                        meta,
+                        main,
+                        txindex,
+                        accounts,
+                        history,
+                        tx_counts,
+                        undo,
+                        digests,
+                    })
+                },
+            )
+            .map_err(tx_err)?;
+        if self.sync_every_block {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the saved mempool with `txs` (called on shutdown).
+    pub fn save_mempool(&self, txs: &[Transaction]) -> Result<(), StoreError> {
+        self.mempool.clear()?;
+        let mut batch = sled::Batch::default();
+        for (i, tx) in txs.iter().enumerate() {
+            batch.insert(&(i as u64).to_be_bytes(), tx.encode());
+        }
+        self.mempool.apply_batch(batch)?;
+        self.mempool.flush()?;
+        Ok(())
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// A read-only handle on this store.
+    pub fn reader(&self) -> StoreReader {
+        self.reader.clone()
+    }
+}
+
+impl StoreReader {
+    /// The genesis hash this store belongs to.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    /// The main-chain tip.
+    pub fn tip(&self) -> Result<Hash, StoreError> {
+        let bytes = self
+            .meta
+            .get(META_TIP)?
+            .ok_or(StoreError::Decode(DecodeError::Record {
+                what: "tip",
+                detail: "missing".into(),
+            }))?;
+        Ok(Hash::from_slice(&bytes)?)
+    }
+
+    /// The tip's block index record.
+    pub fn tip_record(&self) -> Result<BlockRecord, StoreError> {
+        let tip = self.tip()?;
+        self.record(&tip)?.ok_or(StoreError::MissingBlock(tip))
     }
 
     /// The block index record of `hash`.
@@ -569,96 +738,6 @@ impl Store {
         Ok((items, next))
     }
 
-    /// Connects `block` on top of the tip with the changes `delta` computed against the tip
-    /// state. One atomic transaction; returns the new state digest.
-    pub fn connect_block(
-        &self,
-        block: &Block,
-        delta: &BlockDelta,
-    ) -> Result<StateDigest, StoreError> {
-        let hash = block.hash();
-        let tip = self.tip()?;
-        if block.header.prev_hash != tip {
-            return Err(StoreError::NotAtTip { block: hash, tip });
-        }
-        let before = self.digest_of(&tip)?.ok_or(StoreError::MissingUndo(tip))?;
-        let after = before.apply(delta);
-        let undo = encode_undo(delta, &before);
-        let height = block.header.height;
-        let txids = block.txids();
-        let (counts, history_rows) = self.history_rows(block, &txids, 1)?;
-        self.with_block_trees(|t| {
-            for c in &delta.changes {
-                write_account(t.accounts, &c.address, &c.after)?;
-            }
-            for (i, txid) in txids.iter().enumerate() {
-                let loc = TxLocation {
-                    block_hash: hash,
-                    height,
-                    index: i as u32,
-                };
-                t.txindex.insert(&txid.0, loc.encode().as_slice())?;
-            }
-            for (key, txid) in &history_rows {
-                t.history.insert(key, &txid.0)?;
-            }
-            for (address, count) in &counts {
-                t.tx_counts.insert(&address.0, &count.to_le_bytes())?;
-            }
-            t.undo.insert(&hash.0, undo.as_slice())?;
-            t.digests.insert(&hash.0, &after.to_bytes())?;
-            t.main.insert(&height.to_be_bytes(), &hash.0)?;
-            t.meta.insert(META_TIP, &hash.0)?;
-            Ok(())
-        })?;
-        Ok(after)
-    }
-
-    /// Reverts the tip block through its undo data, making its parent the tip. Returns the
-    /// disconnected block and its delta.
-    pub fn disconnect_tip(&self) -> Result<(Block, BlockDelta), StoreError> {
-        let hash = self.tip()?;
-        let block = self.block(&hash)?.ok_or(StoreError::MissingBlock(hash))?;
-        if block.header.height == 0 {
-            return Err(StoreError::NotAtTip {
-                block: hash,
-                tip: hash,
-            });
-        }
-        let undo_bytes = self
-            .undo
-            .get(hash.0)?
-            .ok_or(StoreError::MissingUndo(hash))?;
-        let (delta, _digest_before) = decode_undo(&undo_bytes)?;
-        let txids = block.txids();
-        let (counts, history_rows) = self.history_rows(&block, &txids, -1)?;
-        let height = block.header.height;
-        let parent = block.header.prev_hash;
-        self.with_block_trees(|t| {
-            for c in delta.changes.iter().rev() {
-                write_account(t.accounts, &c.address, &c.before)?;
-            }
-            for txid in &txids {
-                t.txindex.remove(&txid.0)?;
-            }
-            for (key, _) in &history_rows {
-                t.history.remove(key)?;
-            }
-            for (address, count) in &counts {
-                if *count == 0 {
-                    t.tx_counts.remove(&address.0)?;
-                } else {
-                    t.tx_counts.insert(&address.0, &count.to_le_bytes())?;
-                }
-            }
-            t.undo.remove(&hash.0)?;
-            t.main.remove(&height.to_be_bytes())?;
-            t.meta.insert(META_TIP, &parent.0)?;
-            Ok(())
-        })?;
-        Ok((block, delta))
-    }
-
     /// History index rows of a block and the new per-address counts after adding (`sign` 1) or
     /// removing (`sign` -1) them.
     #[allow(clippy::type_complexity)]
@@ -693,54 +772,6 @@ impl Store {
         Ok((counts, rows))
     }
 
-    fn with_block_trees(
-        &self,
-        write: impl Fn(&BlockTrees<'_>) -> TxResult,
-    ) -> Result<(), StoreError> {
-        let trees = (
-            &self.meta,
-            &self.main,
-            &self.txindex,
-            &self.accounts,
-            &self.history,
-            &self.tx_counts,
-            &self.undo,
-            &self.digests,
-        );
-        trees
-            .transaction(
-                |(meta, main, txindex, accounts, history, tx_counts, undo, digests)| {
-                    write(&BlockTrees {
-                        meta,
-                        main,
-                        txindex,
-                        accounts,
-                        history,
-                        tx_counts,
-                        undo,
-                        digests,
-                    })
-                },
-            )
-            .map_err(tx_err)?;
-        if self.sync_every_block {
-            self.db.flush()?;
-        }
-        Ok(())
-    }
-
-    /// Replaces the saved mempool with `txs` (called on shutdown).
-    pub fn save_mempool(&self, txs: &[Transaction]) -> Result<(), StoreError> {
-        self.mempool.clear()?;
-        let mut batch = sled::Batch::default();
-        for (i, tx) in txs.iter().enumerate() {
-            batch.insert(&(i as u64).to_be_bytes(), tx.encode());
-        }
-        self.mempool.apply_batch(batch)?;
-        self.mempool.flush()?;
-        Ok(())
-    }
-
     /// The saved mempool, in saved order. Undecodable entries are skipped with a warning.
     pub fn load_mempool(&self) -> Result<Vec<Transaction>, StoreError> {
         let mut out = Vec::new();
@@ -752,12 +783,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Writes everything to disk.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
     }
 
     /// Bytes on disk as sled reports them.
@@ -872,6 +897,12 @@ fn write_account(
 }
 
 impl AccountReader for Store {
+    fn account(&self, address: &Address) -> Result<Account, StoreError> {
+        self.reader.account(address)
+    }
+}
+
+impl AccountReader for StoreReader {
     fn account(&self, address: &Address) -> Result<Account, StoreError> {
         match self.accounts.get(address.0)? {
             Some(bytes) => Ok(Account::decode(&bytes)?),

@@ -427,6 +427,83 @@ impl Block {
     }
 }
 
+/// Offset of `fee` in an encoded transaction: chain_id, from, to, amount.
+const TX_FEE_OFFSET: usize = 8 + 32 + 20 + 8;
+/// Start of the first transaction in an encoded block: header, then the u32 count.
+const BLOCK_TXS_OFFSET: usize = HEADER_LEN + 4;
+
+/// A view of an encoded block that reads its transaction count, fee sum or single
+/// transactions where they sit, without decoding the whole block (explorer reads of 20,000-tx
+/// blocks). The layout is [`Block::encode`]'s; the length is checked once, on creation.
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedBlock<'a> {
+    bytes: &'a [u8],
+    count: usize,
+}
+
+impl<'a> EncodedBlock<'a> {
+    /// Checks that `bytes` holds a header, a count and exactly that many transactions.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let field: [u8; 4] = bytes
+            .get(HEADER_LEN..BLOCK_TXS_OFFSET)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(DecodeError::Truncated {
+                needed: BLOCK_TXS_OFFSET,
+                available: bytes.len(),
+            })?;
+        let count = u32::from_le_bytes(field) as usize;
+        let expected = count.saturating_mul(TX_ENCODED_LEN);
+        let got = bytes.len().saturating_sub(BLOCK_TXS_OFFSET);
+        if got != expected {
+            return Err(DecodeError::Length {
+                what: "block transactions",
+                expected,
+                got,
+            });
+        }
+        Ok(EncodedBlock { bytes, count })
+    }
+
+    /// Transactions in the block.
+    pub fn tx_count(&self) -> usize {
+        self.count
+    }
+
+    /// Sum of the transactions' fees (saturating).
+    pub fn fees(&self) -> u64 {
+        (0..self.count)
+            .filter_map(|i| {
+                let at = BLOCK_TXS_OFFSET + i * TX_ENCODED_LEN + TX_FEE_OFFSET;
+                self.bytes.get(at..at + 8)?.try_into().ok()
+            })
+            .map(u64::from_le_bytes)
+            .fold(0u64, u64::saturating_add)
+    }
+
+    /// The transaction at `index`, `None` past the end.
+    pub fn tx_at(&self, index: usize) -> Result<Option<Transaction>, DecodeError> {
+        if index >= self.count {
+            return Ok(None);
+        }
+        let at = BLOCK_TXS_OFFSET + index * TX_ENCODED_LEN;
+        let slice = self
+            .bytes
+            .get(at..at + TX_ENCODED_LEN)
+            .ok_or(DecodeError::Truncated {
+                needed: at + TX_ENCODED_LEN,
+                available: self.bytes.len(),
+            })?;
+        Transaction::decode(slice).map(Some)
+    }
+
+    /// The transactions from `start`, at most `limit`.
+    pub fn txs(&self, start: usize, limit: usize) -> Result<Vec<Transaction>, DecodeError> {
+        (start..self.count.min(start.saturating_add(limit)))
+            .filter_map(|i| self.tx_at(i).transpose())
+            .collect()
+    }
+}
+
 /// A bounds-checked little-endian reader over a byte slice.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
@@ -479,6 +556,27 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_block_view_matches_a_full_decode() {
+        let g = crate::Genesis::dev(3, 1_000_000, 2000);
+        let mut b = crate::testkit::ChainBuilder::new(g, 3);
+        let block = b.push_transfers(7, 3);
+        let bytes = block.encode();
+        let view = EncodedBlock::new(&bytes).expect("view");
+        assert_eq!(view.tx_count(), 7);
+        assert_eq!(
+            view.fees(),
+            block.transactions.iter().map(|t| t.fee).sum::<u64>()
+        );
+        for (i, tx) in block.transactions.iter().enumerate() {
+            assert_eq!(view.tx_at(i).expect("read").as_ref(), Some(tx));
+        }
+        assert_eq!(view.tx_at(7).expect("read"), None);
+        assert_eq!(view.txs(5, 10).expect("range").len(), 2);
+        assert!(EncodedBlock::new(&bytes[..bytes.len() - 1]).is_err());
+        assert!(EncodedBlock::new(&bytes[..10]).is_err());
+    }
 
     #[test]
     fn hex_accepts_prefix_and_uppercase() {

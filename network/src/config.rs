@@ -108,6 +108,9 @@ pub(crate) const SYNC_BUFFER_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) const SYNC_BLOCKS_IN_CHANNEL: usize = 32;
 /// A peer whose sync round failed is not used again for this long.
 pub(crate) const SYNC_COOLDOWN: Duration = Duration::from_secs(30);
+/// A peer whose sync round failed through no fault of its own (disconnect, refusal, ban) is
+/// not used again for this long.
+pub(crate) const SYNC_RETRY_COOLDOWN: Duration = Duration::from_secs(2);
 /// How long delivered blocks may take to raise the local tip before another peer is tried.
 pub(crate) const EXPECTED_WORK_GRACE: Duration = Duration::from_secs(10);
 
@@ -119,6 +122,9 @@ pub(crate) const COMMAND_CHANNEL: usize = 1024;
 pub(crate) const INTERNAL_CHANNEL: usize = 256;
 /// Gossip events queued while the event channel is full; beyond this they are ignored.
 pub(crate) const MAX_QUEUED_GOSSIP: usize = 4096;
+/// Control events (peer connected or disconnected, syncing, listening) queued while the event
+/// channel is full; beyond this new ones are dropped with a warning.
+pub(crate) const MAX_QUEUED_CONTROL: usize = 4096;
 /// Gossip blocks being decoded at once; beyond this they are ignored.
 pub(crate) const MAX_DECODING: usize = 64;
 /// Transactions kept for rebroadcast while no peer is subscribed.
@@ -131,6 +137,8 @@ pub(crate) const REQUEST_RATE_PER_SEC: f64 = 32.0;
 pub(crate) const REQUEST_BURST: f64 = 64.0;
 /// Single-block ancestor fetches per peer before the budget must refill (one per second).
 pub(crate) const ANCESTOR_BUDGET: f64 = 64.0;
+/// Ancestor hashes remembered as requested (not fetched again); the oldest are forgotten.
+pub(crate) const RECENT_ANCESTORS: usize = 1024;
 
 /// A peer must complete the status handshake within this time.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -157,6 +165,11 @@ pub(crate) const POINTS_DECAY_PER_SEC: f64 = 100.0 / 3600.0;
 pub(crate) const BAN_DURATION: Duration = Duration::from_secs(600);
 /// Most bans remembered (the timed ban ending first is forgotten beyond this).
 pub(crate) const MAX_BANS: usize = 10_000;
+/// Most peers with misbehaviour points remembered (those with the fewest are forgotten).
+pub(crate) const MAX_PENALISED_PEERS: usize = 10_000;
+/// Most peers remembered as seen since start (connected or discovered), for operator blocks;
+/// the oldest are forgotten beyond this.
+pub(crate) const MAX_SEEN_PEERS: usize = 10_000;
 /// A gossipsub score below this bans the peer.
 pub(crate) const BAN_SCORE: f64 = -300.0;
 /// How often gossipsub scores are polled.

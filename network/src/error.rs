@@ -77,6 +77,21 @@ pub enum NetworkError {
         /// The local peer id.
         peer: String,
     },
+    /// An operator block names a peer this node does not know: not connected, not seen since
+    /// start, not banned and not a bootnode.
+    #[error(
+        "unknown peer {peer}: not connected, not seen since start, not banned and not a bootnode"
+    )]
+    UnknownPeer {
+        /// The peer id given.
+        peer: String,
+    },
+    /// An operator unblock names a peer that is neither blocked nor banned.
+    #[error("peer {peer} is not blocked")]
+    NotBlocked {
+        /// The peer id given.
+        peer: String,
+    },
     /// Building the transport or a behaviour failed.
     #[error("cannot set up libp2p {what}: {detail}")]
     Setup {

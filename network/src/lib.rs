@@ -26,16 +26,19 @@ mod behaviour;
 mod codec;
 mod config;
 mod error;
+mod gossip;
 mod handle;
 mod identity;
+mod peers;
 mod service;
 mod sync;
+mod sync_round;
 mod types;
 
 use std::collections::HashMap;
 
 use libp2p::{Multiaddr, SwarmBuilder, noise, tcp, yamux};
-use peerchain_ledger::Store;
+use peerchain_ledger::StoreReader;
 use tokio::sync::mpsc;
 
 pub use config::NetworkConfig;
@@ -47,7 +50,8 @@ pub use types::{Acceptance, BlockOrigin, LocalTip, MessageRef, NetworkEvent, Pee
 
 use crate::behaviour::Names;
 use crate::config::{COMMAND_CHANNEL, EVENT_CHANNEL, IDLE_CONNECTION_TIMEOUT};
-use crate::service::{Service, peer_of};
+use crate::peers::peer_of;
+use crate::service::Service;
 
 fn parse_addr(text: &str) -> Result<Multiaddr, NetworkError> {
     text.parse()
@@ -62,7 +66,7 @@ fn parse_addr(text: &str) -> Result<Multiaddr, NetworkError> {
 /// event stream. `store` must belong to `config.genesis_hash`'s network.
 pub async fn start(
     config: NetworkConfig,
-    store: Store,
+    store: StoreReader,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
     if store.genesis_hash() != config.genesis_hash {
         return Err(NetworkError::Setup {

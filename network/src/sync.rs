@@ -1,13 +1,11 @@
-//! Block sync helpers: block locators, serving headers and blocks from the store, and the
-//! checks on downloaded headers. The state machine that drives a sync round lives in the
-//! service; everything here is synchronous and testable on its own.
+//! Block sync helpers over the store: block locators, serving headers and blocks (the
+//! responder side), and the checks on downloaded headers. The state machine that drives a
+//! round lives in [`crate::sync_round`].
+//!
+//! Everything here is synchronous, reads the store only through its read API and never
+//! writes it; the service runs the serving functions on the blocking pool.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Instant;
-
-use libp2p::PeerId;
-use libp2p::request_response::OutboundRequestId;
-use peerchain_ledger::{Block, BlockHeader, Hash, Store, StoreError, U256};
+use peerchain_ledger::{BlockHeader, Hash, StoreError, StoreReader, U256};
 
 use crate::config::{MAX_HEADERS, MAX_LOCATOR, SYNC_RESPONSE_SOFT_BYTES};
 
@@ -34,7 +32,7 @@ pub(crate) fn locator_heights(tip: u64) -> Vec<u64> {
 }
 
 /// A locator of the store's main chain with each entry's height and cumulative work.
-pub(crate) fn build_locator(store: &Store) -> Result<Vec<(Hash, u64, U256)>, StoreError> {
+pub(crate) fn build_locator(store: &StoreReader) -> Result<Vec<(Hash, u64, U256)>, StoreError> {
     let tip = store.tip_record()?;
     let mut out = Vec::new();
     for height in locator_heights(tip.header.height) {
@@ -51,7 +49,7 @@ pub(crate) fn build_locator(store: &Store) -> Result<Vec<(Hash, u64, U256)>, Sto
 }
 
 /// Whether `hash` is on the store's main chain; returns its height.
-fn main_height(store: &Store, hash: &Hash) -> Result<Option<u64>, StoreError> {
+fn main_height(store: &StoreReader, hash: &Hash) -> Result<Option<u64>, StoreError> {
     let Some(record) = store.record(hash)? else {
         return Ok(None);
     };
@@ -63,7 +61,7 @@ fn main_height(store: &Store, hash: &Hash) -> Result<Option<u64>, StoreError> {
 /// (capped at [`MAX_HEADERS`]). The list is cut at the first break in linkage, so a reorg
 /// during the read never produces an unlinked answer.
 pub(crate) fn serve_headers(
-    store: &Store,
+    store: &StoreReader,
     locator: &[Hash],
     max: u32,
 ) -> Result<Vec<BlockHeader>, StoreError> {
@@ -99,7 +97,10 @@ pub(crate) fn serve_headers(
 
 /// Stored encodings of the requested blocks, in order, stopping at the first unknown one and
 /// once [`SYNC_RESPONSE_SOFT_BYTES`] is passed (always at least one block when known).
-pub(crate) fn serve_blocks(store: &Store, hashes: &[Hash]) -> Result<Vec<Vec<u8>>, StoreError> {
+pub(crate) fn serve_blocks(
+    store: &StoreReader,
+    hashes: &[Hash],
+) -> Result<Vec<Vec<u8>>, StoreError> {
     let mut out = Vec::new();
     let mut total = 0usize;
     for hash in hashes {
@@ -167,74 +168,11 @@ pub(crate) fn check_headers(
     Ok((hashes, prev))
 }
 
-/// What a sync round is waiting for from its peer.
-#[derive(Debug)]
-pub(crate) struct SyncRound {
-    /// The peer we download from.
-    pub peer: PeerId,
-    /// The work it claimed.
-    pub claimed: U256,
-    /// Outstanding `GetHeaders`, with the anchors a first header may link to.
-    pub headers_req: Option<(OutboundRequestId, HashMap<Hash, Anchor>)>,
-    /// Last checked header (the continuation point of the next `GetHeaders`).
-    pub last: Option<Anchor>,
-    /// The peer answered with no headers: everything is known.
-    pub headers_done: bool,
-    /// Checked headers whose bodies are not requested yet; the front has position `next_pos`.
-    pub to_fetch: VecDeque<Hash>,
-    /// Position (index in the round's header stream) of `to_fetch`'s front.
-    pub next_pos: u64,
-    /// Outstanding `GetBlocks`: first position and the hashes asked for.
-    pub inflight: HashMap<OutboundRequestId, (u64, Vec<Hash>)>,
-    /// Blocks received ahead of an earlier outstanding batch, by position.
-    pub received: BTreeMap<u64, Block>,
-    /// Position of the next block to release in order.
-    pub release_pos: u64,
-    /// Blocks released by this round.
-    pub released: u64,
-    /// When the round started.
-    pub started: Instant,
-}
-
-impl SyncRound {
-    pub(crate) fn new(peer: PeerId, claimed: U256) -> Self {
-        SyncRound {
-            peer,
-            claimed,
-            headers_req: None,
-            last: None,
-            headers_done: false,
-            to_fetch: VecDeque::new(),
-            next_pos: 0,
-            inflight: HashMap::new(),
-            received: BTreeMap::new(),
-            release_pos: 0,
-            released: 0,
-            started: Instant::now(),
-        }
-    }
-
-    /// Blocks requested but not yet released.
-    pub(crate) fn buffered(&self) -> usize {
-        let inflight: usize = self.inflight.values().map(|(_, h)| h.len()).sum();
-        inflight + self.received.len()
-    }
-
-    /// Whether the round has nothing left to do.
-    pub(crate) fn is_complete(&self) -> bool {
-        self.headers_done
-            && self.headers_req.is_none()
-            && self.to_fetch.is_empty()
-            && self.inflight.is_empty()
-            && self.received.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use peerchain_consensus::{Chain, ChainConfig, build_template, solve};
-    use peerchain_ledger::{Address, Genesis, Target};
+    use peerchain_ledger::{Address, Block, Genesis, Store, Target};
 
     fn genesis() -> Genesis {
         let mut g = Genesis::dev(2, 1_000, 2000);

@@ -14,7 +14,8 @@ use crate::cli::{
 };
 use crate::config::{NodeConfig, target_for_hashrate};
 
-/// `peerchain node`: runs until SIGINT or SIGTERM; a second signal exits at once.
+/// `peerchain node`: runs until SIGINT or SIGTERM (a second signal exits at once), or until a
+/// part of the node fails: then it logs why and exits with an error.
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let config = NodeConfig::resolve(args)?;
     init_logging(config.log_format);
@@ -25,11 +26,18 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let dev = config.dev;
         let genesis = config.genesis.clone();
-        let mut node = crate::service::start(config).await?;
+        let mut node = crate::node::start(config).await?;
         if dev.is_some() {
             print_dev_banner(&mut node, &genesis).await;
         }
-        wait_for_signal().await;
+        tokio::select! {
+            () = wait_for_signal() => {}
+            exit = node.failed() => {
+                tracing::error!(part = exit.part, reason = %exit.reason, "node failed; stopping");
+                tokio::time::timeout(Duration::from_secs(10), node.shutdown()).await.ok();
+                bail!("the node failed: {exit}");
+            }
+        }
         tracing::info!("shutting down (send the signal again to exit at once)");
         tokio::spawn(async {
             wait_for_signal().await;

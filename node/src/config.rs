@@ -38,6 +38,85 @@ pub struct FileConfig {
     explorer_nodes: Option<PathBuf>,
 }
 
+/// Every bound of the node's queues, pools and caches, named in one place. The defaults suit a
+/// testnet node; tests shrink them to reach the limits quickly.
+#[derive(Debug, Clone)]
+pub struct NodeLimits {
+    /// The HTTP server's limits (bodies, concurrency, timeouts, event streams).
+    pub http: peerchain_rpc::Limits,
+    /// The mempool's bounds and policy.
+    pub mempool: peerchain_ledger::MempoolConfig,
+    /// Messages waiting for the chain thread (blocks, transactions, requests).
+    pub chain_inbox: usize,
+    /// HTTP requests waiting to be dispatched to the chain thread or the network.
+    pub requests: usize,
+    /// Commands waiting for the network (gossip reports, publications, penalties).
+    pub net_outbox: usize,
+    /// Events buffered for each `/v1/events` subscriber before it lags.
+    pub events: usize,
+    /// Transactions whose first-seen time is remembered after they leave the mempool.
+    pub first_seen: usize,
+    /// Gossiped transactions held ahead of a nonce gap.
+    pub gap_queue: usize,
+    /// How long a held transaction waits for its predecessors.
+    pub gap_ttl_ms: u64,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        NodeLimits {
+            http: peerchain_rpc::Limits::default(),
+            mempool: peerchain_ledger::MempoolConfig::default(),
+            chain_inbox: 1024,
+            requests: 1024,
+            net_outbox: 8192,
+            events: 4096,
+            first_seen: 200_000,
+            gap_queue: 10_000,
+            gap_ttl_ms: 120_000,
+        }
+    }
+}
+
+/// Faults a test can inject into a running node (all off by default). The binary reads them
+/// from `PEERCHAIN_FAILPOINTS` (comma-separated `name=value`), which is meant for tests only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailPoints {
+    /// `chain-panic-after-ms=N`: the chain thread panics N ms after start (supervision test).
+    pub chain_panic_after_ms: Option<u64>,
+}
+
+impl FailPoints {
+    /// The variable the binary reads.
+    pub const ENV: &'static str = "PEERCHAIN_FAILPOINTS";
+
+    /// Parses `name=value,...`; unknown names and bad values are errors naming them.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut points = FailPoints::default();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) = item.split_once('=').unwrap_or((item, ""));
+            match name {
+                "chain-panic-after-ms" => {
+                    let ms = value.parse().with_context(|| {
+                        format!("{}: {name} needs a number of ms, got {value:?}", Self::ENV)
+                    })?;
+                    points.chain_panic_after_ms = Some(ms);
+                }
+                other => bail!("{}: unknown fail point {other:?}", Self::ENV),
+            }
+        }
+        Ok(points)
+    }
+
+    /// The fail points set in the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var(Self::ENV) {
+            Ok(text) => Self::parse(&text),
+            Err(_) => Ok(FailPoints::default()),
+        }
+    }
+}
+
 /// Dev mode settings.
 #[derive(Debug, Clone, Copy)]
 pub struct DevMode {
@@ -82,6 +161,10 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     /// Held so a dev node's temporary directory lives as long as the node.
     pub temp_dir: Option<std::sync::Arc<tempfile::TempDir>>,
+    /// Bounds of queues, pools and caches.
+    pub limits: NodeLimits,
+    /// Injected faults (tests only).
+    pub failpoints: FailPoints,
 }
 
 /// The built-in dev network: 10 dev accounts, easy work so blocks are mined at once, and a
@@ -162,6 +245,8 @@ impl NodeConfig {
             explorer_nodes: args.explorer_nodes.or(file.explorer_nodes),
             heartbeat_ms: 700,
             temp_dir,
+            limits: NodeLimits::default(),
+            failpoints: FailPoints::from_env()?,
         })
     }
 }
@@ -277,6 +362,17 @@ mod tests {
         })
         .expect_err("bad address");
         assert!(err.to_string().contains("--rpc-listen"), "{err}");
+    }
+
+    #[test]
+    fn fail_points_parse_and_refuse_what_they_do_not_know() {
+        assert_eq!(FailPoints::parse("").expect("empty"), FailPoints::default());
+        let p = FailPoints::parse("chain-panic-after-ms=250").expect("known");
+        assert_eq!(p.chain_panic_after_ms, Some(250));
+        let e = FailPoints::parse("chain-panic-after-ms=soon").expect_err("bad value");
+        assert!(e.to_string().contains("soon"), "{e}");
+        let e = FailPoints::parse("disk-full").expect_err("unknown");
+        assert!(e.to_string().contains("disk-full"), "{e}");
     }
 
     #[test]

@@ -2,19 +2,28 @@
 //!
 //! The `peerchain` binary: the clap CLI ([`cli`]), configuration with its precedence rules
 //! ([`config`]), key and token files ([`keys`]), the client subcommands ([`commands`]), and the
-//! wiring of a running node ([`service`]): store, chain thread, miner, network and HTTP API.
+//! assembly and supervision of a running node ([`node`]): store, chain thread
+//! ([`chain_service`]), miner ([`miner`]), network and HTTP API, and the bridges between them
+//! ([`dispatch`], [`outbox`]). The decisions at the node's borders (verdicts, penalties, HTTP
+//! errors) are plain functions in [`verdict`].
 //!
 //! It owns: process concerns (signals, logging, exit codes) and the wiring between crates.
 //! It must never: implement consensus rules, protocol details or HTTP routes itself; those
 //! live in `peerchain-consensus`, `peerchain-network` and `peerchain-rpc`.
 
+pub mod chain_service;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dispatch;
+pub mod first_seen;
 pub mod gap;
 pub mod keys;
 pub mod load;
-pub mod service;
+pub mod miner;
+pub mod node;
+pub mod outbox;
+pub mod verdict;
 
-pub use config::NodeConfig;
-pub use service::{RunningNode, start};
+pub use config::{FailPoints, NodeConfig, NodeLimits};
+pub use node::{Exit, RunningNode, start};

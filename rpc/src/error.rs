@@ -96,14 +96,15 @@ impl ApiError {
     }
 
     /// The error a refused transaction answers with: 422 for a transaction invalid against
-    /// the state, 429 `mempool_full`, 500 for a store failure.
+    /// the state, 429 `mempool_full`, 503 for a store failure (not a verdict on the
+    /// transaction: retry later).
     pub fn from_mempool(e: &MempoolError) -> Self {
         let status = match e {
             MempoolError::Invalid(_) | MempoolError::ReplacementUnderpriced { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             MempoolError::Full { .. } => StatusCode::TOO_MANY_REQUESTS,
-            MempoolError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            MempoolError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self::new(status, e.code(), e.to_string())
     }
@@ -133,20 +134,35 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(format!("reading the chain store failed: {e}"))
+        ApiError::from(NodeError::Store(e))
     }
 }
 
 impl From<NodeError> for ApiError {
+    /// The one mapping of node failures to HTTP: unknown things 404, requests that can never
+    /// succeed 400, a failed store or a stopped service 503 (`Retry-After: 1`), a block of our
+    /// own that our chain refused 500.
     fn from(e: NodeError) -> Self {
+        let message = e.to_string();
         match e {
-            NodeError::NotFound(m) => ApiError::not_found(m),
-            NodeError::BadRequest(m) => ApiError::bad_request("bad_request", m),
-            NodeError::Unavailable(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            ),
+            NodeError::UnknownBlock(_)
+            | NodeError::UnknownPeer { .. }
+            | NodeError::NotBlocked { .. } => ApiError::not_found(message),
+            NodeError::Genesis
+            | NodeError::BadPeerId { .. }
+            | NodeError::BadAddress { .. }
+            | NodeError::LocalPeer { .. } => ApiError::bad_request("bad_request", message),
+            NodeError::Store(_) => {
+                tracing::error!(error = %message, "store failure while serving a request");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)
+            }
+            NodeError::Busy { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+            }
+            NodeError::Stopped(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            NodeError::MinedBlockRefused { .. } => ApiError::internal(message),
         }
     }
 }

@@ -1,27 +1,23 @@
-//! The contract between the HTTP API and the node: reads go straight to the ledger [`Store`];
-//! everything else (mempool, peers, mining, admin) is a request sent to the node over a
-//! bounded channel with a oneshot reply. The node crate serves these requests; tests may serve
-//! them with a `peerchain_consensus::Chain` of their own.
+//! The contract between the HTTP API and the node.
+//!
+//! - Reads of the chain go straight to the ledger's read-only [`StoreReader`].
+//! - Reads of the mempool, chain tips, first-seen times and mining state come from the
+//!   [`NodeSnapshot`] the chain thread publishes after every step (an `Arc` in a `watch`
+//!   channel), so they never wait for the chain thread.
+//! - Peer facts come from [`NetFacts`], kept current by the node's network event forwarder.
+//! - Everything that changes the node (submissions, mining, peers, invalidate) is a
+//!   [`NodeRequest`] sent over a bounded channel with a oneshot reply. The node crate serves
+//!   them; there is no other implementation.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use peerchain_ledger::mempool::MempoolError;
-use peerchain_ledger::{Address, Genesis, Hash, Store, Transaction, U256};
+use peerchain_ledger::mempool::{Mempool, MempoolError};
+use peerchain_ledger::{Address, Genesis, Hash, StoreError, StoreReader, Transaction, U256};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::metrics::Metrics;
-
-/// A transaction waiting in the mempool.
-#[derive(Debug, Clone)]
-pub struct PendingTx {
-    /// The transaction.
-    pub tx: Transaction,
-    /// Its id.
-    pub txid: Hash,
-    /// When this node first saw it (ms since the Unix epoch).
-    pub first_seen_ms: u64,
-}
 
 /// Outcome of one submitted transaction that was not refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,19 +26,6 @@ pub struct Submitted {
     pub txid: Hash,
     /// False when it was already pending (idempotent resubmission).
     pub new: bool,
-}
-
-/// A page of the mempool, highest fee first.
-#[derive(Debug, Clone)]
-pub struct MempoolPage {
-    /// Pending transactions in all.
-    pub count: usize,
-    /// Their encoded bytes.
-    pub bytes: usize,
-    /// This page.
-    pub items: Vec<PendingTx>,
-    /// Offset of the next page, when there is one.
-    pub next_offset: Option<usize>,
 }
 
 /// A connected peer.
@@ -61,7 +44,7 @@ pub struct PeerInfo {
 }
 
 /// A branch tip (SPEC `/v1/chain/tips`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TipInfo {
     /// Tip hash.
     pub hash: Hash,
@@ -75,19 +58,81 @@ pub struct TipInfo {
     pub status: &'static str,
 }
 
-/// Node facts that are not in the store.
-#[derive(Debug, Clone, Default)]
-pub struct NodeStatus {
-    /// Pending transactions.
-    pub mempool_size: usize,
-    /// Connected peers.
-    pub peer_count: usize,
-    /// Whether the node is catching up with a peer that has more work.
-    pub syncing: bool,
-    /// This node's libp2p peer id.
-    pub peer_id: String,
+/// What the chain thread publishes after every step. Cloning it is cheap: the mempool and the
+/// first-seen map are persistent collections that share structure with the live ones.
+#[derive(Debug, Clone)]
+pub struct NodeSnapshot {
+    /// The mempool as it stood after the step.
+    pub mempool: Mempool,
+    /// When this node first saw recent transactions, pending or since confirmed (bounded).
+    pub first_seen: imbl::HashMap<Hash, u64>,
+    /// Every branch tip.
+    pub tips: Arc<Vec<TipInfo>>,
     /// Whether continuous mining is on.
     pub mining: bool,
+}
+
+impl NodeSnapshot {
+    /// The snapshot of a node with an empty mempool and only `tips`.
+    pub fn empty(mempool: Mempool, tips: Vec<TipInfo>) -> Self {
+        NodeSnapshot {
+            mempool,
+            first_seen: imbl::HashMap::new(),
+            tips: Arc::new(tips),
+            mining: false,
+        }
+    }
+
+    /// When this node first saw `txid`, if it did.
+    pub fn first_seen_ms(&self, txid: &Hash) -> Option<u64> {
+        self.mempool
+            .get(txid)
+            .map(|e| e.first_seen_ms)
+            .or_else(|| self.first_seen.get(txid).copied())
+    }
+}
+
+/// Peer facts, written by the node's network event forwarder and read by the status route.
+#[derive(Debug, Default)]
+pub struct NetFacts {
+    peer_count: AtomicUsize,
+    syncing: AtomicBool,
+    peer_id: String,
+}
+
+impl NetFacts {
+    /// Facts of the node whose libp2p peer id is `peer_id`.
+    pub fn new(peer_id: String) -> Self {
+        NetFacts {
+            peer_id,
+            ..NetFacts::default()
+        }
+    }
+
+    /// This node's libp2p peer id.
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    /// Connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.peer_count.load(Ordering::Relaxed)
+    }
+
+    /// Sets the number of connected peers.
+    pub fn set_peer_count(&self, n: usize) {
+        self.peer_count.store(n, Ordering::Relaxed);
+    }
+
+    /// Whether the node is catching up with a peer that has more work.
+    pub fn syncing(&self) -> bool {
+        self.syncing.load(Ordering::Relaxed)
+    }
+
+    /// Sets whether the node is syncing.
+    pub fn set_syncing(&self, on: bool) {
+        self.syncing.store(on, Ordering::Relaxed);
+    }
 }
 
 /// Events streamed to `/v1/events`.
@@ -120,54 +165,89 @@ pub enum NodeEvent {
     },
 }
 
-/// Why an admin or node request failed.
+/// Why a node request failed. The HTTP status of each variant is decided in one place,
+/// `ApiError::from(NodeError)`: unknown things are 404, requests that can never succeed 400,
+/// store failures and a stopped service 503, a refused block of our own 500.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NodeError {
-    /// The request names something unknown (block, peer).
-    #[error("{0}")]
-    NotFound(String),
-    /// The request is malformed (bad multiaddr, bad peer id).
-    #[error("{0}")]
-    BadRequest(String),
-    /// The node is shutting down or its service stopped.
-    #[error("the node is not serving requests: {0}")]
-    Unavailable(String),
+    /// A block named by hash is unknown.
+    #[error("block {0} is unknown")]
+    UnknownBlock(Hash),
+    /// The genesis block cannot be invalidated or reconsidered.
+    #[error("the genesis block cannot be invalidated or reconsidered")]
+    Genesis,
+    /// A peer id this node does not know.
+    #[error("peer {peer} is unknown to this node")]
+    UnknownPeer {
+        /// The peer id given.
+        peer: String,
+    },
+    /// `unblock` of a peer that is not blocked.
+    #[error("peer {peer} is not blocked")]
+    NotBlocked {
+        /// The peer id given.
+        peer: String,
+    },
+    /// A peer id that does not parse.
+    #[error("invalid peer id {peer:?}: {detail}")]
+    BadPeerId {
+        /// The text given.
+        peer: String,
+        /// Parser message.
+        detail: String,
+    },
+    /// A multiaddr that does not parse, or that cannot be dialled at all.
+    #[error("cannot dial {addr:?}: {detail}")]
+    BadAddress {
+        /// The text given.
+        addr: String,
+        /// Why.
+        detail: String,
+    },
+    /// The request names this node itself.
+    #[error("{peer} is this node itself")]
+    LocalPeer {
+        /// This node's peer id.
+        peer: String,
+    },
+    /// The chain store failed (I/O, full disk): not a verdict on the request.
+    #[error("the chain store failed: {0}")]
+    Store(#[from] StoreError),
+    /// A block this node mined was refused by its own chain (a bug, logged).
+    #[error("mined block {hash} was not accepted: {reason}")]
+    MinedBlockRefused {
+        /// The block.
+        hash: Hash,
+        /// The chain's verdict.
+        reason: String,
+    },
+    /// The chain service's queue is full: retry shortly.
+    #[error("the node is busy: its {queue} queue of {capacity} is full; retry shortly")]
+    Busy {
+        /// Which queue.
+        queue: &'static str,
+        /// Its bound.
+        capacity: usize,
+    },
+    /// The service that answers this request has stopped (shutting down or failed).
+    #[error("the node is not serving requests: {0} stopped")]
+    Stopped(&'static str),
 }
 
 /// One reply channel.
 pub type Reply<T> = oneshot::Sender<T>;
 
-/// Requests the node serves for the HTTP API.
+/// Requests that change the node. Reads do not go through here (see the module docs).
 #[derive(Debug)]
 pub enum NodeRequest {
-    /// Admit transactions (signatures checked by the node on all cores).
+    /// Admit transactions (signatures checked by the node on all cores): one result per
+    /// transaction, in order, or an error when the node could not take the request at all.
     Submit(
         Vec<Transaction>,
-        Reply<Vec<Result<Submitted, MempoolError>>>,
+        Reply<Result<Vec<Result<Submitted, MempoolError>>, NodeError>>,
     ),
-    /// A pending transaction.
-    PendingTx(Hash, Reply<Option<PendingTx>>),
-    /// When this node first saw a transaction (pending or since confirmed), if it did.
-    FirstSeen(Hash, Reply<Option<u64>>),
-    /// Pending transactions that send from or pay to an address, newest first.
-    PendingInvolving(Address, Reply<Vec<PendingTx>>),
-    /// The next nonce of an address counting its pending transactions.
-    NextNonce(Address, Reply<u64>),
-    /// A page of the mempool from an offset.
-    Mempool {
-        /// Offset into the fee-ordered list.
-        offset: usize,
-        /// Page size.
-        limit: usize,
-        /// Reply.
-        reply: Reply<MempoolPage>,
-    },
-    /// Node status facts.
-    Status(Reply<NodeStatus>),
     /// Connected peers.
     Peers(Reply<Vec<PeerInfo>>),
-    /// Every branch tip.
-    ChainTips(Reply<Vec<TipInfo>>),
     /// Mine `blocks` blocks now on the tip, crediting `miner` (or the node's miner address).
     Mine {
         /// Blocks to mine.
@@ -191,16 +271,19 @@ pub enum NodeRequest {
     Reconsider(Hash, Reply<Result<(), NodeError>>),
 }
 
-/// What the HTTP API needs from the node: the store for reads, the request channel, the
-/// event stream and the network definition.
+/// What the HTTP API needs from the node.
 #[derive(Debug, Clone)]
 pub struct NodeApi {
-    /// Read access to the chain store.
-    pub store: Store,
+    /// Read access to the chain store (it cannot write).
+    pub store: StoreReader,
     /// The network.
     pub genesis: Genesis,
     /// Requests to the node.
     pub requests: mpsc::Sender<NodeRequest>,
+    /// The chain thread's latest snapshot.
+    pub snapshot: watch::Receiver<Arc<NodeSnapshot>>,
+    /// Peer facts.
+    pub net: Arc<NetFacts>,
     /// Chain and mempool events.
     pub events: broadcast::Sender<NodeEvent>,
     /// Bearer token of the admin calls.
@@ -209,20 +292,26 @@ pub struct NodeApi {
     pub version: String,
     /// Prometheus metrics, shared with the node (it records chain, mempool, peer and gossip
     /// figures; the HTTP layer records requests and latency).
+    pub metrics: Arc<Metrics>,
     /// JSON file listing the testnet's node URLs for the explorer's testnet view.
     pub explorer_nodes: Option<std::path::PathBuf>,
-    pub metrics: Arc<Metrics>,
 }
 
 impl NodeApi {
-    /// Sends a request built around a fresh reply channel and awaits the reply.
+    /// The latest snapshot (never waits for the chain thread).
+    pub fn snapshot(&self) -> Arc<NodeSnapshot> {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Sends a request built around a fresh reply channel and awaits the reply. When the
+    /// caller goes away (client hung up, timeout), the reply channel closes and the node skips
+    /// work it has not started.
     pub async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> NodeRequest) -> Result<T, NodeError> {
         let (tx, rx) = oneshot::channel();
         self.requests
             .send(make(tx))
             .await
-            .map_err(|_| NodeError::Unavailable("request channel closed".into()))?;
-        rx.await
-            .map_err(|_| NodeError::Unavailable("request dropped".into()))
+            .map_err(|_| NodeError::Stopped("the request channel"))?;
+        rx.await.map_err(|_| NodeError::Stopped("the chain service"))
     }
 }

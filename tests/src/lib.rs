@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use peerchain::RunningNode;
 use peerchain::cli::LogFormat;
-use peerchain::config::{DevMode, NodeConfig};
+use peerchain::config::{DevMode, FailPoints, NodeConfig, NodeLimits};
 use peerchain_ledger::{Address, Genesis, Target, U256};
 use serde_json::Value;
 
@@ -33,6 +33,10 @@ pub struct NodeOptions {
     pub dev: Option<DevMode>,
     /// sled page cache in MiB (tests use 16; the node's own default is 64).
     pub cache_mb: u64,
+    /// Bounds of the node's queues, pools and HTTP server.
+    pub limits: NodeLimits,
+    /// Injected faults.
+    pub failpoints: FailPoints,
 }
 
 impl Default for NodeOptions {
@@ -42,6 +46,8 @@ impl Default for NodeOptions {
             hashrate: Some(20_000),
             dev: None,
             cache_mb: 16,
+            limits: NodeLimits::default(),
+            failpoints: FailPoints::default(),
         }
     }
 }
@@ -101,6 +107,8 @@ fn config(
         explorer_nodes: None,
         heartbeat_ms: 100,
         temp_dir: None,
+        limits: options.limits.clone(),
+        failpoints: options.failpoints.clone(),
     }
 }
 

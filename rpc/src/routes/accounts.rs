@@ -17,13 +17,12 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use peerchain_ledger::{AccountReader, Address, Hash, HistoryCursor, Store, TxLocation};
+use peerchain_ledger::{AccountReader, Address, Hash, HistoryCursor, StoreReader, TxLocation};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, parse_address};
-use crate::node_api::{NodeRequest, PendingTx};
 use crate::pagination::{Page, PageParams};
 use crate::reads::tx_at;
 use crate::state::{AppState, blocking};
@@ -65,8 +64,9 @@ pub(crate) async fn get_account(
         blocking(move || Ok((store.account(&address)?, store.tx_count(&address)?))).await?;
     let next_nonce = state
         .api()
-        .ask(|reply| NodeRequest::NextNonce(address, reply))
-        .await?;
+        .snapshot()
+        .mempool
+        .next_nonce(&address, account.nonce);
     Ok(Json(AccountView {
         address: address.to_hex(),
         balance: account.balance,
@@ -158,35 +158,23 @@ async fn pending_page(
     after: Option<(u64, Hash)>,
     limit: usize,
 ) -> Result<Page<TransactionView>, ApiError> {
-    let pending = state
-        .api()
-        .ask(|reply| NodeRequest::PendingInvolving(address, reply))
-        .await?;
+    // One snapshot for the whole page: no round trip to the chain thread per transaction.
+    let snapshot = state.api().snapshot();
     let store = state.api().store.clone();
     let recent = blocking(move || confirmed_above(&store, &address, h0)).await?;
     let mut entries: HashMap<Hash, ((u64, Hash), TransactionView)> = HashMap::new();
-    for (txid, view) in recent {
-        let seen = state
-            .api()
-            .ask(|reply| NodeRequest::FirstSeen(txid, reply))
-            .await?;
-        if let Some(ms) = seen {
-            let mut view = view;
+    for (txid, mut view) in recent {
+        if let Some(ms) = snapshot.first_seen_ms(&txid) {
             view.first_seen_ms = Some(ms);
             entries.insert(txid, ((ms, txid), view));
         }
     }
-    for PendingTx {
-        tx,
-        txid,
-        first_seen_ms,
-    } in pending
-    {
-        // Pending was read first: a transaction in both confirmed in between.
-        entries.entry(txid).or_insert_with(|| {
+    for e in snapshot.mempool.involving(&address) {
+        // The snapshot was taken first: a transaction in both confirmed in between.
+        entries.entry(e.txid).or_insert_with(|| {
             (
-                (first_seen_ms, txid),
-                TransactionView::pending(&tx, Some(first_seen_ms)),
+                (e.first_seen_ms, e.txid),
+                TransactionView::pending(&e.tx, Some(e.first_seen_ms)),
             )
         });
     }
@@ -215,7 +203,7 @@ async fn pending_page(
 /// Transactions of `address` confirmed above height `h0`, newest first (at most
 /// [`MAX_CONFIRMED_DURING_WALK`]).
 fn confirmed_above(
-    store: &Store,
+    store: &StoreReader,
     address: &Address,
     h0: u64,
 ) -> Result<Vec<(Hash, TransactionView)>, ApiError> {
@@ -242,7 +230,7 @@ fn confirmed_above(
 /// The confirmed phase: up to `limit - prefix.len()` transactions strictly older than
 /// `before`, appended to `prefix`.
 fn confirmed_page(
-    store: &Store,
+    store: &StoreReader,
     address: &Address,
     before: HistoryCursor,
     limit: usize,
@@ -272,7 +260,7 @@ fn confirmed_page(
 
 /// Views of confirmed history entries, reading each block once.
 fn views_at(
-    store: &Store,
+    store: &StoreReader,
     positions: &[(HistoryCursor, Hash)],
     tip: u64,
 ) -> Result<Vec<(Hash, TransactionView)>, ApiError> {

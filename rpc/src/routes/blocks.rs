@@ -10,9 +10,8 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, parse_block_id};
-use crate::node_api::NodeRequest;
 use crate::pagination::{Page, PageParams, number_cursor};
-use crate::reads::{block_bytes, block_summary, body_stats, resolve_block, reward_at, txs_range};
+use crate::reads::{block_bytes, block_summary, encoded, resolve_block, reward_at, txs_range};
 use crate::state::{AppState, blocking};
 use crate::views::{BlockSummary, BlockTxView};
 
@@ -129,7 +128,7 @@ pub(crate) async fn get_block(
         let h = &record.header;
         let stats = store
             .block_bytes(&hash)?
-            .map(|b| body_stats(&b))
+            .map(|b| encoded(&b).map(|v| (v.tx_count() as u64, v.fees())))
             .transpose()?;
         let tip = store.tip_record()?.header.height;
         let in_main_chain = store.main_hash(h.height)? == Some(hash);
@@ -153,8 +152,8 @@ pub(crate) async fn get_block(
             miner: h.miner.to_hex(),
             hash: hash.to_hex(),
             reward: reward_at(&api.genesis, h.height),
-            fees: stats.map(|s| s.fees),
-            tx_count: stats.map(|s| s.tx_count),
+            fees: stats.map(|(_, fees)| fees),
+            tx_count: stats.map(|(count, _)| count),
             work: u256_hex(&h.target.work()),
             total_work: u256_hex(&record.total_work),
             state_digest: store.digest_of(&hash)?.map(|d| d.to_hex()),
@@ -222,7 +221,7 @@ pub(crate) async fn block_transactions(
     let page = blocking(move || {
         let (hash, _) = resolve_block(&store, id)?;
         let bytes = block_bytes(&store, &hash)?;
-        let count = body_stats(&bytes)?.tx_count;
+        let count = encoded(&bytes)?.tx_count() as u64;
         let start = usize::try_from(start).unwrap_or(usize::MAX);
         let txs = txs_range(&bytes, start, limit)?;
         let items: Vec<BlockTxView> = txs
@@ -268,9 +267,11 @@ pub struct TipView {
 pub(crate) async fn chain_tips(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<TipView>>, ApiError> {
-    let tips = state.api().ask(NodeRequest::ChainTips).await?;
+    let snapshot = state.api().snapshot();
     Ok(Json(
-        tips.into_iter()
+        snapshot
+            .tips
+            .iter()
             .map(|t| TipView {
                 hash: t.hash.to_hex(),
                 height: t.height,

@@ -52,7 +52,7 @@ pub struct StatusView {
     responses((status = 200, body = StatusView))
 )]
 pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<StatusView>, ApiError> {
-    let node = state.api().ask(NodeRequest::Status).await?;
+    let snapshot = state.api().snapshot();
     let api = state.api().clone();
     let view = blocking(move || {
         let tip = api.store.tip()?;
@@ -73,12 +73,12 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<StatusV
             target: record.header.target.to_string(),
             total_work: u256_hex(&record.total_work),
             state_digest: digest.to_hex(),
-            mempool_size: node.mempool_size as u64,
-            peer_count: node.peer_count as u64,
-            syncing: node.syncing,
-            peer_id: node.peer_id,
+            mempool_size: snapshot.mempool.len() as u64,
+            peer_count: api.net.peer_count() as u64,
+            syncing: api.net.syncing(),
+            peer_id: api.net.peer_id().to_owned(),
             version: api.version.clone(),
-            mining: node.mining,
+            mining: snapshot.mining,
         })
     })
     .await?;
@@ -111,23 +111,20 @@ pub(crate) async fn mempool(
     let limit = page.limit()?;
     let offset = page.cursor(number_cursor)?.unwrap_or(0);
     let offset = usize::try_from(offset).unwrap_or(usize::MAX);
-    let page = state
-        .api()
-        .ask(|reply| NodeRequest::Mempool {
-            offset,
-            limit,
-            reply,
-        })
-        .await?;
+    let snapshot = state.api().snapshot();
+    let pool = &snapshot.mempool;
+    let items: Vec<TransactionView> = pool
+        .by_fee_desc()
+        .skip(offset)
+        .take(limit)
+        .map(|e| TransactionView::pending(&e.tx, Some(e.first_seen_ms)))
+        .collect();
+    let next = offset.saturating_add(items.len());
     Ok(Json(MempoolView {
-        count: page.count as u64,
-        bytes: page.bytes as u64,
-        items: page
-            .items
-            .iter()
-            .map(|p| TransactionView::pending(&p.tx, Some(p.first_seen_ms)))
-            .collect(),
-        next_cursor: page.next_offset.map(|o| o.to_string()),
+        count: pool.len() as u64,
+        bytes: pool.bytes() as u64,
+        next_cursor: (next < pool.len() && !items.is_empty()).then(|| next.to_string()),
+        items,
     }))
 }
 

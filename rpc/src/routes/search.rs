@@ -8,7 +8,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, shorten};
-use crate::node_api::NodeRequest;
 use crate::state::{AppState, blocking};
 
 /// The search query.
@@ -99,13 +98,7 @@ async fn search_hash(state: &AppState, hash: Hash) -> Result<Option<Json<SearchR
     if block {
         return Ok(Some(hit(SearchKind::Block, hash.to_hex())));
     }
-    if confirmed
-        || state
-            .api()
-            .ask(|reply| NodeRequest::PendingTx(hash, reply))
-            .await?
-            .is_some()
-    {
+    if confirmed || state.api().snapshot().mempool.contains(&hash) {
         return Ok(Some(hit(SearchKind::Transaction, hash.to_hex())));
     }
     Ok(None)
@@ -119,11 +112,6 @@ async fn search_address(
     let known =
         blocking(move || Ok(!store.account(&address)?.is_empty() || store.tx_count(&address)? > 0))
             .await?;
-    let known = known
-        || !state
-            .api()
-            .ask(|reply| NodeRequest::PendingInvolving(address, reply))
-            .await?
-            .is_empty();
+    let known = known || state.api().snapshot().mempool.involving_count(&address) > 0;
     Ok(known.then(|| hit(SearchKind::Account, address.to_hex())))
 }

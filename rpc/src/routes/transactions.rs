@@ -47,7 +47,7 @@ pub(crate) async fn submit(
     let mut answers = state
         .api()
         .ask(|reply| NodeRequest::Submit(vec![tx], reply))
-        .await?;
+        .await??;
     let answer = answers
         .pop()
         .ok_or_else(|| ApiError::internal("the node answered a submission with no result"))?;
@@ -210,7 +210,7 @@ async fn admit_all(state: &AppState, txs: Vec<Transaction>) -> Result<Vec<BatchI
         let answers = state
             .api()
             .ask(|reply| NodeRequest::Submit(to_submit, reply))
-            .await?;
+            .await??;
         for (slot, answer) in slots.into_iter().zip(answers) {
             let item = match answer {
                 Ok(s) => BatchItem::Accepted(result(s.txid, TxStatus::Pending)),
@@ -243,11 +243,7 @@ pub(crate) async fn get_transaction(
     if let Some(view) = confirmed_view(&state, txid).await? {
         return Ok(Json(view));
     }
-    if let Some(p) = state
-        .api()
-        .ask(|reply| NodeRequest::PendingTx(txid, reply))
-        .await?
-    {
+    if let Some(p) = state.api().snapshot().mempool.get(&txid) {
         return Ok(Json(TransactionView::pending(&p.tx, Some(p.first_seen_ms))));
     }
     // It may have been confirmed while we asked the mempool.
@@ -271,13 +267,7 @@ async fn confirmed_view(state: &AppState, txid: Hash) -> Result<Option<Transacti
     let Some(mut view) = found else {
         return Ok(None);
     };
-    // First-seen time is a nicety: a node that cannot answer does not fail the lookup.
-    view.first_seen_ms = state
-        .api()
-        .ask(|reply| NodeRequest::FirstSeen(txid, reply))
-        .await
-        .ok()
-        .flatten();
+    view.first_seen_ms = state.api().snapshot().first_seen_ms(&txid);
     Ok(Some(view))
 }
 

@@ -24,8 +24,7 @@ async fn shutdown_ends_event_streams_and_returns() {
     assert_eq!(events.next().await.0, "block");
     tokio::time::timeout(Duration::from_secs(10), node.stop())
         .await
-        .expect("serve returns promptly")
-        .expect("serve succeeds");
+        .expect("the node stops promptly");
     assert!(events.next_within(Duration::from_secs(2)).await.is_none());
     let refused = reqwest::Client::new()
         .get(node.url("/v1/status"))
@@ -69,7 +68,7 @@ async fn slow_clients_cannot_hold_a_connection() {
 }
 
 /// A live test node for external tools (e.g. schemathesis): run with
-/// `PEERCHAIN_RPC_SERVE_SECS=120 cargo test -p peerchain-rpc --test http -- --ignored --nocapture serve_for_tools`;
+/// `PEERCHAIN_RPC_SERVE_SECS=120 cargo test -p peerchain-tests --test http -- --ignored --nocapture serve_for_tools`;
 /// it prints its URL and admin token, and serves a mined chain with pending transactions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a dev tool, not a test"]

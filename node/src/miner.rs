@@ -1,8 +1,9 @@
-//! Block assembly and the miner: a block template from the mempool, "mine now" for tests and
-//! the admin API, and background mining threads at below-normal priority with a hash-rate cap.
+//! Background mining threads at below-normal priority (nice 10) with a hash-rate cap.
 //!
-//! The miner never touches the store: it receives templates and hands solved blocks back over
-//! a channel, and the chain service imports them like any other block.
+//! The miner never touches the store or the chain: it receives templates
+//! (`peerchain_consensus::build_template`) and hands solved blocks back over a channel, and the
+//! chain service imports them like any other block. This is the only place in the workspace
+//! with `unsafe` code (one `setpriority` call).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,67 +12,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
-use peerchain_ledger::merkle::merkle_root;
-use peerchain_ledger::{Address, Block, BlockHeader, Transaction};
-
-use crate::chain::{Chain, ChainError};
-use crate::pow::HeaderHasher;
-
-/// A block to be solved: header with nonce 0, and its transactions.
-#[derive(Debug, Clone)]
-pub struct Template {
-    /// Header (nonce to be found).
-    pub header: BlockHeader,
-    /// Transactions in block order.
-    pub transactions: Vec<Transaction>,
-}
-
-impl Template {
-    /// The block with `nonce`.
-    pub fn into_block(self, nonce: u64) -> Block {
-        let mut header = self.header;
-        header.nonce = nonce;
-        Block {
-            header,
-            transactions: self.transactions,
-        }
-    }
-}
-
-/// Builds the template of the next block on the tip: mempool transactions by fee with nonces in
-/// order (at most `max_block_txs`), the required target, and a timestamp after the median
-/// time past.
-pub fn build_template(chain: &Chain, miner: Address, now_ms: u64) -> Result<Template, ChainError> {
-    let tip = chain.tip();
-    let parent = chain.tip_header().clone();
-    let transactions = chain.select_transactions()?;
-    let txids: Vec<_> = transactions.iter().map(Transaction::txid).collect();
-    let target = chain
-        .next_target_after(&tip)
-        .ok_or(ChainError::UnknownBlock(tip))?;
-    let timestamp_ms = now_ms.max(chain.median_time_past(&tip).saturating_add(1));
-    Ok(Template {
-        header: BlockHeader {
-            version: 1,
-            height: parent.height + 1,
-            prev_hash: tip,
-            tx_root: merkle_root(&txids),
-            timestamp_ms,
-            target,
-            nonce: 0,
-            miner,
-        },
-        transactions,
-    })
-}
-
-/// Solves a template on the calling thread, without a cap. Returns `None` only if every nonce
-/// fails (practically never for real targets).
-pub fn solve(template: Template) -> Option<Block> {
-    let hasher = HeaderHasher::new(&template.header);
-    let nonce = (0..=u64::MAX).find(|n| hasher.meets_target(*n))?;
-    Some(template.into_block(nonce))
-}
+use peerchain_consensus::Template;
+use peerchain_consensus::pow::HeaderHasher;
+use peerchain_ledger::Block;
 
 /// Background mining settings.
 #[derive(Debug, Clone)]
@@ -216,5 +159,57 @@ fn throttle(started: Instant, done: u64, rate: u64) {
     let due = Duration::from_secs_f64(done as f64 / rate as f64);
     if let Some(wait) = due.checked_sub(started.elapsed()) {
         std::thread::sleep(wait.min(Duration::from_millis(250)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerchain_ledger::merkle::merkle_root;
+    use peerchain_ledger::{Address, BlockHeader, Hash, Target, U256};
+
+    fn template(target: Target) -> Template {
+        Template {
+            header: BlockHeader {
+                version: 1,
+                height: 1,
+                prev_hash: Hash([0; 32]),
+                tx_root: merkle_root(&[]),
+                timestamp_ms: 1,
+                target,
+                nonce: 0,
+                miner: Address([2; 20]),
+            },
+            transactions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn background_miner_finds_blocks_and_respects_the_cap() {
+        let (found_tx, found_rx) = crossbeam_channel::bounded(4);
+        let miner = Miner::start(
+            &MinerConfig {
+                threads: 2,
+                hashrate_cap: Some(2_000),
+            },
+            found_tx,
+        );
+        miner.set_job(Some(template(Target(U256::MAX >> 2))));
+        let block = found_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an easy block is found quickly");
+        assert!(block.header.target.is_met_by(&block.hash()));
+        // Measure the cap on a job that cannot be solved (target 0 is never met).
+        let before = miner.hashes();
+        let started = Instant::now();
+        miner.set_job(Some(template(Target(U256::zero()))));
+        std::thread::sleep(Duration::from_millis(1500));
+        let rate = (miner.hashes() - before) as f64 / started.elapsed().as_secs_f64();
+        assert!(
+            rate < 2_000.0 * 1.5,
+            "capped at 2,000 H/s, measured {rate:.0} H/s"
+        );
+        assert!(rate > 100.0, "still mining, measured {rate:.0} H/s");
+        miner.stop();
     }
 }

@@ -13,7 +13,12 @@ fn hash(v: &Value) -> Hash {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_blocks_and_proofs() {
-    let node = TestNode::start().await;
+    // A connected peer, so the status reports a real peer count.
+    let node = TestNode::start_with(Options {
+        peer: true,
+        ..Options::default()
+    })
+    .await;
     let mined = node.mine(3).await;
     assert_eq!(mined.len(), 3);
 
@@ -157,7 +162,7 @@ async fn transactions_blocks_and_proofs() {
     // Status.
     let (status, s) = node.get("/v1/status").await;
     assert_eq!(status, StatusCode::OK);
-    let (tip_hash, height) = node.tip();
+    let (tip_hash, height) = node.tip().await;
     assert_eq!(s["chain_id"], 7710);
     assert_eq!(s["genesis_hash"], node.genesis.hash().to_hex());
     assert_eq!(s["height"], height);
@@ -169,13 +174,19 @@ async fn transactions_blocks_and_proofs() {
     assert_eq!(s["mempool_size"], 0);
     assert_eq!(s["peer_count"], 1);
     assert_eq!(s["syncing"], false);
-    assert_eq!(s["peer_id"], PEER_ID);
-    assert_eq!(s["version"], "peerchain-test/0.1.0");
+    assert_eq!(s["peer_id"], node.node().peer_id);
+    assert_ne!(s["peer_id"], node.peer_id(), "its own id, not the peer's");
+    assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(s["mining"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_mempool_search_tips_and_peers() {
-    let node = TestNode::start().await;
+    let node = TestNode::start_with(Options {
+        peer: true,
+        ..Options::default()
+    })
+    .await;
     node.mine(1).await;
     let a0 = node.address(0);
     let a1 = node.address(1);
@@ -241,7 +252,7 @@ async fn accounts_mempool_search_tips_and_peers() {
     assert_eq!(second["next_cursor"], Value::Null);
 
     // Search.
-    let (tip, _) = node.tip();
+    let (tip, _) = node.tip().await;
     for (q, kind, id) in [
         ("2".to_owned(), "block", tip.to_hex()),
         (tip.to_hex(), "block", tip.to_hex()),
@@ -270,12 +281,23 @@ async fn accounts_mempool_search_tips_and_peers() {
         json!([{ "hash": tip.to_hex(), "height": 2, "total_work": format!("{:064x}", 6),
                  "branch_length": 0, "status": "active" }])
     );
+    // The peer dialled this node (it is the peer's bootnode): one inbound connection.
     let (status, peers) = node.get("/v1/peers").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(peers[0]["peer_id"], PEER_ID);
-    for field in ["address", "direction", "connected_since_ms", "best_height"] {
-        assert!(peers[0].get(field).is_some(), "{field}");
-    }
+    assert_eq!(peers.as_array().map(Vec::len), Some(1), "{peers}");
+    let peer = &peers[0];
+    assert_eq!(peer["peer_id"], node.peer_id());
+    assert_eq!(peer["direction"], "inbound", "{peer}");
+    let address = peer["address"].as_str().expect("address");
+    assert!(address.starts_with("/ip4/127.0.0.1/tcp/"), "{address}");
+    let since = peer["connected_since_ms"].as_u64().expect("since");
+    assert!(since > 0 && since <= now_ms(), "{peer}");
+    // Announced by the peer itself: unknown, or at most this node's height.
+    let best = &peer["best_height"];
+    assert!(
+        best.is_null() || best.as_u64().is_some_and(|h| h <= 2),
+        "{peer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,7 +366,11 @@ async fn batch_answers_every_item_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_calls() {
-    let node = TestNode::start().await;
+    let node = TestNode::start_with(Options {
+        peer: true,
+        ..Options::default()
+    })
+    .await;
     let miner = peerchain_ledger::Address([0x11; 20]);
     let (status, mined) = node
         .admin(
@@ -378,12 +404,17 @@ async fn admin_calls() {
         )
         .await;
     assert_eq!(dial, (StatusCode::OK, ok.clone()));
+    let peer = node.peer_id();
     let block = node
-        .admin(&format!("/v1/admin/peers/{PEER_ID}/block"), &json!({}))
+        .admin(&format!("/v1/admin/peers/{peer}/block"), &json!({}))
         .await;
     assert_eq!(block, (StatusCode::OK, ok.clone()));
+    node.wait_for("the blocked peer to be disconnected", |s| {
+        s["peer_count"] == 0
+    })
+    .await;
     let unblock = node
-        .admin(&format!("/v1/admin/peers/{PEER_ID}/unblock"), &json!({}))
+        .admin(&format!("/v1/admin/peers/{peer}/unblock"), &json!({}))
         .await;
     assert_eq!(unblock, (StatusCode::OK, ok.clone()));
 
@@ -456,11 +487,13 @@ async fn metrics_openapi_and_explorer() {
     ] {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
     }
-    node.metrics.gossip("blocks", "accept");
-    node.metrics.set_hashrate(12.5);
-    node.metrics.set_peers(3);
-    node.metrics.reorg(2);
-    let text = node.metrics.render();
+    // The node's own registry: what the node records is what `/metrics` renders.
+    let metrics = &node.node().metrics;
+    metrics.gossip("blocks", "accept");
+    metrics.set_hashrate(12.5);
+    metrics.set_peers(3);
+    metrics.reorg(2);
+    let text = metrics.render();
     assert!(text.contains("peerchain_gossip_messages_total{topic=\"blocks\",result=\"accept\"} 1"));
     assert!(text.contains("peerchain_hashrate_hashes_per_second 12.5"));
     assert!(text.contains("peerchain_peers 3"));

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use peerchain::config::FailPoints;
 use peerchain_ledger::{MempoolConfig, Transaction};
 use peerchain_rpc::Limits;
 use reqwest::StatusCode;
@@ -389,7 +390,7 @@ async fn admin_needs_the_token() {
             .expect("POST");
         assert_error(&read(r).await, StatusCode::UNAUTHORIZED, "unauthorized");
     }
-    assert_eq!(node.tip().1, 0, "nothing was mined");
+    assert_eq!(node.tip().await.1, 0, "nothing was mined");
 
     let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
         (
@@ -428,12 +429,18 @@ async fn admin_needs_the_token() {
             S400,
             "bad_request",
         ),
-        ("/v1/admin/peers/nobody/block", json!({}), S404, "not_found"),
+        // Not a peer id at all (unknown but valid ids: see the test below).
+        (
+            "/v1/admin/peers/nobody/block",
+            json!({}),
+            S400,
+            "bad_request",
+        ),
         (
             "/v1/admin/peers/nobody/unblock",
             json!({}),
-            S404,
-            "not_found",
+            S400,
+            "bad_request",
         ),
         (
             "/v1/admin/invalidate",
@@ -466,26 +473,130 @@ async fn admin_needs_the_token() {
     }
 }
 
+/// Fixed defect: the old node answered every failed invalidate/reconsider 404, genesis
+/// included (it failed this test); genesis is a request that can never succeed: 400.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_node_is_503() {
+async fn invalidate_and_reconsider_answer_404_for_unknown_and_400_for_genesis() {
+    let node = TestNode::start().await;
+    let genesis = node.genesis.hash().to_hex();
+    let unknown = "cd".repeat(32);
+    for path in ["/v1/admin/invalidate", "/v1/admin/reconsider"] {
+        let got = node.admin(path, &json!({ "hash": genesis })).await;
+        let message = assert_error(&got, S400, "bad_request");
+        assert!(message.contains("genesis"), "{path}: {message}");
+        let got = node.admin(path, &json!({ "hash": unknown })).await;
+        let message = assert_error(&got, S404, "not_found");
+        assert!(message.contains(&unknown), "{path}: {message}");
+    }
+    assert_eq!(node.tip().await.1, 0, "nothing changed");
+
+    let mined = node.mine(1).await.remove(0);
+    let ok = (StatusCode::OK, json!({ "ok": true }));
+    let got = node
+        .admin("/v1/admin/invalidate", &json!({ "hash": mined }))
+        .await;
+    assert_eq!(got, ok);
+    assert_eq!(node.tip().await.1, 0, "back to genesis");
+    let got = node
+        .admin("/v1/admin/reconsider", &json!({ "hash": mined }))
+        .await;
+    assert_eq!(got, ok);
+    let (tip, height) = node.tip().await;
+    assert_eq!((tip.to_hex(), height), (mined, 1));
+}
+
+/// Fixed defect: the old node answered every failed block/unblock 400, unknown peers
+/// included (it failed this test); an unknown peer, or one that is not blocked, is 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_and_unblock_answer_404_for_unknown_peers() {
     let node = TestNode::start_with(Options {
-        no_node: true,
+        peer: true,
         ..Options::default()
     })
     .await;
-    for path in ["/v1/status", "/v1/mempool", "/v1/peers", "/v1/chain/tips"] {
-        let got = node.get(path).await;
-        assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let peer = node.peer_id();
+    // A well-formed peer id that neither node has seen.
+    let stranger = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+    assert_ne!(stranger, peer);
+    assert_ne!(stranger, node.node().peer_id);
+    let block = |id: String| async move {
+        node.admin(&format!("/v1/admin/peers/{id}/block"), &json!({}))
+            .await
+    };
+    let unblock = |id: String| async move {
+        node.admin(&format!("/v1/admin/peers/{id}/unblock"), &json!({}))
+            .await
+    };
+
+    let message = assert_error(&block(stranger.into()).await, S404, "not_found");
+    assert!(message.contains(stranger), "{message}");
+    let message = assert_error(&unblock(stranger.into()).await, S404, "not_found");
+    assert!(message.contains(stranger), "{message}");
+    // Connected, but not blocked.
+    let message = assert_error(&unblock(peer.clone()).await, S404, "not_found");
+    assert!(message.contains(&peer), "{message}");
+    // Malformed ids and this node itself can never be blocked.
+    for id in ["nobody".to_owned(), node.node().peer_id.clone()] {
+        let message = assert_error(&block(id.clone()).await, S400, "bad_request");
+        assert!(message.contains(&id), "{message}");
+        let message = assert_error(&unblock(id.clone()).await, S400, "bad_request");
+        assert!(message.contains(&id), "{message}");
     }
-    let tx = node.transfer(0, node.address(1), 1, 1, 0);
-    let got = node.post("/v1/transactions", &tx_json(&tx)).await;
-    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
-    // Store reads still work without the node.
-    assert_eq!(node.get("/v1/blocks/0").await.0, StatusCode::OK);
+    assert_eq!(node.get("/v1/status").await.1["peer_count"], 1);
+
+    let ok = (StatusCode::OK, json!({ "ok": true }));
+    assert_eq!(block(peer.clone()).await, ok);
+    node.wait_for("the blocked peer to be disconnected", |s| {
+        s["peer_count"] == 0
+    })
+    .await;
+    let (_, peers) = node.get("/v1/peers").await;
+    assert_eq!(peers, json!([]));
+    assert_eq!(unblock(peer.clone()).await, ok);
+    let message = assert_error(&unblock(peer.clone()).await, S404, "not_found");
+    assert!(message.contains(&peer), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::await_holding_lock)] // Holding the chain is how the test stalls the node.
+async fn a_stopped_node_is_503() {
+    let mut node = TestNode::start_with(Options {
+        failpoints: FailPoints {
+            chain_panic_after_ms: Some(0),
+        },
+        ..Options::default()
+    })
+    .await;
+    let exit = tokio::time::timeout(Duration::from_secs(10), node.node_mut().failed())
+        .await
+        .expect("the chain thread fails");
+    assert_eq!(exit.part, "chain thread", "{exit}");
+    assert!(exit.reason.contains("chain-panic-after-ms"), "{exit}");
+
+    // What needs the chain thread is 503 `unavailable`.
+    let tx = node.transfer(0, node.address(1), 1, 1, 0);
+    let got = node.post("/v1/transactions", &tx_json(&tx)).await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let got = node
+        .post("/v1/transactions/batch", &json!([tx_json(&tx)]))
+        .await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let got = node.admin("/v1/admin/mine", &json!({ "blocks": 1 })).await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let got = node
+        .admin(
+            "/v1/admin/invalidate",
+            &json!({ "hash": "ab".repeat(32) }),
+        )
+        .await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    // Reads (the store and the last snapshot) still work without it.
+    for path in ["/v1/status", "/v1/blocks/0", "/v1/mempool", "/v1/chain/tips"] {
+        let (status, body) = node.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_and_slow_requests_are_bounded() {
     let node = TestNode::start_with(Options {
         limits: Limits {
@@ -497,11 +608,17 @@ async fn overload_and_slow_requests_are_bounded() {
         ..Options::default()
     })
     .await;
-    // Stall the node: the first request holds the only slot, the second is shed.
-    let guard = node.lock_chain();
+    // Stall the chain thread (as a long reorg would) for longer than the steps below take.
+    let stall = Duration::from_secs(3);
+    let stalled_at = tokio::time::Instant::now();
+    node.node().stall_chain_thread(stall);
+    // A submission waits for it and holds the only slot; a second request is shed.
     let client = node.client.clone();
-    let url = node.url("/v1/status");
-    let slow = tokio::spawn(async move { read(client.get(url).send().await.expect("GET")).await });
+    let url = node.url("/v1/transactions");
+    let tx = tx_json(&node.transfer(0, node.address(1), 1, 1, 0));
+    let slow = tokio::spawn(async move {
+        read(client.post(url).json(&tx).send().await.expect("POST")).await
+    });
     tokio::time::sleep(Duration::from_millis(150)).await;
     let shed = node.get("/v1/blocks/0").await;
     let message = assert_error(&shed, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
@@ -509,9 +626,26 @@ async fn overload_and_slow_requests_are_bounded() {
     // The stalled request times out instead of holding the slot.
     let timed_out = slow.await.expect("task");
     let message = assert_error(&timed_out, StatusCode::SERVICE_UNAVAILABLE, "timeout");
-    assert!(message.contains("/v1/status"), "{message}");
-    drop(guard);
-    assert_eq!(node.get("/v1/status").await.0, StatusCode::OK);
+    assert!(message.contains("/v1/transactions"), "{message}");
+    // Reads never wait for the chain thread: still stalled, yet they answer within the
+    // request timeout (new with the snapshot reads).
+    for path in [
+        "/v1/status".to_owned(),
+        "/v1/mempool".to_owned(),
+        "/v1/chain/tips".to_owned(),
+        format!("/v1/accounts/{}", node.address(0)),
+    ] {
+        let (status, body) = node.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    assert!(
+        stalled_at.elapsed() < stall,
+        "the reads were answered while the chain thread was stalled"
+    );
+    // Once the stall ends the chain thread serves again; the abandoned submission was skipped.
+    let block = node.mine(1).await.remove(0);
+    let (_, b) = node.get(&format!("/v1/blocks/{block}")).await;
+    assert_eq!(b["tx_count"], 0, "{b}");
 
     // One event stream at a time.
     let _stream = EventReader::open(&node, "").await;

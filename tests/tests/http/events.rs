@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use peerchain_ledger::{Address, Hash};
-use peerchain_rpc::node_api::NodeEvent;
+use peerchain_ledger::Hash;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -45,22 +44,80 @@ async fn block_tx_and_reorg_events_arrive_in_order() {
         ("tx", json!({ "txid": tx.txid().to_hex() }))
     );
 
-    // A heavier branch from block 1 (heights 2..4) replaces blocks 2 and 3.
+    // A side branch, through the admin API. Invalidating block 2 steps the chain back to
+    // block 1: a reorg that connects nothing.
     let a: Vec<Hash> = mined.iter().map(|h| h.parse().expect("hash")).collect();
-    let branch: Vec<Hash> = node.with_chain(|chain| {
-        let mut parent = a[0];
-        let mut out = Vec::new();
-        for _ in 0..3 {
-            let block = fork_block(chain, &parent, Address([7; 20]));
-            parent = block.hash();
-            chain
-                .import(block, Some("peer".into()), now_ms())
-                .expect("import");
-            out.push(parent);
-        }
-        out
-    });
     let hex = |hs: &[Hash]| hs.iter().map(Hash::to_hex).collect::<Vec<_>>();
+    let ok = (StatusCode::OK, json!({ "ok": true }));
+    let invalidate = |h: Hash| async move {
+        node.admin("/v1/admin/invalidate", &json!({ "hash": h.to_hex() }))
+            .await
+    };
+    let reconsider = |h: Hash| async move {
+        node.admin("/v1/admin/reconsider", &json!({ "hash": h.to_hex() }))
+            .await
+    };
+    assert_eq!(invalidate(a[1]).await, ok);
+    let (name, back) = events.next().await;
+    assert_eq!(name, "reorg");
+    assert_eq!(
+        back,
+        json!({
+            "fork_height": 1,
+            "old_tip": a[2].to_hex(),
+            "new_tip": a[0].to_hex(),
+            "disconnected": hex(&[a[2], a[1]]),
+            "connected": [],
+        })
+    );
+    // Mining there builds a branch from block 1 (heights 2..4, the pending transaction in its
+    // first block); reconsidering block 2 makes the first chain a lighter valid fork again.
+    let branch: Vec<Hash> = node
+        .mine(3)
+        .await
+        .iter()
+        .map(|h| h.parse().expect("hash"))
+        .collect();
+    for (i, hash) in branch.iter().enumerate() {
+        let (name, data) = events.next().await;
+        assert_eq!(name, "block");
+        assert_eq!(data["hash"], hash.to_hex());
+        assert_eq!(data["height"], i + 2);
+        assert_eq!(data["tx_count"], u64::from(i == 0));
+    }
+    assert_eq!(reconsider(a[1]).await, ok);
+
+    // Invalidate the branch: back to the first chain, and the branch's transaction returns to
+    // the mempool.
+    assert_eq!(invalidate(branch[0]).await, ok);
+    let (name, first) = events.next().await;
+    assert_eq!(name, "reorg");
+    assert_eq!(first["old_tip"], branch[2].to_hex());
+    assert_eq!(first["disconnected"][0], branch[2].to_hex());
+    let mut blocks = Vec::new();
+    let mut returned = 0;
+    while blocks.last() != Some(&a[2].to_hex()) || returned == 0 {
+        let (name, data) = events.next().await;
+        match name.as_str() {
+            "block" => blocks.push(data["hash"].as_str().expect("hash").to_owned()),
+            "reorg" => assert!(
+                blocks.is_empty(),
+                "reorgs come before the blocks they connect"
+            ),
+            "tx" => {
+                assert_eq!(data, json!({ "txid": tx.txid().to_hex() }));
+                returned += 1;
+            }
+            other => panic!("unexpected {other} event: {data}"),
+        }
+    }
+    assert_eq!(blocks, hex(&[a[1], a[2]]));
+    assert_eq!(returned, 1);
+    let (_, status) = node.get("/v1/status").await;
+    assert_eq!(status["tip_hash"], a[2].to_hex());
+
+    // Reconsider it: the heavier branch from block 1 (heights 2..4) replaces blocks 2 and 3.
+    assert_eq!(reconsider(branch[0]).await, ok);
     let (name, reorg) = events.next().await;
     assert_eq!(name, "reorg");
     assert_eq!(
@@ -79,38 +136,8 @@ async fn block_tx_and_reorg_events_arrive_in_order() {
         assert_eq!(data["hash"], hash.to_hex());
         assert_eq!(data["height"], i + 2);
     }
-
-    // Invalidate the branch through the admin API: back to the first chain.
-    let (status, _) = node
-        .admin(
-            "/v1/admin/invalidate",
-            &json!({ "hash": branch[0].to_hex() }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let mut blocks = Vec::new();
-    let (name, first) = events.next().await;
-    assert_eq!(name, "reorg");
-    assert_eq!(first["old_tip"], branch[2].to_hex());
-    assert_eq!(first["disconnected"][0], branch[2].to_hex());
-    loop {
-        let (name, data) = events.next().await;
-        if name == "block" {
-            blocks.push(data["hash"].as_str().expect("hash").to_owned());
-            if data["hash"] == a[2].to_hex() {
-                break;
-            }
-        } else {
-            assert_eq!(name, "reorg");
-            assert!(
-                blocks.is_empty(),
-                "reorgs come before the blocks they connect"
-            );
-        }
-    }
-    assert_eq!(blocks, hex(&[a[1], a[2]]));
     let (_, status) = node.get("/v1/status").await;
-    assert_eq!(status["tip_hash"], a[2].to_hex());
+    assert_eq!(status["tip_hash"], branch[2].to_hex());
     assert!(
         events
             .next_within(Duration::from_millis(200))
@@ -150,14 +177,24 @@ async fn a_lagging_client_is_told_and_keeps_receiving() {
     })
     .await;
     let mut events = EventReader::open(&node, "").await;
-    for i in 0..2_000u32 {
-        let mut bytes = [0u8; 32];
-        bytes[..4].copy_from_slice(&i.to_le_bytes());
-        let _ = node.events.send(NodeEvent::Tx { txid: Hash(bytes) });
+    // One batch of 2,000 transactions: the node sends their 2,000 `tx` events in one burst,
+    // far more than the 8 a subscriber may have unread.
+    let mut txs = Vec::new();
+    for from in 0..4 {
+        for nonce in 0..500 {
+            txs.push(tx_json(&node.transfer(from, node.address(5), 1, 1, nonce)));
+        }
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, answer) = node
+        .post("/v1/transactions/batch", &Value::Array(txs))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = answer.as_array().expect("array");
+    assert_eq!(answer.len(), 2_000);
+    assert!(answer.iter().all(|a| a["status"] == "pending"));
     let hash = node.mine(1).await.remove(0);
     let mut missed = 0;
+    let mut txs_seen = 0;
     loop {
         let (name, data) = events.next().await;
         match name.as_str() {
@@ -166,8 +203,12 @@ async fn a_lagging_client_is_told_and_keeps_receiving() {
                 assert_eq!(data["hash"], hash);
                 break;
             }
-            other => assert_eq!(other, "tx"),
+            other => {
+                assert_eq!(other, "tx");
+                txs_seen += 1;
+            }
         }
     }
     assert!(missed > 0, "the client was told it missed events");
+    assert_eq!(missed + txs_seen, 2_000, "every event is either received or counted as missed");
 }

@@ -1,0 +1,139 @@
+//! What peers send: blocks (gossip or sync) and gossiped transactions, judged by the chain and
+//! answered through the verdict functions of [`crate::verdict`].
+
+use peerchain_consensus::{Imported, Verdict};
+use peerchain_ledger::mempool::Admitted;
+use peerchain_ledger::{AccountReader, Address, Block, Transaction};
+use peerchain_network::{Acceptance, BlockOrigin, MessageRef};
+
+use super::{ChainService, now_ms};
+use crate::outbox::NetCommand;
+use crate::verdict::{TxVerdict, block_acceptance, tx_verdict};
+
+/// The metric label of a gossip verdict.
+fn acceptance_label(a: Acceptance) -> &'static str {
+    match a {
+        Acceptance::Accept => "accept",
+        Acceptance::Reject => "reject",
+        Acceptance::Ignore => "ignore",
+    }
+}
+
+impl ChainService {
+    pub(super) fn import_from_peer(&mut self, block: Block, peer: String, origin: BlockOrigin) {
+        let hash = block.hash();
+        let reports = match self.chain.import(block, Some(peer.clone()), now_ms()) {
+            Ok(r) => r,
+            Err(e) => {
+                // Not a verdict: the gossip validation times out (no penalty) and sync retries.
+                tracing::error!(error = %e, %hash, "store failure while importing");
+                return;
+            }
+        };
+        self.tips_dirty = true;
+        for r in &reports {
+            if r.hash == hash {
+                self.answer_origin(&origin, &peer, &r.verdict);
+            } else {
+                self.penalize_if_invalid(r);
+            }
+        }
+    }
+
+    fn answer_origin(&self, origin: &BlockOrigin, peer: &str, verdict: &Verdict) {
+        let out = &self.links.outbox;
+        match origin {
+            BlockOrigin::Gossip(msg) => {
+                let acceptance = block_acceptance(verdict);
+                self.links.metrics.gossip("blocks", acceptance_label(acceptance));
+                out.send(NetCommand::Report(msg.clone(), acceptance));
+            }
+            BlockOrigin::Sync => {
+                if let Verdict::Invalid(e) = verdict {
+                    out.send(NetCommand::Penalize {
+                        peer: peer.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        if let Verdict::Orphan { missing } = verdict {
+            out.send(NetCommand::RequestAncestors {
+                peer: peer.to_owned(),
+                missing: *missing,
+            });
+        }
+        if let Verdict::Invalid(e) = verdict {
+            tracing::warn!(%peer, error = %e, "invalid block from peer");
+        }
+    }
+
+    pub(super) fn penalize_if_invalid(&self, r: &Imported) {
+        if let (Verdict::Invalid(e), Some(peer)) = (&r.verdict, &r.source) {
+            self.links.outbox.send(NetCommand::Penalize {
+                peer: peer.clone(),
+                reason: e.to_string(),
+            });
+        }
+    }
+
+    pub(super) fn gossiped_tx(&mut self, tx: Transaction, msg: MessageRef) {
+        let sender = tx.sender();
+        let result = self.chain.submit(tx.clone(), now_ms());
+        let verdict = tx_verdict(&result);
+        match (&verdict, &result) {
+            (TxVerdict::Accept, _) => {
+                self.links.metrics.tx_accepted();
+                self.template_dirty = true;
+                self.admit_held(&sender);
+            }
+            (TxVerdict::Hold, _) => {
+                // Gossip may deliver nonce n+1 before n: wait (briefly) for the gap to close.
+                self.gap.hold(tx, now_ms());
+            }
+            (_, Err(e)) => self.links.metrics.tx_rejected(e.code()),
+            (_, Ok(_)) => {}
+        }
+        let acceptance = verdict.acceptance();
+        self.links
+            .metrics
+            .gossip("transactions", acceptance_label(acceptance));
+        self.links.outbox.send(NetCommand::Report(msg, acceptance));
+    }
+
+    /// Offers `sender`'s held transactions to the mempool once the gap before them has
+    /// closed, in nonce order, and relays those admitted; the rest wait on (keeping the time
+    /// they were first held). Costs nothing while the gap is open.
+    pub(super) fn admit_held(&mut self, sender: &Address) {
+        let account_nonce = self.chain.store().account(sender).map_or(0, |a| a.nonce);
+        let mut next = self.chain.mempool().next_nonce(sender, account_nonce);
+        if self
+            .gap
+            .first_nonce(sender)
+            .is_none_or(|first| first > next)
+        {
+            return;
+        }
+        let mut relay = Vec::new();
+        for (tx, held_since) in self.gap.take(sender) {
+            if tx.nonce > next {
+                self.gap.hold(tx, held_since);
+                continue;
+            }
+            match self.chain.submit(tx.clone(), now_ms()) {
+                Ok(Admitted::New { .. }) => {
+                    self.links.metrics.tx_accepted();
+                    self.template_dirty = true;
+                    next += 1;
+                    relay.push(tx);
+                }
+                Ok(Admitted::AlreadyPending(_)) => {}
+                Err(e) => self.links.metrics.tx_rejected(e.code()),
+            }
+        }
+        if !relay.is_empty() {
+            // Their first delivery was not forwarded (it could not be validated then).
+            self.links.outbox.send(NetCommand::PublishTxs(relay));
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Mining on the chain thread: templates for the background miner, blocks it finds, and
+//! "mine n blocks now" jobs (one block per loop turn, so other messages are served between).
+
+use std::time::{Duration, Instant};
+
+use peerchain_consensus::{Verdict, build_template, solve};
+use peerchain_ledger::{Address, Block, Hash};
+use peerchain_rpc::node_api::{NodeError, Reply};
+
+use super::{ChainService, now_ms};
+use crate::outbox::NetCommand;
+use crate::verdict::node_error;
+
+/// A "mine n blocks now" request in progress.
+#[derive(Debug)]
+pub(super) struct MineJob {
+    pub(super) remaining: u32,
+    pub(super) miner: Option<Address>,
+    pub(super) done: Vec<Hash>,
+    pub(super) reply: Reply<Result<Vec<Hash>, NodeError>>,
+}
+
+impl ChainService {
+    /// Mines one block of the oldest "mine now" job and replies when it is complete. A job
+    /// whose caller has gone (timeout, hung up) is dropped without mining further.
+    pub(super) fn mine_step(&mut self) {
+        let Some(mut job) = self.mine_jobs.pop_front() else {
+            return;
+        };
+        if job.reply.is_closed() {
+            tracing::info!(mined = job.done.len(), "mine request abandoned by its caller");
+            return;
+        }
+        if job.remaining == 0 {
+            let _ = job.reply.send(Ok(job.done));
+            return;
+        }
+        match self.mine_now(1, job.miner) {
+            Ok(hashes) => {
+                job.done.extend(hashes);
+                job.remaining = job.remaining.saturating_sub(1);
+                if job.remaining == 0 {
+                    let _ = job.reply.send(Ok(job.done));
+                } else {
+                    self.mine_jobs.push_front(job);
+                }
+            }
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+
+    pub(super) fn mine_now(
+        &mut self,
+        blocks: u32,
+        miner: Option<Address>,
+    ) -> Result<Vec<Hash>, NodeError> {
+        let mut out = Vec::new();
+        for _ in 0..blocks {
+            let mut template =
+                build_template(&self.chain, miner.unwrap_or(self.miner_address), now_ms())
+                    .map_err(node_error)?;
+            // Right after `invalidate` the same template can rebuild the very block that was
+            // invalidated (same clock millisecond): move the timestamp on until it is new.
+            let block = loop {
+                let Some(block) = solve(template.clone()) else {
+                    template.header.timestamp_ms += 1;
+                    continue;
+                };
+                if self.chain.block_info(&block.hash()).is_none() {
+                    break block;
+                }
+                template.header.timestamp_ms += 1;
+            };
+            out.push(self.import_own(block)?);
+        }
+        Ok(out)
+    }
+
+    /// Imports a block made here and publishes it when it joined the main chain.
+    pub(super) fn import_own(&mut self, block: Block) -> Result<Hash, NodeError> {
+        let hash = block.hash();
+        let height = block.header.height;
+        let txs = block.transactions.len();
+        let reports = self
+            .chain
+            .import(block.clone(), None, now_ms())
+            .map_err(node_error)?;
+        self.tips_dirty = true;
+        let verdict = reports
+            .iter()
+            .find(|r| r.hash == hash)
+            .map(|r| &r.verdict);
+        match verdict {
+            Some(Verdict::Accepted { on_main: true }) => {
+                tracing::info!(%hash, height, txs, "mined block");
+                self.links
+                    .outbox
+                    .send(NetCommand::PublishBlock(Box::new(block)));
+                self.publish_events();
+                Ok(hash)
+            }
+            other => {
+                tracing::warn!(%hash, ?other, "mined block not on the main chain");
+                Err(NodeError::MinedBlockRefused {
+                    hash,
+                    reason: format!("{other:?}"),
+                })
+            }
+        }
+    }
+
+    /// Gives the miner a new template: at once when the tip changed, at most once a second
+    /// when only the mempool changed, and every 5 s to keep the timestamp fresh.
+    pub(super) fn refresh_template(&mut self, tip_changed: bool) {
+        if !self.mining {
+            if self.miner.is_working() {
+                self.miner.set_job(None);
+            }
+            return;
+        }
+        let age = self.clocks.last_template.elapsed();
+        let due = tip_changed
+            || (self.template_dirty && age >= Duration::from_secs(1))
+            || age >= Duration::from_secs(5)
+            || !self.miner.is_working();
+        if !due {
+            return;
+        }
+        match build_template(&self.chain, self.miner_address, now_ms()) {
+            Ok(t) => self.miner.set_job(Some(t)),
+            Err(e) => tracing::error!(error = %e, "cannot build a block template"),
+        }
+        self.template_dirty = false;
+        self.clocks.last_template = Instant::now();
+    }
+}

@@ -1,0 +1,291 @@
+//! The chain thread: the single owner of the [`Chain`] (and so of every store write), the
+//! mempool, the nonce-gap queue and the miner.
+//!
+//! It takes [`ChainMsg`]s from one bounded inbox, in order: blocks and transactions from the
+//! network, requests from the HTTP API. After every step it
+//! - turns chain events into API events, metrics and miner templates ([`publish`]),
+//! - queues what the network must do on the ordered [`NetOutbox`] (never a spawned task),
+//! - publishes a [`NodeSnapshot`] in a `watch` channel, from which every read of the API is
+//!   served without waiting for this thread.
+//!
+//! Split by concern: [`requests`] (what the API asks), [`gossip`] (what peers send),
+//! [`mining`] (templates, found blocks, "mine now"), [`publish`] (events and snapshots).
+
+mod gossip;
+mod mining;
+mod publish;
+mod requests;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, select};
+use peerchain_consensus::Chain;
+use peerchain_ledger::{Address, Block, Transaction};
+use peerchain_network::{BlockOrigin, MessageRef};
+use peerchain_rpc::metrics::Metrics;
+use peerchain_rpc::node_api::{NodeEvent, NodeSnapshot};
+use tokio::sync::{broadcast, oneshot, watch};
+
+pub use requests::ChainRequest;
+
+use crate::config::{DevMode, FailPoints, NodeConfig};
+use crate::first_seen::FirstSeen;
+use crate::gap::GapQueue;
+use crate::miner::{Miner, MinerConfig};
+use crate::outbox::NetOutbox;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Messages for the chain thread.
+#[derive(Debug)]
+pub enum ChainMsg {
+    /// A block from the network.
+    Block {
+        /// The block.
+        block: Block,
+        /// Sending peer.
+        peer: String,
+        /// Gossip (with the message to report) or sync.
+        origin: BlockOrigin,
+    },
+    /// A gossiped transaction.
+    Tx {
+        /// The transaction.
+        tx: Transaction,
+        /// Gossip message to report.
+        msg: MessageRef,
+    },
+    /// A request of the HTTP API that changes the chain or the mempool.
+    Request(ChainRequest),
+    /// Tests only: keep the chain thread busy for this long (as a long reorg would).
+    Stall(Duration),
+    /// Stop: save the mempool, flush the store, then reply.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Where the chain thread's results go.
+#[derive(Debug)]
+pub struct Links {
+    /// Ordered commands to the network.
+    pub outbox: NetOutbox,
+    /// API events.
+    pub events: broadcast::Sender<NodeEvent>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The published snapshot.
+    pub snapshot: watch::Sender<Arc<NodeSnapshot>>,
+}
+
+/// The chain thread's state. See the module docs.
+pub struct ChainService {
+    chain: Chain,
+    links: Links,
+    miner: Miner,
+    found: Receiver<Block>,
+    miner_address: Address,
+    mining: bool,
+    dev: Option<DevMode>,
+    first_seen: FirstSeen,
+    gap: GapQueue,
+    mine_jobs: VecDeque<mining::MineJob>,
+    tips: Arc<Vec<peerchain_rpc::node_api::TipInfo>>,
+    tips_dirty: bool,
+    template_dirty: bool,
+    clocks: Clocks,
+    failpoints: FailPoints,
+}
+
+impl std::fmt::Debug for ChainService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainService")
+            .field("tip", &self.chain.tip())
+            .field("mining", &self.mining)
+            .finish_non_exhaustive()
+    }
+}
+
+/// When periodic work last ran.
+#[derive(Debug)]
+struct Clocks {
+    started: Instant,
+    last_template: Instant,
+    last_dev_block: Instant,
+    last_expiry: Instant,
+    last_gap_retry: Instant,
+    last_hashes: (Instant, u64),
+}
+
+impl ChainService {
+    /// A service for `chain`, with the miner started idle.
+    pub fn new(chain: Chain, links: Links, config: &NodeConfig) -> Self {
+        let (found_tx, found) = crossbeam_channel::bounded(16);
+        let miner = Miner::start(
+            &MinerConfig {
+                threads: config.mine_threads,
+                hashrate_cap: config.mine_hashrate,
+            },
+            found_tx,
+        );
+        let now = Instant::now();
+        let limits = &config.limits;
+        ChainService {
+            chain,
+            links,
+            miner,
+            found,
+            miner_address: config.miner_address,
+            mining: config.mine && config.dev.is_none(),
+            dev: config.dev,
+            first_seen: FirstSeen::new(limits.first_seen),
+            gap: GapQueue::new(limits.gap_queue, limits.gap_ttl_ms),
+            mine_jobs: VecDeque::new(),
+            tips: Arc::new(Vec::new()),
+            tips_dirty: true,
+            template_dirty: true,
+            clocks: Clocks {
+                started: now,
+                last_template: now,
+                last_dev_block: now,
+                last_expiry: now,
+                last_gap_retry: now,
+                last_hashes: (now, 0),
+            },
+            failpoints: config.failpoints.clone(),
+        }
+    }
+
+    /// The first snapshot, before the thread starts.
+    pub fn initial_snapshot(chain: &Chain, mining: bool) -> NodeSnapshot {
+        let mut s = NodeSnapshot::empty(
+            chain.mempool().clone(),
+            chain.tips().into_iter().map(publish::tip_info).collect(),
+        );
+        s.mining = mining;
+        s
+    }
+
+    /// Runs until [`ChainMsg::Shutdown`] or until every sender is gone.
+    pub fn run(mut self, inbox: Receiver<ChainMsg>) {
+        self.links
+            .metrics
+            .set_chain(self.chain.tip_header().height);
+        self.refresh_template(true);
+        self.publish_snapshot();
+        loop {
+            let idle = if self.mine_jobs.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            };
+            select! {
+                recv(inbox) -> msg => match msg {
+                    Ok(ChainMsg::Shutdown(done)) => {
+                        self.stop();
+                        let _ = done.send(());
+                        return;
+                    }
+                    Ok(msg) => self.handle(msg),
+                    Err(_) => {
+                        self.stop();
+                        return;
+                    }
+                },
+                recv(self.found) -> block => {
+                    if let Ok(block) = block
+                        && let Err(e) = self.import_own(block)
+                    {
+                        tracing::error!(error = %e, "could not import a block mined here");
+                    }
+                },
+                default(idle) => {},
+            }
+            self.mine_step();
+            self.tick();
+            self.publish_events();
+            self.publish_snapshot();
+        }
+    }
+
+    fn stop(&mut self) {
+        self.miner.set_job(None);
+        if let Err(e) = self.chain.save_mempool() {
+            tracing::error!(error = %e, "could not save the mempool");
+        }
+        if let Err(e) = self.chain.flush() {
+            tracing::error!(error = %e, "could not flush the store");
+        }
+    }
+
+    fn handle(&mut self, msg: ChainMsg) {
+        match msg {
+            ChainMsg::Block {
+                block,
+                peer,
+                origin,
+            } => self.import_from_peer(block, peer, origin),
+            ChainMsg::Tx { tx, msg } => self.gossiped_tx(tx, msg),
+            ChainMsg::Request(req) => self.request(req),
+            ChainMsg::Stall(d) => std::thread::sleep(d),
+            ChainMsg::Shutdown(_) => {}
+        }
+    }
+
+    /// Periodic work: future blocks, expiry, held transactions, dev blocks, templates, hash
+    /// rate, fail points.
+    fn tick(&mut self) {
+        if let Some(ms) = self.failpoints.chain_panic_after_ms
+            && self.clocks.started.elapsed() >= Duration::from_millis(ms)
+        {
+            panic!("fail point chain-panic-after-ms={ms} reached");
+        }
+        match self.chain.retry_future(now_ms()) {
+            Ok(reports) => {
+                if !reports.is_empty() {
+                    self.tips_dirty = true;
+                }
+                reports.iter().for_each(|r| self.penalize_if_invalid(r));
+            }
+            Err(e) => tracing::error!(error = %e, "retrying future blocks failed"),
+        }
+        if self.clocks.last_expiry.elapsed() >= Duration::from_secs(60) {
+            self.chain.expire_mempool(now_ms());
+            self.gap.expire(now_ms());
+            self.clocks.last_expiry = Instant::now();
+        }
+        if !self.gap.is_empty() && self.clocks.last_gap_retry.elapsed() >= Duration::from_secs(1) {
+            // A block may have confirmed the missing nonce meanwhile.
+            for sender in self.gap.senders() {
+                self.admit_held(&sender);
+            }
+            self.clocks.last_gap_retry = Instant::now();
+        }
+        if let Some(dev) = self.dev
+            && dev.block_time_ms > 0
+            && self.clocks.last_dev_block.elapsed() >= Duration::from_millis(dev.block_time_ms)
+        {
+            self.clocks.last_dev_block = Instant::now();
+            if let Err(e) = self.mine_now(1, None) {
+                tracing::error!(error = %e, "dev block failed");
+            }
+        }
+        self.refresh_template(false);
+        self.record_hashrate();
+    }
+
+    fn record_hashrate(&mut self) {
+        let (since, hashes) = self.clocks.last_hashes;
+        if since.elapsed() >= Duration::from_secs(2) {
+            let now = self.miner.hashes();
+            let rate = now.saturating_sub(hashes) as f64 / since.elapsed().as_secs_f64();
+            self.links.metrics.set_hashrate(rate);
+            self.clocks.last_hashes = (Instant::now(), now);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! After each step: chain events become API events, metrics, a network tip announcement and
+//! a miner template; and a fresh [`NodeSnapshot`] is published for the readers.
+
+use std::sync::Arc;
+
+use peerchain_consensus::{ChainEvent, ChainTip, TipStatus};
+use peerchain_network::LocalTip;
+use peerchain_rpc::node_api::{NodeEvent, NodeSnapshot, TipInfo};
+
+use super::{ChainService, now_ms};
+use crate::outbox::NetCommand;
+
+/// The API's view of a branch tip.
+pub(crate) fn tip_info(t: ChainTip) -> TipInfo {
+    TipInfo {
+        hash: t.hash,
+        height: t.height,
+        total_work: t.total_work,
+        branch_length: t.branch_length,
+        status: match t.status {
+            TipStatus::Active => "active",
+            TipStatus::ValidFork => "valid-fork",
+            TipStatus::Invalid => "invalid",
+        },
+    }
+}
+
+impl ChainService {
+    /// The local tip as the network announces it.
+    pub(crate) fn local_tip(&self) -> LocalTip {
+        LocalTip {
+            hash: self.chain.tip(),
+            height: self.chain.tip_header().height,
+            total_work: self.chain.tip_work(),
+        }
+    }
+
+    /// Turns chain events into API events, metrics, network tip updates and miner jobs.
+    pub(super) fn publish_events(&mut self) {
+        let events = self.chain.take_events();
+        if events.is_empty() {
+            return;
+        }
+        let mut tip_changed = false;
+        let mut returned = Vec::new();
+        for e in events {
+            match e {
+                ChainEvent::BlockConnected { hash, height } => {
+                    tip_changed = true;
+                    self.links.metrics.block_imported();
+                    self.links.metrics.set_chain(height);
+                    let _ = self.links.events.send(NodeEvent::Block { hash, height });
+                }
+                ChainEvent::Reorg {
+                    fork_height,
+                    old_tip,
+                    new_tip,
+                    disconnected,
+                    connected,
+                } => {
+                    tip_changed = true;
+                    self.links.metrics.reorg(disconnected.len() as u64);
+                    tracing::info!(fork_height, %old_tip, %new_tip, depth = disconnected.len(), "reorg");
+                    let _ = self.links.events.send(NodeEvent::Reorg {
+                        fork_height,
+                        old_tip,
+                        new_tip,
+                        disconnected,
+                        connected,
+                    });
+                }
+                ChainEvent::TxAdmitted(txid) => {
+                    self.first_seen.record(txid, now_ms());
+                    self.template_dirty = true;
+                    let _ = self.links.events.send(NodeEvent::Tx { txid });
+                }
+                ChainEvent::TxReturned(txid) => {
+                    self.template_dirty = true;
+                    let _ = self.links.events.send(NodeEvent::Tx { txid });
+                    if let Some(e) = self.chain.mempool().get(&txid) {
+                        returned.push(e.tx.clone());
+                    }
+                }
+            }
+        }
+        if !returned.is_empty() {
+            self.links.outbox.send(NetCommand::PublishTxs(returned));
+        }
+        let m = self.chain.mempool();
+        self.links.metrics.set_mempool(m.len(), m.bytes());
+        if tip_changed {
+            self.tips_dirty = true;
+            self.links.outbox.set_local_tip(self.local_tip());
+            self.refresh_template(true);
+        }
+    }
+
+    /// Publishes what readers see: O(1) for the mempool and first-seen map (persistent
+    /// collections); the tips are recomputed only when the block tree changed.
+    pub(super) fn publish_snapshot(&mut self) {
+        if self.tips_dirty {
+            self.tips = Arc::new(self.chain.tips().into_iter().map(tip_info).collect());
+            self.tips_dirty = false;
+        }
+        let snapshot = NodeSnapshot {
+            mempool: self.chain.mempool().clone(),
+            first_seen: self.first_seen.snapshot(),
+            tips: self.tips.clone(),
+            mining: self.mining,
+        };
+        self.links.snapshot.send_replace(Arc::new(snapshot));
+    }
+}

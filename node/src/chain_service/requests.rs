@@ -1,0 +1,112 @@
+//! What the HTTP API asks of the chain thread: submissions, mining, invalidate and reconsider.
+//! Reads never come here (they are served from the snapshot), nor do peer requests (the
+//! network serves them; see [`crate::dispatch`]).
+
+use peerchain_ledger::mempool::{Admitted, MempoolError};
+use peerchain_ledger::{Address, Hash, Transaction};
+use peerchain_rpc::node_api::{NodeError, Reply, Submitted};
+
+use super::mining::MineJob;
+use super::{ChainService, now_ms};
+use crate::outbox::NetCommand;
+use crate::verdict::node_error;
+
+/// The requests the chain thread serves.
+#[derive(Debug)]
+pub enum ChainRequest {
+    /// Admit transactions (signatures checked on all cores).
+    Submit(
+        Vec<Transaction>,
+        Reply<Result<Vec<Result<Submitted, MempoolError>>, NodeError>>,
+    ),
+    /// Mine `blocks` blocks now.
+    Mine {
+        /// Blocks to mine.
+        blocks: u32,
+        /// Reward address (else the node's).
+        miner: Option<Address>,
+        /// Reply with the new block hashes.
+        reply: Reply<Result<Vec<Hash>, NodeError>>,
+    },
+    /// Start or stop continuous mining.
+    SetMining(bool, Reply<Result<(), NodeError>>),
+    /// Treat a block and its descendants as invalid.
+    Invalidate(Hash, Reply<Result<(), NodeError>>),
+    /// Undo `Invalidate`.
+    Reconsider(Hash, Reply<Result<(), NodeError>>),
+}
+
+impl ChainService {
+    /// Serves one request. A request whose caller has already gone is skipped.
+    pub(super) fn request(&mut self, req: ChainRequest) {
+        match req {
+            ChainRequest::Submit(txs, reply) => {
+                if reply.is_closed() {
+                    tracing::debug!(txs = txs.len(), "submission abandoned by its caller");
+                    return;
+                }
+                let _ = reply.send(Ok(self.submit(txs)));
+            }
+            ChainRequest::Mine {
+                blocks,
+                miner,
+                reply,
+            } => {
+                // Mined one block per loop turn, so other requests are served meanwhile.
+                self.mine_jobs.push_back(MineJob {
+                    remaining: blocks,
+                    miner,
+                    done: Vec::new(),
+                    reply,
+                });
+            }
+            ChainRequest::SetMining(on, reply) => {
+                self.mining = on;
+                self.refresh_template(true);
+                let _ = reply.send(Ok(()));
+            }
+            ChainRequest::Invalidate(hash, reply) => {
+                let r = self.chain.invalidate(&hash).map_err(node_error);
+                self.tips_dirty = true;
+                let _ = reply.send(r);
+            }
+            ChainRequest::Reconsider(hash, reply) => {
+                let r = self.chain.reconsider(&hash).map_err(node_error);
+                self.tips_dirty = true;
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn submit(&mut self, txs: Vec<Transaction>) -> Vec<Result<Submitted, MempoolError>> {
+        let results = self.chain.submit_batch(txs.clone(), now_ms());
+        let mut new = Vec::new();
+        let out = results
+            .into_iter()
+            .zip(txs)
+            .map(|(r, tx)| match r {
+                Ok(Admitted::New { txid, .. }) => {
+                    self.links.metrics.tx_accepted();
+                    new.push(tx);
+                    Ok(Submitted { txid, new: true })
+                }
+                Ok(Admitted::AlreadyPending(txid)) => Ok(Submitted { txid, new: false }),
+                Err(e) => {
+                    self.links.metrics.tx_rejected(e.code());
+                    Err(e)
+                }
+            })
+            .collect();
+        if !new.is_empty() {
+            self.template_dirty = true;
+            self.links.outbox.send(NetCommand::PublishTxs(new));
+            self.publish_events();
+            if matches!(self.dev, Some(d) if d.block_time_ms == 0)
+                && let Err(e) = self.mine_now(1, None)
+            {
+                tracing::error!(error = %e, "instant dev block failed");
+            }
+        }
+        out
+    }
+}

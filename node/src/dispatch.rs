@@ -1,0 +1,178 @@
+//! The node's two bridges between the async world and the chain thread:
+//! - [`dispatch`]: serves one [`NodeRequest`] of the HTTP API: peer requests by the network,
+//!   the rest by the chain thread (queued without waiting: a full queue answers `Busy`).
+//! - [`forward_network_events`]: a thread that hands network events to the chain thread in
+//!   order, waiting when its inbox is full (the network then sheds gossip, its overload rule),
+//!   and keeps the peer facts current.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+use peerchain_network::{NetworkEvent, NetworkHandle};
+use peerchain_rpc::metrics::Metrics;
+use peerchain_rpc::node_api::{NetFacts, NodeError, NodeRequest, PeerInfo};
+use tokio::sync::{mpsc, watch};
+
+use crate::chain_service::{ChainMsg, ChainRequest};
+use crate::verdict::network_error;
+
+/// The chain thread's inbox as the dispatcher sees it.
+#[derive(Debug, Clone)]
+pub struct ChainInbox {
+    tx: Sender<ChainMsg>,
+    capacity: usize,
+}
+
+impl ChainInbox {
+    /// Wraps the sender of a queue of `capacity` messages.
+    pub fn new(tx: Sender<ChainMsg>, capacity: usize) -> Self {
+        ChainInbox { tx, capacity }
+    }
+
+    /// Queues `request` without waiting; when the queue is full or the thread is gone, the
+    /// request is answered with the error.
+    fn offer(&self, request: ChainRequest) {
+        let err = match self.tx.try_send(ChainMsg::Request(request)) {
+            Ok(()) => return,
+            Err(TrySendError::Full(ChainMsg::Request(r))) => (
+                r,
+                NodeError::Busy {
+                    queue: "chain thread",
+                    capacity: self.capacity,
+                },
+            ),
+            Err(TrySendError::Disconnected(ChainMsg::Request(r))) => {
+                (r, NodeError::Stopped("the chain thread"))
+            }
+            Err(_) => return,
+        };
+        answer_with(err.0, err.1);
+    }
+}
+
+fn answer_with(request: ChainRequest, e: NodeError) {
+    match request {
+        ChainRequest::Submit(_, reply) => {
+            let _ = reply.send(Err(e));
+        }
+        ChainRequest::Mine { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        ChainRequest::SetMining(_, reply)
+        | ChainRequest::Invalidate(_, reply)
+        | ChainRequest::Reconsider(_, reply) => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+/// Serves one request of the HTTP API.
+pub async fn dispatch(request: NodeRequest, chain: &ChainInbox, net: &NetworkHandle) {
+    match request {
+        NodeRequest::Peers(reply) => {
+            let peers = net.peers().await.into_iter().map(peer_info).collect();
+            let _ = reply.send(peers);
+        }
+        NodeRequest::Dial(addr, reply) => {
+            let _ = reply.send(net.dial(&addr).await.map_err(network_error));
+        }
+        NodeRequest::BlockPeer(peer, reply) => {
+            let _ = reply.send(net.block_peer(&peer).await.map_err(network_error));
+        }
+        NodeRequest::UnblockPeer(peer, reply) => {
+            let _ = reply.send(net.unblock_peer(&peer).await.map_err(network_error));
+        }
+        NodeRequest::Submit(txs, reply) => chain.offer(ChainRequest::Submit(txs, reply)),
+        NodeRequest::Mine {
+            blocks,
+            miner,
+            reply,
+        } => chain.offer(ChainRequest::Mine {
+            blocks,
+            miner,
+            reply,
+        }),
+        NodeRequest::SetMining(on, reply) => chain.offer(ChainRequest::SetMining(on, reply)),
+        NodeRequest::Invalidate(hash, reply) => chain.offer(ChainRequest::Invalidate(hash, reply)),
+        NodeRequest::Reconsider(hash, reply) => chain.offer(ChainRequest::Reconsider(hash, reply)),
+    }
+}
+
+/// Serves requests in order until the channel closes.
+pub async fn serve_requests(
+    mut rx: mpsc::Receiver<NodeRequest>,
+    chain: ChainInbox,
+    net: NetworkHandle,
+) {
+    while let Some(request) = rx.recv().await {
+        dispatch(request, &chain, &net).await;
+    }
+}
+
+fn peer_info(p: peerchain_network::PeerSummary) -> PeerInfo {
+    PeerInfo {
+        peer_id: p.peer_id,
+        address: p.address,
+        direction: p.direction.to_owned(),
+        connected_since_ms: p.connected_since_ms,
+        best_height: p.best_height,
+    }
+}
+
+/// Where the forwarder reports what it saw besides blocks and transactions.
+#[derive(Debug)]
+pub struct NetWatch {
+    /// Peer facts for the status route.
+    pub facts: Arc<NetFacts>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// P2P listen addresses with `/p2p/<peer id>`.
+    pub addrs: watch::Sender<Vec<String>>,
+}
+
+/// Hands network events to the chain thread until either side closes. Returns why it ended.
+pub fn forward_network_events(
+    mut events: mpsc::Receiver<NetworkEvent>,
+    chain: Sender<ChainMsg>,
+    seen: NetWatch,
+) -> &'static str {
+    let mut peers: usize = 0;
+    while let Some(event) = events.blocking_recv() {
+        let msg = match event {
+            NetworkEvent::Block {
+                block,
+                peer,
+                origin,
+            } => ChainMsg::Block {
+                block,
+                peer,
+                origin,
+            },
+            NetworkEvent::Tx { tx, msg, .. } => ChainMsg::Tx { tx, msg },
+            NetworkEvent::PeerConnected { .. } => {
+                peers = peers.saturating_add(1);
+                seen.facts.set_peer_count(peers);
+                seen.metrics.set_peers(peers);
+                continue;
+            }
+            NetworkEvent::PeerDisconnected { .. } => {
+                peers = peers.saturating_sub(1);
+                seen.facts.set_peer_count(peers);
+                seen.metrics.set_peers(peers);
+                continue;
+            }
+            NetworkEvent::Syncing(on) => {
+                seen.facts.set_syncing(on);
+                continue;
+            }
+            NetworkEvent::Listening { addr } => {
+                seen.addrs.send_modify(|a| a.push(addr));
+                continue;
+            }
+        };
+        if chain.send(msg).is_err() {
+            return "the chain thread's inbox closed";
+        }
+    }
+    "the network's event channel closed"
+}
