@@ -367,3 +367,42 @@ fn dev_node_send_wait_status_admin_and_load() {
         .failure()
         .stderr(predicate::str::contains("cannot reach"));
 }
+
+/// Supervision: when the chain thread dies, the process logs why and exits non-zero instead
+/// of serving stale data (it used to keep answering HTTP with a dead chain thread).
+#[test]
+fn node_exits_non_zero_when_its_chain_thread_dies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("node.log");
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("peerchain"))
+        .args(["node", "--dev", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args(["--rpc-listen", &format!("127.0.0.1:{}", free_port())])
+        .args([
+            "--p2p-listen",
+            &format!("/ip4/127.0.0.1/tcp/{}", free_port()),
+        ])
+        .env(peerchain::FailPoints::ENV, "chain-panic-after-ms=300")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn node");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!(
+                "node still running 30 s after its chain thread died: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(!status.success(), "exit status {status}: {text}");
+    assert!(text.contains("chain thread ended"), "{text}");
+    assert!(text.contains("chain-panic-after-ms=300"), "{text}");
+}
