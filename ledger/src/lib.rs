@@ -23,7 +23,7 @@ pub mod types;
 
 pub use error::{ApplyError, DecodeError, GenesisError, StoreError, TxError};
 pub use genesis::Genesis;
-pub use mempool::{Admitted, Mempool, MempoolConfig, MempoolError};
+pub use mempool::{Admitted, FeeCursor, Mempool, MempoolConfig, MempoolError};
 pub use primitive_types::U256;
 pub use state::{Account, AccountReader, BlockDelta, StateDigest};
 pub use store::{

@@ -119,6 +119,48 @@ pub struct PoolEntry {
     seq: u64,
 }
 
+/// A position in the fee order of the pool (for paging). An entry that left the pool since the
+/// cursor was issued does not disturb the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeeCursor {
+    /// Fee of the last entry shown.
+    pub fee: u64,
+    /// Its admission sequence number.
+    pub seq: u64,
+    /// Its id.
+    pub txid: Hash,
+}
+
+impl FeeCursor {
+    /// `fee.seq.txid`, for an opaque API cursor.
+    pub fn to_text(&self) -> String {
+        format!("{}.{}.{}", self.fee, self.seq, self.txid.to_hex())
+    }
+
+    /// Parses [`FeeCursor::to_text`]'s output.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let fee = parts.next()?.parse().ok()?;
+        let seq = parts.next()?.parse().ok()?;
+        let txid = parts.next()?.parse().ok()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(FeeCursor { fee, seq, txid })
+    }
+}
+
+impl PoolEntry {
+    /// The cursor just after this entry in the fee order.
+    pub fn fee_cursor(&self) -> FeeCursor {
+        FeeCursor {
+            fee: self.tx.fee,
+            seq: self.seq,
+            txid: self.txid,
+        }
+    }
+}
+
 /// The pool. The chain service owns the one that changes; a clone (O(1)) is a consistent,
 /// read-only snapshot.
 #[derive(Debug, Clone)]
@@ -213,8 +255,21 @@ impl Mempool {
 
     /// Every entry, highest fee first (ties: first seen first).
     pub fn by_fee_desc(&self) -> impl Iterator<Item = &PoolEntry> + '_ {
+        self.by_fee_desc_after(None)
+    }
+
+    /// The entries after `cursor` in [`Mempool::by_fee_desc`] order (all when `None`): a page
+    /// costs O(log n + page), however deep it is.
+    pub fn by_fee_desc_after(
+        &self,
+        cursor: Option<FeeCursor>,
+    ) -> impl Iterator<Item = &PoolEntry> + '_ {
+        let upper = match cursor {
+            Some(c) => std::ops::Bound::Excluded((c.fee, Reverse(c.seq), c.txid)),
+            None => std::ops::Bound::Unbounded,
+        };
         self.by_fee
-            .iter()
+            .range((std::ops::Bound::Unbounded, upper))
             .rev()
             .filter_map(|(_, _, h)| self.get(h))
     }
@@ -762,6 +817,35 @@ mod tests {
         assert_eq!(ids(&snapshot, &a), vec![t2.txid(), t0.txid()], "the clone is unchanged");
         assert_eq!(snapshot.len(), 3);
         p.check_invariants(&state).expect("invariants after removal");
+    }
+
+    #[test]
+    fn fee_pages_walk_the_whole_pool_once() {
+        let (g, state, k) = setup();
+        let mut p = pool(&g, 100);
+        let to = k[5].address();
+        for (i, key) in k.iter().take(4).enumerate() {
+            for nonce in 0..3u64 {
+                let fee = 1 + (i as u64 * 7 + nonce * 3) % 5;
+                p.add(key.sign_transfer(g.chain_id, to, 1, fee, nonce), &state, 0)
+                    .expect("admitted");
+            }
+        }
+        let all: Vec<Hash> = p.by_fee_desc().map(|e| e.txid).collect();
+        let mut paged = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page: Vec<&PoolEntry> = p.by_fee_desc_after(cursor).take(5).collect();
+            let Some(last) = page.last() else { break };
+            let text = last.fee_cursor().to_text();
+            cursor = FeeCursor::from_text(&text);
+            assert_eq!(cursor, Some(last.fee_cursor()));
+            paged.extend(page.iter().map(|e| e.txid));
+        }
+        assert_eq!(paged, all);
+        assert_eq!(all.len(), 12);
+        assert_eq!(FeeCursor::from_text("1.2"), None);
+        assert_eq!(FeeCursor::from_text("x.2.00"), None);
     }
 
     #[test]

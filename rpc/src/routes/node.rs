@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use peerchain_ledger::FeeCursor;
 use peerchain_ledger::types::u256_hex;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -9,7 +10,7 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::node_api::{NodeRequest, PeerInfo};
-use crate::pagination::{PageParams, number_cursor};
+use crate::pagination::PageParams;
 use crate::state::{AppState, blocking};
 use crate::views::TransactionView;
 
@@ -109,22 +110,22 @@ pub(crate) async fn mempool(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<MempoolView>, ApiError> {
     let limit = page.limit()?;
-    let offset = page.cursor(number_cursor)?.unwrap_or(0);
-    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let after = page.cursor(FeeCursor::from_text)?;
     let snapshot = state.api().snapshot();
     let pool = &snapshot.mempool;
-    let items: Vec<TransactionView> = pool
-        .by_fee_desc()
-        .skip(offset)
-        .take(limit)
-        .map(|e| TransactionView::pending(&e.tx, Some(e.first_seen_ms)))
-        .collect();
-    let next = offset.saturating_add(items.len());
+    let mut entries = pool.by_fee_desc_after(after).take(limit + 1);
+    let page: Vec<_> = entries.by_ref().take(limit).collect();
+    let more = entries.next().is_some();
     Ok(Json(MempoolView {
         count: pool.len() as u64,
         bytes: pool.bytes() as u64,
-        next_cursor: (next < pool.len() && !items.is_empty()).then(|| next.to_string()),
-        items,
+        next_cursor: more
+            .then(|| page.last().map(|e| e.fee_cursor().to_text()))
+            .flatten(),
+        items: page
+            .iter()
+            .map(|e| TransactionView::pending(&e.tx, Some(e.first_seen_ms)))
+            .collect(),
     }))
 }
 
