@@ -58,6 +58,8 @@ pub struct NodeLimits {
     pub first_seen: usize,
     /// Gossiped transactions held ahead of a nonce gap.
     pub gap_queue: usize,
+    /// Of those, held per sending account.
+    pub gap_per_sender: usize,
     /// How long a held transaction waits for its predecessors.
     pub gap_ttl_ms: u64,
 }
@@ -73,6 +75,7 @@ impl Default for NodeLimits {
             events: 4096,
             first_seen: 200_000,
             gap_queue: 10_000,
+            gap_per_sender: 64,
             gap_ttl_ms: 120_000,
         }
     }

@@ -148,7 +148,7 @@ pub fn forward_network_events(
                 peer,
                 origin,
             },
-            NetworkEvent::Tx { tx, msg, .. } => ChainMsg::Tx { tx, msg },
+            NetworkEvent::Tx { tx, peer, msg } => ChainMsg::Tx { tx, peer, msg },
             NetworkEvent::PeerConnected { .. } => {
                 peers = peers.saturating_add(1);
                 seen.facts.set_peer_count(peers);

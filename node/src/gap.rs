@@ -1,28 +1,88 @@
 //! Gossiped transactions that arrived ahead of a nonce gap (gossip does not preserve order:
-//! nonce n+1 may arrive before n). The mempool holds no gaps, so they wait here, bounded in
-//! count and time, and are offered to the mempool again when their sender moves on.
+//! nonce n+1 may arrive before n). The mempool holds no gaps, so they wait here and are
+//! offered to the mempool again when their sender moves on.
+//!
+//! Bounded so that junk cannot crowd out honest transactions: in total ([`GapLimits::total`]),
+//! per sending account ([`GapLimits::per_sender`]) and in time ([`GapLimits::ttl_ms`]); and a
+//! transaction is held only when its sender's balance covers it together with the sender's
+//! pending and already held transactions, so keys without funds hold nothing. Each held
+//! transaction remembers the peer that relayed it: when it expires without ever becoming
+//! valid, that peer is reported (see [`GapQueue::expire`]).
 
 use std::collections::{BTreeMap, HashMap};
 
 use peerchain_ledger::{Address, Transaction};
 
+/// The bounds of the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GapLimits {
+    /// Transactions held in all.
+    pub total: usize,
+    /// Transactions held per sending account.
+    pub per_sender: usize,
+    /// How long a transaction may wait for its predecessors.
+    pub ttl_ms: u64,
+}
+
+/// Why a transaction was not held.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HoldRefused {
+    /// The queue holds its maximum.
+    #[error("the nonce-gap queue is full ({max} transactions)")]
+    Full {
+        /// The bound.
+        max: usize,
+    },
+    /// The sender has its maximum held.
+    #[error("sender {sender} already has {max} transactions waiting for a nonce gap")]
+    SenderFull {
+        /// The sender.
+        sender: Address,
+        /// The bound.
+        max: usize,
+    },
+    /// The sender's balance does not cover it with the sender's pending and held ones.
+    #[error("sender {sender} cannot pay {needed} with a spendable balance of {available}")]
+    Unfunded {
+        /// The sender.
+        sender: Address,
+        /// Cost of the held transactions including this one.
+        needed: u128,
+        /// Balance left after the sender's pending transactions.
+        available: u128,
+    },
+}
+
+/// One held transaction.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The transaction.
+    pub tx: Transaction,
+    /// When it was first held (ms).
+    pub since_ms: u64,
+    /// The peer that relayed it, when it came by gossip.
+    pub peer: Option<String>,
+}
+
 /// The held transactions.
 #[derive(Debug)]
 pub struct GapQueue {
-    by_sender: HashMap<Address, BTreeMap<u64, (Transaction, u64)>>,
+    by_sender: HashMap<Address, BTreeMap<u64, Held>>,
     count: usize,
-    max: usize,
-    ttl_ms: u64,
+    limits: GapLimits,
+}
+
+fn cost(tx: &Transaction) -> u128 {
+    u128::from(tx.amount) + u128::from(tx.fee)
 }
 
 impl GapQueue {
-    /// A queue of at most `max` transactions, each kept at most `ttl_ms`.
-    pub fn new(max: usize, ttl_ms: u64) -> Self {
+    /// An empty queue with these bounds.
+    pub fn new(limits: GapLimits) -> Self {
         GapQueue {
             by_sender: HashMap::new(),
             count: 0,
-            max,
-            ttl_ms,
+            limits,
         }
     }
 
@@ -36,24 +96,48 @@ impl GapQueue {
         self.count == 0
     }
 
-    /// Holds `tx` (replacing one of the same sender and nonce); false when full.
-    pub fn hold(&mut self, tx: Transaction, now_ms: u64) -> bool {
-        let sender = tx.sender();
-        let exists = self
-            .by_sender
-            .get(&sender)
-            .is_some_and(|m| m.contains_key(&tx.nonce));
-        if !exists && self.count >= self.max {
-            return false;
+    /// Holds `held.tx` (replacing one of the same sender and nonce) when the bounds allow and
+    /// `available` (the sender's balance minus its pending transactions' cost) covers it
+    /// together with the sender's other held transactions.
+    pub fn hold(&mut self, held: Held, available: u128) -> Result<(), HoldRefused> {
+        let sender = held.tx.sender();
+        let existing = self.by_sender.get(&sender);
+        let replaces = existing.is_some_and(|m| m.contains_key(&held.tx.nonce));
+        let others: u128 = existing
+            .map(|m| {
+                m.values()
+                    .filter(|h| h.tx.nonce != held.tx.nonce)
+                    .map(|h| cost(&h.tx))
+                    .sum()
+            })
+            .unwrap_or(0);
+        let needed = others + cost(&held.tx);
+        if needed > available {
+            return Err(HoldRefused::Unfunded {
+                sender,
+                needed,
+                available,
+            });
         }
-        if !exists {
+        if !replaces {
+            if existing.is_some_and(|m| m.len() >= self.limits.per_sender) {
+                return Err(HoldRefused::SenderFull {
+                    sender,
+                    max: self.limits.per_sender,
+                });
+            }
+            if self.count >= self.limits.total {
+                return Err(HoldRefused::Full {
+                    max: self.limits.total,
+                });
+            }
             self.count += 1;
         }
         self.by_sender
             .entry(sender)
             .or_default()
-            .insert(tx.nonce, (tx, now_ms));
-        true
+            .insert(held.tx.nonce, held);
+        Ok(())
     }
 
     /// Senders with held transactions.
@@ -66,25 +150,30 @@ impl GapQueue {
         self.by_sender.get(sender)?.keys().next().copied()
     }
 
-    /// Removes and returns every held transaction of `sender` with the time it was first
-    /// held, in nonce order (hold them again with that time to keep the time limit honest).
-    pub fn take(&mut self, sender: &Address) -> Vec<(Transaction, u64)> {
+    /// Removes and returns every held transaction of `sender` in nonce order (hold them again
+    /// unchanged to keep their time limit honest).
+    pub fn take(&mut self, sender: &Address) -> Vec<Held> {
         let held = self.by_sender.remove(sender).unwrap_or_default();
         self.count -= held.len();
         held.into_values().collect()
     }
 
-    /// Drops transactions held longer than the time limit.
-    pub fn expire(&mut self, now_ms: u64) {
-        let cutoff = now_ms.saturating_sub(self.ttl_ms);
-        let mut dropped = 0;
+    /// Drops transactions held longer than the time limit and returns them: they never became
+    /// valid, and the peers that relayed them may be told so.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<Held> {
+        let cutoff = now_ms.saturating_sub(self.limits.ttl_ms);
+        let mut expired = Vec::new();
         self.by_sender.retain(|_, m| {
-            let before = m.len();
-            m.retain(|_, (_, at)| *at >= cutoff);
-            dropped += before - m.len();
+            let old: Vec<u64> = m
+                .iter()
+                .filter(|(_, h)| h.since_ms < cutoff)
+                .map(|(n, _)| *n)
+                .collect();
+            expired.extend(old.iter().filter_map(|n| m.remove(n)));
             !m.is_empty()
         });
-        self.count -= dropped;
+        self.count -= expired.len();
+        expired
     }
 }
 
@@ -93,26 +182,76 @@ mod tests {
     use super::*;
     use peerchain_ledger::crypto::Keypair;
 
+    const LIMITS: GapLimits = GapLimits {
+        total: 3,
+        per_sender: 2,
+        ttl_ms: 1000,
+    };
+
+    fn held(k: &Keypair, nonce: u64, amount: u64, at: u64) -> Held {
+        Held {
+            tx: k.sign_transfer(1, Address::ZERO, amount, 1, nonce),
+            since_ms: at,
+            peer: Some("p".into()),
+        }
+    }
+
     #[test]
-    fn holds_in_nonce_order_bounded_and_expiring() {
-        let k = Keypair::dev(0);
-        let tx = |n| k.sign_transfer(1, Address::ZERO, 1, 1, n);
-        let mut q = GapQueue::new(2, 1000);
-        assert!(q.hold(tx(5), 0));
-        assert!(q.hold(tx(3), 10));
-        assert!(
-            q.hold(tx(3), 20),
-            "same nonce replaces, no extra room needed"
+    fn holds_in_nonce_order_within_total_and_sender_bounds() {
+        let (a, b) = (Keypair::dev(0), Keypair::dev(1));
+        let mut q = GapQueue::new(LIMITS);
+        q.hold(held(&a, 5, 1, 0), 100).expect("held");
+        q.hold(held(&a, 3, 1, 10), 100).expect("held");
+        q.hold(held(&a, 3, 2, 20), 100)
+            .expect("same nonce replaces, no extra room needed");
+        assert_eq!(
+            q.hold(held(&a, 7, 1, 30), 100),
+            Err(HoldRefused::SenderFull {
+                sender: a.address(),
+                max: 2
+            })
         );
-        assert!(!q.hold(tx(7), 30), "full");
-        assert_eq!(q.len(), 2);
-        assert_eq!(q.first_nonce(&k.address()), Some(3));
-        let nonces: Vec<u64> = q.take(&k.address()).iter().map(|(t, _)| t.nonce).collect();
+        q.hold(held(&b, 2, 1, 30), 100).expect("another sender");
+        assert!(matches!(
+            q.hold(held(&Keypair::dev(2), 2, 1, 30), 100),
+            Err(HoldRefused::Full { max: 3 })
+        ));
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.first_nonce(&a.address()), Some(3));
+        let nonces: Vec<u64> = q.take(&a.address()).iter().map(|h| h.tx.nonce).collect();
         assert_eq!(nonces, vec![3, 5]);
-        assert!(q.is_empty());
-        q.hold(tx(1), 0);
-        q.hold(tx(2), 2000);
-        q.expire(2500);
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn keys_without_funds_hold_nothing() {
+        let k = Keypair::dev(3);
+        let mut q = GapQueue::new(LIMITS);
+        assert!(matches!(
+            q.hold(held(&k, 1, 10, 0), 0),
+            Err(HoldRefused::Unfunded { needed: 11, .. })
+        ));
+        q.hold(held(&k, 1, 10, 0), 20).expect("funded");
+        assert!(
+            matches!(
+                q.hold(held(&k, 2, 10, 0), 20),
+                Err(HoldRefused::Unfunded { needed: 22, .. })
+            ),
+            "the held ones count against the balance"
+        );
+        assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn expired_transactions_are_returned_with_their_peer() {
+        let k = Keypair::dev(0);
+        let mut q = GapQueue::new(LIMITS);
+        q.hold(held(&k, 1, 1, 0), 100).expect("held");
+        q.hold(held(&k, 2, 1, 2000), 100).expect("held");
+        let expired = q.expire(2500);
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].tx.nonce, 1);
+        assert_eq!(expired[0].peer.as_deref(), Some("p"));
         assert_eq!(q.len(), 1);
     }
 }

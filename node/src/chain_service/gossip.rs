@@ -7,6 +7,7 @@ use peerchain_ledger::{AccountReader, Address, Block, Transaction};
 use peerchain_network::{Acceptance, BlockOrigin, MessageRef};
 
 use super::{ChainService, now_ms};
+use crate::gap::Held;
 use crate::outbox::NetCommand;
 use crate::verdict::{TxVerdict, block_acceptance, tx_verdict};
 
@@ -77,7 +78,7 @@ impl ChainService {
         }
     }
 
-    pub(super) fn gossiped_tx(&mut self, tx: Transaction, msg: MessageRef) {
+    pub(super) fn gossiped_tx(&mut self, tx: Transaction, peer: String, msg: MessageRef) {
         let sender = tx.sender();
         let result = self.chain.submit(tx.clone(), now_ms());
         let verdict = tx_verdict(&result);
@@ -88,8 +89,18 @@ impl ChainService {
                 self.admit_held(&sender);
             }
             (TxVerdict::Hold, _) => {
-                // Gossip may deliver nonce n+1 before n: wait (briefly) for the gap to close.
-                self.gap.hold(tx, now_ms());
+                // Gossip may deliver nonce n+1 before n: wait (briefly) for the gap to close,
+                // if the sender can pay for it.
+                let held = Held {
+                    tx,
+                    since_ms: now_ms(),
+                    peer: Some(peer),
+                };
+                let available = self.spendable(&sender);
+                if let Err(e) = self.gap.hold(held, available) {
+                    tracing::debug!(error = %e, "gossiped transaction not held");
+                    self.links.metrics.tx_rejected("gap_refused");
+                }
             }
             (_, Err(e)) => self.links.metrics.tx_rejected(e.code()),
             (_, Ok(_)) => {}
@@ -99,6 +110,19 @@ impl ChainService {
             .metrics
             .gossip("transactions", acceptance_label(acceptance));
         self.links.outbox.send(NetCommand::Report(msg, acceptance));
+    }
+
+    /// What `sender` can still spend: its balance minus the cost of its pending transactions.
+    fn spendable(&self, sender: &Address) -> u128 {
+        let balance = self.chain.store().account(sender).map_or(0, |a| a.balance);
+        let pending: u128 = self
+            .chain
+            .mempool()
+            .pending_of(sender)
+            .iter()
+            .map(|e| u128::from(e.tx.amount) + u128::from(e.tx.fee))
+            .sum();
+        u128::from(balance).saturating_sub(pending)
     }
 
     /// Offers `sender`'s held transactions to the mempool once the gap before them has
@@ -115,11 +139,15 @@ impl ChainService {
             return;
         }
         let mut relay = Vec::new();
-        for (tx, held_since) in self.gap.take(sender) {
-            if tx.nonce > next {
-                self.gap.hold(tx, held_since);
+        for held in self.gap.take(sender) {
+            if held.tx.nonce > next {
+                let available = self.spendable(sender);
+                if let Err(e) = self.gap.hold(held, available) {
+                    tracing::debug!(error = %e, "held transaction dropped");
+                }
                 continue;
             }
+            let tx = held.tx;
             match self.chain.submit(tx.clone(), now_ms()) {
                 Ok(Admitted::New { .. }) => {
                     self.links.metrics.tx_accepted();

@@ -32,7 +32,7 @@ pub use requests::ChainRequest;
 
 use crate::config::{DevMode, FailPoints, NodeConfig};
 use crate::first_seen::FirstSeen;
-use crate::gap::GapQueue;
+use crate::gap::{GapLimits, GapQueue};
 use crate::miner::{Miner, MinerConfig};
 use crate::outbox::NetOutbox;
 
@@ -59,6 +59,8 @@ pub enum ChainMsg {
     Tx {
         /// The transaction.
         tx: Transaction,
+        /// The peer that relayed it.
+        peer: String,
         /// Gossip message to report.
         msg: MessageRef,
     },
@@ -144,7 +146,11 @@ impl ChainService {
             mining: config.mine && config.dev.is_none(),
             dev: config.dev,
             first_seen: FirstSeen::new(limits.first_seen),
-            gap: GapQueue::new(limits.gap_queue, limits.gap_ttl_ms),
+            gap: GapQueue::new(GapLimits {
+                total: limits.gap_queue,
+                per_sender: limits.gap_per_sender,
+                ttl_ms: limits.gap_ttl_ms,
+            }),
             mine_jobs: VecDeque::new(),
             tips: Arc::new(Vec::new()),
             tips_dirty: true,
@@ -230,7 +236,7 @@ impl ChainService {
                 peer,
                 origin,
             } => self.import_from_peer(block, peer, origin),
-            ChainMsg::Tx { tx, msg } => self.gossiped_tx(tx, msg),
+            ChainMsg::Tx { tx, peer, msg } => self.gossiped_tx(tx, peer, msg),
             ChainMsg::Request(req) => self.request(req),
             ChainMsg::Stall(d) => std::thread::sleep(d),
             ChainMsg::Shutdown(_) => {}
@@ -256,7 +262,10 @@ impl ChainService {
         }
         if self.clocks.last_expiry.elapsed() >= Duration::from_secs(60) {
             self.chain.expire_mempool(now_ms());
-            self.gap.expire(now_ms());
+            let expired = self.gap.expire(now_ms());
+            if !expired.is_empty() {
+                tracing::debug!(count = expired.len(), "held transactions expired");
+            }
             self.clocks.last_expiry = Instant::now();
         }
         if !self.gap.is_empty() && self.clocks.last_gap_retry.elapsed() >= Duration::from_secs(1) {
