@@ -146,6 +146,10 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const STATUS_REFRESH: Duration = Duration::from_secs(10);
 /// Kademlia bootstrap interval.
 pub(crate) const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(30);
+/// Least time between two Kademlia bootstraps triggered by newly learned addresses.
+pub(crate) const BOOTSTRAP_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Period of the slow housekeeping (ban expiry, handshake timeouts, status refresh).
+pub(crate) const SLOW_TICK: Duration = Duration::from_secs(1);
 /// Idle connections are closed after this long.
 pub(crate) const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Ping interval and timeout (a failed ping closes the connection).
@@ -181,15 +185,15 @@ pub(crate) const TICK: Duration = Duration::from_millis(50);
 pub(crate) mod points {
     /// `NetworkHandle::penalize` (invalid block from sync, reported by the node): three in a
     /// short time ban the peer.
-    pub const PENALIZE: f64 = 34.0;
+    pub(crate) const PENALIZE: f64 = 34.0;
     /// Invalid sync data: broken header linkage, bad proof of work, malformed response.
-    pub const INVALID_SYNC_DATA: f64 = 50.0;
+    pub(crate) const INVALID_SYNC_DATA: f64 = 50.0;
     /// Claimed more work than the chain it served.
-    pub const LIED_ABOUT_WORK: f64 = 50.0;
+    pub(crate) const LIED_ABOUT_WORK: f64 = 50.0;
     /// A sync request timed out or the peer did not serve blocks it announced.
-    pub const STALLED: f64 = 20.0;
+    pub(crate) const STALLED: f64 = 20.0;
     /// An inbound request over the rate limit.
-    pub const RATE_LIMITED: f64 = 2.0;
+    pub(crate) const RATE_LIMITED: f64 = 2.0;
     /// A malformed request.
-    pub const BAD_REQUEST: f64 = 20.0;
+    pub(crate) const BAD_REQUEST: f64 = 20.0;
 }

@@ -125,13 +125,18 @@ impl NetworkHandle {
         self.ask(|tx| Command::Dial(addr, tx)).await?
     }
 
-    /// Disconnects a peer and refuses it until [`NetworkHandle::unblock_peer`].
+    /// Disconnects a peer and refuses it until [`NetworkHandle::unblock_peer`]. Fails with
+    /// [`NetworkError::UnknownPeer`] for a peer this node does not know (not connected, not seen
+    /// since start, not banned, not a bootnode), [`NetworkError::BadPeerId`] for a malformed id
+    /// and [`NetworkError::LocalPeer`] for the local peer.
     pub async fn block_peer(&self, peer: &str) -> Result<(), NetworkError> {
         let peer = peer.to_owned();
         self.ask(|tx| Command::BlockPeer(peer, tx)).await?
     }
 
-    /// Allows a blocked (or banned) peer again.
+    /// Allows a blocked (or banned) peer again. Fails with [`NetworkError::NotBlocked`] for a
+    /// peer that is neither, [`NetworkError::BadPeerId`] for a malformed id and
+    /// [`NetworkError::LocalPeer`] for the local peer.
     pub async fn unblock_peer(&self, peer: &str) -> Result<(), NetworkError> {
         let peer = peer.to_owned();
         self.ask(|tx| Command::UnblockPeer(peer, tx)).await?

@@ -21,6 +21,20 @@
 //! unbounded queue.
 //!
 //! Start it with [`start`].
+//!
+//! Code map (the service routes; the parts below it hold the state and the policies, take the
+//! clock as an argument, and are unit-tested without a network):
+//!
+//! - `service.rs` (+ `service/sync_protocol.rs`): the task that owns the swarm; routes swarm
+//!   events, commands and blocking-job results to the parts and applies their decisions.
+//! - `peers.rs`: the peer book: connected peers, status handshakes, request budgets,
+//!   misbehaviour points, bans and operator blocks, bootnode redials.
+//! - `sync_round.rs`: the header-first sync round as a state machine, and the download buffer.
+//! - `requests.rs`: outstanding sync requests and what each answer or failure means.
+//! - `gossip.rs`: gossip dispatch, the bounded event queue, transactions kept for republishing.
+//! - `timers.rs`: which periodic duties are due.
+//! - `sync.rs` (store-side helpers), `codec.rs`, `behaviour.rs`, `handle.rs`, `identity.rs`,
+//!   `config.rs` (every bound), `error.rs`, `types.rs`.
 
 mod behaviour;
 mod codec;
@@ -30,9 +44,11 @@ mod gossip;
 mod handle;
 mod identity;
 mod peers;
+mod requests;
 mod service;
 mod sync;
 mod sync_round;
+mod timers;
 mod types;
 
 use std::collections::HashMap;

@@ -1,0 +1,552 @@
+//! The gossip inbox and the event queue: [`GossipInbox`].
+//!
+//! It owns: the dispatch of received gossip messages by topic (transactions decoded here,
+//! blocks handed out for decoding on the blocking pool, anything else rejected), the count of
+//! blocks being decoded, the queue of events waiting for room in the event channel (gossip
+//! items and control events, in order), and the transactions kept for republishing while no
+//! peer is subscribed to the transaction topic.
+//!
+//! It must never: judge consensus validity (only decoding; verdicts come from the node);
+//! decode a block on the service task; call into the swarm (it returns what to report or
+//! decode, and publishing goes through a function the service passes in); or hold more than
+//! [`MAX_DECODING`] blocks being decoded, [`MAX_QUEUED_GOSSIP`] gossip events,
+//! [`MAX_QUEUED_CONTROL`] control events or [`MAX_PENDING_TXS`] transactions.
+
+use std::collections::VecDeque;
+
+use libp2p::PeerId;
+use libp2p::gossipsub::{MessageAcceptance, MessageId, PublishError, TopicHash};
+use peerchain_ledger::{Block, Transaction};
+
+use crate::config::{MAX_DECODING, MAX_PENDING_TXS, MAX_QUEUED_CONTROL, MAX_QUEUED_GOSSIP};
+use crate::types::{Acceptance, BlockOrigin, MessageRef, NetworkEvent};
+
+/// What the service does with a received gossip message.
+#[derive(Debug)]
+pub(crate) enum Dispatch {
+    /// Decode these block bytes on the blocking pool, then call
+    /// [`GossipInbox::block_decoded`] (a decoding slot is taken until then).
+    DecodeBlock(MessageRef, Vec<u8>),
+    /// Queued for the node, which reports the verdict.
+    Queued,
+    /// Not for the node: report this verdict now.
+    Report(MessageRef, MessageAcceptance),
+}
+
+/// The outcome of one publish call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Published {
+    /// Sent, or already in the duplicate cache.
+    Sent,
+    /// No peer is subscribed to the topic yet (nothing was cached: retrying is safe).
+    NoPeers,
+    /// Another failure, with its message.
+    Failed(String),
+}
+
+impl Published {
+    /// Classifies gossipsub's answer to `publish`.
+    pub(crate) fn of<T>(result: Result<T, PublishError>) -> Self {
+        match result {
+            Ok(_) | Err(PublishError::Duplicate) => Published::Sent,
+            Err(PublishError::NoPeersSubscribedToTopic) => Published::NoPeers,
+            Err(e) => Published::Failed(e.to_string()),
+        }
+    }
+}
+
+/// The gossipsub verdict of the node's [`Acceptance`].
+pub(crate) fn to_gossipsub(acceptance: Acceptance) -> MessageAcceptance {
+    match acceptance {
+        Acceptance::Accept => MessageAcceptance::Accept,
+        Acceptance::Reject => MessageAcceptance::Reject,
+        Acceptance::Ignore => MessageAcceptance::Ignore,
+    }
+}
+
+/// Logs the outcome of publishing a block. With no subscriber the block is not kept: peers
+/// get it by sync.
+pub(crate) fn log_block_publish(published: Published) {
+    match published {
+        Published::Sent => {}
+        Published::NoPeers => {
+            tracing::debug!("no peer subscribed to blocks yet; peers will sync the block");
+        }
+        Published::Failed(e) => tracing::warn!(error = %e, "block publish failed"),
+    }
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct GossipInbox {
+    blocks_topic: TopicHash,
+    txs_topic: TopicHash,
+    /// Events waiting for room in the event channel, in order.
+    queue: VecDeque<NetworkEvent>,
+    queued_gossip: usize,
+    queued_control: usize,
+    decoding: usize,
+    /// The event channel is closed: nothing is queued any more.
+    closed: bool,
+    /// Encoded transactions waiting for a subscriber, oldest first.
+    pending_txs: VecDeque<Vec<u8>>,
+}
+
+fn is_gossip(event: &NetworkEvent) -> bool {
+    matches!(
+        event,
+        NetworkEvent::Tx { .. }
+            | NetworkEvent::Block {
+                origin: BlockOrigin::Gossip(_),
+                ..
+            }
+    )
+}
+
+impl GossipInbox {
+    /// An inbox for the block and transaction topics of one network.
+    pub(crate) fn new(blocks_topic: TopicHash, txs_topic: TopicHash) -> Self {
+        GossipInbox {
+            blocks_topic,
+            txs_topic,
+            queue: VecDeque::new(),
+            queued_gossip: 0,
+            queued_control: 0,
+            decoding: 0,
+            closed: false,
+            pending_txs: VecDeque::new(),
+        }
+    }
+
+    // ----- received messages ----------------------------------------------------------
+
+    /// A gossip message `id` on `topic`, propagated by `source`.
+    pub(crate) fn on_message(
+        &mut self,
+        source: PeerId,
+        id: MessageId,
+        topic: &TopicHash,
+        data: Vec<u8>,
+    ) -> Dispatch {
+        let msg = MessageRef { id, source };
+        if *topic == self.blocks_topic {
+            if self.decoding >= MAX_DECODING || self.queued_gossip >= MAX_QUEUED_GOSSIP {
+                tracing::debug!(
+                    ?msg,
+                    decoding = self.decoding,
+                    "gossip block ignored: overloaded"
+                );
+                return Dispatch::Report(msg, MessageAcceptance::Ignore);
+            }
+            self.decoding += 1;
+            Dispatch::DecodeBlock(msg, data)
+        } else if *topic == self.txs_topic {
+            match Transaction::decode(&data) {
+                Ok(tx) => {
+                    let event = NetworkEvent::Tx {
+                        tx,
+                        peer: source.to_string(),
+                        msg: msg.clone(),
+                    };
+                    self.push_gossip(event, msg)
+                }
+                Err(e) => {
+                    tracing::debug!(peer = %source, error = %e, "undecodable transaction rejected");
+                    Dispatch::Report(msg, MessageAcceptance::Reject)
+                }
+            }
+        } else {
+            Dispatch::Report(msg, MessageAcceptance::Reject)
+        }
+    }
+
+    /// The result of decoding a gossip block handed out by [`GossipInbox::on_message`].
+    pub(crate) fn block_decoded(
+        &mut self,
+        msg: MessageRef,
+        result: Result<Block, String>,
+    ) -> Dispatch {
+        self.decoding = self.decoding.saturating_sub(1);
+        match result {
+            Ok(block) => {
+                let event = NetworkEvent::Block {
+                    block,
+                    peer: msg.source.to_string(),
+                    origin: BlockOrigin::Gossip(msg.clone()),
+                };
+                self.push_gossip(event, msg)
+            }
+            Err(e) => {
+                tracing::debug!(peer = %msg.source, error = %e, "undecodable block rejected");
+                Dispatch::Report(msg, MessageAcceptance::Reject)
+            }
+        }
+    }
+
+    /// Queues a gossip event, or ignores its message when too many are waiting.
+    fn push_gossip(&mut self, event: NetworkEvent, msg: MessageRef) -> Dispatch {
+        if self.closed || self.queued_gossip >= MAX_QUEUED_GOSSIP {
+            tracing::debug!(?msg, "event queue full; gossip message ignored");
+            return Dispatch::Report(msg, MessageAcceptance::Ignore);
+        }
+        self.queued_gossip += 1;
+        self.queue.push_back(event);
+        Dispatch::Queued
+    }
+
+    // ----- the event queue ------------------------------------------------------------
+
+    /// Queues a control event (connected, disconnected, syncing, listening).
+    pub(crate) fn push_control(&mut self, event: NetworkEvent) {
+        if self.closed {
+            return;
+        }
+        if self.queued_control >= MAX_QUEUED_CONTROL {
+            tracing::warn!(
+                ?event,
+                bound = MAX_QUEUED_CONTROL,
+                "control event queue full; event dropped"
+            );
+            return;
+        }
+        self.queued_control += 1;
+        self.queue.push_back(event);
+    }
+
+    /// The next event to deliver.
+    pub(crate) fn pop(&mut self) -> Option<NetworkEvent> {
+        let event = self.queue.pop_front()?;
+        if is_gossip(&event) {
+            self.queued_gossip = self.queued_gossip.saturating_sub(1);
+        } else {
+            self.queued_control = self.queued_control.saturating_sub(1);
+        }
+        Some(event)
+    }
+
+    /// Whether events wait for delivery.
+    pub(crate) fn has_events(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// The event channel closed: drop the queue and queue nothing more.
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+        self.queue.clear();
+        self.queued_gossip = 0;
+        self.queued_control = 0;
+    }
+
+    /// Whether the event channel closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    // ----- republishing ---------------------------------------------------------------
+
+    /// Publishes a transaction with `publish`; with no subscriber yet it is kept (the oldest
+    /// is dropped beyond [`MAX_PENDING_TXS`]) until [`GossipInbox::flush_pending_txs`].
+    pub(crate) fn publish_tx(
+        &mut self,
+        bytes: Vec<u8>,
+        publish: impl FnOnce(Vec<u8>) -> Published,
+    ) {
+        match publish(bytes.clone()) {
+            Published::Sent => {}
+            Published::NoPeers => {
+                if self.pending_txs.len() >= MAX_PENDING_TXS {
+                    self.pending_txs.pop_front();
+                }
+                self.pending_txs.push_back(bytes);
+                tracing::debug!(
+                    pending = self.pending_txs.len(),
+                    "no peer subscribed to transactions yet; kept for rebroadcast"
+                );
+            }
+            Published::Failed(e) => tracing::warn!(error = %e, "transaction publish failed"),
+        }
+    }
+
+    /// Whether a subscription to `topic` should trigger [`GossipInbox::flush_pending_txs`].
+    pub(crate) fn wants_flush(&self, topic: &TopicHash) -> bool {
+        *topic == self.txs_topic && !self.pending_txs.is_empty()
+    }
+
+    /// Republishes the kept transactions in order, stopping (and keeping the rest) as soon
+    /// as there is again no subscriber.
+    pub(crate) fn flush_pending_txs(&mut self, mut publish: impl FnMut(Vec<u8>) -> Published) {
+        while let Some(bytes) = self.pending_txs.pop_front() {
+            match publish(bytes.clone()) {
+                Published::Sent => {}
+                Published::NoPeers => {
+                    self.pending_txs.push_front(bytes);
+                    return;
+                }
+                Published::Failed(e) => {
+                    tracing::warn!(error = %e, "transaction rebroadcast failed");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::identity::Keypair;
+    use peerchain_ledger::types::TX_ENCODED_LEN;
+    use peerchain_ledger::{Address, BlockHeader, Hash, Target, U256};
+
+    fn peer(n: u8) -> PeerId {
+        Keypair::ed25519_from_bytes([n; 32])
+            .expect("valid key")
+            .public()
+            .to_peer_id()
+    }
+
+    fn inbox() -> GossipInbox {
+        GossipInbox::new(TopicHash::from_raw("blocks"), TopicHash::from_raw("txs"))
+    }
+
+    fn id(n: u32) -> MessageId {
+        MessageId::new(&n.to_le_bytes())
+    }
+
+    fn tx_bytes() -> Vec<u8> {
+        vec![0u8; TX_ENCODED_LEN]
+    }
+
+    fn block() -> Block {
+        Block {
+            header: BlockHeader {
+                version: 1,
+                height: 7,
+                prev_hash: Hash([1; 32]),
+                tx_root: Hash([0; 32]),
+                timestamp_ms: 1,
+                target: Target(U256::MAX),
+                nonce: 0,
+                miner: Address([0; 20]),
+            },
+            transactions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn messages_are_dispatched_by_topic() {
+        let mut g = inbox();
+        assert!(Transaction::decode(&tx_bytes()).is_ok(), "test tx decodes");
+        let d = g.on_message(peer(1), id(1), &TopicHash::from_raw("txs"), tx_bytes());
+        assert!(matches!(d, Dispatch::Queued), "{d:?}");
+        let d = g.on_message(peer(1), id(2), &TopicHash::from_raw("txs"), vec![1, 2, 3]);
+        assert!(
+            matches!(d, Dispatch::Report(ref m, MessageAcceptance::Reject) if m.id == id(2)),
+            "{d:?}"
+        );
+        let d = g.on_message(peer(1), id(3), &TopicHash::from_raw("blocks"), vec![9; 10]);
+        assert!(
+            matches!(d, Dispatch::DecodeBlock(ref m, ref data) if m.source == peer(1) && *data == vec![9; 10]),
+            "{d:?}"
+        );
+        let d = g.on_message(peer(1), id(4), &TopicHash::from_raw("other"), vec![]);
+        assert!(
+            matches!(d, Dispatch::Report(_, MessageAcceptance::Reject)),
+            "{d:?}"
+        );
+        match g.pop() {
+            Some(NetworkEvent::Tx { peer: p, msg, .. }) => {
+                assert_eq!(p, peer(1).to_string());
+                assert_eq!(msg.id, id(1));
+            }
+            other => panic!("expected the transaction, got {other:?}"),
+        }
+        assert!(g.pop().is_none());
+    }
+
+    #[test]
+    fn decoded_blocks_are_queued_and_bad_ones_rejected() {
+        let mut g = inbox();
+        let Dispatch::DecodeBlock(msg, _) =
+            g.on_message(peer(2), id(1), &TopicHash::from_raw("blocks"), vec![])
+        else {
+            panic!("expected a decode");
+        };
+        assert_eq!(g.decoding, 1);
+        assert!(matches!(
+            g.block_decoded(msg, Ok(block())),
+            Dispatch::Queued
+        ));
+        assert_eq!(g.decoding, 0);
+        let Dispatch::DecodeBlock(msg, _) =
+            g.on_message(peer(2), id(2), &TopicHash::from_raw("blocks"), vec![])
+        else {
+            panic!("expected a decode");
+        };
+        assert!(matches!(
+            g.block_decoded(msg, Err("bad merkle root".to_owned())),
+            Dispatch::Report(_, MessageAcceptance::Reject)
+        ));
+        match g.pop() {
+            Some(NetworkEvent::Block {
+                block: b,
+                origin: BlockOrigin::Gossip(m),
+                ..
+            }) => {
+                assert_eq!(b.header.height, 7);
+                assert_eq!(m.id, id(1));
+            }
+            other => panic!("expected the block, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn decoding_slots_are_bounded() {
+        let mut g = inbox();
+        let blocks = TopicHash::from_raw("blocks");
+        let mut slots = Vec::new();
+        for n in 0..MAX_DECODING as u32 {
+            match g.on_message(peer(1), id(n), &blocks, vec![]) {
+                Dispatch::DecodeBlock(m, _) => slots.push(m),
+                other => panic!("slot {n}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            g.on_message(peer(1), id(9999), &blocks, vec![]),
+            Dispatch::Report(_, MessageAcceptance::Ignore)
+        ));
+        let first = slots.remove(0);
+        g.block_decoded(first, Err("x".to_owned()));
+        assert!(matches!(
+            g.on_message(peer(1), id(10_000), &blocks, vec![]),
+            Dispatch::DecodeBlock(..)
+        ));
+    }
+
+    #[test]
+    fn the_gossip_queue_is_bounded_but_control_events_still_pass() {
+        let mut g = inbox();
+        let txs = TopicHash::from_raw("txs");
+        for n in 0..MAX_QUEUED_GOSSIP as u32 {
+            assert!(matches!(
+                g.on_message(peer(1), id(n), &txs, tx_bytes()),
+                Dispatch::Queued
+            ));
+        }
+        assert!(matches!(
+            g.on_message(peer(1), id(u32::MAX), &txs, tx_bytes()),
+            Dispatch::Report(_, MessageAcceptance::Ignore)
+        ));
+        // A full queue also refuses new block decodes.
+        assert!(matches!(
+            g.on_message(
+                peer(1),
+                id(u32::MAX - 1),
+                &TopicHash::from_raw("blocks"),
+                vec![]
+            ),
+            Dispatch::Report(_, MessageAcceptance::Ignore)
+        ));
+        g.push_control(NetworkEvent::Syncing(true));
+        // Order is kept: the control event comes after the gossip queued before it.
+        let mut n = 0;
+        let mut last = None;
+        while let Some(e) = g.pop() {
+            n += 1;
+            last = Some(e);
+        }
+        assert_eq!(n, MAX_QUEUED_GOSSIP + 1);
+        assert!(matches!(last, Some(NetworkEvent::Syncing(true))));
+        assert!(matches!(
+            g.on_message(peer(1), id(1), &txs, tx_bytes()),
+            Dispatch::Queued
+        ));
+    }
+
+    #[test]
+    fn control_events_are_bounded() {
+        let mut g = inbox();
+        for _ in 0..MAX_QUEUED_CONTROL + 10 {
+            g.push_control(NetworkEvent::Syncing(false));
+        }
+        assert_eq!(g.queue.len(), MAX_QUEUED_CONTROL);
+        g.pop();
+        g.push_control(NetworkEvent::Syncing(true));
+        assert_eq!(g.queue.len(), MAX_QUEUED_CONTROL);
+        assert!(matches!(g.queue.back(), Some(NetworkEvent::Syncing(true))));
+    }
+
+    #[test]
+    fn a_closed_queue_takes_nothing() {
+        let mut g = inbox();
+        g.push_control(NetworkEvent::Syncing(true));
+        g.close();
+        assert!(g.is_closed());
+        assert!(!g.has_events());
+        g.push_control(NetworkEvent::Syncing(false));
+        assert!(!g.has_events());
+        assert!(matches!(
+            g.on_message(peer(1), id(1), &TopicHash::from_raw("txs"), tx_bytes()),
+            Dispatch::Report(_, MessageAcceptance::Ignore)
+        ));
+    }
+
+    #[test]
+    fn transactions_without_subscribers_are_kept_and_republished_in_order() {
+        let mut g = inbox();
+        let txs = TopicHash::from_raw("txs");
+        assert!(!g.wants_flush(&txs));
+        g.publish_tx(vec![1], |_| Published::Sent);
+        assert!(!g.wants_flush(&txs));
+        g.publish_tx(vec![2], |_| Published::NoPeers);
+        g.publish_tx(vec![3], |_| Published::NoPeers);
+        g.publish_tx(vec![4], |_| Published::Failed("queue full".to_owned()));
+        assert!(g.wants_flush(&txs));
+        assert!(!g.wants_flush(&TopicHash::from_raw("blocks")));
+        // The first goes out, then the subscriber is gone again: the rest is kept.
+        let mut sent = Vec::new();
+        g.flush_pending_txs(|b| {
+            if sent.is_empty() {
+                sent.push(b);
+                Published::Sent
+            } else {
+                Published::NoPeers
+            }
+        });
+        assert_eq!(sent, vec![vec![2]]);
+        assert_eq!(g.pending_txs, VecDeque::from([vec![3]]));
+        let mut sent = Vec::new();
+        g.flush_pending_txs(|b| {
+            sent.push(b);
+            Published::Sent
+        });
+        assert_eq!(sent, vec![vec![3]]);
+        assert!(!g.wants_flush(&txs));
+    }
+
+    #[test]
+    fn kept_transactions_are_bounded_oldest_dropped() {
+        let mut g = inbox();
+        for n in 0..MAX_PENDING_TXS + 2 {
+            g.publish_tx((n as u32).to_le_bytes().to_vec(), |_| Published::NoPeers);
+        }
+        assert_eq!(g.pending_txs.len(), MAX_PENDING_TXS);
+        assert_eq!(g.pending_txs.front(), Some(&2u32.to_le_bytes().to_vec()));
+    }
+
+    #[test]
+    fn publish_results_are_classified() {
+        assert_eq!(Published::of::<()>(Ok(())), Published::Sent);
+        assert_eq!(
+            Published::of::<()>(Err(PublishError::Duplicate)),
+            Published::Sent
+        );
+        assert_eq!(
+            Published::of::<()>(Err(PublishError::NoPeersSubscribedToTopic)),
+            Published::NoPeers
+        );
+        assert!(matches!(
+            Published::of::<()>(Err(PublishError::MessageTooLarge)),
+            Published::Failed(_)
+        ));
+    }
+}

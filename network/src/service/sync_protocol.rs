@@ -1,0 +1,374 @@
+//! The service's routing of the sync protocol (`/peerchain/G/sync/1`): inbound requests are
+//! rate-limited through the [`crate::peers::PeerBook`] and served from the store on the
+//! blocking pool; outbound requests (status, round, ancestor) are recorded in the
+//! [`RequestTable`], and each answer it classifies goes to the peer book, the
+//! [`crate::sync_round::SyncState`] or a penalty. The glue that starts and ends rounds lives
+//! here too.
+//!
+//! It must never: decide policy itself (rate limits, penalties and peer choice are the peer
+//! book's, round progress is the state machine's, the meaning of an answer is the request
+//! table's); read the store on the service task beyond the locator and `has_block` checks a
+//! round needs; or serve more than [`MAX_SERVING`] requests at once.
+
+use std::time::Instant;
+
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::{PeerId, Swarm};
+use peerchain_ledger::{Hash, StoreError, StoreReader, U256};
+
+use super::{Internal, Service};
+use crate::behaviour::Behaviour;
+use crate::codec::{Refusal, Status, SyncRequest, SyncResponse};
+use crate::config::{MAX_SERVING, points};
+use crate::requests::{Answer, Purpose, RequestTable};
+use crate::sync::{build_locator, serve_blocks, serve_headers};
+use crate::sync_round::{Aborted, Finished, RoundEnd, RoundIo};
+use crate::types::NetworkEvent;
+
+/// A sync round's view of the store and the swarm; every request it sends is recorded in the
+/// request table.
+struct SwarmIo<'a> {
+    swarm: &'a mut Swarm<Behaviour>,
+    store: &'a StoreReader,
+    requests: &'a mut RequestTable<OutboundRequestId>,
+}
+
+impl RoundIo<OutboundRequestId> for SwarmIo<'_> {
+    fn locator(&mut self) -> Result<Vec<(Hash, u64, U256)>, String> {
+        build_locator(self.store).map_err(|e| e.to_string())
+    }
+
+    fn has_block(&mut self, hash: &Hash) -> bool {
+        matches!(self.store.has_block(hash), Ok(true))
+    }
+
+    fn send(&mut self, peer: PeerId, request: SyncRequest) -> OutboundRequestId {
+        let purpose = match request {
+            SyncRequest::GetHeaders { .. } => Purpose::Headers,
+            _ => Purpose::Blocks,
+        };
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.requests.insert(id, peer, purpose);
+        id
+    }
+}
+
+/// The [`SwarmIo`] of a service, borrowing only the fields it needs.
+macro_rules! io {
+    ($s:ident) => {
+        &mut SwarmIo {
+            swarm: &mut $s.swarm,
+            store: &$s.store,
+            requests: &mut $s.requests,
+        }
+    };
+}
+
+impl Service {
+    // ----- serving --------------------------------------------------------------------
+
+    fn our_status(&self) -> Status {
+        Status {
+            genesis: self.config.genesis_hash,
+            tip: self.local_tip.hash,
+            height: self.local_tip.height,
+            total_work: self.local_tip.total_work,
+        }
+    }
+
+    pub(super) fn on_sync_event(
+        &mut self,
+        event: request_response::Event<SyncRequest, SyncResponse>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.on_request(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some((purpose, answer)) =
+                        self.requests.on_response(&request_id, response)
+                    {
+                        self.on_answer(peer, request_id, purpose, answer);
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => self.on_outbound_failure(peer, request_id, &error),
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound sync request failed");
+                if let request_response::InboundFailure::Io(e) = &error
+                    && e.kind() == std::io::ErrorKind::InvalidData
+                {
+                    let reason = format!("malformed sync request: {e}");
+                    self.misbehaved(peer, points::BAD_REQUEST, &reason);
+                }
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    pub(super) fn respond(
+        &mut self,
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    ) {
+        let behaviour = self.swarm.behaviour_mut();
+        if behaviour.sync.send_response(channel, response).is_err() {
+            tracing::debug!("sync response dropped: the request timed out or closed");
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        if !self.peers.take_request_token(&peer, Instant::now()) {
+            self.respond(channel, SyncResponse::Refused(Refusal::RateLimited));
+            let reason = "sync requests over the rate limit";
+            self.misbehaved(peer, points::RATE_LIMITED, reason);
+            return;
+        }
+        match request {
+            SyncRequest::Status(status) => {
+                let ours = self.our_status();
+                self.respond(channel, SyncResponse::Status(ours));
+                self.on_peer_status(peer, status);
+            }
+            SyncRequest::GetHeaders { locator, max } => self.serve(channel, move |store| {
+                serve_headers(store, &locator, max).map(SyncResponse::Headers)
+            }),
+            SyncRequest::GetBlocks(hashes) => self.serve(channel, move |store| {
+                serve_blocks(store, &hashes).map(SyncResponse::BlocksRaw)
+            }),
+        }
+    }
+
+    /// Runs a store read on the blocking pool; the response comes back as [`Internal::Serve`].
+    fn serve<F>(&mut self, channel: ResponseChannel<SyncResponse>, job: F)
+    where
+        F: FnOnce(&StoreReader) -> Result<SyncResponse, StoreError> + Send + 'static,
+    {
+        if self.serving >= MAX_SERVING {
+            self.respond(channel, SyncResponse::Refused(Refusal::Busy));
+            return;
+        }
+        self.serving += 1;
+        let store = self.store.clone();
+        let tx = self.internal_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let response = job(&store).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "store read failed while serving sync");
+                SyncResponse::Refused(Refusal::Internal)
+            });
+            let _ = tx.blocking_send(Internal::Serve { channel, response });
+        });
+    }
+
+    // ----- requesting -----------------------------------------------------------------
+
+    pub(super) fn send_status(&mut self, peer: PeerId) {
+        if !self.peers.begin_status(&peer) {
+            return;
+        }
+        let request = SyncRequest::Status(self.our_status());
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.requests.insert(id, peer, Purpose::Status);
+    }
+
+    fn on_peer_status(&mut self, peer: PeerId, status: Status) {
+        if status.genesis != self.config.genesis_hash {
+            self.refuse_network(peer, &format!("status with genesis {}", status.genesis));
+            return;
+        }
+        let idle = self.sync.is_idle();
+        let Some(update) = self.peers.on_status(&peer, status) else {
+            return;
+        };
+        if update.first {
+            tracing::info!(%peer, height = status.height, "peer connected");
+            self.inbox.push_control(NetworkEvent::PeerConnected {
+                peer: peer.to_string(),
+            });
+        }
+        if let Some(missing) = update.pending_ancestor
+            && status.total_work <= self.local_tip.total_work
+            && idle
+        {
+            self.fetch_ancestor(peer, missing);
+        }
+        self.maybe_start_sync();
+    }
+
+    pub(super) fn request_ancestors(&mut self, peer: &str, missing: Hash) {
+        let Ok(p) = peer.parse::<PeerId>() else {
+            tracing::debug!(%peer, "request_ancestors: invalid peer id");
+            return;
+        };
+        // Refresh the peer's status first: if it has more work, a sync round fetches
+        // everything missing, whatever the depth; otherwise the one block is fetched.
+        if self.sync.ancestor_wanted(&missing) && self.peers.set_pending_ancestor(&p, missing) {
+            self.send_status(p);
+        }
+    }
+
+    fn fetch_ancestor(&mut self, peer: PeerId, missing: Hash) {
+        if !self.peers.take_ancestor_token(&peer, Instant::now()) {
+            tracing::debug!(%peer, %missing, "ancestor fetch budget exhausted");
+            return;
+        }
+        self.sync.note_ancestor(missing);
+        let request = SyncRequest::GetBlocks(vec![missing]);
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.requests.insert(id, peer, Purpose::Ancestor(missing));
+    }
+
+    fn on_outbound_failure(
+        &mut self,
+        peer: PeerId,
+        id: OutboundRequestId,
+        error: &OutboundFailure,
+    ) {
+        if let Some((purpose, answer)) = self.requests.on_failure(&id, error) {
+            tracing::debug!(%peer, ?purpose, %error, "sync request failed");
+            self.on_answer(peer, id, purpose, answer);
+        }
+    }
+
+    /// Routes what an answer (or failure) to request `id` means.
+    fn on_answer(&mut self, peer: PeerId, id: OutboundRequestId, purpose: Purpose, answer: Answer) {
+        if purpose == Purpose::Status {
+            self.peers.end_status(&peer);
+        }
+        // A round request of the current round's peer (any other was forgotten on abort).
+        let in_round = purpose.is_round() && self.sync.round_peer() == Some(peer);
+        let now = Instant::now();
+        match answer {
+            Answer::Status(status) => self.on_peer_status(peer, status),
+            Answer::Headers(headers) => {
+                let end = self.sync.on_headers(peer, id, headers, now, io!(self));
+                self.on_round_end(end);
+            }
+            Answer::Blocks(blocks) => {
+                let end = self.sync.on_blocks(id, blocks, now, io!(self));
+                self.on_round_end(end);
+            }
+            Answer::Ancestor(block) => self.sync.push_ready(block, peer),
+            Answer::AncestorMissing(missing) => {
+                tracing::debug!(%peer, %missing, "peer does not have the ancestor");
+            }
+            Answer::Refused(refusal) => {
+                tracing::debug!(%peer, ?refusal, ?purpose, "sync request refused");
+                if purpose.is_round() {
+                    self.abort_round(&format!("request refused: {refusal:?}"), None);
+                }
+            }
+            Answer::Fault { points, reason } => {
+                tracing::warn!(%peer, ?purpose, reason, "bad sync data");
+                if in_round {
+                    self.abort_round(&reason, Some(points));
+                } else {
+                    self.misbehaved(peer, points, &reason);
+                }
+            }
+            Answer::OtherNetwork => {
+                self.refuse_network(peer, "does not speak this network's sync protocol");
+            }
+            Answer::StatusTimedOut => {
+                if !self.peers.is_handshaked(&peer) {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
+            Answer::Failed(detail) => {
+                if in_round {
+                    self.abort_round(&format!("request failed: {detail}"), None);
+                }
+            }
+            Answer::Nothing => {}
+        }
+    }
+
+    // ----- rounds ---------------------------------------------------------------------
+
+    /// Starts a round with the peer of most work above ours, if any.
+    pub(super) fn maybe_start_sync(&mut self) {
+        if !self.sync.is_idle() {
+            return;
+        }
+        let now = Instant::now();
+        let Some((peer, status)) = self.peers.best_sync_peer(self.sync.work_floor(), now) else {
+            return;
+        };
+        tracing::info!(
+            %peer,
+            height = status.height,
+            local_height = self.local_tip.height,
+            "starting sync round"
+        );
+        if self.sync.start(peer, status.total_work, now) {
+            self.inbox.push_control(NetworkEvent::Syncing(true));
+        }
+        self.pump_sync();
+    }
+
+    /// Sends the requests the current round can make now, and handles its end.
+    pub(super) fn pump_sync(&mut self) {
+        let end = self.sync.pump(Instant::now(), io!(self));
+        self.on_round_end(end);
+    }
+
+    pub(super) fn abort_round(&mut self, reason: &str, penalty: Option<f64>) {
+        if let Some(aborted) = self.sync.abort(reason, penalty, Instant::now()) {
+            self.round_aborted(aborted);
+        }
+    }
+
+    fn on_round_end(&mut self, end: Option<RoundEnd<OutboundRequestId>>) {
+        match end {
+            None => {}
+            Some(RoundEnd::Finished(finished)) => self.round_finished(finished),
+            Some(RoundEnd::Aborted(aborted)) => self.round_aborted(aborted),
+        }
+    }
+
+    fn round_finished(&mut self, f: Finished) {
+        tracing::info!(
+            peer = %f.peer,
+            blocks = f.released,
+            secs = f.elapsed.as_secs_f64(),
+            "sync round finished"
+        );
+        if let Some(reason) = &f.lied {
+            self.misbehaved(f.peer, points::LIED_ABOUT_WORK, reason);
+        }
+        // Trust only what was served until the peer announces more.
+        self.peers.lower_claim(&f.peer, f.served);
+        if let Some(until) = f.cooldown_until {
+            self.peers.set_sync_cooldown(&f.peer, until);
+        }
+        self.maybe_start_sync();
+    }
+
+    /// Forgets the round's requests (late answers are ignored), applies the cooldown and the
+    /// penalty, and tries another peer. Blocks already released stay queued.
+    fn round_aborted(&mut self, a: Aborted<OutboundRequestId>) {
+        tracing::info!(peer = %a.peer, reason = a.reason, "sync round aborted");
+        for id in &a.stale {
+            self.requests.forget(id);
+        }
+        self.peers.set_sync_cooldown(&a.peer, a.cooldown_until);
+        if let Some(pts) = a.penalty {
+            self.misbehaved(a.peer, pts, &a.reason);
+        }
+        self.maybe_start_sync();
+    }
+}
