@@ -158,8 +158,8 @@ pub enum ChainError {
     /// A block named by hash is unknown.
     #[error("block {0} is unknown")]
     UnknownBlock(Hash),
-    /// Genesis cannot be invalidated.
-    #[error("the genesis block cannot be invalidated")]
+    /// Genesis cannot be invalidated or reconsidered.
+    #[error("the genesis block cannot be invalidated or reconsidered")]
     Genesis,
 }
 
@@ -320,8 +320,10 @@ impl Chain {
         std::mem::take(&mut self.events)
     }
 
+    // Cannot panic: callers pass the tip or blocks of a branch walked through the tree, and the
+    // tip and every ancestor of a stored block are in the tree by construction.
+    #[allow(clippy::indexing_slicing)]
     fn node(&self, hash: &Hash) -> &Node {
-        // The tip and every ancestor of a stored block are in the tree by construction.
         &self.nodes[hash]
     }
 
@@ -592,7 +594,7 @@ impl Chain {
         let parent = block.header.prev_hash;
         let size = block.encoded_len();
         while self.orphan_parent.len() >= self.config.max_orphans
-            || self.orphan_bytes + size > self.config.max_orphan_bytes
+            || self.orphan_bytes.saturating_add(size) > self.config.max_orphan_bytes
         {
             let Some(old) = self.orphan_order.pop_front() else {
                 break;
@@ -600,12 +602,12 @@ impl Chain {
             let Some(old_parent) = self.orphan_parent.remove(&old) else {
                 continue;
             };
-            let mut freed = 0;
+            let mut freed: usize = 0;
             let now_empty = self.orphans.get_mut(&old_parent).is_some_and(|list| {
                 list.retain(|(b, _)| {
                     let keep = b.hash() != old;
                     if !keep {
-                        freed += b.encoded_len();
+                        freed = freed.saturating_add(b.encoded_len());
                     }
                     keep
                 });
@@ -622,7 +624,7 @@ impl Chain {
             .push((block, source));
         self.orphan_parent.insert(hash, parent);
         self.orphan_order.push_back(hash);
-        self.orphan_bytes += size;
+        self.orphan_bytes = self.orphan_bytes.saturating_add(size);
         Verdict::Orphan {
             missing: self.missing_ancestor(&parent),
         }
@@ -730,15 +732,22 @@ impl Chain {
 
     /// The blocks from the fork point (exclusive) up to `target`, fork point first, and the
     /// fork point.
-    fn path_from_main(&self, target: &Hash) -> (Vec<Hash>, Hash) {
+    fn path_from_main(&self, target: &Hash) -> Result<(Vec<Hash>, Hash), ChainError> {
         let mut path = Vec::new();
         let mut cursor = *target;
         while !self.is_on_main(&cursor) {
             path.push(cursor);
-            cursor = self.node(&cursor).header.prev_hash;
+            // Not `node`: when the store fails, `is_on_main` is false even for genesis, whose
+            // parent (the zero hash) is not in the tree.
+            cursor = self
+                .nodes
+                .get(&cursor)
+                .ok_or(ChainError::UnknownBlock(cursor))?
+                .header
+                .prev_hash;
         }
         path.reverse();
-        (path, cursor)
+        Ok((path, cursor))
     }
 
     /// Disconnects main-chain blocks until `ancestor` is the tip; returns their hashes, the
@@ -757,7 +766,7 @@ impl Chain {
 
     fn switch_to(&mut self, target: Hash) -> Result<(), ChainError> {
         let old_tip = self.tip;
-        let (path, fork) = self.path_from_main(&target);
+        let (path, fork) = self.path_from_main(&target)?;
         let Disconnected {
             hashes: disconnected,
             blocks: reverted_txs,
@@ -964,8 +973,12 @@ impl Chain {
     /// Undoes [`Chain::invalidate`] on `hash` and its descendants, then moves to the best chain
     /// (Bitcoin Core's `reconsiderblock`). Blocks invalid by rule stay invalid.
     pub fn reconsider(&mut self, hash: &Hash) -> Result<(), ChainError> {
-        if !self.nodes.contains_key(hash) {
-            return Err(ChainError::UnknownBlock(*hash));
+        let n = self
+            .nodes
+            .get(hash)
+            .ok_or(ChainError::UnknownBlock(*hash))?;
+        if n.header.height == 0 {
+            return Err(ChainError::Genesis);
         }
         let mut stack = vec![*hash];
         while let Some(h) = stack.pop() {
@@ -1017,6 +1030,8 @@ impl Chain {
         out
     }
 
+    // Cannot overflow: `len` counts distinct blocks of the tree walked parent by parent.
+    #[allow(clippy::arithmetic_side_effects)]
     fn branch_length(&self, hash: &Hash) -> u64 {
         let mut len = 0;
         let mut cursor = *hash;

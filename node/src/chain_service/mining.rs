@@ -32,6 +32,7 @@ impl ChainService {
             return;
         }
         if job.remaining == 0 {
+            self.publish_now();
             let _ = job.reply.send(Ok(job.done));
             return;
         }
@@ -40,6 +41,7 @@ impl ChainService {
                 job.done.extend(hashes);
                 job.remaining = job.remaining.saturating_sub(1);
                 if job.remaining == 0 {
+                    self.publish_now();
                     let _ = job.reply.send(Ok(job.done));
                 } else {
                     self.mine_jobs.push_front(job);

@@ -70,7 +70,13 @@ impl ChainService {
                     });
                 }
                 ChainEvent::TxAdmitted(txid) => {
-                    self.first_seen.record(txid, now_ms());
+                    // The mempool's time, so the time shown never changes when it confirms.
+                    let seen = self
+                        .chain
+                        .mempool()
+                        .get(&txid)
+                        .map_or_else(now_ms, |e| e.first_seen_ms);
+                    self.first_seen.record(txid, seen);
                     self.template_dirty = true;
                     let _ = self.links.events.send(NodeEvent::Tx { txid });
                 }

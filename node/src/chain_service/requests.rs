@@ -37,7 +37,15 @@ pub enum ChainRequest {
 }
 
 impl ChainService {
-    /// Serves one request. A request whose caller has already gone is skipped.
+    /// Publishes events and the snapshot at once: a caller that reads right after its reply
+    /// must see what its request changed (read-your-writes).
+    pub(super) fn publish_now(&mut self) {
+        self.publish_events();
+        self.publish_snapshot();
+    }
+
+    /// Serves one request; the snapshot is published before the reply is sent. A request
+    /// whose caller has already gone is skipped.
     pub(super) fn request(&mut self, req: ChainRequest) {
         match req {
             ChainRequest::Submit(txs, reply) => {
@@ -45,7 +53,9 @@ impl ChainService {
                     tracing::debug!(txs = txs.len(), "submission abandoned by its caller");
                     return;
                 }
-                let _ = reply.send(Ok(self.submit(txs)));
+                let results = self.submit(txs);
+                self.publish_now();
+                let _ = reply.send(Ok(results));
             }
             ChainRequest::Mine {
                 blocks,
@@ -63,16 +73,19 @@ impl ChainService {
             ChainRequest::SetMining(on, reply) => {
                 self.mining = on;
                 self.refresh_template(true);
+                self.publish_now();
                 let _ = reply.send(Ok(()));
             }
             ChainRequest::Invalidate(hash, reply) => {
                 let r = self.chain.invalidate(&hash).map_err(node_error);
                 self.tips_dirty = true;
+                self.publish_now();
                 let _ = reply.send(r);
             }
             ChainRequest::Reconsider(hash, reply) => {
                 let r = self.chain.reconsider(&hash).map_err(node_error);
                 self.tips_dirty = true;
+                self.publish_now();
                 let _ = reply.send(r);
             }
         }

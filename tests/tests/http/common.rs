@@ -14,11 +14,11 @@ use peerchain_rpc::Limits;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-pub const ACCOUNTS: u32 = 6;
-pub const TOKEN: &str = "test-admin-token";
+pub(crate) const ACCOUNTS: u32 = 6;
+pub(crate) const TOKEN: &str = "test-admin-token";
 
 /// A dev genesis whose proof of work takes about two hashes.
-pub fn easy_genesis() -> Genesis {
+pub(crate) fn easy_genesis() -> Genesis {
     let mut g = Genesis::dev(ACCOUNTS, 1_000_000_000, 2000);
     g.initial_target = Target(U256::MAX >> 1);
     g.pow_limit = Target(U256::MAX >> 1);
@@ -26,7 +26,7 @@ pub fn easy_genesis() -> Genesis {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -34,13 +34,13 @@ pub fn now_ms() -> u64 {
 
 /// How a test node is set up.
 #[derive(Debug, Clone)]
-pub struct Options {
-    pub limits: Limits,
-    pub mempool: MempoolConfig,
-    pub event_capacity: usize,
+pub(crate) struct Options {
+    pub(crate) limits: Limits,
+    pub(crate) mempool: MempoolConfig,
+    pub(crate) event_capacity: usize,
     /// Start a second node connected to this one.
-    pub peer: bool,
-    pub failpoints: FailPoints,
+    pub(crate) peer: bool,
+    pub(crate) failpoints: FailPoints,
 }
 
 impl Default for Options {
@@ -55,7 +55,12 @@ impl Default for Options {
     }
 }
 
-fn config(genesis: &Genesis, dir: &std::path::Path, options: &Options, boot: Vec<String>) -> NodeConfig {
+fn config(
+    genesis: &Genesis,
+    dir: &std::path::Path,
+    options: &Options,
+    boot: Vec<String>,
+) -> NodeConfig {
     let limits = NodeLimits {
         http: options.limits.clone(),
         mempool: options.mempool.clone(),
@@ -86,22 +91,22 @@ fn config(genesis: &Genesis, dir: &std::path::Path, options: &Options, boot: Vec
 }
 
 /// A running node with its HTTP server (and optionally a connected peer).
-pub struct TestNode {
-    pub base: String,
-    pub client: reqwest::Client,
-    pub genesis: Genesis,
-    pub keys: Vec<Keypair>,
-    pub node: Option<RunningNode>,
-    pub peer: Option<RunningNode>,
+pub(crate) struct TestNode {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) genesis: Genesis,
+    pub(crate) keys: Vec<Keypair>,
+    pub(crate) node: Option<RunningNode>,
+    pub(crate) peer: Option<RunningNode>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
 impl TestNode {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(Options::default()).await
     }
 
-    pub async fn start_with(options: Options) -> Self {
+    pub(crate) async fn start_with(options: Options) -> Self {
         let genesis = easy_genesis();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut node = peerchain::start(config(&genesis, dir.path(), &options, Vec::new()))
@@ -118,9 +123,10 @@ impl TestNode {
                 failpoints: FailPoints::default(),
                 ..options.clone()
             };
-            let peer = peerchain::start(config(&genesis, peer_dir.path(), &peer_options, vec![addr]))
-                .await
-                .expect("peer starts");
+            let peer =
+                peerchain::start(config(&genesis, peer_dir.path(), &peer_options, vec![addr]))
+                    .await
+                    .expect("peer starts");
             dirs.push(peer_dir);
             Some(peer)
         } else {
@@ -146,22 +152,26 @@ impl TestNode {
     }
 
     /// The running node.
-    pub fn node(&self) -> &RunningNode {
+    pub(crate) fn node(&self) -> &RunningNode {
         self.node.as_ref().expect("node running")
     }
 
     /// The running node, mutably (for [`RunningNode::failed`]).
-    pub fn node_mut(&mut self) -> &mut RunningNode {
+    pub(crate) fn node_mut(&mut self) -> &mut RunningNode {
         self.node.as_mut().expect("node running")
     }
 
     /// The peer's id (panics without a peer).
-    pub fn peer_id(&self) -> String {
-        self.peer.as_ref().expect("started with a peer").peer_id.clone()
+    pub(crate) fn peer_id(&self) -> String {
+        self.peer
+            .as_ref()
+            .expect("started with a peer")
+            .peer_id
+            .clone()
     }
 
     /// Stops the node in order (HTTP first) and its peer.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Some(node) = self.node.take() {
             node.shutdown().await;
         }
@@ -170,16 +180,16 @@ impl TestNode {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (StatusCode, Value) {
         let r = self.client.get(self.url(path)).send().await.expect("GET");
         read(r).await
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         let r = self
             .client
             .post(self.url(path))
@@ -190,7 +200,7 @@ impl TestNode {
         read(r).await
     }
 
-    pub async fn post_raw(
+    pub(crate) async fn post_raw(
         &self,
         path: &str,
         content_type: &str,
@@ -207,7 +217,7 @@ impl TestNode {
         read(r).await
     }
 
-    pub async fn admin(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn admin(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         let r = self
             .client
             .post(self.url(path))
@@ -220,7 +230,7 @@ impl TestNode {
     }
 
     /// Mines `n` blocks through the admin API; returns their hashes.
-    pub async fn mine(&self, n: u32) -> Vec<String> {
+    pub(crate) async fn mine(&self, n: u32) -> Vec<String> {
         let (status, body) = self.admin("/v1/admin/mine", &json!({ "blocks": n })).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["hashes"]
@@ -232,24 +242,27 @@ impl TestNode {
     }
 
     /// Waits up to 20 s until the status satisfies `cond`.
-    pub async fn wait_for(&self, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn wait_for(&self, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let (status, body) = self.get("/v1/status").await;
             if status == StatusCode::OK && cond(&body) {
                 return body;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {body}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    pub fn address(&self, i: usize) -> Address {
+    pub(crate) fn address(&self, i: usize) -> Address {
         self.keys[i].address()
     }
 
     /// A signed transfer from dev `from` to `to`.
-    pub fn transfer(
+    pub(crate) fn transfer(
         &self,
         from: usize,
         to: Address,
@@ -261,26 +274,30 @@ impl TestNode {
     }
 
     /// The tip hash and height, from `/v1/status`.
-    pub async fn tip(&self) -> (Hash, u64) {
+    pub(crate) async fn tip(&self) -> (Hash, u64) {
         let (_, s) = self.get("/v1/status").await;
-        let hash: Hash = s["tip_hash"].as_str().expect("tip hash").parse().expect("hex");
+        let hash: Hash = s["tip_hash"]
+            .as_str()
+            .expect("tip hash")
+            .parse()
+            .expect("hex");
         (hash, s["height"].as_u64().expect("height"))
     }
 }
 
-pub async fn read(r: reqwest::Response) -> (StatusCode, Value) {
+pub(crate) async fn read(r: reqwest::Response) -> (StatusCode, Value) {
     let status = r.status();
     let text = r.text().await.expect("body");
     let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, value)
 }
 
-pub fn tx_json(tx: &Transaction) -> Value {
+pub(crate) fn tx_json(tx: &Transaction) -> Value {
     serde_json::to_value(tx).expect("tx json")
 }
 
 /// Asserts an error response in the error model and returns its message.
-pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) -> String {
+pub(crate) fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) -> String {
     assert_eq!(got.0, status, "status of {}", got.1);
     let error = got
         .1
@@ -305,13 +322,13 @@ pub fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) -
 }
 
 /// Reads Server-Sent Events from a response: (event name, data as JSON).
-pub struct EventReader {
+pub(crate) struct EventReader {
     stream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Vec<u8>>> + Send>>,
     buffer: String,
 }
 
 impl EventReader {
-    pub async fn open(node: &TestNode, query: &str) -> Self {
+    pub(crate) async fn open(node: &TestNode, query: &str) -> Self {
         let client = reqwest::Client::new();
         let r = client
             .get(node.url(&format!("/v1/events{query}")))
@@ -334,7 +351,7 @@ impl EventReader {
     }
 
     /// The next event, or `None` when the stream ended or nothing came within `wait`.
-    pub async fn next_within(&mut self, wait: Duration) -> Option<(String, Value)> {
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<(String, Value)> {
         use futures::StreamExt;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -365,7 +382,7 @@ impl EventReader {
         }
     }
 
-    pub async fn next(&mut self) -> (String, Value) {
+    pub(crate) async fn next(&mut self) -> (String, Value) {
         self.next_within(Duration::from_secs(10))
             .await
             .expect("an event within 10 s")

@@ -482,6 +482,7 @@ async fn invalidate_and_reconsider_answer_404_for_unknown_and_400_for_genesis() 
     let unknown = "cd".repeat(32);
     for path in ["/v1/admin/invalidate", "/v1/admin/reconsider"] {
         let got = node.admin(path, &json!({ "hash": genesis })).await;
+        assert_eq!(got.0, S400, "{path} of genesis: {}", got.1);
         let message = assert_error(&got, S400, "bad_request");
         assert!(message.contains("genesis"), "{path}: {message}");
         let got = node.admin(path, &json!({ "hash": unknown })).await;
@@ -519,12 +520,13 @@ async fn block_and_unblock_answer_404_for_unknown_peers() {
     let stranger = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
     assert_ne!(stranger, peer);
     assert_ne!(stranger, node.node().peer_id);
+    let n = &node;
     let block = |id: String| async move {
-        node.admin(&format!("/v1/admin/peers/{id}/block"), &json!({}))
+        n.admin(&format!("/v1/admin/peers/{id}/block"), &json!({}))
             .await
     };
     let unblock = |id: String| async move {
-        node.admin(&format!("/v1/admin/peers/{id}/unblock"), &json!({}))
+        n.admin(&format!("/v1/admin/peers/{id}/unblock"), &json!({}))
             .await
     };
 
@@ -583,14 +585,16 @@ async fn a_stopped_node_is_503() {
     let got = node.admin("/v1/admin/mine", &json!({ "blocks": 1 })).await;
     assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     let got = node
-        .admin(
-            "/v1/admin/invalidate",
-            &json!({ "hash": "ab".repeat(32) }),
-        )
+        .admin("/v1/admin/invalidate", &json!({ "hash": "ab".repeat(32) }))
         .await;
     assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     // Reads (the store and the last snapshot) still work without it.
-    for path in ["/v1/status", "/v1/blocks/0", "/v1/mempool", "/v1/chain/tips"] {
+    for path in [
+        "/v1/status",
+        "/v1/blocks/0",
+        "/v1/mempool",
+        "/v1/chain/tips",
+    ] {
         let (status, body) = node.get(path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
     }
@@ -616,9 +620,10 @@ async fn overload_and_slow_requests_are_bounded() {
     let client = node.client.clone();
     let url = node.url("/v1/transactions");
     let tx = tx_json(&node.transfer(0, node.address(1), 1, 1, 0));
-    let slow = tokio::spawn(async move {
-        read(client.post(url).json(&tx).send().await.expect("POST")).await
-    });
+    let slow =
+        tokio::spawn(
+            async move { read(client.post(url).json(&tx).send().await.expect("POST")).await },
+        );
     tokio::time::sleep(Duration::from_millis(150)).await;
     let shed = node.get("/v1/blocks/0").await;
     let message = assert_error(&shed, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
