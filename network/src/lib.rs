@@ -9,7 +9,7 @@
 //! bookkeeping (status, scores, penalties, bans, redials). One service task owns the swarm;
 //! the rest of the node talks to it through a cloneable [`NetworkHandle`] (commands over a
 //! bounded channel, replies over oneshot) and receives [`NetworkEvent`]s from a bounded
-//! channel. Sync requests from peers are served from the [`Store`] read API on the blocking
+//! channel. Sync requests from peers are served from the [`StoreReader`] read API on the blocking
 //! pool.
 //!
 //! It must never: leak a libp2p type through its public API (peers are base58 strings,

@@ -1,0 +1,100 @@
+//! Hostile peers, defect 5: the nonce-gap queue used to hold any validly signed gossiped
+//! transaction ahead of a gap, before any balance check. A peer gossiping transactions from
+//! fresh, unfunded keys with nonce 1 filled the queue, and an honest transaction that arrived
+//! ahead of its predecessor was then dropped. Now a transaction is held only when its sender
+//! can pay for it, and at most `gap_per_sender` per account.
+//!
+//! The honest node is the real node; the attacker is a bare network instance gossiping junk
+//! over the real protocol.
+
+use std::time::Duration;
+
+use peerchain::config::NodeLimits;
+use peerchain_ledger::crypto::Keypair;
+use peerchain_ledger::{Address, Store};
+use peerchain_network::NetworkConfig;
+use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
+    let genesis = easy_genesis();
+    let options = NodeOptions {
+        limits: NodeLimits {
+            gap_queue: 200,
+            ..NodeLimits::default()
+        },
+        ..NodeOptions::default()
+    };
+    let net = TestNet::start(1, genesis.clone(), options).await.expect("node");
+
+    // The attacker joins over the real P2P protocol.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::temporary(&genesis).expect("store");
+    let mut config = NetworkConfig::new(
+        dir.path(),
+        genesis.hash(),
+        usize::try_from(genesis.max_block_txs).expect("fits"),
+    );
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    config.bootnodes = vec![net.nodes[0].p2p.clone()];
+    config.heartbeat_ms = 100;
+    let (attacker, _events) = peerchain_network::start(config, store.reader())
+        .await
+        .expect("attacker network");
+    net.wait_all("a peer", Duration::from_secs(15), |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await
+    .expect("connected");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+
+    // 1,000 validly signed transactions from keys that own nothing, each one nonce ahead.
+    for i in 0..1_000u32 {
+        let mut seed = [0u8; 32];
+        seed[..4].copy_from_slice(&i.to_le_bytes());
+        seed[31] = 0xa5;
+        let junk = Keypair::from_seed(&seed).sign_transfer(
+            genesis.chain_id,
+            Address([9; 20]),
+            1,
+            genesis.min_fee,
+            1,
+        );
+        attacker.publish_tx(&junk).await;
+    }
+    // An honest sender's nonce 1 reaches the node by gossip before its nonce 0.
+    let honest = Keypair::dev(3);
+    let to = Keypair::dev(4).address();
+    let early = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    attacker.publish_tx(&early).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let first = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 0);
+    let (code, body) = net
+        .post(0, "/v1/transactions", &serde_json::to_value(&first).expect("json"))
+        .await
+        .expect("submit");
+    assert_eq!(code, 202, "{body}");
+
+    // The held nonce 1 follows its predecessor into the mempool.
+    let path = format!("/v1/transactions/{}", early.txid());
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        if let Ok(v) = net.get(0, &path).await {
+            status = v["status"].clone();
+            if status == "pending" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "pending", "the honest early transaction was kept");
+    let metrics = net.nodes[0].node.as_ref().expect("running").metrics.render();
+    let refused = metrics
+        .lines()
+        .find(|l| l.contains("gap_refused") && !l.starts_with('#'))
+        .unwrap_or("");
+    assert!(!refused.is_empty(), "unfunded transactions were refused: {metrics}");
+    attacker.shutdown().await;
+    net.stop().await;
+}
