@@ -1,0 +1,133 @@
+//! Gossip of transactions and blocks between real nodes.
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tx_and_block_reach_every_node() {
+    let g = test_genesis(7710);
+    let n0 = Honest::start("n0", &g, Vec::new()).await;
+    let mut nodes = Vec::new();
+    for i in 1..5 {
+        nodes.push(Honest::start(&format!("n{i}"), &g, vec![n0.p2p.clone()]).await);
+    }
+    let all: Vec<&Honest> = std::iter::once(&n0).chain(nodes.iter()).collect();
+    wait_for_peers(&all, 1, 30).await;
+
+    // Discovery: a node that only knew n0 finds the others through Kademlia.
+    let last = &nodes[3];
+    wait_for("n4 to discover three peers", 30, async || {
+        last.peers().await.len() >= 3
+    })
+    .await;
+
+    // A transaction submitted to one node reaches every mempool.
+    let txid = nodes[2].submit(&transfer(&g, 0, 1, 1000, 0)).await;
+    wait_for("the tx in every mempool", 30, async || {
+        for n in &all {
+            if n.tx_status(&txid).await.as_deref() != Some("pending") {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+
+    // A block mined on one node (carrying the tx) becomes every node's tip.
+    let block = nodes[1].mine(1).await.remove(0);
+    let txids = nodes[1].get_ok(&format!("/v1/blocks/{block}/txids")).await;
+    assert!(
+        txids.as_array().expect("list").iter().any(|t| *t == txid),
+        "the mined block carries the tx: {txids}"
+    );
+    wait_for_tip(&all, &block, 30).await;
+    for n in &all {
+        assert_eq!(n.tx_status(&txid).await.as_deref(), Some("confirmed"));
+    }
+    wait_for("the confirmed tx to leave every mempool", 10, async || {
+        for n in &all {
+            if n.status().await["mempool_size"] != 0 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+
+    // A few more blocks from different miners.
+    for miner in &all[..3] {
+        let b = miner.mine(1).await.remove(0);
+        wait_for_tip(&all, &b, 30).await;
+    }
+
+    for n in nodes {
+        n.shutdown().await;
+    }
+    n0.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tx_published_before_any_peer_is_rebroadcast() {
+    let g = test_genesis(7750);
+    let a = Honest::start("a", &g, Vec::new()).await;
+    assert!(a.peers().await.is_empty());
+    let txid = a.submit(&transfer(&g, 1, 2, 3, 0)).await; // nobody to send it to yet
+    let b = Honest::start("b", &g, vec![a.p2p.clone()]).await;
+    wait_for("the early tx at b", 20, async || {
+        b.tx_status(&txid).await.as_deref() == Some("pending")
+    })
+    .await;
+    assert_eq!(b.gossip("transactions", "accept"), 1.0, "it came by gossip");
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphan_gossip_block_fetches_its_ancestors() {
+    let g = test_genesis(7751);
+    let a = Honest::start("a", &g, Vec::new()).await;
+    // a mines 15 blocks alone, then hides them: invalidating the first makes genesis its tip
+    // again, so the tip it announces in the status handshake is genesis.
+    let hidden = a.mine(15).await;
+    a.admin(
+        "/v1/admin/invalidate",
+        &serde_json::json!({ "hash": hidden[0] }),
+    )
+    .await;
+    assert_eq!(a.height().await, 0);
+    let b = Honest::start("b", &g, vec![a.p2p.clone()]).await;
+    wait_for_peers(&[&a, &b], 1, 20).await;
+
+    // Reconsidering brings the 15 blocks back without publishing anything, and b's view of
+    // a's tip stays at genesis until the next status refresh (10 s away). So b misses 15
+    // blocks, then hears of the 16th by gossip.
+    a.admin(
+        "/v1/admin/reconsider",
+        &serde_json::json!({ "hash": hidden[0] }),
+    )
+    .await;
+    assert_eq!(a.tip().await, (hidden[14].clone(), 15));
+    let block = a.mine(1).await.remove(0);
+    wait_for_tip(&[&b], &block, 30).await;
+
+    // The gossip block arrived as an orphan (ignored: no penalty, not relayed), and its
+    // ancestors were fetched from a: all 16 joined b's main chain, none was refused.
+    assert_eq!(
+        b.gossip("blocks", "ignore"),
+        1.0,
+        "the gossip block was an orphan"
+    );
+    assert_eq!(b.gossip("blocks", "accept"), 0.0);
+    assert_eq!(b.gossip("blocks", "reject"), 0.0);
+    assert_eq!(b.blocks_imported(), 16.0, "15 ancestors and the orphan");
+    assert_eq!(b.reorgs(), 0.0);
+    for h in &hidden {
+        let view = b.block(h).await.expect("ancestor fetched");
+        assert_eq!(view["in_main_chain"], true);
+    }
+    assert!(
+        b.peer_ids().await.contains(&a.peer_id),
+        "a was not penalised"
+    );
+    b.shutdown().await;
+    a.shutdown().await;
+}
