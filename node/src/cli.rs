@@ -114,6 +114,14 @@ pub struct NodeArgs {
     /// Dev mode block interval in ms; 0 mines a block as soon as a transaction arrives.
     #[arg(long, requires = "dev")]
     pub block_time: Option<u64>,
+    /// Let this node attack its peers on purpose (for testing defences): allows --adversary and
+    /// `POST /v1/admin/adversary`. Never use it on a network you care about.
+    #[arg(long)]
+    pub allow_adversary: bool,
+    /// Start in an adversary mode (needs --allow-adversary): invalid-blocks gossips blocks that
+    /// break each consensus rule in turn; tx-flood floods unfunded and nonce-gap transactions.
+    #[arg(long, value_enum)]
+    pub adversary: Option<crate::adversary::AdversaryMode>,
 }
 
 /// Flags of `peerchain keygen`.

@@ -19,6 +19,12 @@ use crate::config::{NodeConfig, target_for_hashrate};
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let config = NodeConfig::resolve(args)?;
     init_logging(config.log_format);
+    if let Some(mode) = config.adversary {
+        eprintln!(
+            "\n!!! ADVERSARY MODE {}: this node attacks its peers on purpose. Testing only. !!!\n",
+            mode.name()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

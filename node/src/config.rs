@@ -168,6 +168,10 @@ pub struct NodeConfig {
     pub limits: NodeLimits,
     /// Injected faults (tests only).
     pub failpoints: FailPoints,
+    /// Whether adversary modes may be switched on (`--allow-adversary`).
+    pub allow_adversary: bool,
+    /// The adversary mode to start in (`--adversary`).
+    pub adversary: Option<crate::adversary::AdversaryMode>,
 }
 
 /// The built-in dev network: 10 dev accounts, easy work so blocks are mined at once, and a
@@ -198,6 +202,14 @@ impl NodeConfig {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
+        if let Some(mode) = args.adversary
+            && !args.allow_adversary
+        {
+            bail!(
+                "--adversary {} attacks this node's peers: it needs --allow-adversary too",
+                mode.name()
+            );
+        }
         let dev = args.dev.then(|| DevMode {
             block_time_ms: args.block_time.unwrap_or(0),
         });
@@ -250,6 +262,8 @@ impl NodeConfig {
             temp_dir,
             limits: NodeLimits::default(),
             failpoints: FailPoints::from_env()?,
+            allow_adversary: args.allow_adversary,
+            adversary: args.adversary,
         })
     }
 }

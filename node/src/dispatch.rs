@@ -60,7 +60,8 @@ fn answer_with(request: ChainRequest, e: NodeError) {
         }
         ChainRequest::SetMining(_, reply)
         | ChainRequest::Invalidate(_, reply)
-        | ChainRequest::Reconsider(_, reply) => {
+        | ChainRequest::Reconsider(_, reply)
+        | ChainRequest::SetAdversary(_, reply) => {
             let _ = reply.send(Err(e));
         }
     }
@@ -95,6 +96,9 @@ pub async fn dispatch(request: NodeRequest, chain: &ChainInbox, net: &NetworkHan
         NodeRequest::SetMining(on, reply) => chain.offer(ChainRequest::SetMining(on, reply)),
         NodeRequest::Invalidate(hash, reply) => chain.offer(ChainRequest::Invalidate(hash, reply)),
         NodeRequest::Reconsider(hash, reply) => chain.offer(ChainRequest::Reconsider(hash, reply)),
+        NodeRequest::SetAdversary(mode, reply) => {
+            chain.offer(ChainRequest::SetAdversary(mode, reply));
+        }
     }
 }
 

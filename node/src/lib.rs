@@ -11,6 +11,7 @@
 //! It must never: implement consensus rules, protocol details or HTTP routes itself; those
 //! live in `peerchain-consensus`, `peerchain-network` and `peerchain-rpc`.
 
+pub mod adversary;
 pub mod chain_service;
 pub mod cli;
 pub mod commands;

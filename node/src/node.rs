@@ -103,8 +103,12 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         // them again), never consistency. An fsync per block would cap sync at ~100 blocks/s.
         sync_every_block: false,
     };
-    let store = Store::open(&store_cfg, &config.genesis)
-        .with_context(|| format!("cannot open the chain store in {}", store_cfg.path.display()))?;
+    let store = Store::open(&store_cfg, &config.genesis).with_context(|| {
+        format!(
+            "cannot open the chain store in {}",
+            store_cfg.path.display()
+        )
+    })?;
     let admin_token = match &config.admin_token {
         Some(t) => t.clone(),
         None => crate::keys::admin_token(&config.data_dir)?,

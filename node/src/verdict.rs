@@ -142,7 +142,10 @@ mod tests {
             got: 1,
             expected: 2,
         };
-        assert_eq!(tx_verdict(&refused(wrong_chain)).acceptance(), Acceptance::Reject);
+        assert_eq!(
+            tx_verdict(&refused(wrong_chain)).acceptance(),
+            Acceptance::Reject
+        );
         // min_fee is a genesis parameter: a cheaper transaction is invalid on every node.
         let cheap = TxError::FeeTooLow { fee: 0, min_fee: 1 };
         assert_eq!(
@@ -169,7 +172,11 @@ mod tests {
         };
         assert_eq!(tx_verdict(&Err(full)), TxVerdict::Ignore);
         let disk = MempoolError::Store(StoreError::Db("no space left on device".into()));
-        assert_eq!(tx_verdict(&Err(disk)), TxVerdict::Ignore, "I/O is no verdict");
+        assert_eq!(
+            tx_verdict(&Err(disk)),
+            TxVerdict::Ignore,
+            "I/O is no verdict"
+        );
     }
 
     #[test]

@@ -151,10 +151,18 @@ impl From<NodeError> for ApiError {
             NodeError::Genesis
             | NodeError::BadPeerId { .. }
             | NodeError::BadAddress { .. }
-            | NodeError::LocalPeer { .. } => ApiError::bad_request("bad_request", message),
+            | NodeError::LocalPeer { .. }
+            | NodeError::UnknownAdversary { .. } => ApiError::bad_request("bad_request", message),
+            NodeError::AdversaryNotAllowed => {
+                ApiError::new(StatusCode::FORBIDDEN, "adversary_not_allowed", message)
+            }
             NodeError::Store(_) => {
                 tracing::error!(error = %message, "store failure while serving a request");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    message,
+                )
             }
             NodeError::Busy { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)

@@ -130,6 +130,7 @@ pub(crate) fn build(state: AppState) -> Router {
         )
         .route("/v1/admin/invalidate", post(admin::invalidate))
         .route("/v1/admin/reconsider", post(admin::reconsider))
+        .route("/v1/admin/adversary", post(admin::set_adversary))
         .route_layer(from_fn_with_state(state.clone(), admin::require_admin))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(timeout(limits.admin_timeout))

@@ -210,6 +210,17 @@ pub enum NodeError {
         /// This node's peer id.
         peer: String,
     },
+    /// Adversary modes need `--allow-adversary`.
+    #[error("adversary modes are off: start the node with --allow-adversary to use them")]
+    AdversaryNotAllowed,
+    /// An adversary mode this node does not have.
+    #[error("unknown adversary mode {mode:?}; known: {known}")]
+    UnknownAdversary {
+        /// The name given.
+        mode: String,
+        /// The modes there are.
+        known: String,
+    },
     /// The chain store failed (I/O, full disk): not a verdict on the request.
     #[error("the chain store failed: {0}")]
     Store(#[from] StoreError),
@@ -269,6 +280,8 @@ pub enum NodeRequest {
     Invalidate(Hash, Reply<Result<(), NodeError>>),
     /// Undo `Invalidate`.
     Reconsider(Hash, Reply<Result<(), NodeError>>),
+    /// Switch an adversary mode on (by name) or off (`None`).
+    SetAdversary(Option<String>, Reply<Result<(), NodeError>>),
 }
 
 /// What the HTTP API needs from the node.
@@ -312,6 +325,7 @@ impl NodeApi {
             .send(make(tx))
             .await
             .map_err(|_| NodeError::Stopped("the request channel"))?;
-        rx.await.map_err(|_| NodeError::Stopped("the chain service"))
+        rx.await
+            .map_err(|_| NodeError::Stopped("the chain service"))
     }
 }

@@ -52,6 +52,7 @@ use crate::{explorer, metrics, sse};
         admin::unblock_peer,
         admin::invalidate,
         admin::reconsider,
+        admin::set_adversary,
     ),
     components(schemas(ErrorBody, BlockSummary, ReorgEvent, TxEvent, LaggedEvent)),
     modifiers(&BearerAuth, &CommonErrors),

@@ -45,7 +45,10 @@ pub(crate) fn reward_at(genesis: &Genesis, height: u64) -> u64 {
 }
 
 /// The block a `{id}` names: a known hash, or the main-chain block at a height; 404 otherwise.
-pub(crate) fn resolve_block(store: &StoreReader, id: BlockId) -> Result<(Hash, BlockRecord), ApiError> {
+pub(crate) fn resolve_block(
+    store: &StoreReader,
+    id: BlockId,
+) -> Result<(Hash, BlockRecord), ApiError> {
     let hash = match id {
         BlockId::Hash(h) => h,
         BlockId::Height(height) => match store.main_hash(height)? {
@@ -109,11 +112,13 @@ pub(crate) fn confirmed_tx(
     let Some(location) = store.tx_location(txid)? else {
         return Ok(None);
     };
-    let bytes = store
-        .block_bytes(&location.block_hash)?
-        .ok_or_else(|| ApiError::internal(format!("indexed block {} is missing", location.block_hash)))?;
+    let bytes = store.block_bytes(&location.block_hash)?.ok_or_else(|| {
+        ApiError::internal(format!("indexed block {} is missing", location.block_hash))
+    })?;
     let tx = tx_at(&bytes, location.index as usize)?.ok_or_else(|| {
-        ApiError::internal(format!("indexed transaction {txid} is missing from its block"))
+        ApiError::internal(format!(
+            "indexed transaction {txid} is missing from its block"
+        ))
     })?;
     Ok(Some((tx, location)))
 }

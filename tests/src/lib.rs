@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use peerchain::RunningNode;
+use peerchain::adversary::AdversaryMode;
 use peerchain::cli::LogFormat;
 use peerchain::config::{DevMode, FailPoints, NodeConfig, NodeLimits};
 use peerchain_ledger::{Address, Genesis, Target, U256};
@@ -37,6 +38,8 @@ pub struct NodeOptions {
     pub limits: NodeLimits,
     /// Injected faults.
     pub failpoints: FailPoints,
+    /// Start as an adversary (allows adversary modes).
+    pub adversary: Option<AdversaryMode>,
 }
 
 impl Default for NodeOptions {
@@ -48,6 +51,7 @@ impl Default for NodeOptions {
             cache_mb: 16,
             limits: NodeLimits::default(),
             failpoints: FailPoints::default(),
+            adversary: None,
         }
     }
 }
@@ -61,7 +65,7 @@ pub struct TestNode {
     pub data_dir: PathBuf,
     /// Base URL of its HTTP API.
     pub url: String,
-    /// Its P2P address with /p2p/<peer id>.
+    /// Its P2P address with `/p2p/<peer id>`.
     pub p2p: String,
     /// Its peer id.
     pub peer_id: String,
@@ -109,6 +113,8 @@ fn config(
         temp_dir: None,
         limits: options.limits.clone(),
         failpoints: options.failpoints.clone(),
+        allow_adversary: options.adversary.is_some(),
+        adversary: options.adversary,
     }
 }
 

@@ -25,7 +25,9 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
         },
         ..NodeOptions::default()
     };
-    let net = TestNet::start(1, genesis.clone(), options).await.expect("node");
+    let net = TestNet::start(1, genesis.clone(), options)
+        .await
+        .expect("node");
 
     // The attacker joins over the real P2P protocol.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -71,7 +73,11 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let first = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 0);
     let (code, body) = net
-        .post(0, "/v1/transactions", &serde_json::to_value(&first).expect("json"))
+        .post(
+            0,
+            "/v1/transactions",
+            &serde_json::to_value(&first).expect("json"),
+        )
         .await
         .expect("submit");
     assert_eq!(code, 202, "{body}");
@@ -89,12 +95,20 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, "pending", "the honest early transaction was kept");
-    let metrics = net.nodes[0].node.as_ref().expect("running").metrics.render();
+    let metrics = net.nodes[0]
+        .node
+        .as_ref()
+        .expect("running")
+        .metrics
+        .render();
     let refused = metrics
         .lines()
         .find(|l| l.contains("gap_refused") && !l.starts_with('#'))
         .unwrap_or("");
-    assert!(!refused.is_empty(), "unfunded transactions were refused: {metrics}");
+    assert!(
+        !refused.is_empty(),
+        "unfunded transactions were refused: {metrics}"
+    );
     attacker.shutdown().await;
     net.stop().await;
 }

@@ -46,7 +46,9 @@ impl ChainService {
         match origin {
             BlockOrigin::Gossip(msg) => {
                 let acceptance = block_acceptance(verdict);
-                self.links.metrics.gossip("blocks", acceptance_label(acceptance));
+                self.links
+                    .metrics
+                    .gossip("blocks", acceptance_label(acceptance));
                 out.send(NetCommand::Report(msg.clone(), acceptance));
             }
             BlockOrigin::Sync => {

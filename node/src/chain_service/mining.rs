@@ -28,7 +28,10 @@ impl ChainService {
             return;
         };
         if job.reply.is_closed() {
-            tracing::info!(mined = job.done.len(), "mine request abandoned by its caller");
+            tracing::info!(
+                mined = job.done.len(),
+                "mine request abandoned by its caller"
+            );
             return;
         }
         if job.remaining == 0 {
@@ -90,10 +93,7 @@ impl ChainService {
             .import(block.clone(), None, now_ms())
             .map_err(node_error)?;
         self.tips_dirty = true;
-        let verdict = reports
-            .iter()
-            .find(|r| r.hash == hash)
-            .map(|r| &r.verdict);
+        let verdict = reports.iter().find(|r| r.hash == hash).map(|r| &r.verdict);
         match verdict {
             Some(Verdict::Accepted { on_main: true }) => {
                 tracing::info!(%hash, height, txs, "mined block");

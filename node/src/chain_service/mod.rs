@@ -30,6 +30,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 pub use requests::ChainRequest;
 
+use crate::adversary::Adversary;
 use crate::config::{DevMode, FailPoints, NodeConfig};
 use crate::first_seen::FirstSeen;
 use crate::gap::{GapLimits, GapQueue};
@@ -102,6 +103,8 @@ pub struct ChainService {
     template_dirty: bool,
     clocks: Clocks,
     failpoints: FailPoints,
+    allow_adversary: bool,
+    adversary: Option<Adversary>,
 }
 
 impl std::fmt::Debug for ChainService {
@@ -164,6 +167,11 @@ impl ChainService {
                 last_hashes: (now, 0),
             },
             failpoints: config.failpoints.clone(),
+            allow_adversary: config.allow_adversary,
+            adversary: config
+                .adversary
+                .filter(|_| config.allow_adversary)
+                .map(Adversary::new),
         }
     }
 
@@ -179,9 +187,7 @@ impl ChainService {
 
     /// Runs until [`ChainMsg::Shutdown`] or until every sender is gone.
     pub fn run(mut self, inbox: Receiver<ChainMsg>) {
-        self.links
-            .metrics
-            .set_chain(self.chain.tip_header().height);
+        self.links.metrics.set_chain(self.chain.tip_header().height);
         self.refresh_template(true);
         self.publish_snapshot();
         loop {
@@ -286,6 +292,9 @@ impl ChainService {
         }
         self.refresh_template(false);
         self.record_hashrate();
+        if let Some(adversary) = &mut self.adversary {
+            adversary.tick(&self.chain, &self.links.outbox, now_ms());
+        }
     }
 
     fn record_hashrate(&mut self) {

@@ -8,6 +8,7 @@ use peerchain_rpc::node_api::{NodeError, Reply, Submitted};
 
 use super::mining::MineJob;
 use super::{ChainService, now_ms};
+use crate::adversary::{Adversary, AdversaryMode};
 use crate::outbox::NetCommand;
 use crate::verdict::node_error;
 
@@ -34,6 +35,8 @@ pub enum ChainRequest {
     Invalidate(Hash, Reply<Result<(), NodeError>>),
     /// Undo `Invalidate`.
     Reconsider(Hash, Reply<Result<(), NodeError>>),
+    /// Switch an adversary mode on (by name) or off.
+    SetAdversary(Option<String>, Reply<Result<(), NodeError>>),
 }
 
 impl ChainService {
@@ -82,6 +85,9 @@ impl ChainService {
                 self.publish_now();
                 let _ = reply.send(r);
             }
+            ChainRequest::SetAdversary(mode, reply) => {
+                let _ = reply.send(self.set_adversary(mode.as_deref()));
+            }
             ChainRequest::Reconsider(hash, reply) => {
                 let r = self.chain.reconsider(&hash).map_err(node_error);
                 self.tips_dirty = true;
@@ -89,6 +95,27 @@ impl ChainService {
                 let _ = reply.send(r);
             }
         }
+    }
+
+    fn set_adversary(&mut self, mode: Option<&str>) -> Result<(), NodeError> {
+        if !self.allow_adversary {
+            return Err(NodeError::AdversaryNotAllowed);
+        }
+        self.adversary = match mode {
+            None => {
+                tracing::warn!("adversary mode off");
+                None
+            }
+            Some(name) => {
+                let mode =
+                    AdversaryMode::from_name(name).ok_or_else(|| NodeError::UnknownAdversary {
+                        mode: name.to_owned(),
+                        known: AdversaryMode::names().join(", "),
+                    })?;
+                Some(Adversary::new(mode))
+            }
+        };
+        Ok(())
     }
 
     fn submit(&mut self, txs: Vec<Transaction>) -> Vec<Result<Submitted, MempoolError>> {

@@ -303,3 +303,36 @@ mod tests {
         assert!(!tokens_match("secret-and-more", "secret"));
     }
 }
+
+/// Body of `POST /v1/admin/adversary`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdversaryRequest {
+    /// `invalid-blocks`, `tx-flood`, or `null` to stop.
+    pub mode: Option<String>,
+}
+
+/// Switches an adversary mode on or off (only on a node started with `--allow-adversary`:
+/// 403 `adversary_not_allowed` otherwise). For testing defences; never on a network you care
+/// about.
+#[utoipa::path(
+    post, path = "/v1/admin/adversary", tag = "admin",
+    request_body = AdversaryRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = AdminOk),
+        (status = 400, description = "unknown mode", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 403, description = "adversary_not_allowed", body = ErrorBody),
+    )
+)]
+pub(crate) async fn set_adversary(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AdversaryRequest>,
+) -> Result<Json<AdminOk>, ApiError> {
+    state
+        .api()
+        .ask(|reply| NodeRequest::SetAdversary(body.mode, reply))
+        .await??;
+    Ok(ok())
+}

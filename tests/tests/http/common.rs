@@ -87,6 +87,8 @@ fn config(
         temp_dir: None,
         limits,
         failpoints: options.failpoints.clone(),
+        allow_adversary: false,
+        adversary: None,
     }
 }
 

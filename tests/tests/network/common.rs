@@ -157,6 +157,8 @@ fn node_config(
         temp_dir: None,
         limits: NodeLimits::default(),
         failpoints: FailPoints::default(),
+        allow_adversary: false,
+        adversary: None,
     }
 }
 

@@ -1,0 +1,171 @@
+//! Adversary modes of the real node (`--adversary MODE`) against honest real nodes over the
+//! real protocols: the honest nodes keep making progress, never relay the adversary's junk,
+//! and penalise what is provably bad.
+
+use std::time::Duration;
+
+use peerchain::adversary::AdversaryMode;
+use peerchain_ledger::crypto::Keypair;
+use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
+
+/// The value of the gossip counter for `topic` and `result` in a node's metrics text.
+fn gossip_count(metrics: &str, topic: &str, result: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("peerchain_gossip_messages_total"))
+        .filter(|l| l.contains(&format!("topic=\"{topic}\"")))
+        .filter(|l| l.contains(&format!("result=\"{result}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+fn metrics(net: &TestNet, i: usize) -> String {
+    net.nodes[i]
+        .node
+        .as_ref()
+        .expect("running")
+        .metrics
+        .render()
+}
+
+async fn peer_ids(net: &TestNet, i: usize) -> Vec<String> {
+    net.get(i, "/v1/peers")
+        .await
+        .expect("peers")
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_blocks_are_rejected_never_relayed_and_their_sender_banned() {
+    let genesis = easy_genesis();
+    let mut net = TestNet::start(2, genesis, NodeOptions::default())
+        .await
+        .expect("honest nodes");
+    net.wait_all("peers", Duration::from_secs(15), |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await
+    .expect("honest nodes connected");
+    let adversary = net
+        .add_node(NodeOptions {
+            adversary: Some(AdversaryMode::InvalidBlocks),
+            ..NodeOptions::default()
+        })
+        .await
+        .expect("adversary");
+    let adversary_id = net.nodes[adversary].peer_id.clone();
+
+    // Honest progress while the adversary cycles through every broken rule (9 x 0.5 s).
+    let mut honest_blocks = 0u64;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        net.mine(1, 1).await.expect("honest node mines");
+        honest_blocks += 1;
+    }
+    let (first, second) = (metrics(&net, 0), metrics(&net, 1));
+    let rejected =
+        gossip_count(&first, "blocks", "reject") + gossip_count(&second, "blocks", "reject");
+    assert!(
+        rejected > 0,
+        "the honest nodes rejected invalid blocks:\n{first}"
+    );
+    for (i, text) in [(0, &first), (1, &second)] {
+        let accepted = gossip_count(text, "blocks", "accept");
+        assert!(
+            accepted <= honest_blocks,
+            "node {i} accepted (and relayed) {accepted} gossip blocks, only {honest_blocks} were honest"
+        );
+    }
+    // Both honest nodes end on the honest chain, which the adversary did not move.
+    for i in 0..2 {
+        let s = net.status(i).await.expect("status");
+        assert_eq!(s["height"].as_u64(), Some(honest_blocks), "node {i}: {s}");
+        let tips = net.get(i, "/v1/chain/tips").await.expect("tips");
+        let invalid_stored = tips
+            .as_array()
+            .map(|t| t.iter().filter(|t| t["status"] == "valid-fork").count())
+            .unwrap_or(0);
+        assert_eq!(invalid_stored, 0, "node {i} holds no side branch: {tips}");
+    }
+    // The adversary is banned by every honest node it reached.
+    let mut banned = false;
+    for _ in 0..100 {
+        let a = peer_ids(&net, 0).await;
+        let b = peer_ids(&net, 1).await;
+        if !a.contains(&adversary_id) && !b.contains(&adversary_id) {
+            banned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(banned, "the adversary is still connected to an honest node");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unpayable_transactions_is_neither_held_nor_relayed() {
+    let genesis = easy_genesis();
+    let mut net = TestNet::start(2, genesis.clone(), NodeOptions::default())
+        .await
+        .expect("honest nodes");
+    net.add_node(NodeOptions {
+        adversary: Some(AdversaryMode::TxFlood),
+        ..NodeOptions::default()
+    })
+    .await
+    .expect("adversary");
+    // Three seconds of flood: about 6,000 signed transactions.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for i in 0..2 {
+        let s = net.status(i).await.expect("status");
+        assert_eq!(
+            s["mempool_size"].as_u64(),
+            Some(0),
+            "node {i} holds junk: {s}"
+        );
+        let text = metrics(&net, i);
+        assert_eq!(
+            gossip_count(&text, "transactions", "accept"),
+            0,
+            "node {i} accepted (and relayed) junk"
+        );
+    }
+    assert!(
+        gossip_count(&metrics(&net, 0), "transactions", "ignore")
+            + gossip_count(&metrics(&net, 1), "transactions", "ignore")
+            > 0,
+        "the flood reached the honest nodes"
+    );
+    // Honest transfers still go through.
+    let tx = Keypair::dev(1).sign_transfer(
+        genesis.chain_id,
+        Keypair::dev(2).address(),
+        7,
+        genesis.min_fee,
+        0,
+    );
+    let (code, body) = net
+        .post(
+            0,
+            "/v1/transactions",
+            &serde_json::to_value(&tx).expect("json"),
+        )
+        .await
+        .expect("submit");
+    assert_eq!(code, 202, "{body}");
+    net.wait_all(
+        "the honest transfer everywhere",
+        Duration::from_secs(10),
+        |s| s["mempool_size"].as_u64() == Some(1),
+    )
+    .await
+    .expect("relayed to the honest peer");
+    net.stop().await;
+}
