@@ -14,17 +14,29 @@
 //!
 //! Run: `cargo bench -p peerchain-consensus --bench block_validation`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "benchmarks: the crate's no-panic lints are for consensus code"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{env_count, fmt_duration, sealed_child, table_header, table_row};
+use common::sealed_child;
 use peerchain_consensus::rules::check_body;
 use peerchain_consensus::{Chain, ChainConfig, Verdict};
 use peerchain_ledger::crypto::verify_many;
 use peerchain_ledger::state::apply_block;
 use peerchain_ledger::testkit::ChainBuilder;
 use peerchain_ledger::{Address, Block, Genesis, Store, StoreConfig};
+use peerchain_testkit::{
+    cores, easy_genesis, env_count, fmt_duration, late_clock_ms, smoke_note, table_header,
+    table_row, table_rule,
+};
 
 fn median(times: &mut [Duration]) -> Duration {
     times.sort();
@@ -39,13 +51,13 @@ fn fresh_chain(genesis: &Genesis) -> (tempfile::TempDir, Chain) {
 }
 
 fn main() {
-    common::smoke_note();
+    smoke_note();
     let txs = env_count("PEERCHAIN_BENCH_TXS", 20_000, 300);
     let senders = env_count("PEERCHAIN_BENCH_SENDERS", 2_000, 30).max(1);
     let rounds = env_count("PEERCHAIN_BENCH_ROUNDS", 5, 2).max(1);
     let senders_u32 = u32::try_from(senders).expect("sender count fits u32");
-    let genesis = common::easy_genesis(senders_u32, txs);
-    let now = common::now(&genesis);
+    let genesis = easy_genesis(senders_u32, txs);
+    let now = late_clock_ms(&genesis);
 
     let t = Instant::now();
     let mut builder = ChainBuilder::new(genesis.clone(), senders_u32);
@@ -53,7 +65,7 @@ fn main() {
     println!(
         "block_validation: 1 block x {txs} transactions from {senders} senders, {} cores, \
          {rounds} rounds (block built in {})",
-        common::cores(),
+        cores(),
         fmt_duration(t.elapsed())
     );
 
@@ -89,7 +101,7 @@ fn main() {
     }
 
     let total = |v: &[Duration]| v.iter().sum::<Duration>();
-    table_header();
+    table_header("tx");
     table_row(
         "check_body + apply_block (validation)",
         rounds,
@@ -114,7 +126,7 @@ fn main() {
         median(&mut sigs),
         median(&mut import),
     );
-    println!("{}", "-".repeat(96));
+    table_rule();
     println!(
         "medians: validation {}, signatures {}, import {}",
         fmt_duration(mv),

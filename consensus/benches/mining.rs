@@ -7,7 +7,13 @@
 //!
 //! Run: `cargo bench -p peerchain-consensus --bench mining`
 
-mod common;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "benchmarks: the crate's no-panic lints are for consensus code"
+)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -16,6 +22,7 @@ use criterion::{Criterion, Throughput};
 use peerchain_consensus::pow::HeaderHasher;
 use peerchain_ledger::types::HEADER_LEN;
 use peerchain_ledger::{Address, BlockHeader, Genesis, Hash};
+use peerchain_testkit::{bench_mode, env_count, fmt_duration, smoke_note};
 use sha2::{Digest, Sha256};
 
 /// Offset of the nonce in the header encoding (SPEC section 1).
@@ -86,13 +93,13 @@ fn measure(time: Duration, mut step: impl FnMut(u64) -> u8) -> f64 {
 }
 
 fn summary(header: &BlockHeader) {
-    let secs = common::env_count("PEERCHAIN_BENCH_SECS", 1, 0);
+    let secs = env_count("PEERCHAIN_BENCH_SECS", 1, 0);
     let time = if secs == 0 {
         Duration::from_millis(20)
     } else {
         Duration::from_secs(secs as u64)
     };
-    let rounds = if common::bench_mode() { 3 } else { 1 };
+    let rounds = if bench_mode() { 3 } else { 1 };
     let hasher = HeaderHasher::new(header);
     let mut buf = header.encode();
     let (mut with_nonce, mut meets, mut raw) = (0f64, 0f64, 0f64);
@@ -102,10 +109,10 @@ fn summary(header: &BlockHeader) {
         raw = raw.max(measure(time, |n| raw_hash(&mut buf, n)[0]));
     }
     println!();
-    common::smoke_note();
+    smoke_note();
     println!(
         "mining summary (one thread, best of {rounds} rounds x {} per loop)",
-        common::fmt_duration(time)
+        fmt_duration(time)
     );
     println!("{:<44} {:>16} {:>10}", "loop", "hashes/s", "ratio");
     println!("{}", "-".repeat(72));

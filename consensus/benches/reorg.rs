@@ -12,23 +12,35 @@
 //!
 //! Run: `cargo bench -p peerchain-consensus --bench reorg`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "benchmarks: the crate's no-panic lints are for consensus code"
+)]
+
 mod common;
 
 use std::time::Instant;
 
-use common::{env_count, fmt_duration, sealed_child, table_header, table_row};
+use common::sealed_child;
 use peerchain_consensus::{Chain, ChainConfig, ChainEvent, Verdict};
 use peerchain_ledger::testkit::ChainBuilder;
 use peerchain_ledger::{Address, Block, Store, StoreConfig};
+use peerchain_testkit::{
+    bench_mode, cores, easy_genesis, env_count, fmt_duration, late_clock_ms, smoke_note,
+    table_header, table_row, table_rule,
+};
 
 fn main() {
-    common::smoke_note();
+    smoke_note();
     let txs = env_count("PEERCHAIN_BENCH_TXS", 2_000, 40);
     let depth = env_count("PEERCHAIN_BENCH_BLOCKS", 100, 5).max(1);
     let senders = env_count("PEERCHAIN_BENCH_SENDERS", 2_000, 20).max(1);
     let senders_u32 = u32::try_from(senders).expect("sender count fits u32");
-    let genesis = common::easy_genesis(senders_u32, txs);
-    let now = common::now(&genesis);
+    let genesis = easy_genesis(senders_u32, txs);
+    let now = late_clock_ms(&genesis);
     println!(
         "reorg: branch A {depth} blocks, branch B {} blocks, {txs} transactions per block{} \
          from {senders} senders, {} cores",
@@ -38,7 +50,7 @@ fn main() {
         } else {
             ""
         },
-        common::cores()
+        cores()
     );
 
     let setup = Instant::now();
@@ -99,7 +111,7 @@ fn main() {
         .expect("a reorg event");
     assert_eq!((disconnected, connected), (depth, depth + 1));
 
-    table_header();
+    table_header("tx");
     table_row("import A (extend the main chain)", depth, import_a, txs);
     table_row(
         &format!("reorg: disconnect {disconnected}, connect {connected}"),
@@ -107,7 +119,7 @@ fn main() {
         reorg,
         (disconnected + connected) * txs,
     );
-    println!("{}", "-".repeat(96));
+    table_rule();
     println!(
         "reorg of {disconnected} blocks to a branch of {connected}: {} ({} per block moved, \
          {} transactions reverted and {} applied; mempool now {} transactions)",
@@ -117,7 +129,7 @@ fn main() {
         connected * txs,
         chain.mempool().len()
     );
-    if !common::bench_mode() {
+    if !bench_mode() {
         chain
             .store()
             .verify_consistency(&genesis)

@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use peerchain_ledger::ApplyError;
 use peerchain_ledger::mempool::{Admitted, MempoolError};
 use peerchain_ledger::state::apply_block;
 use peerchain_ledger::{
@@ -201,6 +202,8 @@ pub struct Chain {
     events: Vec<ChainEvent>,
     /// Blocks that failed full validation while connecting, for the current import's verdicts.
     failed: Vec<(Hash, ConsensusError)>,
+    /// A store failure interrupted fork choice: `retry_activation` runs it again.
+    activation_failed: bool,
     /// Senders of stored blocks not yet fully validated, to report if connecting them fails.
     unvalidated_sources: HashMap<Hash, Source>,
     /// Blocks without children: the ends of every branch, where fork choice looks.
@@ -252,6 +255,7 @@ impl Chain {
             mempool,
             events: Vec::new(),
             failed: Vec::new(),
+            activation_failed: false,
             unvalidated_sources: HashMap::new(),
             leaves,
             tip,
@@ -774,22 +778,42 @@ impl Chain {
         } = self.disconnect_to(&fork)?;
         let mut connected = Vec::new();
         let mut confirmed = Vec::new();
+        // An I/O failure stops the switch where it is, but is never a verdict: the block stays
+        // unvalidated, its senders are not blamed, and `retry_activation` tries again.
+        let mut io_error: Option<ChainError> = None;
         for hash in path {
-            let block = self
-                .store
-                .block(&hash)?
-                .ok_or(StoreError::MissingBlock(hash))?;
+            let block = match self.store.block(&hash) {
+                Ok(Some(block)) => block,
+                Ok(None) => {
+                    io_error = Some(StoreError::MissingBlock(hash).into());
+                    break;
+                }
+                Err(e) => {
+                    io_error = Some(e.into());
+                    break;
+                }
+            };
             match apply_block(&self.store, &self.genesis, &block) {
                 Ok(delta) => {
-                    self.store.connect_block(&block, &delta)?;
-                    self.set_status(&hash, BlockStatus::Valid)?;
-                    self.unvalidated_sources.remove(&hash);
+                    if let Err(e) = self.store.connect_block(&block, &delta) {
+                        io_error = Some(e.into());
+                        break;
+                    }
                     self.tip = hash;
                     connected.push(hash);
                     for c in &delta.changes {
                         touched.insert(c.address);
                     }
                     confirmed.extend(block.txids());
+                    self.unvalidated_sources.remove(&hash);
+                    if let Err(e) = self.set_status(&hash, BlockStatus::Valid) {
+                        io_error = Some(e);
+                        break;
+                    }
+                }
+                Err(ApplyError::Store(e)) => {
+                    io_error = Some(e.into());
+                    break;
                 }
                 Err(e) => {
                     tracing::warn!(%hash, error = %e, "block of the heavier branch is invalid");
@@ -802,7 +826,29 @@ impl Chain {
         }
         self.update_mempool(&reverted_txs, &confirmed, touched)?;
         self.emit_switch(old_tip, fork, disconnected, connected);
+        if let Some(e) = io_error {
+            tracing::error!(error = %e, target = %target, "store failure while switching branches; will retry");
+            self.activation_failed = true;
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Runs fork choice again after a store failure interrupted it (no-op otherwise). Returns
+    /// whether the tip changed.
+    pub fn retry_activation(&mut self) -> Result<bool, ChainError> {
+        if !self.activation_failed {
+            return Ok(false);
+        }
+        self.activation_failed = false;
+        let before = self.tip;
+        self.activate_best()?;
+        Ok(self.tip != before)
+    }
+
+    /// Whether fork choice waits for a retry after a store failure.
+    pub fn activation_pending(&self) -> bool {
+        self.activation_failed
     }
 
     fn emit_switch(

@@ -24,6 +24,8 @@ pub fn next_target(
     let Some(grandparent) = grandparent else {
         return genesis.initial_target;
     };
+    // Cannot overflow: the difference of two u64 values fits an i128.
+    #[allow(clippy::arithmetic_side_effects)]
     let solve_time = i128::from(parent.timestamp_ms) - i128::from(grandparent.timestamp_ms);
     asert_step(&parent.target, solve_time, genesis)
 }
@@ -34,12 +36,18 @@ pub fn asert_step(target: &Target, solve_time: i128, genesis: &Genesis) -> Targe
     let block_time = i128::from(genesis.target_block_time_ms);
     // A validated genesis has H >= T >= 1; `max(1)` only keeps a bad one from dividing by 0.
     let half_life = i128::from(genesis.difficulty_half_life_ms).max(1);
+    // Cannot overflow: 0 <= T < 2^64, so 10 * T < 2^68 fits an i128.
+    #[allow(clippy::arithmetic_side_effects)]
     let st = solve_time.clamp(-10 * block_time, 10 * block_time);
-    // |st - T| <= 11 * 2^64 and 11 * 2^64 * 2^16 < 2^84: no i128 overflow.
+    // Cannot overflow: |st - T| <= 11 * 2^64 and 11 * 2^64 * 2^16 < 2^84; H >= 1.
+    #[allow(clippy::arithmetic_side_effects)]
     let exponent = ((st - block_time) * RADIX).div_euclid(half_life);
     let shifts = exponent >> 16;
-    let frac = exponent - shifts * RADIX;
+    // The low 16 bits: `exponent - shifts * RADIX`, in [0, RADIX).
+    let frac = u16::try_from(exponent & (RADIX - 1)).unwrap_or(0);
     let scaled = target.0.full_mul(U256::from(pow2_factor(frac)));
+    // Cannot overflow: a right shift by 16 of 512 bits.
+    #[allow(clippy::arithmetic_side_effects)]
     let shifted = shift_signed(scaled, shifts) >> 16;
     let limit = U512::from(genesis.pow_limit.0);
     let bounded = shifted.max(U512::one()).min(limit);
@@ -47,19 +55,24 @@ pub fn asert_step(target: &Target, solve_time: i128, genesis: &Genesis) -> Targe
     Target(U256::try_from(bounded).unwrap_or(genesis.pow_limit.0))
 }
 
-/// `2^(frac / 65536) * 65536` by the aserti3-2d cubic, for `0 <= frac < 65536`.
-fn pow2_factor(frac: i128) -> u128 {
-    let f = u128::try_from(frac).unwrap_or(0);
+/// `2^(frac / 65536) * 65536` by the aserti3-2d cubic.
+// Cannot overflow: f < 2^16, so each term is below 2^64 and their sum below 2^66.
+#[allow(clippy::arithmetic_side_effects)]
+fn pow2_factor(frac: u16) -> u128 {
+    let f = u128::from(frac);
     ((195_766_423_245_049 * f + 971_821_376 * f * f + 5127 * f * f * f + (1 << 47)) >> 48) + 65_536
 }
 
 /// `value << shifts` for `shifts >= 0`, `value >> -shifts` otherwise; bits shifted past either
 /// end of 512 bits saturate (all ones) or vanish (zero), which the caller's clamp then bounds.
+// Cannot overflow: the guards keep every shift below 512 bits, and `-s` below 512.
+#[allow(clippy::arithmetic_side_effects)]
 fn shift_signed(value: U512, shifts: i128) -> U512 {
     if value.is_zero() {
         return value;
     }
-    let headroom = 512 - value.bits() as i128;
+    // `512 - value.bits()`.
+    let headroom = i128::from(value.leading_zeros());
     match shifts {
         s if s > headroom => U512::MAX,
         s if s >= 0 => value << (s as usize),
@@ -73,12 +86,18 @@ fn shift_signed(value: U512, shifts: i128) -> U512 {
 /// even count). An empty slice gives 0.
 pub fn median_time_past(timestamps: &[u64]) -> u64 {
     let start = timestamps.len().saturating_sub(MEDIAN_TIME_SPAN);
-    let mut window = timestamps[start..].to_vec();
+    let mut window = timestamps.get(start..).unwrap_or_default().to_vec();
     window.sort_unstable();
     window.get(window.len() / 2).copied().unwrap_or(0)
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use peerchain_ledger::{Address, Hash};

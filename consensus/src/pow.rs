@@ -68,6 +68,12 @@ pub fn mine_range(header: &BlockHeader, start: u64, count: u64) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use peerchain_ledger::{Address, Genesis};

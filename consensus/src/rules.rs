@@ -252,6 +252,12 @@ fn check_unique(txids: &[Hash]) -> Result<(), ConsensusError> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use crate::difficulty::{median_time_past, next_target};

@@ -44,7 +44,8 @@ pub fn build_template(chain: &Chain, miner: Address, now_ms: u64) -> Result<Temp
     Ok(Template {
         header: BlockHeader {
             version: 1,
-            height: parent.height + 1,
+            // Saturates like rule 1's `expected` height: a tip at u64::MAX has no valid child.
+            height: parent.height.saturating_add(1),
             prev_hash: tip,
             tx_root: merkle_root(&txids),
             timestamp_ms,

@@ -1,6 +1,14 @@
 //! Block import, fork choice, reorgs, invalid branches, orphans, future blocks and
 //! invalidate/reconsider, against a real (temporary) sled store.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "tests: the crate's no-panic lints are for consensus code"
+)]
+
 mod common;
 
 use common::*;
@@ -378,4 +386,40 @@ fn blocks_without_their_own_work_are_neither_held_nor_remembered() {
     ));
     assert_eq!(chain.orphan_count(), 0, "not held as an orphan");
     assert!(chain.block_info(&orphan.hash()).is_none(), "not remembered");
+}
+
+/// Hostile peers, defect 3: a store failure while connecting the heavier branch used to mark
+/// its block invalid forever (and `reconsider` could not undo it), so every peer relaying it
+/// would be banned. An I/O failure is no verdict: the block stays unvalidated, nothing is
+/// reported invalid, and the switch happens once the store works again.
+#[test]
+fn a_store_failure_during_a_reorg_is_not_a_verdict() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 3, 2, 1);
+    let b = f.branch(&g.hash(), 4, 2, 2);
+    import_all(&mut chain, &a);
+    import_all(&mut chain, &b[..3]);
+    assert_eq!(chain.tip(), a[2].hash(), "equal work: the first seen stays");
+
+    // The disk fails while the heavier branch is applied.
+    chain.store().inject_account_read_faults(1_000);
+    let result = chain.import(b[3].clone(), Some("peer".into()), now(&g));
+    assert!(
+        matches!(result, Err(peerchain_consensus::ChainError::Store(_))),
+        "the failure is reported as a store error: {result:?}"
+    );
+    chain.store().inject_account_read_faults(0);
+    for block in &b {
+        let (_, _, status) = chain.block_info(&block.hash()).expect("stored");
+        assert!(!status.is_invalid(), "{} marked {status:?}", block.hash());
+    }
+    assert!(chain.activation_pending());
+
+    // The disk works again: fork choice runs again and takes the heavier branch.
+    assert!(chain.retry_activation().expect("store works"));
+    assert_eq!(chain.tip(), b[3].hash());
+    assert!(!chain.activation_pending());
+    assert_state_matches(&chain, &f);
 }

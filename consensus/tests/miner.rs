@@ -1,8 +1,14 @@
 //! Block assembly and "mine now".
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "tests: the crate's no-panic lints are for consensus code"
+)]
+
 mod common;
-
-
 
 use common::*;
 use peerchain_consensus::{Verdict, build_template, solve};

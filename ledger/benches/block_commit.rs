@@ -8,17 +8,23 @@
 //!
 //! Run: `cargo bench -p peerchain-ledger --bench block_commit`
 
-mod common;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "benchmarks: the crate's no-panic lints are for consensus code"
+)]
 
 use std::time::{Duration, Instant};
 
-use common::{env_count, fmt_duration, transfers_par};
 use peerchain_ledger::state::apply_block;
 use peerchain_ledger::testkit::ChainBuilder;
 use peerchain_ledger::{Address, Block, BlockRecord, BlockStatus, Genesis, Store, StoreConfig};
+use peerchain_testkit::{bench_mode, env_count, fmt_duration, mib, smoke_note, transfers_par};
 
 fn main() {
-    common::smoke_note();
+    smoke_note();
     let txs = env_count("PEERCHAIN_BENCH_TXS", 20_000, 500);
     let senders = env_count("PEERCHAIN_BENCH_SENDERS", 2_000, 50).max(1);
     let blocks = env_count("PEERCHAIN_BENCH_BLOCKS", 3, 3).max(1);
@@ -103,9 +109,9 @@ fn main() {
     );
     println!(
         "store size on disk: {:.1} MiB",
-        common::mib(store.size_on_disk().expect("size"))
+        mib(store.size_on_disk().expect("size"))
     );
-    if !common::bench_mode() {
+    if !bench_mode() {
         store
             .verify_consistency(&genesis)
             .expect("store consistent after the smoke run");

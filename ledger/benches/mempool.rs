@@ -11,7 +11,13 @@
 //!
 //! Run: `cargo bench -p peerchain-ledger --bench mempool`
 
-mod common;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "benchmarks: the crate's no-panic lints are for consensus code"
+)]
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -19,15 +25,16 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput};
 use peerchain_ledger::testkit::ChainBuilder;
 use peerchain_ledger::{Admitted, Genesis, Mempool, MempoolConfig, Store};
+use peerchain_testkit::{env_count, transfers_par};
 
 const SENDERS: u32 = 1_000;
 const NOW_MS: u64 = 1_767_225_700_000;
 
 fn main() {
-    let n = common::env_count("PEERCHAIN_BENCH_TXS", 10_000, 1_000);
+    let n = env_count("PEERCHAIN_BENCH_TXS", 10_000, 1_000);
     let genesis = Genesis::dev(SENDERS, 1_000_000_000, 2_000);
     let builder = ChainBuilder::new(genesis.clone(), SENDERS);
-    let txs = common::transfers_par(&builder, n, 1);
+    let txs = transfers_par(&builder, n, 1);
     let store = Store::temporary(&genesis).expect("temporary store");
     let config = MempoolConfig {
         max_count: n.max(MempoolConfig::default().max_count),

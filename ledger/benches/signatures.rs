@@ -13,7 +13,13 @@
 //!
 //! Run: `cargo bench -p peerchain-ledger --bench signatures`
 
-mod common;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "benchmarks: the crate's no-panic lints are for consensus code"
+)]
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -22,6 +28,7 @@ use criterion::{Criterion, Throughput};
 use ed25519_dalek::VerifyingKey;
 use peerchain_ledger::crypto::{Keypair, verify_many, verify_transaction};
 use peerchain_ledger::{Address, Transaction};
+use peerchain_testkit::env_count;
 use rayon::prelude::*;
 
 const SINGLE: usize = 1_000;
@@ -140,7 +147,7 @@ fn benches(c: &mut Criterion, txs: &[Transaction]) {
 }
 
 fn main() {
-    let n = common::env_count("PEERCHAIN_BENCH_TXS", 20_000, 1_000);
+    let n = env_count("PEERCHAIN_BENCH_TXS", 20_000, 1_000);
     println!(
         "signatures: {n} transactions from {SENDERS} dev keys, rayon pool of {} threads",
         rayon::current_num_threads()

@@ -11,17 +11,25 @@
 //! Run: `cargo bench -p peerchain-ledger --bench store_memory`
 //! Quick: `PEERCHAIN_BENCH_BLOCKS=10 PEERCHAIN_BENCH_TXS=1000 cargo bench -p peerchain-ledger --bench store_memory`
 
-mod common;
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "benchmarks: the crate's no-panic lints are for consensus code"
+)]
 
 use std::time::Instant;
 
-use common::{env_count, fmt_duration, mib, rss_bytes, transfers_par};
 use peerchain_ledger::state::apply_block;
 use peerchain_ledger::testkit::ChainBuilder;
 use peerchain_ledger::{Address, BlockRecord, BlockStatus, Genesis, Store, StoreConfig};
+use peerchain_testkit::{
+    env_count, fmt_duration, mib, peak_rss_bytes, rss_bytes, smoke_note, transfers_par,
+};
 
 fn main() {
-    common::smoke_note();
+    smoke_note();
     let blocks = env_count("PEERCHAIN_BENCH_BLOCKS", 100, 6).max(1);
     let txs = env_count("PEERCHAIN_BENCH_TXS", 10_000, 200);
     let senders = env_count("PEERCHAIN_BENCH_SENDERS", 2_000, 50).max(1);
@@ -115,7 +123,7 @@ fn main() {
         "summary: {records} records, RSS {:.1} MiB (peak {:.1} MiB), growth {:.1} MiB = {:.0} \
          bytes/record; store writes {:.0} tx/s",
         mib(last_rss),
-        mib(common::peak_rss_bytes().unwrap_or(0).max(last_rss)),
+        mib(peak_rss_bytes().unwrap_or(0).max(last_rss)),
         mib(last_rss.saturating_sub(base)),
         last_rss.saturating_sub(base) as f64 / records.max(1) as f64,
         records as f64 / write_time.as_secs_f64()

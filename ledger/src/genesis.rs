@@ -111,9 +111,13 @@ impl Genesis {
             if !seen.insert(a.address) {
                 return Err(GenesisError::DuplicateAllocation(a.address));
             }
-            balances += u128::from(a.balance);
+            balances = balances.saturating_add(u128::from(a.balance));
         }
-        let issuance = 2u128 * u128::from(self.initial_reward) * u128::from(self.halving_interval);
+        // Saturates: 2 * (2^64 - 1)^2 does not fit a u128, and any saturated value is refused
+        // by the bound below anyway.
+        let issuance = 2u128
+            .saturating_mul(u128::from(self.initial_reward))
+            .saturating_mul(u128::from(self.halving_interval));
         if balances.saturating_add(issuance) >= 1u128 << 53 {
             return Err(GenesisError::SupplyTooLarge { balances, issuance });
         }
@@ -214,13 +218,16 @@ impl Genesis {
 
     /// A local development network: `dev_accounts` dev keys prefunded with `balance` each.
     pub fn dev(dev_accounts: u32, balance: u64, target_block_time_ms: u64) -> Self {
+        // Cannot overflow: right shifts of a constant by fewer than 256 bits.
+        #[allow(clippy::arithmetic_side_effects)]
+        let (initial_target, pow_limit) = (Target(U256::MAX >> 20), Target(U256::MAX >> 4));
         Genesis {
             chain_id: 7710,
             timestamp_ms: 1_767_225_600_000,
             target_block_time_ms,
             difficulty_half_life_ms: 60_000.max(target_block_time_ms),
-            initial_target: Target(U256::MAX >> 20),
-            pow_limit: Target(U256::MAX >> 4),
+            initial_target,
+            pow_limit,
             initial_reward: 1_000_000_000,
             halving_interval: 2_000_000,
             min_fee: 1,
@@ -245,6 +252,12 @@ fn named_field(detail: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -344,5 +357,20 @@ mod tests {
         let g = Genesis::dev(10, 1_000_000_000_000, 2000);
         g.validate().expect("dev genesis valid");
         assert_eq!(g.state().len(), 10);
+    }
+
+    #[test]
+    fn issuance_too_large_for_u128_is_refused_not_a_panic() {
+        // 2 * (2^64 - 1)^2 does not fit a u128: this used to overflow.
+        let mut g = Genesis::dev(1, 1, 2000);
+        g.initial_reward = u64::MAX;
+        g.halving_interval = u64::MAX;
+        assert!(matches!(
+            g.validate(),
+            Err(GenesisError::SupplyTooLarge {
+                issuance: u128::MAX,
+                ..
+            })
+        ));
     }
 }

@@ -18,6 +18,15 @@ pub mod mempool;
 pub mod merkle;
 pub mod state;
 pub mod store;
+// Test and benchmark helpers, never in a node build: the no-panic lints of Cargo.toml do not
+// apply to them.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod types;
 

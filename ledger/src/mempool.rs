@@ -246,6 +246,8 @@ impl Mempool {
     }
 
     /// The next nonce of `sender` counting its pending transactions, given its account nonce.
+    // Cannot overflow: a pending nonce is below `window_end <= u64::MAX` (`add_verified`).
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn next_nonce(&self, sender: &Address, account_nonce: u64) -> u64 {
         self.by_sender
             .get(sender)
@@ -400,9 +402,10 @@ impl Mempool {
             .pending_of(sender)
             .iter()
             .filter(|e| Some(e.txid) != replaced)
-            .map(|e| u128::from(e.tx.amount) + u128::from(e.tx.fee))
-            .sum();
-        let needed = pending + u128::from(tx.amount) + u128::from(tx.fee);
+            .map(|e| e.tx.wide_cost())
+            .fold(0u128, u128::saturating_add);
+        // Saturating: a sum too large for u128 is above any u64 balance all the same.
+        let needed = pending.saturating_add(tx.wide_cost());
         if needed > u128::from(balance) {
             return Err(TxError::InsufficientFunds {
                 address: *sender,
@@ -418,8 +421,8 @@ impl Mempool {
     /// transactions paying at least as much are left.
     fn make_room(&mut self, tx: &Transaction, sender: &Address) -> Result<Vec<Hash>, MempoolError> {
         let mut evicted = Vec::new();
-        while self.entries.len() + 1 > self.config.max_count
-            || self.bytes + TX_ENCODED_LEN > self.config.max_bytes
+        while self.entries.len() >= self.config.max_count
+            || self.bytes.saturating_add(TX_ENCODED_LEN) > self.config.max_bytes
         {
             let victim = self
                 .by_fee
@@ -459,7 +462,10 @@ impl Mempool {
 
     fn insert(&mut self, tx: Transaction, txid: Hash, sender: Address, now_ms: u64) {
         let seq = self.next_seq;
-        self.next_seq += 1;
+        // Cannot overflow: one per admission; 2^64 admissions cannot happen.
+        #[allow(clippy::arithmetic_side_effects)]
+        let next_seq = seq + 1;
+        self.next_seq = next_seq;
         self.by_sender
             .entry(sender)
             .or_default()
@@ -471,7 +477,10 @@ impl Mempool {
                 .or_default()
                 .insert((Reverse(seq), txid));
         }
-        self.bytes += TX_ENCODED_LEN;
+        // Cannot overflow: `make_room` made `bytes + TX_ENCODED_LEN <= max_bytes` before.
+        #[allow(clippy::arithmetic_side_effects)]
+        let bytes = self.bytes + TX_ENCODED_LEN;
+        self.bytes = bytes;
         self.entries.insert(
             txid,
             Arc::new(PoolEntry {
@@ -502,7 +511,10 @@ impl Mempool {
                 }
             }
         }
-        self.bytes -= TX_ENCODED_LEN;
+        // Cannot overflow: `bytes` is TX_ENCODED_LEN per entry, and `e` was one.
+        #[allow(clippy::arithmetic_side_effects)]
+        let bytes = self.bytes - TX_ENCODED_LEN;
+        self.bytes = bytes;
         Some(e)
     }
 
@@ -565,16 +577,17 @@ impl Mempool {
             let mut keep = true;
             let mut to_drop = Vec::new();
             for (nonce, id) in m.iter() {
-                let cost = self
-                    .get(id)
-                    .map_or(0, |e| u128::from(e.tx.amount) + u128::from(e.tx.fee));
+                let cost = self.get(id).map_or(0, |e| e.tx.wide_cost());
                 if *nonce < account.nonce {
                     to_drop.push(*id);
                     continue;
                 }
-                if keep && *nonce == expected && cost <= budget {
-                    expected += 1;
-                    budget -= cost;
+                let kept = (keep && *nonce == expected)
+                    .then(|| Some((expected.checked_add(1)?, budget.checked_sub(cost)?)))
+                    .flatten();
+                if let Some((next, rest)) = kept {
+                    expected = next;
+                    budget = rest;
                 } else {
                     keep = false;
                     to_drop.push(*id);
@@ -621,24 +634,22 @@ impl Mempool {
             let Some(account) = accounts.get_mut(&sender) else {
                 continue;
             };
-            if check_stateless(&e.tx, &self.genesis).is_err()
-                || crate::state::check_against_account(&e.tx, account).is_err()
-            {
+            if check_stateless(&e.tx, &self.genesis).is_err() {
                 continue; // this sender stops here
             }
-            account.balance -= e.tx.amount + e.tx.fee;
-            account.nonce += 1;
+            let Ok(paid) = crate::state::debit(&e.tx, account) else {
+                continue; // this sender stops here
+            };
+            *account = paid;
             if let Some(r) = accounts.get_mut(&e.tx.to).filter(|_| e.tx.to != sender) {
                 r.balance = r.balance.saturating_add(e.tx.amount);
             }
             out.push(e.tx.clone());
-            if let Some(next) = self
-                .by_sender
-                .get(&sender)
-                .and_then(|m| m.get(&(nonce + 1)))
-                .and_then(|id| self.get(id))
-            {
-                heap.push((next.tx.fee, Reverse(next.seq), sender, nonce + 1));
+            if let Some((next_nonce, next)) = nonce.checked_add(1).and_then(|n| {
+                let id = self.by_sender.get(&sender)?.get(&n)?;
+                Some((n, self.get(id)?))
+            }) {
+                heap.push((next.tx.fee, Reverse(next.seq), sender, next_nonce));
             }
         }
         Ok(out)
@@ -663,21 +674,21 @@ impl Mempool {
 
     /// Checks the invariants listed in the module docs against `state`.
     pub fn check_invariants(&self, state: &impl AccountReader) -> Result<(), String> {
-        let mut count = 0;
+        let mut count: usize = 0;
         for (sender, m) in self.by_sender.iter() {
             let account = state.account(sender).map_err(|e| e.to_string())?;
             let mut cost: u128 = 0;
             for (expected, (nonce, id)) in (account.nonce..).zip(m.iter()) {
-                let e = self
-                    .get(id)
-                    .ok_or("by_sender names a missing entry")?;
+                let e = self.get(id).ok_or("by_sender names a missing entry")?;
                 if *nonce != expected || e.tx.nonce != *nonce {
                     return Err(format!(
                         "sender {sender}: nonce {nonce}, expected {expected}"
                     ));
                 }
-                cost += u128::from(e.tx.amount) + u128::from(e.tx.fee);
-                count += 1;
+                cost = cost
+                    .checked_add(e.tx.wide_cost())
+                    .ok_or("pending cost overflows")?;
+                count = count.checked_add(1).ok_or("entry count overflows")?;
             }
             if cost > u128::from(account.balance) {
                 return Err(format!(
@@ -688,14 +699,22 @@ impl Mempool {
         if count != self.entries.len() || self.by_fee.len() != count {
             return Err("index sizes disagree".into());
         }
-        let self_transfers = self.entries.values().filter(|e| e.sender == e.tx.to).count();
+        let self_transfers = self
+            .entries
+            .values()
+            .filter(|e| e.sender == e.tx.to)
+            .count();
         let address_refs: usize = self.by_address.values().map(|s| s.len()).sum();
-        if address_refs != 2 * count - self_transfers {
+        if Some(address_refs)
+            != count
+                .checked_mul(2)
+                .and_then(|c| c.checked_sub(self_transfers))
+        {
             return Err(format!(
                 "address index holds {address_refs} references for {count} entries"
             ));
         }
-        if self.bytes != count * TX_ENCODED_LEN || count > self.config.max_count {
+        if Some(self.bytes) != count.checked_mul(TX_ENCODED_LEN) || count > self.config.max_count {
             return Err("byte or count bound broken".into());
         }
         Ok(())
@@ -703,6 +722,12 @@ impl Mempool {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
@@ -814,9 +839,14 @@ mod tests {
         p.remove_with_successors(&t0.txid());
         assert_eq!(ids(&p, &a), Vec::<Hash>::new(), "t2 follows t0 out");
         assert_eq!(ids(&p, &b), vec![t1.txid()]);
-        assert_eq!(ids(&snapshot, &a), vec![t2.txid(), t0.txid()], "the clone is unchanged");
+        assert_eq!(
+            ids(&snapshot, &a),
+            vec![t2.txid(), t0.txid()],
+            "the clone is unchanged"
+        );
         assert_eq!(snapshot.len(), 3);
-        p.check_invariants(&state).expect("invariants after removal");
+        p.check_invariants(&state)
+            .expect("invariants after removal");
     }
 
     #[test]

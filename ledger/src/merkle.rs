@@ -22,10 +22,14 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     Hash(h.finalize().into())
 }
 
-/// The largest power of two strictly smaller than `n` (n >= 2).
-fn split_point(n: usize) -> usize {
-    debug_assert!(n >= 2);
-    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+/// The largest power of two strictly smaller than `n`; `None` when `n < 2`.
+fn split_point(n: usize) -> Option<usize> {
+    1usize.checked_shl(n.checked_sub(1)?.checked_ilog2()?)
+}
+
+/// `nodes` split at [`split_point`] of its length; `None` for fewer than two nodes.
+fn split(nodes: &[Hash]) -> Option<(&[Hash], &[Hash])> {
+    nodes.split_at_checked(split_point(nodes.len())?)
 }
 
 /// Merkle root of `leaves` (txids) per RFC 9162 section 2.1.1; `SHA-256("")` for none.
@@ -47,7 +51,10 @@ pub fn merkle_root(leaves: &[Hash]) -> Hash {
         }
         level = next;
     }
-    level[0]
+    level
+        .first()
+        .copied()
+        .unwrap_or_else(|| crate::types::sha256(b""))
 }
 
 /// The audit path of leaf `index` (siblings from the leaf upwards), or `None` when out of range.
@@ -64,25 +71,30 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
 /// Recursive PATH(m, D[n]) of RFC 9162 2.1.3.1 over already-hashed leaves; pushes siblings
 /// bottom-up.
 fn path_of(nodes: &[Hash], index: usize, out: &mut Vec<Hash>) {
-    if nodes.len() <= 1 {
+    let Some((left, right)) = split(nodes) else {
         return;
-    }
-    let k = split_point(nodes.len());
-    if index < k {
-        path_of(&nodes[..k], index, out);
-        out.push(subtree_root(&nodes[k..]));
-    } else {
-        path_of(&nodes[k..], index - k, out);
-        out.push(subtree_root(&nodes[..k]));
+    };
+    match index.checked_sub(left.len()) {
+        None => {
+            path_of(left, index, out);
+            out.push(subtree_root(right));
+        }
+        Some(index) => {
+            path_of(right, index, out);
+            out.push(subtree_root(left));
+        }
     }
 }
 
+/// MTH over already-hashed leaves (`nodes` is never empty; `SHA-256("")` if it were).
 fn subtree_root(nodes: &[Hash]) -> Hash {
-    if nodes.len() == 1 {
-        return nodes[0];
+    match split(nodes) {
+        Some((left, right)) => node_hash(&subtree_root(left), &subtree_root(right)),
+        None => nodes
+            .first()
+            .copied()
+            .unwrap_or_else(|| crate::types::sha256(b"")),
     }
-    let k = split_point(nodes.len());
-    node_hash(&subtree_root(&nodes[..k]), &subtree_root(&nodes[k..]))
 }
 
 /// Verifies an RFC 9162 section 2.1.3.2 inclusion proof of `leaf` (a txid) at `index` in a
@@ -97,8 +109,10 @@ pub fn verify_inclusion(
     if index >= leaf_count {
         return false;
     }
+    let Some(mut sn) = leaf_count.checked_sub(1) else {
+        return false;
+    };
     let mut fn_ = index;
-    let mut sn = leaf_count - 1;
     let mut r = leaf_hash(leaf);
     for p in siblings {
         if sn == 0 {
@@ -122,6 +136,12 @@ pub fn verify_inclusion(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use crate::types::sha256;

@@ -90,7 +90,7 @@ pub fn check_against_account(tx: &Transaction, sender: &Account) -> Result<(), T
             expected: sender.nonce,
         });
     }
-    let needed = u128::from(tx.amount) + u128::from(tx.fee);
+    let needed = tx.wide_cost();
     if needed > u128::from(sender.balance) {
         return Err(TxError::InsufficientFunds {
             address: tx.sender(),
@@ -99,6 +99,24 @@ pub fn check_against_account(tx: &Transaction, sender: &Account) -> Result<(), T
         });
     }
     Ok(())
+}
+
+/// `sender` after it pays for `tx`, or why it cannot ([`check_against_account`]).
+pub(crate) fn debit(tx: &Transaction, sender: &Account) -> Result<Account, TxError> {
+    check_against_account(tx, sender)?;
+    Ok(paid(tx, sender))
+}
+
+/// `sender` after paying for `tx`, which [`check_against_account`] accepted against it.
+// Cannot overflow: that check made `amount + fee <= balance` (compared in u128), and
+// `tx.nonce == nonce`, which counts the account's confirmed transactions (genesis accounts
+// start at 0): 2^64 of them cannot exist.
+#[allow(clippy::arithmetic_side_effects)]
+fn paid(tx: &Transaction, sender: &Account) -> Account {
+    Account {
+        balance: sender.balance - (tx.amount + tx.fee),
+        nonce: sender.nonce + 1,
+    }
 }
 
 /// One account's value before and after a block.
@@ -154,11 +172,8 @@ pub fn apply_block(
         };
         check_stateless(tx, genesis).map_err(fail)?;
         let sender_addr = tx.sender();
-        let mut sender = load(sender_addr, &mut overlay)?;
-        check_against_account(tx, &sender).map_err(fail)?;
-        // Cannot overflow: checked against the balance above.
-        sender.balance -= tx.amount + tx.fee;
-        sender.nonce += 1;
+        let sender = load(sender_addr, &mut overlay)?;
+        let sender = debit(tx, &sender).map_err(fail)?;
         set(&mut overlay, sender_addr, sender);
         let mut recipient = load(tx.to, &mut overlay)?;
         recipient.balance =
@@ -173,7 +188,7 @@ pub fn apply_block(
         set(&mut overlay, tx.to, recipient);
         fees = fees.checked_add(tx.fee).ok_or(ApplyError::RewardOverflow {
             reward: 0,
-            fees: u128::from(fees) + u128::from(tx.fee),
+            fees: crate::types::wide_sum(fees, tx.fee),
         })?;
     }
     let reward = genesis.reward(block.header.height);
@@ -279,6 +294,12 @@ impl std::fmt::Display for StateDigest {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
     use crate::crypto::Keypair;

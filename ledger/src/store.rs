@@ -5,11 +5,13 @@
 //! - Every write that belongs to connecting or disconnecting one block is one sled transaction
 //!   over all trees; the tip is written in that same transaction. A process killed at any
 //!   instant reopens with the tip, the indexes and the accounts agreeing
-//!   ([`Store::verify_consistency`] checks this against a replay from genesis).
+//!   ([`StoreReader::verify_consistency`] checks this against a replay from genesis).
 //! - Only main-chain blocks have entries in `main`, `txindex`, `history`, `tx_counts` and `undo`.
 //! - A store created for one genesis refuses to open with another.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use primitive_types::U256;
 use sled::Transactional;
@@ -204,6 +206,22 @@ pub struct StoreReader {
     mempool: sled::Tree,
     genesis_hash: Hash,
     sync_every_block: bool,
+    faults: Arc<AccountReadFaults>,
+}
+
+/// Injected failures of account reads, for tests that prove an I/O failure is never taken
+/// for a verdict on a block. Costs one atomic load per read when unused.
+#[derive(Debug, Default)]
+struct AccountReadFaults {
+    remaining: AtomicU64,
+}
+
+impl AccountReadFaults {
+    fn take(&self) -> bool {
+        self.remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 /// The sled-backed chain store and its only writer, owned by the chain. It is not `Clone`:
@@ -262,7 +280,10 @@ fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, DecodeError> {
 }
 
 fn encode_undo(delta: &BlockDelta, digest_before: &StateDigest) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + delta.changes.len() * 52);
+    // Cannot overflow: a `Vec<AccountChange>` holds at most isize::MAX / 52 elements.
+    #[allow(clippy::arithmetic_side_effects)]
+    let capacity = 48 + delta.changes.len() * 52;
+    let mut out = Vec::with_capacity(capacity);
     out.extend_from_slice(&digest_before.to_bytes());
     out.extend_from_slice(&delta.fees.to_le_bytes());
     out.extend_from_slice(&delta.reward.to_le_bytes());
@@ -336,6 +357,7 @@ impl Store {
             mempool: db.open_tree("mempool")?,
             genesis_hash: genesis.hash(),
             sync_every_block,
+            faults: Arc::new(AccountReadFaults::default()),
             db,
         };
         let store = Store { reader };
@@ -723,7 +745,8 @@ impl StoreReader {
         let mut items = Vec::with_capacity(limit);
         for item in range.rev().take(limit.saturating_add(1)) {
             let (k, v) = item?;
-            let mut r = Reader::new(&k[20..]);
+            let mut r = Reader::new(&k);
+            r.array::<20>()?; // the address
             let height = u64::from_be_bytes(r.array()?);
             let index = u32::from_be_bytes(r.array()?);
             items.push((HistoryCursor { height, index }, Hash::from_slice(&v)?));
@@ -747,16 +770,25 @@ impl StoreReader {
         txids: &[Hash],
         sign: i64,
     ) -> Result<(Vec<(Address, u64)>, Vec<([u8; 32], Hash)>), StoreError> {
-        let mut rows = Vec::with_capacity(block.transactions.len() * 2);
+        // Cannot overflow: a `Vec<Transaction>` holds at most isize::MAX / 148 elements, and a
+        // delta sums `sign` (1 or -1) over at most two rows per transaction.
+        #[allow(clippy::arithmetic_side_effects)]
+        fn bump(delta: &mut i64, sign: i64) {
+            *delta += sign;
+        }
+        // Cannot overflow: as above.
+        #[allow(clippy::arithmetic_side_effects)]
+        let capacity = block.transactions.len() * 2;
+        let mut rows = Vec::with_capacity(capacity);
         let mut deltas: std::collections::HashMap<Address, i64> = std::collections::HashMap::new();
         for (i, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
             let sender = tx.sender();
             let h = block.header.height;
             rows.push((history_key(&sender, h, i as u32), *txid));
-            *deltas.entry(sender).or_default() += sign;
+            bump(deltas.entry(sender).or_default(), sign);
             if tx.to != sender {
                 rows.push((history_key(&tx.to, h, i as u32), *txid));
-                *deltas.entry(tx.to).or_default() += sign;
+                bump(deltas.entry(tx.to).or_default(), sign);
             }
         }
         let mut counts = Vec::with_capacity(deltas.len());
@@ -837,8 +869,13 @@ impl StoreReader {
                             tx.txid()
                         ));
                     }
-                    expected_history += if tx.to == tx.sender() { 1 } else { 2 };
-                    expected_txs += 1;
+                    let rows = if tx.to == tx.sender() { 1 } else { 2 };
+                    expected_history = expected_history
+                        .checked_add(rows)
+                        .ok_or("history row count overflows")?;
+                    expected_txs = expected_txs
+                        .checked_add(1)
+                        .ok_or("transaction count overflows")?;
                 }
             }
             let digest = self.digest_of(&hash).map_err(fail)?;
@@ -849,7 +886,12 @@ impl StoreReader {
             }
             expected_prev = hash;
         }
-        if self.main_hash(height + 1).map_err(fail)?.is_some() {
+        // Nothing can sit above height u64::MAX.
+        let above = match height.checked_add(1) {
+            Some(h) => self.main_hash(h).map_err(fail)?,
+            None => None,
+        };
+        if above.is_some() {
             return Err(format!(
                 "main index has a block above the tip height {height}"
             ));
@@ -902,8 +944,22 @@ impl AccountReader for Store {
     }
 }
 
+impl StoreReader {
+    /// Tests only: the next `n` account reads (through any handle on this store) fail with a
+    /// database error, as a failing disk would.
+    #[doc(hidden)]
+    pub fn inject_account_read_faults(&self, n: u64) {
+        self.faults.remaining.store(n, Ordering::Relaxed);
+    }
+}
+
 impl AccountReader for StoreReader {
     fn account(&self, address: &Address) -> Result<Account, StoreError> {
+        if self.faults.take() {
+            return Err(StoreError::Db(format!(
+                "injected fault reading account {address}"
+            )));
+        }
         match self.accounts.get(address.0)? {
             Some(bytes) => Ok(Account::decode(&bytes)?),
             None => Ok(Account::default()),

@@ -1,6 +1,10 @@
 //! Builders for tests and benchmarks: a dev genesis and chains of blocks with valid transfers
 //! between dev accounts. Proof of work is not solved here (the ledger does not check it);
 //! consensus tests use an easy target and solve it themselves.
+//!
+//! Compiled only for this crate's unit tests and with the `testkit` feature, which other
+//! crates enable in their `[dev-dependencies]` (directly or through `peerchain-testkit`): no
+//! node build carries it.
 
 use std::collections::BTreeMap;
 

@@ -15,15 +15,25 @@ pub fn sha256(data: &[u8]) -> Hash {
     Hash(Sha256::digest(data).into())
 }
 
+/// `a + b` in a type it always fits.
+// Cannot overflow: 2 * (2^64 - 1) < 2^128.
+#[allow(clippy::arithmetic_side_effects)]
+pub(crate) fn wide_sum(a: u64, b: u64) -> u128 {
+    u128::from(a) + u128::from(b)
+}
+
 /// Parses hex that may carry a `0x` prefix and uppercase digits into exactly `N` bytes.
 pub fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], DecodeError> {
     let digits = text
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))
         .unwrap_or(text);
-    if digits.len() != N * 2 {
+    // Cannot overflow: N is the length of a `[u8; N]`, so at most isize::MAX.
+    #[allow(clippy::arithmetic_side_effects)]
+    let expected = N * 2;
+    if digits.len() != expected {
         return Err(DecodeError::HexLength {
-            expected: N * 2,
+            expected,
             got: digits.len(),
         });
     }
@@ -144,11 +154,12 @@ impl Target {
     /// Work of a block with this target: `floor(2^256 / (target + 1))`.
     pub fn work(&self) -> U256 {
         // 2^256 / (t + 1) == (2^256 - 1 - t) / (t + 1) + 1, computed without overflow.
-        match self.0.checked_add(U256::one()) {
-            // target 0 would be 2^256, which does not fit: it saturates (such a target is never valid).
-            Some(divisor) => ((!self.0) / divisor).saturating_add(U256::one()),
-            None => U256::one(), // target == 2^256 - 1: work is exactly 1
-        }
+        // target == 2^256 - 1 has no `t + 1`: its work is exactly 1. Target 0 would be 2^256,
+        // which does not fit: it saturates (such a target is never valid).
+        self.0
+            .checked_add(U256::one())
+            .and_then(|divisor| (!self.0).checked_div(divisor))
+            .map_or(U256::one(), |q| q.saturating_add(U256::one()))
     }
 
     /// Whether `hash`, read as a big-endian integer, is at most this target.
@@ -258,6 +269,11 @@ impl Transaction {
     /// `amount + fee`, or `None` on overflow.
     pub fn total_cost(&self) -> Option<u64> {
         self.amount.checked_add(self.fee)
+    }
+
+    /// `amount + fee` as a u128, which it always fits.
+    pub(crate) fn wide_cost(&self) -> u128 {
+        wide_sum(self.amount, self.fee)
     }
 
     /// Appends the 148-byte encoding: the signing message without its domain, then the signature.
@@ -380,6 +396,9 @@ impl Block {
     }
 
     /// Size of [`Block::encode`]'s output.
+    // Cannot overflow: a `Vec<Transaction>` holds at most isize::MAX / size_of::<Transaction>()
+    // (>= TX_ENCODED_LEN) elements.
+    #[allow(clippy::arithmetic_side_effects)]
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN + 4 + self.transactions.len() * TX_ENCODED_LEN
     }
@@ -407,7 +426,8 @@ impl Block {
                 max: max_txs,
             });
         }
-        let expected = count * TX_ENCODED_LEN;
+        // Saturates (on 32-bit targets) to a length no slice has, so the check still fails.
+        let expected = count.saturating_mul(TX_ENCODED_LEN);
         if r.remaining() != expected {
             return Err(DecodeError::Length {
                 what: "block transactions",
@@ -431,6 +451,16 @@ impl Block {
 const TX_FEE_OFFSET: usize = 8 + 32 + 20 + 8;
 /// Start of the first transaction in an encoded block: header, then the u32 count.
 const BLOCK_TXS_OFFSET: usize = HEADER_LEN + 4;
+/// Start of the first transaction's fee in an encoded block.
+const BLOCK_FEE_OFFSET: usize = BLOCK_TXS_OFFSET + TX_FEE_OFFSET;
+
+/// Byte range of transaction `index` in an encoded block (`None` past `usize`).
+fn tx_range(index: usize) -> Option<std::ops::Range<usize>> {
+    let at = index
+        .checked_mul(TX_ENCODED_LEN)?
+        .checked_add(BLOCK_TXS_OFFSET)?;
+    Some(at..at.checked_add(TX_ENCODED_LEN)?)
+}
 
 /// A view of an encoded block that reads its transaction count, fee sum or single
 /// transactions where they sit, without decoding the whole block (explorer reads of 20,000-tx
@@ -473,8 +503,10 @@ impl<'a> EncodedBlock<'a> {
     pub fn fees(&self) -> u64 {
         (0..self.count)
             .filter_map(|i| {
-                let at = BLOCK_TXS_OFFSET + i * TX_ENCODED_LEN + TX_FEE_OFFSET;
-                self.bytes.get(at..at + 8)?.try_into().ok()
+                let at = i
+                    .checked_mul(TX_ENCODED_LEN)?
+                    .checked_add(BLOCK_FEE_OFFSET)?;
+                self.bytes.get(at..at.checked_add(8)?)?.try_into().ok()
             })
             .map(u64::from_le_bytes)
             .fold(0u64, u64::saturating_add)
@@ -485,14 +517,15 @@ impl<'a> EncodedBlock<'a> {
         if index >= self.count {
             return Ok(None);
         }
-        let at = BLOCK_TXS_OFFSET + index * TX_ENCODED_LEN;
-        let slice = self
-            .bytes
-            .get(at..at + TX_ENCODED_LEN)
-            .ok_or(DecodeError::Truncated {
-                needed: at + TX_ENCODED_LEN,
-                available: self.bytes.len(),
-            })?;
+        let range = tx_range(index);
+        let slice =
+            range
+                .clone()
+                .and_then(|r| self.bytes.get(r))
+                .ok_or(DecodeError::Truncated {
+                    needed: range.map_or(usize::MAX, |r| r.end),
+                    available: self.bytes.len(),
+                })?;
         Transaction::decode(slice).map(Some)
     }
 
@@ -507,31 +540,28 @@ impl<'a> EncodedBlock<'a> {
 /// A bounds-checked little-endian reader over a byte slice.
 #[derive(Debug)]
 pub(crate) struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+    /// The bytes not read yet.
+    rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, pos: 0 }
+        Reader { rest: bytes }
     }
 
     pub(crate) fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
+        self.rest.len()
     }
 
     pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let end = self.pos.checked_add(N).filter(|&e| e <= self.bytes.len());
-        let Some(end) = end else {
+        let Some((head, rest)) = self.rest.split_first_chunk::<N>() else {
             return Err(DecodeError::Truncated {
                 needed: N,
                 available: self.remaining(),
             });
         };
-        let mut out = [0u8; N];
-        out.copy_from_slice(&self.bytes[self.pos..end]);
-        self.pos = end;
-        Ok(out)
+        self.rest = rest;
+        Ok(*head)
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
@@ -554,6 +584,12 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,14 @@
 //! Crash test: a child process writes (and sometimes reverts) blocks and is killed with SIGKILL
 //! at random moments, many times; every reopen must be consistent with a replay from genesis.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "tests: the crate's no-panic lints are for consensus code"
+)]
+
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;

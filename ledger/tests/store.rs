@@ -1,5 +1,13 @@
 //! Store tests: connect and disconnect chains, indexes, paging, reopen, wrong network.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    reason = "tests: the crate's no-panic lints are for consensus code"
+)]
+
 use peerchain_ledger::state::apply_block;
 use peerchain_ledger::testkit::ChainBuilder;
 use peerchain_ledger::{

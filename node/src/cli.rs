@@ -1,5 +1,10 @@
 //! Command-line interface: every subcommand and flag, with help text.
 
+#![allow(
+    rustdoc::invalid_html_tags,
+    reason = "these doc comments are clap help text, where <data-dir> is a placeholder"
+)]
+
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};

@@ -3,7 +3,7 @@
 //! map). The binary and every in-process test start a node with [`start`]; there is no
 //! other assembly of these parts.
 //!
-//! Supervision: each part reports to one [`Exits`] channel when it ends. Outside an orderly
+//! Supervision: each part reports to one `Exits` channel when it ends. Outside an orderly
 //! shutdown any such report is a failure: [`RunningNode::failed`] returns it, and the binary
 //! logs it and exits non-zero instead of serving stale data.
 //!
@@ -76,7 +76,7 @@ pub struct RunningNode {
     pub admin_token: String,
     /// The data directory.
     pub data_dir: PathBuf,
-    /// P2P listen addresses with /p2p/<peer id>, as they were reported.
+    /// P2P listen addresses with `/p2p/<peer id>`, as they were reported.
     pub p2p_addrs: watch::Receiver<Vec<String>>,
     /// Prometheus metrics of this node.
     pub metrics: Arc<Metrics>,
@@ -251,7 +251,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
 }
 
 impl RunningNode {
-    /// The first P2P address with /p2p/<peer id>, waiting up to `timeout` for it.
+    /// The first P2P address with `/p2p/<peer id>`, waiting up to `timeout` for it.
     pub async fn p2p_addr(&mut self, timeout: Duration) -> Option<String> {
         let wait = self.p2p_addrs.wait_for(|a| !a.is_empty());
         match tokio::time::timeout(timeout, wait).await {

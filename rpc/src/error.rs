@@ -1,6 +1,6 @@
 //! The error model of SPEC section 5: a 4xx/5xx status and
 //! `{"error": {"code": "snake_case_code", "message": "..."}}`, for every failure, axum's and
-//! tower's own rejections included ([`normalize`] rewrites any error response that is not
+//! tower's own rejections included (`normalize` rewrites any error response that is not
 //! already in this shape).
 
 use axum::Json;

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the node: chain, mempool, peers, mining, gossip (recorded by the node
-//! through the methods below) and HTTP requests by route (recorded by [`track_http`]).
+//! through the methods below) and HTTP requests by route (recorded by `track_http`).
 //!
 //! Every label takes values from a small fixed set (routes are axum's matched path templates,
 //! reasons and topics are code names), so the number of series stays bounded.

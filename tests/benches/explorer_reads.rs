@@ -26,10 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use common::{
-    Rng, Transfers, bench_genesis, build_chain, env_count, fmt_duration, mib, ms, summary,
-};
+use common::build_chain;
 use peerchain_ledger::{Address, Hash};
+use peerchain_testkit::{
+    Rng, Transfers, env_count, fmt_duration, mib, ms, node_genesis, smoke_note, summary,
+};
 use peerchain_tests::{NodeOptions, TestNet};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -125,7 +126,7 @@ enum Outcome {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::smoke_note();
+    smoke_note();
     let total = env_count("PEERCHAIN_BENCH_TXS", 1_000_000, 2_000).max(1);
     let per_block = env_count("PEERCHAIN_BENCH_BLOCK_TXS", 5_000, 200).clamp(1, 20_000);
     let senders = env_count("PEERCHAIN_BENCH_SENDERS", 2_000, 20).max(2);
@@ -134,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
     let warmup = env_count("PEERCHAIN_BENCH_WARMUP_SECS", 2, 0);
     let cache_mb = env_count("PEERCHAIN_BENCH_CACHE_MB", 64, 16).max(1) as u64;
     let blocks = total.div_ceil(per_block);
-    let genesis = bench_genesis(u32::try_from(senders).context("sender count")?);
+    let genesis = node_genesis(u32::try_from(senders).context("sender count")?);
     println!(
         "explorer_reads: {} transactions in {blocks} blocks of {per_block} from {senders} \
          senders; {rate} requests/s for {secs} s per endpoint; node cache {cache_mb} MiB",

@@ -19,13 +19,13 @@
 //!
 //! Run: `cargo bench -p peerchain-tests --bench propagation`
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use common::{Transfers, bench_genesis, env_count, fmt_duration, ms, summary};
+use peerchain_testkit::{
+    Transfers, env_count, fmt_duration, ms, node_genesis, smoke_note, summary,
+};
 use peerchain_tests::{NodeOptions, TestNet};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -57,7 +57,7 @@ struct Round {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::smoke_note();
+    smoke_note();
     let nodes = env_count("PEERCHAIN_BENCH_NODES", 10, 3).max(2);
     let txs = env_count("PEERCHAIN_BENCH_TXS", 5_000, 50).max(1);
     let rounds = env_count("PEERCHAIN_BENCH_ROUNDS", 20, 2).max(1);
@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     if txs > 10_000 {
         bail!("PEERCHAIN_BENCH_TXS={txs} is over the batch limit of 10,000");
     }
-    let genesis = bench_genesis(u32::try_from(senders).context("sender count")?);
+    let genesis = node_genesis(u32::try_from(senders).context("sender count")?);
     println!(
         "propagation: {nodes} nodes, {txs} transactions per block from {senders} senders, \
          {rounds} rounds (+1 warm-up)"

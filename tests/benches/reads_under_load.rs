@@ -11,28 +11,28 @@
 //!
 //! Run: `cargo bench -p peerchain-tests --bench reads_under_load`
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use common::{Transfers, bench_genesis, env_count, fmt_duration, ms, summary};
+use peerchain_testkit::{
+    Transfers, env_count, fmt_duration, ms, node_genesis, smoke_note, summary,
+};
 use peerchain_tests::{NodeOptions, TestNet};
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::smoke_note();
+    smoke_note();
     let batch = env_count("PEERCHAIN_BENCH_BATCH", 10_000, 500).clamp(1, 10_000);
     let batches = env_count("PEERCHAIN_BENCH_BATCHES", 4, 2).max(1);
     let senders: u32 = 200;
     if (batch * batches).div_ceil(senders as usize) > 1_000 {
         bail!("too many transactions per sender for the mempool's nonce window");
     }
-    let genesis = bench_genesis(senders);
+    let genesis = node_genesis(senders);
     let mut transfers = Transfers::new(&genesis, senders);
     let bodies: Vec<Vec<u8>> = (0..batches)
         .map(|_| serde_json::to_vec(&transfers.sign_all(batch)))
@@ -99,11 +99,19 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!("{:<14} {:>8} {:>10} {:>10} {:>10}", "route", "reads", "p50 ms", "p99 ms", "max ms");
+    println!(
+        "{:<14} {:>8} {:>10} {:>10} {:>10}",
+        "route", "reads", "p50 ms", "p99 ms", "max ms"
+    );
     for (route, v) in [("/v1/status", &mut status), ("/v1/mempool", &mut mempool)] {
         let n = v.len();
         let (p50, p99, max) = summary(v);
-        println!("{route:<14} {n:>8} {:>10} {:>10} {:>10}", ms(p50), ms(p99), ms(max));
+        println!(
+            "{route:<14} {n:>8} {:>10} {:>10} {:>10}",
+            ms(p50),
+            ms(p99),
+            ms(max)
+        );
     }
     println!("(reads counted only while a batch was in flight; goal: p99 under 10 ms)");
     Ok(())

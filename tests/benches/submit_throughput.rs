@@ -16,20 +16,18 @@
 //!
 //! Run: `cargo bench -p peerchain-tests --bench submit_throughput`
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use common::{Transfers, bench_genesis, env_count, env_counts, fmt_duration};
 use peerchain_ledger::{Genesis, Transaction};
+use peerchain_testkit::{Transfers, env_count, env_counts, fmt_duration, node_genesis, smoke_note};
 use peerchain_tests::{NodeOptions, TestNet};
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::smoke_note();
+    smoke_note();
     let senders = env_count("PEERCHAIN_BENCH_SENDERS", 200, 16).max(2);
     let single_txs = env_count("PEERCHAIN_BENCH_SINGLE_TXS", 20_000, 200);
     let clients = env_count("PEERCHAIN_BENCH_CLIENTS", 8, 4).max(1);
@@ -46,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     if batch_sizes.iter().any(|&b| b == 0 || b > 10_000) {
         bail!("batch sizes must be 1..=10000: {batch_sizes:?}");
     }
-    let genesis = bench_genesis(u32::try_from(senders).context("sender count")?);
+    let genesis = node_genesis(u32::try_from(senders).context("sender count")?);
     let t = Instant::now();
     let mut transfers = Transfers::new(&genesis, u32::try_from(senders)?);
     let txs = transfers.sign_all(most);

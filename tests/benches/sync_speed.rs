@@ -15,17 +15,18 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use common::{Transfers, bench_genesis, build_chain, env_count, fmt_duration, mib};
+use common::build_chain;
+use peerchain_testkit::{Transfers, env_count, fmt_duration, mib, node_genesis, smoke_note};
 use peerchain_tests::{NodeOptions, TestNet};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    common::smoke_note();
+    smoke_note();
     let blocks = env_count("PEERCHAIN_BENCH_BLOCKS", 500, 20).max(1);
     let txs = env_count("PEERCHAIN_BENCH_TXS", 200, 20);
     let senders = env_count("PEERCHAIN_BENCH_SENDERS", 100, 10).max(2);
     let timeout = Duration::from_secs(env_count("PEERCHAIN_BENCH_TIMEOUT_SECS", 900, 60) as u64);
-    let genesis = bench_genesis(u32::try_from(senders).context("sender count")?);
+    let genesis = node_genesis(u32::try_from(senders).context("sender count")?);
     println!(
         "sync_speed: {blocks} blocks x {txs} transactions from {senders} senders ({} transactions)",
         blocks * txs

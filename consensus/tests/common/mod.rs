@@ -9,10 +9,10 @@ use peerchain_consensus::{Chain, ChainConfig};
 use peerchain_ledger::testkit::ChainBuilder;
 use peerchain_ledger::{Account, Address, Block, Genesis, Hash, Store, Target, Transaction, U256};
 
-pub const ACCOUNTS: u32 = 6;
+pub(crate) const ACCOUNTS: u32 = 6;
 
 /// A dev genesis whose proof of work takes about two hashes.
-pub fn easy_genesis() -> Genesis {
+pub(crate) fn easy_genesis() -> Genesis {
     let mut g = Genesis::dev(ACCOUNTS, 1_000_000_000, 2000);
     g.initial_target = Target(U256::MAX >> 1);
     g.pow_limit = Target(U256::MAX >> 1);
@@ -20,17 +20,17 @@ pub fn easy_genesis() -> Genesis {
 }
 
 /// A clock far enough ahead that no test block is from the future.
-pub fn now(g: &Genesis) -> u64 {
+pub(crate) fn now(g: &Genesis) -> u64 {
     g.timestamp_ms + 1_000_000_000
 }
 
-pub fn new_chain(g: &Genesis) -> Chain {
+pub(crate) fn new_chain(g: &Genesis) -> Chain {
     let store = Store::temporary(g).expect("store");
     Chain::open(store, g.clone(), ChainConfig::default()).expect("chain")
 }
 
 /// Solves the block's proof of work and makes it the builder's tip.
-pub fn seal(b: &mut ChainBuilder, mut block: Block) -> Block {
+pub(crate) fn seal(b: &mut ChainBuilder, mut block: Block) -> Block {
     let nonce = mine_range(&block.header, 0, u64::MAX).expect("easy target");
     block.header.nonce = nonce;
     b.tip = block.header.clone();
@@ -40,13 +40,13 @@ pub fn seal(b: &mut ChainBuilder, mut block: Block) -> Block {
 /// Tracks the state of every built block so children with valid transfers can be built on
 /// any of them.
 #[derive(Debug)]
-pub struct Forest {
+pub(crate) struct Forest {
     pub genesis: Genesis,
     pub states: BTreeMap<Hash, ChainBuilder>,
 }
 
 impl Forest {
-    pub fn new(g: &Genesis) -> Self {
+    pub(crate) fn new(g: &Genesis) -> Self {
         let b = ChainBuilder::new(g.clone(), ACCOUNTS);
         let mut states = BTreeMap::new();
         states.insert(g.hash(), b);
@@ -57,7 +57,7 @@ impl Forest {
     }
 
     /// A sealed child of `parent` with `txs` valid transfers; `salt` varies the content.
-    pub fn child(&mut self, parent: &Hash, txs: usize, salt: u64) -> Block {
+    pub(crate) fn child(&mut self, parent: &Hash, txs: usize, salt: u64) -> Block {
         let mut b = self.states.get(parent).expect("known parent").clone();
         let block = b.push_transfers(txs, salt);
         let block = seal(&mut b, block);
@@ -66,7 +66,12 @@ impl Forest {
     }
 
     /// A sealed child of `parent` carrying exactly `txs` (valid or not).
-    pub fn child_with(&mut self, parent: &Hash, txs: Vec<Transaction>, miner: Address) -> Block {
+    pub(crate) fn child_with(
+        &mut self,
+        parent: &Hash,
+        txs: Vec<Transaction>,
+        miner: Address,
+    ) -> Block {
         let mut b = self.states.get(parent).expect("known parent").clone();
         let block = b.push(txs, miner);
         let block = seal(&mut b, block);
@@ -75,7 +80,7 @@ impl Forest {
     }
 
     /// A chain of `n` children starting at `parent`.
-    pub fn branch(&mut self, parent: &Hash, n: usize, txs: usize, salt: u64) -> Vec<Block> {
+    pub(crate) fn branch(&mut self, parent: &Hash, n: usize, txs: usize, salt: u64) -> Vec<Block> {
         let mut out: Vec<Block> = Vec::new();
         let mut p = *parent;
         for i in 0..n {
@@ -86,7 +91,7 @@ impl Forest {
         out
     }
 
-    pub fn state_of(&self, hash: &Hash) -> &BTreeMap<Address, Account> {
+    pub(crate) fn state_of(&self, hash: &Hash) -> &BTreeMap<Address, Account> {
         &self.states.get(hash).expect("known").state
     }
 }

@@ -3,13 +3,13 @@
 //!
 //! It takes [`ChainMsg`]s from one bounded inbox, in order: blocks and transactions from the
 //! network, requests from the HTTP API. After every step it
-//! - turns chain events into API events, metrics and miner templates ([`publish`]),
+//! - turns chain events into API events, metrics and miner templates (`publish`),
 //! - queues what the network must do on the ordered [`NetOutbox`] (never a spawned task),
 //! - publishes a [`NodeSnapshot`] in a `watch` channel, from which every read of the API is
 //!   served without waiting for this thread.
 //!
-//! Split by concern: [`requests`] (what the API asks), [`gossip`] (what peers send),
-//! [`mining`] (templates, found blocks, "mine now"), [`publish`] (events and snapshots).
+//! Split by concern: `requests` (what the API asks), `gossip` (what peers send), `mining`
+//! (templates, found blocks, "mine now"), `publish` (events and snapshots).
 
 mod gossip;
 mod mining;
@@ -124,6 +124,7 @@ struct Clocks {
     last_dev_block: Instant,
     last_expiry: Instant,
     last_gap_retry: Instant,
+    last_activation_retry: Instant,
     last_hashes: (Instant, u64),
 }
 
@@ -164,6 +165,7 @@ impl ChainService {
                 last_dev_block: now,
                 last_expiry: now,
                 last_gap_retry: now,
+                last_activation_retry: now,
                 last_hashes: (now, 0),
             },
             failpoints: config.failpoints.clone(),
@@ -265,6 +267,16 @@ impl ChainService {
                 reports.iter().for_each(|r| self.penalize_if_invalid(r));
             }
             Err(e) => tracing::error!(error = %e, "retrying future blocks failed"),
+        }
+        if self.chain.activation_pending()
+            && self.clocks.last_activation_retry.elapsed() >= Duration::from_secs(1)
+        {
+            // A store failure interrupted fork choice: try again (an I/O error is no verdict).
+            self.clocks.last_activation_retry = Instant::now();
+            match self.chain.retry_activation() {
+                Ok(changed) => self.tips_dirty |= changed,
+                Err(e) => tracing::error!(error = %e, "fork choice still fails; retrying"),
+            }
         }
         if self.clocks.last_expiry.elapsed() >= Duration::from_secs(60) {
             self.chain.expire_mempool(now_ms());
