@@ -367,7 +367,7 @@ impl Chain {
         let mut queue = VecDeque::from([(block, source)]);
         while let Some((block, source)) = queue.pop_front() {
             let hash = block.hash();
-            let verdict = self.import_one(block, now_ms)?;
+            let verdict = self.import_one(block, &source, now_ms)?;
             if matches!(verdict, Verdict::Accepted { .. }) {
                 self.remember_source(hash, source.clone());
                 queue.extend(self.take_orphans_of(&hash));
@@ -428,7 +428,12 @@ impl Chain {
         }
     }
 
-    fn import_one(&mut self, block: Block, now_ms: u64) -> Result<Verdict, ChainError> {
+    fn import_one(
+        &mut self,
+        block: Block,
+        source: &Source,
+        now_ms: u64,
+    ) -> Result<Verdict, ChainError> {
         let hash = block.hash();
         if let Some(n) = self.nodes.get(&hash) {
             return Ok(if n.status.is_invalid() {
@@ -452,7 +457,7 @@ impl Chain {
             }));
         }
         let Some(parent) = self.nodes.get(&parent_hash) else {
-            return Ok(self.hold_orphan(block, None));
+            return Ok(self.hold_orphan(block, source.clone()));
         };
         if parent.status == BlockStatus::Invalid {
             if self.next_target_after(&parent_hash) == Some(block.header.target) {
@@ -487,7 +492,7 @@ impl Chain {
         )
         .and_then(|()| check_body(&block, &self.genesis).map(|_| ()));
         match checked {
-            Err(e) if e.is_temporary() => Ok(self.hold_future(block)),
+            Err(e) if e.is_temporary() => Ok(self.hold_future(block, source.clone())),
             Err(e) => {
                 // Remember it (so it is never validated again) only when its header carried
                 // real work at the right difficulty; otherwise remembering would cost an
@@ -643,13 +648,24 @@ impl Chain {
         missing
     }
 
-    fn hold_future(&mut self, block: Block) -> Verdict {
+    /// Holds a block from the future with its sender (so an invalid one still costs its
+    /// sender when it is retried); a copy already held is not held twice.
+    fn hold_future(&mut self, block: Block, source: Source) -> Verdict {
         let timestamp_ms = block.header.timestamp_ms;
+        let hash = block.hash();
+        if self.future.iter().any(|(b, _)| b.hash() == hash) {
+            return Verdict::Future { timestamp_ms };
+        }
         if self.future.len() >= self.config.max_future {
             self.future.remove(0);
         }
-        self.future.push((block, None));
+        self.future.push((block, source));
         Verdict::Future { timestamp_ms }
+    }
+
+    /// Blocks held until their timestamp is acceptable.
+    pub fn future_count(&self) -> usize {
+        self.future.len()
     }
 
     /// Retries blocks held for their timestamp whose time has come.

@@ -423,3 +423,53 @@ fn a_store_failure_during_a_reorg_is_not_a_verdict() {
     assert!(!chain.activation_pending());
     assert_state_matches(&chain, &f);
 }
+
+/// Hostile peers, defect 7: the orphan and future pools forgot who sent a block, so an invalid
+/// block held there never cost its sender anything; and copies of one future block took one
+/// slot each, evicting the others.
+#[test]
+fn held_blocks_keep_their_sender_and_future_copies_are_held_once() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let now = now(&g);
+    let parent = f.child(&g.hash(), 0, 1);
+    let thief = peerchain_ledger::crypto::Keypair::dev(0);
+    let overspend = thief.sign_transfer(g.chain_id, Address([5; 20]), 10_000_000_000, 1, 0);
+    let bad_child = f.child_with(&parent.hash(), vec![overspend], Address([6; 20]));
+    let v = chain
+        .import(bad_child.clone(), Some("mallory".into()), now)
+        .expect("import");
+    assert!(matches!(v[0].verdict, Verdict::Orphan { .. }));
+    let v = chain
+        .import(parent, Some("honest".into()), now)
+        .expect("import");
+    let reported = v
+        .iter()
+        .find(|r| r.hash == bad_child.hash())
+        .expect("the unlocked orphan is reported");
+    assert!(reported.verdict.is_invalid(), "{reported:?}");
+    assert_eq!(reported.source.as_deref(), Some("mallory"));
+
+    // A future block with a broken signature: held once however often it arrives, and its
+    // sender is named when it is found invalid.
+    let mut tx = thief.sign_transfer(g.chain_id, Address([5; 20]), 1, 1, 0);
+    tx.signature.0[3] ^= 1;
+    let tip = chain.tip();
+    let mut b = f.states.get(&tip).expect("state").clone();
+    let mut block = b.push(vec![tx], Address([6; 20]));
+    block.header.timestamp_ms = now + 10 * g.max_future_ms;
+    let future = seal(&mut b, block);
+    for _ in 0..3 {
+        let v = chain
+            .import(future.clone(), Some("mallory".into()), now)
+            .expect("import");
+        assert!(matches!(v[0].verdict, Verdict::Future { .. }), "{:?}", v[0]);
+    }
+    assert_eq!(chain.future_count(), 1, "copies are held once");
+    let v = chain
+        .retry_future(future.header.timestamp_ms)
+        .expect("retry");
+    assert!(v[0].verdict.is_invalid(), "{:?}", v[0]);
+    assert_eq!(v[0].source.as_deref(), Some("mallory"));
+}

@@ -175,6 +175,10 @@ pub struct Mempool {
     /// Every address a pending transaction sends from or pays to: (Reverse(seq), txid), so
     /// iteration from the front gives the newest first.
     by_address: imbl::HashMap<Address, imbl::OrdSet<(Reverse<u64>, Hash)>>,
+    /// Each sender's last pending transaction in fee order (the only ones eviction may take,
+    /// so it never leaves a nonce gap), with the key each sender has there.
+    tails: imbl::OrdSet<(u64, Reverse<u64>, Hash)>,
+    tail_of: imbl::HashMap<Address, (u64, Reverse<u64>, Hash)>,
     bytes: usize,
     next_seq: u64,
     genesis: Arc<Genesis>,
@@ -191,6 +195,8 @@ impl Mempool {
             by_sender: imbl::HashMap::new(),
             by_fee: imbl::OrdSet::new(),
             by_address: imbl::HashMap::new(),
+            tails: imbl::OrdSet::new(),
+            tail_of: imbl::HashMap::new(),
             bytes: 0,
             next_seq: 0,
             genesis: Arc::new(genesis.clone()),
@@ -424,14 +430,14 @@ impl Mempool {
         while self.entries.len() >= self.config.max_count
             || self.bytes.saturating_add(TX_ENCODED_LEN) > self.config.max_bytes
         {
+            // O(log n): the cheapest tail, or the next one when the cheapest is the
+            // sender's own (each sender has one tail, so at most two are looked at).
             let victim = self
-                .by_fee
+                .tails
                 .iter()
                 .take_while(|(fee, _, _)| *fee < tx.fee)
                 .map(|(_, _, h)| *h)
-                .find(|h| {
-                    self.is_sender_tail(h) && self.entries.get(h).map(|e| &e.sender) != Some(sender)
-                });
+                .find(|h| self.entries.get(h).map(|e| &e.sender) != Some(sender));
             match victim {
                 Some(h) => {
                     self.remove_one(&h);
@@ -449,15 +455,22 @@ impl Mempool {
         Ok(evicted)
     }
 
-    fn is_sender_tail(&self, txid: &Hash) -> bool {
-        let Some(e) = self.entries.get(txid) else {
-            return false;
-        };
-        self.by_sender
-            .get(&e.sender)
+    /// Puts `sender`'s last pending transaction (if any) in the eviction index, replacing
+    /// its previous one.
+    fn refresh_tail(&mut self, sender: &Address) {
+        if let Some(old) = self.tail_of.remove(sender) {
+            self.tails.remove(&old);
+        }
+        let last = self
+            .by_sender
+            .get(sender)
             .and_then(|m| m.get_max())
-            .map(|(n, _)| *n)
-            == Some(e.tx.nonce)
+            .and_then(|(_, h)| self.entries.get(h));
+        if let Some(e) = last {
+            let key = (e.tx.fee, Reverse(e.seq), e.txid);
+            self.tails.insert(key);
+            self.tail_of.insert(*sender, key);
+        }
     }
 
     fn insert(&mut self, tx: Transaction, txid: Hash, sender: Address, now_ms: u64) {
@@ -491,6 +504,7 @@ impl Mempool {
                 seq,
             }),
         );
+        self.refresh_tail(&sender);
     }
 
     /// Removes one entry (no successor handling).
@@ -515,6 +529,7 @@ impl Mempool {
         #[allow(clippy::arithmetic_side_effects)]
         let bytes = self.bytes - TX_ENCODED_LEN;
         self.bytes = bytes;
+        self.refresh_tail(&e.sender);
         Some(e)
     }
 
