@@ -72,6 +72,15 @@ pub enum Verdict {
         /// The timestamp.
         timestamp_ms: u64,
     },
+    /// Arrived unrequested and would not bring its branch to the active tip's work: neither
+    /// stored nor relayed (Bitcoin Core's `AcceptBlock`). Not invalid; a peer that keeps
+    /// sending such blocks wastes our time.
+    Lighter {
+        /// The branch's cumulative work with this block.
+        work: U256,
+        /// The active tip's cumulative work.
+        tip_work: U256,
+    },
     /// Invalid (by rule or because an ancestor is invalid): the sender should be penalised.
     Invalid(ConsensusError),
 }
@@ -352,6 +361,35 @@ impl Chain {
             cursor = self.nodes.get(&n.header.prev_hash);
         }
         median_time_past(&stamps)
+    }
+
+    /// Imports a block that arrived unrequested (gossip). A block whose branch, with it, would
+    /// still have less work than the active tip is dropped with [`Verdict::Lighter`]: a
+    /// cheap side branch (a fork from an old block at `pow_limit` costs a few hashes a block)
+    /// then grows neither the block tree, nor the disk, nor the cost of fork choice, and is
+    /// not relayed. Blocks fetched by sync (requested, headers-first onto a heavier branch)
+    /// go through [`Chain::import`].
+    pub fn import_unrequested(
+        &mut self,
+        block: Block,
+        source: Source,
+        now_ms: u64,
+    ) -> Result<Vec<Imported>, ChainError> {
+        let hash = block.hash();
+        if !self.nodes.contains_key(&hash)
+            && let Some(parent) = self.nodes.get(&block.header.prev_hash)
+        {
+            let work = parent.total_work.saturating_add(block.header.target.work());
+            let tip_work = self.tip_work();
+            if work < tip_work {
+                return Ok(vec![Imported {
+                    hash,
+                    source,
+                    verdict: Verdict::Lighter { work, tip_work },
+                }]);
+            }
+        }
+        self.import(block, source, now_ms)
     }
 
     /// Imports a block from `source`, then any orphans it unlocks. Returns one verdict per

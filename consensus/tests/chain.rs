@@ -473,3 +473,52 @@ fn held_blocks_keep_their_sender_and_future_copies_are_held_once() {
     assert!(v[0].verdict.is_invalid(), "{:?}", v[0]);
     assert_eq!(v[0].source.as_deref(), Some("mallory"));
 }
+
+/// Hostile peers, defect 2: an unrequested block that leaves its branch lighter than the
+/// active tip used to be stored (and, by the node, relayed); a cheap side branch then grew the
+/// block tree, the disk and fork choice without bound. Now it is dropped unstored; a block
+/// that brings its branch to the tip's work is still stored (a fair race), and blocks fetched
+/// by sync go through `import` as before.
+#[test]
+fn unrequested_blocks_of_lighter_branches_are_not_stored() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let main = f.branch(&g.hash(), 5, 0, 1);
+    import_all(&mut chain, &main);
+    let side = f.branch(&g.hash(), 5, 0, 2);
+    for block in &side[..4] {
+        let v = chain
+            .import_unrequested(block.clone(), Some("cheap".into()), now(&g))
+            .expect("import");
+        // The first is lighter; its children then have no known parent (bounded orphans).
+        assert!(
+            matches!(
+                v[0].verdict,
+                Verdict::Lighter { .. } | Verdict::Orphan { .. }
+            ),
+            "{:?}",
+            v[0].verdict
+        );
+        assert!(
+            !v[0].verdict.is_invalid(),
+            "lighter is no verdict on validity"
+        );
+        assert!(chain.block_info(&block.hash()).is_none(), "not stored");
+    }
+    assert_eq!(chain.tips().len(), 1, "the tree did not grow");
+    // A sibling of the tip brings its branch to the same work: stored, first seen stays.
+    let race = f.child(&main[3].hash(), 0, 9);
+    let v = chain
+        .import_unrequested(race.clone(), Some("honest".into()), now(&g))
+        .expect("import");
+    assert_eq!(v[0].verdict, Verdict::Accepted { on_main: false });
+    assert_eq!(chain.tip(), main[4].hash());
+    // The side branch fetched by sync is stored as before.
+    for block in &side[..4] {
+        chain
+            .import(block.clone(), Some("sync".into()), now(&g))
+            .expect("import");
+        assert!(chain.block_info(&block.hash()).is_some());
+    }
+}

@@ -71,13 +71,16 @@ pub fn tx_verdict(result: &Result<Admitted, MempoolError>) -> TxVerdict {
 }
 
 /// The gossipsub validation result of a block verdict: accept (relay) only what was stored;
-/// reject what is invalid; ignore duplicates, orphans and blocks from the future (their
-/// sender is not at fault).
+/// reject what is invalid; ignore duplicates, orphans, blocks from the future and blocks of
+/// lighter branches (their sender is not provably at fault).
 pub fn block_acceptance(verdict: &Verdict) -> Acceptance {
     match verdict {
         Verdict::Accepted { .. } => Acceptance::Accept,
         Verdict::Invalid(_) => Acceptance::Reject,
-        Verdict::Duplicate | Verdict::Future { .. } | Verdict::Orphan { .. } => Acceptance::Ignore,
+        Verdict::Duplicate
+        | Verdict::Future { .. }
+        | Verdict::Orphan { .. }
+        | Verdict::Lighter { .. } => Acceptance::Ignore,
     }
 }
 

@@ -85,7 +85,14 @@ async fn invalid_blocks_are_rejected_never_relayed_and_their_sender_banned() {
     }
     // Both honest nodes end on the honest chain, which the adversary did not move.
     for i in 0..2 {
-        let s = net.status(i).await.expect("status");
+        let mut s = net.status(i).await.expect("status");
+        for _ in 0..100 {
+            if s["height"].as_u64() == Some(honest_blocks) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s = net.status(i).await.expect("status");
+        }
         assert_eq!(s["height"].as_u64(), Some(honest_blocks), "node {i}: {s}");
         let tips = net.get(i, "/v1/chain/tips").await.expect("tips");
         let invalid_stored = tips

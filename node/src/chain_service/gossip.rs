@@ -11,6 +11,11 @@ use crate::gap::Held;
 use crate::outbox::NetCommand;
 use crate::verdict::{TxVerdict, block_acceptance, tx_verdict};
 
+/// Lighter-branch blocks from one peer per penalty.
+const LIGHTER_PER_PENALTY: u32 = 16;
+/// Peers whose lighter-branch blocks are counted at once.
+const MAX_LIGHTER_PEERS: usize = 4096;
+
 /// The metric label of a gossip verdict.
 fn acceptance_label(a: Acceptance) -> &'static str {
     match a {
@@ -23,7 +28,16 @@ fn acceptance_label(a: Acceptance) -> &'static str {
 impl ChainService {
     pub(super) fn import_from_peer(&mut self, block: Block, peer: String, origin: BlockOrigin) {
         let hash = block.hash();
-        let reports = match self.chain.import(block, Some(peer.clone()), now_ms()) {
+        let height = block.header.height;
+        let imported = match origin {
+            // Unrequested: a block that keeps its branch lighter than the tip is dropped.
+            BlockOrigin::Gossip(_) => {
+                self.chain
+                    .import_unrequested(block, Some(peer.clone()), now_ms())
+            }
+            BlockOrigin::Sync => self.chain.import(block, Some(peer.clone()), now_ms()),
+        };
+        let reports = match imported {
             Ok(r) => r,
             Err(e) => {
                 // Not a verdict: the gossip validation times out (no penalty) and sync retries.
@@ -34,14 +48,17 @@ impl ChainService {
         self.tips_dirty = true;
         for r in &reports {
             if r.hash == hash {
-                self.answer_origin(&origin, &peer, &r.verdict);
+                if matches!(r.verdict, Verdict::Lighter { .. }) {
+                    self.count_lighter(&peer);
+                }
+                self.answer_origin(&origin, &peer, height, &r.verdict);
             } else {
                 self.penalize_if_invalid(r);
             }
         }
     }
 
-    fn answer_origin(&self, origin: &BlockOrigin, peer: &str, verdict: &Verdict) {
+    fn answer_origin(&self, origin: &BlockOrigin, peer: &str, height: u64, verdict: &Verdict) {
         let out = &self.links.outbox;
         match origin {
             BlockOrigin::Gossip(msg) => {
@@ -61,13 +78,35 @@ impl ChainService {
             }
         }
         if let Verdict::Orphan { missing } = verdict {
-            out.send(NetCommand::RequestAncestors {
-                peer: peer.to_owned(),
-                missing: *missing,
-            });
+            // Fetch the ancestors of an unrequested orphan only when it is above our tip and
+            // so may bring more work; a lower one is most likely a cheap side branch (sync
+            // still finds any heavier chain from the peers' announced work).
+            let above_tip = height > self.chain.tip_header().height;
+            if matches!(origin, BlockOrigin::Sync) || above_tip {
+                out.send(NetCommand::RequestAncestors {
+                    peer: peer.to_owned(),
+                    missing: *missing,
+                });
+            }
         }
         if let Verdict::Invalid(e) = verdict {
             tracing::warn!(%peer, error = %e, "invalid block from peer");
+        }
+    }
+
+    /// Counts a block of a lighter branch from `peer`; every [`LIGHTER_PER_PENALTY`]th costs
+    /// the peer a penalty (an honest peer sends one now and then, in a race).
+    fn count_lighter(&mut self, peer: &str) {
+        if self.lighter_from.len() >= MAX_LIGHTER_PEERS && !self.lighter_from.contains_key(peer) {
+            self.lighter_from.clear();
+        }
+        let n = self.lighter_from.entry(peer.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        if (*n).is_multiple_of(LIGHTER_PER_PENALTY) {
+            self.links.outbox.send(NetCommand::Penalize {
+                peer: peer.to_owned(),
+                reason: format!("{n} unrequested blocks of branches lighter than our tip"),
+            });
         }
     }
 

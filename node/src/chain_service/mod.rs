@@ -105,6 +105,8 @@ pub struct ChainService {
     failpoints: FailPoints,
     allow_adversary: bool,
     adversary: Option<Adversary>,
+    /// Unrequested blocks of lighter branches per peer (bounded by `MAX_LIGHTER_PEERS`).
+    lighter_from: std::collections::HashMap<String, u32>,
 }
 
 impl std::fmt::Debug for ChainService {
@@ -174,6 +176,7 @@ impl ChainService {
                 .adversary
                 .filter(|_| config.allow_adversary)
                 .map(Adversary::new),
+            lighter_from: std::collections::HashMap::new(),
         }
     }
 
