@@ -659,3 +659,21 @@ async fn overload_and_slow_requests_are_bounded() {
     // Streams do not take request slots.
     assert_eq!(node.get("/v1/status").await.0, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adversary_modes_are_refused_unless_allowed() {
+    let node = TestNode::start().await;
+    let got = node
+        .admin("/v1/admin/adversary", &json!({ "mode": "tx-flood" }))
+        .await;
+    let message = assert_error(&got, StatusCode::FORBIDDEN, "adversary_not_allowed");
+    assert!(message.contains("--allow-adversary"), "{message}");
+    let got = node
+        .admin("/v1/admin/adversary", &json!({ "mode": null }))
+        .await;
+    assert_error(&got, StatusCode::FORBIDDEN, "adversary_not_allowed");
+    let got = node
+        .post("/v1/admin/adversary", &json!({ "mode": "tx-flood" }))
+        .await;
+    assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized");
+}

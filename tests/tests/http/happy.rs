@@ -583,6 +583,7 @@ async fn openapi_matches_the_router() {
         "GET /v1/status",
         "GET /v1/transactions/{txid}",
         "GET /v1/transactions/{txid}/proof",
+        "POST /v1/admin/adversary",
         "POST /v1/admin/invalidate",
         "POST /v1/admin/mine",
         "POST /v1/admin/mining",
