@@ -209,6 +209,17 @@ pub struct StoreReader {
     faults: Arc<AccountReadFaults>,
 }
 
+/// Why [`StoreReader::verify_consistency`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Inconsistency {
+    /// Reading the store failed: the check could not finish (no verdict on the data).
+    #[error("the consistency check could not read the store: {0}")]
+    Store(#[from] StoreError),
+    /// The store disagrees with a replay of the main chain.
+    #[error("the store is inconsistent: {0}")]
+    Disagreement(String),
+}
+
 /// Injected failures of account reads, for tests that prove an I/O failure is never taken
 /// for a verdict on a block. Costs one atomic load per read when unused.
 #[derive(Debug, Default)]
@@ -823,37 +834,41 @@ impl StoreReader {
     }
 
     /// Checks that the tip, the main index, the transaction and history indexes, the accounts
-    /// and the state digest agree with a replay of the main chain from genesis. Returns a
-    /// description of the first disagreement.
-    pub fn verify_consistency(&self, genesis: &Genesis) -> Result<(), String> {
-        let fail = |e: StoreError| e.to_string();
-        let tip = self.tip().map_err(fail)?;
+    /// and the state digest agree with a replay of the main chain from genesis. Returns the
+    /// first disagreement, or the store error that stopped the check (an I/O failure is not
+    /// an inconsistency).
+    pub fn verify_consistency(&self, genesis: &Genesis) -> Result<(), Inconsistency> {
+        let tip = self.tip()?;
         let tip_record = self
-            .record(&tip)
-            .map_err(fail)?
-            .ok_or_else(|| format!("tip {tip} has no index record"))?;
+            .record(&tip)?
+            .ok_or_else(|| Inconsistency::Disagreement(format!("tip {tip} has no index record")))?;
         let height = tip_record.header.height;
         let mut state = genesis.state();
         let mut expected_prev = Hash::ZERO;
         let mut expected_history = 0usize;
         let mut expected_txs = 0usize;
         for h in 0..=height {
-            let hash = self
-                .main_hash(h)
-                .map_err(fail)?
-                .ok_or_else(|| format!("main index has no block at height {h} (tip {height})"))?;
-            let block = self
-                .block(&hash)
-                .map_err(fail)?
-                .ok_or_else(|| format!("main block {hash} at {h} has no body"))?;
+            let hash = self.main_hash(h)?.ok_or_else(|| {
+                Inconsistency::Disagreement(format!(
+                    "main index has no block at height {h} (tip {height})"
+                ))
+            })?;
+            let block = self.block(&hash)?.ok_or_else(|| {
+                Inconsistency::Disagreement(format!("main block {hash} at {h} has no body"))
+            })?;
             if block.header.prev_hash != expected_prev || block.header.height != h {
-                return Err(format!(
+                return Err(Inconsistency::Disagreement(format!(
                     "main block {hash} at {h} does not link to {expected_prev}"
-                ));
+                )));
             }
             if h > 0 {
-                let delta = crate::state::apply_block(&state, genesis, &block)
-                    .map_err(|e| format!("replaying block {hash} at {h}: {e}"))?;
+                let delta =
+                    crate::state::apply_block(&state, genesis, &block).map_err(|e| match e {
+                        crate::error::ApplyError::Store(e) => Inconsistency::Store(e),
+                        e => Inconsistency::Disagreement(format!(
+                            "replaying block {hash} at {h}: {e}"
+                        )),
+                    })?;
                 for c in &delta.changes {
                     if c.after.is_empty() {
                         state.remove(&c.address);
@@ -862,64 +877,68 @@ impl StoreReader {
                     }
                 }
                 for (i, tx) in block.transactions.iter().enumerate() {
-                    let loc = self.tx_location(&tx.txid()).map_err(fail)?;
+                    let loc = self.tx_location(&tx.txid())?;
                     if loc.map(|l| (l.block_hash, l.index)) != Some((hash, i as u32)) {
-                        return Err(format!(
+                        return Err(Inconsistency::Disagreement(format!(
                             "txindex disagrees for {} in block {hash}",
                             tx.txid()
-                        ));
+                        )));
                     }
                     let rows = if tx.to == tx.sender() { 1 } else { 2 };
-                    expected_history = expected_history
-                        .checked_add(rows)
-                        .ok_or("history row count overflows")?;
-                    expected_txs = expected_txs
-                        .checked_add(1)
-                        .ok_or("transaction count overflows")?;
+                    expected_history = expected_history.checked_add(rows).ok_or_else(|| {
+                        Inconsistency::Disagreement("history row count overflows".into())
+                    })?;
+                    expected_txs = expected_txs.checked_add(1).ok_or_else(|| {
+                        Inconsistency::Disagreement("transaction count overflows".into())
+                    })?;
                 }
             }
-            let digest = self.digest_of(&hash).map_err(fail)?;
+            let digest = self.digest_of(&hash)?;
             if digest != Some(StateDigest::of(&state)) {
-                return Err(format!(
+                return Err(Inconsistency::Disagreement(format!(
                     "state digest of block {hash} at {h} disagrees with replay"
-                ));
+                )));
             }
             expected_prev = hash;
         }
         // Nothing can sit above height u64::MAX.
         let above = match height.checked_add(1) {
-            Some(h) => self.main_hash(h).map_err(fail)?,
+            Some(h) => self.main_hash(h)?,
             None => None,
         };
         if above.is_some() {
-            return Err(format!(
+            return Err(Inconsistency::Disagreement(format!(
                 "main index has a block above the tip height {height}"
-            ));
+            )));
         }
         if expected_prev != tip {
-            return Err("tip is not the last main block".into());
+            return Err(Inconsistency::Disagreement(
+                "tip is not the last main block".into(),
+            ));
         }
         let mut stored = std::collections::BTreeMap::new();
         for item in self.accounts.iter() {
-            let (k, v) = item.map_err(|e| e.to_string())?;
-            let address = Address::from_slice(&k).map_err(|e| e.to_string())?;
-            stored.insert(address, Account::decode(&v).map_err(|e| e.to_string())?);
+            let (k, v) = item.map_err(StoreError::from)?;
+            let address = Address::from_slice(&k).map_err(StoreError::from)?;
+            stored.insert(address, Account::decode(&v).map_err(StoreError::from)?);
         }
         if stored != state {
-            return Err(format!(
+            return Err(Inconsistency::Disagreement(format!(
                 "accounts tree ({} accounts) disagrees with replay ({} accounts)",
                 stored.len(),
                 state.len()
-            ));
+            )));
         }
         if self.txindex.len() != expected_txs {
-            return Err("txindex holds entries of blocks off the main chain".into());
+            return Err(Inconsistency::Disagreement(
+                "txindex holds entries of blocks off the main chain".into(),
+            ));
         }
         if self.history.len() != expected_history {
-            return Err(format!(
+            return Err(Inconsistency::Disagreement(format!(
                 "history index has {} rows, replay expects {expected_history}",
                 self.history.len()
-            ));
+            )));
         }
         Ok(())
     }

@@ -206,7 +206,9 @@ proptest! {
             for (address, account) in &snapshots[i] {
                 prop_assert_eq!(store.account(address).expect("read"), *account);
             }
-            store.verify_consistency(&g).map_err(TestCaseError::fail)?;
+            store
+                .verify_consistency(&g)
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
     }
 }

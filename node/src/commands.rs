@@ -138,7 +138,7 @@ pub fn genesis(cmd: GenesisCommand) -> anyhow::Result<()> {
     let mut g = peerchain_ledger::Genesis::dev(a.dev_accounts, a.balance, a.block_time.max(1));
     g.chain_id = a.chain_id;
     g.initial_target = target_for_hashrate(a.hashrate, g.target_block_time_ms).min(g.pow_limit);
-    g.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    g.validate()?;
     if a.out.exists() {
         bail!("{} exists: refusing to overwrite it", a.out.display());
     }

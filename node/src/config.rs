@@ -308,7 +308,7 @@ fn genesis_and_dir(
         .clone()
         .or(file.genesis.clone())
         .unwrap_or_else(|| PathBuf::from("genesis.json"));
-    let genesis = Genesis::from_file(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let genesis = Genesis::from_file(&path)?;
     Ok((
         genesis,
         data_dir.unwrap_or_else(|| PathBuf::from("peerchain-data")),

@@ -57,7 +57,7 @@ pub(crate) fn build_chain(
         cache_mb: 64,
         sync_every_block: false,
     };
-    let store = Store::open(&config, genesis).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = Store::open(&config, genesis)?;
     let mut parent = genesis.header();
     let mut grandparent: Option<BlockHeader> = None;
     let mut txids = Vec::with_capacity(blocks * txs_per_block);
@@ -77,20 +77,16 @@ pub(crate) fn build_chain(
             header,
             transactions: txs,
         };
-        let delta = apply_block(&store, genesis, &block).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let tip = store.tip_record().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let delta = apply_block(&store, genesis, &block)?;
+        let tip = store.tip_record()?;
         let record = BlockRecord {
             header: block.header.clone(),
             total_work: tip.total_work.saturating_add(block.header.target.work()),
             status: BlockStatus::Valid,
-            seq: store.next_seq().map_err(|e| anyhow::anyhow!("{e}"))?,
+            seq: store.next_seq()?,
         };
-        store
-            .put_block(&block, &record)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        store
-            .connect_block(&block, &delta)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        store.put_block(&block, &record)?;
+        store.connect_block(&block, &delta)?;
         commit += t.elapsed();
         txids.extend(block.transactions.iter().map(Transaction::txid));
         grandparent = Some(std::mem::replace(&mut parent, block.header));
@@ -103,8 +99,8 @@ pub(crate) fn build_chain(
             );
         }
     }
-    store.flush().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let disk_bytes = store.size_on_disk().map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.flush()?;
+    let disk_bytes = store.size_on_disk()?;
     drop(store);
     Ok(BuiltChain {
         tip: parent,
