@@ -19,7 +19,8 @@ use sha2::{Digest, Sha256};
 
 use crate::codec::SyncCodec;
 use crate::config::{
-    NetworkConfig, PING_INTERVAL, PING_TIMEOUT, SYNC_REQUEST_TIMEOUT, TX_TOPIC_LIMIT,
+    NetworkConfig, PING_INTERVAL, PING_TIMEOUT, SYNC_REQUEST_TIMEOUT, SYNC_STREAMS_PER_CONNECTION,
+    TX_TOPIC_LIMIT,
 };
 use crate::error::NetworkError;
 
@@ -174,6 +175,26 @@ pub(crate) fn score_params(names: &Names) -> (PeerScoreParams, PeerScoreThreshol
     (params, thresholds)
 }
 
+/// The sync protocol's request-response behaviour (also used by the sybil identities of
+/// `adversary.rs`). An adversary may stall its reads and wait longer for answers.
+pub(crate) fn sync_behaviour(
+    config: &NetworkConfig,
+    names: &Names,
+) -> request_response::Behaviour<SyncCodec> {
+    let (stall_block_reads, timeout) = crate::adversary::sync_settings(config.adversary.as_ref());
+    request_response::Behaviour::with_codec(
+        SyncCodec {
+            max_block_txs: config.max_block_txs,
+            response_limit: config.sync_response_limit(),
+            stall_block_reads,
+        },
+        [(names.sync.clone(), request_response::ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(timeout.unwrap_or(SYNC_REQUEST_TIMEOUT))
+            .with_max_concurrent_streams(SYNC_STREAMS_PER_CONNECTION),
+    )
+}
+
 /// Builds every behaviour.
 pub(crate) fn build(
     key: &Keypair,
@@ -209,16 +230,7 @@ pub(crate) fn build(
         .subscribe(&names.txs)
         .map_err(|e| setup("gossipsub subscription")(e.to_string()))?;
 
-    let sync = request_response::Behaviour::with_codec(
-        SyncCodec {
-            max_block_txs: config.max_block_txs,
-            response_limit: config.sync_response_limit(),
-        },
-        [(names.sync.clone(), request_response::ProtocolSupport::Full)],
-        request_response::Config::default()
-            .with_request_timeout(SYNC_REQUEST_TIMEOUT)
-            .with_max_concurrent_streams(64),
-    );
+    let sync = sync_behaviour(config, names);
 
     let identify = identify::Behaviour::new(
         identify::Config::new(names.identify_version.clone(), key.public())

@@ -91,7 +91,7 @@ const TAG_STATUS: u8 = 0;
 const TAG_GET_HEADERS: u8 = 1;
 const TAG_GET_BLOCKS: u8 = 2;
 const TAG_HEADERS: u8 = 1;
-const TAG_BLOCKS: u8 = 2;
+pub(crate) const TAG_BLOCKS: u8 = 2;
 const TAG_REFUSED: u8 = 3;
 
 /// Bounds-checked reader.
@@ -324,7 +324,7 @@ pub(crate) fn decode_response(bytes: &[u8], max_block_txs: usize) -> Result<Sync
 }
 
 /// Reads the whole stream, failing when it exceeds `limit` bytes.
-async fn read_limited<T>(io: &mut T, limit: usize) -> io::Result<Vec<u8>>
+pub(crate) async fn read_limited<T>(io: &mut T, limit: usize) -> io::Result<Vec<u8>>
 where
     T: AsyncRead + Unpin + Send,
 {
@@ -347,6 +347,9 @@ pub(crate) struct SyncCodec {
     pub max_block_txs: usize,
     /// Size limit of a response.
     pub response_limit: usize,
+    /// Adversary only (`Adversary::SlowReader`, see `adversary.rs`): `Blocks` responses are
+    /// never read; the stream is held this long, then dropped. `None` for every honest node.
+    pub stall_block_reads: Option<std::time::Duration>,
 }
 
 impl request_response::Codec for SyncCodec {
@@ -366,6 +369,9 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
+        if let Some(hold) = self.stall_block_reads {
+            return crate::adversary::read_response_slowly(self, io, hold).await;
+        }
         let bytes = read_limited(io, self.response_limit).await?;
         // Decoding (and the Merkle checks) run here, on the connection's task, not on the
         // service task. A content error is a response the service penalises.
@@ -393,7 +399,23 @@ impl request_response::Codec for SyncCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        io.write_all(&encode_response(&resp)).await
+        match resp {
+            // Written piece by piece from the stored encodings: no second copy of a response
+            // of up to 8 MiB is made while a slow reader drains it.
+            SyncResponse::BlocksRaw(blocks) => {
+                let mut out = futures::io::BufWriter::with_capacity(64 * 1024, &mut *io);
+                let mut head = [0u8; 5];
+                head[0] = TAG_BLOCKS;
+                head[1..].copy_from_slice(&(blocks.len() as u32).to_le_bytes());
+                out.write_all(&head).await?;
+                for block in &blocks {
+                    out.write_all(&(block.len() as u32).to_le_bytes()).await?;
+                    out.write_all(block).await?;
+                }
+                out.flush().await
+            }
+            other => io.write_all(&encode_response(&other)).await,
+        }
     }
 }
 
@@ -486,6 +508,39 @@ mod tests {
         ] {
             assert_eq!(decode_response(&encode_response(&resp), 10), Ok(resp));
         }
+    }
+
+    /// Defect 2: stored blocks are written as they are, piece by piece (no second copy of a
+    /// response of up to 8 MiB), and read back as the one-piece encoding would be.
+    #[tokio::test]
+    async fn raw_blocks_are_streamed_in_the_wire_format() {
+        use request_response::Codec as _;
+        let mut h = header(7);
+        h.tx_root = merkle_root(&[]);
+        let block = Block {
+            header: h,
+            transactions: vec![],
+        };
+        let raw = SyncResponse::BlocksRaw(vec![block.encode(); 40]);
+        let mut codec = SyncCodec {
+            max_block_txs: 10,
+            response_limit: 1 << 20,
+            stall_block_reads: None,
+        };
+        let protocol = StreamProtocol::new("/test/sync/1");
+        let mut out = futures::io::Cursor::new(Vec::new());
+        codec
+            .write_response(&protocol, &mut out, raw.clone())
+            .await
+            .expect("written");
+        let written = out.into_inner();
+        assert_eq!(written, encode_response(&raw));
+        let mut input = futures::io::Cursor::new(written);
+        let read = codec
+            .read_response(&protocol, &mut input)
+            .await
+            .expect("read");
+        assert_eq!(read, SyncResponse::Blocks(vec![block; 40]));
     }
 
     #[test]

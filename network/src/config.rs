@@ -6,6 +6,8 @@ use std::time::Duration;
 use peerchain_ledger::Hash;
 use peerchain_ledger::types::{HEADER_LEN, TX_ENCODED_LEN};
 
+use crate::adversary::Adversary;
+
 /// Settings of the network service. [`NetworkConfig::new`] gives sane defaults; the node
 /// overrides the fields it exposes as flags.
 #[derive(Clone, Debug)]
@@ -26,6 +28,18 @@ pub struct NetworkConfig {
     pub max_peers: u32,
     /// Gossipsub heartbeat in milliseconds (tests use ~100 ms).
     pub heartbeat_ms: u64,
+    /// Most inbound peers admitted from one IP address (bootnodes excepted). Identities are
+    /// free, addresses are not: this keeps one host from filling `max_peers`. Default
+    /// [`MAX_INBOUND_PER_IP`].
+    pub max_inbound_per_ip: u32,
+    /// The same bound for loopback addresses (`127.0.0.0/8`, `::1`), where every node of a
+    /// local testnet shares one address. Default [`MAX_INBOUND_PER_LOOPBACK`]: a local testnet
+    /// of up to 33 nodes works, and sybils on loopback still get at most 32 of the 50 slots.
+    pub max_inbound_per_loopback: u32,
+    /// A deliberately dishonest behaviour, for testing the defences of honest nodes (see
+    /// `adversary.rs`). `None` (the default) is an honest node; the node binary never sets it
+    /// unless told to.
+    pub adversary: Option<Adversary>,
 }
 
 impl NetworkConfig {
@@ -40,6 +54,9 @@ impl NetworkConfig {
             mdns: false,
             max_peers: 50,
             heartbeat_ms: 1000,
+            max_inbound_per_ip: MAX_INBOUND_PER_IP,
+            max_inbound_per_loopback: MAX_INBOUND_PER_LOOPBACK,
+            adversary: None,
         }
     }
 
@@ -98,6 +115,9 @@ pub(crate) const SYNC_RESPONSE_SOFT_BYTES: usize = 8 * 1024 * 1024;
 pub(crate) const SYNC_REQUEST_LIMIT: usize = 8192;
 /// Timeout of one sync request, covering the whole exchange.
 pub(crate) const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Concurrent sync streams (inbound and outbound) of one connection; beyond it libp2p drops
+/// new inbound streams.
+pub(crate) const SYNC_STREAMS_PER_CONNECTION: usize = 64;
 /// Concurrent `GetBlocks` requests of one sync round.
 pub(crate) const SYNC_INFLIGHT_REQUESTS: usize = 4;
 /// Downloaded blocks held (in order or waiting for an earlier batch) before requests pause.
@@ -113,6 +133,19 @@ pub(crate) const SYNC_COOLDOWN: Duration = Duration::from_secs(30);
 pub(crate) const SYNC_RETRY_COOLDOWN: Duration = Duration::from_secs(2);
 /// How long delivered blocks may take to raise the local tip before another peer is tried.
 pub(crate) const EXPECTED_WORK_GRACE: Duration = Duration::from_secs(10);
+/// A sync round ends after this long whatever happens (Bitcoin Core's headers-sync timeout).
+/// A round that delivered something ends without penalty and the next one continues from the
+/// new tip; one that delivered nothing is the peer's fault.
+pub(crate) const SYNC_ROUND_DEADLINE: Duration = Duration::from_secs(120);
+/// A round must deliver new headers or blocks within this much time spent waiting on the
+/// peer (time with a request in flight; time the round waits for buffer room or pacing does
+/// not count). Block-download stalling detection: a peer that answers with nothing new, or
+/// never answers, loses the round. Shorter than [`SYNC_REQUEST_TIMEOUT`], so a peer that never
+/// answers is recognised as stalling before its request merely times out.
+pub(crate) const SYNC_PROGRESS_TIMEOUT: Duration = Duration::from_secs(15);
+/// A round with nothing in flight (waiting for room in the download buffer because the node
+/// stopped importing) ends after this long, without penalty.
+pub(crate) const SYNC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Capacity of the public event channel.
 pub(crate) const EVENT_CHANNEL: usize = 1024;
@@ -131,6 +164,29 @@ pub(crate) const MAX_DECODING: usize = 64;
 pub(crate) const MAX_PENDING_TXS: usize = 10_000;
 /// Sync requests served at once (store reads on the blocking pool).
 pub(crate) const MAX_SERVING: usize = 16;
+/// Bytes of sync responses one peer may have in flight (read from the store and not yet sent
+/// or failed). Requests beyond it wait in the serving queue; an honest requester (at most
+/// `SYNC_INFLIGHT_REQUESTS` block requests) is slowed, never refused.
+pub(crate) const SERVE_PEER_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of sync responses in flight to all peers together.
+pub(crate) const SERVE_TOTAL_BYTES: usize = 64 * 1024 * 1024;
+/// Requests of one peer waiting in the serving queue; beyond it they are refused (busy) and
+/// the peer is penalised (an honest requester never has this many outstanding).
+pub(crate) const SERVE_QUEUE_PER_PEER: usize = 16;
+/// Requests of all peers waiting in the serving queue; beyond it they are refused (busy).
+pub(crate) const SERVE_QUEUE_TOTAL: usize = 256;
+/// A response handed to libp2p at least this long before its request timed out was not read
+/// by the peer (not our slowness): the peer is penalised and disconnected.
+pub(crate) const SLOW_READ_GRACE: Duration = Duration::from_secs(5);
+/// Budget entries older than this are released whatever libp2p says (a safety net: every
+/// request ends with a response sent or a failure within `SYNC_REQUEST_TIMEOUT`).
+pub(crate) const SERVE_HOLD_MAX: Duration = Duration::from_secs(60);
+/// Default of [`NetworkConfig::max_inbound_per_ip`].
+pub const MAX_INBOUND_PER_IP: u32 = 8;
+/// Default of [`NetworkConfig::max_inbound_per_loopback`].
+pub const MAX_INBOUND_PER_LOOPBACK: u32 = 32;
+/// Most addresses banned at once (the ban ending first is forgotten beyond this).
+pub(crate) const MAX_ADDRESS_BANS: usize = 10_000;
 /// Per-peer inbound request rate: sustained requests per second and burst.
 pub(crate) const REQUEST_RATE_PER_SEC: f64 = 32.0;
 /// Burst of the per-peer inbound request rate.
@@ -196,4 +252,11 @@ pub(crate) mod points {
     pub(crate) const RATE_LIMITED: f64 = 2.0;
     /// A malformed request.
     pub(crate) const BAD_REQUEST: f64 = 20.0;
+    /// A sync round made no progress: headers it already sent or we already hold with no
+    /// more work, or nothing new within `SYNC_PROGRESS_TIMEOUT`.
+    pub(crate) const NO_PROGRESS: f64 = 50.0;
+    /// It did not read a sync response we sent it (it timed out in its stream).
+    pub(crate) const SLOW_READER: f64 = 50.0;
+    /// A sync request beyond its serving queue (it keeps asking while not reading).
+    pub(crate) const OVER_BUDGET: f64 = 5.0;
 }

@@ -28,14 +28,20 @@
 //! - `service.rs` (+ `service/sync_protocol.rs`): the task that owns the swarm; routes swarm
 //!   events, commands and blocking-job results to the parts and applies their decisions.
 //! - `peers.rs`: the peer book: connected peers, status handshakes, request budgets,
-//!   misbehaviour points, bans and operator blocks, bootnode redials.
+//!   misbehaviour points, bans (of peer ids and the addresses they cover) and operator
+//!   blocks, per-IP inbound limits, bootnode redials.
 //! - `sync_round.rs`: the header-first sync round as a state machine, and the download buffer.
 //! - `requests.rs`: outstanding sync requests and what each answer or failure means.
+//! - `serving.rs`: the responder side: the queue of inbound sync requests and the byte budget
+//!   of responses in flight, per peer and in total.
+//! - `adversary.rs`: deliberately dishonest modes (`NetworkConfig::adversary`), for testing
+//!   the defences; the only code that misbehaves on purpose.
 //! - `gossip.rs`: gossip dispatch, the bounded event queue, transactions kept for republishing.
 //! - `timers.rs`: which periodic duties are due.
 //! - `sync.rs` (store-side helpers), `codec.rs`, `behaviour.rs`, `handle.rs`, `identity.rs`,
 //!   `config.rs` (every bound), `error.rs`, `types.rs`.
 
+mod adversary;
 mod behaviour;
 mod codec;
 mod config;
@@ -46,6 +52,7 @@ mod identity;
 mod peers;
 mod requests;
 mod service;
+mod serving;
 mod sync;
 mod sync_round;
 mod timers;
@@ -57,7 +64,8 @@ use libp2p::{Multiaddr, SwarmBuilder, noise, tcp, yamux};
 use peerchain_ledger::StoreReader;
 use tokio::sync::mpsc;
 
-pub use config::NetworkConfig;
+pub use adversary::{Adversary, MAX_SYBIL_IDENTITIES};
+pub use config::{MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, NetworkConfig};
 pub use error::NetworkError;
 pub use handle::NetworkHandle;
 #[cfg(feature = "test-hooks")]

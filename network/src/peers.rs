@@ -2,8 +2,15 @@
 //!
 //! It owns every per-peer fact the service keeps: the connected peers (address, direction,
 //! status handshake results, best height, request budgets, sync cooldowns), the peers seen
-//! since start, misbehaviour points, timed bans and operator blocks, and the redial backoff of
-//! bootnodes. Every method is synchronous and takes the clock (`now`) as an argument, so the
+//! since start, misbehaviour points, timed bans and operator blocks, the addresses those bans
+//! cover, the per-IP bound on inbound peers, and the redial backoff of bootnodes.
+//!
+//! Peer ids are free, addresses are not: at most `max_inbound_per_ip` inbound peers are
+//! admitted from one IP address (`max_inbound_per_loopback` on loopback, where a whole local
+//! testnet shares 127.0.0.1), and a misbehaviour ban (points or gossip score) also refuses new
+//! inbound connections from the banned peer's IP address for the ban's duration. Peers already
+//! connected from that address stay (each is judged on its own); bootnodes and the peers we
+//! dial ourselves are exempt from both. Every method is synchronous and takes the clock (`now`) as an argument, so the
 //! policies are tested without a network or a real clock.
 //!
 //! It must never: touch the swarm or any I/O (it returns decisions, such as a [`BanDecision`]
@@ -12,6 +19,7 @@
 //! tables by the `MAX_*` bounds of `config.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
@@ -20,9 +28,9 @@ use peerchain_ledger::{Hash, U256};
 
 use crate::codec::Status;
 use crate::config::{
-    ANCESTOR_BUDGET, BAN_DURATION, BAN_POINTS, BAN_SCORE, HANDSHAKE_TIMEOUT, MAX_BANS,
-    MAX_PENALISED_PEERS, MAX_SEEN_PEERS, POINTS_DECAY_PER_SEC, REDIAL_MAX, REDIAL_MIN,
-    REQUEST_BURST, REQUEST_RATE_PER_SEC,
+    ANCESTOR_BUDGET, BAN_DURATION, BAN_POINTS, BAN_SCORE, HANDSHAKE_TIMEOUT, MAX_ADDRESS_BANS,
+    MAX_BANS, MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, MAX_PENALISED_PEERS, MAX_SEEN_PEERS,
+    POINTS_DECAY_PER_SEC, REDIAL_MAX, REDIAL_MIN, REQUEST_BURST, REQUEST_RATE_PER_SEC,
 };
 use crate::error::NetworkError;
 use crate::types::PeerSummary;
@@ -31,6 +39,15 @@ use crate::types::PeerSummary;
 pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| match p {
         Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+/// The IP address of a multiaddr (its first `/ip4` or `/ip6` component), if any.
+pub(crate) fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
         _ => None,
     })
 }
@@ -46,6 +63,8 @@ pub(crate) fn without_p2p(addr: &Multiaddr) -> Multiaddr {
 #[derive(Debug)]
 struct PeerState {
     address: Multiaddr,
+    /// The IP address of `address`, counted against the per-IP bound when inbound.
+    ip: Option<IpAddr>,
     outbound: bool,
     /// Wall-clock time of the first connection (ms since the Unix epoch), for the API.
     since_ms: u64,
@@ -100,6 +119,8 @@ impl Points {
 pub(crate) struct BanDecision {
     /// The peer to block.
     pub peer: PeerId,
+    /// The IP address the ban covers too (misbehaviour bans of a connected peer).
+    pub address: Option<IpAddr>,
     /// How long; `None` for an operator block (until unblocked).
     pub duration: Option<Duration>,
     /// Why, for the log.
@@ -117,6 +138,10 @@ pub(crate) enum Admission {
     Banned,
     /// `max_peers` reached (bootnodes are exempt): disconnect.
     Full,
+    /// An inbound connection from an address covered by a ban: disconnect.
+    AddressBanned,
+    /// Its IP address has as many inbound peers as allowed: disconnect.
+    PerIpLimit,
 }
 
 /// The result of a status message from a connected peer.
@@ -137,11 +162,22 @@ pub(crate) struct Unblocked {
     pub redial_now: bool,
 }
 
+/// A ban of an IP address: until when, and which peer's ban it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AddressBan {
+    until: Instant,
+    peer: PeerId,
+}
+
 /// Everything the node knows about other peers. See the module docs.
 #[derive(Debug)]
 pub(crate) struct PeerBook {
     local: PeerId,
     max_peers: usize,
+    max_inbound_per_ip: usize,
+    max_inbound_per_loopback: usize,
+    /// IP addresses covered by misbehaviour bans (bounded by [`MAX_ADDRESS_BANS`]).
+    address_bans: HashMap<IpAddr, AddressBan>,
     bootnodes: HashMap<PeerId, Multiaddr>,
     peers: HashMap<PeerId, PeerState>,
     /// Peers that connected or were discovered since start, oldest first (bounded by
@@ -165,6 +201,9 @@ impl PeerBook {
         PeerBook {
             local,
             max_peers: usize::try_from(max_peers).unwrap_or(usize::MAX),
+            max_inbound_per_ip: MAX_INBOUND_PER_IP as usize,
+            max_inbound_per_loopback: MAX_INBOUND_PER_LOOPBACK as usize,
+            address_bans: HashMap::new(),
             bootnodes,
             peers: HashMap::new(),
             seen: VecDeque::new(),
@@ -173,6 +212,13 @@ impl PeerBook {
             misbehaviour: HashMap::new(),
             redials: HashMap::new(),
         }
+    }
+
+    /// Sets the per-IP bounds on inbound peers (public addresses, loopback addresses).
+    pub(crate) fn with_ip_limits(mut self, per_ip: u32, per_loopback: u32) -> Self {
+        self.max_inbound_per_ip = per_ip as usize;
+        self.max_inbound_per_loopback = per_loopback as usize;
+        self
     }
 
     // ----- connections ----------------------------------------------------------------
@@ -204,13 +250,37 @@ impl PeerBook {
         if self.bans.contains_key(&peer) {
             return Admission::Banned;
         }
-        if !self.bootnodes.contains_key(&peer) && self.peers.len() >= self.max_peers {
+        let bootnode = self.bootnodes.contains_key(&peer);
+        let ip = ip_of(&address);
+        if !outbound
+            && !bootnode
+            && let Some(ip) = ip
+        {
+            if self.is_address_banned(&ip, now) {
+                return Admission::AddressBanned;
+            }
+            let limit = if ip.is_loopback() {
+                self.max_inbound_per_loopback
+            } else {
+                self.max_inbound_per_ip
+            };
+            let from_ip = self
+                .peers
+                .iter()
+                .filter(|(p, s)| !s.outbound && s.ip == Some(ip) && !self.bootnodes.contains_key(p))
+                .count();
+            if from_ip >= limit {
+                return Admission::PerIpLimit;
+            }
+        }
+        if !bootnode && self.peers.len() >= self.max_peers {
             return Admission::Full;
         }
         self.peers.insert(
             peer,
             PeerState {
                 address,
+                ip,
                 outbound,
                 since_ms,
                 connected_at: now,
@@ -470,9 +540,50 @@ impl PeerBook {
         if total >= BAN_POINTS && !self.bans.contains_key(&peer) {
             // Keep half: a peer that misbehaves again right after its ban is banned sooner.
             entry.points = BAN_POINTS / 2.0;
-            return self.ban(peer, Some(BAN_DURATION), reason, now);
+            return self.misbehaviour_ban(peer, reason, now);
         }
         None
+    }
+
+    /// A timed ban for misbehaviour: it covers the peer's IP address too.
+    fn misbehaviour_ban(
+        &mut self,
+        peer: PeerId,
+        reason: &str,
+        now: Instant,
+    ) -> Option<BanDecision> {
+        let mut decision = self.ban(peer, Some(BAN_DURATION), reason, now)?;
+        decision.address = self.cover_address(peer, now + BAN_DURATION);
+        Some(decision)
+    }
+
+    /// Bans the IP address `peer` is connected from until `until` (new inbound connections
+    /// from it are refused). Returns the address, if the peer is connected.
+    fn cover_address(&mut self, peer: PeerId, until: Instant) -> Option<IpAddr> {
+        let ip = self.peers.get(&peer).and_then(|s| s.ip)?;
+        if self.address_bans.len() >= MAX_ADDRESS_BANS && !self.address_bans.contains_key(&ip) {
+            let first = self
+                .address_bans
+                .iter()
+                .min_by_key(|(_, b)| b.until)
+                .map(|(ip, _)| *ip);
+            if let Some(old) = first {
+                self.address_bans.remove(&old);
+            }
+        }
+        let entry = self
+            .address_bans
+            .entry(ip)
+            .or_insert(AddressBan { until, peer });
+        if until >= entry.until {
+            *entry = AddressBan { until, peer };
+        }
+        Some(ip)
+    }
+
+    /// Whether a ban covers the IP address `ip` at `now`.
+    pub(crate) fn is_address_banned(&self, ip: &IpAddr, now: Instant) -> bool {
+        self.address_bans.get(ip).is_some_and(|b| b.until > now)
     }
 
     /// Bans `peer` for `duration`, or until unblocked (`None`, operator blocks). A timed ban
@@ -510,6 +621,7 @@ impl PeerBook {
         }
         Some(BanDecision {
             peer,
+            address: None,
             duration,
             reason: reason.to_owned(),
             evicted,
@@ -531,7 +643,7 @@ impl PeerBook {
         bad.into_iter()
             .filter_map(|(peer, score)| {
                 let reason = format!("gossip score {score:.0} below {BAN_SCORE}");
-                self.ban(peer, Some(BAN_DURATION), &reason, now)
+                self.misbehaviour_ban(peer, &reason, now)
             })
             .collect()
     }
@@ -548,6 +660,7 @@ impl PeerBook {
         for peer in &expired {
             self.bans.remove(peer);
         }
+        self.address_bans.retain(|_, b| b.until > now);
         expired
     }
 
@@ -630,6 +743,7 @@ impl PeerBook {
             });
         }
         self.misbehaviour.remove(&peer);
+        self.address_bans.retain(|_, b| b.peer != peer);
         let redial_now = self.bootnodes.contains_key(&peer);
         if redial_now {
             self.redials.remove(&peer);
@@ -718,6 +832,161 @@ mod tests {
     fn book(max_peers: u32) -> PeerBook {
         let boot = addr(9).with(Protocol::P2p(peer(9)));
         PeerBook::new(peer(0), max_peers, HashMap::from([(peer(9), boot)]))
+    }
+
+    fn addr_at(ip: &str, port: u16) -> Multiaddr {
+        format!("/ip4/{ip}/tcp/{port}")
+            .parse()
+            .expect("valid multiaddr")
+    }
+
+    /// Distinct peer ids beyond the small fixed ones.
+    fn many(i: usize) -> PeerId {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&(i as u64 + 7_000).to_le_bytes());
+        Keypair::ed25519_from_bytes(seed)
+            .expect("valid key")
+            .public()
+            .to_peer_id()
+    }
+
+    /// Defect 3 (sybils): identities are free, so one address gets a bounded number of
+    /// inbound slots; loopback has its own (larger) bound so local testnets work.
+    #[test]
+    fn inbound_peers_are_bounded_per_ip_address() {
+        let now = Instant::now();
+        let mut b = book(50).with_ip_limits(3, 5);
+        let public = "203.0.113.7";
+        for i in 0..3 {
+            assert_eq!(
+                b.admit(many(i), addr_at(public, 1000 + i as u16), false, now, 0),
+                Admission::Accepted
+            );
+        }
+        assert_eq!(
+            b.admit(many(3), addr_at(public, 1003), false, now, 0),
+            Admission::PerIpLimit
+        );
+        // Another address, an outbound connection (we chose to dial it) and a bootnode are
+        // not limited by it.
+        assert_eq!(
+            b.admit(many(4), addr_at("203.0.113.8", 1), false, now, 0),
+            Admission::Accepted
+        );
+        assert_eq!(
+            b.admit(many(5), addr_at(public, 2000), true, now, 0),
+            Admission::Accepted
+        );
+        assert_eq!(
+            b.admit(peer(9), addr_at(public, 9), false, now, 0),
+            Admission::Accepted
+        );
+        // A slot frees when one of them leaves.
+        b.remove(&many(0));
+        assert_eq!(
+            b.admit(many(3), addr_at(public, 1003), false, now, 0),
+            Admission::Accepted
+        );
+        // Loopback has its own bound.
+        let accepted = (10..20)
+            .filter(|i| {
+                b.admit(many(*i), addr_at("127.0.0.1", *i as u16), false, now, 0)
+                    == Admission::Accepted
+            })
+            .count();
+        assert_eq!(accepted, 5);
+        // The defaults let a 33-node local testnet connect to one node, and still keep
+        // sybils on loopback below max_peers.
+        let mut d = book(50);
+        let accepted = (0..40)
+            .filter(|i| {
+                d.admit(many(*i), addr_at("127.0.0.1", *i as u16), false, now, 0)
+                    == Admission::Accepted
+            })
+            .count();
+        assert_eq!(accepted, MAX_INBOUND_PER_LOOPBACK as usize);
+        assert!((32..50).contains(&accepted));
+        assert!(ip_of(&addr(1)).is_some_and(|ip| ip.is_loopback()));
+    }
+
+    /// Defect 3: a ban covers the banned peer's address for its duration; a fresh identity
+    /// from that address is refused, peers we dial and bootnodes are not, and the ban ends
+    /// with the peer's ban (or when the operator unblocks that peer).
+    #[test]
+    fn misbehaviour_bans_cover_the_address_for_their_duration() {
+        let t0 = Instant::now();
+        let mut b = book(50);
+        let bad = many(1);
+        b.admit(bad, addr_at("198.51.100.1", 4000), false, t0, 0);
+        let mut ban = None;
+        for _ in 0..3 {
+            ban = ban.or(b.penalize(bad, points::PENALIZE, "bad block", t0));
+        }
+        let ban = ban.expect("banned");
+        let ip: IpAddr = "198.51.100.1".parse().expect("ip");
+        assert_eq!(ban.address, Some(ip));
+        assert!(b.is_address_banned(&ip, t0));
+        b.remove(&bad);
+        let fresh = many(2);
+        assert_eq!(
+            b.admit(fresh, addr_at("198.51.100.1", 4001), false, t0, 0),
+            Admission::AddressBanned
+        );
+        assert_eq!(
+            b.admit(many(3), addr_at("198.51.100.2", 1), false, t0, 0),
+            Admission::Accepted,
+            "another address"
+        );
+        assert_eq!(
+            b.admit(many(4), addr_at("198.51.100.1", 5000), true, t0, 0),
+            Admission::Accepted,
+            "we dialled it"
+        );
+        assert_eq!(
+            b.admit(peer(9), addr_at("198.51.100.1", 9), false, t0, 0),
+            Admission::Accepted,
+            "bootnode"
+        );
+        // Over with the peer's ban.
+        let end = t0 + BAN_DURATION;
+        assert!(b.is_address_banned(&ip, end - Duration::from_millis(1)));
+        b.expire_bans(end);
+        assert!(!b.is_address_banned(&ip, end));
+        assert_eq!(
+            b.admit(fresh, addr_at("198.51.100.1", 4001), false, end, 0),
+            Admission::Accepted
+        );
+
+        // Gossip-score bans cover the address too; operator blocks and network mismatches
+        // do not; unblocking the peer lifts its address ban.
+        let mut b = book(50);
+        b.admit(many(5), addr_at("192.0.2.5", 1), false, t0, 0);
+        b.admit(many(6), addr_at("192.0.2.6", 1), false, t0, 0);
+        b.admit(many(7), addr_at("192.0.2.7", 1), false, t0, 0);
+        let scores = HashMap::from([(many(5), BAN_SCORE - 1.0)]);
+        let bans = b.ban_low_scores(|p| scores.get(p).copied(), t0);
+        assert_eq!(bans[0].address, Some("192.0.2.5".parse().expect("ip")));
+        b.operator_block(&many(6).to_string(), t0).expect("known");
+        b.ban(many(7), Some(BAN_DURATION), "other network", t0);
+        assert!(!b.is_address_banned(&"192.0.2.6".parse().expect("ip"), t0));
+        assert!(!b.is_address_banned(&"192.0.2.7".parse().expect("ip"), t0));
+        b.operator_unblock(&many(5).to_string()).expect("banned");
+        assert!(!b.is_address_banned(&"192.0.2.5".parse().expect("ip"), t0));
+    }
+
+    #[test]
+    fn address_bans_are_bounded() {
+        let t0 = Instant::now();
+        let mut b = book(u32::MAX);
+        for i in 0..MAX_ADDRESS_BANS + 3 {
+            let p = many(100 + i);
+            let ip = std::net::Ipv4Addr::from(0x0a00_0000u32 + i as u32);
+            b.admit(p, addr_at(&ip.to_string(), 1), true, t0, 0);
+            b.ban(p, Some(BAN_DURATION), "x", t0);
+            b.cover_address(p, t0 + Duration::from_secs(i as u64 + 1));
+            b.remove(&p);
+        }
+        assert_eq!(b.address_bans.len(), MAX_ADDRESS_BANS);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! - [`PeerBook`] (`peers.rs`): per-peer bookkeeping, penalties, bans, redials;
 //! - [`SyncState`] (`sync_round.rs`): the header-first sync round and the download buffer;
 //! - [`GossipInbox`] (`gossip.rs`): gossip dispatch, the event queue, transaction republishing;
-//! - [`RequestTable`] (`requests.rs`): outstanding sync requests and what their answers mean.
+//! - [`RequestTable`] (`requests.rs`): outstanding sync requests and what their answers mean;
+//! - [`ServeQueue`] (`serving.rs`): inbound sync requests waiting, being read, and the bytes of
+//!   responses each peer holds;
+//! - [`AdversaryState`] (`adversary.rs`), only when `NetworkConfig::adversary` is set.
 //!
 //! The sync protocol's own routing (serving, requesting, starting and ending rounds) is in
 //! the child module `service/sync_protocol.rs`.
@@ -21,13 +24,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
 use peerchain_ledger::{Block, StoreReader};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::adversary::AdversaryState;
 use crate::behaviour::{Behaviour, BehaviourEvent, Names};
 use crate::codec::{SyncResponse, decode_block};
 use crate::config::*;
@@ -36,6 +40,7 @@ use crate::gossip::{Dispatch, GossipInbox, Published, log_block_publish, to_goss
 use crate::handle::Command;
 use crate::peers::{Admission, BanDecision, PeerBook, without_p2p};
 use crate::requests::RequestTable;
+use crate::serving::ServeQueue;
 use crate::sync_round::SyncState;
 use crate::timers::Timers;
 #[cfg(feature = "test-hooks")]
@@ -44,10 +49,12 @@ use crate::types::{BlockOrigin, LocalTip, MessageRef, NetworkEvent};
 
 /// Results of jobs run on the blocking pool.
 pub(crate) enum Internal {
-    /// A sync response read from the store.
+    /// A sync response read from the store (`bytes` long) for inbound request `key`.
     Serve {
+        key: InboundRequestId,
         channel: ResponseChannel<SyncResponse>,
         response: SyncResponse,
+        bytes: usize,
     },
     /// A gossip block decoded (and its Merkle root checked).
     GossipBlock {
@@ -80,9 +87,11 @@ pub(crate) struct Service {
     inbox: GossipInbox,
     /// Outstanding sync requests of every kind.
     requests: RequestTable<OutboundRequestId>,
-    /// Sync requests being served on the blocking pool.
-    serving: usize,
+    /// Inbound sync requests waiting or being read, and the bytes of responses in flight.
+    serving: ServeQueue<InboundRequestId, sync_protocol::ServeItem>,
     timers: Timers,
+    /// The deliberate misbehaviour of an adversary instance (`None` for honest nodes).
+    adversary: Option<AdversaryState>,
 }
 
 impl Service {
@@ -101,8 +110,20 @@ impl Service {
         let local_peer_id = *swarm.local_peer_id();
         let now = Instant::now();
         let inbox = GossipInbox::new(names.blocks.hash(), names.txs.hash());
+        let adversary = config.adversary.clone().map(|mode| {
+            let status = crate::codec::Status {
+                genesis: config.genesis_hash,
+                tip: local_tip.hash,
+                height: local_tip.height,
+                total_work: local_tip.total_work,
+            };
+            AdversaryState::start(mode, &config, &names, status, &bootnodes)
+        });
+        let peers = PeerBook::new(local_peer_id, config.max_peers, bootnodes)
+            .with_ip_limits(config.max_inbound_per_ip, config.max_inbound_per_loopback);
         Service {
-            peers: PeerBook::new(local_peer_id, config.max_peers, bootnodes),
+            peers,
+            adversary,
             sync: SyncState::new(local_tip.total_work, now),
             inbox,
             swarm,
@@ -116,7 +137,7 @@ impl Service {
             internal_rx,
             local_tip,
             requests: RequestTable::new(),
-            serving: 0,
+            serving: ServeQueue::new(),
             timers: Timers::new(now),
         }
     }
@@ -322,11 +343,12 @@ impl Service {
     fn apply_ban(&mut self, ban: BanDecision) {
         let BanDecision {
             peer,
+            address,
             duration,
             reason,
             evicted,
         } = ban;
-        tracing::warn!(%peer, ?duration, reason, "banning peer");
+        tracing::warn!(%peer, ?address, ?duration, reason, "banning peer");
         let behaviour = self.swarm.behaviour_mut();
         if let Some(old) = evicted {
             behaviour.blocked.unblock_peer(old);
@@ -396,6 +418,14 @@ impl Service {
                         tracing::debug!(peer = %peer_id, "peer limit reached; disconnecting");
                         let _ = self.swarm.disconnect_peer_id(peer_id);
                     }
+                    Admission::AddressBanned => {
+                        tracing::debug!(peer = %peer_id, "inbound from a banned address; disconnecting");
+                        let _ = self.swarm.disconnect_peer_id(peer_id);
+                    }
+                    Admission::PerIpLimit => {
+                        tracing::debug!(peer = %peer_id, "inbound limit of its IP address reached; disconnecting");
+                        let _ = self.swarm.disconnect_peer_id(peer_id);
+                    }
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -412,6 +442,9 @@ impl Service {
                 }
                 if self.sync.round_peer() == Some(peer_id) {
                     self.abort_round("sync peer disconnected", None);
+                }
+                if let Some(adversary) = self.adversary.as_mut() {
+                    adversary.on_disconnected(&peer_id);
                 }
                 self.schedule_redial(peer_id);
             }
@@ -534,10 +567,12 @@ impl Service {
 
     fn on_internal(&mut self, job: Internal) {
         match job {
-            Internal::Serve { channel, response } => {
-                self.serving = self.serving.saturating_sub(1);
-                self.respond(channel, response);
-            }
+            Internal::Serve {
+                key,
+                channel,
+                response,
+                bytes,
+            } => self.served(key, channel, response, bytes),
             Internal::GossipBlock { msg, result } => {
                 if let Ok(block) = &result {
                     self.peers.note_height(&msg.source, block.header.height);
@@ -559,9 +594,17 @@ impl Service {
             tracing::debug!(%peer, "redialling bootnode");
             self.dial_bootnode(peer);
         }
-        // Sync: continue a round waiting for pacing or buffer room; report the end.
+        // Sync: end a round past its deadlines; continue one waiting for pacing or buffer
+        // room; report the end.
+        let end = self.sync.check_deadlines(now);
+        self.on_round_end(end);
         self.pump_sync();
         self.maybe_start_sync();
+        self.sweep_serving(now);
+        if let Some(adversary) = self.adversary.as_mut() {
+            let peers = self.peers.handshaked();
+            adversary.on_tick(&mut self.swarm, &peers, now);
+        }
         let housekeeping = self.sync.housekeeping(now);
         if housekeeping.syncing_done {
             self.inbox.push_control(NetworkEvent::Syncing(false));

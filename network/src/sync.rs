@@ -96,18 +96,21 @@ pub(crate) fn serve_headers(
 }
 
 /// Stored encodings of the requested blocks, in order, stopping at the first unknown one and
-/// once [`SYNC_RESPONSE_SOFT_BYTES`] is passed (always at least one block when known).
+/// before passing `cap` bytes (at most [`SYNC_RESPONSE_SOFT_BYTES`]; always at least one block
+/// when known).
 pub(crate) fn serve_blocks(
     store: &StoreReader,
     hashes: &[Hash],
+    cap: usize,
 ) -> Result<Vec<Vec<u8>>, StoreError> {
+    let cap = cap.min(SYNC_RESPONSE_SOFT_BYTES);
     let mut out = Vec::new();
     let mut total = 0usize;
     for hash in hashes {
         let Some(bytes) = store.block_bytes(hash)? else {
             break;
         };
-        if !out.is_empty() && total.saturating_add(bytes.len()) > SYNC_RESPONSE_SOFT_BYTES {
+        if !out.is_empty() && total.saturating_add(bytes.len()) > cap {
             break;
         }
         total = total.saturating_add(bytes.len());
@@ -276,16 +279,27 @@ mod tests {
     fn blocks_are_served_in_order_up_to_the_first_unknown() {
         let (chain, hashes) = chain(5);
         let store = chain.store();
-        let got =
-            serve_blocks(store, &[hashes[2], hashes[3], Hash([1; 32]), hashes[4]]).expect("served");
+        let soft = SYNC_RESPONSE_SOFT_BYTES;
+        let got = serve_blocks(
+            store,
+            &[hashes[2], hashes[3], Hash([1; 32]), hashes[4]],
+            soft,
+        )
+        .expect("served");
         assert_eq!(got.len(), 2);
         let block = Block::decode(&got[1], 100).expect("decodes");
         assert_eq!(block.hash(), hashes[3]);
         assert!(
-            serve_blocks(store, &[Hash([1; 32])])
+            serve_blocks(store, &[Hash([1; 32])], soft)
                 .expect("served")
                 .is_empty()
         );
+        // The byte cap of the serving budget: one block always, then only what fits.
+        let one = got[0].len();
+        let capped = serve_blocks(store, &hashes[1..5], 1).expect("served");
+        assert_eq!(capped.len(), 1, "at least one block");
+        let capped = serve_blocks(store, &hashes[1..5], 2 * one).expect("served");
+        assert_eq!(capped.len(), 2);
     }
 
     #[test]

@@ -9,10 +9,20 @@
 //! outputs are requests sent through [`RoundIo`] and, when a round ends, a [`RoundEnd`] the
 //! service acts on (penalties, cooldowns, dropping stale request ids).
 //!
+//! Every round ends: it has an overall deadline ([`SYNC_ROUND_DEADLINE`]), every `Headers`
+//! answer must bring new headers or more work than the previous one (a peer that answers
+//! with headers we already hold, again and again, is cut off at the second such answer), and
+//! the time spent waiting on the peer without anything new is bounded
+//! ([`SYNC_PROGRESS_TIMEOUT`]). A round that waits for buffer room with nothing in flight
+//! (the node stopped importing) ends after [`SYNC_IDLE_TIMEOUT`]. A round that ends through
+//! the peer's fault without having delivered anything new also checks its claim: a peer that
+//! claimed more work than it served is reported as a liar whichever way the round ended.
+//!
 //! It must never: touch the swarm, the store or the clock directly (all through [`RoundIo`]
 //! and `now` arguments); choose the peer itself (the [`crate::peers::PeerBook`] does); judge
 //! consensus validity beyond [`check_headers`]; or hold more than [`SYNC_BUFFER_BLOCKS`] /
-//! [`SYNC_BUFFER_BYTES`] of downloaded blocks before pausing its requests.
+//! [`SYNC_BUFFER_BYTES`] of downloaded blocks (round downloads and ancestor fetches
+//! together) before pausing its requests.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Debug;
@@ -26,7 +36,8 @@ use crate::codec::SyncRequest;
 use crate::config::{
     EXPECTED_WORK_GRACE, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, RECENT_ANCESTORS,
     REQUEST_BURST, REQUEST_RATE_PER_SEC, SYNC_BUFFER_BLOCKS, SYNC_BUFFER_BYTES, SYNC_COOLDOWN,
-    SYNC_INFLIGHT_REQUESTS, SYNC_RETRY_COOLDOWN, points,
+    SYNC_IDLE_TIMEOUT, SYNC_INFLIGHT_REQUESTS, SYNC_PROGRESS_TIMEOUT, SYNC_RETRY_COOLDOWN,
+    SYNC_ROUND_DEADLINE, points,
 };
 use crate::sync::{Anchor, check_headers};
 
@@ -65,6 +76,14 @@ struct SyncRound<R> {
     /// Blocks released by this round.
     released: u64,
     started: Instant,
+    /// The round received new headers or blocks at least once.
+    progressed: bool,
+    /// Time spent with a request in flight since the last new headers or blocks.
+    stalled_for: Duration,
+    /// Time spent with nothing in flight (waiting for buffer room or pacing).
+    idle_for: Duration,
+    /// When `stalled_for` / `idle_for` were last brought up to date.
+    clock_at: Instant,
 }
 
 impl<R> SyncRound<R> {
@@ -72,6 +91,30 @@ impl<R> SyncRound<R> {
     fn buffered(&self) -> usize {
         let inflight: usize = self.inflight.values().map(|(_, h)| h.len()).sum();
         inflight + self.received.len()
+    }
+
+    /// Whether a request of the round is outstanding.
+    fn in_flight(&self) -> bool {
+        self.headers_req.is_some() || !self.inflight.is_empty()
+    }
+
+    /// Charges the time since the last call to the peer (a request was in flight) or to
+    /// waiting (nothing was). Called first by every entry point, before the state changes.
+    fn account(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.clock_at);
+        self.clock_at = self.clock_at.max(now);
+        if self.in_flight() {
+            self.stalled_for = self.stalled_for.saturating_add(dt);
+            self.idle_for = Duration::ZERO;
+        } else {
+            self.idle_for = self.idle_for.saturating_add(dt);
+        }
+    }
+
+    /// New headers or blocks arrived.
+    fn progress(&mut self) {
+        self.progressed = true;
+        self.stalled_for = Duration::ZERO;
     }
 
     /// Whether the round has nothing left to do.
@@ -161,6 +204,12 @@ pub(crate) struct Aborted<R> {
     pub cooldown_until: Instant,
     /// The round's outstanding requests: answers to them must be ignored.
     pub stale: Vec<R>,
+    /// The peer was at fault without delivering anything new, and had claimed more work than
+    /// it served: penalise it for that too, for this reason.
+    pub lied: Option<String>,
+    /// The peer was at fault without delivering anything new: lower its claim to this (the
+    /// work of the chain it served, or our tip's work), until it announces more.
+    pub served: Option<U256>,
 }
 
 /// What the periodic tick found.
@@ -170,6 +219,12 @@ pub(crate) struct Housekeeping {
     pub syncing_done: bool,
     /// Downloaded blocks did not raise the tip in time: try other peers.
     pub retry: bool,
+}
+
+/// "claimed more than it served", when it did.
+fn lie(claimed: U256, served: U256) -> Option<String> {
+    (claimed > served)
+        .then(|| format!("claimed total work {claimed} but served a chain of work {served}"))
 }
 
 /// The requester side of block sync. See the module docs.
@@ -184,6 +239,8 @@ pub(crate) struct SyncState<R> {
     reported: bool,
     expected: Option<ExpectedWork>,
     recent_ancestors: VecDeque<Hash>,
+    /// Single-block ancestor fetches in flight (they count against the download buffer).
+    ancestors_inflight: usize,
 }
 
 impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
@@ -198,6 +255,7 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
             reported: false,
             expected: None,
             recent_ancestors: VecDeque::new(),
+            ancestors_inflight: 0,
         }
     }
 
@@ -246,6 +304,10 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
             release_pos: 0,
             released: 0,
             started: now,
+            progressed: false,
+            stalled_for: Duration::ZERO,
+            idle_for: Duration::ZERO,
+            clock_at: now,
         });
         !std::mem::replace(&mut self.reported, true)
     }
@@ -254,6 +316,7 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
     /// reports its end.
     pub(crate) fn pump(&mut self, now: Instant, io: &mut impl RoundIo<R>) -> Option<RoundEnd<R>> {
         let mut round = self.round.take()?;
+        round.account(now);
         let peer = round.peer;
         if round.headers_req.is_none()
             && !round.headers_done
@@ -289,7 +352,7 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
         }
         while round.inflight.len() < SYNC_INFLIGHT_REQUESTS
             && !round.to_fetch.is_empty()
-            && round.buffered() + self.ready.len() < SYNC_BUFFER_BLOCKS
+            && round.buffered() + self.ready.len() + self.ancestors_inflight < SYNC_BUFFER_BLOCKS
             && self.ready_bytes < SYNC_BUFFER_BYTES
             && self.pacer.take(now)
         {
@@ -319,6 +382,7 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
         io: &mut impl RoundIo<R>,
     ) -> Option<RoundEnd<R>> {
         let round = self.round.as_mut()?;
+        round.account(now);
         if round.peer != peer || !matches!(&round.headers_req, Some((req, _)) if *req == id) {
             return None;
         }
@@ -340,6 +404,21 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
                 // store (a stored block's ancestors are all stored, so order is kept).
                 let known = hashes.iter().take_while(|h| io.has_block(h)).count();
                 tracing::debug!(%peer, count = hashes.len(), known, height = last.height, "headers checked");
+                // Progress: a header we do not hold, or a chain heavier than the one the
+                // previous answer reached. Anything else (e.g. our own tip again) loops.
+                let fresh = known < hashes.len();
+                let heavier = round.last.is_none_or(|prev| last.work > prev.work);
+                if !fresh && !heavier {
+                    let reason = format!(
+                        "no progress: {} headers we already hold, reaching work {} again",
+                        hashes.len(),
+                        last.work
+                    );
+                    return self.abort_at_fault(&reason, points::NO_PROGRESS, now);
+                }
+                if fresh {
+                    round.progress();
+                }
                 round.last = Some(last);
                 round.to_fetch.extend(hashes.into_iter().skip(known));
                 self.pump(now, io)
@@ -357,6 +436,7 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
         io: &mut impl RoundIo<R>,
     ) -> Option<RoundEnd<R>> {
         let round = self.round.as_mut()?;
+        round.account(now);
         let (pos, hashes) = round.inflight.remove(&id)?;
         let peer = round.peer;
         if blocks.is_empty() {
@@ -380,6 +460,7 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
             return self.abort_at_fault(&reason, points::INVALID_SYNC_DATA, now);
         }
         let n = blocks.len();
+        round.progress();
         for (i, block) in blocks.into_iter().enumerate() {
             round.received.insert(pos + i as u64, block);
         }
@@ -402,31 +483,90 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
     }
 
     /// Drops the current round. With `penalty` the peer was at fault and gets the long
-    /// cooldown; otherwise (disconnect, refusal, ban) the short one. Blocks already released
-    /// stay queued for delivery.
+    /// cooldown, and its claim is checked against what it served; otherwise (disconnect,
+    /// refusal, ban) the short one. Blocks already released stay queued for delivery.
     pub(crate) fn abort(
         &mut self,
         reason: &str,
         penalty: Option<f64>,
         now: Instant,
     ) -> Option<Aborted<R>> {
-        let round = self.round.take()?;
-        let mut stale: Vec<R> = round.inflight.keys().copied().collect();
-        if let Some((id, _)) = round.headers_req {
-            stale.push(id);
-        }
         let cooldown = if penalty.is_some() {
             SYNC_COOLDOWN
         } else {
             SYNC_RETRY_COOLDOWN
         };
+        self.abort_with(reason, penalty, now + cooldown)
+    }
+
+    fn abort_with(
+        &mut self,
+        reason: &str,
+        penalty: Option<f64>,
+        cooldown_until: Instant,
+    ) -> Option<Aborted<R>> {
+        let round = self.round.take()?;
+        let mut stale: Vec<R> = round.inflight.keys().copied().collect();
+        if let Some((id, _)) = round.headers_req {
+            stale.push(id);
+        }
+        // A peer at fault that never delivered anything new: its claim was a lie too. (One
+        // that did deliver and then stalled is only slow; its claim stays.)
+        let (lied, served) = if penalty.is_some() && !round.progressed {
+            let served = round.last.map_or(self.local_work, |a| a.work);
+            (lie(round.claimed, served), Some(served))
+        } else {
+            (None, None)
+        };
         Some(Aborted {
             peer: round.peer,
             reason: reason.to_owned(),
             penalty,
-            cooldown_until: now + cooldown,
+            cooldown_until,
             stale,
+            lied,
+            served,
         })
+    }
+
+    /// Ends a round that ran out of time: past [`SYNC_ROUND_DEADLINE`] (without penalty when
+    /// it delivered something: the next round continues from the new tip at once), stalled
+    /// for [`SYNC_PROGRESS_TIMEOUT`] (the peer's fault), or idle for [`SYNC_IDLE_TIMEOUT`]
+    /// because the node does not take the downloaded blocks (nobody's fault). Called on every
+    /// tick.
+    pub(crate) fn check_deadlines(&mut self, now: Instant) -> Option<RoundEnd<R>> {
+        let round = self.round.as_mut()?;
+        round.account(now);
+        let age = now.saturating_duration_since(round.started);
+        let aborted = if round.stalled_for >= SYNC_PROGRESS_TIMEOUT {
+            let reason = format!(
+                "no new headers or blocks for {:?} of waiting",
+                round.stalled_for
+            );
+            // It served before and got slow, or it never served anything at all.
+            let pts = if round.progressed {
+                points::STALLED
+            } else {
+                points::NO_PROGRESS
+            };
+            self.abort(&reason, Some(pts), now)
+        } else if age >= SYNC_ROUND_DEADLINE {
+            let reason = format!("round deadline of {SYNC_ROUND_DEADLINE:?} reached");
+            if round.progressed {
+                self.abort_with(&reason, None, now)
+            } else {
+                self.abort(&reason, Some(points::NO_PROGRESS), now)
+            }
+        } else if round.idle_for >= SYNC_IDLE_TIMEOUT {
+            let reason = format!(
+                "nothing in flight for {:?}: the download buffer does not drain",
+                round.idle_for
+            );
+            self.abort(&reason, None, now)
+        } else {
+            None
+        };
+        aborted.map(RoundEnd::Aborted)
     }
 
     fn abort_at_fault(&mut self, reason: &str, pts: f64, now: Instant) -> Option<RoundEnd<R>> {
@@ -436,12 +576,7 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
     fn finish(&mut self, round: SyncRound<R>, now: Instant) -> Finished {
         let local = self.local_work;
         let served = round.last.map_or(local, |a| a.work);
-        let lied = (round.claimed > served).then(|| {
-            format!(
-                "claimed total work {} but served a chain of work {served}",
-                round.claimed
-            )
-        });
+        let lied = lie(round.claimed, served);
         let mut cooldown_until = None;
         if round.released == 0 && served > local {
             cooldown_until = Some(now + SYNC_COOLDOWN);
@@ -526,12 +661,27 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
         self.round.is_none() && !self.recent_ancestors.contains(missing)
     }
 
-    /// Remembers that `missing` was requested (the last [`RECENT_ANCESTORS`] are kept).
+    /// Whether the download buffer has room for one more single-block fetch (the blocks
+    /// waiting for delivery and the fetches in flight count against its bound).
+    pub(crate) fn ancestor_room(&self) -> bool {
+        let in_round = self.round.as_ref().map_or(0, SyncRound::buffered);
+        self.ready.len() + self.ancestors_inflight + in_round < SYNC_BUFFER_BLOCKS
+            && self.ready_bytes < SYNC_BUFFER_BYTES
+    }
+
+    /// Remembers that `missing` was requested (the last [`RECENT_ANCESTORS`] are kept) and
+    /// counts the fetch as in flight until [`SyncState::ancestor_done`].
     pub(crate) fn note_ancestor(&mut self, missing: Hash) {
         if self.recent_ancestors.len() >= RECENT_ANCESTORS {
             self.recent_ancestors.pop_front();
         }
         self.recent_ancestors.push_back(missing);
+        self.ancestors_inflight += 1;
+    }
+
+    /// A single-block fetch was answered or failed.
+    pub(crate) fn ancestor_done(&mut self) {
+        self.ancestors_inflight = self.ancestors_inflight.saturating_sub(1);
     }
 }
 
@@ -1037,6 +1187,354 @@ mod tests {
         assert!(!s.housekeeping(t0 + EXPECTED_WORK_GRACE / 2).retry);
         assert!(s.housekeeping(t0 + EXPECTED_WORK_GRACE).retry);
         assert_eq!(s.work_floor(), U256::from(100u64));
+    }
+
+    /// Defect 1 (a round never ends): a peer claiming the most work that answers every
+    /// `GetHeaders` with our own tip. The second such answer brings nothing new and no more
+    /// work: the round ends at the peer's fault, and its claim is checked (it lied).
+    #[test]
+    fn a_peer_that_answers_with_our_own_tip_again_is_cut_off() {
+        let t0 = Instant::now();
+        // We hold a chain of 3 (work 103); the staller claims a million.
+        let ours = headers_after(genesis(), 3);
+        let (mut s, mut io) = started(t0, 1_000_000);
+        s.set_local_work(U256::from(103u64));
+        for h in &ours {
+            io.stored.insert(h.hash());
+        }
+        let tip = vec![ours[2].clone()];
+        let anchor_of_tip = Anchor {
+            hash: ours[1].hash(),
+            height: 2,
+            work: U256::from(102u64),
+        };
+        // Make the locator contain the tip's parent, as a real locator would.
+        let (hid, _) = io.last();
+        let anchors = &mut s
+            .round
+            .as_mut()
+            .expect("round")
+            .headers_req
+            .as_mut()
+            .expect("req")
+            .1;
+        anchors.insert(anchor_of_tip.hash, anchor_of_tip);
+        // First answer: our tip (known, but more work than nothing so far): tolerated.
+        assert!(
+            s.on_headers(peer(1), hid, tip.clone(), t0, &mut io)
+                .is_none()
+        );
+        let hid2 = io.headers_id();
+        assert_ne!(hid2, hid, "asked again from the tip");
+        let anchors = &mut s
+            .round
+            .as_mut()
+            .expect("round")
+            .headers_req
+            .as_mut()
+            .expect("req")
+            .1;
+        anchors.insert(anchor_of_tip.hash, anchor_of_tip);
+        let later = t0 + Duration::from_millis(50);
+        let Some(RoundEnd::Aborted(a)) = s.on_headers(peer(1), hid2, tip, later, &mut io) else {
+            panic!("the loop must end the round");
+        };
+        assert_eq!(a.peer, peer(1));
+        assert_eq!(a.penalty, Some(points::NO_PROGRESS));
+        assert!(a.reason.contains("no progress"), "{}", a.reason);
+        assert_eq!(
+            a.cooldown_until,
+            later + SYNC_COOLDOWN,
+            "another peer gets the next round"
+        );
+        assert_eq!(a.served, Some(U256::from(103u64)));
+        let lied = a.lied.expect("it claimed far more than it served");
+        assert!(lied.contains("1000000"), "{lied}");
+        assert!(s.is_idle());
+    }
+
+    /// Defect 1: a peer that answers with one known header at a time (each a little heavier,
+    /// so each answer alone looks like progress), or never answers at all, is cut off once it
+    /// kept us waiting for `SYNC_PROGRESS_TIMEOUT` without anything new.
+    #[test]
+    fn a_peer_that_brings_nothing_new_is_cut_off_after_the_progress_timeout() {
+        let t0 = Instant::now();
+        let ours = headers_after(genesis(), 40);
+        let (mut s, mut io) = started(t0, 1_000_000);
+        for h in &ours {
+            io.stored.insert(h.hash());
+        }
+        let mut now = t0;
+        let step = Duration::from_millis(900);
+        let mut ended = None;
+        for (i, header) in ours.iter().enumerate() {
+            now += step;
+            if let Some(end) = s.check_deadlines(now) {
+                ended = Some((i, end));
+                break;
+            }
+            let hid = io.headers_id();
+            // The drip: the next known header, linking to the previous answer.
+            let prev = if i == 0 {
+                genesis()
+            } else {
+                Anchor {
+                    hash: ours[i - 1].hash(),
+                    height: i as u64,
+                    work: U256::from(100 + i as u64),
+                }
+            };
+            let anchors = &mut s
+                .round
+                .as_mut()
+                .expect("round")
+                .headers_req
+                .as_mut()
+                .expect("req")
+                .1;
+            anchors.insert(prev.hash, prev);
+            assert!(
+                s.on_headers(peer(1), hid, vec![header.clone()], now, &mut io)
+                    .is_none()
+            );
+        }
+        let (i, end) = ended.expect("cut off");
+        assert_eq!(
+            i as u128,
+            SYNC_PROGRESS_TIMEOUT.as_millis() / 900,
+            "after 20 s of it"
+        );
+        let RoundEnd::Aborted(a) = end else {
+            panic!("expected an abort, got {end:?}");
+        };
+        assert_eq!(a.penalty, Some(points::NO_PROGRESS));
+        assert!(a.lied.is_some());
+
+        // Silence: nothing ever comes back.
+        let (mut s, _io) = started(t0, 1_000_000);
+        assert!(s.check_deadlines(t0 + SYNC_PROGRESS_TIMEOUT / 2).is_none());
+        let Some(RoundEnd::Aborted(a)) = s.check_deadlines(t0 + SYNC_PROGRESS_TIMEOUT) else {
+            panic!("a silent peer must lose the round");
+        };
+        assert_eq!(a.penalty, Some(points::NO_PROGRESS));
+        assert_eq!(a.stale.len(), 1, "its GetHeaders is forgotten");
+        assert_eq!(
+            a.served,
+            Some(U256::from(100u64)),
+            "nothing served: our own work"
+        );
+    }
+
+    /// New headers and blocks reset the progress clock: an honest peer that keeps
+    /// delivering is never cut off by it.
+    #[test]
+    fn steady_delivery_is_progress() {
+        let t0 = Instant::now();
+        let headers = headers_after(genesis(), 200);
+        let blocks: Vec<Block> = headers.iter().map(block).collect();
+        let (mut s, mut io) = started(t0, 300);
+        let hid = io.headers_id();
+        let mut now = t0 + SYNC_PROGRESS_TIMEOUT - Duration::from_secs(1);
+        assert!(s.check_deadlines(now).is_none());
+        s.on_headers(peer(1), hid, headers.clone(), now, &mut io);
+        for (id, hashes) in io.block_requests() {
+            now += SYNC_PROGRESS_TIMEOUT - Duration::from_secs(1);
+            assert!(s.check_deadlines(now).is_none(), "blocks keep coming");
+            let first = headers
+                .iter()
+                .position(|h| h.hash() == hashes[0])
+                .expect("requested");
+            s.on_blocks(
+                id,
+                blocks[first..first + hashes.len()].to_vec(),
+                now,
+                &mut io,
+            );
+        }
+        assert!(!s.is_idle());
+        // Then it goes quiet (its continuation GetHeaders is never answered): a peer that
+        // served and got slow loses the round with the small penalty, and no lie is assumed.
+        while s.pop_ready().is_some() {}
+        let quiet = now + SYNC_PROGRESS_TIMEOUT;
+        let Some(RoundEnd::Aborted(a)) = s.check_deadlines(quiet) else {
+            panic!("a stall ends the round");
+        };
+        assert_eq!(a.penalty, Some(points::STALLED));
+        assert_eq!(a.lied, None);
+        assert_eq!(a.served, None);
+    }
+
+    /// Defect 1: the overall deadline. A round that delivered blocks ends without penalty (the
+    /// next continues from the new tip at once); one that delivered nothing is the peer's
+    /// fault.
+    #[test]
+    fn rounds_end_at_their_deadline() {
+        let t0 = Instant::now();
+        let headers = headers_after(genesis(), 2);
+        let (mut s, mut io) = started(t0, 10_000);
+        let hid = io.headers_id();
+        let mut now = t0;
+        s.on_headers(peer(1), hid, headers.clone(), now, &mut io);
+        let (bid, _) = io.block_requests()[0].clone();
+        s.on_blocks(bid, headers.iter().map(block).collect(), now, &mut io);
+        // The peer keeps delivering, one new header and its block, in time.
+        let mut last = Anchor {
+            hash: headers[1].hash(),
+            height: 2,
+            work: U256::from(102u64),
+        };
+        let mut bodies: HashMap<Hash, Block> = HashMap::new();
+        let mut answered = HashSet::new();
+        let mut end = None;
+        while end.is_none() {
+            now += SYNC_PROGRESS_TIMEOUT / 2;
+            end = s.check_deadlines(now);
+            if end.is_some() {
+                break;
+            }
+            let hid = io.headers_id();
+            let more = headers_after(last, 1);
+            last = Anchor {
+                hash: more[0].hash(),
+                height: last.height + 1,
+                work: last.work + U256::one(),
+            };
+            bodies.insert(more[0].hash(), block(&more[0]));
+            s.on_headers(peer(1), hid, more, now, &mut io);
+            for (id, hashes) in io.block_requests() {
+                if answered.insert(id) && id != bid {
+                    let answer = hashes.iter().map(|h| bodies[h].clone()).collect();
+                    s.on_blocks(id, answer, now, &mut io);
+                }
+            }
+            while s.pop_ready().is_some() {}
+        }
+        let Some(RoundEnd::Aborted(a)) = end else {
+            panic!("expected the deadline");
+        };
+        assert!(now >= t0 + SYNC_ROUND_DEADLINE);
+        assert!(a.reason.contains("deadline"), "{}", a.reason);
+        assert_eq!(a.penalty, None, "it delivered blocks");
+        assert_eq!(a.cooldown_until, now, "no cooldown: continue at once");
+        assert_eq!(a.lied, None);
+
+        // Without any delivery the deadline is the peer's fault (the progress timeout would
+        // normally come first; here the peer answers with heavier known headers only).
+        let (mut s, mut io) = started(t0, 10_000);
+        let known = headers_after(genesis(), 400);
+        for h in &known {
+            io.stored.insert(h.hash());
+        }
+        let mut now = t0;
+        let mut prev = genesis();
+        let mut end = None;
+        for h in &known {
+            now += Duration::from_millis(300);
+            if let Some(e) = s.check_deadlines(now) {
+                end = Some(e);
+                break;
+            }
+            let hid = io.headers_id();
+            let anchors = &mut s
+                .round
+                .as_mut()
+                .expect("round")
+                .headers_req
+                .as_mut()
+                .expect("req")
+                .1;
+            anchors.insert(prev.hash, prev);
+            s.on_headers(peer(1), hid, vec![h.clone()], now, &mut io);
+            prev = Anchor {
+                hash: h.hash(),
+                height: h.height,
+                work: prev.work + U256::one(),
+            };
+        }
+        let Some(RoundEnd::Aborted(a)) = end else {
+            panic!("expected an end");
+        };
+        assert_eq!(a.penalty, Some(points::NO_PROGRESS));
+    }
+
+    /// Defect 1: the importer stops taking blocks. The round waits for buffer room with
+    /// nothing in flight; that time is not charged to the peer, and after
+    /// `SYNC_IDLE_TIMEOUT` the round ends without penalty instead of hanging forever.
+    #[test]
+    fn a_round_waiting_on_a_stuck_importer_ends_without_penalty() {
+        let t0 = Instant::now();
+        let headers = headers_after(genesis(), SYNC_BUFFER_BLOCKS as u64 + 10);
+        let blocks: Vec<Block> = headers.iter().map(block).collect();
+        let (mut s, mut io) = started(t0, 100_000);
+        let hid = io.headers_id();
+        s.on_headers(peer(1), hid, headers.clone(), t0, &mut io);
+        for (id, hashes) in io.block_requests() {
+            let first = headers
+                .iter()
+                .position(|h| h.hash() == hashes[0])
+                .expect("requested");
+            s.on_blocks(
+                id,
+                blocks[first..first + hashes.len()].to_vec(),
+                t0,
+                &mut io,
+            );
+        }
+        // The continuation GetHeaders is answered with nothing new to fetch... the peer has
+        // no more: answer it empty? No: leave the remaining bodies unrequested (buffer full)
+        // and answer the headers request with an empty list.
+        let hid2 = io.headers_id();
+        assert!(
+            s.on_headers(peer(1), hid2, Vec::new(), t0, &mut io)
+                .is_none()
+        );
+        assert!(
+            !s.round.as_ref().expect("round").in_flight(),
+            "paused, nothing in flight"
+        );
+        // Nobody drains the buffer.
+        let mut now = t0;
+        let mut end = None;
+        while now < t0 + SYNC_IDLE_TIMEOUT * 2 {
+            now += Duration::from_secs(1);
+            if let Some(e) = s.check_deadlines(now) {
+                end = Some(e);
+                break;
+            }
+        }
+        let Some(RoundEnd::Aborted(a)) = end else {
+            panic!("the round must not hang");
+        };
+        assert_eq!(now, t0 + SYNC_IDLE_TIMEOUT);
+        assert_eq!(a.penalty, None, "not the peer's fault");
+        assert!(a.reason.contains("does not drain"), "{}", a.reason);
+        assert_eq!(
+            s.ready.len(),
+            SYNC_BUFFER_BLOCKS,
+            "released blocks stay queued"
+        );
+    }
+
+    /// Defect 1: single-block ancestor fetches respect the download buffer bound.
+    #[test]
+    fn ancestor_fetches_respect_the_download_buffer() {
+        let t0 = Instant::now();
+        let mut s: SyncState<u32> = SyncState::new(U256::zero(), t0);
+        let headers = headers_after(genesis(), SYNC_BUFFER_BLOCKS as u64);
+        for h in &headers[..SYNC_BUFFER_BLOCKS - 2] {
+            s.push_ready(block(h), peer(1));
+        }
+        assert!(s.ancestor_room());
+        s.note_ancestor(headers[SYNC_BUFFER_BLOCKS - 2].hash());
+        assert!(s.ancestor_room());
+        s.note_ancestor(headers[SYNC_BUFFER_BLOCKS - 1].hash());
+        assert!(!s.ancestor_room(), "the fetches in flight count");
+        s.ancestor_done();
+        assert!(s.ancestor_room());
+        s.pop_ready();
+        s.ancestor_done();
+        s.ancestor_done();
+        assert!(s.ancestor_room());
     }
 
     #[test]

@@ -1,29 +1,60 @@
 //! The service's routing of the sync protocol (`/peerchain/G/sync/1`): inbound requests are
-//! rate-limited through the [`crate::peers::PeerBook`] and served from the store on the
-//! blocking pool; outbound requests (status, round, ancestor) are recorded in the
-//! [`RequestTable`], and each answer it classifies goes to the peer book, the
-//! [`crate::sync_round::SyncState`] or a penalty. The glue that starts and ends rounds lives
-//! here too.
+//! rate-limited through the [`crate::peers::PeerBook`], queued in the
+//! [`crate::serving::ServeQueue`] (byte budgets per peer and in total, released on
+//! `ResponseSent` / `InboundFailure`) and served from the store on the blocking pool; a peer
+//! that does not read its responses is penalised and disconnected. Outbound requests (status,
+//! round, ancestor) are recorded in the [`RequestTable`], and each answer it classifies goes to
+//! the peer book, the [`crate::sync_round::SyncState`] or a penalty. The glue that starts and
+//! ends rounds lives here too.
 //!
 //! It must never: decide policy itself (rate limits, penalties and peer choice are the peer
 //! book's, round progress is the state machine's, the meaning of an answer is the request
-//! table's); read the store on the service task beyond the locator and `has_block` checks a
-//! round needs; or serve more than [`MAX_SERVING`] requests at once.
+//! table's, the serving budget is the serve queue's); read the store on the service task
+//! beyond the locator and `has_block` checks a round needs; or read more than `MAX_SERVING`
+//! requests at once.
 
 use std::time::Instant;
 
-use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{
+    self, InboundFailure, InboundRequestId, OutboundFailure, OutboundRequestId, ResponseChannel,
+};
 use libp2p::{PeerId, Swarm};
-use peerchain_ledger::{Hash, StoreError, StoreReader, U256};
+use peerchain_ledger::types::HEADER_LEN;
+use peerchain_ledger::{Hash, StoreReader, U256};
 
 use super::{Internal, Service};
+use crate::adversary::Handled;
 use crate::behaviour::Behaviour;
 use crate::codec::{Refusal, Status, SyncRequest, SyncResponse};
-use crate::config::{MAX_SERVING, points};
+use crate::config::{MAX_HEADERS, SYNC_RESPONSE_SOFT_BYTES, points};
 use crate::requests::{Answer, Purpose, RequestTable};
+use crate::serving::{QueueFull, dedup_hashes};
 use crate::sync::{build_locator, serve_blocks, serve_headers};
 use crate::sync_round::{Aborted, Finished, RoundEnd, RoundIo};
 use crate::types::NetworkEvent;
+
+/// An inbound `GetHeaders` or `GetBlocks` waiting in the serve queue.
+#[derive(Debug)]
+pub(crate) enum ServeItem {
+    /// Headers after the locator.
+    Headers {
+        channel: ResponseChannel<SyncResponse>,
+        locator: Vec<Hash>,
+        max: u32,
+    },
+    /// Blocks by hash (duplicates removed).
+    Blocks {
+        channel: ResponseChannel<SyncResponse>,
+        hashes: Vec<Hash>,
+    },
+}
+
+/// Bytes of a response carrying `count` items of `each` bytes, plus framing.
+fn response_bytes(count: usize, each: usize) -> usize {
+    count
+        .saturating_mul(each.saturating_add(4))
+        .saturating_add(5)
+}
 
 /// A sync round's view of the store and the swarm; every request it sends is recorded in the
 /// request table.
@@ -68,11 +99,15 @@ impl Service {
     // ----- serving --------------------------------------------------------------------
 
     fn our_status(&self) -> Status {
-        Status {
+        let honest = Status {
             genesis: self.config.genesis_hash,
             tip: self.local_tip.hash,
             height: self.local_tip.height,
             total_work: self.local_tip.total_work,
+        };
+        match &self.adversary {
+            Some(adversary) => adversary.claimed_status(honest),
+            None => honest,
         }
     }
 
@@ -83,12 +118,20 @@ impl Service {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
-                } => self.on_request(peer, request, channel),
+                    request_id,
+                    request,
+                    channel,
+                } => self.on_request(peer, request_id, request, channel),
                 request_response::Message::Response {
                     request_id,
-                    response,
+                    mut response,
                 } => {
+                    if let Some(adversary) = self.adversary.as_mut() {
+                        match adversary.on_response(&mut self.swarm, peer, &request_id, response) {
+                            Some(r) => response = r,
+                            None => return,
+                        }
+                    }
                     if let Some((purpose, answer)) =
                         self.requests.on_response(&request_id, response)
                     {
@@ -101,18 +144,53 @@ impl Service {
                 request_id,
                 error,
                 ..
-            } => self.on_outbound_failure(peer, request_id, &error),
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound sync request failed");
-                if let request_response::InboundFailure::Io(e) = &error
-                    && e.kind() == std::io::ErrorKind::InvalidData
+            } => {
+                if let Some(adversary) = self.adversary.as_mut()
+                    && adversary.on_failure(peer, &request_id)
                 {
-                    let reason = format!("malformed sync request: {e}");
-                    self.misbehaved(peer, points::BAD_REQUEST, &reason);
+                    return;
                 }
+                self.on_outbound_failure(peer, request_id, &error);
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => self.on_inbound_failure(peer, request_id, &error),
+            request_response::Event::ResponseSent { request_id, .. } => {
+                self.serving.finished(&request_id);
+                self.pump_serving();
+            }
         }
+    }
+
+    /// An inbound request ended without its response being sent: release its budget; a
+    /// response that timed out long after we handed it over was not read.
+    fn on_inbound_failure(
+        &mut self,
+        peer: PeerId,
+        request_id: InboundRequestId,
+        error: &InboundFailure,
+    ) {
+        tracing::debug!(%peer, %error, "inbound sync request failed");
+        let now = Instant::now();
+        let released = self.serving.finished(&request_id);
+        match error {
+            InboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let reason = format!("malformed sync request: {e}");
+                self.misbehaved(peer, points::BAD_REQUEST, &reason);
+            }
+            InboundFailure::Timeout if released.is_some_and(|r| r.unread(now)) => {
+                let bytes = released.map_or(0, |r| r.bytes);
+                let reason = format!("did not read a sync response of {bytes} bytes in time");
+                tracing::warn!(%peer, bytes, "peer does not read its sync responses; disconnecting");
+                self.misbehaved(peer, points::SLOW_READER, &reason);
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            _ => {}
+        }
+        self.pump_serving();
     }
 
     pub(super) fn respond(
@@ -129,6 +207,7 @@ impl Service {
     fn on_request(
         &mut self,
         peer: PeerId,
+        key: InboundRequestId,
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     ) {
@@ -138,40 +217,136 @@ impl Service {
             self.misbehaved(peer, points::RATE_LIMITED, reason);
             return;
         }
-        match request {
+        let (request, channel) = match self.adversary.as_mut() {
+            Some(adversary) => {
+                match adversary.on_request(&mut self.swarm, peer, request, channel) {
+                    Handled::Yes => return,
+                    Handled::No(request, channel) => (request, channel),
+                }
+            }
+            None => (request, channel),
+        };
+        let max_block = self.config.max_block_bytes();
+        let (item, want, min) = match request {
             SyncRequest::Status(status) => {
                 let ours = self.our_status();
                 self.respond(channel, SyncResponse::Status(ours));
                 self.on_peer_status(peer, status);
+                return;
             }
-            SyncRequest::GetHeaders { locator, max } => self.serve(channel, move |store| {
-                serve_headers(store, &locator, max).map(SyncResponse::Headers)
-            }),
-            SyncRequest::GetBlocks(hashes) => self.serve(channel, move |store| {
-                serve_blocks(store, &hashes).map(SyncResponse::BlocksRaw)
-            }),
+            SyncRequest::GetHeaders { locator, max } => {
+                let want = response_bytes((max as usize).min(MAX_HEADERS), HEADER_LEN);
+                (
+                    ServeItem::Headers {
+                        channel,
+                        locator,
+                        max,
+                    },
+                    want,
+                    want,
+                )
+            }
+            SyncRequest::GetBlocks(hashes) => {
+                let hashes = dedup_hashes(hashes);
+                let want = response_bytes(hashes.len(), max_block)
+                    .min(SYNC_RESPONSE_SOFT_BYTES.max(max_block));
+                let min = response_bytes(1, max_block);
+                (ServeItem::Blocks { channel, hashes }, want, min)
+            }
+        };
+        match self.serving.enqueue(key, peer, want, min, item) {
+            Ok(()) => self.pump_serving(),
+            Err((full, item)) => {
+                let channel = match item {
+                    ServeItem::Headers { channel, .. } | ServeItem::Blocks { channel, .. } => {
+                        channel
+                    }
+                };
+                self.respond(channel, SyncResponse::Refused(Refusal::Busy));
+                if full == QueueFull::Peer {
+                    let reason = "sync requests beyond its serving queue (it does not read)";
+                    self.misbehaved(peer, points::OVER_BUDGET, reason);
+                }
+            }
         }
     }
 
-    /// Runs a store read on the blocking pool; the response comes back as [`Internal::Serve`].
-    fn serve<F>(&mut self, channel: ResponseChannel<SyncResponse>, job: F)
-    where
-        F: FnOnce(&StoreReader) -> Result<SyncResponse, StoreError> + Send + 'static,
-    {
-        if self.serving >= MAX_SERVING {
-            self.respond(channel, SyncResponse::Refused(Refusal::Busy));
-            return;
-        }
-        self.serving += 1;
-        let store = self.store.clone();
-        let tx = self.internal_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let response = job(&store).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "store read failed while serving sync");
-                SyncResponse::Refused(Refusal::Internal)
+    /// Starts the store reads the serve queue allows now, on the blocking pool; each response
+    /// comes back as [`Internal::Serve`].
+    pub(super) fn pump_serving(&mut self) {
+        while let Some(grant) = self.serving.next(Instant::now()) {
+            let store = self.store.clone();
+            let tx = self.internal_tx.clone();
+            let (key, cap) = (grant.key, grant.bytes);
+            tokio::task::spawn_blocking(move || {
+                let (channel, result) = match grant.item {
+                    ServeItem::Headers {
+                        channel,
+                        locator,
+                        max,
+                    } => (
+                        channel,
+                        serve_headers(&store, &locator, max).map(SyncResponse::Headers),
+                    ),
+                    ServeItem::Blocks { channel, hashes } => (
+                        channel,
+                        serve_blocks(&store, &hashes, cap).map(SyncResponse::BlocksRaw),
+                    ),
+                };
+                let response = result.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "store read failed while serving sync");
+                    SyncResponse::Refused(Refusal::Internal)
+                });
+                let bytes = match &response {
+                    SyncResponse::BlocksRaw(blocks) => {
+                        response_bytes(blocks.len(), 0) + blocks.iter().map(Vec::len).sum::<usize>()
+                    }
+                    SyncResponse::Headers(headers) => response_bytes(headers.len(), HEADER_LEN),
+                    _ => 16,
+                };
+                let _ = tx.blocking_send(Internal::Serve {
+                    key,
+                    channel,
+                    response,
+                    bytes,
+                });
             });
-            let _ = tx.blocking_send(Internal::Serve { channel, response });
-        });
+        }
+    }
+
+    /// A store read finished: hand the response to libp2p (its bytes stay in the budget until
+    /// it is sent or fails).
+    pub(super) fn served(
+        &mut self,
+        key: InboundRequestId,
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+        bytes: usize,
+    ) {
+        if self.serving.read_done(&key, bytes, Instant::now())
+            && self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_response(channel, response)
+                .is_err()
+        {
+            tracing::debug!("sync response dropped: the request timed out or closed");
+            self.serving.finished(&key);
+        }
+        self.pump_serving();
+    }
+
+    /// Releases budget entries libp2p never reported on (a safety net).
+    pub(super) fn sweep_serving(&mut self, now: Instant) {
+        let swept = self.serving.sweep(now);
+        if !swept.is_empty() {
+            tracing::warn!(
+                count = swept.len(),
+                "released serving budget never reported on"
+            );
+            self.pump_serving();
+        }
     }
 
     // ----- requesting -----------------------------------------------------------------
@@ -222,6 +397,10 @@ impl Service {
     }
 
     fn fetch_ancestor(&mut self, peer: PeerId, missing: Hash) {
+        if !self.sync.ancestor_room() {
+            tracing::debug!(%peer, %missing, "download buffer full; ancestor not fetched");
+            return;
+        }
         if !self.peers.take_ancestor_token(&peer, Instant::now()) {
             tracing::debug!(%peer, %missing, "ancestor fetch budget exhausted");
             return;
@@ -248,6 +427,9 @@ impl Service {
     fn on_answer(&mut self, peer: PeerId, id: OutboundRequestId, purpose: Purpose, answer: Answer) {
         if purpose == Purpose::Status {
             self.peers.end_status(&peer);
+        }
+        if matches!(purpose, Purpose::Ancestor(_)) {
+            self.sync.ancestor_done();
         }
         // A round request of the current round's peer (any other was forgotten on abort).
         let in_round = purpose.is_round() && self.sync.round_peer() == Some(peer);
@@ -301,7 +483,7 @@ impl Service {
 
     /// Starts a round with the peer of most work above ours, if any.
     pub(super) fn maybe_start_sync(&mut self) {
-        if !self.sync.is_idle() {
+        if !self.sync.is_idle() || self.adversary.as_ref().is_some_and(|a| !a.mode().syncs()) {
             return;
         }
         let now = Instant::now();
@@ -332,7 +514,7 @@ impl Service {
         }
     }
 
-    fn on_round_end(&mut self, end: Option<RoundEnd<OutboundRequestId>>) {
+    pub(super) fn on_round_end(&mut self, end: Option<RoundEnd<OutboundRequestId>>) {
         match end {
             None => {}
             Some(RoundEnd::Finished(finished)) => self.round_finished(finished),
@@ -366,8 +548,18 @@ impl Service {
             self.requests.forget(id);
         }
         self.peers.set_sync_cooldown(&a.peer, a.cooldown_until);
-        if let Some(pts) = a.penalty {
-            self.misbehaved(a.peer, pts, &a.reason);
+        if let Some(served) = a.served {
+            self.peers.lower_claim(&a.peer, served);
+        }
+        // One penalty for both offences (a stall and the lie it hid), so they add up at once.
+        match (a.penalty, &a.lied) {
+            (Some(pts), Some(lie)) => {
+                let reason = format!("{}; {lie}", a.reason);
+                self.misbehaved(a.peer, pts + points::LIED_ABOUT_WORK, &reason);
+            }
+            (Some(pts), None) => self.misbehaved(a.peer, pts, &a.reason),
+            (None, Some(lie)) => self.misbehaved(a.peer, points::LIED_ABOUT_WORK, lie),
+            (None, None) => {}
         }
         self.maybe_start_sync();
     }
