@@ -397,6 +397,16 @@ impl Mempool {
         Ok(Some(*old_id))
     }
 
+    /// What `sender`'s pending transactions cost in all (`amount + fee` each), leaving out
+    /// `except` (a transaction about to be replaced).
+    pub fn pending_cost(&self, sender: &Address, except: Option<Hash>) -> u128 {
+        self.pending_of(sender)
+            .iter()
+            .filter(|e| Some(e.txid) != except)
+            .map(|e| e.tx.wide_cost())
+            .fold(0u128, u128::saturating_add)
+    }
+
     fn check_funds(
         &self,
         sender: &Address,
@@ -404,12 +414,7 @@ impl Mempool {
         balance: u64,
         replaced: Option<Hash>,
     ) -> Result<(), MempoolError> {
-        let pending: u128 = self
-            .pending_of(sender)
-            .iter()
-            .filter(|e| Some(e.txid) != replaced)
-            .map(|e| e.tx.wide_cost())
-            .fold(0u128, u128::saturating_add);
+        let pending = self.pending_cost(sender, replaced);
         // Saturating: a sum too large for u128 is above any u64 balance all the same.
         let needed = pending.saturating_add(tx.wide_cost());
         if needed > u128::from(balance) {

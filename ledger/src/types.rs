@@ -272,7 +272,7 @@ impl Transaction {
     }
 
     /// `amount + fee` as a u128, which it always fits.
-    pub(crate) fn wide_cost(&self) -> u128 {
+    pub fn wide_cost(&self) -> u128 {
         wide_sum(self.amount, self.fee)
     }
 

@@ -72,10 +72,6 @@ pub struct GapQueue {
     limits: GapLimits,
 }
 
-fn cost(tx: &Transaction) -> u128 {
-    u128::from(tx.amount) + u128::from(tx.fee)
-}
-
 impl GapQueue {
     /// An empty queue with these bounds.
     pub fn new(limits: GapLimits) -> Self {
@@ -107,11 +103,11 @@ impl GapQueue {
             .map(|m| {
                 m.values()
                     .filter(|h| h.tx.nonce != held.tx.nonce)
-                    .map(|h| cost(&h.tx))
+                    .map(|h| h.tx.wide_cost())
                     .sum()
             })
             .unwrap_or(0);
-        let needed = others + cost(&held.tx);
+        let needed = others + held.tx.wide_cost();
         if needed > available {
             return Err(HoldRefused::Unfunded {
                 sender,

@@ -3,19 +3,15 @@
 //! to everyone, growing every node's block tree and disk. Now an unrequested block that leaves
 //! its branch lighter than the active tip is neither stored nor relayed.
 
+mod adversary_support;
+
 use std::time::Duration;
 
+use adversary_support::Raw;
 use peerchain_consensus::{Chain, ChainConfig, build_template, solve};
 use peerchain_ledger::{Address, Store};
-use peerchain_network::NetworkConfig;
+use peerchain_testkit::now_ms;
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lighter_side_branch_is_neither_stored_nor_relayed() {
@@ -35,7 +31,6 @@ async fn a_lighter_side_branch_is_neither_stored_nor_relayed() {
 
     // The attacker: its own chain, forked at genesis, 6 valid blocks (less work than 10).
     let store = Store::temporary(&genesis).expect("store");
-    let reader = store.reader();
     let mut fork = Chain::open(store, genesis.clone(), ChainConfig::default()).expect("chain");
     let mut blocks = Vec::new();
     for i in 0..6u64 {
@@ -47,21 +42,10 @@ async fn a_lighter_side_branch_is_neither_stored_nor_relayed() {
         blocks.push(block);
     }
     assert_eq!(fork.tip(), blocks[5].hash(), "a valid branch of its own");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = NetworkConfig::new(
-        dir.path(),
-        genesis.hash(),
-        usize::try_from(genesis.max_block_txs).expect("fits"),
-    );
-    config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    config.bootnodes = vec![net.nodes[0].p2p.clone()];
-    config.heartbeat_ms = 100;
-    let (attacker, _events) = peerchain_network::start(config, reader)
-        .await
-        .expect("attacker network");
+    let attacker = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 4, None).await;
     tokio::time::sleep(Duration::from_millis(2000)).await; // connected, mesh formed
     for block in &blocks {
-        attacker.publish_block(block).await;
+        attacker.net.publish_block(block).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -81,6 +65,6 @@ async fn a_lighter_side_branch_is_neither_stored_nor_relayed() {
         let s = net.status(i).await.expect("status");
         assert_eq!(s["height"].as_u64(), Some(10), "node {i}: {s}");
     }
-    attacker.shutdown().await;
+    attacker.net.shutdown().await;
     net.stop().await;
 }

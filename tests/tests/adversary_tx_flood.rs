@@ -7,12 +7,14 @@
 //! The honest node is the real node; the attacker is a bare network instance gossiping junk
 //! over the real protocol.
 
+mod adversary_support;
+
 use std::time::Duration;
 
+use adversary_support::Raw;
 use peerchain::config::NodeLimits;
+use peerchain_ledger::Address;
 use peerchain_ledger::crypto::Keypair;
-use peerchain_ledger::{Address, Store};
-use peerchain_network::NetworkConfig;
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,19 +32,7 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
         .expect("node");
 
     // The attacker joins over the real P2P protocol.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::temporary(&genesis).expect("store");
-    let mut config = NetworkConfig::new(
-        dir.path(),
-        genesis.hash(),
-        usize::try_from(genesis.max_block_txs).expect("fits"),
-    );
-    config.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    config.bootnodes = vec![net.nodes[0].p2p.clone()];
-    config.heartbeat_ms = 100;
-    let (attacker, _events) = peerchain_network::start(config, store.reader())
-        .await
-        .expect("attacker network");
+    let attacker = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 4, None).await;
     net.wait_all("a peer", Duration::from_secs(15), |s| {
         s["peer_count"].as_u64() >= Some(1)
     })
@@ -62,14 +52,14 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
             genesis.min_fee,
             1,
         );
-        attacker.publish_tx(&junk).await;
+        attacker.net.publish_tx(&junk).await;
     }
     // An honest sender's nonce 1 reaches the node by gossip before its nonce 0.
     let honest = Keypair::dev(3);
     let to = Keypair::dev(4).address();
     let early = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    attacker.publish_tx(&early).await;
+    attacker.net.publish_tx(&early).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let first = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 0);
     let (code, body) = net
@@ -109,6 +99,6 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
         !refused.is_empty(),
         "unfunded transactions were refused: {metrics}"
     );
-    attacker.shutdown().await;
+    attacker.net.shutdown().await;
     net.stop().await;
 }
