@@ -153,8 +153,14 @@ pub(crate) const EVENT_CHANNEL: usize = 1024;
 pub(crate) const COMMAND_CHANNEL: usize = 1024;
 /// Capacity of the internal channel from blocking jobs back to the service.
 pub(crate) const INTERNAL_CHANNEL: usize = 256;
-/// Gossip events queued while the event channel is full; beyond this they are ignored.
-pub(crate) const MAX_QUEUED_GOSSIP: usize = 4096;
+/// Gossip transactions queued while the event channel is full; beyond this they are ignored.
+pub(crate) const MAX_QUEUED_TXS: usize = 4096;
+/// Gossip blocks queued (or being decoded) while the event channel is full; beyond this they
+/// are ignored. Their own lane: a transaction flood never takes their room.
+pub(crate) const MAX_QUEUED_BLOCKS: usize = 256;
+/// Gossip transactions allowed to sit in the event channel at once, so a block or control
+/// event delivered next waits behind at most this many.
+pub(crate) const TXS_IN_CHANNEL: usize = 64;
 /// Control events (peer connected or disconnected, syncing, listening) queued while the event
 /// channel is full; beyond this new ones are dropped with a warning.
 pub(crate) const MAX_QUEUED_CONTROL: usize = 4096;
@@ -193,6 +199,18 @@ pub(crate) const REQUEST_RATE_PER_SEC: f64 = 32.0;
 pub(crate) const REQUEST_BURST: f64 = 64.0;
 /// Single-block ancestor fetches per peer before the budget must refill (one per second).
 pub(crate) const ANCESTOR_BUDGET: f64 = 64.0;
+/// Transactions per second a gossip peer with a gossipsub score of 0 (new, or never first to
+/// deliver a valid message) may hand to the node; beyond it they are ignored (`tx_budget.rs`).
+/// Its bucket holds one second's worth.
+pub(crate) const TX_RATE_MIN_PER_SEC: f64 = 500.0;
+/// Transactions per second a trusted gossip peer (score at least [`TX_TRUSTED_SCORE`]) may
+/// hand to the node: above what one node confirms, so honest relays are never the limit.
+pub(crate) const TX_RATE_MAX_PER_SEC: f64 = 20_000.0;
+/// The gossipsub score at which a peer gets [`TX_RATE_MAX_PER_SEC`] (20 first deliveries of
+/// valid messages, the cap of that score component).
+pub(crate) const TX_TRUSTED_SCORE: f64 = 20.0;
+/// Peers whose transaction budget is tracked (connected peers are far fewer).
+pub(crate) const MAX_TX_BUDGETS: usize = 4096;
 /// Ancestor hashes remembered as requested (not fetched again); the oldest are forgotten.
 pub(crate) const RECENT_ANCESTORS: usize = 1024;
 

@@ -2,15 +2,20 @@
 //!
 //! It owns: the dispatch of received gossip messages by topic (transactions decoded here,
 //! blocks handed out for decoding on the blocking pool, anything else rejected), the count of
-//! blocks being decoded, the queue of events waiting for room in the event channel (gossip
-//! items and control events, in order), and the transactions kept for republishing while no
-//! peer is subscribed to the transaction topic.
+//! blocks being decoded, the events waiting for room in the event channel, and the
+//! transactions kept for republishing while no peer is subscribed to the transaction topic.
+//!
+//! Events wait in three lanes, delivered in priority order: control events (peer connected or
+//! disconnected, syncing, listening), gossip blocks, then gossip transactions. Each lane has
+//! its own bound, so a flood of transactions can neither delay a block behind it nor make
+//! room for blocks run out (hostile peers, defect 6).
 //!
 //! It must never: judge consensus validity (only decoding; verdicts come from the node);
 //! decode a block on the service task; call into the swarm (it returns what to report or
 //! decode, and publishing goes through a function the service passes in); or hold more than
-//! [`MAX_DECODING`] blocks being decoded, [`MAX_QUEUED_GOSSIP`] gossip events,
-//! [`MAX_QUEUED_CONTROL`] control events or [`MAX_PENDING_TXS`] transactions.
+//! [`MAX_DECODING`] blocks being decoded, [`MAX_QUEUED_BLOCKS`] gossip blocks,
+//! [`MAX_QUEUED_TXS`] gossip transactions, [`MAX_QUEUED_CONTROL`] control events or
+//! [`MAX_PENDING_TXS`] transactions.
 
 use std::collections::VecDeque;
 
@@ -18,7 +23,9 @@ use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId, PublishError, TopicHash};
 use peerchain_ledger::{Block, Transaction};
 
-use crate::config::{MAX_DECODING, MAX_PENDING_TXS, MAX_QUEUED_CONTROL, MAX_QUEUED_GOSSIP};
+use crate::config::{
+    MAX_DECODING, MAX_PENDING_TXS, MAX_QUEUED_BLOCKS, MAX_QUEUED_CONTROL, MAX_QUEUED_TXS,
+};
 use crate::types::{Acceptance, BlockOrigin, MessageRef, NetworkEvent};
 
 /// What the service does with a received gossip message.
@@ -81,26 +88,17 @@ pub(crate) fn log_block_publish(published: Published) {
 pub(crate) struct GossipInbox {
     blocks_topic: TopicHash,
     txs_topic: TopicHash,
-    /// Events waiting for room in the event channel, in order.
-    queue: VecDeque<NetworkEvent>,
-    queued_gossip: usize,
-    queued_control: usize,
+    /// Control events waiting for room in the event channel, in order.
+    control: VecDeque<NetworkEvent>,
+    /// Gossip blocks waiting, in order.
+    blocks: VecDeque<NetworkEvent>,
+    /// Gossip transactions waiting, in order.
+    txs: VecDeque<NetworkEvent>,
     decoding: usize,
     /// The event channel is closed: nothing is queued any more.
     closed: bool,
     /// Encoded transactions waiting for a subscriber, oldest first.
     pending_txs: VecDeque<Vec<u8>>,
-}
-
-fn is_gossip(event: &NetworkEvent) -> bool {
-    matches!(
-        event,
-        NetworkEvent::Tx { .. }
-            | NetworkEvent::Block {
-                origin: BlockOrigin::Gossip(_),
-                ..
-            }
-    )
 }
 
 impl GossipInbox {
@@ -109,9 +107,9 @@ impl GossipInbox {
         GossipInbox {
             blocks_topic,
             txs_topic,
-            queue: VecDeque::new(),
-            queued_gossip: 0,
-            queued_control: 0,
+            control: VecDeque::new(),
+            blocks: VecDeque::new(),
+            txs: VecDeque::new(),
             decoding: 0,
             closed: false,
             pending_txs: VecDeque::new(),
@@ -130,7 +128,9 @@ impl GossipInbox {
     ) -> Dispatch {
         let msg = MessageRef { id, source };
         if *topic == self.blocks_topic {
-            if self.decoding >= MAX_DECODING || self.queued_gossip >= MAX_QUEUED_GOSSIP {
+            if self.decoding >= MAX_DECODING
+                || self.decoding + self.blocks.len() >= MAX_QUEUED_BLOCKS
+            {
                 tracing::debug!(
                     ?msg,
                     decoding = self.decoding,
@@ -148,7 +148,7 @@ impl GossipInbox {
                         peer: source.to_string(),
                         msg: msg.clone(),
                     };
-                    self.push_gossip(event, msg)
+                    Self::push_gossip(&mut self.txs, MAX_QUEUED_TXS, self.closed, event, msg)
                 }
                 Err(e) => {
                     tracing::debug!(peer = %source, error = %e, "undecodable transaction rejected");
@@ -174,7 +174,7 @@ impl GossipInbox {
                     peer: msg.source.to_string(),
                     origin: BlockOrigin::Gossip(msg.clone()),
                 };
-                self.push_gossip(event, msg)
+                Self::push_gossip(&mut self.blocks, MAX_QUEUED_BLOCKS, self.closed, event, msg)
             }
             Err(e) => {
                 tracing::debug!(peer = %msg.source, error = %e, "undecodable block rejected");
@@ -183,14 +183,19 @@ impl GossipInbox {
         }
     }
 
-    /// Queues a gossip event, or ignores its message when too many are waiting.
-    fn push_gossip(&mut self, event: NetworkEvent, msg: MessageRef) -> Dispatch {
-        if self.closed || self.queued_gossip >= MAX_QUEUED_GOSSIP {
-            tracing::debug!(?msg, "event queue full; gossip message ignored");
+    /// Queues a gossip event in `lane`, or ignores its message when `bound` are waiting.
+    fn push_gossip(
+        lane: &mut VecDeque<NetworkEvent>,
+        bound: usize,
+        closed: bool,
+        event: NetworkEvent,
+        msg: MessageRef,
+    ) -> Dispatch {
+        if closed || lane.len() >= bound {
+            tracing::debug!(?msg, bound, "gossip lane full; message ignored");
             return Dispatch::Report(msg, MessageAcceptance::Ignore);
         }
-        self.queued_gossip += 1;
-        self.queue.push_back(event);
+        lane.push_back(event);
         Dispatch::Queued
     }
 
@@ -201,7 +206,7 @@ impl GossipInbox {
         if self.closed {
             return;
         }
-        if self.queued_control >= MAX_QUEUED_CONTROL {
+        if self.control.len() >= MAX_QUEUED_CONTROL {
             tracing::warn!(
                 ?event,
                 bound = MAX_QUEUED_CONTROL,
@@ -209,32 +214,40 @@ impl GossipInbox {
             );
             return;
         }
-        self.queued_control += 1;
-        self.queue.push_back(event);
+        self.control.push_back(event);
     }
 
-    /// The next event to deliver.
-    pub(crate) fn pop(&mut self) -> Option<NetworkEvent> {
-        let event = self.queue.pop_front()?;
-        if is_gossip(&event) {
-            self.queued_gossip = self.queued_gossip.saturating_sub(1);
-        } else {
-            self.queued_control = self.queued_control.saturating_sub(1);
-        }
-        Some(event)
+    /// The next control event or gossip block to deliver, control first.
+    pub(crate) fn pop_priority(&mut self) -> Option<NetworkEvent> {
+        self.control.pop_front().or_else(|| self.blocks.pop_front())
     }
 
-    /// Whether events wait for delivery.
-    pub(crate) fn has_events(&self) -> bool {
-        !self.queue.is_empty()
+    /// The next gossip transaction to deliver.
+    pub(crate) fn pop_tx(&mut self) -> Option<NetworkEvent> {
+        self.txs.pop_front()
+    }
+
+    /// Whether control events or gossip blocks wait for delivery.
+    pub(crate) fn has_priority(&self) -> bool {
+        !self.control.is_empty() || !self.blocks.is_empty()
+    }
+
+    /// Whether gossip transactions wait for delivery.
+    pub(crate) fn has_txs(&self) -> bool {
+        !self.txs.is_empty()
+    }
+
+    /// Whether `topic` is the transaction topic.
+    pub(crate) fn is_tx_topic(&self, topic: &TopicHash) -> bool {
+        *topic == self.txs_topic
     }
 
     /// The event channel closed: drop the queue and queue nothing more.
     pub(crate) fn close(&mut self) {
         self.closed = true;
-        self.queue.clear();
-        self.queued_gossip = 0;
-        self.queued_control = 0;
+        self.control.clear();
+        self.blocks.clear();
+        self.txs.clear();
     }
 
     /// Whether the event channel closed.
@@ -353,14 +366,14 @@ mod tests {
             matches!(d, Dispatch::Report(_, MessageAcceptance::Reject)),
             "{d:?}"
         );
-        match g.pop() {
+        match g.pop_tx() {
             Some(NetworkEvent::Tx { peer: p, msg, .. }) => {
                 assert_eq!(p, peer(1).to_string());
                 assert_eq!(msg.id, id(1));
             }
             other => panic!("expected the transaction, got {other:?}"),
         }
-        assert!(g.pop().is_none());
+        assert!(g.pop_tx().is_none() && g.pop_priority().is_none());
     }
 
     #[test]
@@ -386,7 +399,7 @@ mod tests {
             g.block_decoded(msg, Err("bad merkle root".to_owned())),
             Dispatch::Report(_, MessageAcceptance::Reject)
         ));
-        match g.pop() {
+        match g.pop_priority() {
             Some(NetworkEvent::Block {
                 block: b,
                 origin: BlockOrigin::Gossip(m),
@@ -422,11 +435,13 @@ mod tests {
         ));
     }
 
+    /// Hostile peers, defect 6: blocks and transactions shared one queue, so a full queue of
+    /// transactions refused new block decodes and a block waited behind every transaction.
     #[test]
-    fn the_gossip_queue_is_bounded_but_control_events_still_pass() {
+    fn a_transaction_flood_neither_delays_nor_crowds_out_blocks() {
         let mut g = inbox();
         let txs = TopicHash::from_raw("txs");
-        for n in 0..MAX_QUEUED_GOSSIP as u32 {
+        for n in 0..MAX_QUEUED_TXS as u32 {
             assert!(matches!(
                 g.on_message(peer(1), id(n), &txs, tx_bytes()),
                 Dispatch::Queued
@@ -436,29 +451,64 @@ mod tests {
             g.on_message(peer(1), id(u32::MAX), &txs, tx_bytes()),
             Dispatch::Report(_, MessageAcceptance::Ignore)
         ));
-        // A full queue also refuses new block decodes.
+        // A full transaction lane still takes blocks...
+        let Dispatch::DecodeBlock(msg, _) = g.on_message(
+            peer(2),
+            id(u32::MAX - 1),
+            &TopicHash::from_raw("blocks"),
+            vec![],
+        ) else {
+            panic!("a block is decoded whatever the transaction lane holds");
+        };
         assert!(matches!(
-            g.on_message(
-                peer(1),
-                id(u32::MAX - 1),
-                &TopicHash::from_raw("blocks"),
-                vec![]
-            ),
-            Dispatch::Report(_, MessageAcceptance::Ignore)
+            g.block_decoded(msg, Ok(block())),
+            Dispatch::Queued
         ));
         g.push_control(NetworkEvent::Syncing(true));
-        // Order is kept: the control event comes after the gossip queued before it.
+        // ...and control events, then the block, go out before any queued transaction.
+        assert!(g.has_priority() && g.has_txs());
+        assert!(matches!(
+            g.pop_priority(),
+            Some(NetworkEvent::Syncing(true))
+        ));
+        assert!(matches!(g.pop_priority(), Some(NetworkEvent::Block { .. })));
+        assert!(g.pop_priority().is_none());
         let mut n = 0;
-        let mut last = None;
-        while let Some(e) = g.pop() {
+        while let Some(e) = g.pop_tx() {
+            assert!(matches!(e, NetworkEvent::Tx { .. }));
             n += 1;
-            last = Some(e);
         }
-        assert_eq!(n, MAX_QUEUED_GOSSIP + 1);
-        assert!(matches!(last, Some(NetworkEvent::Syncing(true))));
+        assert_eq!(n, MAX_QUEUED_TXS);
         assert!(matches!(
             g.on_message(peer(1), id(1), &txs, tx_bytes()),
             Dispatch::Queued
+        ));
+    }
+
+    #[test]
+    fn the_block_lane_is_bounded_with_blocks_being_decoded() {
+        let mut g = inbox();
+        let blocks = TopicHash::from_raw("blocks");
+        let mut queued = 0;
+        let mut n = 0;
+        while queued < MAX_QUEUED_BLOCKS {
+            n += 1;
+            match g.on_message(peer(1), id(n), &blocks, vec![]) {
+                Dispatch::DecodeBlock(m, _) => {
+                    assert!(matches!(g.block_decoded(m, Ok(block())), Dispatch::Queued));
+                    queued += 1;
+                }
+                other => panic!("block {n}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            g.on_message(peer(1), id(n + 1), &blocks, vec![]),
+            Dispatch::Report(_, MessageAcceptance::Ignore)
+        ));
+        assert!(g.pop_priority().is_some());
+        assert!(matches!(
+            g.on_message(peer(1), id(n + 2), &blocks, vec![]),
+            Dispatch::DecodeBlock(..)
         ));
     }
 
@@ -468,11 +518,14 @@ mod tests {
         for _ in 0..MAX_QUEUED_CONTROL + 10 {
             g.push_control(NetworkEvent::Syncing(false));
         }
-        assert_eq!(g.queue.len(), MAX_QUEUED_CONTROL);
-        g.pop();
+        assert_eq!(g.control.len(), MAX_QUEUED_CONTROL);
+        g.pop_priority();
         g.push_control(NetworkEvent::Syncing(true));
-        assert_eq!(g.queue.len(), MAX_QUEUED_CONTROL);
-        assert!(matches!(g.queue.back(), Some(NetworkEvent::Syncing(true))));
+        assert_eq!(g.control.len(), MAX_QUEUED_CONTROL);
+        assert!(matches!(
+            g.control.back(),
+            Some(NetworkEvent::Syncing(true))
+        ));
     }
 
     #[test]
@@ -481,9 +534,9 @@ mod tests {
         g.push_control(NetworkEvent::Syncing(true));
         g.close();
         assert!(g.is_closed());
-        assert!(!g.has_events());
+        assert!(!g.has_priority());
         g.push_control(NetworkEvent::Syncing(false));
-        assert!(!g.has_events());
+        assert!(!g.has_priority());
         assert!(matches!(
             g.on_message(peer(1), id(1), &TopicHash::from_raw("txs"), tx_bytes()),
             Dispatch::Report(_, MessageAcceptance::Ignore)

@@ -36,7 +36,9 @@
 //!   of responses in flight, per peer and in total.
 //! - `adversary.rs`: deliberately dishonest modes (`NetworkConfig::adversary`), for testing
 //!   the defences; the only code that misbehaves on purpose.
-//! - `gossip.rs`: gossip dispatch, the bounded event queue, transactions kept for republishing.
+//! - `gossip.rs`: gossip dispatch, the event queue in three bounded lanes (control, blocks,
+//!   transactions), transactions kept for republishing.
+//! - `tx_budget.rs`: how many gossiped transactions each peer may relay, by its score.
 //! - `timers.rs`: which periodic duties are due.
 //! - `sync.rs` (store-side helpers), `codec.rs`, `behaviour.rs`, `handle.rs`, `identity.rs`,
 //!   `config.rs` (every bound), `error.rs`, `types.rs`.
@@ -56,6 +58,7 @@ mod serving;
 mod sync;
 mod sync_round;
 mod timers;
+mod tx_budget;
 mod types;
 
 use std::collections::HashMap;

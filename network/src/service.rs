@@ -4,7 +4,9 @@
 //!
 //! - [`PeerBook`] (`peers.rs`): per-peer bookkeeping, penalties, bans, redials;
 //! - [`SyncState`] (`sync_round.rs`): the header-first sync round and the download buffer;
-//! - [`GossipInbox`] (`gossip.rs`): gossip dispatch, the event queue, transaction republishing;
+//! - [`GossipInbox`] (`gossip.rs`): gossip dispatch, the event lanes (control, blocks,
+//!   transactions), transaction republishing;
+//! - [`TxBudgets`] (`tx_budget.rs`): how many gossiped transactions each peer may relay;
 //! - [`RequestTable`] (`requests.rs`): outstanding sync requests and what their answers mean;
 //! - [`ServeQueue`] (`serving.rs`): inbound sync requests waiting, being read, and the bytes of
 //!   responses each peer holds;
@@ -43,6 +45,7 @@ use crate::requests::RequestTable;
 use crate::serving::ServeQueue;
 use crate::sync_round::SyncState;
 use crate::timers::Timers;
+use crate::tx_budget::TxBudgets;
 #[cfg(feature = "test-hooks")]
 use crate::types::RawTopic;
 use crate::types::{BlockOrigin, LocalTip, MessageRef, NetworkEvent};
@@ -85,6 +88,9 @@ pub(crate) struct Service {
     peers: PeerBook,
     sync: SyncState<OutboundRequestId>,
     inbox: GossipInbox,
+    tx_budgets: TxBudgets,
+    /// Gossiped transactions ignored for being over their relay's budget, since start.
+    tx_over_budget: u64,
     /// Outstanding sync requests of every kind.
     requests: RequestTable<OutboundRequestId>,
     /// Inbound sync requests waiting or being read, and the bytes of responses in flight.
@@ -126,6 +132,8 @@ impl Service {
             adversary,
             sync: SyncState::new(local_tip.total_work, now),
             inbox,
+            tx_budgets: TxBudgets::default(),
+            tx_over_budget: 0,
             swarm,
             config,
             names,
@@ -211,27 +219,39 @@ impl Service {
 
     // ----- event delivery -------------------------------------------------------------
 
-    fn can_deliver(&self) -> bool {
-        let queued = self
-            .events
+    /// Events in the channel, not yet received (reserved permits count as taken).
+    fn queued_events(&self) -> usize {
+        self.events
             .max_capacity()
-            .saturating_sub(self.events.capacity());
-        !self.inbox.is_closed()
-            && (self.inbox.has_events()
-                || (self.sync.has_ready() && queued < SYNC_BLOCKS_IN_CHANNEL))
+            .saturating_sub(self.events.capacity())
     }
 
-    /// Control and gossip events first, then downloaded blocks.
+    fn can_deliver(&self) -> bool {
+        let queued = self.queued_events();
+        !self.inbox.is_closed()
+            && (self.inbox.has_priority()
+                || (self.sync.has_ready() && queued < SYNC_BLOCKS_IN_CHANNEL)
+                || (self.inbox.has_txs() && queued < TXS_IN_CHANNEL))
+    }
+
+    /// Control events and gossip blocks first, then downloaded blocks, then transactions
+    /// (each of the last two only while few events wait in the channel).
     fn deliver(&mut self, permit: mpsc::OwnedPermit<NetworkEvent>) {
-        if let Some(event) = self.inbox.pop() {
+        // Not counting the permit in hand, as `can_deliver` did not.
+        let queued = self.queued_events().saturating_sub(1);
+        if let Some(event) = self.inbox.pop_priority() {
             permit.send(event);
-        } else if let Some((block, peer)) = self.sync.pop_ready() {
+        } else if queued < SYNC_BLOCKS_IN_CHANNEL
+            && let Some((block, peer)) = self.sync.pop_ready()
+        {
             permit.send(NetworkEvent::Block {
                 block,
                 peer: peer.to_string(),
                 origin: BlockOrigin::Sync,
             });
             self.pump_sync();
+        } else if let Some(event) = self.inbox.pop_tx() {
+            permit.send(event);
         }
     }
 
@@ -435,6 +455,7 @@ impl Service {
                 ..
             } => {
                 tracing::debug!(peer = %peer_id, ?cause, "peer disconnected");
+                self.tx_budgets.remove(&peer_id);
                 if self.peers.remove(&peer_id) {
                     self.inbox.push_control(NetworkEvent::PeerDisconnected {
                         peer: peer_id.to_string(),
@@ -520,6 +541,16 @@ impl Service {
                 message_id,
                 message,
             } => {
+                if self.inbox.is_tx_topic(&message.topic)
+                    && !self.take_tx_budget(propagation_source)
+                {
+                    let msg = MessageRef {
+                        id: message_id,
+                        source: propagation_source,
+                    };
+                    self.report(&msg, MessageAcceptance::Ignore);
+                    return;
+                }
                 let dispatch = self.inbox.on_message(
                     propagation_source,
                     message_id,
@@ -548,6 +579,20 @@ impl Service {
             }
             _ => {}
         }
+    }
+
+    /// Takes one transaction from `peer`'s budget, whose rate follows its gossipsub score;
+    /// `false` (ignore the transaction) when it is spent.
+    fn take_tx_budget(&mut self, peer: PeerId) -> bool {
+        let score = self.swarm.behaviour().gossipsub.peer_score(&peer);
+        let ok = self.tx_budgets.take(peer, score, Instant::now());
+        if !ok {
+            self.tx_over_budget = self.tx_over_budget.saturating_add(1);
+            if self.tx_over_budget.is_power_of_two() {
+                tracing::debug!(%peer, ?score, ignored = self.tx_over_budget, "transactions over the peer's budget ignored");
+            }
+        }
+        ok
     }
 
     fn dispatch(&mut self, dispatch: Dispatch) {

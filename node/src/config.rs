@@ -46,8 +46,11 @@ pub struct NodeLimits {
     pub http: peerchain_rpc::Limits,
     /// The mempool's bounds and policy.
     pub mempool: peerchain_ledger::MempoolConfig,
-    /// Messages waiting for the chain thread (blocks, transactions, requests).
+    /// Messages waiting for the chain thread (gossiped transactions, requests).
     pub chain_inbox: usize,
+    /// Blocks from the network waiting for the chain thread, in their own lane that goes
+    /// first.
+    pub chain_blocks: usize,
     /// HTTP requests waiting to be dispatched to the chain thread or the network.
     pub requests: usize,
     /// Commands waiting for the network (gossip reports, publications, penalties).
@@ -70,6 +73,7 @@ impl Default for NodeLimits {
             http: peerchain_rpc::Limits::default(),
             mempool: peerchain_ledger::MempoolConfig::default(),
             chain_inbox: 1024,
+            chain_blocks: 64,
             requests: 1024,
             net_outbox: 8192,
             events: 4096,

@@ -2,8 +2,8 @@
 //! - [`dispatch`]: serves one [`NodeRequest`] of the HTTP API: peer requests by the network,
 //!   the rest by the chain thread (queued without waiting: a full queue answers `Busy`).
 //! - [`forward_network_events`]: a thread that hands network events to the chain thread in
-//!   order, waiting when its inbox is full (the network then sheds gossip, its overload rule),
-//!   and keeps the peer facts current.
+//!   order (blocks to their own lane, transactions to the inbox), waiting when the queue is
+//!   full (the network then sheds gossip, its overload rule), and keeps the peer facts current.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use peerchain_rpc::metrics::Metrics;
 use peerchain_rpc::node_api::{NetFacts, NodeError, NodeRequest, PeerInfo};
 use tokio::sync::{mpsc, watch};
 
-use crate::chain_service::{ChainMsg, ChainRequest};
+use crate::chain_service::{ChainMsg, ChainRequest, PeerBlock};
 use crate::verdict::network_error;
 
 /// The chain thread's inbox as the dispatcher sees it.
@@ -134,10 +134,12 @@ pub struct NetWatch {
     pub addrs: watch::Sender<Vec<String>>,
 }
 
-/// Hands network events to the chain thread until either side closes. Returns why it ended.
+/// Hands network events to the chain thread (blocks to `blocks`, transactions to `chain`)
+/// until either side closes. Returns why it ended.
 pub fn forward_network_events(
     mut events: mpsc::Receiver<NetworkEvent>,
     chain: Sender<ChainMsg>,
+    blocks: Sender<PeerBlock>,
     seen: NetWatch,
 ) -> &'static str {
     let mut peers: usize = 0;
@@ -147,11 +149,17 @@ pub fn forward_network_events(
                 block,
                 peer,
                 origin,
-            } => ChainMsg::Block {
-                block,
-                peer,
-                origin,
-            },
+            } => {
+                let block = PeerBlock {
+                    block,
+                    peer,
+                    origin,
+                };
+                if blocks.send(block).is_err() {
+                    return "the chain thread's block lane closed";
+                }
+                continue;
+            }
             NetworkEvent::Tx { tx, peer, msg } => ChainMsg::Tx { tx, peer, msg },
             NetworkEvent::PeerConnected { .. } => {
                 peers = peers.saturating_add(1);

@@ -153,6 +153,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let metrics = Arc::new(Metrics::new());
     let (events_tx, _) = broadcast::channel(limits.events.max(1));
     let (chain_tx, chain_rx) = crossbeam_channel::bounded::<ChainMsg>(limits.chain_inbox.max(1));
+    let (blocks_tx, blocks_rx) = crossbeam_channel::bounded(limits.chain_blocks.max(1));
     let (req_tx, req_rx) = mpsc::channel::<NodeRequest>(limits.requests.max(1));
     let (addrs_tx, addrs_rx) = watch::channel(Vec::new());
     let (outbox, outbox_rx) = NetOutbox::new(limits.net_outbox);
@@ -174,7 +175,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         std::thread::Builder::new()
             .name("chain".into())
             .spawn(move || {
-                let run = std::panic::AssertUnwindSafe(move || service.run(chain_rx));
+                let run = std::panic::AssertUnwindSafe(move || service.run(chain_rx, blocks_rx));
                 match std::panic::catch_unwind(run) {
                     Ok(()) => exits_chain.report("chain thread", "stopped"),
                     Err(p) => exits_chain.report("chain thread", panic_message(&*p)),
@@ -193,7 +194,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         std::thread::Builder::new()
             .name("net-events".into())
             .spawn(move || {
-                let why = forward_network_events(net_events, forward_tx, seen);
+                let why = forward_network_events(net_events, forward_tx, blocks_tx, seen);
                 exits_fwd.report("network", why);
             })
             .context("cannot start the network event forwarder")?,

@@ -1,8 +1,10 @@
 //! The chain thread: the single owner of the [`Chain`] (and so of every store write), the
 //! mempool, the nonce-gap queue and the miner.
 //!
-//! It takes [`ChainMsg`]s from one bounded inbox, in order: blocks and transactions from the
-//! network, requests from the HTTP API. After every step it
+//! It takes blocks from the network from their own bounded lane ([`PeerBlock`]), and
+//! [`ChainMsg`]s (transactions from the network, requests from the HTTP API) from one bounded
+//! inbox, in order. A waiting block goes first, then one message: a flood of transactions
+//! delays a block by at most one transaction (hostile peers, defect 6). After every step it
 //! - turns chain events into API events, metrics and miner templates (`publish`),
 //! - queues what the network must do on the ordered [`NetOutbox`] (never a spawned task),
 //! - publishes a [`NodeSnapshot`] in a `watch` channel, from which every read of the API is
@@ -44,18 +46,22 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A block from the network, for the chain thread's block lane.
+#[derive(Debug)]
+pub struct PeerBlock {
+    /// The block.
+    pub block: Block,
+    /// Sending peer.
+    pub peer: String,
+    /// Gossip (with the message to report) or sync.
+    pub origin: BlockOrigin,
+}
+
 /// Messages for the chain thread.
+// Most messages are transactions: boxing the largest variant would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ChainMsg {
-    /// A block from the network.
-    Block {
-        /// The block.
-        block: Block,
-        /// Sending peer.
-        peer: String,
-        /// Gossip (with the message to report) or sync.
-        origin: BlockOrigin,
-    },
     /// A gossiped transaction.
     Tx {
         /// The transaction.
@@ -190,17 +196,22 @@ impl ChainService {
         s
     }
 
-    /// Runs until [`ChainMsg::Shutdown`] or until every sender is gone.
-    pub fn run(mut self, inbox: Receiver<ChainMsg>) {
+    /// Runs until [`ChainMsg::Shutdown`] or until every sender of `inbox` is gone. Each step
+    /// takes the next block of `blocks` if one waits, then one message of any kind.
+    pub fn run(mut self, inbox: Receiver<ChainMsg>, blocks: Receiver<PeerBlock>) {
         self.links.metrics.set_chain(self.chain.tip_header().height);
         self.refresh_template(true);
         self.publish_snapshot();
         loop {
-            let idle = if self.mine_jobs.is_empty() {
+            let block_first = blocks.try_recv().ok();
+            let idle = if self.mine_jobs.is_empty() && block_first.is_none() {
                 Duration::from_millis(100)
             } else {
                 Duration::ZERO
             };
+            if let Some(b) = block_first {
+                self.import_from_peer(b.block, b.peer, b.origin);
+            }
             select! {
                 recv(inbox) -> msg => match msg {
                     Ok(ChainMsg::Shutdown(done)) => {
@@ -212,6 +223,11 @@ impl ChainService {
                     Err(_) => {
                         self.stop();
                         return;
+                    }
+                },
+                recv(blocks) -> b => {
+                    if let Ok(b) = b {
+                        self.import_from_peer(b.block, b.peer, b.origin);
                     }
                 },
                 recv(self.found) -> block => {
@@ -242,11 +258,6 @@ impl ChainService {
 
     fn handle(&mut self, msg: ChainMsg) {
         match msg {
-            ChainMsg::Block {
-                block,
-                peer,
-                origin,
-            } => self.import_from_peer(block, peer, origin),
             ChainMsg::Tx { tx, peer, msg } => self.gossiped_tx(tx, peer, msg),
             ChainMsg::Request(req) => self.request(req),
             ChainMsg::Stall(d) => std::thread::sleep(d),
