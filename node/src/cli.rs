@@ -123,9 +123,13 @@ pub struct NodeArgs {
     /// `POST /v1/admin/adversary`. Never use it on a network you care about.
     #[arg(long)]
     pub allow_adversary: bool,
-    /// Start in an adversary mode (needs --allow-adversary): invalid-blocks gossips blocks that
-    /// break each consensus rule in turn; tx-flood floods unfunded and nonce-gap transactions.
-    #[arg(long, value_enum)]
+    /// Start in an adversary mode (needs --allow-adversary). invalid-blocks: gossips blocks
+    /// breaking each consensus rule in turn; tx-flood: unfunded and nonce-gap transactions;
+    /// cheap-fork: a lighter side branch from an old block; double-spend: one spend kept, a
+    /// conflicting one gossiped; stall-sync / stall-silent: claims huge work, then answers
+    /// sync with known headers / never; slow-reader: requests big blocks, never reads them;
+    /// sybil:N: N extra identities from this address. See docs/SECURITY.md.
+    #[arg(long, value_name = "MODE")]
     pub adversary: Option<crate::adversary::AdversaryMode>,
 }
 

@@ -19,10 +19,9 @@ use crate::config::{NodeConfig, target_for_hashrate};
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let config = NodeConfig::resolve(args)?;
     init_logging(config.log_format);
-    if let Some(mode) = config.adversary {
+    if let Some(mode) = &config.adversary {
         eprintln!(
-            "\n!!! ADVERSARY MODE {}: this node attacks its peers on purpose. Testing only. !!!\n",
-            mode.name()
+            "\n!!! ADVERSARY MODE {mode}: this node attacks its peers on purpose. Testing only. !!!\n"
         );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

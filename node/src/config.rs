@@ -206,12 +206,12 @@ impl NodeConfig {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
-        if let Some(mode) = args.adversary
+        if let Some(mode) = &args.adversary
             && !args.allow_adversary
         {
             bail!(
                 "--adversary {} attacks this node's peers: it needs --allow-adversary too",
-                mode.name()
+                mode
             );
         }
         let dev = args.dev.then(|| DevMode {

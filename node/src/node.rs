@@ -23,6 +23,7 @@ use peerchain_rpc::metrics::Metrics;
 use peerchain_rpc::node_api::{NetFacts, NodeApi, NodeRequest};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::adversary::AdversaryMode;
 use crate::chain_service::{ChainMsg, ChainService, Links, now_ms};
 use crate::config::NodeConfig;
 use crate::dispatch::{ChainInbox, NetWatch, forward_network_events, serve_requests};
@@ -143,6 +144,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     net_cfg.bootnodes = config.bootnodes.clone();
     net_cfg.mdns = config.mdns;
     net_cfg.heartbeat_ms = config.heartbeat_ms;
+    if config.allow_adversary {
+        net_cfg.adversary = config.adversary.as_ref().and_then(AdversaryMode::network);
+    }
     let (net, net_events) = peerchain_network::start(net_cfg, reader.clone())
         .await
         .with_context(|| format!("cannot start the P2P network on {}", config.p2p_listen))?;

@@ -55,6 +55,14 @@ pub struct NetInbox {
     tip: watch::Receiver<Option<LocalTip>>,
 }
 
+#[cfg(test)]
+impl NetInbox {
+    /// The next queued command, if any (unit tests of the chain thread's parts).
+    pub(crate) fn try_recv(&mut self) -> Option<NetCommand> {
+        self.rx.try_recv().ok()
+    }
+}
+
 impl NetOutbox {
     /// A queue of at most `capacity` commands and the receiver for [`drain`].
     pub fn new(capacity: usize) -> (Self, NetInbox) {

@@ -152,7 +152,10 @@ impl From<NodeError> for ApiError {
             | NodeError::BadPeerId { .. }
             | NodeError::BadAddress { .. }
             | NodeError::LocalPeer { .. }
-            | NodeError::UnknownAdversary { .. } => ApiError::bad_request("bad_request", message),
+            | NodeError::UnknownAdversary { .. }
+            | NodeError::AdversaryAtStartOnly { .. } => {
+                ApiError::bad_request("bad_request", message)
+            }
             NodeError::AdversaryNotAllowed => {
                 ApiError::new(StatusCode::FORBIDDEN, "adversary_not_allowed", message)
             }

@@ -221,6 +221,14 @@ pub enum NodeError {
         /// The modes there are.
         known: String,
     },
+    /// A network-level adversary mode cannot be switched on while the node runs.
+    #[error(
+        "adversary mode {mode} changes the network layer: start the node with --adversary {mode}"
+    )]
+    AdversaryAtStartOnly {
+        /// The mode asked for.
+        mode: String,
+    },
     /// The chain store failed (I/O, full disk): not a verdict on the request.
     #[error("the chain store failed: {0}")]
     Store(#[from] StoreError),

@@ -114,7 +114,7 @@ fn config(
         limits: options.limits.clone(),
         failpoints: options.failpoints.clone(),
         allow_adversary: options.adversary.is_some(),
-        adversary: options.adversary,
+        adversary: options.adversary.clone(),
     }
 }
 

@@ -176,3 +176,234 @@ async fn a_flood_of_unpayable_transactions_is_neither_held_nor_relayed() {
     .expect("relayed to the honest peer");
     net.stop().await;
 }
+
+/// Waits until node `i` reports `height`.
+async fn wait_height(net: &TestNet, i: usize, height: u64) {
+    for _ in 0..200 {
+        if let Ok(s) = net.status(i).await
+            && s["height"].as_u64() >= Some(height)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("node {i} never reached height {height}");
+}
+
+async fn tip_count(net: &TestNet, i: usize) -> usize {
+    net.get(i, "/v1/chain/tips")
+        .await
+        .expect("tips")
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheap_fork_flood_is_neither_stored_nor_relayed() {
+    let genesis = easy_genesis();
+    let mut net = TestNet::start(2, genesis, NodeOptions::default())
+        .await
+        .expect("honest nodes");
+    net.wait_all("peers", Duration::from_secs(15), |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await
+    .expect("honest nodes connected");
+    net.mine(0, 8).await.expect("honest chain");
+    let adversary = net
+        .add_node(NodeOptions {
+            adversary: Some(AdversaryMode::CheapFork),
+            ..NodeOptions::default()
+        })
+        .await
+        .expect("adversary");
+    wait_height(&net, adversary, 8).await;
+
+    // Five seconds of side blocks (one every 0.2 s), while the honest nodes keep mining.
+    let mut height = 8;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        net.mine(1, 1).await.expect("honest node mines");
+        height += 1;
+    }
+    let side_blocks = gossip_count(&metrics(&net, 0), "blocks", "ignore")
+        + gossip_count(&metrics(&net, 1), "blocks", "ignore");
+    assert!(
+        side_blocks >= 10,
+        "the flood reached the honest nodes: {side_blocks}"
+    );
+    for i in 0..2 {
+        wait_height(&net, i, height).await;
+        let s = net.status(i).await.expect("status");
+        assert_eq!(
+            s["height"].as_u64(),
+            Some(height),
+            "node {i} kept the honest chain: {s}"
+        );
+        assert_eq!(
+            tip_count(&net, i).await,
+            1,
+            "node {i} stored no side branch"
+        );
+        let accepted = gossip_count(&metrics(&net, i), "blocks", "accept");
+        assert!(
+            accepted <= height,
+            "node {i} accepted (relayed) {accepted} gossip blocks; {height} were honest"
+        );
+    }
+    // The adversary's own main chain stayed honest too.
+    wait_height(&net, adversary, height).await;
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_spends_confirm_once_and_every_mempool_drops_the_loser() {
+    let genesis = easy_genesis();
+    let mut net = TestNet::start(2, genesis, NodeOptions::default())
+        .await
+        .expect("honest nodes");
+    net.wait_all("peers", Duration::from_secs(15), |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await
+    .expect("honest nodes connected");
+    let adversary = net
+        .add_node(NodeOptions {
+            adversary: Some(AdversaryMode::DoubleSpend),
+            ..NodeOptions::default()
+        })
+        .await
+        .expect("adversary");
+    net.wait_all("peers", Duration::from_secs(15), |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await
+    .expect("adversary connected");
+
+    // Rounds of conflicting spends (one a second); the adversary and an honest node take turns
+    // mining, so each side confirms its own spends some of the time.
+    for round in 0..6u32 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let miner = if round % 2 == 0 { adversary } else { 0 };
+        net.mine(miner, 1).await.expect("mined");
+    }
+    let (code, body) = net
+        .post(
+            adversary,
+            "/v1/admin/adversary",
+            &serde_json::json!({ "mode": null }),
+        )
+        .await
+        .expect("mode off");
+    assert_eq!(code, 200, "{body}");
+    // Confirm whatever is still pending anywhere, then every node agrees.
+    let mut height = net.status(0).await.expect("status")["height"]
+        .as_u64()
+        .unwrap_or(0);
+    for i in [adversary, 0] {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        net.mine(i, 1).await.expect("mined");
+        height += 1;
+        wait_height(&net, 0, height).await;
+        height = net.status(0).await.expect("status")["height"]
+            .as_u64()
+            .unwrap_or(height);
+    }
+    let tip = net
+        .wait_same_tip(height, Duration::from_secs(20))
+        .await
+        .expect("one chain");
+
+    let spender = Keypair::dev(0).address();
+    let home = "d1".repeat(20);
+    let away = "d2".repeat(20);
+    for i in 0..net.nodes.len() {
+        let account = |a: &str| format!("/v1/accounts/{a}");
+        let nonce = net
+            .get(i, &account(&spender.to_string()))
+            .await
+            .expect("spender")["nonce"]
+            .as_u64()
+            .unwrap_or(0);
+        let received: u64 = [&home, &away]
+            .iter()
+            .map(|a| async { net.get(i, &account(a)).await.ok() })
+            .collect::<futures::future::JoinAll<_>>()
+            .await
+            .into_iter()
+            .map(|v| v.and_then(|v| v["balance"].as_u64()).unwrap_or(0))
+            .sum();
+        assert!(
+            nonce >= 4,
+            "node {i}: spends were confirmed (nonce {nonce})"
+        );
+        assert_eq!(
+            received, nonce,
+            "node {i} at {tip}: each nonce paid once (one unit each), never twice"
+        );
+        let s = net.status(i).await.expect("status");
+        assert_eq!(
+            s["mempool_size"].as_u64(),
+            Some(0),
+            "node {i} dropped every loser: {s}"
+        );
+    }
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_level_mode_runs_from_the_node_and_its_staller_is_banned() {
+    let genesis = easy_genesis();
+    // Two honest nodes, the second a control (it connects before the staller: a ban covers
+    // the staller's address, which on a local testnet is everyone's).
+    let mut net = TestNet::start(2, genesis, NodeOptions::default())
+        .await
+        .expect("honest nodes");
+    net.mine(0, 3).await.expect("honest chain");
+    let control = 1;
+    let control_id = net.nodes[control].peer_id.clone();
+    wait_height(&net, control, 3).await;
+    let adversary = net
+        .add_node(NodeOptions {
+            adversary: Some("stall-sync".parse().expect("mode")),
+            ..NodeOptions::default()
+        })
+        .await
+        .expect("adversary");
+    let adversary_id = net.nodes[adversary].peer_id.clone();
+    // It cannot be switched at run time: the network layer is built at start.
+    let (code, body) = net
+        .post(
+            adversary,
+            "/v1/admin/adversary",
+            &serde_json::json!({ "mode": "slow-reader" }),
+        )
+        .await
+        .expect("refused");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.to_string().contains("--adversary slow-reader"),
+        "{body}"
+    );
+    // The honest nodes try to sync the adversary's claimed work, see no progress and ban it;
+    // it then stays out (its redials are refused) while the control stays connected.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    for _ in 0..15 {
+        let peers = peer_ids(&net, 0).await;
+        assert!(
+            peers.contains(&control_id),
+            "the control is connected: {peers:?}"
+        );
+        for i in [0, control] {
+            let peers = peer_ids(&net, i).await;
+            assert!(
+                !peers.contains(&adversary_id),
+                "node {i} still has the staller"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    net.mine(0, 2).await.expect("honest progress");
+    wait_height(&net, control, 5).await;
+    net.stop().await;
+}

@@ -3,15 +3,25 @@
 //!
 //! Off unless the node was started with `--allow-adversary`; a mode is chosen with
 //! `--adversary MODE` or `POST /v1/admin/adversary`, and announced loudly in the banner and
-//! the log. The adversary runs on the chain thread's tick: it reads the chain to build its
-//! junk and sends it through the ordinary network outbox, bypassing its own validation.
+//! the log. There are two kinds:
+//! - chain-level modes (`invalid-blocks`, `tx-flood`, `cheap-fork`, `double-spend`) run on
+//!   the chain thread's tick: they read the chain to build their junk and send it through
+//!   the ordinary network outbox, bypassing the node's own validation; they can be switched
+//!   on and off at run time;
+//! - network-level modes (`stall-sync`, `stall-silent`, `slow-reader`, `sybil:N`) change how
+//!   the network layer itself behaves (`peerchain_network::Adversary`) and are chosen at
+//!   start only.
 //!
-//! It must never: change what the node itself accepts (its own chain stays honest), or run
-//! without `--allow-adversary`.
+//! It must never: change what the node itself accepts (its own main chain stays honest), or
+//! run without `--allow-adversary`.
 
+mod cheap_fork;
+mod double_spend;
 mod invalid_blocks;
 mod tx_flood;
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use peerchain_consensus::Chain;
@@ -19,7 +29,7 @@ use peerchain_consensus::Chain;
 use crate::outbox::NetOutbox;
 
 /// What an adversary node does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdversaryMode {
     /// Mines and gossips blocks that break each consensus rule in turn (bad proof of work,
     /// wrong target, bad tx_root, overspend, duplicate transaction, bad signature, wrong
@@ -27,66 +37,116 @@ pub enum AdversaryMode {
     InvalidBlocks,
     /// Floods validly signed transactions from unfunded keys and with nonce gaps.
     TxFlood,
+    /// Mines and floods a side branch from an old block, always lighter than the main chain.
+    CheapFork,
+    /// Keeps one spend of a funded dev key in its own mempool and gossips a conflicting
+    /// spend (same nonce, other recipient) to its peers, every round.
+    DoubleSpend,
+    /// A mode of the network layer (chosen at start only).
+    Network(peerchain_network::Adversary),
 }
+
+/// The chain-level modes, for listing.
+const CHAIN_MODES: [AdversaryMode; 4] = [
+    AdversaryMode::InvalidBlocks,
+    AdversaryMode::TxFlood,
+    AdversaryMode::CheapFork,
+    AdversaryMode::DoubleSpend,
+];
 
 impl AdversaryMode {
     /// The name used on the command line and in the admin API.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> String {
         match self {
-            AdversaryMode::InvalidBlocks => "invalid-blocks",
-            AdversaryMode::TxFlood => "tx-flood",
+            AdversaryMode::InvalidBlocks => "invalid-blocks".to_owned(),
+            AdversaryMode::TxFlood => "tx-flood".to_owned(),
+            AdversaryMode::CheapFork => "cheap-fork".to_owned(),
+            AdversaryMode::DoubleSpend => "double-spend".to_owned(),
+            AdversaryMode::Network(a) => a.name(),
         }
     }
 
-    /// Parses [`AdversaryMode::name`].
-    pub fn from_name(name: &str) -> Option<Self> {
-        [AdversaryMode::InvalidBlocks, AdversaryMode::TxFlood]
-            .into_iter()
-            .find(|m| m.name() == name)
+    /// Every mode's name (`sybil:N` with its parameter).
+    pub fn names() -> Vec<String> {
+        let mut names: Vec<String> = CHAIN_MODES.iter().map(AdversaryMode::name).collect();
+        names.extend(["stall-sync", "stall-silent", "slow-reader", "sybil:N"].map(String::from));
+        names
     }
 
-    /// Every mode's name.
-    pub fn names() -> Vec<&'static str> {
-        vec!["invalid-blocks", "tx-flood"]
+    /// The network layer's mode, if this is one.
+    pub fn network(&self) -> Option<peerchain_network::Adversary> {
+        match self {
+            AdversaryMode::Network(a) => Some(a.clone()),
+            _ => None,
+        }
     }
 
-    fn period(self) -> Duration {
+    fn period(&self) -> Duration {
         match self {
             AdversaryMode::InvalidBlocks => Duration::from_millis(500),
             AdversaryMode::TxFlood => Duration::from_millis(100),
+            AdversaryMode::CheapFork => Duration::from_millis(200),
+            AdversaryMode::DoubleSpend => Duration::from_millis(1000),
+            AdversaryMode::Network(_) => Duration::MAX,
         }
     }
 }
 
-/// The running adversary.
+impl fmt::Display for AdversaryMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl FromStr for AdversaryMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(mode) = CHAIN_MODES.iter().find(|m| m.name() == text) {
+            return Ok(mode.clone());
+        }
+        match text.parse::<peerchain_network::Adversary>() {
+            Ok(a) => Ok(AdversaryMode::Network(a)),
+            Err(e) if text.starts_with("sybil:") => Err(e),
+            Err(_) => Err(format!(
+                "unknown adversary mode {text:?}; known: {}",
+                AdversaryMode::names().join(", ")
+            )),
+        }
+    }
+}
+
+/// The running chain-level adversary.
 #[derive(Debug)]
 pub struct Adversary {
     mode: AdversaryMode,
     last: Instant,
     step: u64,
+    cheap_fork: cheap_fork::CheapFork,
 }
 
 impl Adversary {
     /// Starts `mode`, announcing it.
     pub fn new(mode: AdversaryMode) -> Self {
         tracing::warn!(
-            mode = mode.name(),
+            mode = %mode,
             "ADVERSARY MODE ON: this node attacks its peers on purpose (testing only)"
         );
         Adversary {
             mode,
             last: Instant::now(),
             step: 0,
+            cheap_fork: cheap_fork::CheapFork::default(),
         }
     }
 
     /// The mode.
-    pub fn mode(&self) -> AdversaryMode {
-        self.mode
+    pub fn mode(&self) -> &AdversaryMode {
+        &self.mode
     }
 
     /// Sends the next round of junk when it is due.
-    pub fn tick(&mut self, chain: &Chain, outbox: &NetOutbox, now_ms: u64) {
+    pub fn tick(&mut self, chain: &mut Chain, outbox: &NetOutbox, now_ms: u64) {
         if self.last.elapsed() < self.mode.period() {
             return;
         }
@@ -97,6 +157,50 @@ impl Adversary {
                 invalid_blocks::send_one(chain, outbox, self.step, now_ms);
             }
             AdversaryMode::TxFlood => tx_flood::send_round(chain, outbox, self.step),
+            AdversaryMode::CheapFork => {
+                self.cheap_fork.round(chain, outbox, now_ms);
+            }
+            AdversaryMode::DoubleSpend => {
+                double_spend::round(chain, outbox, now_ms);
+            }
+            AdversaryMode::Network(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_mode_parses_back_and_bad_names_say_what_exists() {
+        for name in AdversaryMode::names() {
+            let name = name.replace("sybil:N", "sybil:5");
+            let mode: AdversaryMode = name.parse().expect("listed modes parse");
+            assert_eq!(mode.name(), name);
+        }
+        assert!(
+            "sybil:5"
+                .parse::<AdversaryMode>()
+                .expect("sybil")
+                .network()
+                .is_some()
+        );
+        assert!(
+            "cheap-fork"
+                .parse::<AdversaryMode>()
+                .expect("fork")
+                .network()
+                .is_none()
+        );
+        let err = "nope".parse::<AdversaryMode>().expect_err("unknown");
+        assert!(
+            err.contains("double-spend") && err.contains("slow-reader"),
+            "{err}"
+        );
+        let err = "sybil:0"
+            .parse::<AdversaryMode>()
+            .expect_err("zero identities");
+        assert!(err.contains("between 1 and"), "{err}");
     }
 }

@@ -180,7 +180,8 @@ impl ChainService {
             allow_adversary: config.allow_adversary,
             adversary: config
                 .adversary
-                .filter(|_| config.allow_adversary)
+                .clone()
+                .filter(|m| config.allow_adversary && m.network().is_none())
                 .map(Adversary::new),
             lighter_from: std::collections::HashMap::new(),
         }
@@ -319,7 +320,7 @@ impl ChainService {
         self.refresh_template(false);
         self.record_hashrate();
         if let Some(adversary) = &mut self.adversary {
-            adversary.tick(&self.chain, &self.links.outbox, now_ms());
+            adversary.tick(&mut self.chain, &self.links.outbox, now_ms());
         }
     }
 

@@ -107,11 +107,14 @@ impl ChainService {
                 None
             }
             Some(name) => {
-                let mode =
-                    AdversaryMode::from_name(name).ok_or_else(|| NodeError::UnknownAdversary {
+                let mode: AdversaryMode =
+                    name.parse().map_err(|_| NodeError::UnknownAdversary {
                         mode: name.to_owned(),
                         known: AdversaryMode::names().join(", "),
                     })?;
+                if mode.network().is_some() {
+                    return Err(NodeError::AdversaryAtStartOnly { mode: mode.name() });
+                }
                 Some(Adversary::new(mode))
             }
         };
