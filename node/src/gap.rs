@@ -173,6 +173,27 @@ impl GapQueue {
     }
 }
 
+/// Held transactions of one relay that must expire in one sweep before the relay is
+/// penalised: a stray out-of-order transaction whose predecessor was lost is a difference of
+/// views; many are a peer that sends what never becomes valid.
+pub const EXPIRED_PER_PENALTY: usize = 8;
+
+/// The relays to penalise for `expired` transactions, with how many of theirs expired: those
+/// with at least [`EXPIRED_PER_PENALTY`].
+pub fn relays_to_penalise(expired: &[Held]) -> Vec<(String, usize)> {
+    let mut by_peer: HashMap<&str, usize> = HashMap::new();
+    for peer in expired.iter().filter_map(|h| h.peer.as_deref()) {
+        *by_peer.entry(peer).or_default() += 1;
+    }
+    let mut out: Vec<(String, usize)> = by_peer
+        .into_iter()
+        .filter(|(_, n)| *n >= EXPIRED_PER_PENALTY)
+        .map(|(p, n)| (p.to_owned(), n))
+        .collect();
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,5 +270,26 @@ mod tests {
         assert_eq!(expired[0].tx.nonce, 1);
         assert_eq!(expired[0].peer.as_deref(), Some("p"));
         assert_eq!(q.len(), 1);
+    }
+
+    #[test]
+    fn only_relays_of_many_expired_transactions_are_penalised() {
+        let k = Keypair::dev(0);
+        let from = |peer: Option<&str>, n: usize| -> Vec<Held> {
+            (0..n)
+                .map(|i| Held {
+                    peer: peer.map(str::to_owned),
+                    ..held(&k, i as u64, 1, 0)
+                })
+                .collect()
+        };
+        let mut expired = from(Some("junk"), EXPIRED_PER_PENALTY);
+        expired.extend(from(Some("stray"), EXPIRED_PER_PENALTY - 1));
+        expired.extend(from(None, 50));
+        assert_eq!(
+            relays_to_penalise(&expired),
+            vec![("junk".to_owned(), EXPIRED_PER_PENALTY)]
+        );
+        assert!(relays_to_penalise(&[]).is_empty());
     }
 }

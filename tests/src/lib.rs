@@ -40,6 +40,8 @@ pub struct NodeOptions {
     pub failpoints: FailPoints,
     /// Start as an adversary (allows adversary modes).
     pub adversary: Option<AdversaryMode>,
+    /// Where mined rewards go.
+    pub miner: Address,
 }
 
 impl Default for NodeOptions {
@@ -52,6 +54,7 @@ impl Default for NodeOptions {
             limits: NodeLimits::default(),
             failpoints: FailPoints::default(),
             adversary: None,
+            miner: Address([0xaa; 20]),
         }
     }
 }
@@ -100,7 +103,7 @@ fn config(
         rpc_listen: "127.0.0.1:0".parse().expect("literal address"),
         bootnodes,
         mine: options.mine,
-        miner_address: Address([0xaa; 20]),
+        miner_address: options.miner,
         mine_threads: 1,
         mine_hashrate: options.hashrate,
         admin_token: Some("test-token".into()),

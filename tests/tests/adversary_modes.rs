@@ -8,6 +8,21 @@ use peerchain::adversary::AdversaryMode;
 use peerchain_ledger::crypto::Keypair;
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
 
+/// Prints one line of figures for docs/SECURITY.md. Run with `--nocapture --test-threads=1`
+/// for a peak that belongs to one test: the process holds every node of the test (the
+/// adversary included), so it bounds the honest nodes' memory from above.
+fn report(mode: &str, figures: &[(&str, String)]) {
+    let peak = peerchain_testkit::peak_rss_bytes().map_or_else(
+        || "unknown".to_owned(),
+        |b| format!("{:.0} MiB", peerchain_testkit::mib(b)),
+    );
+    let figures: Vec<String> = figures.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    eprintln!(
+        "REPORT {mode}: {}; process peak RSS {peak}",
+        figures.join(", ")
+    );
+}
+
 /// The value of the gossip counter for `topic` and `result` in a node's metrics text.
 fn gossip_count(metrics: &str, topic: &str, result: &str) -> u64 {
     metrics
@@ -61,6 +76,7 @@ async fn invalid_blocks_are_rejected_never_relayed_and_their_sender_banned() {
         .await
         .expect("adversary");
     let adversary_id = net.nodes[adversary].peer_id.clone();
+    let started = std::time::Instant::now();
 
     // Honest progress while the adversary cycles through every broken rule (9 x 0.5 s).
     let mut honest_blocks = 0u64;
@@ -113,6 +129,17 @@ async fn invalid_blocks_are_rejected_never_relayed_and_their_sender_banned() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(banned, "the adversary is still connected to an honest node");
+    report(
+        "invalid-blocks",
+        &[
+            ("honest blocks mined and kept", honest_blocks.to_string()),
+            ("invalid blocks rejected", rejected.to_string()),
+            (
+                "disconnected by both honest nodes within",
+                format!("{:.1} s", started.elapsed().as_secs_f64()),
+            ),
+        ],
+    );
     net.stop().await;
 }
 
@@ -174,6 +201,18 @@ async fn a_flood_of_unpayable_transactions_is_neither_held_nor_relayed() {
     )
     .await
     .expect("relayed to the honest peer");
+    let ignored = gossip_count(&metrics(&net, 0), "transactions", "ignore")
+        + gossip_count(&metrics(&net, 1), "transactions", "ignore");
+    report(
+        "tx-flood",
+        &[
+            (
+                "junk judged and ignored by the honest nodes",
+                ignored.to_string(),
+            ),
+            ("junk accepted or held", "0".to_owned()),
+        ],
+    );
     net.stop().await;
 }
 
@@ -253,6 +292,16 @@ async fn a_cheap_fork_flood_is_neither_stored_nor_relayed() {
     }
     // The adversary's own main chain stayed honest too.
     wait_height(&net, adversary, height).await;
+    report(
+        "cheap-fork",
+        &[
+            (
+                "side blocks ignored (neither stored nor relayed)",
+                side_blocks.to_string(),
+            ),
+            ("honest blocks", format!("{height}, one tip on each node")),
+        ],
+    );
     net.stop().await;
 }
 
@@ -348,6 +397,17 @@ async fn double_spends_confirm_once_and_every_mempool_drops_the_loser() {
             "node {i} dropped every loser: {s}"
         );
     }
+    report(
+        "double-spend",
+        &[
+            ("conflicting pairs sent", "6, one a second".to_owned()),
+            (
+                "each nonce paid exactly once on all 3 nodes at height",
+                height.to_string(),
+            ),
+            ("losers left in any mempool", "0".to_owned()),
+        ],
+    );
     net.stop().await;
 }
 
@@ -405,5 +465,78 @@ async fn a_network_level_mode_runs_from_the_node_and_its_staller_is_banned() {
     }
     net.mine(0, 2).await.expect("honest progress");
     wait_height(&net, control, 5).await;
+    report(
+        "stall-sync (from peerchain node)",
+        &[(
+            "kept out by both honest nodes after",
+            "6 s (checked for 3 s more)".to_owned(),
+        )],
+    );
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selfish_miner_withholds_its_blocks_and_releases_them_to_orphan_an_honest_one() {
+    let genesis = easy_genesis();
+    let mut net = TestNet::start(1, genesis, NodeOptions::default())
+        .await
+        .expect("honest node");
+    let adversary = net
+        .add_node(NodeOptions {
+            adversary: Some("selfish:8".parse().expect("mode")),
+            ..NodeOptions::default()
+        })
+        .await
+        .expect("adversary");
+    net.wait_all("peers", Duration::from_secs(15), |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await
+    .expect("connected");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+
+    // The adversary mines two blocks and withholds them: the honest node sees nothing, not
+    // even through the status handshake.
+    let private = net.mine(adversary, 2).await.expect("adversary mines");
+    wait_height(&net, adversary, 2).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = net.status(0).await.expect("status");
+    assert_eq!(
+        s["height"].as_u64(),
+        Some(0),
+        "withheld blocks stayed hidden: {s}"
+    );
+
+    // The honest node finds block 1; the adversary (lead 2) releases both and wins.
+    let honest = net.mine(0, 1).await.expect("honest node mines").remove(0);
+    wait_height(&net, 0, 2).await;
+    let s = net.status(0).await.expect("status");
+    assert_eq!(
+        s["tip_hash"].as_str(),
+        private.last().map(String::as_str),
+        "{s}"
+    );
+    let block = net
+        .get(0, &format!("/v1/blocks/{honest}"))
+        .await
+        .expect("the honest block is still stored");
+    assert_eq!(
+        block["in_main_chain"], false,
+        "the honest block was orphaned: {block}"
+    );
+    // Nobody marked anything invalid.
+    let tips = net.get(0, "/v1/chain/tips").await.expect("tips");
+    assert!(
+        tips.as_array()
+            .is_some_and(|t| t.iter().all(|t| t["status"] != "invalid")),
+        "{tips}"
+    );
+    report(
+        "selfish:8",
+        &[(
+            "honest block orphaned by 2 withheld blocks",
+            "yes".to_owned(),
+        )],
+    );
     net.stop().await;
 }

@@ -187,3 +187,71 @@ async fn a_peers_transaction_rate_is_bounded_and_blocks_still_pass() {
     attacker.net.shutdown().await;
     net.stop().await;
 }
+
+/// Hostile peers, defect 5 (its last part): a relay whose held transactions never become
+/// valid was never charged for them. Now each sweep penalises a relay with at least 8 held
+/// transactions expired (34 points), so one that keeps sending funded nonce gaps that never
+/// close is banned after three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_of_held_transactions_that_never_become_valid_are_banned() {
+    let genesis = easy_genesis();
+    let options = NodeOptions {
+        limits: NodeLimits {
+            gap_ttl_ms: 1_000,
+            ..NodeLimits::default()
+        },
+        ..NodeOptions::default()
+    };
+    let net = TestNet::start(1, genesis.clone(), options)
+        .await
+        .expect("node");
+    let node_id = net.nodes[0].peer_id.clone();
+    let attacker = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 4, None).await;
+    net.wait_all("a peer", Duration::from_secs(15), |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await
+    .expect("connected");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+
+    // Three rounds, each from another funded account: ten transfers after a gap (nonces 2 to
+    // 11) that is never filled. They are held (the account can pay), then expire.
+    for (round, account) in [5u32, 6, 7].into_iter().enumerate() {
+        let key = Keypair::dev(account);
+        for nonce in 2..12 {
+            let tx = key.sign_transfer(
+                genesis.chain_id,
+                Address([9; 20]),
+                1,
+                genesis.min_fee,
+                nonce,
+            );
+            attacker.net.publish_tx(&tx).await;
+        }
+        assert!(
+            attacker.disconnected.lock().expect("lock").is_empty(),
+            "round {round}: not banned before its third expired round"
+        );
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+    }
+    let mut banned = false;
+    for _ in 0..50 {
+        if attacker
+            .disconnected
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(p, _)| *p == node_id)
+        {
+            banned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        banned,
+        "the relay of never-valid held transactions was not banned"
+    );
+    attacker.net.shutdown().await;
+    net.stop().await;
+}

@@ -6,8 +6,9 @@
 //! the log. There are two kinds:
 //! - chain-level modes (`invalid-blocks`, `tx-flood`, `cheap-fork`, `double-spend`) run on
 //!   the chain thread's tick: they read the chain to build their junk and send it through
-//!   the ordinary network outbox, bypassing the node's own validation; they can be switched
-//!   on and off at run time;
+//!   the ordinary network outbox, bypassing the node's own validation; `selfish[:DEPTH]`
+//!   hooks into what the node mines and sees instead. They can be switched on and off at run
+//!   time;
 //! - network-level modes (`stall-sync`, `stall-silent`, `slow-reader`, `sybil:N`) change how
 //!   the network layer itself behaves (`peerchain_network::Adversary`) and are chosen at
 //!   start only.
@@ -18,13 +19,18 @@
 mod cheap_fork;
 mod double_spend;
 mod invalid_blocks;
+mod selfish;
 mod tx_flood;
+
+pub use selfish::DEFAULT_DEPTH as SELFISH_DEFAULT_DEPTH;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use peerchain_consensus::Chain;
+use peerchain_ledger::Block;
+use peerchain_network::LocalTip;
 
 use crate::outbox::NetOutbox;
 
@@ -42,6 +48,12 @@ pub enum AdversaryMode {
     /// Keeps one spend of a funded dev key in its own mempool and gossips a conflicting
     /// spend (same nonce, other recipient) to its peers, every round.
     DoubleSpend,
+    /// Selfish mining: withholds the blocks it mines (at most `depth`) and releases them to
+    /// orphan honest blocks.
+    Selfish {
+        /// Most blocks withheld at once.
+        depth: u32,
+    },
     /// A mode of the network layer (chosen at start only).
     Network(peerchain_network::Adversary),
 }
@@ -62,6 +74,7 @@ impl AdversaryMode {
             AdversaryMode::TxFlood => "tx-flood".to_owned(),
             AdversaryMode::CheapFork => "cheap-fork".to_owned(),
             AdversaryMode::DoubleSpend => "double-spend".to_owned(),
+            AdversaryMode::Selfish { depth } => format!("selfish:{depth}"),
             AdversaryMode::Network(a) => a.name(),
         }
     }
@@ -69,7 +82,16 @@ impl AdversaryMode {
     /// Every mode's name (`sybil:N` with its parameter).
     pub fn names() -> Vec<String> {
         let mut names: Vec<String> = CHAIN_MODES.iter().map(AdversaryMode::name).collect();
-        names.extend(["stall-sync", "stall-silent", "slow-reader", "sybil:N"].map(String::from));
+        names.extend(
+            [
+                "selfish[:DEPTH]",
+                "stall-sync",
+                "stall-silent",
+                "slow-reader",
+                "sybil:N",
+            ]
+            .map(String::from),
+        );
         names
     }
 
@@ -87,7 +109,7 @@ impl AdversaryMode {
             AdversaryMode::TxFlood => Duration::from_millis(100),
             AdversaryMode::CheapFork => Duration::from_millis(200),
             AdversaryMode::DoubleSpend => Duration::from_millis(1000),
-            AdversaryMode::Network(_) => Duration::MAX,
+            AdversaryMode::Selfish { .. } | AdversaryMode::Network(_) => Duration::MAX,
         }
     }
 }
@@ -104,6 +126,19 @@ impl FromStr for AdversaryMode {
     fn from_str(text: &str) -> Result<Self, String> {
         if let Some(mode) = CHAIN_MODES.iter().find(|m| m.name() == text) {
             return Ok(mode.clone());
+        }
+        if text == "selfish" {
+            return Ok(AdversaryMode::Selfish {
+                depth: selfish::DEFAULT_DEPTH,
+            });
+        }
+        if let Some(depth) = text.strip_prefix("selfish:") {
+            return match depth.parse::<u32>() {
+                Ok(depth @ 1..=1000) => Ok(AdversaryMode::Selfish { depth }),
+                _ => Err(format!(
+                    "{text:?}: selfish:DEPTH needs a withhold depth between 1 and 1000"
+                )),
+            };
         }
         match text.parse::<peerchain_network::Adversary>() {
             Ok(a) => Ok(AdversaryMode::Network(a)),
@@ -123,6 +158,8 @@ pub struct Adversary {
     last: Instant,
     step: u64,
     cheap_fork: cheap_fork::CheapFork,
+    /// Started on first use (it needs the chain).
+    selfish: Option<selfish::Selfish>,
 }
 
 impl Adversary {
@@ -137,7 +174,42 @@ impl Adversary {
             last: Instant::now(),
             step: 0,
             cheap_fork: cheap_fork::CheapFork::default(),
+            selfish: None,
         }
+    }
+
+    fn selfish(&mut self, chain: &Chain) -> Option<&mut selfish::Selfish> {
+        let AdversaryMode::Selfish { depth } = self.mode else {
+            return None;
+        };
+        Some(
+            self.selfish
+                .get_or_insert_with(|| selfish::Selfish::new(depth, chain)),
+        )
+    }
+
+    /// A block mined here joined the main chain: the blocks to publish now (the block
+    /// itself, unless a selfish miner withholds it).
+    pub fn on_mined(&mut self, block: Block, chain: &Chain) -> Vec<Block> {
+        match self.selfish(chain) {
+            Some(s) => s.on_mined(block, chain),
+            None => vec![block],
+        }
+    }
+
+    /// A valid block of height `height` from a peer was seen: the withheld blocks to
+    /// publish in answer (selfish mining only).
+    pub fn on_public_block(&mut self, height: u64, chain: &Chain) -> Vec<Block> {
+        match self.selfish(chain) {
+            Some(s) => s.on_public_block(height, chain),
+            None => Vec::new(),
+        }
+    }
+
+    /// The tip to announce to peers instead of the real one (a selfish miner hides what it
+    /// withholds).
+    pub fn announced_tip(&self) -> Option<LocalTip> {
+        self.selfish.as_ref().and_then(selfish::Selfish::announced)
     }
 
     /// The mode.
@@ -163,7 +235,7 @@ impl Adversary {
             AdversaryMode::DoubleSpend => {
                 double_spend::round(chain, outbox, now_ms);
             }
-            AdversaryMode::Network(_) => {}
+            AdversaryMode::Selfish { .. } | AdversaryMode::Network(_) => {}
         }
     }
 }
@@ -175,7 +247,7 @@ mod tests {
     #[test]
     fn every_listed_mode_parses_back_and_bad_names_say_what_exists() {
         for name in AdversaryMode::names() {
-            let name = name.replace("sybil:N", "sybil:5");
+            let name = name.replace("sybil:N", "sybil:5").replace("[:DEPTH]", ":3");
             let mode: AdversaryMode = name.parse().expect("listed modes parse");
             assert_eq!(mode.name(), name);
         }

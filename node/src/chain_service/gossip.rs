@@ -7,7 +7,7 @@ use peerchain_ledger::{AccountReader, Address, Block, Transaction};
 use peerchain_network::{Acceptance, BlockOrigin, MessageRef};
 
 use super::{ChainService, now_ms};
-use crate::gap::Held;
+use crate::gap::{Held, relays_to_penalise};
 use crate::outbox::NetCommand;
 use crate::verdict::{TxVerdict, block_acceptance, tx_verdict};
 
@@ -50,6 +50,16 @@ impl ChainService {
             if r.hash == hash {
                 if matches!(r.verdict, Verdict::Lighter { .. }) {
                     self.count_lighter(&peer);
+                }
+                // A block seen from a peer (stored, lighter, or building on one we did not
+                // store) tells a selfish miner how far the honest network got.
+                if matches!(
+                    r.verdict,
+                    Verdict::Accepted { .. } | Verdict::Lighter { .. } | Verdict::Orphan { .. }
+                ) && let Some(a) = self.adversary.as_mut()
+                {
+                    let release = a.on_public_block(height, &self.chain);
+                    self.publish_blocks(release);
                 }
                 self.answer_origin(&origin, &peer, height, &r.verdict);
             } else {
@@ -151,6 +161,22 @@ impl ChainService {
             .metrics
             .gossip("transactions", acceptance_label(acceptance));
         self.links.outbox.send(NetCommand::Report(msg, acceptance));
+    }
+
+    /// Drops held transactions past their time limit; a relay many of whose held
+    /// transactions never became valid is penalised (`gap::relays_to_penalise`).
+    pub(super) fn expire_held(&mut self) {
+        let expired = self.gap.expire(now_ms());
+        if expired.is_empty() {
+            return;
+        }
+        tracing::debug!(count = expired.len(), "held transactions expired");
+        for (peer, n) in relays_to_penalise(&expired) {
+            self.links.outbox.send(NetCommand::Penalize {
+                peer,
+                reason: format!("{n} relayed transactions held for a nonce gap never became valid"),
+            });
+        }
     }
 
     /// What `sender` can still spend: its balance minus the cost of its pending transactions.

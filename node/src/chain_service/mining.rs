@@ -8,7 +8,6 @@ use peerchain_ledger::{Address, Block, Hash};
 use peerchain_rpc::node_api::{NodeError, Reply};
 
 use super::{ChainService, now_ms};
-use crate::outbox::NetCommand;
 use crate::verdict::node_error;
 
 /// A "mine n blocks now" request in progress.
@@ -97,9 +96,11 @@ impl ChainService {
         match verdict {
             Some(Verdict::Accepted { on_main: true }) => {
                 tracing::info!(%hash, height, txs, "mined block");
-                self.links
-                    .outbox
-                    .send(NetCommand::PublishBlock(Box::new(block)));
+                let publish = match self.adversary.as_mut() {
+                    Some(a) => a.on_mined(block, &self.chain),
+                    None => vec![block],
+                };
+                self.publish_blocks(publish);
                 self.publish_events();
                 Ok(hash)
             }

@@ -132,6 +132,7 @@ struct Clocks {
     last_dev_block: Instant,
     last_expiry: Instant,
     last_gap_retry: Instant,
+    last_gap_expiry: Instant,
     last_activation_retry: Instant,
     last_hashes: (Instant, u64),
 }
@@ -173,6 +174,7 @@ impl ChainService {
                 last_dev_block: now,
                 last_expiry: now,
                 last_gap_retry: now,
+                last_gap_expiry: now,
                 last_activation_retry: now,
                 last_hashes: (now, 0),
             },
@@ -295,11 +297,11 @@ impl ChainService {
         }
         if self.clocks.last_expiry.elapsed() >= Duration::from_secs(60) {
             self.chain.expire_mempool(now_ms());
-            let expired = self.gap.expire(now_ms());
-            if !expired.is_empty() {
-                tracing::debug!(count = expired.len(), "held transactions expired");
-            }
             self.clocks.last_expiry = Instant::now();
+        }
+        if !self.gap.is_empty() && self.clocks.last_gap_expiry.elapsed() >= Duration::from_secs(1) {
+            self.expire_held();
+            self.clocks.last_gap_expiry = Instant::now();
         }
         if !self.gap.is_empty() && self.clocks.last_gap_retry.elapsed() >= Duration::from_secs(1) {
             // A block may have confirmed the missing nonce meanwhile.

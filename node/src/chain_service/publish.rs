@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use peerchain_consensus::{ChainEvent, ChainTip, TipStatus};
+use peerchain_ledger::Block;
 use peerchain_network::LocalTip;
 use peerchain_rpc::node_api::{NodeEvent, NodeSnapshot, TipInfo};
 
 use super::{ChainService, now_ms};
+use crate::adversary::Adversary;
 use crate::outbox::NetCommand;
 
 /// The API's view of a branch tip.
@@ -26,13 +28,30 @@ pub(crate) fn tip_info(t: ChainTip) -> TipInfo {
 }
 
 impl ChainService {
-    /// The local tip as the network announces it.
+    /// The local tip as the network announces it (a selfish adversary announces the last
+    /// block it released instead).
     pub(crate) fn local_tip(&self) -> LocalTip {
+        if let Some(tip) = self.adversary.as_ref().and_then(Adversary::announced_tip) {
+            return tip;
+        }
         LocalTip {
             hash: self.chain.tip(),
             height: self.chain.tip_header().height,
             total_work: self.chain.tip_work(),
         }
+    }
+
+    /// Gossips blocks mined here (in order) and announces the local tip again.
+    pub(super) fn publish_blocks(&mut self, blocks: Vec<Block>) {
+        if blocks.is_empty() {
+            return;
+        }
+        for block in blocks {
+            self.links
+                .outbox
+                .send(NetCommand::PublishBlock(Box::new(block)));
+        }
+        self.links.outbox.set_local_tip(self.local_tip());
     }
 
     /// Turns chain events into API events, metrics, network tip updates and miner jobs.

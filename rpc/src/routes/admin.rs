@@ -308,7 +308,9 @@ mod tests {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdversaryRequest {
-    /// `invalid-blocks`, `tx-flood`, or `null` to stop.
+    /// `invalid-blocks`, `tx-flood`, `cheap-fork`, `double-spend`, `selfish` or
+    /// `selfish:DEPTH`, or `null` to stop. The network-level modes (`stall-sync`,
+    /// `stall-silent`, `slow-reader`, `sybil:N`) are chosen at start only (400 here).
     pub mode: Option<String>,
 }
 
@@ -321,7 +323,7 @@ pub struct AdversaryRequest {
     security(("bearer" = [])),
     responses(
         (status = 200, body = AdminOk),
-        (status = 400, description = "unknown mode", body = ErrorBody),
+        (status = 400, description = "unknown mode, or a mode chosen at start only", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "adversary_not_allowed", body = ErrorBody),
     )
