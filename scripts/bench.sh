@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ALL=(signatures block_commit store_memory mempool mining block_validation reorg
-     propagation sync_speed submit_throughput explorer_reads)
+     propagation sync_speed submit_throughput explorer_reads reads_under_load selfish_mining)
 if [ "$#" -gt 0 ]; then SELECTED=("$@"); else SELECTED=("${ALL[@]}"); fi
 
 OUT=target/bench-results.txt
@@ -22,7 +22,8 @@ unset PEERCHAIN_BENCH_TXS PEERCHAIN_BENCH_BLOCKS PEERCHAIN_BENCH_SENDERS \
       PEERCHAIN_BENCH_NODES PEERCHAIN_BENCH_TIMEOUT_SECS PEERCHAIN_BENCH_SINGLE_TXS \
       PEERCHAIN_BENCH_CLIENTS PEERCHAIN_BENCH_BATCH PEERCHAIN_BENCH_BATCH_CLIENTS \
       PEERCHAIN_BENCH_BLOCK_TXS PEERCHAIN_BENCH_RATE PEERCHAIN_BENCH_WARMUP_SECS \
-      PEERCHAIN_BENCH_CACHE_MB
+      PEERCHAIN_BENCH_CACHE_MB PEERCHAIN_BENCH_BATCHES PEERCHAIN_BENCH_ALPHA_PCT \
+      PEERCHAIN_BENCH_HASHRATE PEERCHAIN_BENCH_BLOCK_MS PEERCHAIN_BENCH_DEPTH PEERCHAIN_BENCH_HONEST
 
 log() { echo "$@" | tee -a "$OUT"; }
 
@@ -75,6 +76,10 @@ for b in "${SELECTED[@]}"; do
                               PEERCHAIN_BENCH_BLOCK_TXS=5000 PEERCHAIN_BENCH_SENDERS=2000 \
                               PEERCHAIN_BENCH_RATE=1000 PEERCHAIN_BENCH_SECS=10 \
                               PEERCHAIN_BENCH_WARMUP_SECS=2 PEERCHAIN_BENCH_CACHE_MB=64 ;;
+        reads_under_load) run peerchain-tests reads_under_load PEERCHAIN_BENCH_BATCH=10000 \
+                              PEERCHAIN_BENCH_BATCHES=4 ;;
+        selfish_mining)   run peerchain-tests selfish_mining PEERCHAIN_BENCH_ALPHA_PCT=40 \
+                              PEERCHAIN_BENCH_BLOCKS=200 PEERCHAIN_BENCH_BLOCK_MS=500 ;;
         *) echo "unknown benchmark: $b (known: ${ALL[*]})" >&2; exit 2 ;;
     esac
 done
