@@ -36,6 +36,11 @@ pub struct NetworkConfig {
     /// local testnet shares one address. Default [`MAX_INBOUND_PER_LOOPBACK`]: a local testnet
     /// of up to 33 nodes works, and sybils on loopback still get at most 32 of the 50 slots.
     pub max_inbound_per_loopback: u32,
+    /// Whether a misbehaviour ban also covers a loopback address (`127.0.0.0/8`, `::1`). Off
+    /// by default: on a local testnet every node shares 127.0.0.1, and covering it would
+    /// refuse every honest local node after one local adversary is banned. Public addresses
+    /// are always covered.
+    pub ban_loopback_addresses: bool,
     /// A deliberately dishonest behaviour, for testing the defences of honest nodes (see
     /// `adversary.rs`). `None` (the default) is an honest node; the node binary never sets it
     /// unless told to.
@@ -56,6 +61,7 @@ impl NetworkConfig {
             heartbeat_ms: 1000,
             max_inbound_per_ip: MAX_INBOUND_PER_IP,
             max_inbound_per_loopback: MAX_INBOUND_PER_LOOPBACK,
+            ban_loopback_addresses: false,
             adversary: None,
         }
     }

@@ -8,7 +8,8 @@
 //! Peer ids are free, addresses are not: at most `max_inbound_per_ip` inbound peers are
 //! admitted from one IP address (`max_inbound_per_loopback` on loopback, where a whole local
 //! testnet shares 127.0.0.1), and a misbehaviour ban (points or gossip score) also refuses new
-//! inbound connections from the banned peer's IP address for the ban's duration. Peers already
+//! inbound connections from the banned peer's IP address for the ban's duration (loopback
+//! addresses only when `ban_loopback_addresses` is set: a local testnet shares one). Peers already
 //! connected from that address stay (each is judged on its own); bootnodes and the peers we
 //! dial ourselves are exempt from both. Every method is synchronous and takes the clock (`now`) as an argument, so the
 //! policies are tested without a network or a real clock.
@@ -176,6 +177,8 @@ pub(crate) struct PeerBook {
     max_peers: usize,
     max_inbound_per_ip: usize,
     max_inbound_per_loopback: usize,
+    /// Whether bans cover loopback addresses too.
+    ban_loopback: bool,
     /// IP addresses covered by misbehaviour bans (bounded by [`MAX_ADDRESS_BANS`]).
     address_bans: HashMap<IpAddr, AddressBan>,
     bootnodes: HashMap<PeerId, Multiaddr>,
@@ -203,6 +206,7 @@ impl PeerBook {
             max_peers: usize::try_from(max_peers).unwrap_or(usize::MAX),
             max_inbound_per_ip: MAX_INBOUND_PER_IP as usize,
             max_inbound_per_loopback: MAX_INBOUND_PER_LOOPBACK as usize,
+            ban_loopback: false,
             address_bans: HashMap::new(),
             bootnodes,
             peers: HashMap::new(),
@@ -212,6 +216,12 @@ impl PeerBook {
             misbehaviour: HashMap::new(),
             redials: HashMap::new(),
         }
+    }
+
+    /// Makes misbehaviour bans cover loopback addresses too.
+    pub(crate) fn with_loopback_bans(mut self, on: bool) -> Self {
+        self.ban_loopback = on;
+        self
     }
 
     /// Sets the per-IP bounds on inbound peers (public addresses, loopback addresses).
@@ -558,9 +568,13 @@ impl PeerBook {
     }
 
     /// Bans the IP address `peer` is connected from until `until` (new inbound connections
-    /// from it are refused). Returns the address, if the peer is connected.
+    /// from it are refused). Returns the address, if the peer is connected (and the address
+    /// is not loopback, unless loopback bans are on).
     fn cover_address(&mut self, peer: PeerId, until: Instant) -> Option<IpAddr> {
         let ip = self.peers.get(&peer).and_then(|s| s.ip)?;
+        if ip.is_loopback() && !self.ban_loopback {
+            return None;
+        }
         if self.address_bans.len() >= MAX_ADDRESS_BANS && !self.address_bans.contains_key(&ip) {
             let first = self
                 .address_bans
@@ -912,6 +926,32 @@ mod tests {
     /// Defect 3: a ban covers the banned peer's address for its duration; a fresh identity
     /// from that address is refused, peers we dial and bootnodes are not, and the ban ends
     /// with the peer's ban (or when the operator unblocks that peer).
+    #[test]
+    fn loopback_addresses_are_covered_only_when_asked() {
+        let t0 = Instant::now();
+        for (on, covered) in [
+            (false, None),
+            (true, Some("127.0.0.1".parse().expect("ip"))),
+        ] {
+            let mut b = book(50).with_loopback_bans(on);
+            let bad = many(1);
+            b.admit(bad, addr_at("127.0.0.1", 4000), false, t0, 0);
+            let mut ban = None;
+            for _ in 0..3 {
+                ban = ban.or(b.penalize(bad, points::PENALIZE, "bad block", t0));
+            }
+            assert_eq!(ban.expect("banned").address, covered, "loopback bans {on}");
+            b.remove(&bad);
+            let fresh = b.admit(many(2), addr_at("127.0.0.1", 4001), false, t0, 0);
+            let expected = if on {
+                Admission::AddressBanned
+            } else {
+                Admission::Accepted
+            };
+            assert_eq!(fresh, expected, "loopback bans {on}");
+        }
+    }
+
     #[test]
     fn misbehaviour_bans_cover_the_address_for_their_duration() {
         let t0 = Instant::now();

@@ -126,7 +126,8 @@ impl Service {
             AdversaryState::start(mode, &config, &names, status, &bootnodes)
         });
         let peers = PeerBook::new(local_peer_id, config.max_peers, bootnodes)
-            .with_ip_limits(config.max_inbound_per_ip, config.max_inbound_per_loopback);
+            .with_ip_limits(config.max_inbound_per_ip, config.max_inbound_per_loopback)
+            .with_loopback_bans(config.ban_loopback_addresses);
         Service {
             peers,
             adversary,

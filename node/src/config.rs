@@ -176,6 +176,9 @@ pub struct NodeConfig {
     pub allow_adversary: bool,
     /// The adversary mode to start in (`--adversary`).
     pub adversary: Option<crate::adversary::AdversaryMode>,
+    /// Whether a misbehaviour ban covers a loopback address too (off: a local testnet shares
+    /// 127.0.0.1; tests of address bans turn it on).
+    pub ban_loopback_addresses: bool,
 }
 
 /// The built-in dev network: 10 dev accounts, easy work so blocks are mined at once, and a
@@ -268,6 +271,7 @@ impl NodeConfig {
             failpoints: FailPoints::from_env()?,
             allow_adversary: args.allow_adversary,
             adversary: args.adversary,
+            ban_loopback_addresses: false,
         })
     }
 }

@@ -42,6 +42,8 @@ pub struct NodeOptions {
     pub adversary: Option<AdversaryMode>,
     /// Where mined rewards go.
     pub miner: Address,
+    /// Misbehaviour bans cover loopback addresses too (tests of address bans).
+    pub ban_loopback_addresses: bool,
 }
 
 impl Default for NodeOptions {
@@ -55,6 +57,7 @@ impl Default for NodeOptions {
             failpoints: FailPoints::default(),
             adversary: None,
             miner: Address([0xaa; 20]),
+            ban_loopback_addresses: false,
         }
     }
 }
@@ -118,6 +121,7 @@ fn config(
         failpoints: options.failpoints.clone(),
         allow_adversary: options.adversary.is_some(),
         adversary: options.adversary.clone(),
+        ban_loopback_addresses: options.ban_loopback_addresses,
     }
 }
 

@@ -414,8 +414,7 @@ async fn double_spends_confirm_once_and_every_mempool_drops_the_loser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_level_mode_runs_from_the_node_and_its_staller_is_banned() {
     let genesis = easy_genesis();
-    // Two honest nodes, the second a control (it connects before the staller: a ban covers
-    // the staller's address, which on a local testnet is everyone's).
+    // Two honest nodes, the second a control.
     let mut net = TestNet::start(2, genesis, NodeOptions::default())
         .await
         .expect("honest nodes");
@@ -465,6 +464,15 @@ async fn a_network_level_mode_runs_from_the_node_and_its_staller_is_banned() {
     }
     net.mine(0, 2).await.expect("honest progress");
     wait_height(&net, control, 5).await;
+    // A new honest node on the same address (a local testnet) still joins: the ban covers
+    // the staller's peer id, not 127.0.0.1 (it used to, for the ban's whole hour).
+    let late = net.add_node(NodeOptions::default()).await.expect("late node");
+    let late_id = net.nodes[late].peer_id.clone();
+    wait_height(&net, late, 5).await;
+    assert!(
+        peer_ids(&net, 0).await.contains(&late_id),
+        "node 0 admitted the late local node"
+    );
     report(
         "stall-sync (from peerchain node)",
         &[(

@@ -38,7 +38,13 @@ async fn inbound_from_loopback(net: &TestNet, i: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sybils_from_one_address_get_a_bounded_share_and_a_ban_covers_the_address() {
     let g = easy_genesis();
-    let victim = TestNet::start(1, g.clone(), NodeOptions::default())
+    // Everything here is on 127.0.0.1: let bans cover loopback (off by default, so that a
+    // local testnet keeps working after a local adversary is banned).
+    let options = NodeOptions {
+        ban_loopback_addresses: true,
+        ..NodeOptions::default()
+    };
+    let victim = TestNet::start(1, g.clone(), options)
         .await
         .expect("victim starts");
     let victim_id = victim.nodes[0].peer_id.clone();

@@ -89,6 +89,7 @@ fn config(
         failpoints: options.failpoints.clone(),
         allow_adversary: false,
         adversary: None,
+        ban_loopback_addresses: false,
     }
 }
 

@@ -159,6 +159,7 @@ fn node_config(
         failpoints: FailPoints::default(),
         allow_adversary: false,
         adversary: None,
+        ban_loopback_addresses: false,
     }
 }
 
