@@ -213,6 +213,11 @@ pub struct Chain {
     failed: Vec<(Hash, ConsensusError)>,
     /// A store failure interrupted fork choice: `retry_activation` runs it again.
     activation_failed: bool,
+    /// Blocks that left the main chain when fork choice ran again on open (an interrupted
+    /// reorg), whose transactions [`Chain::load_mempool`] offers back to the mempool.
+    returned_at_open: Vec<Hash>,
+    /// Txids in the store's saved mempool (kept in step by [`Chain::sync_saved_mempool`]).
+    saved_mempool: HashSet<Hash>,
     /// Senders of stored blocks not yet fully validated, to report if connecting them fails.
     unvalidated_sources: HashMap<Hash, Source>,
     /// Blocks without children: the ends of every branch, where fork choice looks.
@@ -221,7 +226,12 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Loads the block tree from the store. The store's tip stays the tip.
+    /// Loads the block tree from the store, then runs fork choice again: a node killed in the
+    /// middle of a reorg (each block's disconnect and connect is atomic, the reorg as a whole
+    /// is not) restarts on a tip below the best chain it already stored, and moves to it here.
+    /// The transactions of the blocks that left the main chain wait for
+    /// [`Chain::load_mempool`]. A store failure during that fork choice does not fail the
+    /// open: it is retried like any other ([`Chain::retry_activation`]).
     pub fn open(store: Store, genesis: Genesis, config: ChainConfig) -> Result<Self, ChainError> {
         let mut nodes = HashMap::new();
         let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
@@ -247,7 +257,7 @@ impl Chain {
             .copied()
             .collect();
         let mempool = Mempool::new(config.mempool.clone(), &genesis);
-        Ok(Chain {
+        let mut chain = Chain {
             store,
             genesis,
             config,
@@ -265,10 +275,57 @@ impl Chain {
             events: Vec::new(),
             failed: Vec::new(),
             activation_failed: false,
+            returned_at_open: Vec::new(),
+            saved_mempool: HashSet::new(),
             unvalidated_sources: HashMap::new(),
             leaves,
             tip,
-        })
+        };
+        chain.resume_fork_choice();
+        Ok(chain)
+    }
+
+    /// Fork choice on open (see [`Chain::open`]).
+    fn resume_fork_choice(&mut self) {
+        let opened_at = self.tip;
+        if let Err(e) = self.activate_best() {
+            tracing::error!(error = %e, "fork choice on open failed; will retry");
+        }
+        if self.tip == opened_at {
+            return;
+        }
+        tracing::warn!(from = %opened_at, to = %self.tip, "an interrupted reorganisation was completed on open");
+        // The lowest main-chain ancestor of the tip we opened on is where the branches part;
+        // every valid block above it that is off the main chain now was on it before the
+        // reorg began (or was disconnected just now).
+        let mut fork = opened_at;
+        while !self.is_on_main(&fork) {
+            match self.nodes.get(&fork) {
+                Some(n) if n.header.height > 0 => fork = n.header.prev_hash,
+                _ => break,
+            }
+        }
+        let mut returned = Vec::new();
+        let mut stack: Vec<Hash> = self.children.get(&fork).cloned().unwrap_or_default();
+        while let Some(hash) = stack.pop() {
+            if self.is_on_main(&hash) {
+                continue;
+            }
+            if self
+                .nodes
+                .get(&hash)
+                .is_some_and(|n| n.status == BlockStatus::Valid)
+            {
+                returned.push(hash);
+                stack.extend(self.children.get(&hash).cloned().unwrap_or_default());
+            }
+        }
+        returned.sort_by_key(|h| self.nodes.get(h).map_or(0, |n| n.header.height));
+        self.returned_at_open = returned;
+        // Nothing reaches the mempool before `load_mempool` gives it the time.
+        self.mempool = Mempool::new(self.config.mempool.clone(), &self.genesis);
+        self.events
+            .retain(|e| !matches!(e, ChainEvent::TxReturned(_)));
     }
 
     /// The store (reads).
@@ -1026,21 +1083,65 @@ impl Chain {
             .select(self.genesis.max_block_txs(), &self.store)?)
     }
 
-    /// Restores a saved mempool (each transaction revalidated against the tip).
+    /// Restores the mempool at start: first the transactions of blocks an interrupted reorg
+    /// took off the main chain (see [`Chain::open`]), then the saved mempool, each
+    /// revalidated against the tip. Returns how many are pending. The saved mempool is then
+    /// rewritten from the pool, and kept in step by [`Chain::sync_saved_mempool`].
     pub fn load_mempool(&mut self, now_ms: u64) -> Result<usize, ChainError> {
+        self.clock_ms = self.clock_ms.max(now_ms);
+        let returned = std::mem::take(&mut self.returned_at_open);
+        if !returned.is_empty() {
+            let mut blocks = Vec::with_capacity(returned.len());
+            for hash in returned.iter().rev() {
+                blocks.push(
+                    self.store
+                        .block(hash)?
+                        .ok_or(StoreError::MissingBlock(*hash))?,
+                );
+            }
+            self.update_mempool(&blocks, &[], HashSet::new())?;
+        }
         let txs = self.store.load_mempool()?;
-        let results = self.mempool.add_batch(txs, &self.store, now_ms);
-        Ok(results
-            .iter()
-            .filter(|r| matches!(r, Ok(Admitted::New { .. })))
-            .count())
+        self.mempool.add_batch(txs, &self.store, now_ms);
+        self.save_mempool()?;
+        Ok(self.mempool.len())
     }
 
-    /// Saves the mempool for the next start.
-    pub fn save_mempool(&self) -> Result<(), ChainError> {
+    /// Saves the whole mempool and flushes it (shutdown).
+    pub fn save_mempool(&mut self) -> Result<(), ChainError> {
         self.store.save_mempool(&self.mempool.snapshot())?;
         self.store.flush()?;
+        self.saved_mempool = self.mempool.txids().copied().collect();
         Ok(())
+    }
+
+    /// Brings the saved mempool in step with the pool: writes the transactions admitted and
+    /// deletes those gone since the last call, in one batch and without waiting for the disk
+    /// (the store writes it within its flush interval). Costs one pass over the pool's txids
+    /// plus the changes. Returns (added, removed).
+    pub fn sync_saved_mempool(&mut self) -> Result<(usize, usize), ChainError> {
+        let added: Vec<Transaction> = self
+            .mempool
+            .txids()
+            .filter(|t| !self.saved_mempool.contains(*t))
+            .filter_map(|t| self.mempool.get(t).map(|e| e.tx.clone()))
+            .collect();
+        let removed: Vec<Hash> = self
+            .saved_mempool
+            .iter()
+            .filter(|t| !self.mempool.contains(t))
+            .copied()
+            .collect();
+        if added.is_empty() && removed.is_empty() {
+            return Ok((0, 0));
+        }
+        self.store.update_saved_mempool(&added, &removed)?;
+        for t in &removed {
+            self.saved_mempool.remove(t);
+        }
+        self.saved_mempool
+            .extend(added.iter().map(Transaction::txid));
+        Ok((added.len(), removed.len()))
     }
 
     /// Treats `hash` and its descendants as invalid, reorganising away from them

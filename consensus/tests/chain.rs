@@ -424,6 +424,100 @@ fn a_store_failure_during_a_reorg_is_not_a_verdict() {
     assert_state_matches(&chain, &f);
 }
 
+/// Faults: a node killed in the middle of a reorg. Each block's disconnect and connect is
+/// atomic, the reorg as a whole is not: killed after disconnecting the old branch and before
+/// connecting the new one, a node restarted on the fork point, below the heavier branch it had
+/// already stored, and `Chain::open` never ran fork choice again; the old branch's
+/// transactions, returned to the mempool only in memory, were lost. Now `open` completes the
+/// reorg and `load_mempool` offers the old branch's transactions again.
+#[test]
+fn a_reorg_interrupted_by_a_crash_is_completed_on_open_and_loses_no_transaction() {
+    let g = easy_genesis();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StoreConfig::new(dir.path().join("db"));
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 3, 8, 1);
+    let b = f.branch(&g.hash(), 4, 0, 2);
+    {
+        let store = Store::open(&cfg, &g).expect("open");
+        let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+        import_all(&mut chain, &a);
+        import_all(&mut chain, &b);
+        assert_eq!(chain.tip(), b[3].hash());
+        assert_eq!(
+            chain.mempool().len(),
+            24,
+            "branch a's transactions returned"
+        );
+        // Killed right after the reorg: nothing of the mempool was saved.
+    }
+    {
+        // Rewind the store to the state of a kill between the disconnect of branch a and the
+        // connect of branch b: the tip at the fork point (genesis), both branches stored.
+        let store = Store::open(&cfg, &g).expect("open");
+        for _ in 0..4 {
+            store.disconnect_tip().expect("disconnect");
+        }
+        assert_eq!(store.tip().expect("tip"), g.hash());
+        store.flush().expect("flush");
+    }
+    let store = Store::open(&cfg, &g).expect("reopen");
+    let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+    assert_eq!(chain.tip(), b[3].hash(), "the reorg was completed on open");
+    assert_state_matches(&chain, &f);
+    let pending = chain.load_mempool(now(&g)).expect("load");
+    assert_eq!(pending, 24, "branch a's transactions are pending again");
+    assert!(chain.select_transactions().expect("select").len() == 24);
+    // And a clean reopen changes nothing more.
+    chain.save_mempool().expect("save");
+    drop(chain);
+    let store = Store::open(&cfg, &g).expect("reopen");
+    let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+    assert_eq!(chain.tip(), b[3].hash());
+    assert_eq!(chain.load_mempool(now(&g)).expect("load"), 24);
+}
+
+/// Faults: the mempool was saved only on a clean shutdown. Its changes are now written by
+/// `sync_saved_mempool` (the node calls it every 400 ms), so a node that dies without saving
+/// finds on restart what was pending at the last sync.
+#[test]
+fn the_saved_mempool_follows_the_pool_without_a_clean_shutdown() {
+    let g = easy_genesis();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StoreConfig::new(dir.path().join("db"));
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 1, 8, 1);
+    let b = f.branch(&g.hash(), 2, 0, 2);
+    {
+        let store = Store::open(&cfg, &g).expect("open");
+        let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+        import_all(&mut chain, &a);
+        import_all(&mut chain, &b);
+        assert_eq!(chain.mempool().len(), 8);
+        assert_eq!(chain.sync_saved_mempool().expect("sync"), (8, 0));
+        assert_eq!(
+            chain.sync_saved_mempool().expect("sync"),
+            (0, 0),
+            "nothing new"
+        );
+        // Two of them confirm in a block on the new tip.
+        let txs: Vec<_> = chain
+            .select_transactions()
+            .expect("select")
+            .into_iter()
+            .take(2)
+            .collect();
+        let block = f.child_with(&b[1].hash(), txs, Address([3; 20]));
+        import_all(&mut chain, std::slice::from_ref(&block));
+        assert_eq!(chain.mempool().len(), 6);
+        assert_eq!(chain.sync_saved_mempool().expect("sync"), (0, 2));
+        // Dropped without `save_mempool`: a kill.
+    }
+    let store = Store::open(&cfg, &g).expect("reopen");
+    let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+    assert_eq!(chain.load_mempool(now(&g)).expect("load"), 6);
+}
+
 /// Hostile peers, defect 7: the orphan and future pools forgot who sent a block, so an invalid
 /// block held there never cost its sender anything; and copies of one future block took one
 /// slot each, evicting the others.

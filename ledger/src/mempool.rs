@@ -223,6 +223,11 @@ impl Mempool {
         self.entries.get(txid).map(|e| &**e)
     }
 
+    /// The ids of every pending transaction, in no order.
+    pub fn txids(&self) -> impl Iterator<Item = &Hash> {
+        self.entries.keys()
+    }
+
     /// Whether `txid` is pending.
     pub fn contains(&self, txid: &Hash) -> bool {
         self.entries.contains_key(txid)

@@ -592,15 +592,35 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the saved mempool with `txs` (called on shutdown).
+    /// Replaces the saved mempool with `txs`, keyed by txid, and flushes it (shutdown, and
+    /// once after loading, which also rewrites an older layout).
     pub fn save_mempool(&self, txs: &[Transaction]) -> Result<(), StoreError> {
         self.mempool.clear()?;
         let mut batch = sled::Batch::default();
-        for (i, tx) in txs.iter().enumerate() {
-            batch.insert(&(i as u64).to_be_bytes(), tx.encode());
+        for tx in txs {
+            batch.insert(&tx.txid().0, tx.encode());
         }
         self.mempool.apply_batch(batch)?;
         self.mempool.flush()?;
+        Ok(())
+    }
+
+    /// Applies changes to the saved mempool (added transactions, removed txids) in one batch,
+    /// without waiting for the disk: sled writes them within its flush interval (500 ms), so
+    /// a transaction pending for longer than that survives a crash.
+    pub fn update_saved_mempool(
+        &self,
+        added: &[Transaction],
+        removed: &[Hash],
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for txid in removed {
+            batch.remove(&txid.0);
+        }
+        for tx in added {
+            batch.insert(&tx.txid().0, tx.encode());
+        }
+        self.mempool.apply_batch(batch)?;
         Ok(())
     }
 
@@ -815,7 +835,8 @@ impl StoreReader {
         Ok((counts, rows))
     }
 
-    /// The saved mempool, in saved order. Undecodable entries are skipped with a warning.
+    /// The saved mempool, in (sender, nonce) order, so that each sender's transactions can be
+    /// admitted one after the other. Undecodable entries are skipped with a warning.
     pub fn load_mempool(&self) -> Result<Vec<Transaction>, StoreError> {
         let mut out = Vec::new();
         for item in self.mempool.iter() {
@@ -825,6 +846,7 @@ impl StoreReader {
                 Err(e) => tracing::warn!(error = %e, "skipping undecodable saved mempool entry"),
             }
         }
+        out.sort_by_cached_key(|tx| (tx.sender(), tx.nonce));
         Ok(out)
     }
 

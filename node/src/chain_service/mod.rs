@@ -39,6 +39,10 @@ use crate::gap::{GapLimits, GapQueue};
 use crate::miner::{Miner, MinerConfig};
 use crate::outbox::NetOutbox;
 
+/// How often the mempool's changes are written to the store. With the store's own flush
+/// interval (500 ms), a transaction pending for a second survives a crash.
+const MEMPOOL_SAVE_INTERVAL: Duration = Duration::from_millis(400);
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -133,6 +137,7 @@ struct Clocks {
     last_expiry: Instant,
     last_gap_retry: Instant,
     last_gap_expiry: Instant,
+    last_mempool_save: Instant,
     last_activation_retry: Instant,
     last_hashes: (Instant, u64),
 }
@@ -175,6 +180,7 @@ impl ChainService {
                 last_expiry: now,
                 last_gap_retry: now,
                 last_gap_expiry: now,
+                last_mempool_save: now,
                 last_activation_retry: now,
                 last_hashes: (now, 0),
             },
@@ -294,6 +300,12 @@ impl ChainService {
                 Ok(changed) => self.tips_dirty |= changed,
                 Err(e) => tracing::error!(error = %e, "fork choice still fails; retrying"),
             }
+        }
+        if self.clocks.last_mempool_save.elapsed() >= MEMPOOL_SAVE_INTERVAL {
+            if let Err(e) = self.chain.sync_saved_mempool() {
+                tracing::error!(error = %e, "could not save the mempool's changes; will retry");
+            }
+            self.clocks.last_mempool_save = Instant::now();
         }
         if self.clocks.last_expiry.elapsed() >= Duration::from_secs(60) {
             self.chain.expire_mempool(now_ms());
