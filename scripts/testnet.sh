@@ -76,9 +76,17 @@ start_node() { # I
         --mine --mine-hashrate "$HASHRATE" --explorer-nodes "$TESTNET_DIR/nodes.json")
     local miner; miner="$(dev_address "$i")"
     [ -n "$miner" ] && args+=(--miner-address "$miner")
-    if [ "$i" != 0 ] && [ -f "$(node_dir 0)/peer_id" ]; then
-        args+=(--bootnode "/ip4/127.0.0.1/tcp/$P2P_BASE/p2p/$(peer_id 0)")
-    fi
+    # Bootnodes: node 0, and every other node running now (so nodes restarted in any order,
+    # node 0 last, find each other). A node remembers no peers across restarts.
+    local boot=()
+    for ((j = 0; j < $(count); j++)); do
+        [ "$j" = "$i" ] && continue
+        [ -f "$(node_dir "$j")/peer_id" ] || continue
+        if [ "$j" = 0 ] || alive "$j"; then
+            boot+=("/ip4/127.0.0.1/tcp/$((P2P_BASE + j))/p2p/$(peer_id "$j")")
+        fi
+    done
+    [ "${#boot[@]}" -gt 0 ] && args+=(--bootnode "$(IFS=,; echo "${boot[*]}")")
     nohup "$BIN" "${args[@]}" >>"$dir/node.log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
 }
@@ -160,12 +168,34 @@ cmd_down() {
 
 cmd_clean() { cmd_down; rm -rf "$TESTNET_DIR"; echo "removed $TESTNET_DIR"; }
 
+# Waits up to $2 s for node $1 to have a peer; fails (without exiting) if none came.
+wait_peer() { # I, timeout_s
+    local deadline=$((SECONDS + $2)) line
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if line="$(node_line "$1")" && [ "$(awk '{print $6}' <<<"$line")" -ge 1 ]; then
+            return 0
+        fi
+        sleep 0.3
+    done
+    return 1
+}
+
 cmd_start() {
     check_index "$1"
     [ -x "$BIN" ] || build
+    local others=0
+    for ((j = 0; j < $(count); j++)); do
+        [ "$j" != "$1" ] && alive "$j" && others=$((others + 1))
+    done
     start_node "$1"
-    wait_ready "$1" "$([ "$(count)" -gt 1 ] && echo 1 || echo 0)" 60
-    echo "node $1 started"
+    wait_ready "$1" 0 60
+    if [ "$others" -eq 0 ]; then
+        echo "node $1 started; no peers yet: every other node is down (it connects when they start)"
+    elif wait_peer "$1" 60; then
+        echo "node $1 started"
+    else
+        echo "node $1 started, but has no peer after 60 s; see $(node_dir "$1")/node.log" >&2
+    fi
 }
 cmd_stop() { check_index "$1"; stop_node "$1"; echo "node $1 stopped"; }
 cmd_kill() {

@@ -1,6 +1,6 @@
 //! Drives `scripts/testnet.sh` with 3 nodes on non-default ports through up, status, load,
 //! partition, heal, kill, start and down, and checks that every node ends on the same tip with
-//! nothing lost.
+//! nothing lost; then restarts the nodes one by one, a lone node first and the bootnode last.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -219,4 +219,26 @@ fn testnet_script_lifecycle() {
     }
     net.ok(&["down"]);
     assert!(net.tips().iter().all(|t| !t.0), "every node is down");
+
+    // Restarts in any order. A lone node starts (it used to wait 60 s for a peer and exit
+    // non-zero although it ran fine) and says it has no peers yet; the others join it, the
+    // bootnode last, and every node finds both others again.
+    let lone = net.ok(&["start", "2"]);
+    assert!(lone.contains("no peers yet"), "{lone}");
+    net.ok(&["start", "1"]);
+    net.ok(&["start", "0"]);
+    let started = Instant::now();
+    loop {
+        let status = net.ok(&["status"]);
+        let connected = status.lines().filter(|l| l.contains(" peers 2 ")).count();
+        if connected == 3 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "every node connected to both others:\n{status}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    net.ok(&["down"]);
 }
