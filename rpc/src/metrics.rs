@@ -252,8 +252,25 @@ fn saturating_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// The method label: a standard method, or `other` (a client may send any token as a method,
+/// and each distinct label value would be a new series).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Middleware: counts every request and its latency by matched route template (`unmatched`
-/// for requests no route took).
+/// for requests no route took) and method (bounded: [`method_label`]).
 pub(crate) async fn track_http(
     State(state): State<AppState>,
     req: Request,
@@ -264,11 +281,11 @@ pub(crate) async fn track_http(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let response = next.run(req).await;
     state.api().metrics.http_request(
         &route,
-        &method,
+        method,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );

@@ -677,3 +677,42 @@ async fn adversary_modes_are_refused_unless_allowed() {
         .await;
     assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized");
 }
+
+/// Faults (abusive clients): the metrics layer made a new series for every HTTP method string
+/// a client sent, so a client could grow the node's memory and `/metrics` without bound. The
+/// method label now takes the standard methods, and `other` for anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invented_http_methods_do_not_create_metric_series() {
+    let node = TestNode::start().await;
+    for i in 0..200 {
+        let method = reqwest::Method::from_bytes(format!("INVENT{i}").as_bytes()).expect("token");
+        let _ = node
+            .client
+            .request(method, node.url("/v1/status"))
+            .send()
+            .await
+            .expect("sent");
+    }
+    let text = node
+        .client
+        .get(node.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        !text.contains("INVENT"),
+        "a series per invented method:\n{text}"
+    );
+    let series = text
+        .lines()
+        .filter(|l| l.starts_with("peerchain_http_requests_total{"))
+        .count();
+    assert!(series < 20, "{series} request series:\n{text}");
+    assert!(
+        text.contains("method=\"other\""),
+        "counted as other:\n{text}"
+    );
+}
