@@ -123,6 +123,15 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             )
         })?;
     let rpc_addr = listener.local_addr()?;
+    if !rpc_addr.ip().is_loopback() {
+        // Not refused: admin calls always need the token (created 0600 when missing); reads
+        // and submissions are meant to be public on a public node.
+        tracing::warn!(
+            %rpc_addr,
+            "the HTTP API listens on a non-loopback address: anyone who can reach it can read \
+             and submit transactions; admin calls need the token"
+        );
+    }
     let chain_config = ChainConfig {
         mempool: limits.mempool.clone(),
         ..ChainConfig::default()

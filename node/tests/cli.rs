@@ -53,12 +53,17 @@ fn dev_node(extra: &[&str]) -> NodeProcess {
 /// Starts `peerchain node --dev` on `dir` (free ports), waits for its banner, and returns the
 /// process and its HTTP address. The log goes to `dir/node.log` (appended).
 fn dev_node_at(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
+    dev_node_on(dir, "127.0.0.1", extra)
+}
+
+/// [`dev_node_at`] with the HTTP API on `host`.
+fn dev_node_on(dir: &std::path::Path, host: &str, extra: &[&str]) -> (Child, String) {
     let rpc_port = free_port();
     let p2p_port = free_port();
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("peerchain"))
         .args(["node", "--dev", "--data-dir"])
         .arg(dir)
-        .args(["--rpc-listen", &format!("127.0.0.1:{rpc_port}")])
+        .args(["--rpc-listen", &format!("{host}:{rpc_port}")])
         .args(["--p2p-listen", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
         .args(extra)
         .stdout(Stdio::piped())
@@ -90,7 +95,7 @@ fn dev_node_at(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
         "banner lists dev seeds: {banner}"
     );
     assert!(
-        banner.contains(&format!("http://127.0.0.1:{rpc_port}/")),
+        banner.contains(&format!(":{rpc_port}/")),
         "banner: {banner}"
     );
     (child, format!("http://127.0.0.1:{rpc_port}"))
@@ -469,4 +474,30 @@ fn a_transaction_accepted_a_second_before_sigkill_is_pending_after_restart() {
         "the pending transaction survived the kill: {status}\nnode log: {}",
         std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default()
     );
+}
+
+/// Security defaults: binding the HTTP API to a non-loopback address is allowed (admin calls
+/// always need the token, created 0600) but said loudly in the log; admin calls without the
+/// token are refused.
+#[test]
+fn a_public_http_address_is_announced_and_admin_needs_the_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, rpc) = dev_node_on(dir.path(), "0.0.0.0", &[]);
+    let unauthorised = bin()
+        .args(["admin", "--rpc", &rpc, "--token", "wrong", "mine", "1"])
+        .output()
+        .expect("admin runs");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!unauthorised.status.success());
+    assert!(String::from_utf8_lossy(&unauthorised.stderr).contains("401"));
+    let token = dir.path().join("admin.token");
+    let mode = std::fs::metadata(&token)
+        .expect("token file")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the admin token is private");
+    let log = std::fs::read_to_string(dir.path().join("node.log")).expect("log");
+    assert!(log.contains("non-loopback address"), "warned: {log}");
 }
