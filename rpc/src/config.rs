@@ -22,8 +22,15 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest body of `POST /v1/transactions/batch` (10,000 transactions need about 3.2 MB).
     pub max_batch_body_bytes: usize,
-    /// Requests handled at once (event streams excluded); more are refused with 429.
+    /// Public requests handled at once (event streams and admin calls excluded); more are
+    /// refused with 429.
     pub max_concurrent_requests: usize,
+    /// Admin requests handled at once, in a lane of their own, so a flood of public requests
+    /// cannot lock the operator out; more are refused with 429.
+    pub max_admin_requests: usize,
+    /// Batch submissions (`POST /v1/transactions/batch`, up to 10,000 transactions each)
+    /// handled at once, within the public slots; more are refused with 429.
+    pub max_batch_requests: usize,
     /// Time allowed for one request, reading its body included; then 503 `timeout`.
     pub request_timeout: Duration,
     /// Time allowed for one admin request (`mine` may take a while).
@@ -44,6 +51,8 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_batch_body_bytes: 8 * 1024 * 1024,
             max_concurrent_requests: 256,
+            max_admin_requests: 8,
+            max_batch_requests: 4,
             request_timeout: Duration::from_secs(10),
             admin_timeout: Duration::from_secs(120),
             max_event_streams: 256,

@@ -74,17 +74,17 @@ pub fn router_with(api: NodeApi, limits: Limits) -> Router {
 /// at shutdown).
 pub(crate) fn build(state: AppState) -> Router {
     let limits = state.limits().clone();
-    let slots = Slots {
-        semaphore: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
-        max: limits.max_concurrent_requests,
-    };
+    let slots = Slots::new(limits.max_concurrent_requests, "requests");
+    let admin_slots = Slots::new(limits.max_admin_requests, "admin requests");
+    let batch_slots = Slots::new(limits.max_batch_requests, "batch submissions");
     let public = Router::new()
         .route("/v1/status", get(node::status))
         .route("/v1/transactions", post(transactions::submit))
         .route(
             "/v1/transactions/batch",
             post(transactions::submit_batch)
-                .layer(DefaultBodyLimit::max(limits.max_batch_body_bytes)),
+                .layer(DefaultBodyLimit::max(limits.max_batch_body_bytes))
+                .layer(from_fn_with_state(batch_slots, limit_concurrency)),
         )
         .route(
             "/v1/transactions/{txid}",
@@ -118,7 +118,7 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/explorer/nodes.json", get(explorer::nodes_json))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(timeout(limits.request_timeout))
-        .layer(from_fn_with_state(slots.clone(), limit_concurrency));
+        .layer(from_fn_with_state(slots, limit_concurrency));
     let admin = Router::new()
         .route("/v1/admin/mine", post(admin::mine))
         .route("/v1/admin/mining", post(admin::set_mining))
@@ -134,7 +134,7 @@ pub(crate) fn build(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), admin::require_admin))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(timeout(limits.admin_timeout))
-        .layer(from_fn_with_state(slots, limit_concurrency));
+        .layer(from_fn_with_state(admin_slots, limit_concurrency));
     // Event streams are long-lived: no request timeout, their own slot limit.
     let events = Router::new().route("/v1/events", get(sse::events));
     Router::new()
@@ -174,21 +174,32 @@ fn cors() -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
-/// Requests in progress, shared by the public and admin routes.
+/// Requests of one lane in progress (public, admin, batch submissions).
 #[derive(Debug, Clone)]
 struct Slots {
     semaphore: Arc<Semaphore>,
     max: usize,
+    what: &'static str,
 }
 
-/// Refuses a request with 429 `rate_limited` when `max_concurrent_requests` are in progress
-/// (load shedding rather than queueing, so a flood cannot build a backlog).
+impl Slots {
+    fn new(max: usize, what: &'static str) -> Self {
+        Slots {
+            semaphore: Arc::new(Semaphore::new(max)),
+            max,
+            what,
+        }
+    }
+}
+
+/// Refuses a request with 429 `rate_limited` when its lane's slots are taken (load shedding
+/// rather than queueing, so a flood cannot build a backlog).
 async fn limit_concurrency(State(slots): State<Slots>, req: Request, next: Next) -> Response {
     match slots.semaphore.clone().try_acquire_owned() {
         Ok(_permit) => next.run(req).await,
         Err(_) => ApiError::rate_limited(format!(
-            "{} requests are in progress, the most this node serves at once; retry later",
-            slots.max
+            "{} {} are in progress, the most this node serves at once; retry later",
+            slots.max, slots.what
         ))
         .into_response(),
     }

@@ -466,7 +466,10 @@ async fn a_network_level_mode_runs_from_the_node_and_its_staller_is_banned() {
     wait_height(&net, control, 5).await;
     // A new honest node on the same address (a local testnet) still joins: the ban covers
     // the staller's peer id, not 127.0.0.1 (it used to, for the ban's whole hour).
-    let late = net.add_node(NodeOptions::default()).await.expect("late node");
+    let late = net
+        .add_node(NodeOptions::default())
+        .await
+        .expect("late node");
     let late_id = net.nodes[late].peer_id.clone();
     wait_height(&net, late, 5).await;
     assert!(

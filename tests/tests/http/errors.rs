@@ -716,3 +716,54 @@ async fn invented_http_methods_do_not_create_metric_series() {
         "counted as other:\n{text}"
     );
 }
+
+/// Faults (abusive clients): admin calls shared the public requests' slots, so a flood of
+/// public requests locked the operator out. They now have a lane of their own; batch
+/// submissions, the heaviest public requests, have their own bound within the public slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_have_their_own_lane_and_batches_their_own_bound() {
+    let node = TestNode::start_with(Options {
+        limits: Limits {
+            max_concurrent_requests: 2,
+            max_batch_requests: 1,
+            request_timeout: Duration::from_secs(2),
+            ..Limits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    // Two batches wait for the stalled chain thread: the second is over the batch bound.
+    node.node().stall_chain_thread(Duration::from_secs(3));
+    let batch = |nonce: u64| {
+        let client = node.client.clone();
+        let url = node.url("/v1/transactions/batch");
+        let body = json!([tx_json(&node.transfer(0, node.address(1), 1, 1, nonce))]);
+        tokio::spawn(
+            async move { read(client.post(url).json(&body).send().await.expect("POST")).await },
+        )
+    };
+    let first = batch(0);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = batch(1).await.expect("task");
+    let message = assert_error(&second, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(message.contains("batch submissions"), "{message}");
+    // A single submission takes the second public slot: public requests are now shed...
+    let client = node.client.clone();
+    let url = node.url("/v1/transactions");
+    let tx = tx_json(&node.transfer(2, node.address(1), 1, 1, 0));
+    let single =
+        tokio::spawn(
+            async move { read(client.post(url).json(&tx).send().await.expect("POST")).await },
+        );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let shed = node.get("/v1/status").await;
+    assert_error(&shed, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    // ...but the operator still gets through (a 404 for a peer nobody knows, not a 429).
+    let stranger = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+    let (status, body) = node
+        .admin(&format!("/v1/admin/peers/{stranger}/block"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let _ = first.await;
+    let _ = single.await;
+}
