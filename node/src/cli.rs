@@ -119,6 +119,15 @@ pub struct NodeArgs {
     /// Dev mode block interval in ms; 0 mines a block as soon as a transaction arrives.
     #[arg(long, requires = "dev")]
     pub block_time: Option<u64>,
+    /// TEST ONLY: shift this node's clock by this many milliseconds (negative: behind), to
+    /// test clock skew. Its blocks carry the shifted time; blocks of others are judged by it.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_ms: i64,
     /// Let this node attack its peers on purpose (for testing defences): allows --adversary and
     /// `POST /v1/admin/adversary`. Never use it on a network you care about.
     #[arg(long)]

@@ -179,6 +179,9 @@ pub struct NodeConfig {
     /// Whether a misbehaviour ban covers a loopback address too (off: a local testnet shares
     /// 127.0.0.1; tests of address bans turn it on).
     pub ban_loopback_addresses: bool,
+    /// Added to the wall clock for every consensus time (block timestamps, the future-block
+    /// rule, mempool expiry): tests of clock skew only (`--clock-offset-ms`).
+    pub clock_offset_ms: i64,
 }
 
 /// The built-in dev network: 10 dev accounts, easy work so blocks are mined at once, and a
@@ -272,6 +275,7 @@ impl NodeConfig {
             allow_adversary: args.allow_adversary,
             adversary: args.adversary,
             ban_loopback_addresses: false,
+            clock_offset_ms: args.clock_offset_ms,
         })
     }
 }

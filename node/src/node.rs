@@ -24,7 +24,7 @@ use peerchain_rpc::node_api::{NetFacts, NodeApi, NodeRequest};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::adversary::AdversaryMode;
-use crate::chain_service::{ChainMsg, ChainService, Links, now_ms};
+use crate::chain_service::{ChainMsg, ChainService, Links};
 use crate::config::NodeConfig;
 use crate::dispatch::{ChainInbox, NetWatch, forward_network_events, serve_requests};
 use crate::outbox::{NetOutbox, drain};
@@ -139,7 +139,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let mut chain = Chain::open(store, config.genesis.clone(), chain_config)
         .context("cannot open the chain")?;
     let restored = chain
-        .load_mempool(now_ms())
+        .load_mempool(crate::chain_service::clock_ms(config.clock_offset_ms))
         .context("cannot restore the saved mempool")?;
     tracing::info!(restored, tip = %chain.tip(), height = chain.tip_header().height, "chain loaded");
     let reader = chain.store_reader();

@@ -44,6 +44,8 @@ pub struct NodeOptions {
     pub miner: Address,
     /// Misbehaviour bans cover loopback addresses too (tests of address bans).
     pub ban_loopback_addresses: bool,
+    /// Shift of the node's clock (tests of clock skew).
+    pub clock_offset_ms: i64,
 }
 
 impl Default for NodeOptions {
@@ -58,6 +60,7 @@ impl Default for NodeOptions {
             adversary: None,
             miner: Address([0xaa; 20]),
             ban_loopback_addresses: false,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -122,6 +125,7 @@ fn config(
         allow_adversary: options.adversary.is_some(),
         adversary: options.adversary.clone(),
         ban_loopback_addresses: options.ban_loopback_addresses,
+        clock_offset_ms: options.clock_offset_ms,
     }
 }
 

@@ -6,7 +6,7 @@ use peerchain_ledger::mempool::Admitted;
 use peerchain_ledger::{AccountReader, Address, Block, Transaction};
 use peerchain_network::{Acceptance, BlockOrigin, MessageRef};
 
-use super::{ChainService, now_ms};
+use super::{ChainService, clock_ms};
 use crate::gap::{Held, relays_to_penalise};
 use crate::outbox::NetCommand;
 use crate::verdict::{TxVerdict, block_acceptance, tx_verdict};
@@ -31,11 +31,15 @@ impl ChainService {
         let height = block.header.height;
         let imported = match origin {
             // Unrequested: a block that keeps its branch lighter than the tip is dropped.
-            BlockOrigin::Gossip(_) => {
+            BlockOrigin::Gossip(_) => self.chain.import_unrequested(
+                block,
+                Some(peer.clone()),
+                clock_ms(self.clock_offset_ms),
+            ),
+            BlockOrigin::Sync => {
                 self.chain
-                    .import_unrequested(block, Some(peer.clone()), now_ms())
+                    .import(block, Some(peer.clone()), clock_ms(self.clock_offset_ms))
             }
-            BlockOrigin::Sync => self.chain.import(block, Some(peer.clone()), now_ms()),
         };
         let reports = match imported {
             Ok(r) => r,
@@ -131,7 +135,9 @@ impl ChainService {
 
     pub(super) fn gossiped_tx(&mut self, tx: Transaction, peer: String, msg: MessageRef) {
         let sender = tx.sender();
-        let result = self.chain.submit(tx.clone(), now_ms());
+        let result = self
+            .chain
+            .submit(tx.clone(), clock_ms(self.clock_offset_ms));
         let verdict = tx_verdict(&result);
         match (&verdict, &result) {
             (TxVerdict::Accept, _) => {
@@ -144,7 +150,7 @@ impl ChainService {
                 // if the sender can pay for it.
                 let held = Held {
                     tx,
-                    since_ms: now_ms(),
+                    since_ms: clock_ms(self.clock_offset_ms),
                     peer: Some(peer),
                 };
                 let available = self.spendable(&sender);
@@ -166,7 +172,7 @@ impl ChainService {
     /// Drops held transactions past their time limit; a relay many of whose held
     /// transactions never became valid is penalised (`gap::relays_to_penalise`).
     pub(super) fn expire_held(&mut self) {
-        let expired = self.gap.expire(now_ms());
+        let expired = self.gap.expire(clock_ms(self.clock_offset_ms));
         if expired.is_empty() {
             return;
         }
@@ -209,7 +215,10 @@ impl ChainService {
                 continue;
             }
             let tx = held.tx;
-            match self.chain.submit(tx.clone(), now_ms()) {
+            match self
+                .chain
+                .submit(tx.clone(), clock_ms(self.clock_offset_ms))
+            {
                 Ok(Admitted::New { .. }) => {
                     self.links.metrics.tx_accepted();
                     self.template_dirty = true;

@@ -7,7 +7,7 @@ use peerchain_consensus::{Verdict, build_template, solve};
 use peerchain_ledger::{Address, Block, Hash};
 use peerchain_rpc::node_api::{NodeError, Reply};
 
-use super::{ChainService, now_ms};
+use super::{ChainService, clock_ms};
 use crate::verdict::node_error;
 
 /// A "mine n blocks now" request in progress.
@@ -62,9 +62,12 @@ impl ChainService {
     ) -> Result<Vec<Hash>, NodeError> {
         let mut out = Vec::new();
         for _ in 0..blocks {
-            let mut template =
-                build_template(&self.chain, miner.unwrap_or(self.miner_address), now_ms())
-                    .map_err(node_error)?;
+            let mut template = build_template(
+                &self.chain,
+                miner.unwrap_or(self.miner_address),
+                clock_ms(self.clock_offset_ms),
+            )
+            .map_err(node_error)?;
             // Right after `invalidate` the same template can rebuild the very block that was
             // invalidated (same clock millisecond): move the timestamp on until it is new.
             let block = loop {
@@ -89,7 +92,7 @@ impl ChainService {
         let txs = block.transactions.len();
         let reports = self
             .chain
-            .import(block.clone(), None, now_ms())
+            .import(block.clone(), None, clock_ms(self.clock_offset_ms))
             .map_err(node_error)?;
         self.tips_dirty = true;
         let verdict = reports.iter().find(|r| r.hash == hash).map(|r| &r.verdict);
@@ -131,7 +134,11 @@ impl ChainService {
         if !due {
             return;
         }
-        match build_template(&self.chain, self.miner_address, now_ms()) {
+        match build_template(
+            &self.chain,
+            self.miner_address,
+            clock_ms(self.clock_offset_ms),
+        ) {
             Ok(t) => self.miner.set_job(Some(t)),
             Err(e) => tracing::error!(error = %e, "cannot build a block template"),
         }

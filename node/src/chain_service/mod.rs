@@ -43,6 +43,12 @@ use crate::outbox::NetOutbox;
 /// interval (500 ms), a transaction pending for a second survives a crash.
 const MEMPOOL_SAVE_INTERVAL: Duration = Duration::from_millis(400);
 
+/// Milliseconds since the Unix epoch, shifted by `offset_ms` (`--clock-offset-ms`, tests of
+/// clock skew only).
+pub fn clock_ms(offset_ms: i64) -> u64 {
+    now_ms().saturating_add_signed(offset_ms)
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -113,6 +119,8 @@ pub struct ChainService {
     template_dirty: bool,
     clocks: Clocks,
     failpoints: FailPoints,
+    /// Added to the wall clock (`--clock-offset-ms`, tests of clock skew only).
+    clock_offset_ms: i64,
     allow_adversary: bool,
     adversary: Option<Adversary>,
     /// Unrequested blocks of lighter branches per peer (bounded by `MAX_LIGHTER_PEERS`).
@@ -185,6 +193,7 @@ impl ChainService {
                 last_hashes: (now, 0),
             },
             failpoints: config.failpoints.clone(),
+            clock_offset_ms: config.clock_offset_ms,
             allow_adversary: config.allow_adversary,
             adversary: config
                 .adversary
@@ -282,7 +291,7 @@ impl ChainService {
         {
             panic!("fail point chain-panic-after-ms={ms} reached");
         }
-        match self.chain.retry_future(now_ms()) {
+        match self.chain.retry_future(clock_ms(self.clock_offset_ms)) {
             Ok(reports) => {
                 if !reports.is_empty() {
                     self.tips_dirty = true;
@@ -308,7 +317,7 @@ impl ChainService {
             self.clocks.last_mempool_save = Instant::now();
         }
         if self.clocks.last_expiry.elapsed() >= Duration::from_secs(60) {
-            self.chain.expire_mempool(now_ms());
+            self.chain.expire_mempool(clock_ms(self.clock_offset_ms));
             self.clocks.last_expiry = Instant::now();
         }
         if !self.gap.is_empty() && self.clocks.last_gap_expiry.elapsed() >= Duration::from_secs(1) {
@@ -334,7 +343,11 @@ impl ChainService {
         self.refresh_template(false);
         self.record_hashrate();
         if let Some(adversary) = &mut self.adversary {
-            adversary.tick(&mut self.chain, &self.links.outbox, now_ms());
+            adversary.tick(
+                &mut self.chain,
+                &self.links.outbox,
+                clock_ms(self.clock_offset_ms),
+            );
         }
     }
 

@@ -8,7 +8,7 @@ use peerchain_ledger::Block;
 use peerchain_network::LocalTip;
 use peerchain_rpc::node_api::{NodeEvent, NodeSnapshot, TipInfo};
 
-use super::{ChainService, now_ms};
+use super::{ChainService, clock_ms};
 use crate::adversary::Adversary;
 use crate::outbox::NetCommand;
 
@@ -94,7 +94,7 @@ impl ChainService {
                         .chain
                         .mempool()
                         .get(&txid)
-                        .map_or_else(now_ms, |e| e.first_seen_ms);
+                        .map_or_else(|| clock_ms(self.clock_offset_ms), |e| e.first_seen_ms);
                     self.first_seen.record(txid, seen);
                     self.template_dirty = true;
                     let _ = self.links.events.send(NodeEvent::Tx { txid });

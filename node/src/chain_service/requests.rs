@@ -7,7 +7,7 @@ use peerchain_ledger::{Address, Hash, Transaction};
 use peerchain_rpc::node_api::{NodeError, Reply, Submitted};
 
 use super::mining::MineJob;
-use super::{ChainService, now_ms};
+use super::{ChainService, clock_ms};
 use crate::adversary::{Adversary, AdversaryMode};
 use crate::outbox::NetCommand;
 use crate::verdict::node_error;
@@ -122,7 +122,9 @@ impl ChainService {
     }
 
     fn submit(&mut self, txs: Vec<Transaction>) -> Vec<Result<Submitted, MempoolError>> {
-        let results = self.chain.submit_batch(txs.clone(), now_ms());
+        let results = self
+            .chain
+            .submit_batch(txs.clone(), clock_ms(self.clock_offset_ms));
         let mut new = Vec::new();
         let out = results
             .into_iter()

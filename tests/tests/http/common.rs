@@ -90,6 +90,7 @@ fn config(
         allow_adversary: false,
         adversary: None,
         ban_loopback_addresses: false,
+        clock_offset_ms: 0,
     }
 }
 

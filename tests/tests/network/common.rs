@@ -160,6 +160,7 @@ fn node_config(
         allow_adversary: false,
         adversary: None,
         ban_loopback_addresses: false,
+        clock_offset_ms: 0,
     }
 }
 
