@@ -78,12 +78,12 @@ pub(crate) async fn get_account(
 
 /// Where a history walk stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Walk {
+pub(crate) enum Walk {
     Pending { h0: u64, after: Option<(u64, Hash)> },
     Confirmed(HistoryCursor),
 }
 
-fn parse_walk(text: &str) -> Option<Walk> {
+pub(crate) fn parse_walk(text: &str) -> Option<Walk> {
     if let Some(rest) = text.strip_prefix('p') {
         let mut parts = rest.splitn(3, '.');
         let h0 = parts.next()?.parse().ok()?;
@@ -102,11 +102,11 @@ fn parse_walk(text: &str) -> Option<Walk> {
     (c.to_text() == rest).then_some(Walk::Confirmed(c))
 }
 
-fn pending_cursor(h0: u64, key: (u64, Hash)) -> String {
+pub(crate) fn pending_cursor(h0: u64, key: (u64, Hash)) -> String {
     format!("p{h0}.{}.{}", key.0, key.1)
 }
 
-fn confirmed_cursor(c: HistoryCursor) -> String {
+pub(crate) fn confirmed_cursor(c: HistoryCursor) -> String {
     format!("c{}", c.to_text())
 }
 
@@ -150,7 +150,18 @@ pub(crate) async fn account_history(
     Ok(Json(page))
 }
 
-/// A page of the pending phase, continued into the confirmed phase when it runs out.
+/// An item of the pending phase before its view is built: only the page's items get one.
+enum PendingItem {
+    /// Confirmed above H0 at this position (the view reads its block).
+    Confirmed(HistoryCursor),
+    /// Still pending.
+    Pending(Box<TransactionView>),
+}
+
+/// A page of the pending phase, continued into the confirmed phase when it runs out. Its
+/// cost: one scan of the address's history index above H0 (keys only, at most
+/// [`MAX_CONFIRMED_DURING_WALK`]), the address's pending transactions, and block reads for
+/// the page's items only.
 async fn pending_page(
     state: &AppState,
     address: Address,
@@ -162,52 +173,76 @@ async fn pending_page(
     let snapshot = state.api().snapshot();
     let store = state.api().store.clone();
     let recent = blocking(move || confirmed_above(&store, &address, h0)).await?;
-    let mut entries: HashMap<Hash, ((u64, Hash), TransactionView)> = HashMap::new();
-    for (txid, mut view) in recent {
+    let mut entries: HashMap<Hash, ((u64, Hash), PendingItem)> = HashMap::new();
+    for (pos, txid) in recent {
         if let Some(ms) = snapshot.first_seen_ms(&txid) {
-            view.first_seen_ms = Some(ms);
-            entries.insert(txid, ((ms, txid), view));
+            entries.insert(txid, ((ms, txid), PendingItem::Confirmed(pos)));
         }
     }
     for e in snapshot.mempool.involving(&address) {
         // The snapshot was taken first: a transaction in both confirmed in between.
         entries.entry(e.txid).or_insert_with(|| {
-            (
-                (e.first_seen_ms, e.txid),
-                TransactionView::pending(&e.tx, Some(e.first_seen_ms)),
-            )
+            let view = TransactionView::pending(&e.tx, Some(e.first_seen_ms));
+            ((e.first_seen_ms, e.txid), PendingItem::Pending(Box::new(view)))
         });
     }
-    let mut ordered: Vec<((u64, Hash), TransactionView)> = entries
+    let mut ordered: Vec<((u64, Hash), PendingItem)> = entries
         .into_values()
         .filter(|(key, _)| after.is_none_or(|a| *key < a))
         .collect();
     ordered.sort_by_key(|entry| std::cmp::Reverse(entry.0));
-    if ordered.len() > limit {
-        ordered.truncate(limit);
-        let next = ordered.last().map(|(key, _)| pending_cursor(h0, *key));
-        return Ok(Page {
-            items: ordered.into_iter().map(|(_, v)| v).collect(),
-            next_cursor: next,
-        });
-    }
-    let items: Vec<TransactionView> = ordered.into_iter().map(|(_, v)| v).collect();
+    let more = ordered.len() > limit;
+    ordered.truncate(limit);
+    let next = more
+        .then(|| ordered.last().map(|(key, _)| pending_cursor(h0, *key)))
+        .flatten();
     let store = state.api().store.clone();
-    let below = HistoryCursor {
-        height: h0.saturating_add(1),
-        index: 0,
-    };
-    blocking(move || confirmed_page(&store, &address, below, limit, items)).await
+    blocking(move || {
+        let items = pending_views(&store, ordered)?;
+        if more {
+            return Ok(Page {
+                items,
+                next_cursor: next,
+            });
+        }
+        let below = HistoryCursor {
+            height: h0.saturating_add(1),
+            index: 0,
+        };
+        confirmed_page(&store, &address, below, limit, items)
+    })
+    .await
 }
 
-/// Transactions of `address` confirmed above height `h0`, newest first (at most
-/// [`MAX_CONFIRMED_DURING_WALK`]).
+/// The views of a pending-phase page, in its order (confirmed items read their blocks; one
+/// a reorg moved away is skipped).
+fn pending_views(
+    store: &StoreReader,
+    ordered: Vec<((u64, Hash), PendingItem)>,
+) -> Result<Vec<TransactionView>, ApiError> {
+    let tip = store.tip_record()?.header.height;
+    let mut out = Vec::with_capacity(ordered.len());
+    for ((first_seen, txid), item) in ordered {
+        match item {
+            PendingItem::Pending(view) => out.push(*view),
+            PendingItem::Confirmed(pos) => {
+                if let Some((_, mut view)) = views_at(store, &[(pos, txid)], tip)?.pop() {
+                    view.first_seen_ms = Some(first_seen);
+                    out.push(view);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Positions of the transactions of `address` confirmed above height `h0`, newest first (at
+/// most [`MAX_CONFIRMED_DURING_WALK`]; index keys only, no block is read).
 fn confirmed_above(
     store: &StoreReader,
     address: &Address,
     h0: u64,
-) -> Result<Vec<(Hash, TransactionView)>, ApiError> {
-    let tip = store.tip_record()?.header.height;
+) -> Result<Vec<(HistoryCursor, Hash)>, ApiError> {
     let mut positions = Vec::new();
     let mut before = None;
     'scan: loop {
@@ -223,8 +258,7 @@ fn confirmed_above(
             None => break,
         }
     }
-    let views = views_at(store, &positions, tip)?;
-    Ok(views.into_iter().map(|v| (v.0, v.1)).collect())
+    Ok(positions)
 }
 
 /// The confirmed phase: up to `limit - prefix.len()` transactions strictly older than
