@@ -42,6 +42,8 @@
 //! - `timers.rs`: which periodic duties are due.
 //! - `sync.rs` (store-side helpers), `codec.rs`, `behaviour.rs`, `handle.rs`, `identity.rs`,
 //!   `config.rs` (every bound), `error.rs`, `types.rs`.
+//! - `fuzzing` (at the end of this file, feature `fuzzing`): the entry points of the fuzz
+//!   targets in `fuzz/` (docs/FUZZING.md).
 
 mod adversary;
 mod behaviour;
@@ -174,4 +176,107 @@ pub async fn start(
         },
         event_rx,
     ))
+}
+
+/// Entry points of the fuzz targets in `fuzz/` (feature `fuzzing`, off by default; the node
+/// never enables it): the decoders a peer reaches, driven as the service and the sync codec
+/// drive them. Not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use futures::executor::block_on;
+    use libp2p::StreamProtocol;
+    use libp2p::request_response::Codec as _;
+    use peerchain_ledger::{Block, Hash, U256};
+
+    use crate::codec::{self, Refusal, Status, SyncCodec, SyncRequest, SyncResponse};
+    use crate::config::NetworkConfig;
+
+    /// Size limit of one sync request.
+    pub const SYNC_REQUEST_LIMIT: usize = crate::config::SYNC_REQUEST_LIMIT;
+
+    /// Size limit of one sync response on a network with this `max_block_txs`.
+    pub fn sync_response_limit(max_block_txs: usize) -> usize {
+        NetworkConfig::new("", Hash::ZERO, max_block_txs).sync_response_limit()
+    }
+
+    /// A gossip block as the service decodes it: SPEC decoding and the Merkle root check.
+    pub fn decode_gossip_block(bytes: &[u8], max_block_txs: usize) -> Result<Block, String> {
+        codec::decode_block(bytes, max_block_txs)
+    }
+
+    /// The honest sync codec of a network with this `max_block_txs` (as `behaviour.rs` builds it).
+    fn sync_codec(max_block_txs: usize) -> SyncCodec {
+        SyncCodec {
+            max_block_txs,
+            response_limit: sync_response_limit(max_block_txs),
+            stall_block_reads: None,
+        }
+    }
+
+    /// Reads one inbound sync request from a stream holding `bytes` through the codec (size
+    /// limit, then decoding). Returns the request encoded again, or why it was refused.
+    pub fn read_sync_request(bytes: &[u8], max_block_txs: usize) -> Result<Vec<u8>, String> {
+        let protocol = StreamProtocol::new("/peerchain/fuzz/sync");
+        let mut io = futures::io::Cursor::new(bytes);
+        block_on(sync_codec(max_block_txs).read_request(&protocol, &mut io))
+            .map(|req| codec::encode_request(&req))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reads one sync response from a stream holding `bytes` through the codec (size limit,
+    /// decoding, Merkle roots). Returns the response encoded again, or why it is refused
+    /// (an I/O error, or the reason of a `Malformed` response).
+    pub fn read_sync_response(bytes: &[u8], max_block_txs: usize) -> Result<Vec<u8>, String> {
+        let protocol = StreamProtocol::new("/peerchain/fuzz/sync");
+        let mut io = futures::io::Cursor::new(bytes);
+        match block_on(sync_codec(max_block_txs).read_response(&protocol, &mut io)) {
+            Ok(SyncResponse::Malformed(reason)) => Err(reason),
+            Ok(resp) => Ok(codec::encode_response(&resp)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Sync requests of every kind about a chain from `genesis` to `blocks`, encoded (seed
+    /// corpus of the fuzz targets).
+    pub fn example_sync_requests(genesis: Hash, blocks: &[Block]) -> Vec<Vec<u8>> {
+        let hashes: Vec<Hash> = blocks.iter().map(Block::hash).collect();
+        let tip = hashes.last().copied().unwrap_or(genesis);
+        [
+            SyncRequest::Status(example_status(genesis, blocks)),
+            SyncRequest::GetHeaders {
+                locator: vec![tip, genesis],
+                max: 512,
+            },
+            SyncRequest::GetBlocks(hashes),
+        ]
+        .iter()
+        .map(codec::encode_request)
+        .collect()
+    }
+
+    /// Sync responses of every kind about a chain from `genesis` to `blocks`, encoded (seed
+    /// corpus of the fuzz targets).
+    pub fn example_sync_responses(genesis: Hash, blocks: &[Block]) -> Vec<Vec<u8>> {
+        [
+            SyncResponse::Status(example_status(genesis, blocks)),
+            SyncResponse::Headers(blocks.iter().map(|b| b.header.clone()).collect()),
+            SyncResponse::Blocks(blocks.to_vec()),
+            SyncResponse::Refused(Refusal::Busy),
+        ]
+        .iter()
+        .map(codec::encode_response)
+        .collect()
+    }
+
+    fn example_status(genesis: Hash, blocks: &[Block]) -> Status {
+        Status {
+            genesis,
+            tip: blocks.last().map_or(genesis, Block::hash),
+            height: blocks.last().map_or(0, |b| b.header.height),
+            total_work: blocks.iter().fold(U256::zero(), |w, b| {
+                w.saturating_add(b.header.target.work())
+            }),
+        }
+    }
 }

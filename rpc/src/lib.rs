@@ -14,6 +14,8 @@
 //!   shared JSON shapes; [`pagination`]: pages and cursors; [`error`]: the error model.
 //! - [`sse`]: `/v1/events`; [`metrics`]: the registry the node records into; [`openapi`]:
 //!   `/openapi.json`; `explorer`: `GET /`.
+//! - `fuzzing` (at the end of this file, feature `fuzzing`): the entry points of the fuzz
+//!   targets in `fuzz/` (docs/FUZZING.md).
 //!
 //! Invariants: every error response is `{"error": {"code", "message"}}` (the `normalize`
 //! middleware rewrites the few that axum and tower produce otherwise); no handler waits on
@@ -202,5 +204,103 @@ async fn limit_concurrency(State(slots): State<Slots>, req: Request, next: Next)
             slots.max, slots.what
         ))
         .into_response(),
+    }
+}
+
+/// Entry points of the fuzz targets in `fuzz/` (feature `fuzzing`, off by default; the node
+/// never enables it): the parsers an HTTP client reaches, called as the handlers call them.
+/// Not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use axum::Json;
+    use peerchain_ledger::{FeeCursor, Hash, HistoryCursor, Transaction};
+
+    use crate::extract::{json_rejection, parse_address, parse_block_id, parse_hash};
+    use crate::pagination::{PageParams, number_cursor};
+    use crate::routes::accounts::{Walk, confirmed_cursor, parse_walk, pending_cursor};
+    use crate::views::TxFields;
+
+    /// The body of `POST /v1/transactions`, read as the `ApiJson` extractor reads it.
+    pub fn parse_tx(body: &[u8]) -> Result<Transaction, String> {
+        Json::<TxFields>::from_bytes(body)
+            .map(|Json(fields)| fields.into())
+            .map_err(|r| json_rejection(r, 0).message)
+    }
+
+    /// The body of `POST /v1/transactions/batch`.
+    pub fn parse_batch(body: &[u8]) -> Result<Vec<Transaction>, String> {
+        crate::routes::transactions::parse_batch(body).map_err(|e| e.message)
+    }
+
+    /// `text` as the cursor of each paged list, through `PageParams::cursor` as the handlers
+    /// parse it: `Ok(None)` for the first page, `Ok(Some(c))` with `c` the cursor the list
+    /// would issue for the same position, `Err` with the `invalid_cursor` message.
+    #[derive(Debug)]
+    pub struct Cursors {
+        /// `GET /v1/blocks` and `GET /v1/blocks/{id}/transactions` (decimal positions).
+        pub number: Result<Option<String>, String>,
+        /// `GET /v1/mempool` (fee order).
+        pub mempool: Result<Option<String>, String>,
+        /// `GET /v1/accounts/{address}/transactions` (pending, then confirmed phase).
+        pub history: Result<Option<String>, String>,
+    }
+
+    /// Parses `text` as every list's cursor.
+    pub fn parse_cursors(text: &str) -> Cursors {
+        let page = PageParams {
+            limit: None,
+            cursor: Some(text.to_owned()),
+        };
+        Cursors {
+            number: page
+                .cursor(number_cursor)
+                .map(|c| c.map(|n| n.to_string()))
+                .map_err(|e| e.message),
+            mempool: page
+                .cursor(FeeCursor::from_text)
+                .map(|c| c.map(|c| c.to_text()))
+                .map_err(|e| e.message),
+            history: page
+                .cursor(parse_walk)
+                .map(|w| {
+                    w.map(|w| match w {
+                        Walk::Pending { h0, after } => {
+                            after.map_or_else(|| format!("p{h0}"), |k| pending_cursor(h0, k))
+                        }
+                        Walk::Confirmed(c) => confirmed_cursor(c),
+                    })
+                })
+                .map_err(|e| e.message),
+        }
+    }
+
+    /// A cursor of each list, as the lists issue them (seed corpus of the fuzz targets).
+    pub fn example_cursors(txid: Hash) -> Vec<String> {
+        vec![
+            1234.to_string(),
+            FeeCursor {
+                fee: 5,
+                seq: 17,
+                txid,
+            }
+            .to_text(),
+            pending_cursor(12, (1_767_225_600_000, txid)),
+            confirmed_cursor(HistoryCursor {
+                height: 12,
+                index: 3,
+            }),
+        ]
+    }
+
+    /// `text` as the path parameters of the routes: a hash (`/v1/transactions/{txid}`), an
+    /// address (`/v1/accounts/{address}`) and a block id (`/v1/blocks/{id}`). Returns which
+    /// parsed.
+    pub fn parse_path_params(text: &str) -> [bool; 3] {
+        [
+            parse_hash(text, "txid").is_ok(),
+            parse_address(text).is_ok(),
+            parse_block_id(text).is_ok(),
+        ]
     }
 }

@@ -183,7 +183,10 @@ async fn pending_page(
         // The snapshot was taken first: a transaction in both confirmed in between.
         entries.entry(e.txid).or_insert_with(|| {
             let view = TransactionView::pending(&e.tx, Some(e.first_seen_ms));
-            ((e.first_seen_ms, e.txid), PendingItem::Pending(Box::new(view)))
+            (
+                (e.first_seen_ms, e.txid),
+                PendingItem::Pending(Box::new(view)),
+            )
         });
     }
     let mut ordered: Vec<((u64, Hash), PendingItem)> = entries

@@ -163,8 +163,14 @@ pub(crate) async fn submit_batch(
             ApiError::bad_request("invalid_json", r.body_text())
         }
     })?;
+    let txs = parse_batch(&body)?;
+    Ok(Json(admit_all(&state, txs).await?))
+}
+
+/// Parses a batch body: a JSON array of at most [`MAX_BATCH`] transaction objects.
+pub(crate) fn parse_batch(body: &[u8]) -> Result<Vec<Transaction>, ApiError> {
     let batch: CappedBatch<'_> =
-        serde_json::from_slice(&body).map_err(|e| invalid_json(&e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| invalid_json(&e.to_string()))?;
     if batch.total > MAX_BATCH {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -177,7 +183,7 @@ pub(crate) async fn submit_batch(
     }
     // Like a single submission, a malformed item refuses the request (400, naming the item);
     // the per-item answers are the node's verdicts on well-formed transactions.
-    let txs = batch
+    batch
         .items
         .iter()
         .enumerate()
@@ -186,8 +192,7 @@ pub(crate) async fn submit_batch(
                 .map(Transaction::from)
                 .map_err(|e| invalid_json(&format!("item {i}: {e}")))
         })
-        .collect::<Result<Vec<Transaction>, ApiError>>()?;
-    Ok(Json(admit_all(&state, txs).await?))
+        .collect()
 }
 
 /// Looks up confirmed items, submits the rest in one request and merges the answers in order.
