@@ -306,16 +306,9 @@ impl GossipInbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libp2p::identity::Keypair;
+    use crate::test_support::peer;
     use peerchain_ledger::types::TX_ENCODED_LEN;
     use peerchain_ledger::{Address, BlockHeader, Hash, Target, U256};
-
-    fn peer(n: u8) -> PeerId {
-        Keypair::ed25519_from_bytes([n; 32])
-            .expect("valid key")
-            .public()
-            .to_peer_id()
-    }
 
     fn inbox() -> GossipInbox {
         GossipInbox::new(TopicHash::from_raw("blocks"), TopicHash::from_raw("txs"))

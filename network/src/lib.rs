@@ -280,3 +280,18 @@ pub mod fuzzing {
         }
     }
 }
+
+/// Helpers shared by the unit tests of the parts.
+#[cfg(test)]
+mod test_support {
+    use libp2p::PeerId;
+    use libp2p::identity::Keypair;
+
+    /// A fixed peer id for `n`.
+    pub(crate) fn peer(n: u8) -> PeerId {
+        Keypair::ed25519_from_bytes([n; 32])
+            .expect("valid key")
+            .public()
+            .to_peer_id()
+    }
+}

@@ -818,14 +818,8 @@ impl PeerBook {
 mod tests {
     use super::*;
     use crate::config::points;
+    use crate::test_support::peer;
     use libp2p::identity::Keypair;
-
-    fn peer(n: u8) -> PeerId {
-        Keypair::ed25519_from_bytes([n; 32])
-            .expect("valid key")
-            .public()
-            .to_peer_id()
-    }
 
     fn addr(port: u16) -> Multiaddr {
         format!("/ip4/127.0.0.1/tcp/{port}")

@@ -285,18 +285,11 @@ impl<K: Copy + Eq + StdHash, T> ServeQueue<K, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libp2p::identity::Keypair;
+    use crate::test_support::peer;
     use std::time::Duration;
 
     const MIB: usize = 1024 * 1024;
     const BLOCK: usize = 3 * MIB;
-
-    fn peer(n: u8) -> PeerId {
-        Keypair::ed25519_from_bytes([n; 32])
-            .expect("valid key")
-            .public()
-            .to_peer_id()
-    }
 
     #[test]
     fn duplicate_hashes_are_served_once() {

@@ -688,16 +688,9 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libp2p::identity::Keypair;
+    use crate::test_support::peer;
     use peerchain_ledger::{Address, Target};
     use std::collections::HashSet;
-
-    fn peer(n: u8) -> PeerId {
-        Keypair::ed25519_from_bytes([n; 32])
-            .expect("valid key")
-            .public()
-            .to_peer_id()
-    }
 
     /// A chain of `n` headers after a genesis-like anchor, each meeting its (trivial) target:
     /// work 1 per header.

@@ -86,15 +86,8 @@ impl TxBudgets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libp2p::identity::Keypair;
+    use crate::test_support::peer;
     use std::time::Duration;
-
-    fn peer(n: u8) -> PeerId {
-        Keypair::ed25519_from_bytes([n; 32])
-            .expect("valid key")
-            .public()
-            .to_peer_id()
-    }
 
     fn taken(b: &mut TxBudgets, p: PeerId, score: Option<f64>, n: usize, now: Instant) -> usize {
         (0..n).filter(|_| b.take(p, score, now)).count()

@@ -255,6 +255,20 @@ impl TestNet {
         Ok((status, body))
     }
 
+    /// Peer ids of node `i`'s connected peers.
+    ///
+    /// # Panics
+    /// When `/v1/peers` fails or is not a list (a test must not read that as "no peers").
+    pub async fn peer_ids(&self, i: usize) -> Vec<String> {
+        match self.get(i, "/v1/peers").await {
+            Ok(Value::Array(list)) => list
+                .iter()
+                .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
+                .collect(),
+            other => panic!("node {i}: /v1/peers: {other:?}"),
+        }
+    }
+
     /// `/v1/status` of node `i`.
     pub async fn status(&self, i: usize) -> anyhow::Result<Value> {
         self.get(i, "/v1/status").await

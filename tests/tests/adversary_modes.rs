@@ -44,19 +44,6 @@ fn metrics(net: &TestNet, i: usize) -> String {
         .render()
 }
 
-async fn peer_ids(net: &TestNet, i: usize) -> Vec<String> {
-    net.get(i, "/v1/peers")
-        .await
-        .expect("peers")
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_blocks_are_rejected_never_relayed_and_their_sender_banned() {
     let genesis = easy_genesis();
@@ -120,8 +107,8 @@ async fn invalid_blocks_are_rejected_never_relayed_and_their_sender_banned() {
     // The adversary is banned by every honest node it reached.
     let mut banned = false;
     for _ in 0..100 {
-        let a = peer_ids(&net, 0).await;
-        let b = peer_ids(&net, 1).await;
+        let a = net.peer_ids(0).await;
+        let b = net.peer_ids(1).await;
         if !a.contains(&adversary_id) && !b.contains(&adversary_id) {
             banned = true;
             break;
@@ -448,13 +435,13 @@ async fn a_network_level_mode_runs_from_the_node_and_its_staller_is_banned() {
     // it then stays out (its redials are refused) while the control stays connected.
     tokio::time::sleep(Duration::from_secs(6)).await;
     for _ in 0..15 {
-        let peers = peer_ids(&net, 0).await;
+        let peers = net.peer_ids(0).await;
         assert!(
             peers.contains(&control_id),
             "the control is connected: {peers:?}"
         );
         for i in [0, control] {
-            let peers = peer_ids(&net, i).await;
+            let peers = net.peer_ids(i).await;
             assert!(
                 !peers.contains(&adversary_id),
                 "node {i} still has the staller"
@@ -473,7 +460,7 @@ async fn a_network_level_mode_runs_from_the_node_and_its_staller_is_banned() {
     let late_id = net.nodes[late].peer_id.clone();
     wait_height(&net, late, 5).await;
     assert!(
-        peer_ids(&net, 0).await.contains(&late_id),
+        net.peer_ids(0).await.contains(&late_id),
         "node 0 admitted the late local node"
     );
     report(

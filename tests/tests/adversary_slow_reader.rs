@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use adversary_support::{Raw, peer_ids, rss_mib, tip, wait_for};
+use adversary_support::{Raw, rss_mib, tip, wait_for};
 use peerchain_network::Adversary;
 use peerchain_testkit::Transfers;
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
@@ -132,7 +132,7 @@ async fn slow_reader_cannot_grow_the_victims_memory_and_the_network_keeps_going(
             let (drops, last) = reader.drops_by(&victim_id);
             if drops >= 2
                 && last.is_some_and(|t| t.elapsed() > Duration::from_secs(1))
-                && !peer_ids(&net, 0).await.contains(&reader.peer_id)
+                && !net.peer_ids(0).await.contains(&reader.peer_id)
             {
                 banned = last.map(|t| t.saturating_duration_since(started));
             }
@@ -165,7 +165,7 @@ async fn slow_reader_cannot_grow_the_victims_memory_and_the_network_keeps_going(
     let (_, h0) = tip(&net, 0).await;
     assert_eq!(h0, height + mined);
     assert!(
-        !peer_ids(&net, 0).await.is_empty(),
+        !net.peer_ids(0).await.is_empty(),
         "the victim kept its honest peer"
     );
 

@@ -17,7 +17,7 @@ mod adversary_support;
 
 use std::time::{Duration, Instant};
 
-use adversary_support::{Raw, dial, peer_ids, tip, wait_for};
+use adversary_support::{Raw, dial, tip, wait_for};
 use peerchain_network::Adversary;
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
 
@@ -64,7 +64,7 @@ async fn behind_node_meets(mode: Adversary, within: Duration) -> (Duration, Dura
         if caught_up.is_none() && tip(&behind, 0).await.0 == ahead_tip {
             caught_up = Some(dialled.elapsed());
         }
-        if dropped.is_none() && !peer_ids(&behind, 0).await.contains(&staller.peer_id) {
+        if dropped.is_none() && !behind.peer_ids(0).await.contains(&staller.peer_id) {
             dropped = Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -78,13 +78,13 @@ async fn behind_node_meets(mode: Adversary, within: Duration) -> (Duration, Dura
         .expect("dial starts");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        !peer_ids(&behind, 0).await.contains(&staller.peer_id),
+        !behind.peer_ids(0).await.contains(&staller.peer_id),
         "{mode}: the banned staller was let back in"
     );
     assert!(staller.net.peers().await.is_empty());
     // The honest peer is still connected (the ban covers the staller's address for inbound
     // connections only: the node dialled the honest peer itself).
-    assert!(peer_ids(&behind, 0).await.contains(&ahead.nodes[0].peer_id));
+    assert!(behind.peer_ids(0).await.contains(&ahead.nodes[0].peer_id));
     assert_eq!(tip(&behind, 0).await.1, 30);
 
     staller.stop().await;

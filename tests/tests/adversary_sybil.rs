@@ -13,7 +13,7 @@ mod adversary_support;
 
 use std::time::{Duration, Instant};
 
-use adversary_support::{Raw, dial, peer_ids, peers, wait_for};
+use adversary_support::{Raw, dial, peers, wait_for};
 use peerchain_network::{Adversary, MAX_INBOUND_PER_LOOPBACK, RawTopic};
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
 
@@ -91,7 +91,7 @@ async fn sybils_from_one_address_get_a_bounded_share_and_a_ban_covers_the_addres
     let honest_id = honest.nodes[0].peer_id.clone();
     dial(&victim, 0, &honest.nodes[0].p2p).await;
     wait_for("the honest peer to connect", 20, async || {
-        peer_ids(&victim, 0).await.contains(&honest_id)
+        victim.peer_ids(0).await.contains(&honest_id)
     })
     .await;
 
@@ -106,7 +106,7 @@ async fn sybils_from_one_address_get_a_bounded_share_and_a_ban_covers_the_addres
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wait_for("the junk publisher's ban", 20, async || {
-        !peer_ids(&victim, 0).await.contains(&junk.peer_id)
+        !victim.peer_ids(0).await.contains(&junk.peer_id)
     })
     .await;
     let time_to_ban = junk_started.elapsed();
@@ -119,9 +119,9 @@ async fn sybils_from_one_address_get_a_bounded_share_and_a_ban_covers_the_addres
         !fresh.met(&victim_id),
         "a fresh identity from a banned address got in"
     );
-    assert!(!peer_ids(&victim, 0).await.contains(&fresh.peer_id));
+    assert!(!victim.peer_ids(0).await.contains(&fresh.peer_id));
     assert!(inbound_from_loopback(&victim, 0).await < limit);
-    assert!(peer_ids(&victim, 0).await.contains(&honest_id));
+    assert!(victim.peer_ids(0).await.contains(&honest_id));
     println!(
         "sybil: {} identities from 127.0.0.1 took {most} of the victim's inbound slots \
          (bound {limit}, reached after {filled:?}; {total} peers in all, of 50); the junk \

@@ -8,19 +8,6 @@ use std::time::{Duration, Instant};
 
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
 
-async fn peer_ids(net: &TestNet, i: usize) -> Vec<String> {
-    net.get(i, "/v1/peers")
-        .await
-        .expect("peers")
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p["peer_id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skewed_clocks_neither_fork_the_network_nor_get_a_node_banned() {
     let mut genesis = easy_genesis();
@@ -62,7 +49,7 @@ async fn skewed_clocks_neither_fork_the_network_nor_get_a_node_banned() {
     // Nobody was penalised for it: the node ahead is still everyone's peer.
     let ahead_id = net.nodes[ahead].peer_id.clone();
     assert!(
-        peer_ids(&net, 0).await.contains(&ahead_id),
+        net.peer_ids(0).await.contains(&ahead_id),
         "the node ahead is still connected"
     );
     // The chain goes on from the correct node, and the node behind follows.

@@ -123,15 +123,6 @@ pub(crate) async fn peers(net: &TestNet, i: usize) -> Vec<Value> {
     }
 }
 
-/// Peer ids of node `i`'s connected peers.
-pub(crate) async fn peer_ids(net: &TestNet, i: usize) -> Vec<String> {
-    peers(net, i)
-        .await
-        .iter()
-        .map(|p| p["peer_id"].as_str().unwrap_or_default().to_owned())
-        .collect()
-}
-
 /// Node `i`'s tip: hash and height.
 pub(crate) async fn tip(net: &TestNet, i: usize) -> (String, u64) {
     let s = net.status(i).await.expect("status");
