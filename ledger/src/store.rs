@@ -182,6 +182,8 @@ impl StoreConfig {
     }
 }
 
+/// How long [`Store::open`] waits for the file lock of a store just dropped in this process.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip";
 const META_SEQ: &[u8] = b"seq";
@@ -332,11 +334,26 @@ fn decode_undo(bytes: &[u8]) -> Result<(BlockDelta, StateDigest), DecodeError> {
 impl Store {
     /// Opens (or creates) the store for `genesis`. A store of another network is refused.
     pub fn open(config: &StoreConfig, genesis: &Genesis) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+        let sled_config = sled::Config::new()
             .path(&config.path)
             .cache_capacity(config.cache_mb.saturating_mul(1024 * 1024))
-            .flush_every_ms(Some(500))
-            .open()?;
+            .flush_every_ms(Some(500));
+        // A store just dropped in this process keeps its file lock until sled's flusher
+        // thread notices (within its 500 ms interval): wait for it a little, as a restart in
+        // the same process must. Another process holding the lock still fails, after the wait.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match sled_config.open() {
+                // sled reports the lock as an `Other` I/O error; only its text says which.
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && started.elapsed() < LOCK_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         Self::from_db(db, genesis, config.sync_every_block)
     }
 

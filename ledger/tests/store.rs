@@ -212,3 +212,21 @@ proptest! {
         }
     }
 }
+
+/// A store dropped in this process keeps its file lock until sled's flusher thread notices;
+/// reopening at once failed with "could not acquire lock" (seen as a flaky restart in
+/// `consensus/tests/chain.rs`). `Store::open` now waits for it, up to 2 s.
+#[test]
+fn reopening_waits_for_a_store_being_dropped() {
+    let g = genesis();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = StoreConfig::new(dir.path().join("db"));
+    let held = Store::open(&cfg, &g).expect("open");
+    let dropper = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+    });
+    let reopened = Store::open(&cfg, &g);
+    dropper.join().expect("dropper");
+    assert!(reopened.is_ok(), "{:?}", reopened.err());
+}
