@@ -41,6 +41,10 @@ pub struct NetworkConfig {
     /// refuse every honest local node after one local adversary is banned. Public addresses
     /// are always covered.
     pub ban_loopback_addresses: bool,
+    /// Most peers remembered in the address book (`peers.txt` in `data_dir`): the peers of
+    /// our network the node learned, dialled again after a restart even when every bootnode
+    /// is down. Default [`MAX_KNOWN_PEERS`]; 0 remembers none.
+    pub max_known_peers: usize,
     /// A deliberately dishonest behaviour, for testing the defences of honest nodes (see
     /// `adversary.rs`). `None` (the default) is an honest node; the node binary never sets it
     /// unless told to.
@@ -62,6 +66,7 @@ impl NetworkConfig {
             max_inbound_per_ip: MAX_INBOUND_PER_IP,
             max_inbound_per_loopback: MAX_INBOUND_PER_LOOPBACK,
             ban_loopback_addresses: false,
+            max_known_peers: MAX_KNOWN_PEERS,
             adversary: None,
         }
     }
@@ -240,6 +245,16 @@ pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(20);
 pub(crate) const REDIAL_MIN: Duration = Duration::from_millis(500);
 /// Longest redial delay.
 pub(crate) const REDIAL_MAX: Duration = Duration::from_secs(60);
+/// Longest wait between two dials of a known peer (`address_book.rs`) that keeps failing.
+pub(crate) const KNOWN_PEER_REDIAL_MAX: Duration = Duration::from_secs(300);
+/// Known peers are dialled while fewer than this many peers (or `max_peers`) are connected;
+/// Kademlia finds the rest.
+pub(crate) const KNOWN_PEERS_DIAL_TARGET: usize = 8;
+/// Least time between two saves of the address book (`peers.txt`), which is saved only
+/// when it changed (and at shutdown).
+pub(crate) const PEERS_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// Default of [`NetworkConfig::max_known_peers`].
+pub const MAX_KNOWN_PEERS: usize = 256;
 
 /// Misbehaviour points at which a peer is banned.
 pub(crate) const BAN_POINTS: f64 = 100.0;

@@ -45,6 +45,7 @@
 //! - `fuzzing` (at the end of this file, feature `fuzzing`): the entry points of the fuzz
 //!   targets in `fuzz/` (docs/FUZZING.md).
 
+mod address_book;
 mod adversary;
 mod behaviour;
 mod codec;
@@ -70,7 +71,7 @@ use peerchain_ledger::StoreReader;
 use tokio::sync::mpsc;
 
 pub use adversary::{Adversary, MAX_SYBIL_IDENTITIES};
-pub use config::{MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, NetworkConfig};
+pub use config::{MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, MAX_KNOWN_PEERS, NetworkConfig};
 pub use error::NetworkError;
 pub use handle::NetworkHandle;
 #[cfg(feature = "test-hooks")]
@@ -155,6 +156,7 @@ pub async fn start(
             })?;
     }
 
+    let known = service::known_peers::load(&config.data_dir, local_peer_id, config.max_known_peers);
     let tip = store.tip_record()?;
     let local_tip = LocalTip {
         hash: tip.header.hash(),
@@ -165,7 +167,7 @@ pub async fn start(
     let (event_tx, event_rx) = mpsc::channel(EVENT_CHANNEL);
     tracing::info!(peer_id = %local_peer_id, height = local_tip.height, "network starting");
     let mut service = Service::new(
-        swarm, config, names, store, command_rx, event_tx, local_tip, bootnodes,
+        swarm, config, names, store, command_rx, event_tx, local_tip, bootnodes, known,
     );
     service.dial_bootnodes();
     tokio::spawn(service.run());

@@ -10,6 +10,8 @@
 //! - [`RequestTable`] (`requests.rs`): outstanding sync requests and what their answers mean;
 //! - [`ServeQueue`] (`serving.rs`): inbound sync requests waiting, being read, and the bytes of
 //!   responses each peer holds;
+//! - [`AddressBook`] (`address_book.rs`): the peers to dial again after a restart, saved as
+//!   `peers.txt` (glue in `service/known_peers.rs`);
 //! - [`AdversaryState`] (`adversary.rs`), only when `NetworkConfig::adversary` is set.
 //!
 //! The sync protocol's own routing (serving, requesting, starting and ending rounds) is in
@@ -18,6 +20,7 @@
 //! The service reads the clock and applies the parts' decisions to libp2p (dials, blocks,
 //! requests, responses, validation reports); it keeps no policy of its own beyond routing.
 
+pub(crate) mod known_peers;
 mod sync_protocol;
 
 use std::collections::HashMap;
@@ -33,6 +36,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
 use peerchain_ledger::{Block, StoreReader};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::address_book::AddressBook;
 use crate::adversary::AdversaryState;
 use crate::behaviour::{Behaviour, BehaviourEvent, Names};
 use crate::codec::{SyncResponse, decode_block};
@@ -98,6 +102,8 @@ pub(crate) struct Service {
     timers: Timers,
     /// The deliberate misbehaviour of an adversary instance (`None` for honest nodes).
     adversary: Option<AdversaryState>,
+    /// Peers learned from identify, saved in `peers.txt` and dialled again after a restart.
+    known: AddressBook,
 }
 
 impl Service {
@@ -111,6 +117,7 @@ impl Service {
         events: mpsc::Sender<NetworkEvent>,
         local_tip: LocalTip,
         bootnodes: HashMap<PeerId, Multiaddr>,
+        known: AddressBook,
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CHANNEL);
         let local_peer_id = *swarm.local_peer_id();
@@ -130,6 +137,7 @@ impl Service {
             .with_loopback_bans(config.ban_loopback_addresses);
         Service {
             peers,
+            known,
             adversary,
             sync: SyncState::new(local_tip.total_work, now),
             inbox,
@@ -151,7 +159,7 @@ impl Service {
         }
     }
 
-    /// Dials every bootnode (called once before [`Service::run`]).
+    /// Dials every bootnode and the known peers (called once before [`Service::run`]).
     pub(crate) fn dial_bootnodes(&mut self) {
         for (peer, addr) in self.peers.bootnodes() {
             let bare = without_p2p(&addr);
@@ -159,6 +167,7 @@ impl Service {
             self.swarm.behaviour_mut().kad.add_address(&peer, bare);
             self.dial_bootnode(peer);
         }
+        self.dial_known_peers(Instant::now());
     }
 
     fn dial_bootnode(&mut self, peer: PeerId) {
@@ -210,6 +219,7 @@ impl Service {
             }
         };
         tracing::info!("network service stopping");
+        self.save_known_peers(Instant::now(), true);
         // Drop the swarm (closing every connection) and the store before acknowledging, so a
         // caller may reopen the same data directory at once.
         drop(self);
@@ -376,6 +386,7 @@ impl Service {
         }
         behaviour.blocked.block_peer(peer);
         behaviour.kad.remove_peer(&peer);
+        self.known.forget(&peer);
         if self.sync.round_peer() == Some(peer) {
             self.abort_round("peer banned", None);
         }
@@ -431,7 +442,10 @@ impl Service {
                     .peers
                     .admit(peer_id, address, outbound, Instant::now(), now_ms())
                 {
-                    Admission::Accepted => self.send_status(peer_id),
+                    Admission::Accepted => {
+                        self.known.connected(&peer_id);
+                        self.send_status(peer_id);
+                    }
                     Admission::Banned => {
                         let _ = self.swarm.disconnect_peer_id(peer_id);
                     }
@@ -508,6 +522,7 @@ impl Service {
             );
             return;
         }
+        self.learn_addresses(peer_id, &info.listen_addrs);
         if info.protocols.contains(&self.names.kad) {
             for addr in info.listen_addrs {
                 self.swarm
@@ -668,6 +683,8 @@ impl Service {
             }
         }
         if due.slow_tick {
+            self.dial_known_peers(now);
+            self.save_known_peers(now, false);
             for peer in self.peers.expire_bans(now) {
                 tracing::info!(%peer, "ban expired");
                 self.swarm.behaviour_mut().blocked.unblock_peer(peer);

@@ -1,7 +1,8 @@
 //! Several in-process nodes wired as in production: gossip of transactions and blocks, sync of
-//! a late node, restart with the same peer id, and a node of another network refused.
+//! a late node, restart with the same peer id, peers remembered across a restart, and a node
+//! of another network refused.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use peerchain_ledger::crypto::Keypair;
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
@@ -57,6 +58,52 @@ async fn late_node_syncs_and_restarted_node_keeps_its_peer_id() -> anyhow::Resul
     net.restart_node(1).await?;
     assert_eq!(net.nodes[1].peer_id, peer_id, "peer id survives a restart");
     net.wait_same_tip(170, WAIT).await?;
+    net.stop().await;
+    Ok(())
+}
+
+/// Waits until node `i` is connected to the peer `peer`.
+async fn wait_peer(net: &TestNet, i: usize, peer: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let peers = net.peer_ids(i).await;
+        if peers.iter().any(|p| p == peer) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("node {i} not connected to {peer} after {timeout:?}; peers: {peers:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 12: "nodes remember and redial the peers they learned". Nodes 1 and 2 have node 0 as
+/// their only bootnode and find each other through it. With node 0 down, node 1 restarts (on
+/// new ports): it dials node 2 from its saved address book (`peers.txt`). Before, it dialled
+/// its bootnode only and stayed without peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_redials_the_peers_it_learned_while_its_bootnode_is_down()
+-> anyhow::Result<()> {
+    let mut net = TestNet::start(3, easy_genesis(), NodeOptions::default()).await?;
+    let two = net.nodes[2].peer_id.clone();
+    wait_peer(&net, 1, &two, WAIT).await?;
+    net.stop_node(0).await;
+    net.stop_node(1).await;
+    let book = std::fs::read_to_string(net.node_dir(1).join("peers.txt"))?;
+    assert!(
+        book.contains(&two),
+        "node 2 is in node 1's address book: {book}"
+    );
+    net.restart_node(1).await?;
+    let started = Instant::now();
+    wait_peer(&net, 1, &two, WAIT).await?;
+    println!(
+        "the restarted node reached a remembered peer in {:?}",
+        started.elapsed()
+    );
+    // And they work together: a block mined by the restarted node reaches node 2.
+    let hashes = net.mine(1, 1).await?;
+    assert_eq!(net.wait_same_tip(1, WAIT).await?, hashes[0]);
     net.stop().await;
     Ok(())
 }
