@@ -189,6 +189,49 @@ struct Node {
     seq: u64,
 }
 
+/// The block tree as the store holds it (loaded by [`Chain::open`] and
+/// [`Chain::reopen_store`]).
+struct StoredTree {
+    nodes: HashMap<Hash, Node>,
+    children: HashMap<Hash, Vec<Hash>>,
+    leaves: HashSet<Hash>,
+    tip: Hash,
+}
+
+impl StoredTree {
+    fn load(store: &Store) -> Result<Self, ChainError> {
+        let mut nodes = HashMap::new();
+        let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
+        for item in store.records() {
+            let (hash, r) = item?;
+            if r.header.height > 0 {
+                children.entry(r.header.prev_hash).or_default().push(hash);
+            }
+            nodes.insert(
+                hash,
+                Node {
+                    header: r.header,
+                    total_work: r.total_work,
+                    status: r.status,
+                    seq: r.seq,
+                },
+            );
+        }
+        let tip = store.tip()?;
+        let leaves = nodes
+            .keys()
+            .filter(|h| !children.contains_key(*h))
+            .copied()
+            .collect();
+        Ok(StoredTree {
+            nodes,
+            children,
+            leaves,
+            tip,
+        })
+    }
+}
+
 /// The block tree, fork choice and mempool. See the module docs.
 #[derive(Debug)]
 pub struct Chain {
@@ -233,29 +276,12 @@ impl Chain {
     /// [`Chain::load_mempool`]. A store failure during that fork choice does not fail the
     /// open: it is retried like any other ([`Chain::retry_activation`]).
     pub fn open(store: Store, genesis: Genesis, config: ChainConfig) -> Result<Self, ChainError> {
-        let mut nodes = HashMap::new();
-        let mut children: HashMap<Hash, Vec<Hash>> = HashMap::new();
-        for item in store.records() {
-            let (hash, r) = item?;
-            if r.header.height > 0 {
-                children.entry(r.header.prev_hash).or_default().push(hash);
-            }
-            nodes.insert(
-                hash,
-                Node {
-                    header: r.header,
-                    total_work: r.total_work,
-                    status: r.status,
-                    seq: r.seq,
-                },
-            );
-        }
-        let tip = store.tip()?;
-        let leaves = nodes
-            .keys()
-            .filter(|h| !children.contains_key(*h))
-            .copied()
-            .collect();
+        let StoredTree {
+            nodes,
+            children,
+            leaves,
+            tip,
+        } = StoredTree::load(&store)?;
         let mempool = Mempool::new(config.mempool.clone(), &genesis);
         let mut chain = Chain {
             store,
@@ -283,6 +309,33 @@ impl Chain {
         };
         chain.resume_fork_choice();
         Ok(chain)
+    }
+
+    /// Reopens the store from disk and loads the block tree from it again, as a restart
+    /// would: after a full disk, sled refuses every write until it is reopened, and what it
+    /// holds then is what reached the disk (blocks it had not written are gone, as after a
+    /// crash; peers send them again). Fork choice runs again, and the mempool is rebuilt from
+    /// the returned transactions, the saved mempool and the transactions pending before, each
+    /// revalidated against the new tip. Orphans and future blocks in memory are kept. On an
+    /// error the chain may be left unable to write; call it again later.
+    pub fn reopen_store(&mut self, now_ms: u64) -> Result<(), ChainError> {
+        let pending = self.mempool.snapshot();
+        self.store.reopen()?;
+        let tree = StoredTree::load(&self.store)?;
+        self.nodes = tree.nodes;
+        self.children = tree.children;
+        self.leaves = tree.leaves;
+        self.tip = tree.tip;
+        self.failed.clear();
+        self.activation_failed = false;
+        self.unvalidated_sources.clear();
+        self.saved_mempool.clear();
+        self.mempool = Mempool::new(self.config.mempool.clone(), &self.genesis);
+        self.resume_fork_choice();
+        self.load_mempool(now_ms)?;
+        self.mempool.add_batch(pending, &self.store, now_ms);
+        self.save_mempool()?;
+        Ok(())
     }
 
     /// Fork choice on open (see [`Chain::open`]).
@@ -336,6 +389,11 @@ impl Chain {
     /// A read-only handle on the store for other threads.
     pub fn store_reader(&self) -> StoreReader {
         self.store.reader()
+    }
+
+    /// Whether the store still takes writes (see `Store::probe_write`).
+    pub fn probe_store(&self) -> Result<(), ChainError> {
+        Ok(self.store.probe_write()?)
     }
 
     /// Writes everything to disk.

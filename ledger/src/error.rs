@@ -226,9 +226,16 @@ pub enum GenesisError {
 /// A failure of the sled store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// sled reported an error (I/O, full disk, corruption).
+    /// sled reported an error (I/O, corruption).
     #[error("database error: {0}")]
     Db(String),
+    /// The disk holding the store is full (sled refuses further writes until the store is
+    /// reopened, `Store::reopen`).
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
+    /// The store is being reopened (after a full disk); try again shortly.
+    #[error("the store is being reopened")]
+    Reopening,
     /// A record failed to decode.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -260,6 +267,22 @@ pub enum StoreError {
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError::Db(e.to_string())
+        match &e {
+            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                StoreError::DiskFull(io.to_string())
+            }
+            _ => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+impl StoreError {
+    /// A failure of the disk or the database rather than a fact about the data (a decode
+    /// error or a missing record is a fact): the operation may succeed later.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(_) | StoreError::DiskFull(_) | StoreError::Reopening
+        )
     }
 }

@@ -10,8 +10,8 @@
 //! - A store created for one genesis refuses to open with another.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use primitive_types::U256;
 use sled::Transactional;
@@ -187,6 +187,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 const META_GENESIS: &[u8] = b"genesis";
 const META_TIP: &[u8] = b"tip";
 const META_SEQ: &[u8] = b"seq";
+const META_PROBE: &[u8] = b"probe";
 const META_FORMAT: &[u8] = b"format";
 const FORMAT_VERSION: u64 = 1;
 
@@ -194,6 +195,17 @@ const FORMAT_VERSION: u64 = 1;
 /// that writes. The HTTP API and the network hold these; only the chain holds the [`Store`].
 #[derive(Clone, Debug)]
 pub struct StoreReader {
+    /// The open database, shared by every handle; `None` only while [`Store::reopen`] swaps
+    /// it (reads then fail with [`StoreError::Reopening`]).
+    trees: Arc<RwLock<Option<Arc<Trees>>>>,
+    genesis_hash: Hash,
+    sync_every_block: bool,
+    faults: Arc<AccountReadFaults>,
+}
+
+/// The sled database and its trees.
+#[derive(Debug)]
+struct Trees {
     db: sled::Db,
     meta: sled::Tree,
     blocks: sled::Tree,
@@ -206,9 +218,25 @@ pub struct StoreReader {
     undo: sled::Tree,
     digests: sled::Tree,
     mempool: sled::Tree,
-    genesis_hash: Hash,
-    sync_every_block: bool,
-    faults: Arc<AccountReadFaults>,
+}
+
+impl Trees {
+    fn open(db: sled::Db) -> Result<Self, StoreError> {
+        Ok(Trees {
+            meta: db.open_tree("meta")?,
+            blocks: db.open_tree("blocks")?,
+            index: db.open_tree("index")?,
+            main: db.open_tree("main")?,
+            txindex: db.open_tree("txindex")?,
+            accounts: db.open_tree("accounts")?,
+            history: db.open_tree("history")?,
+            tx_counts: db.open_tree("tx_counts")?,
+            undo: db.open_tree("undo")?,
+            digests: db.open_tree("digests")?,
+            mempool: db.open_tree("mempool")?,
+            db,
+        })
+    }
 }
 
 /// Why [`StoreReader::verify_consistency`] failed.
@@ -243,6 +271,8 @@ impl AccountReadFaults {
 #[derive(Debug)]
 pub struct Store {
     reader: StoreReader,
+    /// How it was opened, for [`Store::reopen`] (`None` for a temporary store).
+    config: Option<StoreConfig>,
 }
 
 impl std::ops::Deref for Store {
@@ -334,6 +364,13 @@ fn decode_undo(bytes: &[u8]) -> Result<(BlockDelta, StateDigest), DecodeError> {
 impl Store {
     /// Opens (or creates) the store for `genesis`. A store of another network is refused.
     pub fn open(config: &StoreConfig, genesis: &Genesis) -> Result<Self, StoreError> {
+        let db = Self::open_db(config)?;
+        let mut store = Self::from_db(db, genesis, config.sync_every_block)?;
+        store.config = Some(config.clone());
+        Ok(store)
+    }
+
+    fn open_db(config: &StoreConfig) -> Result<sled::Db, StoreError> {
         let sled_config = sled::Config::new()
             .path(&config.path)
             .cache_capacity(config.cache_mb.saturating_mul(1024 * 1024))
@@ -342,7 +379,7 @@ impl Store {
         // thread notices (within its 500 ms interval): wait for it a little, as a restart in
         // the same process must. Another process holding the lock still fails, after the wait.
         let started = std::time::Instant::now();
-        let db = loop {
+        loop {
             match sled_config.open() {
                 // sled reports the lock as an `Other` I/O error; only its text says which.
                 Err(sled::Error::Io(e))
@@ -351,10 +388,36 @@ impl Store {
                 {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                other => break other?,
+                other => return Ok(other?),
             }
-        };
-        Self::from_db(db, genesis, config.sync_every_block)
+        }
+    }
+
+    /// Closes the database and opens it again from disk, for every handle of this store at
+    /// once (readers included). After an I/O error (a full disk) sled refuses every further
+    /// write until it is reopened; the reopened store holds what reached the disk, as after
+    /// a crash, so the chain must be loaded from it again (`Chain::open`). Reads made while
+    /// it is swapped fail with [`StoreError::Reopening`]. A temporary store cannot be reopened.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let config = self.config.as_ref().ok_or(StoreError::Reopening)?;
+        let old = self.reader.swap(None);
+        // Readers in the middle of a read hold the old database; wait for them (briefly) so
+        // that its file lock is released.
+        if let Some(old) = old {
+            let started = std::time::Instant::now();
+            while Arc::strong_count(&old) > 1 && started.elapsed() < LOCK_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            drop(old);
+        }
+        let trees = Self::open_db(config).and_then(Trees::open);
+        match trees {
+            Ok(trees) => {
+                self.reader.swap(Some(Arc::new(trees)));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A store in a temporary directory that is removed when dropped (for tests and benches).
@@ -372,24 +435,16 @@ impl Store {
         sync_every_block: bool,
     ) -> Result<Self, StoreError> {
         let reader = StoreReader {
-            meta: db.open_tree("meta")?,
-            blocks: db.open_tree("blocks")?,
-            index: db.open_tree("index")?,
-            main: db.open_tree("main")?,
-            txindex: db.open_tree("txindex")?,
-            accounts: db.open_tree("accounts")?,
-            history: db.open_tree("history")?,
-            tx_counts: db.open_tree("tx_counts")?,
-            undo: db.open_tree("undo")?,
-            digests: db.open_tree("digests")?,
-            mempool: db.open_tree("mempool")?,
+            trees: Arc::new(RwLock::new(Some(Arc::new(Trees::open(db)?)))),
             genesis_hash: genesis.hash(),
             sync_every_block,
             faults: Arc::new(AccountReadFaults::default()),
-            db,
         };
-        let store = Store { reader };
-        match store.meta.get(META_GENESIS)? {
+        let store = Store {
+            reader,
+            config: None,
+        };
+        match store.trees()?.meta.get(META_GENESIS)? {
             Some(stored) => {
                 let stored = Hash::from_slice(&stored)?;
                 if stored != store.genesis_hash {
@@ -415,13 +470,14 @@ impl Store {
         };
         let state = genesis.state();
         let digest = StateDigest::of(&state);
+        let t = self.trees()?;
         let trees = (
-            &self.meta,
-            &self.blocks,
-            &self.index,
-            &self.main,
-            &self.accounts,
-            &self.digests,
+            &t.meta,
+            &t.blocks,
+            &t.index,
+            &t.main,
+            &t.accounts,
+            &t.digests,
         );
         trees
             .transaction(
@@ -441,13 +497,13 @@ impl Store {
                 },
             )
             .map_err(tx_err)?;
-        self.db.flush()?;
+        self.trees()?.db.flush()?;
         Ok(())
     }
 
     /// The next arrival sequence number (persisted, so first-seen order survives restarts).
     pub fn next_seq(&self) -> Result<u64, StoreError> {
-        let updated = self.meta.update_and_fetch(META_SEQ, |old| {
+        let updated = self.trees()?.meta.update_and_fetch(META_SEQ, |old| {
             let n = old
                 .and_then(|b| decode_u64(b, "seq").ok())
                 .unwrap_or(1)
@@ -467,7 +523,8 @@ impl Store {
         let hash = block.hash();
         let body = block.encode();
         let rec = record.encode();
-        (&self.blocks, &self.index)
+        let t = self.trees()?;
+        (&t.blocks, &t.index)
             .transaction(|(blocks, index)| -> TxResult {
                 blocks.insert(&hash.0, body.as_slice())?;
                 index.insert(&hash.0, rec.as_slice())?;
@@ -479,7 +536,7 @@ impl Store {
 
     /// Overwrites a block's index record (status changes).
     pub fn put_record(&self, hash: &Hash, record: &BlockRecord) -> Result<(), StoreError> {
-        self.index.insert(hash.0, record.encode())?;
+        self.trees()?.index.insert(hash.0, record.encode())?;
         Ok(())
     }
 
@@ -540,6 +597,7 @@ impl Store {
             });
         }
         let undo_bytes = self
+            .trees()?
             .undo
             .get(hash.0)?
             .ok_or(StoreError::MissingUndo(hash))?;
@@ -577,15 +635,16 @@ impl Store {
         &self,
         write: impl Fn(&BlockTrees<'_>) -> TxResult,
     ) -> Result<(), StoreError> {
+        let t = self.trees()?;
         let trees = (
-            &self.meta,
-            &self.main,
-            &self.txindex,
-            &self.accounts,
-            &self.history,
-            &self.tx_counts,
-            &self.undo,
-            &self.digests,
+            &t.meta,
+            &t.main,
+            &t.txindex,
+            &t.accounts,
+            &t.history,
+            &t.tx_counts,
+            &t.undo,
+            &t.digests,
         );
         trees
             .transaction(
@@ -604,21 +663,33 @@ impl Store {
             )
             .map_err(tx_err)?;
         if self.sync_every_block {
-            self.db.flush()?;
+            self.trees()?.db.flush()?;
         }
+        Ok(())
+    }
+
+    /// Writes a small record (a counter in the meta tree) to learn whether the store still
+    /// takes writes: after a failed write (a full disk) sled refuses every write until
+    /// [`Store::reopen`]. The record means nothing else.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        self.trees()?.meta.update_and_fetch(META_PROBE, |old| {
+            let n = old.and_then(|b| decode_u64(b, "probe").ok()).unwrap_or(0);
+            Some(n.wrapping_add(1).to_le_bytes().to_vec())
+        })?;
         Ok(())
     }
 
     /// Replaces the saved mempool with `txs`, keyed by txid, and flushes it (shutdown, and
     /// once after loading, which also rewrites an older layout).
     pub fn save_mempool(&self, txs: &[Transaction]) -> Result<(), StoreError> {
-        self.mempool.clear()?;
+        let t = self.trees()?;
+        t.mempool.clear()?;
         let mut batch = sled::Batch::default();
         for tx in txs {
             batch.insert(&tx.txid().0, tx.encode());
         }
-        self.mempool.apply_batch(batch)?;
-        self.mempool.flush()?;
+        t.mempool.apply_batch(batch)?;
+        t.mempool.flush()?;
         Ok(())
     }
 
@@ -637,13 +708,13 @@ impl Store {
         for tx in added {
             batch.insert(&tx.txid().0, tx.encode());
         }
-        self.mempool.apply_batch(batch)?;
+        self.trees()?.mempool.apply_batch(batch)?;
         Ok(())
     }
 
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.trees()?.db.flush()?;
         Ok(())
     }
 
@@ -654,6 +725,24 @@ impl Store {
 }
 
 impl StoreReader {
+    /// The open database (shared), or [`StoreError::Reopening`] while [`Store::reopen`] swaps it.
+    fn trees(&self) -> Result<Arc<Trees>, StoreError> {
+        let guard = self
+            .trees
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.clone().ok_or(StoreError::Reopening)
+    }
+
+    /// Replaces the open database of every handle; returns the previous one.
+    fn swap(&self, trees: Option<Arc<Trees>>) -> Option<Arc<Trees>> {
+        let mut guard = self
+            .trees
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        std::mem::replace(&mut *guard, trees)
+    }
+
     /// The genesis hash this store belongs to.
     pub fn genesis_hash(&self) -> Hash {
         self.genesis_hash
@@ -661,13 +750,14 @@ impl StoreReader {
 
     /// The main-chain tip.
     pub fn tip(&self) -> Result<Hash, StoreError> {
-        let bytes = self
-            .meta
-            .get(META_TIP)?
-            .ok_or(StoreError::Decode(DecodeError::Record {
-                what: "tip",
-                detail: "missing".into(),
-            }))?;
+        let bytes =
+            self.trees()?
+                .meta
+                .get(META_TIP)?
+                .ok_or(StoreError::Decode(DecodeError::Record {
+                    what: "tip",
+                    detail: "missing".into(),
+                }))?;
         Ok(Hash::from_slice(&bytes)?)
     }
 
@@ -679,7 +769,7 @@ impl StoreReader {
 
     /// The block index record of `hash`.
     pub fn record(&self, hash: &Hash) -> Result<Option<BlockRecord>, StoreError> {
-        match self.index.get(hash.0)? {
+        match self.trees()?.index.get(hash.0)? {
             Some(bytes) => Ok(Some(BlockRecord::decode(&bytes)?)),
             None => Ok(None),
         }
@@ -687,20 +777,24 @@ impl StoreReader {
 
     /// Every block index record, in key order (for loading the in-memory block tree).
     pub fn records(&self) -> impl Iterator<Item = Result<(Hash, BlockRecord), StoreError>> + '_ {
-        self.index.iter().map(|item| {
+        let iter = match self.trees() {
+            Ok(t) => t.index.iter(),
+            Err(e) => return Box::new(std::iter::once(Err(e))) as Box<dyn Iterator<Item = _>>,
+        };
+        Box::new(iter.map(|item| {
             let (k, v) = item?;
             Ok((Hash::from_slice(&k)?, BlockRecord::decode(&v)?))
-        })
+        }))
     }
 
     /// Whether the body of `hash` is stored.
     pub fn has_block(&self, hash: &Hash) -> Result<bool, StoreError> {
-        Ok(self.blocks.contains_key(hash.0)?)
+        Ok(self.trees()?.blocks.contains_key(hash.0)?)
     }
 
     /// The block `hash`, if stored.
     pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
-        match self.blocks.get(hash.0)? {
+        match self.trees()?.blocks.get(hash.0)? {
             Some(bytes) => Ok(Some(Block::decode(&bytes, usize::MAX)?)),
             None => Ok(None),
         }
@@ -708,12 +802,12 @@ impl StoreReader {
 
     /// The encoded block `hash`, if stored (served to peers as is).
     pub fn block_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.blocks.get(hash.0)?.map(|v| v.to_vec()))
+        Ok(self.trees()?.blocks.get(hash.0)?.map(|v| v.to_vec()))
     }
 
     /// The main-chain block hash at `height`.
     pub fn main_hash(&self, height: u64) -> Result<Option<Hash>, StoreError> {
-        match self.main.get(height.to_be_bytes())? {
+        match self.trees()?.main.get(height.to_be_bytes())? {
             Some(bytes) => Ok(Some(Hash::from_slice(&bytes)?)),
             None => Ok(None),
         }
@@ -721,7 +815,7 @@ impl StoreReader {
 
     /// Where a main-chain transaction is.
     pub fn tx_location(&self, txid: &Hash) -> Result<Option<TxLocation>, StoreError> {
-        match self.txindex.get(txid.0)? {
+        match self.trees()?.txindex.get(txid.0)? {
             Some(bytes) => Ok(Some(TxLocation::decode(&bytes)?)),
             None => Ok(None),
         }
@@ -748,7 +842,7 @@ impl StoreReader {
 
     /// State digest after block `hash` (known for every block that was ever connected).
     pub fn digest_of(&self, hash: &Hash) -> Result<Option<StateDigest>, StoreError> {
-        match self.digests.get(hash.0)? {
+        match self.trees()?.digests.get(hash.0)? {
             Some(bytes) => Ok(Some(StateDigest(U256::from_big_endian(
                 &<[u8; 32]>::try_from(bytes.as_ref()).map_err(|_| DecodeError::Length {
                     what: "state digest",
@@ -762,7 +856,7 @@ impl StoreReader {
 
     /// Number of main-chain transactions that sent from or paid to `address`.
     pub fn tx_count(&self, address: &Address) -> Result<u64, StoreError> {
-        match self.tx_counts.get(address.0)? {
+        match self.trees()?.tx_counts.get(address.0)? {
             Some(bytes) => Ok(decode_u64(&bytes, "tx count")?),
             None => Ok(0),
         }
@@ -786,9 +880,9 @@ impl StoreReader {
             }
         };
         let range = if before.is_some() {
-            self.history.range(start..end)
+            self.trees()?.history.range(start..end)
         } else {
-            self.history.range(start..=end)
+            self.trees()?.history.range(start..=end)
         };
         let mut items = Vec::with_capacity(limit);
         for item in range.rev().take(limit.saturating_add(1)) {
@@ -856,7 +950,7 @@ impl StoreReader {
     /// admitted one after the other. Undecodable entries are skipped with a warning.
     pub fn load_mempool(&self) -> Result<Vec<Transaction>, StoreError> {
         let mut out = Vec::new();
-        for item in self.mempool.iter() {
+        for item in self.trees()?.mempool.iter() {
             let (_, v) = item?;
             match Transaction::decode(&v) {
                 Ok(tx) => out.push(tx),
@@ -869,7 +963,7 @@ impl StoreReader {
 
     /// Bytes on disk as sled reports them.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.trees()?.db.size_on_disk()?)
     }
 
     /// Checks that the tip, the main index, the transaction and history indexes, the accounts
@@ -956,7 +1050,7 @@ impl StoreReader {
             ));
         }
         let mut stored = std::collections::BTreeMap::new();
-        for item in self.accounts.iter() {
+        for item in self.trees()?.accounts.iter() {
             let (k, v) = item.map_err(StoreError::from)?;
             let address = Address::from_slice(&k).map_err(StoreError::from)?;
             stored.insert(address, Account::decode(&v).map_err(StoreError::from)?);
@@ -968,15 +1062,15 @@ impl StoreReader {
                 state.len()
             )));
         }
-        if self.txindex.len() != expected_txs {
+        if self.trees()?.txindex.len() != expected_txs {
             return Err(Inconsistency::Disagreement(
                 "txindex holds entries of blocks off the main chain".into(),
             ));
         }
-        if self.history.len() != expected_history {
+        if self.trees()?.history.len() != expected_history {
             return Err(Inconsistency::Disagreement(format!(
                 "history index has {} rows, replay expects {expected_history}",
-                self.history.len()
+                self.trees()?.history.len()
             )));
         }
         Ok(())
@@ -1018,7 +1112,7 @@ impl AccountReader for StoreReader {
                 "injected fault reading account {address}"
             )));
         }
-        match self.accounts.get(address.0)? {
+        match self.trees()?.accounts.get(address.0)? {
             Some(bytes) => Ok(Account::decode(&bytes)?),
             None => Ok(Account::default()),
         }

@@ -131,3 +131,37 @@ impl ChainBuilder {
         self.push(txs, miner)
     }
 }
+
+/// Extends `store`'s main chain by one block of `n` transfers between the first `accounts`
+/// dev keys (their nonces read from the store), as the chain would: body, record, connect.
+/// Returns the block, or the store error that stopped it. Panics if the built block is
+/// invalid (a bug in the builder, not a store failure).
+pub fn connect_transfer_block(
+    store: &crate::store::Store,
+    genesis: &Genesis,
+    accounts: u32,
+    n: usize,
+    salt: u64,
+) -> Result<Block, crate::error::StoreError> {
+    use crate::state::AccountReader;
+    use crate::store::{BlockRecord, BlockStatus};
+    let tip = store.tip_record()?;
+    let mut state = BTreeMap::new();
+    for i in 0..accounts {
+        let a = Keypair::dev(i).address();
+        state.insert(a, store.account(&a)?);
+    }
+    let mut b = ChainBuilder::at(genesis.clone(), accounts, tip.header.clone(), state);
+    let block = b.push_transfers(n, salt);
+    #[allow(clippy::expect_used, reason = "test builder: its blocks are valid")]
+    let delta = apply_block(store, genesis, &block).expect("the builder makes valid blocks");
+    let record = BlockRecord {
+        header: block.header.clone(),
+        total_work: tip.total_work.saturating_add(block.header.target.work()),
+        status: BlockStatus::Valid,
+        seq: store.next_seq()?,
+    };
+    store.put_block(&block, &record)?;
+    store.connect_block(&block, &delta)?;
+    Ok(block)
+}

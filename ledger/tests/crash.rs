@@ -9,13 +9,11 @@
     reason = "tests: the crate's no-panic lints are for consensus code"
 )]
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use peerchain_ledger::state::apply_block;
-use peerchain_ledger::testkit::ChainBuilder;
-use peerchain_ledger::{AccountReader, BlockRecord, BlockStatus, Genesis, Store, StoreConfig};
+use peerchain_ledger::testkit::connect_transfer_block;
+use peerchain_ledger::{Genesis, Store, StoreConfig};
 use rand::Rng;
 
 const WRITER_DIR: &str = "PEERCHAIN_CRASH_WRITER_DIR";
@@ -46,22 +44,7 @@ fn crash_writer() {
             store.disconnect_tip().expect("disconnect");
             continue;
         }
-        let mut state = BTreeMap::new();
-        for i in 0..ACCOUNTS {
-            let a = peerchain_ledger::crypto::Keypair::dev(i).address();
-            state.insert(a, store.account(&a).expect("read"));
-        }
-        let mut b = ChainBuilder::at(g.clone(), ACCOUNTS, tip.header.clone(), state);
-        let block = b.push_transfers(40, round);
-        let delta = apply_block(&store, &g, &block).expect("valid block");
-        let record = BlockRecord {
-            header: block.header.clone(),
-            total_work: tip.total_work + block.header.target.work(),
-            status: BlockStatus::Valid,
-            seq: store.next_seq().expect("seq"),
-        };
-        store.put_block(&block, &record).expect("put");
-        store.connect_block(&block, &delta).expect("connect");
+        connect_transfer_block(&store, &g, ACCOUNTS, 40, round).expect("connect");
     }
 }
 

@@ -102,6 +102,11 @@ pub struct NodeArgs {
     /// sled page cache in MiB [default: 64].
     #[arg(long, env = "PEERCHAIN_CACHE_MB")]
     pub cache_mb: Option<u64>,
+    /// Free space to keep on the data directory's disk, in MiB [default: 64]. Below it the
+    /// node stops accepting transactions and blocks (HTTP 503 `disk_full`) and keeps serving
+    /// reads; it resumes by itself once twice as much is free.
+    #[arg(long, env = "PEERCHAIN_DISK_RESERVE_MB", value_name = "MIB")]
+    pub disk_reserve_mb: Option<u64>,
     /// Log format [default: text]. RUST_LOG sets the filter.
     #[arg(long, env = "PEERCHAIN_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

@@ -33,6 +33,7 @@ pub struct FileConfig {
     mine_hashrate: Option<u64>,
     admin_token: Option<String>,
     cache_mb: Option<u64>,
+    disk_reserve_mb: Option<u64>,
     log_format: Option<LogFormat>,
     mdns: Option<bool>,
     explorer_nodes: Option<PathBuf>,
@@ -65,6 +66,9 @@ pub struct NodeLimits {
     pub gap_per_sender: usize,
     /// How long a held transaction waits for its predecessors.
     pub gap_ttl_ms: u64,
+    /// Free space (MiB) kept on the data directory's disk: below it the node stops taking
+    /// transactions and blocks until twice as much is free (`--disk-reserve-mb`).
+    pub disk_reserve_mb: u64,
 }
 
 impl Default for NodeLimits {
@@ -81,6 +85,7 @@ impl Default for NodeLimits {
             gap_queue: 10_000,
             gap_per_sender: 64,
             gap_ttl_ms: 120_000,
+            disk_reserve_mb: 64,
         }
     }
 }
@@ -270,7 +275,13 @@ impl NodeConfig {
             explorer_nodes: args.explorer_nodes.or(file.explorer_nodes),
             heartbeat_ms: 700,
             temp_dir,
-            limits: NodeLimits::default(),
+            limits: NodeLimits {
+                disk_reserve_mb: args
+                    .disk_reserve_mb
+                    .or(file.disk_reserve_mb)
+                    .unwrap_or(NodeLimits::default().disk_reserve_mb),
+                ..NodeLimits::default()
+            },
             failpoints: FailPoints::from_env()?,
             allow_adversary: args.allow_adversary,
             adversary: args.adversary,

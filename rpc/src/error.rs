@@ -170,6 +170,9 @@ impl From<NodeError> for ApiError {
             NodeError::Busy { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
             }
+            NodeError::DiskFull { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "disk_full", message)
+            }
             NodeError::Stopped(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }

@@ -68,6 +68,7 @@ pub struct Metrics {
     tx_accepted: Counter,
     tx_rejected: Family<ReasonLabels, Counter>,
     hashrate: Gauge<f64, AtomicU64>,
+    disk_full: Gauge,
     gossip: Family<GossipLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: HistogramFamily<RouteLabels>,
@@ -101,6 +102,7 @@ impl Metrics {
             tx_accepted: Counter::default(),
             tx_rejected: Family::default(),
             hashrate: Gauge::default(),
+            disk_full: Gauge::default(),
             gossip: Family::default(),
             http_requests: Family::default(),
             http_latency: Family::new_with_constructor(latency_histogram),
@@ -146,6 +148,11 @@ impl Metrics {
             "hashrate_hashes_per_second",
             "Hash rate of this node's miner",
             m.hashrate.clone(),
+        );
+        registry.register(
+            "disk_full",
+            "1 while the node refuses transactions and blocks for lack of disk space",
+            m.disk_full.clone(),
         );
         registry.register(
             "gossip_messages",
@@ -204,6 +211,11 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Whether the node's disk is full (it refuses transactions and blocks).
+    pub fn set_disk_full(&self, full: bool) {
+        self.disk_full.set(i64::from(full));
     }
 
     /// The miner's current hash rate.

@@ -232,6 +232,15 @@ pub enum NodeError {
     /// The chain store failed (I/O, full disk): not a verdict on the request.
     #[error("the chain store failed: {0}")]
     Store(#[from] StoreError),
+    /// The node's disk is full (or below its reserve): it takes no transactions or blocks
+    /// until space returns, and keeps serving reads.
+    #[error(
+        "the node's disk is full ({detail}); transactions and blocks are refused until space returns"
+    )]
+    DiskFull {
+        /// What the node saw (free space, the store's error).
+        detail: String,
+    },
     /// A block this node mined was refused by its own chain (a bug, logged).
     #[error("mined block {hash} was not accepted: {reason}")]
     MinedBlockRefused {

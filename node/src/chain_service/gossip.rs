@@ -27,6 +27,17 @@ fn acceptance_label(a: Acceptance) -> &'static str {
 
 impl ChainService {
     pub(super) fn import_from_peer(&mut self, block: Block, peer: String, origin: BlockOrigin) {
+        if self.disk_full().is_some() {
+            // Not stored, not judged: gossip is ignored without a penalty, sync asks again
+            // once the tip moves (after space returns).
+            if let BlockOrigin::Gossip(msg) = origin {
+                self.links.metrics.gossip("blocks", "ignore");
+                self.links
+                    .outbox
+                    .send(NetCommand::Report(msg, Acceptance::Ignore));
+            }
+            return;
+        }
         let hash = block.hash();
         let height = block.header.height;
         let imported = match origin {
@@ -46,6 +57,7 @@ impl ChainService {
             Err(e) => {
                 // Not a verdict: the gossip validation times out (no penalty) and sync retries.
                 tracing::error!(error = %e, %hash, "store failure while importing");
+                self.store_write_failed(&e);
                 return;
             }
         };
@@ -134,6 +146,13 @@ impl ChainService {
     }
 
     pub(super) fn gossiped_tx(&mut self, tx: Transaction, peer: String, msg: MessageRef) {
+        if self.disk_full().is_some() {
+            self.links.metrics.gossip("transactions", "ignore");
+            self.links
+                .outbox
+                .send(NetCommand::Report(msg, Acceptance::Ignore));
+            return;
+        }
         let sender = tx.sender();
         let result = self
             .chain

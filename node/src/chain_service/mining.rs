@@ -60,6 +60,7 @@ impl ChainService {
         blocks: u32,
         miner: Option<Address>,
     ) -> Result<Vec<Hash>, NodeError> {
+        self.refuse_if_disk_full()?;
         let mut out = Vec::new();
         for _ in 0..blocks {
             let mut template = build_template(
@@ -87,13 +88,17 @@ impl ChainService {
 
     /// Imports a block made here and publishes it when it joined the main chain.
     pub(super) fn import_own(&mut self, block: Block) -> Result<Hash, NodeError> {
+        self.refuse_if_disk_full()?;
         let hash = block.hash();
         let height = block.header.height;
         let txs = block.transactions.len();
         let reports = self
             .chain
             .import(block.clone(), None, clock_ms(self.clock_offset_ms))
-            .map_err(node_error)?;
+            .map_err(|e| {
+                self.store_write_failed(&e);
+                node_error(e)
+            })?;
         self.tips_dirty = true;
         let verdict = reports.iter().find(|r| r.hash == hash).map(|r| &r.verdict);
         match verdict {
@@ -120,7 +125,7 @@ impl ChainService {
     /// Gives the miner a new template: at once when the tip changed, at most once a second
     /// when only the mempool changed, and every 5 s to keep the timestamp fresh.
     pub(super) fn refresh_template(&mut self, tip_changed: bool) {
-        if !self.mining {
+        if !self.mining || self.disk_full().is_some() {
             if self.miner.is_working() {
                 self.miner.set_job(None);
             }

@@ -17,6 +17,7 @@ mod gossip;
 mod mining;
 mod publish;
 mod requests;
+mod storage;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -125,6 +126,10 @@ pub struct ChainService {
     adversary: Option<Adversary>,
     /// Unrequested blocks of lighter branches per peer (bounded by `MAX_LIGHTER_PEERS`).
     lighter_from: std::collections::HashMap<String, u32>,
+    /// Whether the disk has room: when full, nothing is written (see `storage.rs`).
+    storage: storage::StorageGuard,
+    /// The store's directory, whose disk `storage` watches.
+    store_dir: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for ChainService {
@@ -201,6 +206,8 @@ impl ChainService {
                 .filter(|m| config.allow_adversary && m.network().is_none())
                 .map(Adversary::new),
             lighter_from: std::collections::HashMap::new(),
+            storage: storage::StorageGuard::new(limits.disk_reserve_mb.saturating_mul(1024 * 1024)),
+            store_dir: config.data_dir.join("chain"),
         }
     }
 
@@ -291,6 +298,12 @@ impl ChainService {
         {
             panic!("fail point chain-panic-after-ms={ms} reached");
         }
+        self.check_storage();
+        if self.disk_full().is_some() {
+            // Nothing that writes: future blocks, fork choice and the saved mempool wait.
+            self.refresh_template(false);
+            return;
+        }
         match self.chain.retry_future(clock_ms(self.clock_offset_ms)) {
             Ok(reports) => {
                 if !reports.is_empty() {
@@ -313,6 +326,7 @@ impl ChainService {
         if self.clocks.last_mempool_save.elapsed() >= MEMPOOL_SAVE_INTERVAL {
             if let Err(e) = self.chain.sync_saved_mempool() {
                 tracing::error!(error = %e, "could not save the mempool's changes; will retry");
+                self.store_write_failed(&e);
             }
             self.clocks.last_mempool_save = Instant::now();
         }

@@ -56,8 +56,25 @@ impl ChainService {
                     tracing::debug!(txs = txs.len(), "submission abandoned by its caller");
                     return;
                 }
+                if let Err(e) = self.refuse_if_disk_full() {
+                    let _ = reply.send(Err(e));
+                    return;
+                }
                 let results = self.submit(txs);
                 self.publish_now();
+                // A store write failed on the way (the arrival sequence is persisted): the
+                // disk is full or failing, and the whole request gets the clear answer.
+                let failed = results.iter().find_map(|r| match r {
+                    Err(MempoolError::Store(e)) if e.is_io() => Some(e.to_string()),
+                    _ => None,
+                });
+                if let Some(error) = failed {
+                    self.storage_write_failed(&error);
+                    if let Err(e) = self.refuse_if_disk_full() {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                }
                 let _ = reply.send(Ok(results));
             }
             ChainRequest::Mine {
@@ -80,7 +97,9 @@ impl ChainService {
                 let _ = reply.send(Ok(()));
             }
             ChainRequest::Invalidate(hash, reply) => {
-                let r = self.chain.invalidate(&hash).map_err(node_error);
+                let r = self
+                    .refuse_if_disk_full()
+                    .and_then(|()| self.chain.invalidate(&hash).map_err(node_error));
                 self.tips_dirty = true;
                 self.publish_now();
                 let _ = reply.send(r);
@@ -89,7 +108,9 @@ impl ChainService {
                 let _ = reply.send(self.set_adversary(mode.as_deref()));
             }
             ChainRequest::Reconsider(hash, reply) => {
-                let r = self.chain.reconsider(&hash).map_err(node_error);
+                let r = self
+                    .refuse_if_disk_full()
+                    .and_then(|()| self.chain.reconsider(&hash).map_err(node_error));
                 self.tips_dirty = true;
                 self.publish_now();
                 let _ = reply.send(r);

@@ -1,0 +1,375 @@
+//! The disk under the store: the [`StorageGuard`] decides when the node stops taking
+//! transactions and blocks (a full disk, or less free space than the reserve) and when it
+//! tries to resume.
+//!
+//! sled refuses every write after one failed (a full disk leaves it in a sticky error state
+//! until the store is reopened), so a node that merely retried would never recover, and one
+//! that went on importing would mistake I/O errors for something else. The guard is checked
+//! once a second with the free space of the data directory's disk and the result of a small
+//! probe write: below `reserve` free, or after a failed write, the node is *full*: HTTP
+//! submissions get 503 `disk_full`, gossiped transactions and blocks are ignored (no penalty),
+//! mining pauses, reads go on. Once at least twice the reserve (and at least
+//! [`MIN_RESUME_FREE`]) is free (and a probe after a reopen succeeds) it resumes; after a failed write the chain service reopens the store
+//! first (`Chain::reopen_store`).
+//!
+//! It must never: read the clock or the disk itself (the chain service passes `now`, the free
+//! space and the probe's result); or mark anything invalid (a full disk is no verdict on data).
+
+use std::time::{Duration, Instant};
+
+/// How often the free space is read and the probe written.
+pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Free space needed to resume, whatever the reserve: reopening the store on a disk that is
+/// still full would fail, and reads fail while the store is reopened.
+pub(crate) const MIN_RESUME_FREE: u64 = 16 * 1024 * 1024;
+/// Least time between two attempts to reopen the store.
+pub(crate) const REOPEN_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the chain service must do after a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Nothing changed.
+    None,
+    /// The node just became full: stop writing (log `reason`).
+    Stop {
+        /// Why, for the log and the API.
+        reason: String,
+    },
+    /// Space is back: resume, reopening the store first if `reopen`.
+    Resume {
+        /// A write failed while full: sled needs a reopen.
+        reopen: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Healthy,
+    Full {
+        reason: String,
+        /// A write failed: the store must be reopened before it takes writes again.
+        write_failed: bool,
+        last_reopen: Option<Instant>,
+    },
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct StorageGuard {
+    reserve: u64,
+    state: State,
+    last_check: Option<Instant>,
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes / (1024 * 1024)
+}
+
+impl StorageGuard {
+    /// A guard keeping `reserve_bytes` free.
+    pub(crate) fn new(reserve_bytes: u64) -> Self {
+        StorageGuard {
+            reserve: reserve_bytes,
+            state: State::Healthy,
+            last_check: None,
+        }
+    }
+
+    /// Why the node is full, when it is.
+    pub(crate) fn full_reason(&self) -> Option<&str> {
+        match &self.state {
+            State::Healthy => None,
+            State::Full { reason, .. } => Some(reason),
+        }
+    }
+
+    /// Whether a check is due at `now`.
+    pub(crate) fn due(&self, now: Instant) -> bool {
+        self.last_check
+            .is_none_or(|t| now.saturating_duration_since(t) >= CHECK_INTERVAL)
+    }
+
+    /// A write to the store failed with an I/O error (`error`).
+    pub(crate) fn write_failed(&mut self, error: &str) -> Action {
+        match &mut self.state {
+            State::Full { write_failed, .. } => {
+                *write_failed = true;
+                Action::None
+            }
+            State::Healthy => {
+                let reason = format!("a write to the store failed: {error}");
+                self.state = State::Full {
+                    reason: reason.clone(),
+                    write_failed: true,
+                    last_reopen: None,
+                };
+                Action::Stop { reason }
+            }
+        }
+    }
+
+    /// The periodic check at `now`: `free` bytes on the disk (`None` when it cannot be
+    /// read), and the result of the probe write (`Err` with the store's error).
+    pub(crate) fn check(
+        &mut self,
+        now: Instant,
+        free: Option<u64>,
+        probe: Result<(), String>,
+    ) -> Action {
+        self.last_check = Some(now);
+        if let Err(e) = &probe {
+            let action = self.write_failed(e);
+            if action != Action::None {
+                return action;
+            }
+        }
+        let low = free.is_some_and(|f| f < self.reserve);
+        match &mut self.state {
+            State::Healthy if low => {
+                let reason = format!(
+                    "only {} MiB free on the data directory's disk, below the reserve of {} MiB",
+                    mib(free.unwrap_or(0)),
+                    mib(self.reserve)
+                );
+                self.state = State::Full {
+                    reason: reason.clone(),
+                    write_failed: false,
+                    last_reopen: None,
+                };
+                Action::Stop { reason }
+            }
+            State::Healthy => Action::None,
+            State::Full {
+                write_failed,
+                last_reopen,
+                ..
+            } => {
+                // Resume with room to spare (twice the reserve), so the node does not flap.
+                let needed = self.reserve.saturating_mul(2).max(MIN_RESUME_FREE);
+                let roomy = free.is_none_or(|f| f >= needed);
+                if !roomy {
+                    return Action::None;
+                }
+                if *write_failed {
+                    if last_reopen
+                        .is_some_and(|t| now.saturating_duration_since(t) < REOPEN_INTERVAL)
+                    {
+                        return Action::None;
+                    }
+                    *last_reopen = Some(now);
+                    return Action::Resume { reopen: true };
+                }
+                if probe.is_ok() {
+                    return Action::Resume { reopen: false };
+                }
+                Action::None
+            }
+        }
+    }
+
+    /// The store was reopened and took a write again (or never needed a reopen): healthy.
+    pub(crate) fn resumed(&mut self) {
+        self.state = State::Healthy;
+    }
+}
+
+impl super::ChainService {
+    /// Why the node takes no transactions or blocks now (its disk is full), if so.
+    pub(super) fn disk_full(&self) -> Option<&str> {
+        self.storage.full_reason()
+    }
+
+    /// `DiskFull` while the disk is full: requests that write are refused.
+    pub(super) fn refuse_if_disk_full(&self) -> Result<(), peerchain_rpc::node_api::NodeError> {
+        match self.disk_full() {
+            Some(reason) => Err(peerchain_rpc::node_api::NodeError::DiskFull {
+                detail: reason.to_owned(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The once-a-second check of the disk: stops the node when it is full, and resumes it
+    /// (reopening the store after a failed write) when space returns.
+    pub(super) fn check_storage(&mut self) {
+        let now = Instant::now();
+        if !self.storage.due(now) {
+            return;
+        }
+        let free = fs2::available_space(&self.store_dir).ok();
+        let probe = self.chain.probe_store().map_err(|e| e.to_string());
+        match self.storage.check(now, free, probe) {
+            Action::None => {}
+            Action::Stop { reason } => {
+                tracing::error!(
+                    %reason,
+                    "disk full: refusing transactions and blocks until space returns (reads go on; nothing is marked invalid)"
+                );
+                self.links.metrics.set_disk_full(true);
+                self.refresh_template(true);
+            }
+            Action::Resume { reopen } => self.resume_storage(reopen),
+        }
+    }
+
+    fn resume_storage(&mut self, reopen: bool) {
+        if reopen {
+            let now_ms = super::clock_ms(self.clock_offset_ms);
+            if let Err(e) = self.chain.reopen_store(now_ms) {
+                tracing::warn!(error = %e, "space is back but reopening the store failed; will retry");
+                return;
+            }
+            if let Err(e) = self.chain.probe_store() {
+                tracing::warn!(error = %e, "the reopened store refuses writes; will retry");
+                return;
+            }
+        }
+        self.storage.resumed();
+        self.links.metrics.set_disk_full(false);
+        tracing::info!(
+            reopened = reopen,
+            height = self.chain.tip_header().height,
+            "disk space is back: accepting transactions and blocks again"
+        );
+        self.tips_dirty = true;
+        self.template_dirty = true;
+        self.links.outbox.set_local_tip(self.local_tip());
+        self.refresh_template(true);
+    }
+
+    /// A write failed with an I/O error outside the periodic check (importing a block,
+    /// saving the mempool): stop at once if it is the store's.
+    pub(super) fn store_write_failed(&mut self, error: &peerchain_consensus::ChainError) {
+        if matches!(error, peerchain_consensus::ChainError::Store(e) if e.is_io()) {
+            self.storage_write_failed(&error.to_string());
+        }
+    }
+
+    /// A write to the store failed with `error` (an I/O error): stop at once.
+    pub(super) fn storage_write_failed(&mut self, error: &str) {
+        if let Action::Stop { reason } = self.storage.write_failed(error) {
+            tracing::error!(%reason, "disk full or failing: refusing transactions and blocks until it recovers");
+            self.links.metrics.set_disk_full(true);
+            self.refresh_template(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn low_space_stops_the_node_and_twice_the_reserve_resumes_it() {
+        let mut g = StorageGuard::new(64 * MIB);
+        let t = Instant::now();
+        assert_eq!(g.check(t, Some(500 * MIB), Ok(())), Action::None);
+        let Action::Stop { reason } = g.check(t, Some(10 * MIB), Ok(())) else {
+            panic!("not stopped");
+        };
+        assert!(
+            reason.contains("10 MiB free") && reason.contains("64 MiB"),
+            "{reason}"
+        );
+        assert!(g.full_reason().is_some());
+        assert_eq!(
+            g.check(t, Some(100 * MIB), Ok(())),
+            Action::None,
+            "not twice the reserve yet"
+        );
+        assert_eq!(
+            g.check(t, Some(128 * MIB), Ok(())),
+            Action::Resume { reopen: false }
+        );
+        g.resumed();
+        assert_eq!(g.full_reason(), None);
+    }
+
+    #[test]
+    fn a_failed_write_stops_the_node_until_a_reopen_once_space_returns() {
+        let mut g = StorageGuard::new(64 * MIB);
+        let t = Instant::now();
+        let Action::Stop { reason } = g.check(t, Some(500 * MIB), Err("No space left".into()))
+        else {
+            panic!("not stopped");
+        };
+        assert!(reason.contains("No space left"), "{reason}");
+        // Space came back at once (a file was deleted): reopen, not merely resume.
+        assert_eq!(
+            g.check(t, Some(500 * MIB), Err("sticky".into())),
+            Action::Resume { reopen: true }
+        );
+        // The reopen failed: not retried before REOPEN_INTERVAL.
+        let soon = t + CHECK_INTERVAL;
+        assert_eq!(
+            g.check(soon, Some(500 * MIB), Err("sticky".into())),
+            Action::None
+        );
+        let later = t + REOPEN_INTERVAL;
+        assert_eq!(
+            g.check(later, Some(500 * MIB), Err("sticky".into())),
+            Action::Resume { reopen: true }
+        );
+        g.resumed();
+        assert_eq!(g.check(later, Some(500 * MIB), Ok(())), Action::None);
+    }
+
+    #[test]
+    fn a_write_failing_while_low_on_space_still_asks_for_a_reopen() {
+        let mut g = StorageGuard::new(64 * MIB);
+        let t = Instant::now();
+        assert!(matches!(g.check(t, Some(MIB), Ok(())), Action::Stop { .. }));
+        assert_eq!(
+            g.write_failed("No space left"),
+            Action::None,
+            "already stopped"
+        );
+        assert_eq!(
+            g.check(t, Some(500 * MIB), Ok(())),
+            Action::Resume { reopen: true }
+        );
+    }
+
+    #[test]
+    fn a_disk_still_nearly_full_is_not_reopened_even_without_a_reserve() {
+        let mut g = StorageGuard::new(0);
+        let t = Instant::now();
+        assert!(matches!(
+            g.check(t, Some(0), Err("No space left".into())),
+            Action::Stop { .. }
+        ));
+        let almost = MIN_RESUME_FREE - 1;
+        assert_eq!(g.check(t, Some(almost), Err("sticky".into())), Action::None);
+        assert_eq!(
+            g.check(t, Some(MIN_RESUME_FREE), Err("sticky".into())),
+            Action::Resume { reopen: true }
+        );
+    }
+
+    #[test]
+    fn unknown_free_space_relies_on_the_probe() {
+        let mut g = StorageGuard::new(64 * MIB);
+        let t = Instant::now();
+        assert_eq!(g.check(t, None, Ok(())), Action::None);
+        assert!(matches!(
+            g.check(t, None, Err("EIO".into())),
+            Action::Stop { .. }
+        ));
+        assert_eq!(
+            g.check(t, None, Err("EIO".into())),
+            Action::Resume { reopen: true }
+        );
+    }
+
+    #[test]
+    fn checks_are_spaced() {
+        let mut g = StorageGuard::new(MIB);
+        let t = Instant::now();
+        assert!(g.due(t));
+        g.check(t, Some(100 * MIB), Ok(()));
+        assert!(!g.due(t + Duration::from_millis(500)));
+        assert!(g.due(t + CHECK_INTERVAL));
+    }
+}
