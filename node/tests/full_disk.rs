@@ -87,7 +87,7 @@ fn run(reserve_mb: u32) {
     };
     let work = tempfile::tempdir().expect("tempdir");
     let genesis_path = work.path().join("genesis.json");
-    let chain_id = write_genesis(&genesis_path, 400);
+    let chain_id = write_genesis(&genesis_path, 400, 500);
     let data_dir: PathBuf = fs.path().join("node");
     let reserve = reserve_mb.to_string();
     let mut node = NodeProcess::start(

@@ -22,12 +22,13 @@ pub(crate) fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// Writes a genesis of `accounts` funded dev accounts with 500 ms blocks at 60,000 H/s to
-/// `path` (`peerchain genesis new`); returns its chain id.
-pub(crate) fn write_genesis(path: &Path, accounts: u32) -> u64 {
+/// Writes a genesis of `accounts` funded dev accounts with blocks every `block_time_ms` at
+/// 60,000 H/s to `path` (`peerchain genesis new`); returns its chain id.
+pub(crate) fn write_genesis(path: &Path, accounts: u32, block_time_ms: u64) -> u64 {
     let made = Command::new(BIN)
         .args(["genesis", "new", "--dev-accounts", &accounts.to_string()])
-        .args(["--block-time", "500", "--hashrate", "60000", "--out"])
+        .args(["--block-time", &block_time_ms.to_string()])
+        .args(["--hashrate", "60000", "--out"])
         .arg(path)
         .stdout(Stdio::null())
         .status()
@@ -140,6 +141,7 @@ impl Http {
         Http(
             reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(5))
+                .no_proxy()
                 .build()
                 .expect("client"),
         )
@@ -152,6 +154,11 @@ impl Http {
             return None;
         }
         r.json().ok()
+    }
+
+    /// The HTTP status of a GET (`None` when unreachable).
+    pub(crate) fn code(&self, url: &str) -> Option<u16> {
+        Some(self.0.get(url).send().ok()?.status().as_u16())
     }
 
     /// GET `url` as text; `None` on any failure or non-2xx status.
