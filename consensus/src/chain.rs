@@ -22,7 +22,7 @@ use peerchain_ledger::{
 };
 
 use crate::difficulty::{median_time_past, next_target};
-use crate::rules::{ConsensusError, check_body, check_header};
+use crate::rules::{ConsensusError, check_body_with, check_header};
 
 /// Where a block came from, as the caller names it (e.g. a peer id); reported back with
 /// verdicts so the caller can penalise the sender.
@@ -643,7 +643,14 @@ impl Chain {
             now_ms,
             &self.genesis,
         )
-        .and_then(|()| check_body(&block, &self.genesis).map(|_| ()));
+        .and_then(|()| {
+            let mut verified = self.mempool.verified_signatures();
+            let txids = check_body_with(&block, &self.genesis, &verified)?;
+            // Every signature of the block is valid now: a reorg that connects it again,
+            // or the same transactions in another block, skip them.
+            txids.into_iter().for_each(|t| verified.insert(t));
+            Ok(())
+        });
         match checked {
             Err(e) if e.is_temporary() => Ok(self.hold_future(block, source.clone())),
             Err(e) => {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use peerchain_ledger::merkle::merkle_root;
+use peerchain_ledger::sigcache::VerifiedSignatures;
 use peerchain_ledger::{ApplyError, Block, BlockHeader, Genesis, Hash, Target};
 
 /// The only block version of SPEC version 1.
@@ -214,6 +215,16 @@ fn check_pow(header: &BlockHeader, expected_target: Target) -> Result<(), Consen
 /// Rule 5 (count, unique txids, tx_root) and every signature, cheapest checks first. Returns
 /// the txids in block order.
 pub fn check_body(block: &Block, genesis: &Genesis) -> Result<Vec<Hash>, ConsensusError> {
+    check_body_with(block, genesis, &VerifiedSignatures::new(0))
+}
+
+/// [`check_body`], skipping the signatures of the transactions `verified` holds (they
+/// verified on this node before, byte for byte; `peerchain_ledger::sigcache`).
+pub fn check_body_with(
+    block: &Block,
+    genesis: &Genesis,
+    verified: &VerifiedSignatures,
+) -> Result<Vec<Hash>, ConsensusError> {
     let count = block.transactions.len();
     let max = genesis.max_block_txs();
     if count > max {
@@ -228,7 +239,11 @@ pub fn check_body(block: &Block, genesis: &Genesis) -> Result<Vec<Hash>, Consens
             got: block.header.tx_root,
         });
     }
-    if let Some(index) = peerchain_ledger::crypto::first_invalid_signature(&block.transactions) {
+    if let Some(index) = peerchain_ledger::crypto::first_invalid_signature_except(
+        &block.transactions,
+        &txids,
+        verified,
+    ) {
         let txid = txids.get(index).copied().unwrap_or(Hash::ZERO);
         return Err(ConsensusError::BadSignature { index, txid });
     }

@@ -10,9 +10,12 @@
 //! `docs/BENCHMARKS.md` has the figures.
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use rayon::prelude::*;
 
-use crate::types::{Address, PublicKey, Signature, Transaction, sha256};
+use crate::sigcache::VerifiedSignatures;
+use crate::types::{Address, Hash, PublicKey, Signature, Transaction, sha256};
 
 /// A 32-byte Ed25519 secret seed with its key pair.
 #[derive(Clone)]
@@ -107,8 +110,18 @@ pub fn verify_signature(public: &PublicKey, message: &[u8], signature: &Signatur
     key.verify_strict(message, &sig).is_ok()
 }
 
+/// Transaction signatures checked by [`verify_transaction`] in this process.
+static TX_VERIFICATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many transaction signatures this process has checked (the `signature_verifications`
+/// metric: with the verified-signature set, about one per transaction a node sees).
+pub fn tx_verifications() -> u64 {
+    TX_VERIFICATIONS.load(Ordering::Relaxed)
+}
+
 /// Whether a transaction's signature is valid (SPEC section 2).
 pub fn verify_transaction(tx: &Transaction) -> bool {
+    TX_VERIFICATIONS.fetch_add(1, Ordering::Relaxed);
     verify_signature(&tx.from, &tx.signing_message(), &tx.signature)
 }
 
@@ -126,6 +139,20 @@ pub fn first_invalid_signature(txs: &[Transaction]) -> Option<usize> {
     txs.par_iter()
         .with_min_len(64)
         .position_first(|tx| !verify_transaction(tx))
+}
+
+/// [`first_invalid_signature`], skipping the transactions whose txid (`txids[i]` for
+/// `txs[i]`) `verified` holds: their exact bytes passed [`verify_transaction`] before (see
+/// `sigcache.rs`), so the result is the same.
+pub fn first_invalid_signature_except(
+    txs: &[Transaction],
+    txids: &[Hash],
+    verified: &VerifiedSignatures,
+) -> Option<usize> {
+    txs.par_iter()
+        .zip(txids.par_iter())
+        .with_min_len(64)
+        .position_first(|(tx, txid)| !verified.contains(txid) && !verify_transaction(tx))
 }
 
 #[cfg(test)]
@@ -267,5 +294,63 @@ mod tests {
         assert!(single[0], "torsion-free crafted signature must verify");
         let first_bad = single.iter().position(|ok| !ok);
         assert_eq!(first_invalid_signature(&txs), first_bad);
+    }
+
+    /// The verified-signature set changes no verdict: it only ever holds txids whose exact
+    /// bytes verified, and a txid commits to the signature, so every crafted small-order,
+    /// mixed-order and corrupted case is judged as without it.
+    #[test]
+    fn skipping_verified_signatures_accepts_exactly_the_same_set() {
+        let mut txs = Vec::new();
+        for seed in 0..64u8 {
+            let (ta, tr) = (usize::from(seed % 8), usize::from((seed / 8) % 8));
+            txs.push(crafted(
+                Scalar::from(2000u64 + u64::from(seed)),
+                ta,
+                tr,
+                seed,
+            ));
+        }
+        for i in 0..32u32 {
+            let mut tx = Keypair::dev(i).sign_transfer(7710, Address([1; 20]), 5, 1, u64::from(i));
+            if i % 3 == 0 {
+                tx.signature.0[40] ^= 1;
+            }
+            txs.push(tx);
+        }
+        let txids: Vec<Hash> = txs.iter().map(Transaction::txid).collect();
+        let single: Vec<bool> = txs.iter().map(verify_transaction).collect();
+        // Remember every other valid transaction, as admission would.
+        let mut verified = VerifiedSignatures::new(1000);
+        for (i, ok) in single.iter().enumerate() {
+            if *ok && i % 2 == 0 {
+                verified.insert(txids[i]);
+            }
+        }
+        assert!(!verified.is_empty());
+        let first_bad = single.iter().position(|ok| !ok);
+        assert_eq!(
+            first_invalid_signature_except(&txs, &txids, &verified),
+            first_bad
+        );
+        // Each invalid transaction alone, and each with a valid one whose txid is remembered
+        // in front of it: still caught, at the same index.
+        for (i, ok) in single.iter().enumerate() {
+            if *ok {
+                continue;
+            }
+            let pair = [txs[0].clone(), txs[i].clone()];
+            let pair_ids = [txids[0], txids[i]];
+            assert!(verified.contains(&txids[0]));
+            assert_eq!(
+                first_invalid_signature_except(&pair, &pair_ids, &verified),
+                Some(1),
+                "invalid transaction {i} slipped through"
+            );
+            // A corrupted copy of a remembered transaction has another txid.
+            let mut copy = txs[0].clone();
+            copy.signature.0[40] ^= 1;
+            assert!(!verified.contains(&copy.txid()));
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod genesis;
 pub mod mempool;
 pub mod merkle;
+pub mod sigcache;
 pub mod state;
 pub mod store;
 // Test and benchmark helpers, never in a node build: the no-panic lints of Cargo.toml do not

@@ -14,11 +14,14 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rayon::prelude::*;
 
 use crate::crypto;
 use crate::error::{StoreError, TxError};
 use crate::genesis::Genesis;
+use crate::sigcache::VerifiedSignatures;
 use crate::state::{AccountReader, check_stateless};
 use crate::types::{Address, Hash, TX_ENCODED_LEN, Transaction};
 
@@ -33,6 +36,9 @@ pub struct MempoolConfig {
     pub nonce_window: u64,
     /// Entries older than this are dropped by [`Mempool::expire`].
     pub expiry_ms: u64,
+    /// Txids whose signatures verified, remembered so block validation skips them
+    /// (`sigcache.rs`); 0 remembers none.
+    pub verified_signatures: usize,
 }
 
 impl Default for MempoolConfig {
@@ -42,6 +48,7 @@ impl Default for MempoolConfig {
             max_bytes: 100_000 * TX_ENCODED_LEN,
             nonce_window: 1_000,
             expiry_ms: 3 * 60 * 60 * 1000,
+            verified_signatures: 200_000,
         }
     }
 }
@@ -182,11 +189,15 @@ pub struct Mempool {
     bytes: usize,
     next_seq: u64,
     genesis: Arc<Genesis>,
+    /// Txids whose signatures verified (`sigcache.rs`). Shared by the clones the node
+    /// publishes to readers (which never use it), so a clone stays O(1).
+    verified: Arc<Mutex<VerifiedSignatures>>,
 }
 
 impl Mempool {
     /// An empty pool for the network of `genesis`.
     pub fn new(config: MempoolConfig, genesis: &Genesis) -> Self {
+        let verified = VerifiedSignatures::new(config.verified_signatures);
         Mempool {
             config,
             chain_id: genesis.chain_id,
@@ -200,7 +211,16 @@ impl Mempool {
             bytes: 0,
             next_seq: 0,
             genesis: Arc::new(genesis.clone()),
+            verified: Arc::new(Mutex::new(verified)),
         }
+    }
+
+    /// The txids whose signatures verified here (mempool admission and block validation
+    /// fill it; block validation skips them).
+    pub fn verified_signatures(&self) -> MutexGuard<'_, VerifiedSignatures> {
+        self.verified
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Number of pending transactions.
@@ -294,15 +314,19 @@ impl Mempool {
         state: &impl AccountReader,
         now_ms: u64,
     ) -> Result<Admitted, MempoolError> {
-        if let Some(txid) = self.known(&tx) {
+        let txid = tx.txid();
+        if self.entries.contains_key(&txid) {
             return Ok(Admitted::AlreadyPending(txid));
         }
-        if !crypto::verify_transaction(&tx) {
-            return Err(TxError::BadSignature {
-                txid: tx.txid(),
-                from: tx.from.to_hex(),
+        if !self.verified_signatures().contains(&txid) {
+            if !crypto::verify_transaction(&tx) {
+                return Err(TxError::BadSignature {
+                    txid,
+                    from: tx.from.to_hex(),
+                }
+                .into());
             }
-            .into());
+            self.verified_signatures().insert(txid);
         }
         self.add_verified(tx, state, now_ms)
     }
@@ -314,28 +338,45 @@ impl Mempool {
         state: &impl AccountReader,
         now_ms: u64,
     ) -> Vec<Result<Admitted, MempoolError>> {
-        let valid = crypto::verify_many(&txs);
+        // Only signatures not verified before are checked (on all cores); pending
+        // transactions are answered without one.
+        let txids: Vec<Hash> = txs
+            .par_iter()
+            .with_min_len(256)
+            .map(Transaction::txid)
+            .collect();
+        let valid: Vec<bool> = {
+            let guard = self.verified_signatures();
+            let verified: &VerifiedSignatures = &guard;
+            let entries = &self.entries;
+            txs.par_iter()
+                .zip(txids.par_iter())
+                .with_min_len(64)
+                .map(|(tx, txid)| {
+                    entries.contains_key(txid)
+                        || verified.contains(txid)
+                        || crypto::verify_transaction(tx)
+                })
+                .collect()
+        };
         txs.into_iter()
+            .zip(txids)
             .zip(valid)
-            .map(|(tx, ok)| {
-                if let Some(txid) = self.known(&tx) {
+            .map(|((tx, txid), ok)| {
+                if self.entries.contains_key(&txid) {
                     Ok(Admitted::AlreadyPending(txid))
                 } else if ok {
+                    self.verified_signatures().insert(txid);
                     self.add_verified(tx, state, now_ms)
                 } else {
                     Err(TxError::BadSignature {
-                        txid: tx.txid(),
+                        txid,
                         from: tx.from.to_hex(),
                     }
                     .into())
                 }
             })
             .collect()
-    }
-
-    fn known(&self, tx: &Transaction) -> Option<Hash> {
-        let txid = tx.txid();
-        self.entries.contains_key(&txid).then_some(txid)
     }
 
     /// Admits a transaction whose signature the caller has verified.
@@ -775,6 +816,7 @@ mod tests {
                 max_bytes: max_count * TX_ENCODED_LEN,
                 nonce_window: 16,
                 expiry_ms: 1000,
+                verified_signatures: 1000,
             },
             g,
         )

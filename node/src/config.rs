@@ -83,7 +83,7 @@ impl Default for NodeLimits {
             events: 4096,
             first_seen: 200_000,
             gap_queue: 10_000,
-            gap_per_sender: 64,
+            gap_per_sender: 1_000,
             gap_ttl_ms: 120_000,
             disk_reserve_mb: 64,
         }

@@ -1,6 +1,8 @@
-//! Gossiped transactions that arrived ahead of a nonce gap (gossip does not preserve order:
-//! nonce n+1 may arrive before n). The mempool holds no gaps, so they wait here and are
-//! offered to the mempool again when their sender moves on.
+//! Transactions that arrived ahead of a nonce gap: gossip does not preserve order (nonce n+1
+//! may arrive before n), and a wallet that spreads one sender's transactions over several
+//! nodes' HTTP APIs sends n+1 to a node that has not seen n yet. The mempool holds no gaps,
+//! so they wait here (status `queued`, SPEC section 5, as geth's queued pool) and are offered
+//! to the mempool again when their sender moves on. One mechanism for HTTP and gossip.
 //!
 //! Bounded so that junk cannot crowd out honest transactions: in total ([`GapLimits::total`]),
 //! per sending account ([`GapLimits::per_sender`]) and in time ([`GapLimits::ttl_ms`]); and a
@@ -11,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use peerchain_ledger::{Address, Transaction};
+use peerchain_ledger::{Address, Hash, Transaction};
 
 /// The bounds of the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,8 @@ pub struct Held {
 #[derive(Debug)]
 pub struct GapQueue {
     by_sender: HashMap<Address, BTreeMap<u64, Held>>,
+    /// The held transactions by txid, for readers (a persistent map: cloned in O(1)).
+    by_txid: imbl::HashMap<Hash, Transaction>,
     count: usize,
     limits: GapLimits,
 }
@@ -77,6 +81,7 @@ impl GapQueue {
     pub fn new(limits: GapLimits) -> Self {
         GapQueue {
             by_sender: HashMap::new(),
+            by_txid: imbl::HashMap::new(),
             count: 0,
             limits,
         }
@@ -129,11 +134,27 @@ impl GapQueue {
             }
             self.count += 1;
         }
-        self.by_sender
+        let (txid, tx) = (held.tx.txid(), held.tx.clone());
+        let replaced = self
+            .by_sender
             .entry(sender)
             .or_default()
             .insert(held.tx.nonce, held);
+        if let Some(old) = replaced {
+            self.by_txid.remove(&old.tx.txid());
+        }
+        self.by_txid.insert(txid, tx);
         Ok(())
+    }
+
+    /// Whether exactly this transaction is held.
+    pub fn contains(&self, tx: &Transaction) -> bool {
+        self.by_txid.contains_key(&tx.txid())
+    }
+
+    /// The held transactions by txid (an O(1) copy, for the snapshot readers see).
+    pub fn queued(&self) -> imbl::HashMap<Hash, Transaction> {
+        self.by_txid.clone()
     }
 
     /// Senders with held transactions.
@@ -151,6 +172,9 @@ impl GapQueue {
     pub fn take(&mut self, sender: &Address) -> Vec<Held> {
         let held = self.by_sender.remove(sender).unwrap_or_default();
         self.count -= held.len();
+        for h in held.values() {
+            self.by_txid.remove(&h.tx.txid());
+        }
         held.into_values().collect()
     }
 
@@ -169,6 +193,9 @@ impl GapQueue {
             !m.is_empty()
         });
         self.count -= expired.len();
+        for h in &expired {
+            self.by_txid.remove(&h.tx.txid());
+        }
         expired
     }
 }
@@ -291,5 +318,26 @@ mod tests {
             vec![("junk".to_owned(), EXPIRED_PER_PENALTY)]
         );
         assert!(relays_to_penalise(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_queued_index_follows_holds_replacements_takes_and_expiry() {
+        let k = Keypair::dev(1);
+        let mut q = GapQueue::new(LIMITS);
+        let a = held(&k, 5, 10, 0);
+        let a_id = a.tx.txid();
+        q.hold(a.clone(), u128::MAX).expect("held");
+        q.hold(a, u128::MAX).expect("the same again");
+        assert_eq!(q.queued().len(), 1);
+        let b = held(&k, 5, 20, 0); // same nonce, another transaction: replaces
+        let b_id = b.tx.txid();
+        q.hold(b, u128::MAX).expect("replaced");
+        let index = q.queued();
+        assert!(!index.contains_key(&a_id) && index.contains_key(&b_id));
+        q.hold(held(&k, 6, 1, 5_000), u128::MAX).expect("held");
+        assert_eq!(q.expire(1_500).len(), 1, "the old one");
+        assert_eq!(q.queued().len(), 1);
+        assert_eq!(q.take(&k.address()).len(), 1);
+        assert!(q.queued().is_empty());
     }
 }

@@ -9,9 +9,11 @@ use peerchain_ledger::mempool::{Admitted, MempoolError};
 use peerchain_network::Acceptance;
 use peerchain_rpc::node_api::NodeError;
 
-/// How far ahead of a sender's next nonce a gossiped transaction may wait for its
-/// predecessors (in the gap queue) instead of being dropped.
-pub const MAX_GAP: u64 = 64;
+/// How far ahead of a sender's next nonce a transaction (gossiped or submitted over HTTP) may
+/// wait for its predecessors in the gap queue instead of being refused: the mempool's
+/// default nonce window, so any transaction the pool could take once its predecessors
+/// arrive may wait (the queue's own bounds and the funds check still apply).
+pub const MAX_GAP: u64 = 1_000;
 
 /// What to do with a gossiped transaction after the mempool judged it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -69,6 +69,7 @@ pub struct Metrics {
     tx_rejected: Family<ReasonLabels, Counter>,
     hashrate: Gauge<f64, AtomicU64>,
     disk_full: Gauge,
+    signature_verifications: Counter,
     gossip: Family<GossipLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: HistogramFamily<RouteLabels>,
@@ -103,6 +104,7 @@ impl Metrics {
             tx_rejected: Family::default(),
             hashrate: Gauge::default(),
             disk_full: Gauge::default(),
+            signature_verifications: Counter::default(),
             gossip: Family::default(),
             http_requests: Family::default(),
             http_latency: Family::new_with_constructor(latency_histogram),
@@ -148,6 +150,12 @@ impl Metrics {
             "hashrate_hashes_per_second",
             "Hash rate of this node's miner",
             m.hashrate.clone(),
+        );
+        registry.register(
+            "signature_verifications",
+            "Transaction signatures this node checked (at most about one per transaction it \
+             saw: verified signatures are remembered)",
+            m.signature_verifications.clone(),
         );
         registry.register(
             "disk_full",
@@ -211,6 +219,13 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Brings the signature-check counter up to `total` (the process-wide count).
+    pub fn set_signature_verifications(&self, total: u64) {
+        let seen = self.signature_verifications.get();
+        self.signature_verifications
+            .inc_by(total.saturating_sub(seen));
     }
 
     /// Whether the node's disk is full (it refuses transactions and blocks).

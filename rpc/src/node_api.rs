@@ -24,8 +24,10 @@ use crate::metrics::Metrics;
 pub struct Submitted {
     /// Its id.
     pub txid: Hash,
-    /// False when it was already pending (idempotent resubmission).
+    /// False when it was already pending or queued (idempotent resubmission).
     pub new: bool,
+    /// Held until its sender's earlier nonces arrive (status `queued`), not yet pending.
+    pub queued: bool,
 }
 
 /// A connected peer.
@@ -70,6 +72,8 @@ pub struct NodeSnapshot {
     pub tips: Arc<Vec<TipInfo>>,
     /// Whether continuous mining is on.
     pub mining: bool,
+    /// Transactions waiting for their sender's earlier nonces (status `queued`).
+    pub queued: imbl::HashMap<Hash, Transaction>,
 }
 
 impl NodeSnapshot {
@@ -80,6 +84,7 @@ impl NodeSnapshot {
             first_seen: imbl::HashMap::new(),
             tips: Arc::new(tips),
             mining: false,
+            queued: imbl::HashMap::new(),
         }
     }
 

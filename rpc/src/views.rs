@@ -107,6 +107,8 @@ impl From<&Transaction> for TxObject {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TxStatus {
+    /// Ahead of its sender's next nonce: waiting (bounded) for its predecessors.
+    Queued,
     /// In the mempool.
     Pending,
     /// In a main-chain block.
@@ -118,7 +120,8 @@ pub enum TxStatus {
 pub struct SubmitResult {
     /// The transaction id.
     pub txid: String,
-    /// `pending`, or `confirmed` when it is already in the main chain.
+    /// `pending`; `queued` when it waits for its sender's earlier nonces; `confirmed` when it
+    /// is already in the main chain.
     pub status: TxStatus,
 }
 
@@ -153,6 +156,15 @@ pub struct TransactionView {
 
 impl TransactionView {
     /// A pending transaction.
+    pub fn queued(tx: &Transaction) -> Self {
+        TransactionView {
+            status: TxStatus::Queued,
+            first_seen_ms: None,
+            ..TransactionView::pending(tx, None)
+        }
+    }
+
+    /// A pending transaction's view.
     pub fn pending(tx: &Transaction, first_seen_ms: Option<u64>) -> Self {
         TransactionView {
             tx: tx.into(),

@@ -78,7 +78,20 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let t = Instant::now();
-    let net = TestNet::start(nodes, genesis.clone(), NodeOptions::default()).await?;
+    // `PEERCHAIN_BENCH_VERIFIED_SIGS=0` turns the verified-signature set off (every receiver
+    // verifies every signature of the block again: the behaviour before issue 13).
+    let mut options = NodeOptions::default();
+    if let Some(n) = std::env::var("PEERCHAIN_BENCH_VERIFIED_SIGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.limits.mempool.verified_signatures = n;
+    }
+    println!(
+        "verified-signature set: {} txids",
+        options.limits.mempool.verified_signatures
+    );
+    let net = TestNet::start(nodes, genesis.clone(), options).await?;
     println!("started {nodes} nodes in {}", fmt_duration(t.elapsed()));
     let want = (nodes - 1).min(4) as u64;
     let peers = wait_for_peers(&net, want, Duration::from_secs(30)).await?;

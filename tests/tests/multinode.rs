@@ -108,6 +108,58 @@ async fn a_restarted_node_redials_the_peers_it_learned_while_its_bootnode_is_dow
     Ok(())
 }
 
+/// Issue 13, goal 1: a wallet that spreads one sender's transactions over several nodes.
+/// Node 1 gets nonces 10..19 before any node has seen 0..9: it queues them (202, status
+/// `queued`, also on `GET /v1/transactions/{txid}`) instead of refusing them with
+/// `nonce_too_high` as before; once node 0 has 0..9 and gossips them, node 1 admits its
+/// queued ones, and a block confirms all 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_ahead_of_their_predecessors_are_queued_then_confirmed() -> anyhow::Result<()> {
+    let net = TestNet::start(2, easy_genesis(), NodeOptions::default()).await?;
+    let two = net.nodes[1].peer_id.clone();
+    wait_peer(&net, 0, &two, WAIT).await?;
+    let g = &net.genesis;
+    let (key, to) = (Keypair::dev(2), Keypair::dev(3).address());
+    let txs: Vec<_> = (0..20)
+        .map(|nonce| key.sign_transfer(g.chain_id, to, 10, 2, nonce))
+        .collect();
+    let (status, body) = net
+        .post(
+            1,
+            "/v1/transactions/batch",
+            &serde_json::to_value(&txs[10..])?,
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let items = body.as_array().expect("batch answer");
+    assert!(
+        items.iter().all(|i| i["status"] == "queued"),
+        "ahead of their predecessors: {body}"
+    );
+    let later = net
+        .get(1, &format!("/v1/transactions/{}", txs[15].txid()))
+        .await?;
+    assert_eq!(later["status"], "queued", "{later}");
+    let (status, body) = net
+        .post(
+            0,
+            "/v1/transactions/batch",
+            &serde_json::to_value(&txs[..10])?,
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    net.wait_all("all 20 pending on both nodes", WAIT, |s| {
+        s["mempool_size"] == 20
+    })
+    .await?;
+    let hashes = net.mine(1, 1).await?;
+    net.wait_same_tip(1, WAIT).await?;
+    let block = net.get(0, &format!("/v1/blocks/{}", hashes[0])).await?;
+    assert_eq!(block["tx_count"], 20, "{block}");
+    net.stop().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_of_another_network_is_refused() -> anyhow::Result<()> {
     let mut net = TestNet::start(1, easy_genesis(), NodeOptions::default()).await?;

@@ -205,7 +205,7 @@ impl ChainService {
     }
 
     /// What `sender` can still spend: its balance minus the cost of its pending transactions.
-    fn spendable(&self, sender: &Address) -> u128 {
+    pub(super) fn spendable(&self, sender: &Address) -> u128 {
         let balance = self.chain.store().account(sender).map_or(0, |a| a.balance);
         let pending = self.chain.mempool().pending_cost(sender, None);
         u128::from(balance).saturating_sub(pending)

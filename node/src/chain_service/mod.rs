@@ -371,6 +371,9 @@ impl ChainService {
             let now = self.miner.hashes();
             let rate = now.saturating_sub(hashes) as f64 / since.elapsed().as_secs_f64();
             self.links.metrics.set_hashrate(rate);
+            self.links
+                .metrics
+                .set_signature_verifications(peerchain_ledger::crypto::tx_verifications());
             self.clocks.last_hashes = (Instant::now(), now);
         }
     }

@@ -132,6 +132,7 @@ impl ChainService {
             first_seen: self.first_seen.snapshot(),
             tips: self.tips.clone(),
             mining: self.mining,
+            queued: self.gap.queued(),
         };
         self.links.snapshot.send_replace(Arc::new(snapshot));
     }

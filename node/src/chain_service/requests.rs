@@ -3,14 +3,15 @@
 //! network serves them; see [`crate::dispatch`]).
 
 use peerchain_ledger::mempool::{Admitted, MempoolError};
-use peerchain_ledger::{Address, Hash, Transaction};
+use peerchain_ledger::{Address, Hash, Transaction, TxError};
 use peerchain_rpc::node_api::{NodeError, Reply, Submitted};
 
 use super::mining::MineJob;
 use super::{ChainService, clock_ms};
 use crate::adversary::{Adversary, AdversaryMode};
+use crate::gap::Held;
 use crate::outbox::NetCommand;
-use crate::verdict::node_error;
+use crate::verdict::{MAX_GAP, node_error};
 
 /// The requests the chain thread serves.
 #[derive(Debug)]
@@ -118,6 +119,52 @@ impl ChainService {
         }
     }
 
+    /// A submitted transaction the mempool refused: one ahead of its sender's next nonce (by
+    /// less than [`MAX_GAP`]) waits in the gap queue, as a gossiped one would, when the queue's
+    /// bounds and the sender's funds allow; anything else is refused.
+    fn queue_or_refuse(
+        &mut self,
+        tx: Transaction,
+        error: MempoolError,
+    ) -> Result<Submitted, MempoolError> {
+        let ahead = matches!(
+            &error,
+            MempoolError::Invalid(TxError::NonceTooHigh { nonce, expected })
+                if nonce.saturating_sub(*expected) < MAX_GAP
+        );
+        if !ahead {
+            self.links.metrics.tx_rejected(error.code());
+            return Err(error);
+        }
+        let txid = tx.txid();
+        if self.gap.contains(&tx) {
+            return Ok(Submitted {
+                txid,
+                new: false,
+                queued: true,
+            });
+        }
+        let sender = tx.sender();
+        let available = self.spendable(&sender);
+        let held = Held {
+            tx,
+            since_ms: clock_ms(self.clock_offset_ms),
+            peer: None,
+        };
+        match self.gap.hold(held, available) {
+            Ok(()) => Ok(Submitted {
+                txid,
+                new: true,
+                queued: true,
+            }),
+            Err(refused) => {
+                tracing::debug!(error = %refused, "submitted transaction not queued");
+                self.links.metrics.tx_rejected(error.code());
+                Err(error)
+            }
+        }
+    }
+
     fn set_adversary(&mut self, mode: Option<&str>) -> Result<(), NodeError> {
         if !self.allow_adversary {
             return Err(NodeError::AdversaryNotAllowed);
@@ -147,22 +194,33 @@ impl ChainService {
             .chain
             .submit_batch(txs.clone(), clock_ms(self.clock_offset_ms));
         let mut new = Vec::new();
-        let out = results
+        let out: Vec<_> = results
             .into_iter()
             .zip(txs)
             .map(|(r, tx)| match r {
                 Ok(Admitted::New { txid, .. }) => {
                     self.links.metrics.tx_accepted();
                     new.push(tx);
-                    Ok(Submitted { txid, new: true })
+                    Ok(Submitted {
+                        txid,
+                        new: true,
+                        queued: false,
+                    })
                 }
-                Ok(Admitted::AlreadyPending(txid)) => Ok(Submitted { txid, new: false }),
-                Err(e) => {
-                    self.links.metrics.tx_rejected(e.code());
-                    Err(e)
-                }
+                Ok(Admitted::AlreadyPending(txid)) => Ok(Submitted {
+                    txid,
+                    new: false,
+                    queued: false,
+                }),
+                Err(e) => self.queue_or_refuse(tx, e),
             })
             .collect();
+        // Transactions waiting for the ones just admitted follow them.
+        let senders: std::collections::HashSet<Address> =
+            new.iter().map(Transaction::sender).collect();
+        for sender in senders {
+            self.admit_held(&sender);
+        }
         if !new.is_empty() {
             self.template_dirty = true;
             self.links.outbox.send(NetCommand::PublishTxs(new));

@@ -29,7 +29,7 @@ use crate::views::{SubmitResult, TransactionView, TxFields, TxStatus};
     post, path = "/v1/transactions", tag = "transactions",
     request_body = TxFields,
     responses(
-        (status = 202, description = "Entered the mempool", body = SubmitResult),
+        (status = 202, description = "Entered the mempool (status pending), or waits for its sender's earlier nonces (status queued)", body = SubmitResult),
         (status = 200, description = "Already known (pending or confirmed)", body = SubmitResult),
         (status = 422, description = "Invalid against the state: bad_signature, wrong_chain, fee_too_low, nonce_too_low, nonce_too_high, insufficient_funds, replacement_underpriced", body = ErrorBody),
         (status = 429, description = "mempool_full or rate_limited", body = ErrorBody),
@@ -52,13 +52,13 @@ pub(crate) async fn submit(
         .pop()
         .ok_or_else(|| ApiError::internal("the node answered a submission with no result"))?;
     match answer {
-        Ok(Submitted { txid, new }) => {
-            let status = if new {
+        Ok(s) => {
+            let status = if s.new {
                 StatusCode::ACCEPTED
             } else {
                 StatusCode::OK
             };
-            Ok((status, Json(result(txid, TxStatus::Pending))))
+            Ok((status, Json(submitted(&s))))
         }
         // Confirmed between the first look and the submission: known, not an error.
         Err(_) if is_confirmed(&state, txid).await? => {
@@ -66,6 +66,16 @@ pub(crate) async fn submit(
         }
         Err(e) => Err(ApiError::from_mempool(&e)),
     }
+}
+
+/// The answer to an accepted submission: `queued` or `pending`.
+fn submitted(s: &Submitted) -> SubmitResult {
+    let status = if s.queued {
+        TxStatus::Queued
+    } else {
+        TxStatus::Pending
+    };
+    result(s.txid, status)
 }
 
 fn result(txid: Hash, status: TxStatus) -> SubmitResult {
@@ -218,7 +228,7 @@ async fn admit_all(state: &AppState, txs: Vec<Transaction>) -> Result<Vec<BatchI
             .await??;
         for (slot, answer) in slots.into_iter().zip(answers) {
             let item = match answer {
-                Ok(s) => BatchItem::Accepted(result(s.txid, TxStatus::Pending)),
+                Ok(s) => BatchItem::Accepted(submitted(&s)),
                 Err(e) => BatchItem::Refused(ApiError::from_mempool(&e).body()),
             };
             if let Some(entry) = out.get_mut(slot) {
@@ -248,8 +258,12 @@ pub(crate) async fn get_transaction(
     if let Some(view) = confirmed_view(&state, txid).await? {
         return Ok(Json(view));
     }
-    if let Some(p) = state.api().snapshot().mempool.get(&txid) {
+    let snapshot = state.api().snapshot();
+    if let Some(p) = snapshot.mempool.get(&txid) {
         return Ok(Json(TransactionView::pending(&p.tx, Some(p.first_seen_ms))));
+    }
+    if let Some(tx) = snapshot.queued.get(&txid) {
+        return Ok(Json(TransactionView::queued(tx)));
     }
     // It may have been confirmed while we asked the mempool.
     if let Some(view) = confirmed_view(&state, txid).await? {

@@ -155,7 +155,9 @@ async fn invalid_transactions_are_422_with_their_code() {
     let other_chain = node.keys[0].sign_transfer(9999, a1, 1, 1, 1);
     let cheap = node.transfer(0, a1, 1, 0, 1);
     let stale = node.transfer(0, a1, 2, 1, 0);
-    let future = node.transfer(0, a1, 1, 1, 7);
+    // Far ahead (beyond the mempool's nonce window): refused. A few nonces ahead waits
+    // (`queued`, below).
+    let future = node.transfer(0, a1, 1, 1, 5_000);
     let rich = node.transfer(0, a1, 2_000_000_000, 1, 1);
     let cases: Vec<(Transaction, &str, &str)> = vec![
         (tampered, "bad_signature", "does not verify"),
@@ -166,7 +168,7 @@ async fn invalid_transactions_are_422_with_their_code() {
             "nonce_too_low",
             "nonce 0 is below the account nonce 1",
         ),
-        (future, "nonce_too_high", "nonce 7"),
+        (future, "nonce_too_high", "nonce 5000"),
         (rich, "insufficient_funds", "2000000001"),
     ];
     for (tx, code, needle) in cases {
@@ -177,6 +179,10 @@ async fn invalid_transactions_are_422_with_their_code() {
             "{code}: {message:?} names {needle:?}"
         );
     }
+    let ahead = node.transfer(0, a1, 1, 1, 7);
+    let got = node.post("/v1/transactions", &tx_json(&ahead)).await;
+    assert_eq!(got.0, StatusCode::ACCEPTED, "{got:?}");
+    assert_eq!(got.1["status"], "queued", "{got:?}");
     let pending = node.transfer(0, a1, 3, 10, 1);
     assert_eq!(
         node.post("/v1/transactions", &tx_json(&pending)).await.0,
