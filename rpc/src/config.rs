@@ -37,10 +37,27 @@ pub struct Limits {
     pub admin_timeout: Duration,
     /// Open `/v1/events` streams at once; more are refused with 429.
     pub max_event_streams: usize,
-    /// Open TCP connections at once; further connections wait in the accept queue.
+    /// Open TCP connections at once. When all are taken, a new connection closes the one idle
+    /// the longest to take its place: one with no request in progress, whether it is between
+    /// keep-alive requests, has sent nothing yet or is still sending a request's headers. So
+    /// idle connections, however many, cannot lock out an honest client or the operator. Only
+    /// when every connection has a request or an event stream in progress do further
+    /// connections wait in the accept queue; keep this above `max_concurrent_requests +
+    /// max_admin_requests + max_event_streams` (520 by default) so that cannot happen.
     pub max_connections: usize,
-    /// Time a client has to send a request's headers before its connection is closed.
+    /// Time a client has to send a request's headers before its connection is closed. It
+    /// also bounds idleness: it runs from the moment the connection opens, and again from the
+    /// end of each response, so a connection that sends nothing is closed after it too.
     pub header_read_timeout: Duration,
+    /// Time a response may wait for the client to take any of its bytes (the socket's send
+    /// buffer stays full), such as an event stream whose subscriber stopped reading; then the
+    /// connection is reset, which frees its slot and the bytes queued for it.
+    pub write_stall_timeout: Duration,
+    /// Bytes of a response the kernel may hold for a connection beyond what the network has
+    /// in flight (`TCP_NOTSENT_LOWAT`, Linux): what a client that stops reading can make the
+    /// node queue for it before its writes stall (without it, the send buffer grows to
+    /// several MiB first). Does not limit the throughput of a client that reads.
+    pub max_unsent_bytes: u32,
     /// How long a graceful shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -58,6 +75,8 @@ impl Default for Limits {
             max_event_streams: 256,
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
+            write_stall_timeout: Duration::from_secs(20),
+            max_unsent_bytes: 128 * 1024,
             shutdown_grace: Duration::from_secs(5),
         }
     }

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the node: chain, mempool, peers, mining, gossip (recorded by the node
-//! through the methods below) and HTTP requests by route (recorded by `track_http`).
+//! through the methods below), HTTP requests by route (recorded by `track_http`) and the HTTP
+//! connections the server closed on a client, by reason (recorded by the server loop).
 //!
 //! Every label takes values from a small fixed set (routes are axum's matched path templates,
 //! reasons and topics are code names), so the number of series stays bounded.
@@ -73,6 +74,7 @@ pub struct Metrics {
     gossip: Family<GossipLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: HistogramFamily<RouteLabels>,
+    http_connections_closed: Family<ReasonLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,6 +110,7 @@ impl Metrics {
             gossip: Family::default(),
             http_requests: Family::default(),
             http_latency: Family::new_with_constructor(latency_histogram),
+            http_connections_closed: Family::default(),
         };
         registry.register(
             "chain_height",
@@ -177,6 +180,12 @@ impl Metrics {
             "Time to the response head, by route and method",
             m.http_latency.clone(),
         );
+        registry.register(
+            "http_connections_closed",
+            "HTTP connections the server closed on a client, by reason (header_timeout, \
+             evicted, write_stalled)",
+            m.http_connections_closed.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -244,6 +253,17 @@ impl Metrics {
             .get_or_create(&GossipLabels {
                 topic: topic.to_owned(),
                 result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records an HTTP connection the server closed on its client: `header_timeout` (no
+    /// complete request head in time), `evicted` (idle the longest when a new connection
+    /// needed its slot) or `write_stalled` (the client took no bytes for too long).
+    pub(crate) fn http_connection_closed(&self, reason: &'static str) {
+        self.http_connections_closed
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
             })
             .inc();
     }
