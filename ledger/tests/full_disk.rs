@@ -13,54 +13,13 @@
     reason = "tests: the crate's no-panic lints are for consensus code"
 )]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use peerchain_ledger::testkit::connect_transfer_block;
 use peerchain_ledger::{Genesis, Store, StoreConfig, StoreError};
+use peerchain_testkit::{Tmpfs, fill_disk};
 
 const ACCOUNTS: u32 = 6;
-
-/// A tmpfs mounted on a temporary directory, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
-/// Fills the file system of `path` with a file of 1 MiB chunks, then with 4 KiB ones.
-fn fill(path: &Path) -> u64 {
-    let mut f = std::fs::File::create(path).expect("filler");
-    let mut written = 0u64;
-    for chunk in [vec![0u8; 1 << 20], vec![0u8; 4096]] {
-        while f.write_all(&chunk).is_ok() {
-            written += chunk.len() as u64;
-        }
-    }
-    let _ = f.sync_all();
-    written
-}
 
 #[test]
 fn a_full_disk_is_reported_reads_go_on_and_a_reopen_recovers() {
@@ -78,7 +37,7 @@ fn a_full_disk_is_reported_reads_go_on_and_a_reopen_recovers() {
         connect_transfer_block(&store, &g, ACCOUNTS, 20, salt).expect("room for blocks");
     }
     let filler: PathBuf = fs.path().join("filler");
-    let filled = fill(&filler);
+    let filled = fill_disk(&filler);
     let mut salt = 100;
     let error = loop {
         salt += 1;

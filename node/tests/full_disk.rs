@@ -12,59 +12,16 @@
 
 mod support;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use peerchain_ledger::crypto::Keypair;
 use peerchain_ledger::{Genesis, Store, StoreConfig};
+use peerchain_testkit::{Tmpfs, fill_disk};
 use serde_json::Value;
 use support::{Http, NodeProcess, wait_for, write_genesis};
 
 const TOKEN: &str = "full-disk-test-token";
-
-/// A tmpfs mounted on a temporary directory, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
-/// Fills the file system of `path` (1 MiB chunks, then 4 KiB ones); returns the bytes written.
-fn fill(path: &Path) -> u64 {
-    let Ok(mut f) = std::fs::File::create(path) else {
-        return 0;
-    };
-    let mut written = 0u64;
-    for chunk in [vec![0u8; 1 << 20], vec![0u8; 4096]] {
-        while f.write_all(&chunk).is_ok() {
-            written += chunk.len() as u64;
-        }
-    }
-    let _ = f.sync_all();
-    written
-}
 
 /// Signs and submits a transfer from dev account `from` (nonce 0): the status and answer.
 fn submit(http: &Http, node: &NodeProcess, chain_id: u64, from: u32) -> (u16, Value, String) {
@@ -116,7 +73,7 @@ fn run(reserve_mb: u32) {
 
     // Fill the disk; the node must notice and refuse transfers with 503 disk_full.
     let filler = fs.path().join("filler");
-    let filled = fill(&filler);
+    let filled = fill_disk(&filler);
     let full_at = Instant::now();
     let mut from = 2;
     let refusal = wait_for("a 503 disk_full", Duration::from_secs(20), || {
