@@ -2,14 +2,15 @@
 # Runs the ledger, consensus, network and HTTP API benchmarks at full size and tees everything
 # to target/bench-results.txt (see docs/BENCHMARKS.md). Run it on an otherwise idle machine.
 #
-#   scripts/bench.sh                   # all benchmarks (roughly 20 minutes on 2 cores)
+#   scripts/bench.sh                   # all benchmarks (roughly 25 minutes on 2 cores)
 #   scripts/bench.sh mining reorg      # only the named ones
 #   BENCH_REORG_TXS=20000 scripts/bench.sh reorg   # reorg with full 20,000-tx blocks (slow)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ALL=(signatures block_commit store_memory mempool mining block_validation reorg
-     propagation sync_speed submit_throughput explorer_reads reads_under_load selfish_mining)
+     propagation sync_speed submit_throughput explorer_reads reads_under_load selfish_mining
+     testnet_throughput)
 if [ "$#" -gt 0 ]; then SELECTED=("$@"); else SELECTED=("${ALL[@]}"); fi
 
 OUT=target/bench-results.txt
@@ -23,7 +24,8 @@ unset PEERCHAIN_BENCH_TXS PEERCHAIN_BENCH_BLOCKS PEERCHAIN_BENCH_SENDERS \
       PEERCHAIN_BENCH_CLIENTS PEERCHAIN_BENCH_BATCH PEERCHAIN_BENCH_BATCH_CLIENTS \
       PEERCHAIN_BENCH_BLOCK_TXS PEERCHAIN_BENCH_RATE PEERCHAIN_BENCH_WARMUP_SECS \
       PEERCHAIN_BENCH_CACHE_MB PEERCHAIN_BENCH_BATCHES PEERCHAIN_BENCH_ALPHA_PCT \
-      PEERCHAIN_BENCH_HASHRATE PEERCHAIN_BENCH_BLOCK_MS PEERCHAIN_BENCH_DEPTH PEERCHAIN_BENCH_HONEST
+      PEERCHAIN_BENCH_HASHRATE PEERCHAIN_BENCH_BLOCK_MS PEERCHAIN_BENCH_DEPTH PEERCHAIN_BENCH_HONEST \
+      PEERCHAIN_BENCH_BATCH_SENDERS PEERCHAIN_BENCH_KEEP
 
 log() { echo "$@" | tee -a "$OUT"; }
 
@@ -38,7 +40,8 @@ log "load:    $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 log ""
 
 # Build first so compilation does not overlap any measurement.
-cargo bench -p peerchain-ledger -p peerchain-consensus -p peerchain-tests --no-run 2>&1 | tail -n 3 | tee -a "$OUT"
+cargo bench -p peerchain-ledger -p peerchain-consensus -p peerchain-tests -p peerchain --no-run 2>&1 \
+    | tail -n 3 | tee -a "$OUT"
 
 run() {
     local package=$1 bench=$2
@@ -80,6 +83,11 @@ for b in "${SELECTED[@]}"; do
                               PEERCHAIN_BENCH_BATCHES=4 ;;
         selfish_mining)   run peerchain-tests selfish_mining PEERCHAIN_BENCH_ALPHA_PCT=40 \
                               PEERCHAIN_BENCH_BLOCKS=200 PEERCHAIN_BENCH_BLOCK_MS=500 ;;
+        testnet_throughput) run peerchain testnet_throughput PEERCHAIN_BENCH_NODES=4 \
+                              PEERCHAIN_BENCH_SENDERS=60 PEERCHAIN_BENCH_RATE=3000 \
+                              PEERCHAIN_BENCH_SECS=60 PEERCHAIN_BENCH_BATCH=100 \
+                              PEERCHAIN_BENCH_BATCH_SENDERS=5 PEERCHAIN_BENCH_CLIENTS=4 \
+                              PEERCHAIN_BENCH_TIMEOUT_SECS=120 ;;
         *) echo "unknown benchmark: $b (known: ${ALL[*]})" >&2; exit 2 ;;
     esac
 done
