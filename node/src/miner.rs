@@ -52,7 +52,7 @@ impl Miner {
                 let found = found.clone();
                 std::thread::Builder::new()
                     .name(format!("miner-{i}"))
-                    .spawn(move || mine_loop(i, threads, per_thread_cap, &shared, &found))
+                    .spawn(move || mine_loop(per_thread_cap, &shared, &found))
                     .ok()
             })
             .collect();
@@ -108,13 +108,7 @@ fn lower_priority() {
     }
 }
 
-fn mine_loop(
-    index: usize,
-    threads: usize,
-    cap: Option<u64>,
-    shared: &Shared,
-    found: &Sender<Block>,
-) {
+fn mine_loop(cap: Option<u64>, shared: &Shared, found: &Sender<Block>) {
     lower_priority();
     // Small chunks under a cap so the rate limiter sleeps often and evenly.
     let chunk: u64 = cap.map_or(16_384, |c| (c / 50).clamp(64, 16_384));
@@ -125,7 +119,10 @@ fn mine_loop(
             continue;
         };
         let hasher = HeaderHasher::new(&job.header);
-        let mut nonce = (u64::MAX / threads as u64).saturating_mul(index as u64);
+        // A random start per thread and job: nodes of a testnet that build the same template
+        // (same tip, same millisecond, the same default miner address) would otherwise all
+        // find the same nonce and mine the same block (found by the testnet_throughput bench).
+        let mut nonce: u64 = rand::random();
         let started = Instant::now();
         let mut done: u64 = 0;
         'job: while shared.generation.load(Ordering::SeqCst) == generation
@@ -182,6 +179,32 @@ mod tests {
             },
             transactions: Vec::new(),
         }
+    }
+
+    /// Two miners on one template (two nodes of a testnet on the same tip in the same
+    /// millisecond, both mining to the default address) find different blocks. Before, every
+    /// miner started at nonce 0 and they found the same one.
+    #[test]
+    fn two_miners_on_the_same_template_find_different_blocks() {
+        let find = || {
+            let (found_tx, found_rx) = crossbeam_channel::bounded(4);
+            let miner = Miner::start(
+                &MinerConfig {
+                    threads: 1,
+                    hashrate_cap: None,
+                },
+                found_tx,
+            );
+            miner.set_job(Some(template(Target(U256::MAX >> 8))));
+            let block = found_rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("an easy block is found quickly");
+            miner.stop();
+            block.header.nonce
+        };
+        let nonces: Vec<u64> = (0..4).map(|_| find()).collect();
+        let distinct: std::collections::HashSet<u64> = nonces.iter().copied().collect();
+        assert!(distinct.len() > 1, "every miner found nonce {nonces:?}");
     }
 
     #[test]

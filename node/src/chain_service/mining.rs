@@ -112,6 +112,14 @@ impl ChainService {
                 self.publish_events();
                 Ok(hash)
             }
+            // Lost a race: another block of the same work arrived first (first seen wins).
+            Some(Verdict::Accepted { on_main: false } | Verdict::Duplicate) => {
+                tracing::info!(%hash, height, "mined block lost a race to a block seen first");
+                Err(NodeError::MinedBlockRefused {
+                    hash,
+                    reason: "another block of the same work was seen first".into(),
+                })
+            }
             other => {
                 tracing::warn!(%hash, ?other, "mined block not on the main chain");
                 Err(NodeError::MinedBlockRefused {

@@ -28,7 +28,7 @@ use peerchain_consensus::Chain;
 use peerchain_ledger::{Address, Block, Transaction};
 use peerchain_network::{BlockOrigin, MessageRef};
 use peerchain_rpc::metrics::Metrics;
-use peerchain_rpc::node_api::{NodeEvent, NodeSnapshot};
+use peerchain_rpc::node_api::{NodeError, NodeEvent, NodeSnapshot};
 use tokio::sync::{broadcast, oneshot, watch};
 
 pub use requests::ChainRequest;
@@ -258,7 +258,9 @@ impl ChainService {
                 recv(self.found) -> block => {
                     if let Ok(block) = block
                         && let Err(e) = self.import_own(block)
+                        && !matches!(e, NodeError::MinedBlockRefused { .. })
                     {
+                        // A lost race is logged by `import_own` (not an error).
                         tracing::error!(error = %e, "could not import a block mined here");
                     }
                 },
