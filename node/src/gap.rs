@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use peerchain_ledger::{Address, Hash, Transaction};
+use peerchain_network::MessageRef;
 
 /// The bounds of the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,10 @@ pub struct Held {
     pub since_ms: u64,
     /// The peer that relayed it, when it came by gossip.
     pub peer: Option<String>,
+    /// Its gossip message, whose validation is reported only when the transaction leaves the
+    /// queue: `Accept` when it enters the mempool (gossipsub then forwards the message; it
+    /// would refuse to publish the same bytes again as a new message), `Ignore` otherwise.
+    pub msg: Option<MessageRef>,
 }
 
 /// The held transactions.
@@ -237,6 +242,7 @@ mod tests {
             tx: k.sign_transfer(1, Address::ZERO, amount, 1, nonce),
             since_ms: at,
             peer: Some("p".into()),
+            msg: None,
         }
     }
 

@@ -103,6 +103,68 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
     net.stop().await;
 }
 
+/// Waits until node `i` reports `txid` with `status`; the last answer otherwise.
+async fn wait_status(net: &TestNet, i: usize, txid: &str, status: &str) -> serde_json::Value {
+    let path = format!("/v1/transactions/{txid}");
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        match net.get(i, &path).await {
+            Ok(v) if v["status"] == status => return v,
+            Ok(v) => last = v,
+            Err(e) => last = serde_json::Value::String(e.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// Issue 13 (found by the testnet_throughput bench): a transaction held for a nonce gap was
+/// never forwarded once admitted, because gossipsub refuses to publish the bytes of a message
+/// it has already seen. Node 0 gets an honest sender's nonce 1 by gossip (from a peer
+/// connected to node 0 only) before its nonce 0 (over HTTP); node 1 must get nonce 1 through
+/// node 0. Now the held message's validation waits for the queue: `Accept` on admission, so
+/// gossipsub forwards it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_transaction_is_forwarded_once_admitted() {
+    let genesis = easy_genesis();
+    let net = TestNet::start(2, genesis.clone(), NodeOptions::default())
+        .await
+        .expect("nodes");
+    let relay = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 1, None).await;
+    for _ in 0..150 {
+        let peers = net.status(0).await.expect("status")["peer_count"].as_u64();
+        if peers >= Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+    let honest = Keypair::dev(3);
+    let to = Keypair::dev(4).address();
+    let early = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 1);
+    relay.net.publish_tx(&early).await;
+    let early_id = early.txid().to_string();
+    let held = wait_status(&net, 0, &early_id, "queued").await;
+    assert_eq!(held["status"], "queued", "node 0 holds nonce 1: {held}");
+    let first = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 0);
+    let (code, body) = net
+        .post(
+            0,
+            "/v1/transactions",
+            &serde_json::to_value(&first).expect("json"),
+        )
+        .await
+        .expect("submit");
+    assert_eq!(code, 202, "{body}");
+    let at_one = wait_status(&net, 1, &early_id, "pending").await;
+    assert_eq!(
+        at_one["status"], "pending",
+        "node 1 got nonce 1 through node 0: {at_one}"
+    );
+    relay.net.shutdown().await;
+    net.stop().await;
+}
+
 /// Transactions of `topic` the node judged (gossip verdicts of any kind), from its metrics.
 fn gossip_judged(net: &TestNet, i: usize, topic: &str) -> u64 {
     let metrics = net.nodes[i]

@@ -166,16 +166,24 @@ impl ChainService {
             }
             (TxVerdict::Hold, _) => {
                 // Gossip may deliver nonce n+1 before n: wait (briefly) for the gap to close,
-                // if the sender can pay for it.
+                // if the sender can pay for it. Its message is judged when it leaves the
+                // queue (`admit_held`, `expire_held`), so that gossipsub forwards it then.
                 let held = Held {
                     tx,
                     since_ms: clock_ms(self.clock_offset_ms),
                     peer: Some(peer),
+                    msg: Some(msg.clone()),
                 };
                 let available = self.spendable(&sender);
-                if let Err(e) = self.gap.hold(held, available) {
-                    tracing::debug!(error = %e, "gossiped transaction not held");
-                    self.links.metrics.tx_rejected("gap_refused");
+                match self.gap.hold(held, available) {
+                    Ok(()) => {
+                        self.links.metrics.gossip("transactions", "held");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "gossiped transaction not held");
+                        self.links.metrics.tx_rejected("gap_refused");
+                    }
                 }
             }
             (_, Err(e)) => self.links.metrics.tx_rejected(e.code()),
@@ -196,6 +204,9 @@ impl ChainService {
             return;
         }
         tracing::debug!(count = expired.len(), "held transactions expired");
+        for msg in expired.iter().filter_map(|h| h.msg.clone()) {
+            self.report_tx(msg, Acceptance::Ignore);
+        }
         for (peer, n) in relays_to_penalise(&expired) {
             self.links.outbox.send(NetCommand::Penalize {
                 peer,
@@ -228,13 +239,17 @@ impl ChainService {
         for held in self.gap.take(sender) {
             if held.tx.nonce > next {
                 let available = self.spendable(sender);
+                let msg = held.msg.clone();
                 if let Err(e) = self.gap.hold(held, available) {
                     tracing::debug!(error = %e, "held transaction dropped");
+                    if let Some(msg) = msg {
+                        self.report_tx(msg, Acceptance::Ignore);
+                    }
                 }
                 continue;
             }
-            let tx = held.tx;
-            match self
+            let Held { tx, msg, .. } = held;
+            let admitted = match self
                 .chain
                 .submit(tx.clone(), clock_ms(self.clock_offset_ms))
             {
@@ -242,15 +257,33 @@ impl ChainService {
                     self.links.metrics.tx_accepted();
                     self.template_dirty = true;
                     next += 1;
-                    relay.push(tx);
+                    true
                 }
-                Ok(Admitted::AlreadyPending(_)) => {}
-                Err(e) => self.links.metrics.tx_rejected(e.code()),
+                Ok(Admitted::AlreadyPending(_)) => false,
+                Err(e) => {
+                    self.links.metrics.tx_rejected(e.code());
+                    false
+                }
+            };
+            match (msg, admitted) {
+                // Came by gossip: let gossipsub forward the original message now.
+                (Some(msg), true) => self.report_tx(msg, Acceptance::Accept),
+                (Some(msg), false) => self.report_tx(msg, Acceptance::Ignore),
+                // Queued over HTTP: publish it as this node's own.
+                (None, true) => relay.push(tx),
+                (None, false) => {}
             }
         }
         if !relay.is_empty() {
-            // Their first delivery was not forwarded (it could not be validated then).
             self.links.outbox.send(NetCommand::PublishTxs(relay));
         }
+    }
+
+    /// Reports the validation of a gossiped transaction's message (and counts it).
+    fn report_tx(&self, msg: MessageRef, acceptance: Acceptance) {
+        self.links
+            .metrics
+            .gossip("transactions", acceptance_label(acceptance));
+        self.links.outbox.send(NetCommand::Report(msg, acceptance));
     }
 }

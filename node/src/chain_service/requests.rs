@@ -150,6 +150,7 @@ impl ChainService {
             tx,
             since_ms: clock_ms(self.clock_offset_ms),
             peer: None,
+            msg: None,
         };
         match self.gap.hold(held, available) {
             Ok(()) => Ok(Submitted {
