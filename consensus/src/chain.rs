@@ -332,10 +332,14 @@ impl Chain {
         self.saved_mempool.clear();
         self.mempool = Mempool::new(self.config.mempool.clone(), &self.genesis);
         self.resume_fork_choice();
-        self.load_mempool(now_ms)?;
+        // The pending transactions first, before anything that writes (and may fail on a
+        // disk that is still marginal): a failed attempt must not lose them. Offered again
+        // after the returned ones, which some of them follow (their predecessors were in
+        // blocks the disk lost); the periodic mempool save writes those.
+        self.mempool.add_batch(pending.clone(), &self.store, now_ms);
+        let loaded = self.load_mempool(now_ms);
         self.mempool.add_batch(pending, &self.store, now_ms);
-        self.save_mempool()?;
-        Ok(())
+        loaded.map(|_| ())
     }
 
     /// Fork choice on open (see [`Chain::open`]).

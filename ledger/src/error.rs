@@ -268,7 +268,12 @@ pub enum StoreError {
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
         match &e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            sled::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
                 StoreError::DiskFull(io.to_string())
             }
             _ => StoreError::Db(e.to_string()),
@@ -277,6 +282,12 @@ impl From<sled::Error> for StoreError {
 }
 
 impl StoreError {
+    /// The disk (or the quota) is full: writes may succeed once space returns and the store
+    /// is reopened.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::DiskFull(_))
+    }
+
     /// A failure of the disk or the database rather than a fact about the data (a decode
     /// error or a missing record is a fact): the operation may succeed later.
     pub fn is_io(&self) -> bool {

@@ -668,14 +668,16 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a small record (a counter in the meta tree) to learn whether the store still
-    /// takes writes: after a failed write (a full disk) sled refuses every write until
-    /// [`Store::reopen`]. The record means nothing else.
+    /// Writes a small record (a counter in the meta tree) and flushes it to learn whether
+    /// the disk still takes writes: after a failed write (a full disk) sled refuses every
+    /// write until [`Store::reopen`]. The record means nothing else.
     pub fn probe_write(&self) -> Result<(), StoreError> {
-        self.trees()?.meta.update_and_fetch(META_PROBE, |old| {
+        let trees = self.trees()?;
+        trees.meta.update_and_fetch(META_PROBE, |old| {
             let n = old.and_then(|b| decode_u64(b, "probe").ok()).unwrap_or(0);
             Some(n.wrapping_add(1).to_le_bytes().to_vec())
         })?;
+        trees.db.flush()?;
         Ok(())
     }
 

@@ -199,7 +199,9 @@ impl AddressBook {
         self.dirty |= self.entries.remove(peer).is_some();
     }
 
-    /// A connection to `peer` was established: its dial wait starts over.
+    /// `peer` completed the status handshake: its dial wait starts over. (Not on a bare
+    /// connection: a full peer accepts and closes at once, and must not be redialled every
+    /// second.)
     pub(crate) fn connected(&mut self, peer: &PeerId) {
         if let Some(entry) = self.entries.get_mut(peer) {
             entry.failures = 0;
@@ -247,6 +249,11 @@ impl AddressBook {
         self.dirty = false;
         self.last_save = Some(now);
         Some(self.encode())
+    }
+
+    /// The last save failed: save again at the next chance.
+    pub(crate) fn mark_unsaved(&mut self) {
+        self.dirty = true;
     }
 
     /// How long `peer` waits before its next dial at `now` (tests and logs).

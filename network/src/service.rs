@@ -442,10 +442,7 @@ impl Service {
                     .peers
                     .admit(peer_id, address, outbound, Instant::now(), now_ms())
                 {
-                    Admission::Accepted => {
-                        self.known.connected(&peer_id);
-                        self.send_status(peer_id);
-                    }
+                    Admission::Accepted => self.send_status(peer_id),
                     Admission::Banned => {
                         let _ = self.swarm.disconnect_peer_id(peer_id);
                     }

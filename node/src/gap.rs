@@ -152,6 +152,14 @@ impl GapQueue {
         Ok(())
     }
 
+    /// Restarts every held transaction's time limit at `now_ms` (after a pause in which the
+    /// node could not admit anything: their predecessors had no chance to arrive).
+    pub fn restamp(&mut self, now_ms: u64) {
+        for held in self.by_sender.values_mut().flat_map(BTreeMap::values_mut) {
+            held.since_ms = now_ms;
+        }
+    }
+
     /// Whether exactly this transaction is held.
     pub fn contains(&self, tx: &Transaction) -> bool {
         self.by_txid.contains_key(&tx.txid())

@@ -326,12 +326,11 @@ impl Connection {
             }
             () = tracker.evict.notified() => {
                 self.metrics.http_connection_closed("evicted");
-                if tracker.busy.load(Ordering::Acquire) > 0 {
-                    // A request began as it was chosen: finish it, then close.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-                // Otherwise nothing is in progress: dropping the connection closes it.
+                // Graceful in every case: hyper closes an idle connection at once, and one
+                // still writing a response (a large body counts as idle once hyper has taken
+                // it) finishes writing first, within the stalled-write deadline.
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(self.limits.write_stall_timeout, conn.as_mut()).await;
             }
         }
     }

@@ -155,7 +155,7 @@ pub struct TransactionView {
 }
 
 impl TransactionView {
-    /// A pending transaction.
+    /// A transaction waiting for its sender's earlier nonces.
     pub fn queued(tx: &Transaction) -> Self {
         TransactionView {
             status: TxStatus::Queued,
@@ -164,7 +164,7 @@ impl TransactionView {
         }
     }
 
-    /// A pending transaction's view.
+    /// A pending transaction.
     pub fn pending(tx: &Transaction, first_seen_ms: Option<u64>) -> Self {
         TransactionView {
             tx: tx.into(),

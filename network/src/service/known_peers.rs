@@ -39,12 +39,15 @@ pub(crate) fn load(data_dir: &Path, local: PeerId, capacity: usize) -> AddressBo
     book
 }
 
-/// Writes `text` to `peers.txt` through a temporary file and a rename, so a crash never
-/// leaves a truncated book.
+/// Writes `text` to `peers.txt` through a temporary file (synced) and a rename, so a crash
+/// or a power loss never leaves a truncated book.
 fn save(data_dir: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
     let path = data_dir.join(PEERS_FILE);
     let tmp = path.with_extension("txt.tmp");
-    std::fs::write(&tmp, text)?;
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
     std::fs::rename(&tmp, &path)
 }
 
@@ -89,7 +92,8 @@ impl Service {
             return;
         };
         if let Err(e) = save(&self.config.data_dir, &text) {
-            tracing::warn!(error = %e, "saving the known peers failed");
+            tracing::warn!(error = %e, "saving the known peers failed; will retry");
+            self.known.mark_unsaved();
         }
     }
 }

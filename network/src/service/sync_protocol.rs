@@ -370,6 +370,9 @@ impl Service {
             return;
         };
         if update.first {
+            // Reached: its dial wait starts over (not on a bare connection, which a full
+            // peer closes at once).
+            self.known.connected(&peer);
             tracing::info!(%peer, height = status.height, "peer connected");
             self.inbox.push_control(NetworkEvent::PeerConnected {
                 peer: peer.to_string(),

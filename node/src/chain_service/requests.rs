@@ -64,14 +64,16 @@ impl ChainService {
                 let results = self.submit(txs);
                 self.publish_now();
                 // A store write failed on the way (the arrival sequence is persisted): the
-                // disk is full or failing, and the whole request gets the clear answer.
+                // disk is full or failing. When nothing of the request was taken, the whole
+                // request gets the clear answer; otherwise each item says what became of it.
                 let failed = results.iter().find_map(|r| match r {
-                    Err(MempoolError::Store(e)) if e.is_io() => Some(e.to_string()),
+                    Err(MempoolError::Store(e)) if e.is_io() => Some(e.clone()),
                     _ => None,
                 });
                 if let Some(error) = failed {
                     self.storage_write_failed(&error);
-                    if let Err(e) = self.refuse_if_disk_full() {
+                    let none_taken = results.iter().all(Result::is_err);
+                    if none_taken && let Err(e) = self.refuse_if_disk_full() {
                         let _ = reply.send(Err(e));
                         return;
                     }

@@ -49,8 +49,21 @@ enum State {
         reason: String,
         /// A write failed: the store must be reopened before it takes writes again.
         write_failed: bool,
+        /// A write failed for another reason than a full disk (an I/O error, a read-only
+        /// file system): reopening could fail and leave no store to read, so the node keeps
+        /// serving reads from the one it has and takes no writes until it is restarted.
+        broken: bool,
         last_reopen: Option<Instant>,
     },
+}
+
+/// A write to the store that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WriteFailure {
+    /// The store's error.
+    pub message: String,
+    /// Whether it was a full disk (or quota): then a reopen, once space returns, recovers.
+    pub disk_full: bool,
 }
 
 /// See the module docs.
@@ -59,6 +72,12 @@ pub(crate) struct StorageGuard {
     reserve: u64,
     state: State,
     last_check: Option<Instant>,
+}
+
+fn broken_reason(error: &str) -> String {
+    format!(
+        "the store failed with an I/O error that is not a full disk ({error}); reads go on, writes need a restart of the node"
+    )
 }
 
 fn mib(bytes: u64) -> u64 {
@@ -89,18 +108,36 @@ impl StorageGuard {
             .is_none_or(|t| now.saturating_duration_since(t) >= CHECK_INTERVAL)
     }
 
-    /// A write to the store failed with an I/O error (`error`).
-    pub(crate) fn write_failed(&mut self, error: &str) -> Action {
+    /// A write to the store failed with an I/O error.
+    pub(crate) fn write_failed(&mut self, failure: &WriteFailure) -> Action {
+        let broken_now = !failure.disk_full;
         match &mut self.state {
-            State::Full { write_failed, .. } => {
+            State::Full {
+                write_failed,
+                broken,
+                reason,
+                ..
+            } => {
                 *write_failed = true;
+                if broken_now && !*broken {
+                    *broken = true;
+                    *reason = broken_reason(&failure.message);
+                    return Action::Stop {
+                        reason: reason.clone(),
+                    };
+                }
                 Action::None
             }
             State::Healthy => {
-                let reason = format!("a write to the store failed: {error}");
+                let reason = if broken_now {
+                    broken_reason(&failure.message)
+                } else {
+                    format!("a write to the store failed: {}", failure.message)
+                };
                 self.state = State::Full {
                     reason: reason.clone(),
                     write_failed: true,
+                    broken: broken_now,
                     last_reopen: None,
                 };
                 Action::Stop { reason }
@@ -114,7 +151,7 @@ impl StorageGuard {
         &mut self,
         now: Instant,
         free: Option<u64>,
-        probe: Result<(), String>,
+        probe: Result<(), WriteFailure>,
     ) -> Action {
         self.last_check = Some(now);
         if let Err(e) = &probe {
@@ -134,11 +171,13 @@ impl StorageGuard {
                 self.state = State::Full {
                     reason: reason.clone(),
                     write_failed: false,
+                    broken: false,
                     last_reopen: None,
                 };
                 Action::Stop { reason }
             }
             State::Healthy => Action::None,
+            State::Full { broken: true, .. } => Action::None,
             State::Full {
                 write_failed,
                 last_reopen,
@@ -173,6 +212,14 @@ impl StorageGuard {
     }
 }
 
+/// The failure a chain error stands for.
+fn failure(error: &peerchain_consensus::ChainError) -> WriteFailure {
+    WriteFailure {
+        message: error.to_string(),
+        disk_full: matches!(error, peerchain_consensus::ChainError::Store(e) if e.is_disk_full()),
+    }
+}
+
 impl super::ChainService {
     /// Why the node takes no transactions or blocks now (its disk is full), if so.
     pub(super) fn disk_full(&self) -> Option<&str> {
@@ -197,7 +244,7 @@ impl super::ChainService {
             return;
         }
         let free = fs2::available_space(&self.store_dir).ok();
-        let probe = self.chain.probe_store().map_err(|e| e.to_string());
+        let probe = self.chain.probe_store().map_err(|e| failure(&e));
         match self.storage.check(now, free, probe) {
             Action::None => {}
             Action::Stop { reason } => {
@@ -226,6 +273,9 @@ impl super::ChainService {
         }
         self.storage.resumed();
         self.links.metrics.set_disk_full(false);
+        // Held transactions waited while nothing could be admitted (their predecessors were
+        // ignored): their relays must not be judged by that time.
+        self.gap.restamp(super::clock_ms(self.clock_offset_ms));
         tracing::info!(
             reopened = reopen,
             height = self.chain.tip_header().height,
@@ -240,14 +290,20 @@ impl super::ChainService {
     /// A write failed with an I/O error outside the periodic check (importing a block,
     /// saving the mempool): stop at once if it is the store's.
     pub(super) fn store_write_failed(&mut self, error: &peerchain_consensus::ChainError) {
-        if matches!(error, peerchain_consensus::ChainError::Store(e) if e.is_io()) {
-            self.storage_write_failed(&error.to_string());
+        if let peerchain_consensus::ChainError::Store(e) = error
+            && e.is_io()
+        {
+            self.storage_write_failed(e);
         }
     }
 
     /// A write to the store failed with `error` (an I/O error): stop at once.
-    pub(super) fn storage_write_failed(&mut self, error: &str) {
-        if let Action::Stop { reason } = self.storage.write_failed(error) {
+    pub(super) fn storage_write_failed(&mut self, error: &peerchain_ledger::StoreError) {
+        let failure = WriteFailure {
+            message: error.to_string(),
+            disk_full: error.is_disk_full(),
+        };
+        if let Action::Stop { reason } = self.storage.write_failed(&failure) {
             tracing::error!(%reason, "disk full or failing: refusing transactions and blocks until it recovers");
             self.links.metrics.set_disk_full(true);
             self.refresh_template(true);
@@ -260,6 +316,20 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1024 * 1024;
+
+    fn full(message: &str) -> Result<(), WriteFailure> {
+        Err(WriteFailure {
+            message: message.into(),
+            disk_full: true,
+        })
+    }
+
+    fn io_error(message: &str) -> WriteFailure {
+        WriteFailure {
+            message: message.into(),
+            disk_full: false,
+        }
+    }
 
     #[test]
     fn low_space_stops_the_node_and_twice_the_reserve_resumes_it() {
@@ -291,25 +361,21 @@ mod tests {
     fn a_failed_write_stops_the_node_until_a_reopen_once_space_returns() {
         let mut g = StorageGuard::new(64 * MIB);
         let t = Instant::now();
-        let Action::Stop { reason } = g.check(t, Some(500 * MIB), Err("No space left".into()))
-        else {
+        let Action::Stop { reason } = g.check(t, Some(500 * MIB), full("No space left")) else {
             panic!("not stopped");
         };
         assert!(reason.contains("No space left"), "{reason}");
         // Space came back at once (a file was deleted): reopen, not merely resume.
         assert_eq!(
-            g.check(t, Some(500 * MIB), Err("sticky".into())),
+            g.check(t, Some(500 * MIB), full("sticky")),
             Action::Resume { reopen: true }
         );
         // The reopen failed: not retried before REOPEN_INTERVAL.
         let soon = t + CHECK_INTERVAL;
-        assert_eq!(
-            g.check(soon, Some(500 * MIB), Err("sticky".into())),
-            Action::None
-        );
+        assert_eq!(g.check(soon, Some(500 * MIB), full("sticky")), Action::None);
         let later = t + REOPEN_INTERVAL;
         assert_eq!(
-            g.check(later, Some(500 * MIB), Err("sticky".into())),
+            g.check(later, Some(500 * MIB), full("sticky")),
             Action::Resume { reopen: true }
         );
         g.resumed();
@@ -322,7 +388,10 @@ mod tests {
         let t = Instant::now();
         assert!(matches!(g.check(t, Some(MIB), Ok(())), Action::Stop { .. }));
         assert_eq!(
-            g.write_failed("No space left"),
+            g.write_failed(&WriteFailure {
+                message: "No space left".into(),
+                disk_full: true
+            }),
             Action::None,
             "already stopped"
         );
@@ -337,13 +406,13 @@ mod tests {
         let mut g = StorageGuard::new(0);
         let t = Instant::now();
         assert!(matches!(
-            g.check(t, Some(0), Err("No space left".into())),
+            g.check(t, Some(0), full("No space left")),
             Action::Stop { .. }
         ));
         let almost = MIN_RESUME_FREE - 1;
-        assert_eq!(g.check(t, Some(almost), Err("sticky".into())), Action::None);
+        assert_eq!(g.check(t, Some(almost), full("sticky")), Action::None);
         assert_eq!(
-            g.check(t, Some(MIN_RESUME_FREE), Err("sticky".into())),
+            g.check(t, Some(MIN_RESUME_FREE), full("sticky")),
             Action::Resume { reopen: true }
         );
     }
@@ -354,13 +423,42 @@ mod tests {
         let t = Instant::now();
         assert_eq!(g.check(t, None, Ok(())), Action::None);
         assert!(matches!(
-            g.check(t, None, Err("EIO".into())),
+            g.check(t, None, full("ENOSPC")),
             Action::Stop { .. }
         ));
         assert_eq!(
-            g.check(t, None, Err("EIO".into())),
+            g.check(t, None, full("ENOSPC")),
             Action::Resume { reopen: true }
         );
+    }
+
+    /// Review finding: another I/O error (a read-only remount, EIO) must not trigger a
+    /// reopen, which could fail and leave nothing to read from: reads go on from the store
+    /// the node has, writes wait for a restart, whatever the free space.
+    #[test]
+    fn an_io_error_that_is_not_a_full_disk_is_never_reopened() {
+        let mut g = StorageGuard::new(64 * MIB);
+        let t = Instant::now();
+        let Action::Stop { reason } = g.check(t, Some(500 * MIB), Err(io_error("EROFS"))) else {
+            panic!("not stopped");
+        };
+        assert!(reason.contains("restart"), "{reason}");
+        for s in 1..5 {
+            let later = t + REOPEN_INTERVAL * s;
+            assert_eq!(
+                g.check(later, Some(500 * MIB), Err(io_error("EROFS"))),
+                Action::None
+            );
+            assert_eq!(g.check(later, Some(500 * MIB), Ok(())), Action::None);
+        }
+        // A full disk that turns into another failure: no reopen either.
+        let mut g = StorageGuard::new(64 * MIB);
+        assert!(matches!(g.check(t, Some(MIB), Ok(())), Action::Stop { .. }));
+        assert!(matches!(
+            g.write_failed(&io_error("EIO")),
+            Action::Stop { .. }
+        ));
+        assert_eq!(g.check(t, Some(500 * MIB), Ok(())), Action::None);
     }
 
     #[test]

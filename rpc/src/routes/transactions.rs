@@ -30,7 +30,7 @@ use crate::views::{SubmitResult, TransactionView, TxFields, TxStatus};
     request_body = TxFields,
     responses(
         (status = 202, description = "Entered the mempool (status pending), or waits for its sender's earlier nonces (status queued)", body = SubmitResult),
-        (status = 200, description = "Already known (pending or confirmed)", body = SubmitResult),
+        (status = 200, description = "Already known (queued, pending or confirmed)", body = SubmitResult),
         (status = 422, description = "Invalid against the state: bad_signature, wrong_chain, fee_too_low, nonce_too_low, nonce_too_high, insufficient_funds, replacement_underpriced", body = ErrorBody),
         (status = 429, description = "mempool_full or rate_limited", body = ErrorBody),
     )
