@@ -47,7 +47,8 @@ pub struct NodeLimits {
     pub http: peerchain_rpc::Limits,
     /// The mempool's bounds and policy.
     pub mempool: peerchain_ledger::MempoolConfig,
-    /// Messages waiting for the chain thread (gossiped transactions, requests).
+    /// Gossiped transactions waiting for the chain thread, and (in a lane of their own, so
+    /// that gossip cannot crowd them out) as many HTTP requests.
     pub chain_inbox: usize,
     /// Blocks from the network waiting for the chain thread, in their own lane that goes
     /// first.

@@ -19,34 +19,32 @@ use crate::verdict::network_error;
 /// The chain thread's inbox as the dispatcher sees it.
 #[derive(Debug, Clone)]
 pub struct ChainInbox {
-    tx: Sender<ChainMsg>,
+    tx: Sender<ChainRequest>,
     capacity: usize,
 }
 
 impl ChainInbox {
-    /// Wraps the sender of a queue of `capacity` messages.
-    pub fn new(tx: Sender<ChainMsg>, capacity: usize) -> Self {
+    /// Wraps the sender of the chain thread's request lane of `capacity` requests (a lane of
+    /// their own, apart from gossiped transactions).
+    pub fn new(tx: Sender<ChainRequest>, capacity: usize) -> Self {
         ChainInbox { tx, capacity }
     }
 
     /// Queues `request` without waiting; when the queue is full or the thread is gone, the
     /// request is answered with the error.
     fn offer(&self, request: ChainRequest) {
-        let err = match self.tx.try_send(ChainMsg::Request(request)) {
+        let (r, e) = match self.tx.try_send(request) {
             Ok(()) => return,
-            Err(TrySendError::Full(ChainMsg::Request(r))) => (
+            Err(TrySendError::Full(r)) => (
                 r,
                 NodeError::Busy {
                     queue: "chain thread",
                     capacity: self.capacity,
                 },
             ),
-            Err(TrySendError::Disconnected(ChainMsg::Request(r))) => {
-                (r, NodeError::Stopped("the chain thread"))
-            }
-            Err(_) => return,
+            Err(TrySendError::Disconnected(r)) => (r, NodeError::Stopped("the chain thread")),
         };
-        answer_with(err.0, err.1);
+        answer_with(r, e);
     }
 }
 

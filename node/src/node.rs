@@ -168,6 +168,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let (events_tx, _) = broadcast::channel(limits.events.max(1));
     let (chain_tx, chain_rx) = crossbeam_channel::bounded::<ChainMsg>(limits.chain_inbox.max(1));
     let (blocks_tx, blocks_rx) = crossbeam_channel::bounded(limits.chain_blocks.max(1));
+    // HTTP requests have a lane of their own: gossiped transactions filling the inbox must
+    // not make submissions 503 `busy`.
+    let (chain_req_tx, chain_req_rx) = crossbeam_channel::bounded(limits.chain_inbox.max(1));
     let (req_tx, req_rx) = mpsc::channel::<NodeRequest>(limits.requests.max(1));
     let (addrs_tx, addrs_rx) = watch::channel(Vec::new());
     let (outbox, outbox_rx) = NetOutbox::new(limits.net_outbox);
@@ -189,7 +192,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         std::thread::Builder::new()
             .name("chain".into())
             .spawn(move || {
-                let run = std::panic::AssertUnwindSafe(move || service.run(chain_rx, blocks_rx));
+                let run = std::panic::AssertUnwindSafe(move || {
+                    service.run(chain_rx, blocks_rx, chain_req_rx)
+                });
                 match std::panic::catch_unwind(run) {
                     Ok(()) => exits_chain.report("chain thread", "stopped"),
                     Err(p) => exits_chain.report("chain thread", panic_message(&*p)),
@@ -239,7 +244,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
             Err(e) => exits_http.report("HTTP server", e.to_string()),
         }
     });
-    let inbox = ChainInbox::new(chain_tx.clone(), limits.chain_inbox);
+    let inbox = ChainInbox::new(chain_req_tx, limits.chain_inbox);
     let tasks = vec![
         tokio::spawn(serve_requests(req_rx, inbox, net.clone())),
         tokio::spawn(drain(outbox_rx, net.clone())),

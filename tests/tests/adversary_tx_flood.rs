@@ -165,6 +165,57 @@ async fn a_held_transaction_is_forwarded_once_admitted() {
     net.stop().await;
 }
 
+/// Issue 13 (found by the testnet_throughput bench): gossiped transactions and HTTP
+/// submissions shared the chain thread's inbox, so a gossip stream that filled it made
+/// submissions fail with 503 `busy`. With the chain thread stalled and its inbox (8 here)
+/// full of gossiped transactions, a submission now waits in its own lane and is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_have_a_lane_of_their_own_beside_gossip() {
+    let genesis = easy_genesis();
+    let options = NodeOptions {
+        limits: NodeLimits {
+            chain_inbox: 8,
+            ..NodeLimits::default()
+        },
+        ..NodeOptions::default()
+    };
+    let net = TestNet::start(1, genesis.clone(), options)
+        .await
+        .expect("node");
+    let relay = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 1, None).await;
+    net.wait_all("a peer", Duration::from_secs(15), |s| {
+        s["peer_count"].as_u64() >= Some(1)
+    })
+    .await
+    .expect("connected");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+    let stall = Duration::from_secs(3);
+    net.nodes[0]
+        .node
+        .as_ref()
+        .expect("running")
+        .stall_chain_thread(stall);
+    let sender = Keypair::dev(5);
+    let to = Keypair::dev(7).address();
+    for nonce in 0..100 {
+        let tx = sender.sign_transfer(genesis.chain_id, to, 1, genesis.min_fee, nonce);
+        relay.net.publish_tx(&tx).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // the inbox fills
+    let mine = Keypair::dev(6).sign_transfer(genesis.chain_id, to, 1, genesis.min_fee, 0);
+    let (code, body) = net
+        .post(
+            0,
+            "/v1/transactions",
+            &serde_json::to_value(&mine).expect("json"),
+        )
+        .await
+        .expect("submit");
+    assert_eq!(code, 202, "a submission beside a full gossip inbox: {body}");
+    relay.net.shutdown().await;
+    net.stop().await;
+}
+
 /// Transactions of `topic` the node judged (gossip verdicts of any kind), from its metrics.
 fn gossip_judged(net: &TestNet, i: usize, topic: &str) -> u64 {
     let metrics = net.nodes[i]

@@ -223,7 +223,14 @@ impl ChainService {
 
     /// Runs until [`ChainMsg::Shutdown`] or until every sender of `inbox` is gone. Each step
     /// takes the next block of `blocks` if one waits, then one message of any kind.
-    pub fn run(mut self, inbox: Receiver<ChainMsg>, blocks: Receiver<PeerBlock>) {
+    pub fn run(
+        mut self,
+        inbox: Receiver<ChainMsg>,
+        blocks: Receiver<PeerBlock>,
+        requests: Receiver<ChainRequest>,
+    ) {
+        // A closed lane is always ready: once the HTTP side is gone, wait on nothing there.
+        let mut requests = requests;
         self.links.metrics.set_chain(self.chain.tip_header().height);
         self.refresh_template(true);
         self.publish_snapshot();
@@ -238,6 +245,10 @@ impl ChainService {
                 self.import_from_peer(b.block, b.peer, b.origin);
             }
             select! {
+                recv(requests) -> req => match req {
+                    Ok(req) => self.request(req),
+                    Err(_) => requests = crossbeam_channel::never(),
+                },
                 recv(inbox) -> msg => match msg {
                     Ok(ChainMsg::Shutdown(done)) => {
                         self.stop();
