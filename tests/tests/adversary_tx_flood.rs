@@ -17,6 +17,30 @@ use peerchain_ledger::Address;
 use peerchain_ledger::crypto::Keypair;
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
 
+/// Starts a bare network instance that dials node 0 only (it does not listen, and keeps at
+/// most `max_peers` peers), waits until node 0 has `node0_peers` peers, then for the gossip
+/// mesh to form.
+async fn raw_peer_of_node0(
+    net: &TestNet,
+    genesis: &peerchain_ledger::Genesis,
+    max_peers: u32,
+    node0_peers: u64,
+) -> Raw {
+    let raw = Raw::start(genesis, vec![net.nodes[0].p2p.clone()], max_peers, None).await;
+    let mut connected = false;
+    for _ in 0..150 {
+        let peers = net.status(0).await.expect("status")["peer_count"].as_u64();
+        if peers >= Some(node0_peers) {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(connected, "node 0 did not reach {node0_peers} peers");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+    raw
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
     let genesis = easy_genesis();
@@ -32,13 +56,7 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
         .expect("node");
 
     // The attacker joins over the real P2P protocol.
-    let attacker = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 4, None).await;
-    net.wait_all("a peer", Duration::from_secs(15), |s| {
-        s["peer_count"].as_u64() >= Some(1)
-    })
-    .await
-    .expect("connected");
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+    let attacker = raw_peer_of_node0(&net, &genesis, 4, 1).await;
 
     // 1,000 validly signed transactions from keys that own nothing, each one nonce ahead.
     for i in 0..1_000u32 {
@@ -130,15 +148,7 @@ async fn a_held_transaction_is_forwarded_once_admitted() {
     let net = TestNet::start(2, genesis.clone(), NodeOptions::default())
         .await
         .expect("nodes");
-    let relay = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 1, None).await;
-    for _ in 0..150 {
-        let peers = net.status(0).await.expect("status")["peer_count"].as_u64();
-        if peers >= Some(2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+    let relay = raw_peer_of_node0(&net, &genesis, 1, 2).await;
     let honest = Keypair::dev(3);
     let to = Keypair::dev(4).address();
     let early = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 1);
@@ -182,13 +192,7 @@ async fn submissions_have_a_lane_of_their_own_beside_gossip() {
     let net = TestNet::start(1, genesis.clone(), options)
         .await
         .expect("node");
-    let relay = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 1, None).await;
-    net.wait_all("a peer", Duration::from_secs(15), |s| {
-        s["peer_count"].as_u64() >= Some(1)
-    })
-    .await
-    .expect("connected");
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+    let relay = raw_peer_of_node0(&net, &genesis, 1, 1).await;
     let stall = Duration::from_secs(3);
     net.nodes[0]
         .node
@@ -242,13 +246,7 @@ async fn a_peers_transaction_rate_is_bounded_and_blocks_still_pass() {
     let net = TestNet::start(2, genesis.clone(), NodeOptions::default())
         .await
         .expect("nodes");
-    let attacker = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 4, None).await;
-    net.wait_all("peers", Duration::from_secs(15), |s| {
-        s["peer_count"].as_u64() >= Some(1)
-    })
-    .await
-    .expect("connected");
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+    let attacker = raw_peer_of_node0(&net, &genesis, 4, 2).await;
 
     // 6,000 validly signed transactions from keys that own nothing, signed beforehand and
     // published in about 0.6 s (10,000 a second).
@@ -319,13 +317,7 @@ async fn relays_of_held_transactions_that_never_become_valid_are_banned() {
         .await
         .expect("node");
     let node_id = net.nodes[0].peer_id.clone();
-    let attacker = Raw::start(&genesis, vec![net.nodes[0].p2p.clone()], 4, None).await;
-    net.wait_all("a peer", Duration::from_secs(15), |s| {
-        s["peer_count"].as_u64() >= Some(1)
-    })
-    .await
-    .expect("connected");
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the mesh forms
+    let attacker = raw_peer_of_node0(&net, &genesis, 4, 1).await;
 
     // Three rounds, each from another funded account: ten transfers after a gap (nonces 2 to
     // 11) that is never filled. They are held (the account can pay), then expire.
