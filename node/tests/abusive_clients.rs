@@ -36,9 +36,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use peerchain_ledger::crypto::Keypair;
 use peerchain_rpc::Limits;
 use serde_json::Value;
+use support::{free_port, write_genesis};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
@@ -48,13 +51,6 @@ const TOKEN: &str = "abusive-clients-admin-token-0123456789";
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 /// RSS growth allowed in each phase.
 const RSS_GROWTH_CAP_KIB: u64 = 256 * 1024;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// Raises this process's soft limit of open files towards `want` (the node, started after,
 /// inherits it); returns the limit in force.
@@ -101,24 +97,7 @@ impl NodeProcess {
     fn start(dev_accounts: u32) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let genesis = dir.path().join("genesis.json");
-        let made = Command::new(env!("CARGO_BIN_EXE_peerchain"))
-            .args([
-                "genesis",
-                "new",
-                "--dev-accounts",
-                &dev_accounts.to_string(),
-            ])
-            .args(["--block-time", "500", "--hashrate", "60000", "--out"])
-            .arg(&genesis)
-            .stdout(Stdio::null())
-            .status()
-            .expect("genesis new");
-        assert!(made.success());
-        let chain_id = {
-            let text = std::fs::read_to_string(&genesis).expect("genesis");
-            let v: Value = serde_json::from_str(&text).expect("json");
-            v["chain_id"].as_u64().expect("chain id")
-        };
+        let chain_id = write_genesis(&genesis, dev_accounts, 500);
         let rpc_port = free_port();
         let log = std::fs::File::create(dir.path().join("node.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_peerchain"))
