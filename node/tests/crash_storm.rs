@@ -15,27 +15,22 @@
 //! itself, find their peers through the peers they learned before the kill (`peers.txt`).
 
 use std::collections::{HashMap, HashSet};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use peerchain_ledger::crypto::Keypair;
 use peerchain_testkit::Rng;
 use serde_json::Value;
+use support::{free_port, write_genesis};
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// One node process and what the test knows of it.
@@ -164,18 +159,7 @@ fn a_crash_storm_under_load_loses_nothing_it_promised() {
     let accounts = (kills * 12).max(200);
     let work = tempfile::tempdir().expect("tempdir");
     let genesis = work.path().join("genesis.json");
-    let made = Command::new(env!("CARGO_BIN_EXE_peerchain"))
-        .args(["genesis", "new", "--dev-accounts", &accounts.to_string()])
-        .args(["--block-time", "500", "--hashrate", "60000", "--out"])
-        .arg(&genesis)
-        .status()
-        .expect("genesis new");
-    assert!(made.success());
-    let chain_id = {
-        let text = std::fs::read_to_string(&genesis).expect("genesis");
-        let v: Value = serde_json::from_str(&text).expect("json");
-        v["chain_id"].as_u64().expect("chain id")
-    };
+    let chain_id = write_genesis(&genesis, accounts as u32, 500);
     let http = Http(
         reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(5))
