@@ -330,7 +330,7 @@ impl Chain {
         self.activation_failed = false;
         self.unvalidated_sources.clear();
         self.saved_mempool.clear();
-        self.mempool = Mempool::new(self.config.mempool.clone(), &self.genesis);
+        self.mempool = self.mempool.emptied();
         self.resume_fork_choice();
         // The pending transactions first, before anything that writes (and may fail on a
         // disk that is still marginal): a failed attempt must not lose them. Offered again
@@ -380,7 +380,7 @@ impl Chain {
         returned.sort_by_key(|h| self.nodes.get(h).map_or(0, |n| n.header.height));
         self.returned_at_open = returned;
         // Nothing reaches the mempool before `load_mempool` gives it the time.
-        self.mempool = Mempool::new(self.config.mempool.clone(), &self.genesis);
+        self.mempool = self.mempool.emptied();
         self.events
             .retain(|e| !matches!(e, ChainEvent::TxReturned(_)));
     }

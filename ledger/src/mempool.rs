@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::crypto;
 use crate::error::{StoreError, TxError};
 use crate::genesis::Genesis;
-use crate::sigcache::VerifiedSignatures;
+use crate::sigcache::{SignatureChecker, VerifiedSignatures};
 use crate::state::{AccountReader, check_stateless};
 use crate::types::{Address, Hash, TX_ENCODED_LEN, Transaction};
 
@@ -213,6 +213,19 @@ impl Mempool {
             genesis: Arc::new(genesis.clone()),
             verified: Arc::new(Mutex::new(verified)),
         }
+    }
+
+    /// An empty pool with the same configuration that keeps this pool's verified
+    /// signatures (and so the [`SignatureChecker`]s handed out).
+    pub fn emptied(&self) -> Self {
+        let mut pool = Mempool::new(self.config.clone(), &self.genesis);
+        pool.verified = Arc::clone(&self.verified);
+        pool
+    }
+
+    /// A handle that checks signatures into this pool's verified set from another thread.
+    pub fn signature_checker(&self) -> SignatureChecker {
+        SignatureChecker::new(Arc::clone(&self.verified))
     }
 
     /// The txids whose signatures verified here (mempool admission and block validation

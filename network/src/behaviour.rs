@@ -61,7 +61,7 @@ impl Names {
         };
         Ok(Names {
             blocks: IdentTopic::new(format!("{prefix}/blocks/1")),
-            txs: IdentTopic::new(format!("{prefix}/txs/1")),
+            txs: IdentTopic::new(format!("{prefix}/txs/2")),
             sync: protocol(format!("{prefix}/sync/1"))?,
             kad: protocol(format!("{prefix}/kad/1"))?,
             gossip_prefix: format!("{prefix}/meshsub"),
@@ -283,7 +283,7 @@ mod tests {
         let names = Names::new(&config).expect("names");
         let g = "ab".repeat(32);
         assert_eq!(names.blocks.to_string(), format!("/peerchain/{g}/blocks/1"));
-        assert_eq!(names.txs.to_string(), format!("/peerchain/{g}/txs/1"));
+        assert_eq!(names.txs.to_string(), format!("/peerchain/{g}/txs/2"));
         assert_eq!(names.sync.as_ref(), format!("/peerchain/{g}/sync/1"));
         assert_eq!(names.kad.as_ref(), format!("/peerchain/{g}/kad/1"));
         assert!(names.gossip_prefix.contains(&g));

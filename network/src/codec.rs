@@ -1,4 +1,5 @@
-//! The sync protocol's messages and their byte encoding (see docs/NETWORK.md).
+//! The sync protocol's messages and their byte encoding, and the payload of the transaction
+//! topic (see docs/NETWORK.md).
 //!
 //! One request or response per stream: the writer sends the message and closes its side, the
 //! reader reads to the end with a size limit. A message is a tag byte followed by fixed-width
@@ -11,10 +12,12 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
 use peerchain_ledger::merkle::merkle_root;
-use peerchain_ledger::types::HEADER_LEN;
-use peerchain_ledger::{Block, BlockHeader, Hash, U256};
+use peerchain_ledger::types::{HEADER_LEN, TX_ENCODED_LEN};
+use peerchain_ledger::{Block, BlockHeader, Hash, Transaction, U256};
 
-use crate::config::{MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, SYNC_REQUEST_LIMIT};
+use crate::config::{
+    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, MAX_TX_BATCH, SYNC_REQUEST_LIMIT,
+};
 
 /// The status handshake: which network, and the sender's best chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,6 +292,48 @@ pub(crate) fn decode_block(bytes: &[u8], max_block_txs: usize) -> Result<Block, 
     Ok(block)
 }
 
+/// The messages of the transaction topic for `txs`: each the concatenated encodings of at
+/// most [`MAX_TX_BATCH`] transactions, in order.
+pub(crate) fn encode_tx_batches(txs: &[Transaction]) -> Vec<Vec<u8>> {
+    txs.chunks(MAX_TX_BATCH)
+        .map(|chunk| {
+            let mut bytes = Vec::with_capacity(chunk.len().saturating_mul(TX_ENCODED_LEN));
+            for tx in chunk {
+                tx.encode_into(&mut bytes);
+            }
+            bytes
+        })
+        .collect()
+}
+
+/// How many transactions a message of the transaction topic of `len` bytes claims to hold
+/// (before decoding; a length that is no whole number of them claims at least one).
+pub(crate) fn tx_batch_len(len: usize) -> usize {
+    len.div_ceil(TX_ENCODED_LEN).max(1)
+}
+
+/// Decodes a message of the transaction topic: 1 to [`MAX_TX_BATCH`] transactions of
+/// `TX_ENCODED_LEN` bytes each, nothing else. One transaction alone is a batch of one.
+pub(crate) fn decode_tx_batch(bytes: &[u8]) -> Result<Vec<Transaction>, String> {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(TX_ENCODED_LEN) {
+        return Err(format!(
+            "{} bytes is no whole number of {TX_ENCODED_LEN}-byte transactions",
+            bytes.len()
+        ));
+    }
+    let n = bytes.len() / TX_ENCODED_LEN;
+    if n > MAX_TX_BATCH {
+        return Err(format!(
+            "{n} transactions in one message (at most {MAX_TX_BATCH})"
+        ));
+    }
+    bytes
+        .chunks_exact(TX_ENCODED_LEN)
+        .enumerate()
+        .map(|(i, b)| Transaction::decode(b).map_err(|e| format!("transaction {i}: {e}")))
+        .collect()
+}
+
 /// Decodes a response. Content errors give `Err` with the reason.
 pub(crate) fn decode_response(bytes: &[u8], max_block_txs: usize) -> Result<SyncResponse, String> {
     let mut r = Reader { bytes };
@@ -422,7 +467,47 @@ impl request_response::Codec for SyncCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use peerchain_ledger::crypto::Keypair;
     use peerchain_ledger::{Address, Target, Transaction};
+
+    fn transfers(n: u64) -> Vec<Transaction> {
+        (0..n)
+            .map(|i| Keypair::dev(1).sign_transfer(7, Address([2; 20]), 5, 1, i))
+            .collect()
+    }
+
+    #[test]
+    fn transaction_batches_round_trip_and_split_at_the_bound() {
+        let txs = transfers(MAX_TX_BATCH as u64 + 3);
+        let messages = encode_tx_batches(&txs);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(tx_batch_len(messages[0].len()), MAX_TX_BATCH);
+        let decoded: Vec<Transaction> = messages
+            .iter()
+            .flat_map(|m| decode_tx_batch(m).expect("a batch decodes"))
+            .collect();
+        assert_eq!(decoded, txs);
+        // One transaction alone is a batch of one.
+        assert_eq!(
+            decode_tx_batch(&txs[0].encode()).expect("one transaction decodes"),
+            vec![txs[0].clone()]
+        );
+    }
+
+    #[test]
+    fn malformed_transaction_batches_are_refused() {
+        let one = transfers(1)[0].encode();
+        assert!(decode_tx_batch(&[]).is_err());
+        assert!(decode_tx_batch(&one[..100]).is_err());
+        let mut extra = one.clone();
+        extra.push(0);
+        assert!(decode_tx_batch(&extra).is_err());
+        let too_many = one.repeat(MAX_TX_BATCH + 1);
+        let e = decode_tx_batch(&too_many).expect_err("too many");
+        assert!(e.contains("at most"), "{e}");
+        assert_eq!(tx_batch_len(0), 1);
+        assert_eq!(tx_batch_len(one.len() + 1), 2);
+    }
 
     fn header(height: u64) -> BlockHeader {
         BlockHeader {

@@ -111,8 +111,10 @@ impl NetworkConfig {
 
 /// Envelope headroom of a gossip message on top of its payload (topic, protobuf tags).
 pub(crate) const GOSSIP_ENVELOPE_HEADROOM: usize = 4 * 1024;
-/// Limit of one gossipsub message on the transaction topic.
-pub(crate) const TX_TOPIC_LIMIT: usize = TX_ENCODED_LEN + 1024;
+/// Most transactions in one message of the transaction topic (a batch).
+pub const MAX_TX_BATCH: usize = 512;
+/// Limit of one gossipsub message on the transaction topic: a full batch and headroom.
+pub(crate) const TX_TOPIC_LIMIT: usize = MAX_TX_BATCH * TX_ENCODED_LEN + 1024;
 
 /// Most hashes in a block locator or a block request.
 pub(crate) const MAX_LOCATOR: usize = 64;
@@ -164,14 +166,15 @@ pub(crate) const EVENT_CHANNEL: usize = 1024;
 pub(crate) const COMMAND_CHANNEL: usize = 1024;
 /// Capacity of the internal channel from blocking jobs back to the service.
 pub(crate) const INTERNAL_CHANNEL: usize = 256;
-/// Gossip transactions queued while the event channel is full; beyond this they are ignored.
-pub(crate) const MAX_QUEUED_TXS: usize = 4096;
+/// Gossip transactions (counted one by one, whatever their batches) queued while the event
+/// channel is full; a batch that does not fit is ignored.
+pub(crate) const MAX_QUEUED_TXS: usize = 16_384;
 /// Gossip blocks queued (or being decoded) while the event channel is full; beyond this they
 /// are ignored. Their own lane: a transaction flood never takes their room.
 pub(crate) const MAX_QUEUED_BLOCKS: usize = 256;
-/// Gossip transactions allowed to sit in the event channel at once, so a block or control
-/// event delivered next waits behind at most this many.
-pub(crate) const TXS_IN_CHANNEL: usize = 64;
+/// Gossip transaction batches allowed to sit in the event channel at once, so a block or
+/// control event delivered next waits behind at most this many.
+pub(crate) const TXS_IN_CHANNEL: usize = 16;
 /// Control events (peer connected or disconnected, syncing, listening) queued while the event
 /// channel is full; beyond this new ones are dropped with a warning.
 pub(crate) const MAX_QUEUED_CONTROL: usize = 4096;

@@ -1,9 +1,10 @@
 //! The gossip inbox and the event queue: [`GossipInbox`].
 //!
-//! It owns: the dispatch of received gossip messages by topic (transactions decoded here,
-//! blocks handed out for decoding on the blocking pool, anything else rejected), the count of
-//! blocks being decoded, the events waiting for room in the event channel, and the
-//! transactions kept for republishing while no peer is subscribed to the transaction topic.
+//! It owns: the dispatch of received gossip messages by topic (transaction batches decoded
+//! here, blocks handed out for decoding on the blocking pool, anything else rejected), the
+//! count of blocks being decoded, the events waiting for room in the event channel, and the
+//! transaction batches kept for republishing while no peer is subscribed to the transaction
+//! topic.
 //!
 //! Events wait in three lanes, delivered in priority order: control events (peer connected or
 //! disconnected, syncing, listening), gossip blocks, then gossip transactions. Each lane has
@@ -15,14 +16,15 @@
 //! decode, and publishing goes through a function the service passes in); or hold more than
 //! [`MAX_DECODING`] blocks being decoded, [`MAX_QUEUED_BLOCKS`] gossip blocks,
 //! [`MAX_QUEUED_TXS`] gossip transactions, [`MAX_QUEUED_CONTROL`] control events or
-//! [`MAX_PENDING_TXS`] transactions.
+//! [`MAX_PENDING_TXS`] transactions to republish (all transactions counted one by one).
 
 use std::collections::VecDeque;
 
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId, PublishError, TopicHash};
-use peerchain_ledger::{Block, Transaction};
+use peerchain_ledger::Block;
 
+use crate::codec::{decode_tx_batch, tx_batch_len};
 use crate::config::{
     MAX_DECODING, MAX_PENDING_TXS, MAX_QUEUED_BLOCKS, MAX_QUEUED_CONTROL, MAX_QUEUED_TXS,
 };
@@ -92,13 +94,17 @@ pub(crate) struct GossipInbox {
     control: VecDeque<NetworkEvent>,
     /// Gossip blocks waiting, in order.
     blocks: VecDeque<NetworkEvent>,
-    /// Gossip transactions waiting, in order.
+    /// Gossip transaction batches waiting, in order.
     txs: VecDeque<NetworkEvent>,
+    /// Transactions in `txs`.
+    queued_txs: usize,
     decoding: usize,
     /// The event channel is closed: nothing is queued any more.
     closed: bool,
-    /// Encoded transactions waiting for a subscriber, oldest first.
+    /// Encoded transaction batches waiting for a subscriber, oldest first.
     pending_txs: VecDeque<Vec<u8>>,
+    /// Transactions in `pending_txs`.
+    pending_count: usize,
 }
 
 impl GossipInbox {
@@ -110,9 +116,11 @@ impl GossipInbox {
             control: VecDeque::new(),
             blocks: VecDeque::new(),
             txs: VecDeque::new(),
+            queued_txs: 0,
             decoding: 0,
             closed: false,
             pending_txs: VecDeque::new(),
+            pending_count: 0,
         }
     }
 
@@ -141,23 +149,37 @@ impl GossipInbox {
             self.decoding += 1;
             Dispatch::DecodeBlock(msg, data)
         } else if *topic == self.txs_topic {
-            match Transaction::decode(&data) {
-                Ok(tx) => {
-                    let event = NetworkEvent::Tx {
-                        tx,
-                        peer: source.to_string(),
-                        msg: msg.clone(),
-                    };
-                    Self::push_gossip(&mut self.txs, MAX_QUEUED_TXS, self.closed, event, msg)
-                }
-                Err(e) => {
-                    tracing::debug!(peer = %source, error = %e, "undecodable transaction rejected");
-                    Dispatch::Report(msg, MessageAcceptance::Reject)
-                }
-            }
+            self.on_tx_batch(source, msg, &data)
         } else {
             Dispatch::Report(msg, MessageAcceptance::Reject)
         }
+    }
+
+    /// A message of the transaction topic: queued whole when it decodes and fits in the lane.
+    fn on_tx_batch(&mut self, source: PeerId, msg: MessageRef, data: &[u8]) -> Dispatch {
+        let txs = match decode_tx_batch(data) {
+            Ok(txs) => txs,
+            Err(e) => {
+                tracing::debug!(peer = %source, error = %e, "undecodable transaction batch rejected");
+                return Dispatch::Report(msg, MessageAcceptance::Reject);
+            }
+        };
+        let n = txs.len();
+        if self.closed || self.queued_txs.saturating_add(n) > MAX_QUEUED_TXS {
+            tracing::debug!(
+                ?msg,
+                bound = MAX_QUEUED_TXS,
+                "transaction lane full; batch ignored"
+            );
+            return Dispatch::Report(msg, MessageAcceptance::Ignore);
+        }
+        self.queued_txs += n;
+        self.txs.push_back(NetworkEvent::Txs {
+            txs,
+            peer: source.to_string(),
+            msg,
+        });
+        Dispatch::Queued
     }
 
     /// The result of decoding a gossip block handed out by [`GossipInbox::on_message`].
@@ -222,9 +244,13 @@ impl GossipInbox {
         self.control.pop_front().or_else(|| self.blocks.pop_front())
     }
 
-    /// The next gossip transaction to deliver.
+    /// The next gossip transaction batch to deliver.
     pub(crate) fn pop_tx(&mut self) -> Option<NetworkEvent> {
-        self.txs.pop_front()
+        let event = self.txs.pop_front()?;
+        if let NetworkEvent::Txs { txs, .. } = &event {
+            self.queued_txs = self.queued_txs.saturating_sub(txs.len());
+        }
+        Some(event)
     }
 
     /// Whether control events or gossip blocks wait for delivery.
@@ -248,6 +274,7 @@ impl GossipInbox {
         self.control.clear();
         self.blocks.clear();
         self.txs.clear();
+        self.queued_txs = 0;
     }
 
     /// Whether the event channel closed.
@@ -257,9 +284,10 @@ impl GossipInbox {
 
     // ----- republishing ---------------------------------------------------------------
 
-    /// Publishes a transaction with `publish`; with no subscriber yet it is kept (the oldest
-    /// is dropped beyond [`MAX_PENDING_TXS`]) until [`GossipInbox::flush_pending_txs`].
-    pub(crate) fn publish_tx(
+    /// Publishes a transaction batch with `publish`; with no subscriber yet it is kept (the
+    /// oldest batches are dropped beyond [`MAX_PENDING_TXS`] transactions) until
+    /// [`GossipInbox::flush_pending_txs`].
+    pub(crate) fn publish_txs(
         &mut self,
         bytes: Vec<u8>,
         publish: impl FnOnce(Vec<u8>) -> Published,
@@ -267,16 +295,24 @@ impl GossipInbox {
         match publish(bytes.clone()) {
             Published::Sent => {}
             Published::NoPeers => {
-                if self.pending_txs.len() >= MAX_PENDING_TXS {
-                    self.pending_txs.pop_front();
-                }
-                self.pending_txs.push_back(bytes);
+                self.keep_pending(bytes);
                 tracing::debug!(
-                    pending = self.pending_txs.len(),
+                    pending = self.pending_count,
                     "no peer subscribed to transactions yet; kept for rebroadcast"
                 );
             }
             Published::Failed(e) => tracing::warn!(error = %e, "transaction publish failed"),
+        }
+    }
+
+    fn keep_pending(&mut self, bytes: Vec<u8>) {
+        self.pending_count = self.pending_count.saturating_add(tx_batch_len(bytes.len()));
+        self.pending_txs.push_back(bytes);
+        while self.pending_count > MAX_PENDING_TXS {
+            let Some(old) = self.pending_txs.pop_front() else {
+                break;
+            };
+            self.pending_count = self.pending_count.saturating_sub(tx_batch_len(old.len()));
         }
     }
 
@@ -289,9 +325,12 @@ impl GossipInbox {
     /// as there is again no subscriber.
     pub(crate) fn flush_pending_txs(&mut self, mut publish: impl FnMut(Vec<u8>) -> Published) {
         while let Some(bytes) = self.pending_txs.pop_front() {
+            let n = tx_batch_len(bytes.len());
+            self.pending_count = self.pending_count.saturating_sub(n);
             match publish(bytes.clone()) {
                 Published::Sent => {}
                 Published::NoPeers => {
+                    self.pending_count = self.pending_count.saturating_add(n);
                     self.pending_txs.push_front(bytes);
                     return;
                 }
@@ -308,7 +347,7 @@ mod tests {
     use super::*;
     use crate::test_support::peer;
     use peerchain_ledger::types::TX_ENCODED_LEN;
-    use peerchain_ledger::{Address, BlockHeader, Hash, Target, U256};
+    use peerchain_ledger::{Address, BlockHeader, Hash, Target, Transaction, U256};
 
     fn inbox() -> GossipInbox {
         GossipInbox::new(TopicHash::from_raw("blocks"), TopicHash::from_raw("txs"))
@@ -360,7 +399,7 @@ mod tests {
             "{d:?}"
         );
         match g.pop_tx() {
-            Some(NetworkEvent::Tx { peer: p, msg, .. }) => {
+            Some(NetworkEvent::Txs { peer: p, msg, .. }) => {
                 assert_eq!(p, peer(1).to_string());
                 assert_eq!(msg.id, id(1));
             }
@@ -468,13 +507,46 @@ mod tests {
         assert!(g.pop_priority().is_none());
         let mut n = 0;
         while let Some(e) = g.pop_tx() {
-            assert!(matches!(e, NetworkEvent::Tx { .. }));
+            assert!(matches!(e, NetworkEvent::Txs { ref txs, .. } if txs.len() == 1));
             n += 1;
         }
         assert_eq!(n, MAX_QUEUED_TXS);
         assert!(matches!(
             g.on_message(peer(1), id(1), &txs, tx_bytes()),
             Dispatch::Queued
+        ));
+    }
+
+    #[test]
+    fn the_transaction_lane_counts_transactions_not_messages() {
+        let mut g = inbox();
+        let topic = TopicHash::from_raw("txs");
+        let batch = tx_bytes().repeat(crate::config::MAX_TX_BATCH);
+        let fit = MAX_QUEUED_TXS / crate::config::MAX_TX_BATCH;
+        for n in 0..fit as u32 {
+            assert!(matches!(
+                g.on_message(peer(1), id(n), &topic, batch.clone()),
+                Dispatch::Queued
+            ));
+        }
+        assert!(matches!(
+            g.on_message(peer(1), id(9999), &topic, tx_bytes()),
+            Dispatch::Report(_, MessageAcceptance::Ignore)
+        ));
+        match g.pop_tx() {
+            Some(NetworkEvent::Txs { txs, .. }) => {
+                assert_eq!(txs.len(), crate::config::MAX_TX_BATCH);
+            }
+            other => panic!("expected a batch, got {other:?}"),
+        }
+        // Room for one batch again, not for two.
+        assert!(matches!(
+            g.on_message(peer(1), id(10_000), &topic, batch.clone()),
+            Dispatch::Queued
+        ));
+        assert!(matches!(
+            g.on_message(peer(1), id(10_001), &topic, tx_bytes()),
+            Dispatch::Report(_, MessageAcceptance::Ignore)
         ));
     }
 
@@ -541,11 +613,11 @@ mod tests {
         let mut g = inbox();
         let txs = TopicHash::from_raw("txs");
         assert!(!g.wants_flush(&txs));
-        g.publish_tx(vec![1], |_| Published::Sent);
+        g.publish_txs(vec![1], |_| Published::Sent);
         assert!(!g.wants_flush(&txs));
-        g.publish_tx(vec![2], |_| Published::NoPeers);
-        g.publish_tx(vec![3], |_| Published::NoPeers);
-        g.publish_tx(vec![4], |_| Published::Failed("queue full".to_owned()));
+        g.publish_txs(vec![2], |_| Published::NoPeers);
+        g.publish_txs(vec![3], |_| Published::NoPeers);
+        g.publish_txs(vec![4], |_| Published::Failed("queue full".to_owned()));
         assert!(g.wants_flush(&txs));
         assert!(!g.wants_flush(&TopicHash::from_raw("blocks")));
         // The first goes out, then the subscriber is gone again: the rest is kept.
@@ -573,10 +645,16 @@ mod tests {
     fn kept_transactions_are_bounded_oldest_dropped() {
         let mut g = inbox();
         for n in 0..MAX_PENDING_TXS + 2 {
-            g.publish_tx((n as u32).to_le_bytes().to_vec(), |_| Published::NoPeers);
+            g.publish_txs((n as u32).to_le_bytes().to_vec(), |_| Published::NoPeers);
         }
         assert_eq!(g.pending_txs.len(), MAX_PENDING_TXS);
         assert_eq!(g.pending_txs.front(), Some(&2u32.to_le_bytes().to_vec()));
+        // Batches count by their transactions.
+        let batch = tx_bytes().repeat(100);
+        g.publish_txs(batch.clone(), |_| Published::NoPeers);
+        assert_eq!(g.pending_count, MAX_PENDING_TXS);
+        assert_eq!(g.pending_txs.len(), MAX_PENDING_TXS - 99);
+        assert_eq!(g.pending_txs.back(), Some(&batch));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::types::{Acceptance, LocalTip, MessageRef, PeerSummary};
 #[derive(Debug)]
 pub(crate) enum Command {
     PublishBlock(Vec<u8>),
-    PublishTx(Vec<u8>),
+    PublishTxs(Vec<u8>),
     #[cfg(feature = "test-hooks")]
     PublishRaw(RawTopic, Vec<u8>),
     Report(MessageRef, Acceptance),
@@ -71,10 +71,18 @@ impl NetworkHandle {
         self.send(Command::PublishBlock(block.encode())).await;
     }
 
-    /// Publishes a transaction. While no peer is subscribed it is kept (bounded) and
-    /// rebroadcast when one subscribes.
+    /// Publishes transactions, in order, as batches of at most `MAX_TX_BATCH` (one gossip
+    /// message each). While no peer is subscribed they are kept (bounded) and rebroadcast
+    /// when one subscribes.
+    pub async fn publish_txs(&self, txs: &[Transaction]) {
+        for batch in crate::codec::encode_tx_batches(txs) {
+            self.send(Command::PublishTxs(batch)).await;
+        }
+    }
+
+    /// Publishes one transaction (a batch of one).
     pub async fn publish_tx(&self, tx: &Transaction) {
-        self.send(Command::PublishTx(tx.encode())).await;
+        self.publish_txs(std::slice::from_ref(tx)).await;
     }
 
     /// Publishes arbitrary bytes on a topic: only for adversarial tests.

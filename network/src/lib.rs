@@ -71,7 +71,9 @@ use peerchain_ledger::StoreReader;
 use tokio::sync::mpsc;
 
 pub use adversary::{Adversary, MAX_SYBIL_IDENTITIES};
-pub use config::{MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, MAX_KNOWN_PEERS, NetworkConfig};
+pub use config::{
+    MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, MAX_KNOWN_PEERS, MAX_TX_BATCH, NetworkConfig,
+};
 pub use error::NetworkError;
 pub use handle::NetworkHandle;
 #[cfg(feature = "test-hooks")]

@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::address_book::AddressBook;
 use crate::adversary::AdversaryState;
 use crate::behaviour::{Behaviour, BehaviourEvent, Names};
-use crate::codec::{SyncResponse, decode_block};
+use crate::codec::{SyncResponse, decode_block, tx_batch_len};
 use crate::config::*;
 use crate::error::NetworkError;
 use crate::gossip::{Dispatch, GossipInbox, Published, log_block_publish, to_gossipsub};
@@ -275,11 +275,11 @@ impl Service {
                 let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
                 log_block_publish(Published::of(gossipsub.publish(topic, bytes)));
             }
-            Command::PublishTx(bytes) => {
+            Command::PublishTxs(bytes) => {
                 let topic = self.names.txs.hash();
                 let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
                 self.inbox
-                    .publish_tx(bytes, |b| Published::of(gossipsub.publish(topic, b)));
+                    .publish_txs(bytes, |b| Published::of(gossipsub.publish(topic, b)));
             }
             #[cfg(feature = "test-hooks")]
             Command::PublishRaw(topic, bytes) => {
@@ -555,7 +555,7 @@ impl Service {
                 message,
             } => {
                 if self.inbox.is_tx_topic(&message.topic)
-                    && !self.take_tx_budget(propagation_source)
+                    && !self.take_tx_budget(propagation_source, tx_batch_len(message.data.len()))
                 {
                     let msg = MessageRef {
                         id: message_id,
@@ -594,11 +594,11 @@ impl Service {
         }
     }
 
-    /// Takes one transaction from `peer`'s budget, whose rate follows its gossipsub score;
-    /// `false` (ignore the transaction) when it is spent.
-    fn take_tx_budget(&mut self, peer: PeerId) -> bool {
+    /// Takes a batch of `n` transactions from `peer`'s budget, whose rate follows its
+    /// gossipsub score; `false` (ignore the batch) when it is spent.
+    fn take_tx_budget(&mut self, peer: PeerId, n: usize) -> bool {
         let score = self.swarm.behaviour().gossipsub.peer_score(&peer);
-        let ok = self.tx_budgets.take(peer, score, Instant::now());
+        let ok = self.tx_budgets.take(peer, score, n, Instant::now());
         if !ok {
             self.tx_over_budget = self.tx_over_budget.saturating_add(1);
             if self.tx_over_budget.is_power_of_two() {

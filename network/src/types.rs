@@ -65,10 +65,11 @@ pub enum NetworkEvent {
         /// Gossip or sync.
         origin: BlockOrigin,
     },
-    /// A gossiped transaction; report the verdict with `msg`.
-    Tx {
-        /// The transaction.
-        tx: Transaction,
+    /// A gossiped batch of transactions (one message, in the order sent); report one verdict
+    /// on the whole message with `msg`.
+    Txs {
+        /// The transactions (1 to `MAX_TX_BATCH`).
+        txs: Vec<Transaction>,
         /// The peer id that propagated it.
         peer: String,
         /// The message to report on.

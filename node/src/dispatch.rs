@@ -8,12 +8,13 @@
 use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
+use peerchain_ledger::sigcache::SignatureChecker;
 use peerchain_network::{NetworkEvent, NetworkHandle};
 use peerchain_rpc::metrics::Metrics;
 use peerchain_rpc::node_api::{NetFacts, NodeError, NodeRequest, PeerInfo};
 use tokio::sync::{mpsc, watch};
 
-use crate::chain_service::{ChainMsg, ChainRequest, PeerBlock};
+use crate::chain_service::{ChainMsg, ChainRequest, GossipBatch, PeerBlock};
 use crate::verdict::network_error;
 
 /// The chain thread's inbox as the dispatcher sees it.
@@ -132,12 +133,13 @@ pub struct NetWatch {
     pub addrs: watch::Sender<Vec<String>>,
 }
 
-/// Hands network events to the chain thread (blocks to `blocks`, transactions to `chain`)
-/// until either side closes. Returns why it ended.
+/// Hands network events to the chain thread (blocks to `blocks`, transaction batches to
+/// `chain` once `signatures` checked them) until either side closes. Returns why it ended.
 pub fn forward_network_events(
     mut events: mpsc::Receiver<NetworkEvent>,
     chain: Sender<ChainMsg>,
     blocks: Sender<PeerBlock>,
+    signatures: SignatureChecker,
     seen: NetWatch,
 ) -> &'static str {
     let mut peers: usize = 0;
@@ -158,7 +160,17 @@ pub fn forward_network_events(
                 }
                 continue;
             }
-            NetworkEvent::Tx { tx, peer, msg } => ChainMsg::Tx { tx, peer, msg },
+            NetworkEvent::Txs { txs, peer, msg } => {
+                // On all cores, before the chain thread sees them: it then only orders and
+                // admits (the verified signatures are in the mempool's set).
+                let bad_signature = signatures.check(&txs);
+                ChainMsg::Txs(GossipBatch {
+                    txs,
+                    peer,
+                    msg,
+                    bad_signature,
+                })
+            }
             NetworkEvent::PeerConnected { .. } => {
                 peers = peers.saturating_add(1);
                 seen.facts.set_peer_count(peers);

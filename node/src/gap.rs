@@ -63,11 +63,15 @@ pub struct Held {
     pub tx: Transaction,
     /// When it was first held (ms).
     pub since_ms: u64,
-    /// The peer that relayed it, when it came by gossip.
+    /// The peer that relayed it, when it came by gossip (`None`: submitted over HTTP, and
+    /// published as this node's own once admitted).
     pub peer: Option<String>,
-    /// Its gossip message, whose validation is reported only when the transaction leaves the
-    /// queue: `Accept` when it enters the mempool (gossipsub then forwards the message; it
-    /// would refuse to publish the same bytes again as a new message), `Ignore` otherwise.
+    /// Its gossip message, when the message's verdict waits for this transaction: reported
+    /// when the transaction leaves the queue, `Accept` when it enters the mempool
+    /// (gossipsub then forwards the message; it would refuse to publish the same bytes again
+    /// as a new message), `Ignore` otherwise. `None` for a gossiped transaction whose message
+    /// was judged already (another transaction of its batch was admitted, so the message was
+    /// forwarded with this one in it).
     pub msg: Option<MessageRef>,
 }
 

@@ -184,6 +184,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         metrics: metrics.clone(),
         snapshot: snapshot_tx,
     };
+    let signatures = chain.mempool().signature_checker();
     let service = ChainService::new(chain, links, &config);
     outbox.set_local_tip(service.local_tip());
     let mut threads = Vec::new();
@@ -213,7 +214,8 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         std::thread::Builder::new()
             .name("net-events".into())
             .spawn(move || {
-                let why = forward_network_events(net_events, forward_tx, blocks_tx, seen);
+                let why =
+                    forward_network_events(net_events, forward_tx, blocks_tx, signatures, seen);
                 exits_fwd.report("network", why);
             })
             .context("cannot start the network event forwarder")?,

@@ -113,10 +113,37 @@ fn kind(c: &NetCommand) -> &'static str {
     }
 }
 
+/// Most transactions gathered from consecutive queued [`NetCommand::PublishTxs`] into one
+/// publication (the network cuts them into messages of at most `MAX_TX_BATCH`).
+pub const MAX_TXS_GATHERED: usize = 4 * peerchain_network::MAX_TX_BATCH;
+
+/// Joins the transactions of the [`NetCommand::PublishTxs`] queued right behind the first
+/// (up to [`MAX_TXS_GATHERED`]), so transactions admitted one request at a time still leave
+/// in few gossip messages; nothing waits for more to come. Returns the first other command
+/// met, to be carried out next (order is kept).
+fn gather_txs(
+    txs: &mut Vec<Transaction>,
+    rx: &mut mpsc::Receiver<NetCommand>,
+) -> Option<NetCommand> {
+    while txs.len() < MAX_TXS_GATHERED {
+        match rx.try_recv() {
+            Ok(NetCommand::PublishTxs(more)) => txs.extend(more),
+            Ok(other) => return Some(other),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 /// Carries out the queued commands in order until the queue closes.
 pub async fn drain(inbox: NetInbox, net: NetworkHandle) {
     let NetInbox { mut rx, mut tip } = inbox;
+    let mut next: Option<NetCommand> = None;
     loop {
+        if let Some(command) = next.take() {
+            next = carry_out(command, &net, &mut rx).await;
+            continue;
+        }
         let command = tokio::select! {
             biased;
             changed = tip.changed() => {
@@ -134,20 +161,30 @@ pub async fn drain(inbox: NetInbox, net: NetworkHandle) {
                 None => return,
             },
         };
-        match command {
-            NetCommand::PublishBlock(block) => net.publish_block(&block).await,
-            NetCommand::PublishTxs(txs) => {
-                for tx in &txs {
-                    net.publish_tx(tx).await;
-                }
-            }
-            NetCommand::Report(msg, acceptance) => net.report(msg, acceptance).await,
-            NetCommand::Penalize { peer, reason } => net.penalize(&peer, &reason).await,
-            NetCommand::RequestAncestors { peer, missing } => {
-                net.request_ancestors(&peer, missing).await;
-            }
+        next = carry_out(command, &net, &mut rx).await;
+    }
+}
+
+/// Carries out one command; returns the command met while gathering transactions, if any.
+async fn carry_out(
+    command: NetCommand,
+    net: &NetworkHandle,
+    rx: &mut mpsc::Receiver<NetCommand>,
+) -> Option<NetCommand> {
+    match command {
+        NetCommand::PublishBlock(block) => net.publish_block(&block).await,
+        NetCommand::PublishTxs(mut txs) => {
+            let next = gather_txs(&mut txs, rx);
+            net.publish_txs(&txs).await;
+            return next;
+        }
+        NetCommand::Report(msg, acceptance) => net.report(msg, acceptance).await,
+        NetCommand::Penalize { peer, reason } => net.penalize(&peer, &reason).await,
+        NetCommand::RequestAncestors { peer, missing } => {
+            net.request_ancestors(&peer, missing).await;
         }
     }
+    None
 }
 
 #[cfg(test)]
@@ -176,6 +213,45 @@ mod tests {
             })
             .collect();
         assert_eq!(peers, vec!["p1", "p2", "p3"]);
+    }
+
+    fn transfers(n: u64) -> Vec<Transaction> {
+        let key = peerchain_ledger::crypto::Keypair::dev(1);
+        (0..n)
+            .map(|i| key.sign_transfer(7, peerchain_ledger::Address([2; 20]), 5, 1, i))
+            .collect()
+    }
+
+    #[test]
+    fn queued_transactions_are_gathered_up_to_the_next_other_command() {
+        let (outbox, mut inbox) = NetOutbox::new(16);
+        let txs = transfers(5);
+        outbox.send(NetCommand::PublishTxs(txs[1..3].to_vec()));
+        outbox.send(NetCommand::PublishTxs(txs[3..4].to_vec()));
+        outbox.send(penalty(1));
+        outbox.send(NetCommand::PublishTxs(txs[4..].to_vec()));
+        let mut gathered = txs[..1].to_vec();
+        let next = gather_txs(&mut gathered, &mut inbox.rx);
+        assert_eq!(gathered, txs[..4].to_vec(), "in order, up to the penalty");
+        assert!(matches!(next, Some(NetCommand::Penalize { ref peer, .. }) if peer == "p1"));
+        assert!(matches!(inbox.rx.try_recv(), Ok(NetCommand::PublishTxs(ref t)) if t == &txs[4..]));
+    }
+
+    #[test]
+    fn gathering_stops_at_its_bound() {
+        let (outbox, mut inbox) = NetOutbox::new(4 * MAX_TXS_GATHERED);
+        let txs = transfers(3);
+        for _ in 0..MAX_TXS_GATHERED {
+            outbox.send(NetCommand::PublishTxs(txs.clone()));
+        }
+        let mut gathered = Vec::new();
+        assert!(gather_txs(&mut gathered, &mut inbox.rx).is_none());
+        assert!(gathered.len() >= MAX_TXS_GATHERED);
+        assert!(gathered.len() < MAX_TXS_GATHERED + txs.len());
+        assert!(
+            inbox.rx.try_recv().is_ok(),
+            "the rest waits for the next publication"
+        );
     }
 
     #[test]

@@ -72,6 +72,26 @@ pub fn tx_verdict(result: &Result<Admitted, MempoolError>) -> TxVerdict {
     }
 }
 
+/// The verdict on a gossiped batch (one message) given the verdicts on its transactions, in
+/// this order: `Reject` if any transaction is provably invalid (honest nodes publish and
+/// forward only batches whose every transaction they checked, so the relay is at fault);
+/// else `Accept` (forward the message) if any entered the mempool; else `Hold` if any waits
+/// in the gap queue (the message is judged when one of them leaves it); else `Ignore`.
+pub fn batch_verdict(verdicts: &[TxVerdict]) -> TxVerdict {
+    if let Some(reject) = verdicts
+        .iter()
+        .find(|v| matches!(v, TxVerdict::Reject { .. }))
+    {
+        return reject.clone();
+    }
+    for wanted in [TxVerdict::Accept, TxVerdict::Hold] {
+        if verdicts.contains(&wanted) {
+            return wanted;
+        }
+    }
+    TxVerdict::Ignore
+}
+
 /// The gossipsub validation result of a block verdict: accept (relay) only what was stored;
 /// reject what is invalid; ignore duplicates, orphans, blocks from the future and blocks of
 /// lighter branches (their sender is not provably at fault).
@@ -128,6 +148,19 @@ mod tests {
 
     fn refused(e: TxError) -> Result<Admitted, MempoolError> {
         Err(MempoolError::Invalid(e))
+    }
+
+    #[test]
+    fn a_batch_is_rejected_for_one_invalid_item_and_else_judged_by_its_best() {
+        use TxVerdict::{Accept, Hold, Ignore};
+        let reject = TxVerdict::Reject {
+            code: "bad_signature",
+        };
+        assert_eq!(batch_verdict(&[Accept, reject.clone(), Hold]), reject);
+        assert_eq!(batch_verdict(&[Ignore, Hold, Accept]), Accept);
+        assert_eq!(batch_verdict(&[Ignore, Hold, Ignore]), Hold);
+        assert_eq!(batch_verdict(&[Ignore, Ignore]), Ignore);
+        assert_eq!(batch_verdict(&[]), Ignore);
     }
 
     #[test]

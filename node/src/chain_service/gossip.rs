@@ -1,15 +1,17 @@
 //! What peers send: blocks (gossip or sync) and gossiped transactions, judged by the chain and
 //! answered through the verdict functions of [`crate::verdict`].
 
+use std::collections::HashSet;
+
 use peerchain_consensus::{Imported, Verdict};
 use peerchain_ledger::mempool::Admitted;
 use peerchain_ledger::{AccountReader, Address, Block, Transaction};
 use peerchain_network::{Acceptance, BlockOrigin, MessageRef};
 
-use super::{ChainService, clock_ms};
+use super::{ChainService, GossipBatch, clock_ms};
 use crate::gap::{Held, relays_to_penalise};
 use crate::outbox::NetCommand;
-use crate::verdict::{TxVerdict, block_acceptance, tx_verdict};
+use crate::verdict::{TxVerdict, batch_verdict, block_acceptance, tx_verdict};
 
 /// Lighter-branch blocks from one peer per penalty.
 const LIGHTER_PER_PENALTY: u32 = 16;
@@ -145,55 +147,83 @@ impl ChainService {
         }
     }
 
-    pub(super) fn gossiped_tx(&mut self, tx: Transaction, peer: String, msg: MessageRef) {
+    /// A gossiped batch (one message), its signatures already checked on all cores by the
+    /// event forwarder (`bad_signature`: the index of the first that failed). Admitted in
+    /// order; transactions ahead of a nonce gap wait in the gap queue; one verdict on the
+    /// message ([`batch_verdict`]).
+    pub(super) fn gossiped_txs(&mut self, batch: GossipBatch) {
+        let GossipBatch {
+            txs,
+            peer,
+            msg,
+            bad_signature,
+        } = batch;
         if self.disk_full().is_some() {
-            self.links.metrics.gossip("transactions", "ignore");
-            self.links
-                .outbox
-                .send(NetCommand::Report(msg, Acceptance::Ignore));
+            self.report_tx(msg, Acceptance::Ignore);
             return;
         }
-        let sender = tx.sender();
-        let result = self
+        if let Some(index) = bad_signature {
+            tracing::debug!(%peer, index, txs = txs.len(), "gossiped batch with a bad signature rejected");
+            self.links.metrics.tx_rejected("bad_signature");
+            self.report_tx(msg, Acceptance::Reject);
+            return;
+        }
+        let results = self
             .chain
-            .submit(tx.clone(), clock_ms(self.clock_offset_ms));
-        let verdict = tx_verdict(&result);
-        match (&verdict, &result) {
-            (TxVerdict::Accept, _) => {
-                self.links.metrics.tx_accepted();
-                self.template_dirty = true;
-                self.admit_held(&sender);
-            }
-            (TxVerdict::Hold, _) => {
-                // Gossip may deliver nonce n+1 before n: wait (briefly) for the gap to close,
-                // if the sender can pay for it. Its message is judged when it leaves the
-                // queue (`admit_held`, `expire_held`), so that gossipsub forwards it then.
-                let held = Held {
-                    tx,
-                    since_ms: clock_ms(self.clock_offset_ms),
-                    peer: Some(peer),
-                    msg: Some(msg.clone()),
-                };
-                let available = self.spendable(&sender);
-                match self.gap.hold(held, available) {
-                    Ok(()) => {
-                        self.links.metrics.gossip("transactions", "held");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "gossiped transaction not held");
-                        self.links.metrics.tx_rejected("gap_refused");
+            .submit_batch(txs.clone(), clock_ms(self.clock_offset_ms));
+        let verdicts: Vec<TxVerdict> = results.iter().map(tx_verdict).collect();
+        let verdict = batch_verdict(&verdicts);
+        let waits = (verdict == TxVerdict::Hold).then_some(&msg);
+        let mut admitted = HashSet::new();
+        let mut held = 0usize;
+        for ((tx, result), v) in txs.into_iter().zip(&results).zip(&verdicts) {
+            match (v, result) {
+                (TxVerdict::Accept, _) => {
+                    self.links.metrics.tx_accepted();
+                    admitted.insert(tx.sender());
+                }
+                (TxVerdict::Hold, _) => {
+                    if self.hold_gossiped(tx, &peer, waits.cloned()) {
+                        held += 1;
                     }
                 }
+                (_, Err(e)) => self.links.metrics.tx_rejected(e.code()),
+                (_, Ok(_)) => {}
             }
-            (_, Err(e)) => self.links.metrics.tx_rejected(e.code()),
-            (_, Ok(_)) => {}
         }
-        let acceptance = verdict.acceptance();
-        self.links
-            .metrics
-            .gossip("transactions", acceptance_label(acceptance));
-        self.links.outbox.send(NetCommand::Report(msg, acceptance));
+        if !admitted.is_empty() {
+            self.template_dirty = true;
+            for sender in &admitted {
+                self.admit_held(sender);
+            }
+        }
+        match verdict {
+            // Judged when one of them leaves the queue (`admit_held`, `expire_held`).
+            TxVerdict::Hold if held > 0 => self.links.metrics.gossip("transactions", "held"),
+            TxVerdict::Hold => self.report_tx(msg, Acceptance::Ignore),
+            other => self.report_tx(msg, other.acceptance()),
+        }
+    }
+
+    /// Holds a gossiped transaction ahead of a nonce gap if its sender can pay for it; `msg`
+    /// when its message's verdict waits for it. Whether it was held.
+    fn hold_gossiped(&mut self, tx: Transaction, peer: &str, msg: Option<MessageRef>) -> bool {
+        let sender = tx.sender();
+        let held = Held {
+            tx,
+            since_ms: clock_ms(self.clock_offset_ms),
+            peer: Some(peer.to_owned()),
+            msg,
+        };
+        let available = self.spendable(&sender);
+        match self.gap.hold(held, available) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "gossiped transaction not held");
+                self.links.metrics.tx_rejected("gap_refused");
+                false
+            }
+        }
     }
 
     /// Drops held transactions past their time limit; a relay many of whose held
@@ -248,7 +278,7 @@ impl ChainService {
                 }
                 continue;
             }
-            let Held { tx, msg, .. } = held;
+            let Held { tx, msg, peer, .. } = held;
             let admitted = match self
                 .chain
                 .submit(tx.clone(), clock_ms(self.clock_offset_ms))
@@ -266,12 +296,13 @@ impl ChainService {
                 }
             };
             match (msg, admitted) {
-                // Came by gossip: let gossipsub forward the original message now.
+                // Came by gossip and its message waits: let gossipsub forward it now.
                 (Some(msg), true) => self.report_tx(msg, Acceptance::Accept),
                 (Some(msg), false) => self.report_tx(msg, Acceptance::Ignore),
                 // Queued over HTTP: publish it as this node's own.
-                (None, true) => relay.push(tx),
-                (None, false) => {}
+                (None, true) if peer.is_none() => relay.push(tx),
+                // Came by gossip in a message already forwarded, or not admitted.
+                (None, _) => {}
             }
         }
         if !relay.is_empty() {

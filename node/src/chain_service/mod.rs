@@ -73,21 +73,28 @@ pub struct PeerBlock {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ChainMsg {
-    /// A gossiped transaction.
-    Tx {
-        /// The transaction.
-        tx: Transaction,
-        /// The peer that relayed it.
-        peer: String,
-        /// Gossip message to report.
-        msg: MessageRef,
-    },
+    /// A gossiped batch of transactions.
+    Txs(GossipBatch),
     /// A request of the HTTP API that changes the chain or the mempool.
     Request(ChainRequest),
     /// Tests only: keep the chain thread busy for this long (as a long reorg would).
     Stall(Duration),
     /// Stop: save the mempool, flush the store, then reply.
     Shutdown(oneshot::Sender<()>),
+}
+
+/// One gossip message of transactions, its signatures checked.
+#[derive(Debug)]
+pub struct GossipBatch {
+    /// The transactions, in the order sent.
+    pub txs: Vec<Transaction>,
+    /// The peer that relayed them.
+    pub peer: String,
+    /// The message to report the verdict on.
+    pub msg: MessageRef,
+    /// The index of the first transaction whose signature failed the check, if any (those
+    /// that passed are in the mempool's verified-signature set).
+    pub bad_signature: Option<usize>,
 }
 
 /// Where the chain thread's results go.
@@ -296,7 +303,7 @@ impl ChainService {
 
     fn handle(&mut self, msg: ChainMsg) {
         match msg {
-            ChainMsg::Tx { tx, peer, msg } => self.gossiped_tx(tx, peer, msg),
+            ChainMsg::Txs(batch) => self.gossiped_txs(batch),
             ChainMsg::Request(req) => self.request(req),
             ChainMsg::Stall(d) => std::thread::sleep(d),
             ChainMsg::Shutdown(_) => {}

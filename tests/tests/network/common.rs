@@ -566,7 +566,9 @@ impl Adversary {
                     let mut log = lock(&log);
                     match event {
                         NetworkEvent::Block { block, .. } => log.blocks.push(block.hash()),
-                        NetworkEvent::Tx { tx, .. } => log.txs.push(tx.txid()),
+                        NetworkEvent::Txs { txs, .. } => {
+                            log.txs.extend(txs.iter().map(|tx| tx.txid()));
+                        }
                         NetworkEvent::PeerConnected { peer } => log.connected.push(peer),
                         NetworkEvent::PeerDisconnected { peer } => log.disconnected.push(peer),
                         NetworkEvent::Listening { addr } => log.listening.push(addr),

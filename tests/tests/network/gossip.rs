@@ -1,5 +1,8 @@
 //! Gossip of transactions and blocks between real nodes.
 
+use peerchain_ledger::Transaction;
+use peerchain_network::MAX_TX_BATCH;
+
 use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,6 +131,46 @@ async fn orphan_gossip_block_fetches_its_ancestors() {
         b.peer_ids().await.contains(&a.peer_id),
         "a was not penalised"
     );
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// Transactions travel in batches: 480 transfers admitted over HTTP at one node reach its
+/// peer in a few gossip messages, not 480 (before batching, one message each). (480: within
+/// the budget of a new peer, 500 a second.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_travel_in_batches() {
+    let g = test_genesis(7760);
+    let a = Honest::start("a", &g, Vec::new()).await;
+    let b = Honest::start("b", &g, vec![a.p2p.clone()]).await;
+    wait_for_peers(&[&a, &b], 1, 30).await;
+    let per_sender = 80u64;
+    let txs: Vec<Transaction> = (0..ACCOUNTS)
+        .flat_map(|from| (0..per_sender).map(move |n| (from, n)))
+        .map(|(from, n)| transfer(&g, from, (from + 1) % ACCOUNTS, 1, n))
+        .collect();
+    let total = txs.len();
+    let (status, answer) = a
+        .post(
+            "/v1/transactions/batch",
+            &serde_json::to_value(&txs).expect("JSON"),
+        )
+        .await;
+    let all_pending = answer
+        .as_array()
+        .is_some_and(|items| items.iter().all(|i| i["status"] == "pending"));
+    assert!(status == 200 && all_pending, "batch answered {status}");
+    wait_for("every transfer in b's mempool", 30, async || {
+        b.status().await["mempool_size"] == total
+    })
+    .await;
+    let messages = b.gossip_seen("transactions");
+    eprintln!("{total} transfers reached b in {messages} gossip messages");
+    assert!(
+        messages <= 4.0,
+        "{total} transfers took {messages} gossip messages (a batch holds up to {MAX_TX_BATCH})"
+    );
+    assert_eq!(b.gossip("transactions", "accept"), messages);
     b.shutdown().await;
     a.shutdown().await;
 }

@@ -53,6 +53,39 @@ async fn adversary_on(
     m
 }
 
+/// A gossip message of transactions is judged whole: one forged signature among good
+/// transfers rejects the message, and none of its transfers is admitted or relayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_one_forged_signature_is_rejected_whole() {
+    let g = test_genesis(7725);
+    let h0 = Honest::start("h0", &g, Vec::new()).await;
+    let m = adversary_on(&h0, &g, MAX_BLOCK_TXS as usize).await;
+    let mut batch: Vec<_> = (0..5).map(|n| transfer(&g, 1, 2, 3, n)).collect();
+    batch[3].signature.0[7] ^= 0x21;
+    m.net.publish_txs(&batch).await;
+    wait_for("h0 to reject the batch", 20, async || {
+        h0.gossip("transactions", "reject") >= 1.0
+    })
+    .await;
+    assert_eq!(h0.gossip_seen("transactions"), 1.0, "one message");
+    for tx in &batch {
+        let txid = tx.txid().to_hex();
+        assert_eq!(
+            h0.tx_status(&txid).await,
+            None,
+            "{txid} of a rejected batch admitted"
+        );
+    }
+    assert_eq!(h0.status().await["mempool_size"], 0);
+    // The good ones alone, in a batch of their own, are taken.
+    m.net.publish_txs(&batch[..3]).await;
+    wait_for("h0 to admit the good ones", 20, async || {
+        h0.status().await["mempool_size"] == 3
+    })
+    .await;
+    h0.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malicious_peer_is_rejected_never_relayed_and_banned() {
     let g = test_genesis(7720);
