@@ -61,6 +61,10 @@ struct SyncRound<R> {
     headers_req: Option<(R, HashMap<Hash, Anchor>)>,
     /// Last checked header (the continuation point of the next `GetHeaders`).
     last: Option<Anchor>,
+    /// The work of our store's tip when the round read its locator. It may be ahead of
+    /// `SyncState::local_work` (the chain thread connected blocks and has not announced the
+    /// new tip yet); a peer that serves nothing past it served that much.
+    stored_work: U256,
     /// The peer answered with no headers: everything is known.
     headers_done: bool,
     /// Checked headers whose bodies are not requested yet; the front has position `next_pos`.
@@ -296,6 +300,7 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
             claimed,
             headers_req: None,
             last: None,
+            stored_work: self.local_work,
             headers_done: false,
             to_fetch: VecDeque::new(),
             next_pos: 0,
@@ -338,6 +343,9 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
             if let Some(last) = round.last {
                 anchors.insert(last.hash, last);
                 locator.push(last.hash);
+            }
+            if let Some((_, _, work)) = entries.first() {
+                round.stored_work = round.stored_work.max(*work);
             }
             for (hash, height, work) in entries {
                 if locator.len() >= MAX_LOCATOR {
@@ -514,7 +522,10 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
         // that did deliver and then stalled is only slow; its claim stays.)
         let (lied, served) = if penalty.is_some() && !round.progressed {
             let served = round.last.map_or(self.local_work, |a| a.work);
-            (lie(round.claimed, served), Some(served))
+            (
+                lie(round.claimed, served.max(round.stored_work)),
+                Some(served),
+            )
         } else {
             (None, None)
         };
@@ -576,7 +587,7 @@ impl<R: Copy + Eq + StdHash + Debug> SyncState<R> {
     fn finish(&mut self, round: SyncRound<R>, now: Instant) -> Finished {
         let local = self.local_work;
         let served = round.last.map_or(local, |a| a.work);
-        let lied = lie(round.claimed, served);
+        let lied = lie(round.claimed, served.max(round.stored_work));
         let mut cooldown_until = None;
         if round.released == 0 && served > local {
             cooldown_until = Some(now + SYNC_COOLDOWN);
@@ -735,6 +746,8 @@ mod tests {
         sent: Vec<(u32, PeerId, SyncRequest)>,
         stored: HashSet<Hash>,
         store_broken: bool,
+        /// A tip the store holds above genesis (the locator starts with it).
+        store_tip: Option<Anchor>,
     }
 
     impl RoundIo<u32> for FakeIo {
@@ -743,7 +756,11 @@ mod tests {
                 return Err("disk on fire".to_owned());
             }
             let g = genesis();
-            Ok(vec![(g.hash, g.height, g.work)])
+            let tip = self.store_tip.map(|t| (t.hash, t.height, t.work));
+            Ok(tip
+                .into_iter()
+                .chain([(g.hash, g.height, g.work)])
+                .collect())
         }
         fn has_block(&mut self, hash: &Hash) -> bool {
             self.stored.contains(hash)
@@ -1054,6 +1071,41 @@ mod tests {
             f.cooldown_until, None,
             "nothing heavier than ours was served"
         );
+    }
+
+    /// The store may hold a tip that the round's local work does not show yet (the chain
+    /// thread connected blocks and has not announced the new tip): the locator then starts
+    /// there, and an honest peer at that same tip answers with no headers. That is no lie.
+    #[test]
+    fn an_empty_answer_to_a_locator_ahead_of_the_announced_tip_is_no_lie() {
+        let t0 = Instant::now();
+        let mut s = SyncState::new(U256::from(100u64), t0);
+        assert!(s.start(peer(1), U256::from(300u64), t0));
+        let mut io = FakeIo {
+            store_tip: Some(Anchor {
+                hash: Hash([3; 32]),
+                height: 2,
+                work: U256::from(300u64),
+            }),
+            ..FakeIo::default()
+        };
+        assert!(s.pump(t0, &mut io).is_none());
+        let (hid, _) = io.last();
+        let Some(RoundEnd::Finished(f)) = s.on_headers(peer(1), hid, Vec::new(), t0, &mut io)
+        else {
+            panic!("expected the round to finish");
+        };
+        assert_eq!(f.lied, None, "it holds what our store holds");
+        // A peer that claimed more than our stored tip and served nothing still lied.
+        let mut s = SyncState::new(U256::from(100u64), t0);
+        assert!(s.start(peer(2), U256::from(301u64), t0));
+        assert!(s.pump(t0, &mut io).is_none());
+        let (hid, _) = io.last();
+        let Some(RoundEnd::Finished(f)) = s.on_headers(peer(2), hid, Vec::new(), t0, &mut io)
+        else {
+            panic!("expected the round to finish");
+        };
+        assert!(f.lied.is_some());
     }
 
     #[test]
