@@ -186,6 +186,9 @@ pub struct Mempool {
     /// so it never leaves a nonce gap), with the key each sender has there.
     tails: imbl::OrdSet<(u64, Reverse<u64>, Hash)>,
     tail_of: imbl::HashMap<Address, (u64, Reverse<u64>, Hash)>,
+    /// Each sender's pending cost (`amount + fee` summed), kept with `by_sender` so a funds
+    /// check costs O(1) however many transactions the sender has pending.
+    cost_of: imbl::HashMap<Address, u128>,
     bytes: usize,
     next_seq: u64,
     genesis: Arc<Genesis>,
@@ -208,6 +211,7 @@ impl Mempool {
             by_address: imbl::HashMap::new(),
             tails: imbl::OrdSet::new(),
             tail_of: imbl::HashMap::new(),
+            cost_of: imbl::HashMap::new(),
             bytes: 0,
             next_seq: 0,
             genesis: Arc::new(genesis.clone()),
@@ -459,11 +463,12 @@ impl Mempool {
     /// What `sender`'s pending transactions cost in all (`amount + fee` each), leaving out
     /// `except` (a transaction about to be replaced).
     pub fn pending_cost(&self, sender: &Address, except: Option<Hash>) -> u128 {
-        self.pending_of(sender)
-            .iter()
-            .filter(|e| Some(e.txid) != except)
-            .map(|e| e.tx.wide_cost())
-            .fold(0u128, u128::saturating_add)
+        let total = self.cost_of.get(sender).copied().unwrap_or(0);
+        let left_out = except
+            .and_then(|id| self.get(&id))
+            .filter(|e| e.sender == *sender)
+            .map_or(0, |e| e.tx.wide_cost());
+        total.saturating_sub(left_out)
     }
 
     fn check_funds(
@@ -547,6 +552,8 @@ impl Mempool {
             .entry(sender)
             .or_default()
             .insert(tx.nonce, txid);
+        let cost = self.cost_of.entry(sender).or_default();
+        *cost = cost.saturating_add(tx.wide_cost());
         self.by_fee.insert((tx.fee, Reverse(seq), txid));
         for address in [sender, tx.to] {
             self.by_address
@@ -579,6 +586,9 @@ impl Mempool {
             m.remove(&e.tx.nonce);
             if m.is_empty() {
                 self.by_sender.remove(&e.sender);
+                self.cost_of.remove(&e.sender);
+            } else if let Some(cost) = self.cost_of.get_mut(&e.sender) {
+                *cost = cost.saturating_sub(e.tx.wide_cost());
             }
         }
         for address in [e.sender, e.tx.to] {
@@ -774,6 +784,15 @@ impl Mempool {
                     "sender {sender}: pending cost {cost} above balance"
                 ));
             }
+            let kept = self.cost_of.get(sender).copied();
+            if kept != Some(cost) {
+                return Err(format!(
+                    "sender {sender}: pending cost {cost}, kept as {kept:?}"
+                ));
+            }
+        }
+        if self.cost_of.len() != self.by_sender.len() {
+            return Err("pending costs kept for senders without pending transactions".into());
         }
         if count != self.entries.len() || self.by_fee.len() != count {
             return Err("index sizes disagree".into());
