@@ -47,9 +47,12 @@ pub struct NodeLimits {
     pub http: peerchain_rpc::Limits,
     /// The mempool's bounds and policy.
     pub mempool: peerchain_ledger::MempoolConfig,
-    /// Gossiped transactions waiting for the chain thread, and (in a lane of their own, so
-    /// that gossip cannot crowd them out) as many HTTP requests.
+    /// HTTP requests waiting for the chain thread, in a lane of their own (so that gossip
+    /// cannot crowd them out).
     pub chain_inbox: usize,
+    /// Gossiped transaction batches (up to `MAX_TX_BATCH` transactions each) waiting for the
+    /// chain thread; when full, the network sheds gossip (its overload rule).
+    pub gossip_batches: usize,
     /// Blocks from the network waiting for the chain thread, in their own lane that goes
     /// first.
     pub chain_blocks: usize,
@@ -78,6 +81,7 @@ impl Default for NodeLimits {
             http: peerchain_rpc::Limits::default(),
             mempool: peerchain_ledger::MempoolConfig::default(),
             chain_inbox: 1024,
+            gossip_batches: 64,
             chain_blocks: 64,
             requests: 1024,
             net_outbox: 8192,

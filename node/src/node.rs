@@ -166,7 +166,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     let facts = Arc::new(NetFacts::new(net.local_peer_id()));
     let metrics = Arc::new(Metrics::new());
     let (events_tx, _) = broadcast::channel(limits.events.max(1));
-    let (chain_tx, chain_rx) = crossbeam_channel::bounded::<ChainMsg>(limits.chain_inbox.max(1));
+    let (chain_tx, chain_rx) = crossbeam_channel::bounded::<ChainMsg>(limits.gossip_batches.max(1));
     let (blocks_tx, blocks_rx) = crossbeam_channel::bounded(limits.chain_blocks.max(1));
     // HTTP requests have a lane of their own: gossiped transactions filling the inbox must
     // not make submissions 503 `busy`.

@@ -177,14 +177,15 @@ async fn a_held_transaction_is_forwarded_once_admitted() {
 
 /// Issue 13 (found by the testnet_throughput bench): gossiped transactions and HTTP
 /// submissions shared the chain thread's inbox, so a gossip stream that filled it made
-/// submissions fail with 503 `busy`. With the chain thread stalled and its inbox (8 here)
-/// full of gossiped transactions, a submission now waits in its own lane and is accepted.
+/// submissions fail with 503 `busy`. With the chain thread stalled and its gossip lane (8
+/// batches here) full, a submission now waits in its own lane (8 here) and is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submissions_have_a_lane_of_their_own_beside_gossip() {
     let genesis = easy_genesis();
     let options = NodeOptions {
         limits: NodeLimits {
             chain_inbox: 8,
+            gossip_batches: 8,
             ..NodeLimits::default()
         },
         ..NodeOptions::default()
