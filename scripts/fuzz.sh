@@ -31,7 +31,7 @@ flags=(--sanitizer "${FUZZ_SANITIZER:-address}" --debug-assertions)
 # Largest input per target: above each decoder's own limit where it has one within reach.
 declare -A max_len=(
     [gossip_block]=$((256 * 1024))  # a block of ~1,700 transactions
-    [gossip_tx]=2048                # the transaction topic's limit is 1,172 bytes
+    [gossip_tx]=81920               # the transaction topic's limit is 76,800 bytes (512 transactions)
     [sync_request]=$((16 * 1024))   # twice the request limit of 8 KiB
     [sync_response]=$((1024 * 1024))
     [tx_json]=$((64 * 1024))        # the single-body limit (a batch may be 8 MiB)

@@ -204,6 +204,15 @@ pub mod fuzzing {
         NetworkConfig::new("", Hash::ZERO, max_block_txs).sync_response_limit()
     }
 
+    /// Most transactions in one message of the transaction topic.
+    pub const MAX_TX_BATCH: usize = crate::config::MAX_TX_BATCH;
+
+    /// A message of the transaction topic as the service decodes it: a batch of 1 to
+    /// [`MAX_TX_BATCH`] transactions.
+    pub fn decode_gossip_txs(bytes: &[u8]) -> Result<Vec<peerchain_ledger::Transaction>, String> {
+        codec::decode_tx_batch(bytes)
+    }
+
     /// A gossip block as the service decodes it: SPEC decoding and the Merkle root check.
     pub fn decode_gossip_block(bytes: &[u8], max_block_txs: usize) -> Result<Block, String> {
         codec::decode_block(bytes, max_block_txs)
