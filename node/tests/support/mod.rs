@@ -44,6 +44,8 @@ pub(crate) struct NodeProcess {
     child: Option<Child>,
     /// Base URL of its HTTP API.
     pub(crate) rpc: String,
+    /// Its P2P port on 127.0.0.1.
+    pub(crate) p2p_port: u16,
     /// Its log file.
     pub(crate) log: PathBuf,
 }
@@ -53,6 +55,7 @@ impl NodeProcess {
     /// arguments, logging to `log`.
     pub(crate) fn start(genesis: &Path, data_dir: &Path, log: &Path, extra: &[&str]) -> Self {
         let rpc_port = free_port();
+        let p2p_port = free_port();
         let log_file = std::fs::File::create(log).expect("log file");
         let child = Command::new(BIN)
             .arg("node")
@@ -60,10 +63,7 @@ impl NodeProcess {
             .arg(genesis)
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--p2p-listen",
-                &format!("/ip4/127.0.0.1/tcp/{}", free_port()),
-            ])
+            .args(["--p2p-listen", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
             .args(["--rpc-listen", &format!("127.0.0.1:{rpc_port}")])
             .args(extra)
             .stdout(Stdio::null())
@@ -73,8 +73,15 @@ impl NodeProcess {
         NodeProcess {
             child: Some(child),
             rpc: format!("http://127.0.0.1:{rpc_port}"),
+            p2p_port,
             log: log.to_owned(),
         }
+    }
+
+    /// Its P2P address with `/p2p/<peer id>` (`status` is its `/v1/status`), for `--bootnode`.
+    pub(crate) fn multiaddr(&self, status: &Value) -> String {
+        let id = status["peer_id"].as_str().expect("peer_id in the status");
+        format!("/ip4/127.0.0.1/tcp/{}/p2p/{id}", self.p2p_port)
     }
 
     /// The node's log so far.

@@ -1,0 +1,256 @@
+//! Block propagation across node processes (issue 13, goal 2): how long a block with
+//! `PEERCHAIN_BENCH_TXS` (5,000) transfers takes to reach every node of a network of
+//! `PEERCHAIN_BENCH_NODES` (10) `peerchain node` processes on this machine, when the receivers
+//! already hold its transactions in their mempools.
+//!
+//! Node 0 is the others' bootnode (they find each other through discovery); nobody mines on
+//! its own. Each of `PEERCHAIN_BENCH_ROUNDS` (10) rounds submits the transfers to node 0
+//! (`POST /v1/transactions/batch`, 1,000 at a time), waits until every mempool holds them, then
+//! mines one block on node 0 (`POST /v1/admin/mine`). Every node's `/v1/events?types=block`
+//! stream is read by a thread of its own, which notes when the block's event arrives; a
+//! node's propagation time is its arrival minus node 0's (so node 0's own mining time is not
+//! counted). It prints each round's slowest node and the percentiles over all (round,
+//! receiver) pairs. The nodes are SIGKILLed at the end and their directory removed
+//! (`PEERCHAIN_BENCH_KEEP=1` keeps it, with the logs).
+//!
+//! Without `--bench` (`cargo test -p peerchain --benches`) a smoke form runs: 3 nodes, 300
+//! transfers, 2 rounds. A block whose transactions the receivers do not hold is not measured
+//! here (see docs/BENCHMARKS.md section 16).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use peerchain_ledger::Genesis;
+use peerchain_testkit::{Transfers, bench_mode, env_count, fmt_duration, smoke_note, summary};
+use serde_json::{Value, json};
+use support::{Http, NodeProcess, wait_for, write_genesis};
+
+const TOKEN: &str = "propagation-bench-admin-token-0123456789";
+/// Dev accounts that send (each sends `txs / SENDERS` transfers a round).
+const SENDERS: u32 = 50;
+/// When each node saw each block: block hash -> node index -> arrival.
+type Arrivals = Arc<Mutex<HashMap<String, HashMap<usize, Instant>>>>;
+
+fn main() -> anyhow::Result<()> {
+    if !bench_mode() {
+        smoke_note();
+    }
+    let n = env_count("PEERCHAIN_BENCH_NODES", 10, 3).max(2);
+    let txs = env_count("PEERCHAIN_BENCH_TXS", 5_000, 300);
+    let rounds = env_count("PEERCHAIN_BENCH_ROUNDS", 10, 2);
+    println!(
+        "propagation_processes: {n} node processes, {rounds} rounds of one block of {txs} transfers \
+         the receivers already hold"
+    );
+    let work = tempfile::tempdir()?;
+    let genesis_path = work.path().join("genesis.json");
+    write_genesis(&genesis_path, SENDERS, 1000);
+    let genesis = Genesis::from_file(&genesis_path)?;
+    let http = Http::new();
+    let nodes = start_network(&genesis_path, work.path(), n, &http)?;
+    let arrivals: Arrivals = Arc::default();
+    for (i, node) in nodes.iter().enumerate() {
+        listen_for_blocks(i, &node.rpc, arrivals.clone())?;
+    }
+    std::thread::sleep(Duration::from_millis(500)); // the streams are open
+
+    let mut transfers = Transfers::new(&genesis, SENDERS);
+    warm_up(&http, &nodes, &mut transfers)?;
+    let mut all = Vec::new();
+    println!("  round  slowest node  median node");
+    for round in 0..rounds {
+        let batch = transfers.sign_all(txs);
+        submit(&http, &nodes[0].rpc, &batch)?;
+        wait_for(
+            "every mempool to hold the transfers",
+            Duration::from_secs(120),
+            || {
+                nodes
+                    .iter()
+                    .all(|node| {
+                        http.get(&format!("{}/v1/status", node.rpc))
+                            .and_then(|s| s["mempool_size"].as_u64())
+                            .is_some_and(|m| m >= txs as u64)
+                    })
+                    .then_some(())
+            },
+        );
+        let hash = mine_one(&http, &nodes[0].rpc)?;
+        let seen = wait_for(
+            "every node to see the block",
+            Duration::from_secs(60),
+            || {
+                let map = arrivals.lock().ok()?;
+                let seen = map.get(&hash)?;
+                (seen.len() == n).then(|| seen.clone())
+            },
+        );
+        let origin = seen[&0];
+        let mut delays: Vec<Duration> = (1..n)
+            .map(|i| seen[&i].saturating_duration_since(origin))
+            .collect();
+        delays.sort();
+        println!(
+            "  {round:>5}  {:>12}  {:>11}",
+            fmt_duration(delays[delays.len() - 1]),
+            fmt_duration(delays[delays.len() / 2])
+        );
+        all.extend(delays);
+    }
+    let (p50, p99, max) = summary(&mut all);
+    println!(
+        "summary: a {txs}-transfer block held by the receivers reached each of {} nodes in p50 {} \
+         p99 {} max {} ({} samples)",
+        n - 1,
+        fmt_duration(p50),
+        fmt_duration(p99),
+        fmt_duration(max),
+        all.len()
+    );
+    drop(nodes);
+    if std::env::var_os("PEERCHAIN_BENCH_KEEP").is_some() {
+        println!("kept the nodes' directories in {}", work.keep().display());
+    }
+    Ok(())
+}
+
+/// Starts `n` nodes (node 0 the bootnode of the others, nobody mining) and waits until each
+/// has at least one peer and node 0 has them all.
+fn start_network(
+    genesis: &std::path::Path,
+    dir: &std::path::Path,
+    n: usize,
+    http: &Http,
+) -> anyhow::Result<Vec<NodeProcess>> {
+    let node_dir = |i: usize| dir.join(format!("node{i}"));
+    let first = NodeProcess::start(
+        genesis,
+        &node_dir(0),
+        &dir.join("node0.log"),
+        &["--admin-token", TOKEN],
+    );
+    let boot = first.multiaddr(&first.wait_up(http));
+    let mut nodes = vec![first];
+    for i in 1..n {
+        let log = dir.join(format!("node{i}.log"));
+        let extra = ["--admin-token", TOKEN, "--bootnode", boot.as_str()];
+        nodes.push(NodeProcess::start(genesis, &node_dir(i), &log, &extra));
+    }
+    for node in &nodes {
+        node.wait_up(http);
+    }
+    let started = Instant::now();
+    wait_for("the network to connect", Duration::from_secs(60), || {
+        let peers: Vec<u64> = nodes
+            .iter()
+            .filter_map(|node| http.get(&format!("{}/v1/status", node.rpc)))
+            .filter_map(|s| s["peer_count"].as_u64())
+            .collect();
+        let ready = peers.len() == n && peers.iter().all(|&p| p >= 1) && peers[0] as usize == n - 1;
+        ready.then_some(())
+    });
+    println!("network connected in {}", fmt_duration(started.elapsed()));
+    Ok(nodes)
+}
+
+/// A thread that reads `rpc`'s block events and notes when each block arrived at node `i`.
+fn listen_for_blocks(i: usize, rpc: &str, arrivals: Arrivals) -> anyhow::Result<()> {
+    let client = reqwest::blocking::Client::builder().no_proxy().build()?;
+    let response = client
+        .get(format!("{rpc}/v1/events?types=block"))
+        .send()
+        .context("open the event stream")?;
+    if !response.status().is_success() {
+        bail!("event stream of node {i}: {}", response.status());
+    }
+    std::thread::spawn(move || {
+        for line in BufReader::new(response).lines() {
+            let Ok(line) = line else { return };
+            let Some(data) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let at = Instant::now();
+            let Ok(event) = serde_json::from_str::<Value>(data.trim()) else {
+                continue;
+            };
+            if let (Some(hash), Ok(mut map)) = (event["hash"].as_str(), arrivals.lock()) {
+                map.entry(hash.to_owned())
+                    .or_default()
+                    .entry(i)
+                    .or_insert(at);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Earns node 0 its peers' trust: a peer's transaction budget follows its gossipsub score
+/// (500 a second for a new peer, 20,000 after 20 first deliveries of valid messages;
+/// docs/NETWORK.md section 3), so 25 small batches go out 100 ms apart and are mined away
+/// before the measured rounds.
+fn warm_up(http: &Http, nodes: &[NodeProcess], transfers: &mut Transfers) -> anyhow::Result<()> {
+    for _ in 0..25 {
+        submit(http, &nodes[0].rpc, &transfers.sign_all(10))?;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for(
+        "the warm-up transfers everywhere",
+        Duration::from_secs(60),
+        || {
+            nodes
+                .iter()
+                .all(|node| {
+                    http.get(&format!("{}/v1/status", node.rpc))
+                        .and_then(|s| s["mempool_size"].as_u64())
+                        .is_some_and(|m| m >= 250)
+                })
+                .then_some(())
+        },
+    );
+    mine_one(http, &nodes[0].rpc)?;
+    Ok(())
+}
+
+/// Submits `txs` to `rpc` in batches of 1,000; every item must be taken.
+fn submit(http: &Http, rpc: &str, txs: &[peerchain_ledger::Transaction]) -> anyhow::Result<()> {
+    for chunk in txs.chunks(1_000) {
+        let url = format!("{rpc}/v1/transactions/batch");
+        let (code, answer) = http
+            .post(&url, &serde_json::to_value(chunk)?)
+            .context("batch submission")?;
+        let taken = answer
+            .as_array()
+            .is_some_and(|items| items.iter().all(|i| i["status"] == "pending"));
+        if code != 200 || !taken {
+            bail!(
+                "batch answered {code}: {}",
+                answer.to_string().chars().take(300).collect::<String>()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Mines one block at `rpc` (admin API) and returns its hash.
+fn mine_one(http: &Http, rpc: &str) -> anyhow::Result<String> {
+    let answer: Value = http
+        .0
+        .post(format!("{rpc}/v1/admin/mine"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "blocks": 1 }))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .context("admin mine")?
+        .json()
+        .context("admin mine answer")?;
+    answer["hashes"][0]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("admin mine answered {answer}"))
+}
