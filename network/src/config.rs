@@ -174,7 +174,7 @@ pub(crate) const MAX_QUEUED_TXS: usize = 16_384;
 pub(crate) const MAX_QUEUED_BLOCKS: usize = 256;
 /// Gossip transaction batches allowed to sit in the event channel at once, so a block or
 /// control event delivered next waits behind at most this many.
-pub(crate) const TXS_IN_CHANNEL: usize = 16;
+pub(crate) const TXS_IN_CHANNEL: usize = 4;
 /// Control events (peer connected or disconnected, syncing, listening) queued while the event
 /// channel is full; beyond this new ones are dropped with a warning.
 pub(crate) const MAX_QUEUED_CONTROL: usize = 4096;

@@ -31,7 +31,7 @@ pub enum Acceptance {
 
 /// Identifies one received gossip message and the peer that propagated it, for the
 /// validation report. Opaque to the rest of the node.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct MessageRef {
     pub(crate) id: MessageId,
     pub(crate) source: PeerId,

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use peerchain_ledger::{Address, Hash, Transaction};
-use peerchain_network::MessageRef;
+use peerchain_network::{Acceptance, MessageRef};
 
 /// The bounds of the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub enum HoldRefused {
 }
 
 /// One held transaction.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
     /// The transaction.
     pub tx: Transaction,
@@ -73,6 +73,59 @@ pub struct Held {
     /// was judged already (another transaction of its batch was admitted, so the message was
     /// forwarded with this one in it).
     pub msg: Option<MessageRef>,
+}
+
+/// Gossip messages whose verdict waits for their transactions held in the gap queue: `Accept`
+/// (gossipsub forwards the message) once every one of them entered the mempool, `Ignore` as
+/// soon as one leaves the queue any other way (`verdict::batch_verdict`). At most one entry per
+/// held transaction, so it is bounded by the queue.
+/// Generic over the message key (`MessageRef` in the node) so it is tested on its own.
+#[derive(Debug)]
+pub struct WaitingMessages<M = MessageRef> {
+    waiting: HashMap<M, usize>,
+}
+
+impl<M> Default for WaitingMessages<M> {
+    fn default() -> Self {
+        WaitingMessages {
+            waiting: HashMap::new(),
+        }
+    }
+}
+
+impl<M: std::hash::Hash + Eq> WaitingMessages<M> {
+    /// `msg` waits for `held` of its transactions (none: nothing to wait for).
+    pub fn wait(&mut self, msg: M, held: usize) {
+        if held > 0 {
+            self.waiting.insert(msg, held);
+        }
+    }
+
+    /// One held transaction of `msg` left the queue, into the mempool or not. The verdict to
+    /// report on `msg` now, if it is decided by this (a message already judged gets none).
+    pub fn left(&mut self, msg: &M, admitted: bool) -> Option<Acceptance> {
+        let left = self.waiting.get_mut(msg)?;
+        *left = left.saturating_sub(1);
+        if !admitted {
+            self.waiting.remove(msg);
+            Some(Acceptance::Ignore)
+        } else if *left == 0 {
+            self.waiting.remove(msg);
+            Some(Acceptance::Accept)
+        } else {
+            None
+        }
+    }
+
+    /// Messages waiting.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
 }
 
 /// The held transactions.
@@ -106,10 +159,10 @@ impl GapQueue {
         self.count == 0
     }
 
-    /// Holds `held.tx` (replacing one of the same sender and nonce) when the bounds allow and
-    /// `available` (the sender's balance minus its pending transactions' cost) covers it
-    /// together with the sender's other held transactions.
-    pub fn hold(&mut self, held: Held, available: u128) -> Result<(), HoldRefused> {
+    /// Holds `held.tx` (replacing one of the same sender and nonce, which is returned) when
+    /// the bounds allow and `available` (the sender's balance minus its pending transactions'
+    /// cost) covers it together with the sender's other held transactions.
+    pub fn hold(&mut self, held: Held, available: u128) -> Result<Option<Held>, HoldRefused> {
         let sender = held.tx.sender();
         let existing = self.by_sender.get(&sender);
         let replaces = existing.is_some_and(|m| m.contains_key(&held.tx.nonce));
@@ -149,11 +202,11 @@ impl GapQueue {
             .entry(sender)
             .or_default()
             .insert(held.tx.nonce, held);
-        if let Some(old) = replaced {
+        if let Some(old) = &replaced {
             self.by_txid.remove(&old.tx.txid());
         }
         self.by_txid.insert(txid, tx);
-        Ok(())
+        Ok(replaced)
     }
 
     /// Restarts every held transaction's time limit at `now_ms` (after a pause in which the
@@ -349,7 +402,12 @@ mod tests {
         assert_eq!(q.queued().len(), 1);
         let b = held(&k, 5, 20, 0); // same nonce, another transaction: replaces
         let b_id = b.tx.txid();
-        q.hold(b, u128::MAX).expect("replaced");
+        let replaced = q.hold(b, u128::MAX).expect("replaced");
+        assert_eq!(
+            replaced.map(|h| h.tx.txid()),
+            Some(a_id),
+            "the replaced one is returned"
+        );
         let index = q.queued();
         assert!(!index.contains_key(&a_id) && index.contains_key(&b_id));
         q.hold(held(&k, 6, 1, 5_000), u128::MAX).expect("held");
@@ -357,5 +415,23 @@ mod tests {
         assert_eq!(q.queued().len(), 1);
         assert_eq!(q.take(&k.address()).len(), 1);
         assert!(q.queued().is_empty());
+    }
+
+    #[test]
+    fn a_waiting_message_is_accepted_when_all_its_held_are_admitted_and_ignored_at_the_first_loss()
+    {
+        let mut w: WaitingMessages<u32> = WaitingMessages::default();
+        w.wait(1, 2);
+        w.wait(2, 3);
+        w.wait(3, 0);
+        assert_eq!(w.len(), 2, "nothing to wait for is not kept");
+        assert_eq!(w.left(&1, true), None, "one of two admitted");
+        assert_eq!(w.left(&1, true), Some(Acceptance::Accept));
+        assert_eq!(w.left(&1, true), None, "judged once");
+        assert_eq!(w.left(&2, true), None);
+        assert_eq!(w.left(&2, false), Some(Acceptance::Ignore));
+        assert_eq!(w.left(&2, true), None, "a later admission changes nothing");
+        assert_eq!(w.left(&3, false), None);
+        assert!(w.is_empty());
     }
 }

@@ -72,24 +72,63 @@ pub fn tx_verdict(result: &Result<Admitted, MempoolError>) -> TxVerdict {
     }
 }
 
-/// The verdict on a gossiped batch (one message) given the verdicts on its transactions, in
-/// this order: `Reject` if any transaction is provably invalid (honest nodes publish and
-/// forward only batches whose every transaction they checked, so the relay is at fault);
-/// else `Accept` (forward the message) if any entered the mempool; else `Hold` if any waits
-/// in the gap queue (the message is judged when one of them leaves it); else `Ignore`.
-pub fn batch_verdict(verdicts: &[TxVerdict]) -> TxVerdict {
-    if let Some(reject) = verdicts
-        .iter()
-        .find(|v| matches!(v, TxVerdict::Reject { .. }))
-    {
-        return reject.clone();
+/// What became of one transaction of a gossiped batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchItem {
+    /// It entered the mempool.
+    Admitted,
+    /// The mempool holds it already.
+    Known,
+    /// It waits in the gap queue for its predecessors.
+    Held,
+    /// Not taken, through no fault of the relay (stale nonce, unpayable, pool or gap queue
+    /// full, store failure).
+    Dropped,
+    /// Provably invalid wherever it is checked (see [`is_peer_fault`]).
+    Invalid {
+        /// The error code.
+        code: &'static str,
+    },
+}
+
+/// The verdict on a gossiped batch (one message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchVerdict {
+    /// Forward the message: every transaction in it is in the mempool.
+    Forward,
+    /// Judge it when its held transactions leave the gap queue: `Accept` if every one of them
+    /// enters the mempool, `Ignore` as soon as one does not (`gap::WaitingMessages`).
+    Wait,
+    /// Drop it without penalty.
+    Ignore,
+    /// Drop it and penalise its relays.
+    Reject {
+        /// The error code of the first invalid transaction.
+        code: &'static str,
+    },
+}
+
+/// The verdict on a gossiped batch given what became of each of its transactions: `Reject` if
+/// any is invalid; `Ignore` if any was dropped; `Wait` if any is held; `Forward` if any was
+/// admitted; else (all known) `Ignore`. So a node forwards a message only when its mempool
+/// holds every transaction in it, as it did when a message carried one transaction: an honest
+/// relay never passes on what it has not checked, and is never penalised for it.
+pub fn batch_verdict(items: &[BatchItem]) -> BatchVerdict {
+    if let Some(code) = items.iter().find_map(|i| match i {
+        BatchItem::Invalid { code } => Some(*code),
+        _ => None,
+    }) {
+        return BatchVerdict::Reject { code };
     }
-    for wanted in [TxVerdict::Accept, TxVerdict::Hold] {
-        if verdicts.contains(&wanted) {
-            return wanted;
-        }
+    if items.contains(&BatchItem::Dropped) {
+        BatchVerdict::Ignore
+    } else if items.contains(&BatchItem::Held) {
+        BatchVerdict::Wait
+    } else if items.contains(&BatchItem::Admitted) {
+        BatchVerdict::Forward
+    } else {
+        BatchVerdict::Ignore
     }
-    TxVerdict::Ignore
 }
 
 /// The gossipsub validation result of a block verdict: accept (relay) only what was stored;
@@ -151,16 +190,26 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_is_rejected_for_one_invalid_item_and_else_judged_by_its_best() {
-        use TxVerdict::{Accept, Hold, Ignore};
-        let reject = TxVerdict::Reject {
+    fn a_batch_is_forwarded_only_when_the_mempool_holds_all_of_it() {
+        use BatchItem::{Admitted, Dropped, Held, Known};
+        let invalid = BatchItem::Invalid {
             code: "bad_signature",
         };
-        assert_eq!(batch_verdict(&[Accept, reject.clone(), Hold]), reject);
-        assert_eq!(batch_verdict(&[Ignore, Hold, Accept]), Accept);
-        assert_eq!(batch_verdict(&[Ignore, Hold, Ignore]), Hold);
-        assert_eq!(batch_verdict(&[Ignore, Ignore]), Ignore);
-        assert_eq!(batch_verdict(&[]), Ignore);
+        assert_eq!(
+            batch_verdict(&[Admitted, invalid, Held]),
+            BatchVerdict::Reject {
+                code: "bad_signature"
+            }
+        );
+        assert_eq!(batch_verdict(&[Admitted, Known]), BatchVerdict::Forward);
+        assert_eq!(batch_verdict(&[Admitted, Held, Known]), BatchVerdict::Wait);
+        assert_eq!(
+            batch_verdict(&[Admitted, Held, Dropped]),
+            BatchVerdict::Ignore
+        );
+        assert_eq!(batch_verdict(&[Admitted, Dropped]), BatchVerdict::Ignore);
+        assert_eq!(batch_verdict(&[Known, Known]), BatchVerdict::Ignore);
+        assert_eq!(batch_verdict(&[]), BatchVerdict::Ignore);
     }
 
     #[test]

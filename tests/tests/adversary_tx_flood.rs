@@ -361,3 +361,49 @@ async fn relays_of_held_transactions_that_never_become_valid_are_banned() {
     attacker.net.shutdown().await;
     net.stop().await;
 }
+
+/// Review of the batched gossip (issue 13): a node forwarded a whole batch as soon as one of
+/// its transactions entered the mempool, with the rest still held for a nonce gap. A peer
+/// could so send one message (a funded sender's next nonce, then nonces far ahead that never
+/// become valid) that every honest node passed on unchecked, and their neighbours held the
+/// gapped ones and penalised the honest relay when they expired. Now a message is forwarded
+/// only when the mempool holds all of it: node 0 admits and publishes the valid transfer as
+/// its own, node 1 gets that one and never sees the gapped ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_held_transactions_is_not_forwarded_until_all_is_admitted() {
+    let genesis = easy_genesis();
+    let net = TestNet::start(2, genesis.clone(), NodeOptions::default())
+        .await
+        .expect("nodes");
+    let attacker = raw_peer_of_node0(&net, &genesis, 1, 2).await;
+    let key = Keypair::dev(3);
+    let to = Keypair::dev(4).address();
+    let sign = |nonce| key.sign_transfer(genesis.chain_id, to, 1, genesis.min_fee, nonce);
+    let mut batch = vec![sign(0)];
+    batch.extend((2..12).map(sign)); // nonce 1 never comes
+    attacker.net.publish_txs(&batch).await;
+
+    let valid = batch[0].txid().to_string();
+    let at_one = wait_status(&net, 1, &valid, "pending").await;
+    assert_eq!(
+        at_one["status"], "pending",
+        "node 1 got the valid transfer: {at_one}"
+    );
+    let gapped = batch[1].txid().to_string();
+    let at_zero = wait_status(&net, 0, &gapped, "queued").await;
+    assert_eq!(
+        at_zero["status"], "queued",
+        "node 0 holds the gapped ones: {at_zero}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for tx in &batch[1..] {
+        let path = format!("/v1/transactions/{}", tx.txid());
+        let answer = net.get(1, &path).await;
+        assert!(
+            answer.is_err(),
+            "node 1 was passed a gapped transfer: {answer:?}"
+        );
+    }
+    attacker.net.shutdown().await;
+    net.stop().await;
+}

@@ -5,13 +5,16 @@ use std::collections::HashSet;
 
 use peerchain_consensus::{Imported, Verdict};
 use peerchain_ledger::mempool::Admitted;
+use peerchain_ledger::state::check_stateless;
 use peerchain_ledger::{AccountReader, Address, Block, Transaction};
 use peerchain_network::{Acceptance, BlockOrigin, MessageRef};
 
 use super::{ChainService, GossipBatch, clock_ms};
 use crate::gap::{Held, relays_to_penalise};
 use crate::outbox::NetCommand;
-use crate::verdict::{TxVerdict, batch_verdict, block_acceptance, tx_verdict};
+use crate::verdict::{
+    BatchItem, BatchVerdict, TxVerdict, batch_verdict, block_acceptance, tx_verdict,
+};
 
 /// Lighter-branch blocks from one peer per penalty.
 const LIGHTER_PER_PENALTY: u32 = 16;
@@ -148,9 +151,12 @@ impl ChainService {
     }
 
     /// A gossiped batch (one message), its signatures already checked on all cores by the
-    /// event forwarder (`bad_signature`: the index of the first that failed). Admitted in
-    /// order; transactions ahead of a nonce gap wait in the gap queue; one verdict on the
-    /// message ([`batch_verdict`]).
+    /// event forwarder (`bad_signature`: the index of the first that failed). A batch with a
+    /// provably invalid transaction is rejected whole before anything of it is admitted;
+    /// otherwise its transactions are admitted in order, those ahead of a nonce gap wait in
+    /// the gap queue, and the message gets one verdict ([`batch_verdict`]): it is forwarded
+    /// only when the mempool holds all of it. Transactions admitted from a message that is not
+    /// forwarded now are published as this node's own.
     pub(super) fn gossiped_txs(&mut self, batch: GossipBatch) {
         let GossipBatch {
             txs,
@@ -162,67 +168,118 @@ impl ChainService {
             self.report_tx(msg, Acceptance::Ignore);
             return;
         }
-        if let Some(index) = bad_signature {
-            tracing::debug!(%peer, index, txs = txs.len(), "gossiped batch with a bad signature rejected");
-            self.links.metrics.tx_rejected("bad_signature");
+        if let Some(code) = self.invalid_in_batch(&txs, bad_signature) {
+            tracing::debug!(%peer, code, txs = txs.len(), "gossiped batch with an invalid transaction rejected");
+            self.links.metrics.tx_rejected(code);
             self.report_tx(msg, Acceptance::Reject);
             return;
         }
         let results = self
             .chain
             .submit_batch(txs.clone(), clock_ms(self.clock_offset_ms));
-        let verdicts: Vec<TxVerdict> = results.iter().map(tx_verdict).collect();
-        let verdict = batch_verdict(&verdicts);
-        let waits = (verdict == TxVerdict::Hold).then_some(&msg);
-        let mut admitted = HashSet::new();
-        let mut held = 0usize;
-        for ((tx, result), v) in txs.into_iter().zip(&results).zip(&verdicts) {
-            match (v, result) {
+        let mut items = Vec::with_capacity(txs.len());
+        let mut admitted = Vec::new();
+        for (tx, result) in txs.into_iter().zip(&results) {
+            let item = match (tx_verdict(result), result) {
                 (TxVerdict::Accept, _) => {
                     self.links.metrics.tx_accepted();
-                    admitted.insert(tx.sender());
+                    admitted.push(tx);
+                    BatchItem::Admitted
                 }
                 (TxVerdict::Hold, _) => {
-                    if self.hold_gossiped(tx, &peer, waits.cloned()) {
-                        held += 1;
+                    if self.hold_gossiped(tx, &peer, &msg) {
+                        BatchItem::Held
+                    } else {
+                        BatchItem::Dropped
                     }
                 }
-                (_, Err(e)) => self.links.metrics.tx_rejected(e.code()),
-                (_, Ok(_)) => {}
-            }
+                (TxVerdict::Reject { code }, _) => BatchItem::Invalid { code },
+                (TxVerdict::Ignore, Ok(_)) => BatchItem::Known,
+                (TxVerdict::Ignore, Err(e)) => {
+                    self.links.metrics.tx_rejected(e.code());
+                    BatchItem::Dropped
+                }
+            };
+            items.push(item);
         }
+        let verdict = batch_verdict(&items);
+        let senders: HashSet<Address> = admitted.iter().map(Transaction::sender).collect();
         if !admitted.is_empty() {
             self.template_dirty = true;
-            for sender in &admitted {
-                self.admit_held(sender);
+            if verdict != BatchVerdict::Forward {
+                self.links
+                    .outbox
+                    .send(NetCommand::PublishTxs(admitted.clone()));
             }
         }
         match verdict {
-            // Judged when one of them leaves the queue (`admit_held`, `expire_held`).
-            TxVerdict::Hold if held > 0 => self.links.metrics.gossip("transactions", "held"),
-            TxVerdict::Hold => self.report_tx(msg, Acceptance::Ignore),
-            other => self.report_tx(msg, other.acceptance()),
+            BatchVerdict::Forward => self.report_tx(msg.clone(), Acceptance::Accept),
+            BatchVerdict::Wait => {
+                let held = items.iter().filter(|i| **i == BatchItem::Held).count();
+                self.waiting.wait(msg.clone(), held);
+                self.links.metrics.gossip("transactions", "held");
+            }
+            BatchVerdict::Ignore => self.report_tx(msg.clone(), Acceptance::Ignore),
+            BatchVerdict::Reject { .. } => self.report_tx(msg.clone(), Acceptance::Reject),
+        }
+        for sender in &senders {
+            self.admit_held(sender);
         }
     }
 
-    /// Holds a gossiped transaction ahead of a nonce gap if its sender can pay for it; `msg`
-    /// when its message's verdict waits for it. Whether it was held.
-    fn hold_gossiped(&mut self, tx: Transaction, peer: &str, msg: Option<MessageRef>) -> bool {
+    /// The error code of the first transaction of a gossiped batch that is invalid wherever it
+    /// is checked: a bad signature (found by the event forwarder), another chain id, a fee
+    /// under the genesis minimum.
+    fn invalid_in_batch(
+        &self,
+        txs: &[Transaction],
+        bad_signature: Option<usize>,
+    ) -> Option<&'static str> {
+        let genesis = self.chain.genesis();
+        let stateless = txs
+            .iter()
+            .enumerate()
+            .find_map(|(i, tx)| check_stateless(tx, genesis).err().map(|e| (i, e.code())));
+        match (bad_signature, stateless) {
+            (Some(b), Some((s, code))) if s < b => Some(code),
+            (Some(_), _) => Some("bad_signature"),
+            (None, found) => found.map(|(_, code)| code),
+        }
+    }
+
+    /// Holds a gossiped transaction ahead of a nonce gap if its sender can pay for it; its
+    /// message `msg` may wait for it. Whether it was held.
+    fn hold_gossiped(&mut self, tx: Transaction, peer: &str, msg: &MessageRef) -> bool {
         let sender = tx.sender();
         let held = Held {
             tx,
             since_ms: clock_ms(self.clock_offset_ms),
             peer: Some(peer.to_owned()),
-            msg,
+            msg: Some(msg.clone()),
         };
         let available = self.spendable(&sender);
         match self.gap.hold(held, available) {
-            Ok(()) => true,
+            Ok(replaced) => {
+                if let Some(old) = replaced {
+                    self.held_left(old, false);
+                }
+                true
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "gossiped transaction not held");
                 self.links.metrics.tx_rejected("gap_refused");
                 false
             }
+        }
+    }
+
+    /// A held transaction left the gap queue, into the mempool (`admitted`) or not: its
+    /// message, if it waits, may be decided now.
+    pub(super) fn held_left(&mut self, held: Held, admitted: bool) {
+        if let Some(msg) = held.msg
+            && let Some(acceptance) = self.waiting.left(&msg, admitted)
+        {
+            self.report_tx(msg, acceptance);
         }
     }
 
@@ -234,14 +291,14 @@ impl ChainService {
             return;
         }
         tracing::debug!(count = expired.len(), "held transactions expired");
-        for msg in expired.iter().filter_map(|h| h.msg.clone()) {
-            self.report_tx(msg, Acceptance::Ignore);
-        }
         for (peer, n) in relays_to_penalise(&expired) {
             self.links.outbox.send(NetCommand::Penalize {
                 peer,
                 reason: format!("{n} relayed transactions held for a nonce gap never became valid"),
             });
+        }
+        for held in expired {
+            self.held_left(held, false);
         }
     }
 
@@ -269,16 +326,21 @@ impl ChainService {
         for held in self.gap.take(sender) {
             if held.tx.nonce > next {
                 let available = self.spendable(sender);
-                let msg = held.msg.clone();
-                if let Err(e) = self.gap.hold(held, available) {
-                    tracing::debug!(error = %e, "held transaction dropped");
-                    if let Some(msg) = msg {
-                        self.report_tx(msg, Acceptance::Ignore);
+                let kept = held.clone();
+                match self.gap.hold(held, available) {
+                    Ok(replaced) => {
+                        if let Some(old) = replaced {
+                            self.held_left(old, false);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "held transaction dropped");
+                        self.held_left(kept, false);
                     }
                 }
                 continue;
             }
-            let Held { tx, msg, peer, .. } = held;
+            let tx = held.tx.clone();
             let admitted = match self
                 .chain
                 .submit(tx.clone(), clock_ms(self.clock_offset_ms))
@@ -295,15 +357,12 @@ impl ChainService {
                     false
                 }
             };
-            match (msg, admitted) {
-                // Came by gossip and its message waits: let gossipsub forward it now.
-                (Some(msg), true) => self.report_tx(msg, Acceptance::Accept),
-                (Some(msg), false) => self.report_tx(msg, Acceptance::Ignore),
-                // Queued over HTTP: publish it as this node's own.
-                (None, true) if peer.is_none() => relay.push(tx),
-                // Came by gossip in a message already forwarded, or not admitted.
-                (None, _) => {}
+            // Published as this node's own, whether it was queued over HTTP or came by gossip
+            // (its message, forwarded only once all of it is admitted, may never be).
+            if admitted {
+                relay.push(tx);
             }
+            self.held_left(held, admitted);
         }
         if !relay.is_empty() {
             self.links.outbox.send(NetCommand::PublishTxs(relay));

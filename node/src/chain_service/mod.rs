@@ -36,7 +36,7 @@ pub use requests::ChainRequest;
 use crate::adversary::Adversary;
 use crate::config::{DevMode, FailPoints, NodeConfig};
 use crate::first_seen::FirstSeen;
-use crate::gap::{GapLimits, GapQueue};
+use crate::gap::{GapLimits, GapQueue, WaitingMessages};
 use crate::miner::{Miner, MinerConfig};
 use crate::outbox::NetOutbox;
 
@@ -121,6 +121,8 @@ pub struct ChainService {
     dev: Option<DevMode>,
     first_seen: FirstSeen,
     gap: GapQueue,
+    /// Gossip messages whose verdict waits for their held transactions.
+    waiting: WaitingMessages,
     mine_jobs: VecDeque<mining::MineJob>,
     tips: Arc<Vec<peerchain_rpc::node_api::TipInfo>>,
     tips_dirty: bool,
@@ -189,6 +191,7 @@ impl ChainService {
                 per_sender: limits.gap_per_sender,
                 ttl_ms: limits.gap_ttl_ms,
             }),
+            waiting: WaitingMessages::default(),
             mine_jobs: VecDeque::new(),
             tips: Arc::new(Vec::new()),
             tips_dirty: true,

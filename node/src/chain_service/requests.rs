@@ -155,11 +155,16 @@ impl ChainService {
             msg: None,
         };
         match self.gap.hold(held, available) {
-            Ok(()) => Ok(Submitted {
-                txid,
-                new: true,
-                queued: true,
-            }),
+            Ok(replaced) => {
+                if let Some(old) = replaced {
+                    self.held_left(old, false);
+                }
+                Ok(Submitted {
+                    txid,
+                    new: true,
+                    queued: true,
+                })
+            }
             Err(refused) => {
                 tracing::debug!(error = %refused, "submitted transaction not queued");
                 self.links.metrics.tx_rejected(error.code());

@@ -53,8 +53,10 @@ async fn adversary_on(
     m
 }
 
-/// A gossip message of transactions is judged whole: one forged signature among good
-/// transfers rejects the message, and none of its transfers is admitted or relayed.
+/// A gossip message of transactions is judged whole: one forged signature, or one transfer
+/// of another chain, among good transfers rejects the message, and none of its transfers is
+/// admitted or relayed (review of issue 13: a wrong-chain transfer after good ones used to
+/// reject the message after the good ones were admitted, so they were never relayed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_with_one_forged_signature_is_rejected_whole() {
     let g = test_genesis(7725);
@@ -77,6 +79,20 @@ async fn a_batch_with_one_forged_signature_is_rejected_whole() {
         );
     }
     assert_eq!(h0.status().await["mempool_size"], 0);
+    let mut other_chain = g.clone();
+    other_chain.chain_id += 1;
+    let mut mixed = batch[..3].to_vec();
+    mixed.push(transfer(&other_chain, 2, 1, 3, 0));
+    m.net.publish_txs(&mixed).await;
+    wait_for("h0 to reject the mixed batch", 20, async || {
+        h0.gossip("transactions", "reject") >= 2.0
+    })
+    .await;
+    assert_eq!(
+        h0.status().await["mempool_size"],
+        0,
+        "nothing of it admitted"
+    );
     // The good ones alone, in a batch of their own, are taken.
     m.net.publish_txs(&batch[..3]).await;
     wait_for("h0 to admit the good ones", 20, async || {
