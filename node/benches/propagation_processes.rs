@@ -67,20 +67,7 @@ fn main() -> anyhow::Result<()> {
     for round in 0..rounds {
         let batch = transfers.sign_all(txs);
         submit(&http, &nodes[0].rpc, &batch)?;
-        wait_for(
-            "every mempool to hold the transfers",
-            Duration::from_secs(120),
-            || {
-                nodes
-                    .iter()
-                    .all(|node| {
-                        http.get(&format!("{}/v1/status", node.rpc))
-                            .and_then(|s| s["mempool_size"].as_u64())
-                            .is_some_and(|m| m >= txs as u64)
-                    })
-                    .then_some(())
-            },
-        );
+        wait_for_mempools(&http, &nodes, txs, "every mempool to hold the transfers");
         let hash = mine_one(&http, &nodes[0].rpc)?;
         let seen = wait_for(
             "every node to see the block",
@@ -199,22 +186,23 @@ fn warm_up(http: &Http, nodes: &[NodeProcess], transfers: &mut Transfers) -> any
         submit(http, &nodes[0].rpc, &transfers.sign_all(10))?;
         std::thread::sleep(Duration::from_millis(100));
     }
-    wait_for(
-        "the warm-up transfers everywhere",
-        Duration::from_secs(60),
-        || {
-            nodes
-                .iter()
-                .all(|node| {
-                    http.get(&format!("{}/v1/status", node.rpc))
-                        .and_then(|s| s["mempool_size"].as_u64())
-                        .is_some_and(|m| m >= 250)
-                })
-                .then_some(())
-        },
-    );
+    wait_for_mempools(http, nodes, 250, "the warm-up transfers everywhere");
     mine_one(http, &nodes[0].rpc)?;
     Ok(())
+}
+
+/// Waits (at most 120 s) until every node's mempool holds at least `at_least` transactions.
+fn wait_for_mempools(http: &Http, nodes: &[NodeProcess], at_least: usize, what: &str) {
+    wait_for(what, Duration::from_secs(120), || {
+        nodes
+            .iter()
+            .all(|node| {
+                http.get(&format!("{}/v1/status", node.rpc))
+                    .and_then(|s| s["mempool_size"].as_u64())
+                    .is_some_and(|m| m >= at_least as u64)
+            })
+            .then_some(())
+    });
 }
 
 /// Submits `txs` to `rpc` in batches of 1,000; every item must be taken.
