@@ -63,6 +63,8 @@ pub struct Metrics {
     peers: Gauge,
     mempool_transactions: Gauge,
     mempool_bytes: Gauge,
+    gap_queued: Gauge,
+    gossip_waiting: Gauge,
     blocks_imported: Counter,
     reorgs: Counter,
     reorg_depth: Histogram,
@@ -99,6 +101,8 @@ impl Metrics {
             peers: Gauge::default(),
             mempool_transactions: Gauge::default(),
             mempool_bytes: Gauge::default(),
+            gap_queued: Gauge::default(),
+            gossip_waiting: Gauge::default(),
             blocks_imported: Counter::default(),
             reorgs: Counter::default(),
             reorg_depth: depth_histogram(),
@@ -127,6 +131,16 @@ impl Metrics {
             "mempool_bytes",
             "Encoded bytes of the pending transactions",
             m.mempool_bytes.clone(),
+        );
+        registry.register(
+            "gap_queued_transactions",
+            "Transactions held ahead of a nonce gap (status queued)",
+            m.gap_queued.clone(),
+        );
+        registry.register(
+            "gossip_messages_waiting",
+            "Gossiped transaction batches whose verdict waits for their held transactions",
+            m.gossip_waiting.clone(),
         );
         registry.register(
             "blocks_imported",
@@ -203,6 +217,13 @@ impl Metrics {
     pub fn set_mempool(&self, count: usize, bytes: usize) {
         self.mempool_transactions.set(saturating_i64(count as u64));
         self.mempool_bytes.set(saturating_i64(bytes as u64));
+    }
+
+    /// Transactions held ahead of a nonce gap, and gossip messages waiting for them.
+    pub fn set_gap(&self, queued: usize, waiting_messages: usize) {
+        self.gap_queued.set(saturating_i64(queued as u64));
+        self.gossip_waiting
+            .set(saturating_i64(waiting_messages as u64));
     }
 
     /// A block joined the main chain.

@@ -1,7 +1,7 @@
 //! What peers send: blocks (gossip or sync) and gossiped transactions, judged by the chain and
 //! answered through the verdict functions of [`crate::verdict`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use peerchain_consensus::{Imported, Verdict};
 use peerchain_ledger::mempool::Admitted;
@@ -20,6 +20,15 @@ use crate::verdict::{
 const LIGHTER_PER_PENALTY: u32 = 16;
 /// Peers whose lighter-branch blocks are counted at once.
 const MAX_LIGHTER_PEERS: usize = 4096;
+
+/// What became of a gossiped transaction offered to the gap queue.
+enum Hold {
+    /// Held; `replaced_own`: in place of one of the same sender and nonce from the same
+    /// message (whose verdict is not registered yet, so the replaced one reports nothing).
+    Held { replaced_own: bool },
+    /// Not held (the queue's bounds or the sender's funds).
+    Refused,
+}
 
 /// The metric label of a gossip verdict.
 fn acceptance_label(a: Acceptance) -> &'static str {
@@ -179,6 +188,8 @@ impl ChainService {
             .submit_batch(txs.clone(), clock_ms(self.clock_offset_ms));
         let mut items = Vec::with_capacity(txs.len());
         let mut admitted = Vec::new();
+        // Where each held (sender, nonce) of this batch sits in `items`.
+        let mut held_here: HashMap<(Address, u64), usize> = HashMap::new();
         for (tx, result) in txs.into_iter().zip(&results) {
             let item = match (tx_verdict(result), result) {
                 (TxVerdict::Accept, _) => {
@@ -187,10 +198,18 @@ impl ChainService {
                     BatchItem::Admitted
                 }
                 (TxVerdict::Hold, _) => {
-                    if self.hold_gossiped(tx, &peer, &msg) {
-                        BatchItem::Held
-                    } else {
-                        BatchItem::Dropped
+                    let key = (tx.sender(), tx.nonce);
+                    match self.hold_gossiped(tx, &peer, &msg) {
+                        Hold::Held { replaced_own } => {
+                            // A later transaction of this batch took an earlier one's place:
+                            // the mempool can never hold all of the message.
+                            if replaced_own && let Some(&i) = held_here.get(&key) {
+                                items[i] = BatchItem::Dropped;
+                            }
+                            held_here.insert(key, items.len());
+                            BatchItem::Held
+                        }
+                        Hold::Refused => BatchItem::Dropped,
                     }
                 }
                 (TxVerdict::Reject { code }, _) => BatchItem::Invalid { code },
@@ -248,8 +267,8 @@ impl ChainService {
     }
 
     /// Holds a gossiped transaction ahead of a nonce gap if its sender can pay for it; its
-    /// message `msg` may wait for it. Whether it was held.
-    fn hold_gossiped(&mut self, tx: Transaction, peer: &str, msg: &MessageRef) -> bool {
+    /// message `msg` may wait for it.
+    fn hold_gossiped(&mut self, tx: Transaction, peer: &str, msg: &MessageRef) -> Hold {
         let sender = tx.sender();
         let held = Held {
             tx,
@@ -259,16 +278,19 @@ impl ChainService {
         };
         let available = self.spendable(&sender);
         match self.gap.hold(held, available) {
+            Ok(Some(old)) if old.msg.as_ref() == Some(msg) => Hold::Held { replaced_own: true },
             Ok(replaced) => {
                 if let Some(old) = replaced {
                     self.held_left(old, false);
                 }
-                true
+                Hold::Held {
+                    replaced_own: false,
+                }
             }
             Err(e) => {
                 tracing::debug!(error = %e, "gossiped transaction not held");
                 self.links.metrics.tx_rejected("gap_refused");
-                false
+                Hold::Refused
             }
         }
     }

@@ -135,5 +135,8 @@ impl ChainService {
             queued: self.gap.queued(),
         };
         self.links.snapshot.send_replace(Arc::new(snapshot));
+        self.links
+            .metrics
+            .set_gap(self.gap.len(), self.waiting.len());
     }
 }
