@@ -249,6 +249,16 @@ pub enum StoreError {
         /// Genesis hash of the given genesis file.
         expected: Hash,
     },
+    /// The data directory was written by a newer node whose layout this one cannot read.
+    #[error(
+        "data directory has store format {stored}; this node reads up to format {supported}: run a newer peerchain or use another --data-dir"
+    )]
+    NewerFormat {
+        /// Format in the store.
+        stored: u64,
+        /// Newest format this node reads.
+        supported: u64,
+    },
     /// A block that should be present is missing.
     #[error("block {0} is not in the store")]
     MissingBlock(Hash),

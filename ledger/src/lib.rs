@@ -14,6 +14,7 @@
 pub mod crypto;
 pub mod error;
 pub mod genesis;
+mod history;
 pub mod mempool;
 pub mod merkle;
 pub mod sigcache;

@@ -9,6 +9,7 @@
 //! - Only main-chain blocks have entries in `main`, `txindex`, `history`, `tx_counts` and `undo`.
 //! - A store created for one genesis refuses to open with another.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -19,6 +20,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use crate::error::{DecodeError, StoreError};
 use crate::genesis::Genesis;
+use crate::history;
+pub use crate::history::{HistoryCursor, HistoryPage};
 use crate::state::{Account, AccountChange, AccountReader, BlockDelta, StateDigest};
 use crate::types::{Address, Block, BlockHeader, HEADER_LEN, Hash, Reader, Transaction};
 
@@ -130,35 +133,6 @@ impl TxLocation {
     }
 }
 
-/// A position in an address's history: newest first means descending (height, index).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct HistoryCursor {
-    /// Block height.
-    pub height: u64,
-    /// Position in the block.
-    pub index: u32,
-}
-
-impl HistoryCursor {
-    /// Opaque text form for APIs.
-    pub fn to_text(&self) -> String {
-        format!("{}-{}", self.height, self.index)
-    }
-
-    /// Parses [`HistoryCursor::to_text`]'s output.
-    pub fn from_text(text: &str) -> Option<Self> {
-        let (h, i) = text.split_once('-')?;
-        Some(HistoryCursor {
-            height: h.parse().ok()?,
-            index: i.parse().ok()?,
-        })
-    }
-}
-
-/// A page of an address's history: (position, txid) newest first, and the cursor of the last
-/// item when more may follow.
-pub type HistoryPage = (Vec<(HistoryCursor, Hash)>, Option<HistoryCursor>);
-
 /// Store settings.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -189,7 +163,9 @@ const META_TIP: &[u8] = b"tip";
 const META_SEQ: &[u8] = b"seq";
 const META_PROBE: &[u8] = b"probe";
 const META_FORMAT: &[u8] = b"format";
-const FORMAT_VERSION: u64 = 1;
+/// The store's layout version: 2 since the history index holds one row per address and block
+/// (`crate::history`); a format-1 store is upgraded when opened.
+const FORMAT_VERSION: u64 = 2;
 
 /// Read-only access to the chain store: cheap to clone, shares the database, and has no method
 /// that writes. The HTTP API and the network hold these; only the chain holds the [`Store`].
@@ -303,14 +279,6 @@ struct BlockTrees<'a> {
     tx_counts: &'a TransactionalTree,
     undo: &'a TransactionalTree,
     digests: &'a TransactionalTree,
-}
-
-fn history_key(address: &Address, height: u64, index: u32) -> [u8; 32] {
-    let mut k = [0u8; 32];
-    k[..20].copy_from_slice(&address.0);
-    k[20..28].copy_from_slice(&height.to_be_bytes());
-    k[28..].copy_from_slice(&index.to_be_bytes());
-    k
 }
 
 fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, DecodeError> {
@@ -453,10 +421,35 @@ impl Store {
                         expected: store.genesis_hash,
                     });
                 }
+                store.upgrade_format()?;
             }
             None => store.init_genesis(genesis)?,
         }
         Ok(store)
+    }
+
+    /// Brings an older store's layout to [`FORMAT_VERSION`]; refuses a newer one.
+    fn upgrade_format(&self) -> Result<(), StoreError> {
+        let t = self.trees()?;
+        let stored = match t.meta.get(META_FORMAT)? {
+            Some(bytes) => decode_u64(&bytes, "store format")?,
+            None => 1, // written since the first release; absent only in early test stores
+        };
+        if stored > FORMAT_VERSION {
+            return Err(StoreError::NewerFormat {
+                stored,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if stored < 2 {
+            let rows = history::upgrade_from_v1(&t.history)?;
+            tracing::info!(rows, "history index upgraded to store format 2");
+        }
+        if stored < FORMAT_VERSION {
+            t.meta.insert(META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
+            t.db.flush()?;
+        }
+        Ok(())
     }
 
     fn init_genesis(&self, genesis: &Genesis) -> Result<(), StoreError> {
@@ -557,7 +550,7 @@ impl Store {
         let undo = encode_undo(delta, &before);
         let height = block.header.height;
         let txids = block.txids();
-        let (counts, history_rows) = self.history_rows(block, &txids, 1)?;
+        let (counts, history_rows) = self.history_rows(block, &txids, true)?;
         self.with_block_trees(|t| {
             for c in &delta.changes {
                 write_account(t.accounts, &c.address, &c.after)?;
@@ -570,8 +563,9 @@ impl Store {
                 };
                 t.txindex.insert(&txid.0, loc.encode().as_slice())?;
             }
-            for (key, txid) in &history_rows {
-                t.history.insert(key, &txid.0)?;
+            for (address, row) in &history_rows {
+                t.history
+                    .insert(&history::row_key(address, height), row.as_slice())?;
             }
             for (address, count) in &counts {
                 t.tx_counts.insert(&address.0, &count.to_le_bytes())?;
@@ -603,7 +597,7 @@ impl Store {
             .ok_or(StoreError::MissingUndo(hash))?;
         let (delta, _digest_before) = decode_undo(&undo_bytes)?;
         let txids = block.txids();
-        let (counts, history_rows) = self.history_rows(&block, &txids, -1)?;
+        let (counts, history_rows) = self.history_rows(&block, &txids, false)?;
         let height = block.header.height;
         let parent = block.header.prev_hash;
         self.with_block_trees(|t| {
@@ -613,8 +607,8 @@ impl Store {
             for txid in &txids {
                 t.txindex.remove(&txid.0)?;
             }
-            for (key, _) in &history_rows {
-                t.history.remove(key)?;
+            for address in history_rows.keys() {
+                t.history.remove(&history::row_key(address, height))?;
             }
             for (address, count) in &counts {
                 if *count == 0 {
@@ -872,78 +866,32 @@ impl StoreReader {
         before: Option<HistoryCursor>,
         limit: usize,
     ) -> Result<HistoryPage, StoreError> {
-        let start = history_key(address, 0, 0);
-        let end = match before {
-            Some(c) => history_key(address, c.height, c.index),
-            None => {
-                let mut k = [0xffu8; 32];
-                k[..20].copy_from_slice(&address.0);
-                k
-            }
-        };
-        let range = if before.is_some() {
-            self.trees()?.history.range(start..end)
-        } else {
-            self.trees()?.history.range(start..=end)
-        };
-        let mut items = Vec::with_capacity(limit);
-        for item in range.rev().take(limit.saturating_add(1)) {
-            let (k, v) = item?;
-            let mut r = Reader::new(&k);
-            r.array::<20>()?; // the address
-            let height = u64::from_be_bytes(r.array()?);
-            let index = u32::from_be_bytes(r.array()?);
-            items.push((HistoryCursor { height, index }, Hash::from_slice(&v)?));
-        }
-        let more = items.len() > limit;
-        items.truncate(limit);
-        let next = if more {
-            items.last().map(|(c, _)| *c)
-        } else {
-            None
-        };
-        Ok((items, next))
+        let first = history::row_key(address, 0);
+        let last = history::row_key(address, before.map_or(u64::MAX, |c| c.height));
+        let rows = self.trees()?.history.range(first..=last).rev();
+        history::page(rows, before, limit)
     }
 
-    /// History index rows of a block and the new per-address counts after adding (`sign` 1) or
-    /// removing (`sign` -1) them.
+    /// History index rows of a block (by address, `crate::history`) and the new per-address
+    /// counts after adding (`adding`) or removing them.
     #[allow(clippy::type_complexity)]
     fn history_rows(
         &self,
         block: &Block,
         txids: &[Hash],
-        sign: i64,
-    ) -> Result<(Vec<(Address, u64)>, Vec<([u8; 32], Hash)>), StoreError> {
-        // Cannot overflow: a `Vec<Transaction>` holds at most isize::MAX / 148 elements, and a
-        // delta sums `sign` (1 or -1) over at most two rows per transaction.
-        #[allow(clippy::arithmetic_side_effects)]
-        fn bump(delta: &mut i64, sign: i64) {
-            *delta += sign;
-        }
-        // Cannot overflow: as above.
-        #[allow(clippy::arithmetic_side_effects)]
-        let capacity = block.transactions.len() * 2;
-        let mut rows = Vec::with_capacity(capacity);
-        let mut deltas: std::collections::HashMap<Address, i64> = std::collections::HashMap::new();
-        for (i, (tx, txid)) in block.transactions.iter().zip(txids).enumerate() {
-            let sender = tx.sender();
-            let h = block.header.height;
-            rows.push((history_key(&sender, h, i as u32), *txid));
-            bump(deltas.entry(sender).or_default(), sign);
-            if tx.to != sender {
-                rows.push((history_key(&tx.to, h, i as u32), *txid));
-                bump(deltas.entry(tx.to).or_default(), sign);
-            }
-        }
-        let mut counts = Vec::with_capacity(deltas.len());
-        for (address, d) in deltas {
-            let now = self.tx_count(&address)?;
-            let new = if d >= 0 {
-                now.saturating_add(d.unsigned_abs())
+        adding: bool,
+    ) -> Result<(Vec<(Address, u64)>, BTreeMap<Address, Vec<u8>>), StoreError> {
+        let rows = history::block_rows(block, txids);
+        let mut counts = Vec::with_capacity(rows.len());
+        for (address, row) in &rows {
+            let now = self.tx_count(address)?;
+            let n = history::entry_count(row);
+            let new = if adding {
+                now.saturating_add(n)
             } else {
-                now.saturating_sub(d.unsigned_abs())
+                now.saturating_sub(n)
             };
-            counts.push((address, new));
+            counts.push((*address, new));
         }
         Ok((counts, rows))
     }
@@ -966,6 +914,26 @@ impl StoreReader {
     /// Bytes on disk as sled reports them.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.trees()?.db.size_on_disk()?)
+    }
+
+    /// Checks that the history rows of main-chain block `block` (`hash`) are stored as the
+    /// block says; returns how many there are.
+    fn check_history_rows(&self, block: &Block, hash: &Hash) -> Result<usize, Inconsistency> {
+        let height = block.header.height;
+        let rows = history::block_rows(block, &block.txids());
+        for (address, row) in &rows {
+            let stored = self
+                .trees()?
+                .history
+                .get(history::row_key(address, height))
+                .map_err(StoreError::from)?;
+            if stored.as_deref() != Some(row.as_slice()) {
+                return Err(Inconsistency::Disagreement(format!(
+                    "history row of {address} at height {height} disagrees with block {hash}"
+                )));
+            }
+        }
+        Ok(rows.len())
     }
 
     /// Checks that the tip, the main index, the transaction and history indexes, the accounts
@@ -1019,14 +987,14 @@ impl StoreReader {
                             tx.txid()
                         )));
                     }
-                    let rows = if tx.to == tx.sender() { 1 } else { 2 };
-                    expected_history = expected_history.checked_add(rows).ok_or_else(|| {
-                        Inconsistency::Disagreement("history row count overflows".into())
-                    })?;
                     expected_txs = expected_txs.checked_add(1).ok_or_else(|| {
                         Inconsistency::Disagreement("transaction count overflows".into())
                     })?;
                 }
+                let rows = self.check_history_rows(&block, &hash)?;
+                expected_history = expected_history.checked_add(rows).ok_or_else(|| {
+                    Inconsistency::Disagreement("history row count overflows".into())
+                })?;
             }
             let digest = self.digest_of(&hash)?;
             if digest != Some(StateDigest::of(&state)) {

@@ -230,3 +230,91 @@ fn reopening_waits_for_a_store_being_dropped() {
     dropper.join().expect("dropper");
     assert!(reopened.is_ok(), "{:?}", reopened.err());
 }
+
+/// Every history page of `who`, walked with the cursor.
+fn whole_history(store: &Store, who: &Address) -> Vec<(HistoryCursor, peerchain_ledger::Hash)> {
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = store.history(who, cursor, 5).expect("page");
+        seen.extend(page);
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return seen,
+        }
+    }
+}
+
+/// Store format 2 (one history row per address and block) upgrades a format-1 store, whose
+/// history held one row per address and transaction, when it is opened: the same pages, a
+/// consistent store, and the format recorded. A store of a newer format is refused.
+#[test]
+fn a_format_1_store_is_upgraded_when_opened_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = genesis();
+    let cfg = StoreConfig::new(dir.path().join("db"));
+    let mut b = ChainBuilder::new(g.clone(), 8);
+    let who: Vec<Address> = b.keys.iter().map(|k| k.address()).collect();
+    let before: Vec<_> = {
+        let store = Store::open(&cfg, &g).expect("open");
+        for i in 0..6 {
+            connect(&store, &g, &b.push_transfers(24, i));
+        }
+        who.iter().map(|a| whole_history(&store, a)).collect()
+    };
+    assert!(
+        before.iter().all(|h| h.len() > 10),
+        "a history to page through"
+    );
+    rewrite_as_format(&cfg, 1, |db| {
+        let history = db.open_tree("history").expect("tree");
+        let rows: Vec<_> = history.iter().map(|kv| kv.expect("row")).collect();
+        for (key, row) in rows {
+            history.remove(&key).expect("remove");
+            for entry in row.chunks(36) {
+                let mut v1_key = key.to_vec();
+                v1_key.extend_from_slice(&entry[..4]);
+                history.insert(v1_key, &entry[4..]).expect("insert");
+            }
+        }
+    });
+    {
+        let store = Store::open(&cfg, &g).expect("reopen upgrades");
+        store
+            .verify_consistency(&g)
+            .expect("consistent after the upgrade");
+        let after: Vec<_> = who.iter().map(|a| whole_history(&store, a)).collect();
+        assert_eq!(after, before, "the same history, page by page");
+    }
+    rewrite_as_format(&cfg, 3, |_| {});
+    match Store::open(&cfg, &g) {
+        Err(StoreError::NewerFormat {
+            stored: 3,
+            supported: 2,
+        }) => {}
+        other => panic!("a format-3 store must be refused: {other:?}"),
+    }
+}
+
+/// Opens the store's sled database directly, lets `change` rewrite it, and records `format`.
+fn rewrite_as_format(cfg: &StoreConfig, format: u64, change: impl FnOnce(&sled::Db)) {
+    let db = open_raw(cfg);
+    change(&db);
+    db.open_tree("meta")
+        .expect("meta")
+        .insert(b"format", &format.to_le_bytes())
+        .expect("format");
+    db.flush().expect("flush");
+}
+
+/// The raw database, once the store's file lock is released (sled's flusher lets go within
+/// its 500 ms interval).
+fn open_raw(cfg: &StoreConfig) -> sled::Db {
+    for _ in 0..100 {
+        if let Ok(db) = sled::Config::new().path(&cfg.path).open() {
+            return db;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the store's lock was never released");
+}
