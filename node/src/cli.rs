@@ -27,6 +27,9 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Print the address of a key file.
     Address(AddressArgs),
+    /// Print dev account I's address and secret seed (public test keys, SPEC section 1), and
+    /// write its key file with --out.
+    DevKey(DevKeyArgs),
     /// Sign and send transactions.
     #[command(subcommand)]
     Tx(TxCommand),
@@ -66,7 +69,8 @@ pub struct NodeArgs {
     /// TOML config file with any of the flags below (e.g. `rpc_listen = "127.0.0.1:8710"`).
     #[arg(long, env = "PEERCHAIN_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Genesis file of the network to join [default: ./genesis.json].
+    /// Genesis file of the network to join [default: ./genesis.json; with --dev: the built-in
+    /// dev genesis].
     #[arg(long, env = "PEERCHAIN_GENESIS")]
     pub genesis: Option<PathBuf>,
     /// Data directory (chain store, node key, admin token) [default: ./peerchain-data].
@@ -113,16 +117,27 @@ pub struct NodeArgs {
     /// Discover peers on the LAN with mDNS (useless on loopback).
     #[arg(long, env = "PEERCHAIN_MDNS")]
     pub mdns: bool,
-    /// Development mode: built-in dev genesis with 10 prefunded dev accounts, a temporary data
-    /// directory unless --data-dir is given, and instant or interval mining.
+    /// Development mode: the built-in dev genesis (chain id 7711, --accounts dev accounts with
+    /// --balance each), or the network of --genesis when one is given; a temporary data
+    /// directory unless --data-dir is given; and instant or interval mining (--block-time).
     #[arg(long)]
     pub dev: bool,
+    /// Dev mode: how many dev accounts the built-in dev genesis prefunds (dev account i's key:
+    /// `peerchain dev-key <i>`) [default: 10]. At most 100000: each is derived and written to
+    /// the store when the node starts. Not with --genesis (fund accounts in that file).
+    #[arg(long, value_name = "N", requires = "dev", value_parser = crate::dev::parse_accounts)]
+    pub accounts: Option<u32>,
+    /// Dev mode: the balance of each dev account, in whole units [default: 1000000000000]. All
+    /// balances plus the block rewards must stay below 2^53 units. Not with --genesis.
+    #[arg(long, value_name = "UNITS", requires = "dev")]
+    pub balance: Option<u64>,
     /// JSON file listing testnet node URLs, served to the explorer's testnet view
     /// (`scripts/testnet.sh` writes one).
     #[arg(long, env = "PEERCHAIN_EXPLORER_NODES")]
     pub explorer_nodes: Option<PathBuf>,
-    /// Dev mode block interval in ms; 0 mines a block as soon as a transaction arrives.
-    #[arg(long, requires = "dev")]
+    /// Dev mode block interval in ms; 0 mines a block as soon as a transaction arrives
+    /// [default: 0].
+    #[arg(long, value_name = "MS", requires = "dev")]
     pub block_time: Option<u64>,
     /// TEST ONLY: shift this node's clock by this many milliseconds (negative: behind), to
     /// test clock skew. Its blocks carry the shifted time; blocks of others are judged by it.
@@ -161,6 +176,17 @@ pub struct AddressArgs {
     /// Key file (64 hex digits of the secret seed).
     #[arg(long)]
     pub key: PathBuf,
+}
+
+/// Flags of `peerchain dev-key`.
+#[derive(Debug, Args)]
+pub struct DevKeyArgs {
+    /// Index of the dev account (0, 1, 2, ...).
+    #[arg(value_name = "I")]
+    pub index: u32,
+    /// Also write the key file here (mode 0600; refuses to overwrite), e.g. for `tx send --key`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `peerchain tx ...`.
@@ -226,31 +252,77 @@ pub struct TxSignArgs {
 /// `peerchain genesis ...`.
 #[derive(Debug, Subcommand)]
 pub enum GenesisCommand {
-    /// Write a new genesis file with prefunded dev accounts.
-    New(GenesisNewArgs),
+    /// Write a new genesis file: prefunded dev accounts, and every genesis field (SPEC section
+    /// 4) settable; prints the genesis hash.
+    New(Box<GenesisNewArgs>),
 }
 
-/// Flags of `peerchain genesis new`.
+/// Flags of `peerchain genesis new`: one per genesis field (named like it). The defaults are
+/// those of the example in SPEC section 4, except the initial target, derived from --hashrate.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example: peerchain genesis new --dev-accounts 4 --balance 1000000 --block-time 1000 \\\n  --alloc <address>=5000 --min-fee 2 --out genesis.json"
+)]
 pub struct GenesisNewArgs {
-    /// Number of dev accounts to prefund.
-    #[arg(long, default_value_t = 10)]
+    /// Number of dev accounts 0..N-1 to prefund (keys: `peerchain dev-key <i>`); at most
+    /// 100000.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = crate::dev::parse_accounts)]
     pub dev_accounts: u32,
-    /// Balance of each dev account.
-    #[arg(long, default_value_t = 1_000_000_000_000)]
+    /// Balance of each dev account, in whole units.
+    #[arg(long, value_name = "UNITS", default_value_t = 1_000_000_000_000)]
     pub balance: u64,
-    /// Target block time in ms.
-    #[arg(long, default_value_t = 2000)]
-    pub block_time: u64,
-    /// Chain id.
-    #[arg(long, default_value_t = 7710)]
+    /// Another prefunded account, as ADDRESS=UNITS (40 hex digits, whole units); repeatable.
+    #[arg(long = "alloc", value_name = "ADDRESS=UNITS", value_parser = crate::genesis_new::parse_alloc)]
+    pub allocs: Vec<peerchain_ledger::genesis::Allocation>,
+    /// `chain_id`: the network's id, signed into every transaction (replay protection).
+    #[arg(long, value_name = "ID", default_value_t = 7710)]
     pub chain_id: u64,
-    /// Expected hash rate of the whole network in hashes per second; sets the initial target
-    /// so the first blocks arrive about every block time.
-    #[arg(long, default_value_t = 400_000)]
+    /// `timestamp_ms`: time of the genesis header, in ms since the Unix epoch (the default is
+    /// 2026-01-01T00:00:00Z).
+    #[arg(long, value_name = "MS", default_value_t = 1_767_225_600_000)]
+    pub timestamp_ms: u64,
+    /// `target_block_time_ms`: intended time between blocks, in ms (at least 1).
+    #[arg(
+        long,
+        visible_alias = "target-block-time-ms",
+        value_name = "MS",
+        default_value_t = 2000
+    )]
+    pub block_time: u64,
+    /// `difficulty_half_life_ms`: ASERT half-life in ms, at least the block time: the
+    /// difficulty halves or doubles when blocks run this far behind or ahead of schedule
+    /// [default: 60000, or the block time if longer].
+    #[arg(long, value_name = "MS")]
+    pub difficulty_half_life_ms: Option<u64>,
+    /// Expected hash rate of the whole network in hashes per second; sets `initial_target` so
+    /// the first blocks arrive about every block time (capped at --pow-limit).
+    #[arg(long, value_name = "H/S", default_value_t = 400_000)]
     pub hashrate: u64,
-    /// Output file.
-    #[arg(long)]
+    /// `initial_target`: target of block 1, 64 hex digits (a big-endian 256-bit number; a
+    /// block's hash must be at most it), instead of deriving it from --hashrate.
+    #[arg(long, value_name = "HEX", conflicts_with = "hashrate")]
+    pub initial_target: Option<peerchain_ledger::Target>,
+    /// `pow_limit`: easiest target difficulty adjustment may reach, 64 hex digits
+    /// [default: 0fff...f, 2^252 - 1].
+    #[arg(long, value_name = "HEX")]
+    pub pow_limit: Option<peerchain_ledger::Target>,
+    /// `initial_reward`: block reward of the first halving era, in whole units.
+    #[arg(long, value_name = "UNITS", default_value_t = 1_000_000_000)]
+    pub initial_reward: u64,
+    /// `halving_interval`: blocks per halving era, in blocks (at least 1).
+    #[arg(long, value_name = "BLOCKS", default_value_t = 2_000_000)]
+    pub halving_interval: u64,
+    /// `min_fee`: smallest fee a transaction may pay, in whole units.
+    #[arg(long, value_name = "UNITS", default_value_t = 1)]
+    pub min_fee: u64,
+    /// `max_block_txs`: most transactions in a block, a count (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub max_block_txs: u64,
+    /// `max_future_ms`: how far a block's timestamp may be ahead of a node's clock, in ms.
+    #[arg(long, value_name = "MS", default_value_t = 15_000)]
+    pub max_future_ms: u64,
+    /// Output file (refuses to overwrite).
+    #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
 

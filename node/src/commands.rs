@@ -4,7 +4,6 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use peerchain_ledger::crypto::Keypair;
 use peerchain_ledger::{Address, Transaction};
 use serde_json::Value;
 
@@ -12,7 +11,7 @@ use crate::cli::{
     AddressArgs, AdminArgs, AdminCall, GenesisCommand, KeygenArgs, LogFormat, NodeArgs, OnOff,
     StatusArgs, StatusFormat, TransferArgs, TxCommand,
 };
-use crate::config::{NodeConfig, target_for_hashrate};
+use crate::config::NodeConfig;
 
 /// `peerchain node`: runs until SIGINT or SIGTERM (a second signal exits at once), or until a
 /// part of the node fails: then it logs why and exits with an error.
@@ -91,18 +90,7 @@ async fn print_dev_banner(node: &mut crate::RunningNode, genesis: &peerchain_led
         .unwrap_or_default();
     let mut out = String::new();
     out.push_str("\npeerchain dev node\n==================\n\n");
-    out.push_str(
-        "Dev accounts (PUBLIC TEST KEYS: anyone can spend these; never use them for value)\n\n",
-    );
-    for (i, a) in genesis.allocations.iter().enumerate() {
-        let key = Keypair::dev(i as u32);
-        out.push_str(&format!(
-            "({i}) {}  balance {}\n    secret seed {}\n",
-            a.address,
-            a.balance,
-            hex::encode(key.seed())
-        ));
-    }
+    out.push_str(&crate::dev::banner_accounts(genesis));
     out.push_str(&format!(
         "\nChain id        {}\nGenesis hash    {}\nHTTP API        http://{}/v1/status\nExplorer        http://{}/\nP2P             {}\nAdmin token     {}\nData directory  {}\n",
         genesis.chain_id,
@@ -133,18 +121,8 @@ pub fn address(args: &AddressArgs) -> anyhow::Result<()> {
 
 /// `peerchain genesis ...`.
 pub fn genesis(cmd: GenesisCommand) -> anyhow::Result<()> {
-    let GenesisCommand::New(a) = cmd;
-    let mut g = peerchain_ledger::Genesis::dev(a.dev_accounts, a.balance, a.block_time.max(1));
-    g.chain_id = a.chain_id;
-    g.initial_target = target_for_hashrate(a.hashrate, g.target_block_time_ms).min(g.pow_limit);
-    g.validate()?;
-    if a.out.exists() {
-        bail!("{} exists: refusing to overwrite it", a.out.display());
-    }
-    std::fs::write(&a.out, g.to_json() + "\n")
-        .with_context(|| format!("cannot write {}", a.out.display()))?;
-    println!("{}", g.hash());
-    Ok(())
+    let GenesisCommand::New(args) = cmd;
+    crate::genesis_new::run(&args)
 }
 
 pub(crate) fn client() -> anyhow::Result<reqwest::blocking::Client> {

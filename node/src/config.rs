@@ -194,18 +194,6 @@ pub struct NodeConfig {
     pub clock_offset_ms: i64,
 }
 
-/// The built-in dev network: 10 dev accounts, easy work so blocks are mined at once, and a
-/// difficulty half-life of about 30 years, so "mine 1,000 blocks now" (blocks far faster than
-/// the target time) leaves the difficulty practically unchanged, as a dev chain should.
-pub fn dev_genesis(block_time_ms: u64) -> Genesis {
-    let mut g = Genesis::dev(10, 1_000_000_000_000, block_time_ms.max(1000));
-    g.chain_id = 7711;
-    g.difficulty_half_life_ms = 1_000_000_000_000;
-    g.initial_target = Target(U256::MAX >> 12);
-    g.pow_limit = Target(U256::MAX >> 4);
-    g
-}
-
 /// The initial target for a network expected to hash at `hashrate` per second and produce a
 /// block every `block_time_ms`: work per block = hashrate × block time.
 pub fn target_for_hashrate(hashrate: u64, block_time_ms: u64) -> Target {
@@ -304,44 +292,61 @@ fn read_file_config(path: &Path) -> anyhow::Result<FileConfig> {
 
 type GenesisAndDir = (Genesis, PathBuf, Option<std::sync::Arc<tempfile::TempDir>>);
 
+/// The network and the data directory. A genesis file given by flag, `PEERCHAIN_GENESIS` or the
+/// config file is used in dev mode too (docs/DECISIONS.md, Node); without one, dev mode builds
+/// the dev genesis from `--accounts` and `--balance`.
 fn genesis_and_dir(
     args: &NodeArgs,
     file: &FileConfig,
     dev: Option<DevMode>,
 ) -> anyhow::Result<GenesisAndDir> {
     let data_dir = args.data_dir.clone().or(file.data_dir.clone());
-    if let Some(dev) = dev {
-        let genesis = dev_genesis(if dev.block_time_ms == 0 {
-            2000
-        } else {
-            dev.block_time_ms
-        });
-        return Ok(match data_dir {
-            Some(dir) => (genesis, dir, None),
-            None => {
-                let tmp = tempfile::Builder::new()
-                    .prefix("peerchain-dev-")
-                    .tempdir()
-                    .context("cannot create a temporary data directory")?;
-                (
-                    genesis,
-                    tmp.path().to_owned(),
-                    Some(std::sync::Arc::new(tmp)),
-                )
-            }
-        });
+    let genesis_file = args.genesis.clone().or(file.genesis.clone());
+    let Some(dev) = dev else {
+        let path = genesis_file.unwrap_or_else(|| PathBuf::from("genesis.json"));
+        let data_dir = data_dir.unwrap_or_else(|| PathBuf::from("peerchain-data"));
+        return Ok((Genesis::from_file(&path)?, data_dir, None));
+    };
+    let genesis = match genesis_file {
+        Some(path) => dev_genesis_file(args, &path)?,
+        None => crate::dev::genesis(
+            dev.block_time_ms,
+            args.accounts.unwrap_or(crate::dev::DEFAULT_ACCOUNTS),
+            args.balance.unwrap_or(crate::dev::DEFAULT_BALANCE),
+        )?,
+    };
+    Ok(match data_dir {
+        Some(dir) => (genesis, dir, None),
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix("peerchain-dev-")
+                .tempdir()
+                .context("cannot create a temporary data directory")?;
+            let dir = tmp.path().to_owned();
+            (genesis, dir, Some(std::sync::Arc::new(tmp)))
+        }
+    })
+}
+
+/// A dev node's genesis file, which `--accounts` and `--balance` cannot change.
+fn dev_genesis_file(args: &NodeArgs, path: &Path) -> anyhow::Result<Genesis> {
+    let shaping: Vec<String> = [
+        args.accounts.map(|n| format!("--accounts {n}")),
+        args.balance.map(|b| format!("--balance {b}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !shaping.is_empty() {
+        bail!(
+            "{}: only the built-in dev genesis takes these, but --dev was given the genesis \
+             file {} (by --genesis, PEERCHAIN_GENESIS or the config file); fund accounts in \
+             that file (`peerchain genesis new --dev-accounts N --balance B`), or drop it",
+            shaping.join(" and "),
+            path.display()
+        );
     }
-    let path = args
-        .genesis
-        .clone()
-        .or(file.genesis.clone())
-        .unwrap_or_else(|| PathBuf::from("genesis.json"));
-    let genesis = Genesis::from_file(&path)?;
-    Ok((
-        genesis,
-        data_dir.unwrap_or_else(|| PathBuf::from("peerchain-data")),
-        None,
-    ))
+    Ok(Genesis::from_file(path)?)
 }
 
 fn miner_address(
@@ -407,6 +412,84 @@ mod tests {
         })
         .expect_err("bad address");
         assert!(err.to_string().contains("--rpc-listen"), "{err}");
+    }
+
+    /// `peerchain node ARGS` as clap parses it.
+    fn node_args(argv: &[&str]) -> Result<NodeArgs, clap::Error> {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["peerchain", "node"].iter().chain(argv))?;
+        match cli.command {
+            crate::cli::Command::Node(args) => Ok(*args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dev_accounts_and_balance_shape_the_dev_genesis() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_str().expect("utf-8 path");
+        let args = [
+            "--dev",
+            "--data-dir",
+            data,
+            "--accounts",
+            "25",
+            "--balance",
+            "7",
+        ];
+        let c = NodeConfig::resolve(node_args(&args).expect("parses")).expect("resolves");
+        assert_eq!(c.genesis.allocations.len(), 25);
+        assert!(c.genesis.allocations.iter().all(|a| a.balance == 7));
+        let c = NodeConfig::resolve(node_args(&["--dev", "--data-dir", data]).expect("parses"))
+            .expect("resolves");
+        assert_eq!(
+            c.genesis.allocations.len(),
+            crate::dev::DEFAULT_ACCOUNTS as usize
+        );
+        for flag in [["--accounts", "3"], ["--balance", "7"]] {
+            let err = node_args(&flag).expect_err("needs --dev").to_string();
+            assert!(err.contains(flag[0]) && err.contains("--dev"), "{err}");
+        }
+        let err = node_args(&["--dev", "--accounts", "100001"]).expect_err("too many");
+        assert!(err.to_string().contains("limit of 100000"), "{err}");
+    }
+
+    #[test]
+    fn dev_mode_uses_a_given_genesis_file_and_refuses_to_reshape_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.json");
+        let mut g = Genesis::dev(2, 5, 2000);
+        g.chain_id = 4242;
+        std::fs::write(&path, g.to_json()).expect("write genesis");
+        let file = path.to_str().expect("utf-8 path");
+        let c = NodeConfig::resolve(node_args(&["--dev", "--genesis", file]).expect("parses"))
+            .expect("resolves");
+        assert_eq!(c.genesis, g);
+        assert!(
+            c.temp_dir.is_some(),
+            "a temporary data directory, as in dev mode"
+        );
+        assert!(c.dev.is_some());
+        let args = [
+            "--dev",
+            "--genesis",
+            file,
+            "--accounts",
+            "3",
+            "--balance",
+            "9",
+        ];
+        let err = NodeConfig::resolve(node_args(&args).expect("parses")).expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("--accounts 3 and --balance 9"), "{text}");
+        assert!(text.contains(file), "{text}");
+        // The config file's `genesis` counts as given too.
+        let cfg = dir.path().join("node.toml");
+        std::fs::write(&cfg, format!("genesis = {file:?}\n")).expect("write config");
+        let cfg = cfg.to_str().expect("utf-8 path");
+        let args = ["--dev", "--config", cfg, "--balance", "9"];
+        let err = NodeConfig::resolve(node_args(&args).expect("parses")).expect_err("refused");
+        assert!(err.to_string().contains("--balance 9"), "{err}");
     }
 
     #[test]

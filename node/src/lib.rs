@@ -1,7 +1,8 @@
 //! # peerchain (node)
 //!
 //! The `peerchain` binary: the clap CLI ([`cli`]), configuration with its precedence rules
-//! ([`config`]), key and token files ([`keys`]), the client subcommands ([`commands`]), and the
+//! ([`config`]), key and token files ([`keys`]), dev mode's genesis, banner and keys ([`dev`]),
+//! `genesis new` ([`genesis_new`]), the client subcommands ([`commands`]), and the
 //! assembly and supervision of a running node ([`node`]): store, chain thread
 //! ([`chain_service`]), miner ([`miner`]), network and HTTP API, and the bridges between them
 //! ([`dispatch`], [`outbox`]). The decisions at the node's borders (verdicts, penalties, HTTP
@@ -16,9 +17,11 @@ pub mod chain_service;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dev;
 pub mod dispatch;
 pub mod first_seen;
 pub mod gap;
+pub mod genesis_new;
 pub mod keys;
 pub mod load;
 pub mod miner;
