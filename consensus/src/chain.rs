@@ -400,6 +400,13 @@ impl Chain {
         Ok(self.store.probe_write()?)
     }
 
+    /// Writes the txindex entries of the blocks connected since the last call (readers see
+    /// them already; `Store::write_txindex`). Call it once the blocks are announced: it is
+    /// most of a block's store writes. Returns how many.
+    pub fn write_txindex(&self) -> Result<usize, ChainError> {
+        Ok(self.store.write_txindex()?)
+    }
+
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<(), ChainError> {
         Ok(self.store.flush()?)

@@ -20,6 +20,7 @@ pub mod merkle;
 pub mod sigcache;
 pub mod state;
 pub mod store;
+mod txindex;
 // Test and benchmark helpers, never in a node build: the no-panic lints of Cargo.toml do not
 // apply to them.
 #[allow(

@@ -6,6 +6,9 @@
 //!   over all trees; the tip is written in that same transaction. A process killed at any
 //!   instant reopens with the tip, the indexes and the accounts agreeing
 //!   ([`StoreReader::verify_consistency`] checks this against a replay from genesis).
+//! - The one exception is the txindex of a connected block, written just after the
+//!   transaction ([`Store::write_txindex`]) and visible to readers before that; the store
+//!   catches the tree up when it is opened (`crate::txindex` states the invariant).
 //! - Only main-chain blocks have entries in `main`, `txindex`, `history`, `tx_counts` and `undo`.
 //! - A store created for one genesis refuses to open with another.
 
@@ -23,6 +26,8 @@ use crate::genesis::Genesis;
 use crate::history;
 pub use crate::history::{HistoryCursor, HistoryPage};
 use crate::state::{Account, AccountChange, AccountReader, BlockDelta, StateDigest};
+pub use crate::txindex::TxLocation;
+use crate::txindex::{META_TXINDEX_TIP, PendingIndex, block_entries};
 use crate::types::{Address, Block, BlockHeader, HEADER_LEN, Hash, Reader, Transaction};
 
 /// How a block stands with respect to validation. Consensus decides; the store remembers.
@@ -101,38 +106,6 @@ impl BlockRecord {
     }
 }
 
-/// Where a confirmed transaction sits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TxLocation {
-    /// Block hash.
-    pub block_hash: Hash,
-    /// Block height.
-    pub height: u64,
-    /// Position in the block.
-    pub index: u32,
-}
-
-impl TxLocation {
-    fn encode(&self) -> [u8; 44] {
-        let mut b = [0u8; 44];
-        b[..32].copy_from_slice(&self.block_hash.0);
-        b[32..40].copy_from_slice(&self.height.to_le_bytes());
-        b[40..].copy_from_slice(&self.index.to_le_bytes());
-        b
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(bytes);
-        let loc = TxLocation {
-            block_hash: Hash(r.array()?),
-            height: r.u64()?,
-            index: r.u32()?,
-        };
-        r.finish()?;
-        Ok(loc)
-    }
-}
-
 /// Store settings.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -194,6 +167,8 @@ struct Trees {
     undo: sled::Tree,
     digests: sled::Tree,
     mempool: sled::Tree,
+    /// Txindex entries of connected blocks not written yet (`crate::txindex`).
+    pending_txindex: PendingIndex,
 }
 
 impl Trees {
@@ -210,6 +185,7 @@ impl Trees {
             undo: db.open_tree("undo")?,
             digests: db.open_tree("digests")?,
             mempool: db.open_tree("mempool")?,
+            pending_txindex: PendingIndex::default(),
             db,
         })
     }
@@ -382,6 +358,7 @@ impl Store {
         match trees {
             Ok(trees) => {
                 self.reader.swap(Some(Arc::new(trees)));
+                self.catch_up_txindex()?;
                 Ok(())
             }
             Err(e) => Err(e),
@@ -422,6 +399,7 @@ impl Store {
                     });
                 }
                 store.upgrade_format()?;
+                store.catch_up_txindex()?;
             }
             None => store.init_genesis(genesis)?,
         }
@@ -485,6 +463,7 @@ impl Store {
                     meta.insert(META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
                     meta.insert(META_SEQ, &1u64.to_le_bytes())?;
                     meta.insert(META_TIP, &hash.0)?;
+                    meta.insert(META_TXINDEX_TIP, &hash.0)?;
                     meta.insert(META_GENESIS, &hash.0)?;
                     Ok(())
                 },
@@ -555,14 +534,6 @@ impl Store {
             for c in &delta.changes {
                 write_account(t.accounts, &c.address, &c.after)?;
             }
-            for (i, txid) in txids.iter().enumerate() {
-                let loc = TxLocation {
-                    block_hash: hash,
-                    height,
-                    index: i as u32,
-                };
-                t.txindex.insert(&txid.0, loc.encode().as_slice())?;
-            }
             for (address, row) in &history_rows {
                 t.history
                     .insert(&history::row_key(address, height), row.as_slice())?;
@@ -576,12 +547,80 @@ impl Store {
             t.meta.insert(META_TIP, &hash.0)?;
             Ok(())
         })?;
+        self.trees()?.pending_txindex.add(hash, height, &txids);
         Ok(after)
+    }
+
+    /// Writes the txindex entries of the blocks connected since the last call (readers see
+    /// them meanwhile; `crate::txindex`). Returns how many. The chain calls it once it has
+    /// announced what it connected; [`Store::disconnect_tip`] and [`Store::flush`] call it
+    /// first.
+    pub fn write_txindex(&self) -> Result<usize, StoreError> {
+        let t = self.trees()?;
+        let Some(write) = t.pending_txindex.snapshot() else {
+            return Ok(0);
+        };
+        let mut batch = sled::Batch::default();
+        for (txid, loc) in &write.entries {
+            batch.insert(&txid.0, loc.encode().as_slice());
+        }
+        t.txindex.apply_batch(batch)?;
+        // Written after the entries: sled recovers a prefix of the writes, so the record
+        // never names a block whose entries were lost.
+        t.meta.insert(META_TXINDEX_TIP, &write.last_block.0)?;
+        t.pending_txindex.written(&write);
+        Ok(write.entries.len())
+    }
+
+    /// Indexes the main-chain blocks above the meta record `txindex_tip` (left behind by a
+    /// process killed before [`Store::write_txindex`]), at open. Returns the entries written.
+    fn catch_up_txindex(&self) -> Result<u64, StoreError> {
+        let t = self.trees()?;
+        let tip = self.tip()?;
+        let indexed = match t.meta.get(META_TXINDEX_TIP)? {
+            Some(bytes) => Hash::from_slice(&bytes)?,
+            // Stores from before the record wrote the entries with each block.
+            None => tip,
+        };
+        let from = match self.record(&indexed)? {
+            Some(r) if self.main_hash(r.header.height)? == Some(indexed) => r.header.height,
+            _ => {
+                tracing::warn!(%indexed, "txindex record off the main chain; rebuilding the txindex");
+                t.txindex.clear()?;
+                0
+            }
+        };
+        let tip_height = self.tip_record()?.header.height;
+        let mut written = 0u64;
+        for height in from.saturating_add(1)..=tip_height {
+            let hash = self
+                .main_hash(height)?
+                .ok_or(StoreError::MissingBlock(tip))?;
+            let block = self.block(&hash)?.ok_or(StoreError::MissingBlock(hash))?;
+            let mut batch = sled::Batch::default();
+            for (txid, loc) in block_entries(hash, height, &block.txids()) {
+                batch.insert(&txid.0, loc.encode().as_slice());
+                written = written.saturating_add(1);
+            }
+            t.txindex.apply_batch(batch)?;
+            t.meta.insert(META_TXINDEX_TIP, &hash.0)?;
+        }
+        if written > 0 {
+            tracing::info!(
+                entries = written,
+                from,
+                to = tip_height,
+                "txindex caught up with the tip"
+            );
+        }
+        t.meta.insert(META_TXINDEX_TIP, &tip.0)?;
+        Ok(written)
     }
 
     /// Reverts the tip block through its undo data, making its parent the tip. Returns the
     /// disconnected block and its delta.
     pub fn disconnect_tip(&self) -> Result<(Block, BlockDelta), StoreError> {
+        self.write_txindex()?;
         let hash = self.tip()?;
         let block = self.block(&hash)?.ok_or(StoreError::MissingBlock(hash))?;
         if block.header.height == 0 {
@@ -620,6 +659,7 @@ impl Store {
             t.undo.remove(&hash.0)?;
             t.main.remove(&height.to_be_bytes())?;
             t.meta.insert(META_TIP, &parent.0)?;
+            t.meta.insert(META_TXINDEX_TIP, &parent.0)?;
             Ok(())
         })?;
         Ok((block, delta))
@@ -710,6 +750,7 @@ impl Store {
 
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.write_txindex()?;
         self.trees()?.db.flush()?;
         Ok(())
     }
@@ -811,7 +852,11 @@ impl StoreReader {
 
     /// Where a main-chain transaction is.
     pub fn tx_location(&self, txid: &Hash) -> Result<Option<TxLocation>, StoreError> {
-        match self.trees()?.txindex.get(txid.0)? {
+        let t = self.trees()?;
+        if let Some(loc) = t.pending_txindex.get(txid) {
+            return Ok(Some(loc));
+        }
+        match t.txindex.get(txid.0)? {
             Some(bytes) => Ok(Some(TxLocation::decode(&bytes)?)),
             None => Ok(None),
         }
@@ -1032,7 +1077,8 @@ impl StoreReader {
                 state.len()
             )));
         }
-        if self.trees()?.txindex.len() != expected_txs {
+        let t = self.trees()?;
+        if t.txindex.len().saturating_add(t.pending_txindex.len()) != expected_txs {
             return Err(Inconsistency::Disagreement(
                 "txindex holds entries of blocks off the main chain".into(),
             ));

@@ -291,6 +291,27 @@ impl ChainService {
             self.tick();
             self.publish_events();
             self.publish_snapshot();
+            self.write_behind();
+        }
+    }
+
+    /// Store writes that wait until what changed is announced (events, snapshot, gossip
+    /// verdicts): the txindex entries of connected blocks, and the saved mempool's changes
+    /// every [`MEMPOOL_SAVE_INTERVAL`].
+    fn write_behind(&mut self) {
+        if self.disk_full().is_some() {
+            return;
+        }
+        if let Err(e) = self.chain.write_txindex() {
+            tracing::error!(error = %e, "could not write the txindex; the store catches up when reopened");
+            self.store_write_failed(&e);
+        }
+        if self.clocks.last_mempool_save.elapsed() >= MEMPOOL_SAVE_INTERVAL {
+            if let Err(e) = self.chain.sync_saved_mempool() {
+                tracing::error!(error = %e, "could not save the mempool's changes; will retry");
+                self.store_write_failed(&e);
+            }
+            self.clocks.last_mempool_save = Instant::now();
         }
     }
 
@@ -345,13 +366,6 @@ impl ChainService {
                 Ok(changed) => self.tips_dirty |= changed,
                 Err(e) => tracing::error!(error = %e, "fork choice still fails; retrying"),
             }
-        }
-        if self.clocks.last_mempool_save.elapsed() >= MEMPOOL_SAVE_INTERVAL {
-            if let Err(e) = self.chain.sync_saved_mempool() {
-                tracing::error!(error = %e, "could not save the mempool's changes; will retry");
-                self.store_write_failed(&e);
-            }
-            self.clocks.last_mempool_save = Instant::now();
         }
         if self.clocks.last_expiry.elapsed() >= Duration::from_secs(60) {
             self.chain.expire_mempool(clock_ms(self.clock_offset_ms));
