@@ -139,6 +139,27 @@ function showReorg(r) {
   $("#dismiss").onclick = () => { b.hidden = true; };
 }
 
+// The newest confirmed transactions (at most 10), however many empty blocks came since: walks
+// the main chain down from `first` (a page of /v1/blocks), 100 blocks a request, at most
+// LATEST_TX_SCAN blocks, and reads the transactions of blocks that have any.
+const LATEST_TX_SCAN = 5000;
+async function latestTransactions(first) {
+  const txs = [];
+  let page = first, scanned = 0;
+  while (page && txs.length < 10 && scanned < LATEST_TX_SCAN) {
+    for (const b of page.items || []) {
+      scanned++;
+      if (txs.length >= 10 || !b.tx_count) continue;
+      const t = await api(`/v1/blocks/${b.hash}/transactions?limit=10`).catch(() => ({ items: [] }));
+      for (const x of t.items || []) if (txs.length < 10) txs.push({ ...x, height: b.height });
+    }
+    page = page.next_cursor && txs.length < 10
+      ? await api(`/v1/blocks?limit=100&cursor=${encodeURIComponent(page.next_cursor)}`).catch(() => null)
+      : null;
+  }
+  return { txs, scanned };
+}
+
 // ---------- pages ----------
 async function home() {
   const [st, blocks] = await Promise.all([api("/v1/status"), api("/v1/blocks?limit=50")]);
@@ -149,12 +170,8 @@ async function home() {
   const avg = mined.length > 1 ? span / (mined.length - 1) : null;
   const work = mined.slice(0, -1).reduce((s, b) => s + workOf(b.target), 0n);
   const hashrate = span > 0 ? Number((work * 1000n) / BigInt(span)) : null;
-  const latestTxs = [];
-  for (const b of items.slice(0, 10)) {
-    if (latestTxs.length >= 10 || !b.tx_count) continue;
-    const page = await api(`/v1/blocks/${b.hash}/transactions?limit=10`).catch(() => ({ items: [] }));
-    for (const t of page.items || []) if (latestTxs.length < 10) latestTxs.push({ ...t, height: b.height });
-  }
+  const latest = await latestTransactions(blocks);
+  const latestTxs = latest.txs;
   main.innerHTML = `
     <h1>Chain ${esc(st.chain_id)} <span class="muted mono">${short(st.genesis_hash)}</span></h1>
     <div class="grid">
@@ -170,8 +187,8 @@ async function home() {
     <div class="cols">
       <section><h2>Latest blocks</h2>${table(["Height#", "Hash", "Txs#", "Time"], items.slice(0, 12).map((b) =>
         `<tr><td class="num">${link("block", b.height, num(b.height))}</td><td>${link("block", b.hash, short(b.hash))}</td><td class="num">${num(b.tx_count)}</td><td>${ago(b.timestamp_ms)}</td></tr>`))}</section>
-      <section><h2>Latest transactions</h2><div id="live-txs"></div>${table(["Txid", "Amount#", "Block#"], latestTxs.map((t) =>
-        `<tr><td>${link("tx", t.txid, short(t.txid))}</td><td class="num">${num(t.amount)}</td><td class="num">${link("block", t.height, num(t.height))}</td></tr>`))}</section>
+      <section id="latest-txs"><h2>Latest transactions</h2><div id="live-txs"></div>${table(["Txid", "Amount#", "Block#"], latestTxs.map((t) =>
+        `<tr><td>${link("tx", t.txid, short(t.txid))}</td><td class="num">${num(t.amount)}</td><td class="num">${link("block", t.height, num(t.height))}</td></tr>`))}${latestTxs.length ? "" : `<p class="muted">No transaction in the latest ${num(latest.scanned)} blocks.</p>`}</section>
     </div>`;
   let pending = null;
   onEvent = (kind, data) => {

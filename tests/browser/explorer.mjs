@@ -102,6 +102,21 @@ try {
   await page.waitForFunction(() => document.querySelector("#tip-summary")?.textContent.includes("one tip"), null, { timeout: 20000 });
   await shot("testnet-healed");
 
+  // Latest transactions stay on the home page however many empty blocks follow them (issue 14:
+  // it said "Nothing here yet" once the last transfers were more than 10 blocks back).
+  await waitFor(async () => (await status(A)).mempool_size === 0, "an empty mempool on A");
+  await admin(A, "mine", { blocks: 60 });
+  const top = await (await fetch(`${A}/v1/blocks?limit=12`)).json();
+  expect(top.items.every((b) => b.height === 0 || b.tx_count === 0), "the newest blocks are empty");
+  await page.goto(`${A}/`);
+  await page.waitForSelector("#tip-height");
+  const latestListed = () => [...document.querySelectorAll("section")]
+    .find((s) => s.querySelector("h2")?.textContent === "Latest transactions")
+    ?.querySelectorAll('a[href^="#/tx/"]').length > 0;
+  await page.waitForFunction(latestListed, null, { timeout: 15000 })
+    .catch(() => { throw new Error("expected: the home page lists the latest transactions, 60 empty blocks back"); });
+  await shot("home-latest-txs");
+
   // Phone-width window.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${A}/`);
