@@ -43,6 +43,39 @@ pub enum Command {
     /// Submit signed transfers between dev accounts at a steady rate, then report how many
     /// were sent, accepted and confirmed.
     Load(LoadArgs),
+    /// Run testnet experiments described in a file: nodes, load, faults on a timeline and
+    /// assertions (docs/SCENARIOS.md).
+    #[command(subcommand)]
+    Scenario(ScenarioCommand),
+}
+
+/// `peerchain scenario ...`.
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCommand {
+    /// Start the scenario's nodes, drive its load and timeline, check its assertions and write
+    /// report.json and report.html. Exit status: 0 every assertion passed, 1 one failed (each
+    /// is named on stderr) or a step could not be carried out, 2 the scenario could not run,
+    /// 130 interrupted. Every node it started is stopped on the way out.
+    Run(ScenarioRunArgs),
+}
+
+/// Flags of `peerchain scenario run`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example: peerchain scenario run scenarios/partition-heal.toml --out /tmp/ph"
+)]
+pub struct ScenarioRunArgs {
+    /// The scenario file (TOML; every field in docs/SCENARIOS.md).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Output directory: node data, logs, report.json, report.html; must be new or empty
+    /// [default: scenario-runs/<name>-<unix time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed of the load's choices (recipients, amounts) [default: the file's `seed`, else a
+    /// random one, written in the report].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 /// Log output format.

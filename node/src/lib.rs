@@ -6,7 +6,8 @@
 //! assembly and supervision of a running node ([`node`]): store, chain thread
 //! ([`chain_service`]), miner ([`miner`]), network and HTTP API, and the bridges between them
 //! ([`dispatch`], [`outbox`]). The decisions at the node's borders (verdicts, penalties, HTTP
-//! errors) are plain functions in [`verdict`].
+//! errors) are plain functions in [`verdict`]. The scenario runner ([`scenario`], `peerchain
+//! scenario run`) starts nodes of this executable as processes and drives them over HTTP.
 //!
 //! It owns: process concerns (signals, logging, exit codes) and the wiring between crates.
 //! It must never: implement consensus rules, protocol details or HTTP routes itself; those
@@ -27,6 +28,7 @@ pub mod load;
 pub mod miner;
 pub mod node;
 pub mod outbox;
+pub mod scenario;
 pub mod verdict;
 
 pub use config::{FailPoints, NodeConfig, NodeLimits};

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Status(s) => peerchain::commands::status(&s),
         Command::Admin(a) => peerchain::commands::admin(&a),
         Command::Load(l) => peerchain::load::run(&l),
+        Command::Scenario(s) => return peerchain::scenario::main(&s),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

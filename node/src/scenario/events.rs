@@ -1,0 +1,345 @@
+//! Chain events of every node, from `GET /v1/events?types=block,reorg` (Server-Sent Events):
+//! each block that joined a node's main chain (who mined it, when this node had it) and each
+//! reorg with its exact depth (the blocks it disconnected). `/metrics` has `reorgs_total` and
+//! a `reorg_depth` histogram too, but its buckets are powers of two and its counters restart
+//! with the node; the event stream gives every depth exactly.
+//!
+//! It owns: one reader thread per node, reconnecting while its node is down or restarting,
+//! and a bounded record per node ([`MAX_EVENTS_PER_NODE`], the rest counted as dropped;
+//! lines longer than [`MAX_LINE`] are skipped).
+//! It must never: hold more than those bounds, or keep a node alive: a reader ends when
+//! `stop` is set and its stream closes (the node stopped).
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::timeline::Clock;
+
+/// Most events kept per node.
+pub const MAX_EVENTS_PER_NODE: usize = 50_000;
+/// Longest SSE line read (a reorg event lists every block it moved: 1,000 of them take about
+/// 67 KB).
+pub const MAX_LINE: usize = 256 * 1024;
+
+/// One event of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainEvent {
+    /// When the runner read it, ms on the run's clock.
+    pub t_ms: u64,
+    /// Node index.
+    pub node: usize,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum EventKind {
+    /// A block joined the node's main chain.
+    Block {
+        /// Height.
+        height: u64,
+        /// Hash.
+        hash: String,
+        /// Miner address.
+        miner: String,
+    },
+    /// The node switched branches.
+    Reorg {
+        /// Blocks that left its main chain.
+        depth: u64,
+        /// Height of the common ancestor.
+        fork_height: u64,
+        /// Tip before.
+        old_tip: String,
+        /// Tip after.
+        new_tip: String,
+    },
+    /// The node dropped `missed` events for this reader (it read too slowly).
+    Lagged {
+        /// Events missed.
+        missed: u64,
+    },
+}
+
+/// What one node's reader recorded.
+#[derive(Debug, Clone, Default)]
+pub struct EventLog {
+    /// Events in arrival order.
+    pub events: Vec<ChainEvent>,
+    /// Events not kept because [`MAX_EVENTS_PER_NODE`] were, or unreadable.
+    pub dropped: u64,
+}
+
+/// Starts one reader per node; `urls[i]` is node `i`'s API.
+pub fn spawn(
+    urls: &[String],
+    clock: Clock,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<JoinHandle<EventLog>>> {
+    // No overall timeout: a stream lasts as long as its node.
+    let client = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .connect_timeout(Duration::from_secs(1))
+        .no_proxy()
+        .build()
+        .context("cannot build the event stream client")?;
+    urls.iter()
+        .enumerate()
+        .map(|(node, rpc)| {
+            let (client, stop) = (client.clone(), Arc::clone(stop));
+            let url = format!("{rpc}/v1/events?types=block,reorg");
+            std::thread::Builder::new()
+                .name(format!("scenario-events-{node}"))
+                .spawn(move || read_until_stopped(&client, &url, node, &clock, &stop))
+                .context("cannot start an event reader thread")
+        })
+        .collect()
+}
+
+/// Joins the readers, giving up on those not finished within `limit` (their threads end with
+/// the process); returns every event in time order and the count dropped.
+pub fn join(readers: Vec<JoinHandle<EventLog>>, limit: Duration) -> (Vec<ChainEvent>, u64) {
+    let deadline = Instant::now() + limit;
+    let mut events = Vec::new();
+    let mut dropped = 0;
+    for reader in readers {
+        while !reader.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if reader.is_finished()
+            && let Ok(log) = reader.join()
+        {
+            events.extend(log.events);
+            dropped += log.dropped;
+        }
+    }
+    events.sort_by_key(|e| e.t_ms);
+    (events, dropped)
+}
+
+fn read_until_stopped(
+    client: &reqwest::blocking::Client,
+    url: &str,
+    node: usize,
+    clock: &Clock,
+    stop: &AtomicBool,
+) -> EventLog {
+    let mut log = EventLog::default();
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(resp) = client.get(url).send()
+            && resp.status().is_success()
+        {
+            read_stream(resp, node, clock, &mut log);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    log
+}
+
+/// Reads one stream until it ends or fails.
+fn read_stream(stream: impl Read, node: usize, clock: &Clock, log: &mut EventLog) {
+    let mut reader = BufReader::new(stream);
+    let mut parser = SseParser::default();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let Ok(n) = (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+        else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        if buf.last() != Some(&b'\n') {
+            // Longer than MAX_LINE: skip the rest of the line and the event it belongs to.
+            if skip_line(&mut reader).is_err() {
+                return;
+            }
+            parser.discard();
+            log.dropped += 1;
+            continue;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        if let Some((name, data)) = parser.line(line.trim_end_matches(['\n', '\r'])) {
+            match decode(&name, &data) {
+                Some(kind) if log.events.len() < MAX_EVENTS_PER_NODE => {
+                    log.events.push(ChainEvent {
+                        t_ms: clock.now_ms(),
+                        node,
+                        kind,
+                    })
+                }
+                _ => log.dropped += 1,
+            }
+        }
+    }
+}
+
+fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            reader.consume(i + 1);
+            return Ok(());
+        }
+        let len = buf.len();
+        reader.consume(len);
+    }
+}
+
+/// The SSE wire format, line by line: `event:` and `data:` fields, a blank line ends an
+/// event, `:` starts a comment.
+#[derive(Debug, Default)]
+struct SseParser {
+    event: Option<String>,
+    data: String,
+}
+
+impl SseParser {
+    /// Feeds one line (without its line ending); returns `(event name, data)` when it ends
+    /// an event.
+    fn line(&mut self, line: &str) -> Option<(String, String)> {
+        if line.is_empty() {
+            let event = self.event.take().unwrap_or_else(|| "message".to_owned());
+            let data = std::mem::take(&mut self.data);
+            return (!data.is_empty()).then_some((event, data));
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => {
+                if !self.data.is_empty() {
+                    self.data.push('\n');
+                }
+                if self.data.len() + value.len() <= MAX_LINE {
+                    self.data.push_str(value);
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn discard(&mut self) {
+        self.event = None;
+        self.data.clear();
+    }
+}
+
+/// The event's data as an [`EventKind`]; `None` for other events or unreadable data.
+fn decode(name: &str, data: &str) -> Option<EventKind> {
+    #[derive(Deserialize)]
+    struct BlockData {
+        height: u64,
+        hash: String,
+        miner: String,
+    }
+    #[derive(Deserialize)]
+    struct ReorgData {
+        fork_height: u64,
+        old_tip: String,
+        new_tip: String,
+        disconnected: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct LaggedData {
+        missed: u64,
+    }
+    match name {
+        "block" => {
+            let b: BlockData = serde_json::from_str(data).ok()?;
+            Some(EventKind::Block {
+                height: b.height,
+                hash: b.hash,
+                miner: b.miner,
+            })
+        }
+        "reorg" => {
+            let r: ReorgData = serde_json::from_str(data).ok()?;
+            Some(EventKind::Reorg {
+                depth: r.disconnected.len() as u64,
+                fork_height: r.fork_height,
+                old_tip: r.old_tip,
+                new_tip: r.new_tip,
+            })
+        }
+        "lagged" => {
+            let l: LaggedData = serde_json::from_str(data).ok()?;
+            Some(EventKind::Lagged { missed: l.missed })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_parser_reads_events_and_skips_comments() {
+        let mut p = SseParser::default();
+        assert_eq!(p.line(": keep-alive"), None);
+        assert_eq!(p.line(""), None, "a blank line with no data is no event");
+        assert_eq!(p.line("event: block"), None);
+        assert_eq!(p.line("data: {\"a\":"), None);
+        assert_eq!(p.line("data:1}"), None);
+        assert_eq!(p.line(""), Some(("block".into(), "{\"a\":\n1}".into())));
+        assert_eq!(p.line("data: x"), None);
+        assert_eq!(p.line(""), Some(("message".into(), "x".into())));
+    }
+
+    #[test]
+    fn a_stream_becomes_events_with_exact_reorg_depths() {
+        let stream = "event: block\ndata: {\"hash\":\"aa\",\"height\":5,\"miner\":\"m\",\"tx_count\":0}\n\n\
+                      : comment\n\
+                      event: reorg\ndata: {\"fork_height\":3,\"old_tip\":\"o\",\"new_tip\":\"n\",\"disconnected\":[\"o\",\"p\"],\"connected\":[\"q\",\"r\",\"n\"]}\n\n\
+                      event: tx\ndata: {\"txid\":\"t\"}\n\n";
+        let mut log = EventLog::default();
+        read_stream(stream.as_bytes(), 2, &Clock::start(), &mut log);
+        let kinds: Vec<&EventKind> = log.events.iter().map(|e| &e.kind).collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert!(matches!(kinds[0], EventKind::Block { height: 5, .. }));
+        assert!(matches!(
+            kinds[1],
+            EventKind::Reorg {
+                depth: 2,
+                fork_height: 3,
+                ..
+            }
+        ));
+        assert!(log.events.iter().all(|e| e.node == 2));
+        assert_eq!(log.dropped, 1, "the tx event is not kept");
+    }
+
+    #[test]
+    fn overlong_lines_are_skipped() {
+        let long = "x".repeat(MAX_LINE + 10);
+        let stream =
+            format!("event: block\ndata: {long}\n\nevent: lagged\ndata: {{\"missed\":4}}\n\n");
+        let mut log = EventLog::default();
+        read_stream(stream.as_bytes(), 0, &Clock::start(), &mut log);
+        assert_eq!(log.events.len(), 1);
+        assert!(matches!(
+            log.events[0].kind,
+            EventKind::Lagged { missed: 4 }
+        ));
+    }
+}

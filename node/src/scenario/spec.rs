@@ -1,0 +1,1445 @@
+//! Scenario files: TOML text → typed, validated [`Scenario`].
+//!
+//! It owns: the file format (docs/SCENARIOS.md documents every field), the defaults, and
+//! every check that can be made before a node starts: counts and bounds, node indexes,
+//! the order of the timeline (a node is killed only while running, a partition is healed
+//! only when there is one), the genesis the `[network]` fields describe, and the keys that
+//! are planned but not built yet (refused with "not supported yet").
+//! It must never: start processes, touch the network or read the clock. Errors name the
+//! field (and the line for `[[at]]` and `[[network.node]]` entries) and the value.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::adversary::AdversaryMode;
+use crate::cli::GenesisNewArgs;
+
+/// Most nodes a scenario may start (each is a process with its own store on this machine).
+pub const MAX_NODES: usize = 16;
+/// Longest run, in seconds: bounds the samples kept in memory and in the report.
+pub const MAX_DURATION_S: f64 = 3600.0;
+/// Most transfers a load may send (`tps x duration_s`); each is kept for the report.
+pub const MAX_TRANSFERS: u64 = 200_000;
+/// Most `[[at]]` steps.
+pub const MAX_STEPS: usize = 1000;
+/// Highest `[load] tps`.
+pub const MAX_TPS: u32 = 10_000;
+/// Run time after the last step or the end of the load when `duration_s` is not given.
+pub const DEFAULT_TAIL_S: f64 = 20.0;
+
+/// A parsed and validated scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    /// `name`, or the file's stem.
+    pub name: String,
+    /// `seed` of the file (`--seed` wins over it).
+    pub seed: Option<u64>,
+    /// Length of the run from the moment every initially started node is up, in ms.
+    pub duration_ms: u64,
+    /// `[network]`.
+    pub network: Network,
+    /// `[load]`, if any.
+    pub load: Option<Load>,
+    /// `[[at]]` steps plus the implicit starts of delayed nodes, in time order.
+    pub steps: Vec<Step>,
+    /// `[assert]`.
+    pub assert: Assertions,
+}
+
+/// `[network]`: the nodes and their genesis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Network {
+    /// How many nodes.
+    pub nodes: usize,
+    /// Total hash rate of the network, hashes per second, shared by the nodes' hash shares.
+    pub hashrate: u64,
+    /// The genesis fields.
+    pub genesis: GenesisParams,
+    /// Every node, index `i` at position `i`.
+    pub node: Vec<NodeSpec>,
+}
+
+/// The genesis fields a scenario sets (the rest are `peerchain genesis new`'s defaults).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenesisParams {
+    /// `chain_id`.
+    pub chain_id: u64,
+    /// `target_block_time_ms`.
+    pub block_time_ms: u64,
+    /// `difficulty_half_life_ms` (`None`: `genesis new`'s default).
+    pub difficulty_half_life_ms: Option<u64>,
+    /// `min_fee`.
+    pub min_fee: u64,
+    /// `max_block_txs`.
+    pub max_block_txs: u64,
+    /// `max_future_ms`.
+    pub max_future_ms: u64,
+    /// `initial_reward`.
+    pub initial_reward: u64,
+    /// `halving_interval`.
+    pub halving_interval: u64,
+    /// Dev accounts 0..accounts-1 prefunded.
+    pub accounts: u32,
+    /// Balance of each dev account.
+    pub balance: u64,
+}
+
+/// One node's settings after defaults.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeSpec {
+    /// Its index.
+    pub index: usize,
+    /// Its share of `[network] hashrate`, 0 to 1.
+    pub hash_share: f64,
+    /// Its hash-rate cap (`--mine-hashrate`), hashes per second; 0 when its share is 0.
+    pub hashrate: u64,
+    /// Whether it mines from the start (`--mine`).
+    pub mine: bool,
+    /// Adversary mode at start (`--adversary`), already checked.
+    pub adversary: Option<String>,
+    /// Whether it gets `--allow-adversary` (a start mode or an `adversary` step needs it).
+    pub allow_adversary: bool,
+    /// When it starts, ms after the run starts; 0 for the initial nodes.
+    pub start_ms: u64,
+    /// `--clock-offset-ms`.
+    pub clock_offset_ms: i64,
+}
+
+/// `[load]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Load {
+    /// Transfers per second (the average, for bursts too).
+    pub tps: u32,
+    /// When sending starts, ms after the run starts.
+    pub start_ms: u64,
+    /// How long it sends, ms.
+    pub duration_ms: u64,
+    /// Dev accounts 0..accounts-1 that send.
+    pub accounts: u32,
+    /// How sends are spread over time.
+    pub pattern: Pattern,
+    /// Nodes that receive transfers; sender `s` always uses `nodes[s % len]`.
+    pub nodes: Vec<usize>,
+    /// Fee of each transfer.
+    pub fee: u64,
+    /// After the run, how long to wait for accepted transfers to confirm, ms.
+    pub confirm_timeout_ms: u64,
+}
+
+impl Load {
+    /// Transfers the load sends in all.
+    pub fn total(&self) -> u64 {
+        u64::from(self.tps) * self.duration_ms / 1000
+    }
+
+    /// When the load ends, ms after the run starts.
+    pub fn end_ms(&self) -> u64 {
+        self.start_ms + self.duration_ms
+    }
+}
+
+/// How the load spreads its transfers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Pattern {
+    /// Evenly, sent every 100 ms.
+    Steady,
+    /// All of a period's transfers at once at the start of each period.
+    Bursts {
+        /// The period, ms.
+        period_ms: u64,
+    },
+}
+
+/// A timeline step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// When, ms after the run starts.
+    pub t_ms: u64,
+    /// Line of its `[[at]]` (or `[[network.node]]` for a delayed start) in the file.
+    pub line: usize,
+    /// Where the file gives it: `at[3]`, or `network.node[index = 2].start_s`.
+    pub source: String,
+    /// What it does.
+    pub action: Action,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Every pair of nodes in different groups blocks each other.
+    Partition(Vec<Vec<usize>>),
+    /// Undo the partition.
+    Heal,
+    /// SIGKILL a node.
+    Kill(usize),
+    /// SIGTERM a node and wait for it to exit.
+    Stop(usize),
+    /// Start a node again with the same data directory (or for the first time).
+    Start(usize),
+    /// Turn continuous mining on or off.
+    Mining {
+        /// Node index.
+        node: usize,
+        /// On or off.
+        enabled: bool,
+    },
+    /// Switch an adversary mode on (`Some`) or off.
+    Adversary {
+        /// Node index.
+        node: usize,
+        /// Mode name, or `None` for off.
+        mode: Option<String>,
+    },
+}
+
+impl Action {
+    /// A short description, e.g. `kill 2` or `partition [0, 1] | [2, 3]`.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Partition(groups) => {
+                let parts: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();
+                format!("partition {}", parts.join(" | "))
+            }
+            Action::Heal => "heal".to_owned(),
+            Action::Kill(i) => format!("kill {i}"),
+            Action::Stop(i) => format!("stop {i}"),
+            Action::Start(i) => format!("start {i}"),
+            Action::Mining { node, enabled } => {
+                format!("mining {node} {}", if *enabled { "on" } else { "off" })
+            }
+            Action::Adversary { node, mode } => {
+                format!("adversary {node} {}", mode.as_deref().unwrap_or("off"))
+            }
+        }
+    }
+}
+
+/// `[assert]`: every field optional; only those given are evaluated.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Assertions {
+    /// After the last step, every running node reports the same tip within this many ms.
+    pub converge_within_ms: Option<u64>,
+    /// Every accepted transfer is in the final main chain.
+    pub no_transfer_lost: bool,
+    /// No node reorganises more blocks than this at once.
+    pub max_reorg_depth: Option<u64>,
+    /// Confirmed transfers per second of load at least this.
+    pub min_confirmed_tps: Option<f64>,
+    /// 99th percentile of submit-to-confirmation time at most this many seconds.
+    pub max_p99_confirmation_s: Option<f64>,
+}
+
+/// Why a scenario file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The file could not be read.
+    #[error("cannot read scenario file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, or a field of the wrong type, unknown or missing (the message has the line).
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    /// A field's value breaks a rule.
+    #[error("{}{field} = {value}: {reason}", line_prefix(.line))]
+    Invalid {
+        /// Path of the field, e.g. `at[2].kill`.
+        field: String,
+        /// The value as written.
+        value: String,
+        /// The rule it breaks.
+        reason: String,
+        /// Line in the file, when known.
+        line: Option<usize>,
+    },
+    /// A planned field that is not built yet.
+    #[error(
+        "{}{field}: not supported yet: {what} (see docs/SCENARIOS.md, \"Not built yet\")",
+        line_prefix(.line)
+    )]
+    NotSupported {
+        /// Path of the field.
+        field: String,
+        /// What it would do.
+        what: &'static str,
+        /// Line in the file, when known.
+        line: Option<usize>,
+    },
+}
+
+fn line_prefix(line: &Option<usize>) -> String {
+    line.map(|l| format!("line {l}: ")).unwrap_or_default()
+}
+
+fn invalid(field: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field: field.into(),
+        value: value.to_string(),
+        reason: reason.into(),
+        line: None,
+    }
+}
+
+impl SpecError {
+    fn at_line(mut self, l: usize) -> Self {
+        match &mut self {
+            SpecError::Invalid { line, .. } | SpecError::NotSupported { line, .. } => {
+                line.get_or_insert(l);
+            }
+            SpecError::Read { .. } | SpecError::Toml(_) => {}
+        }
+        self
+    }
+}
+
+// ----- the file as written ------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: Option<String>,
+    seed: Option<u64>,
+    duration_s: Option<f64>,
+    network: RawNetwork,
+    load: Option<RawLoad>,
+    #[serde(default)]
+    at: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    assert: RawAssert,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    nodes: usize,
+    hashrate: Option<u64>,
+    chain_id: Option<u64>,
+    block_time_ms: Option<u64>,
+    difficulty_half_life_ms: Option<u64>,
+    min_fee: Option<u64>,
+    max_block_txs: Option<u64>,
+    max_future_ms: Option<u64>,
+    initial_reward: Option<u64>,
+    halving_interval: Option<u64>,
+    accounts: Option<u32>,
+    balance: Option<u64>,
+    #[serde(default)]
+    node: Vec<Spanned<RawNode>>,
+    // Planned, not built: link faults for the whole network.
+    link: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    index: usize,
+    hash_share: Option<f64>,
+    mine: Option<bool>,
+    adversary: Option<String>,
+    start_s: Option<f64>,
+    clock_offset_ms: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLoad {
+    tps: u32,
+    duration_s: f64,
+    start_s: Option<f64>,
+    accounts: Option<u32>,
+    pattern: Option<String>,
+    burst_period_s: Option<f64>,
+    nodes: Option<Vec<usize>>,
+    fee: Option<u64>,
+    confirm_timeout_s: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    t: f64,
+    partition: Option<Vec<Vec<usize>>>,
+    heal: Option<bool>,
+    kill: Option<usize>,
+    stop: Option<usize>,
+    start: Option<usize>,
+    mining: Option<RawMining>,
+    adversary: Option<RawAdversary>,
+    // Planned, not built.
+    link: Option<toml::Value>,
+    loss: Option<toml::Value>,
+    delay_ms: Option<toml::Value>,
+    bandwidth_kbps: Option<toml::Value>,
+    hash_share: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMining {
+    node: usize,
+    enabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdversary {
+    node: usize,
+    mode: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAssert {
+    converge_within_s: Option<f64>,
+    no_transfer_lost: Option<bool>,
+    max_reorg_depth: Option<u64>,
+    min_confirmed_tps: Option<f64>,
+    max_p99_confirmation_s: Option<f64>,
+    // Planned, not built.
+    max_stale_rate: Option<toml::Value>,
+    adversary_banned_within_s: Option<toml::Value>,
+}
+
+// ----- reading ------------------------------------------------------------------------------
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scenario".to_owned());
+    parse(&text, &stem)
+}
+
+/// Parses and validates scenario text; `default_name` names it when it has no `name`.
+pub fn parse(text: &str, default_name: &str) -> Result<Scenario, SpecError> {
+    let raw: RawFile = toml::from_str(text)?;
+    let lines = LineIndex::new(text);
+    let mut network = network(&raw.network, &lines)?;
+    let load = raw
+        .load
+        .as_ref()
+        .map(|l| load_of(l, &network))
+        .transpose()?;
+    if let Some(l) = &load
+        && l.accounts > network.genesis.accounts
+    {
+        return Err(invalid(
+            "load.accounts",
+            l.accounts,
+            format!(
+                "more senders than the {} dev accounts the genesis funds (network.accounts)",
+                network.genesis.accounts
+            ),
+        ));
+    }
+    let mut steps = Vec::with_capacity(raw.at.len());
+    for (i, s) in raw.at.iter().enumerate() {
+        let line = lines.line_of(s.span().start);
+        let step = step(i, s.get_ref(), network.nodes).map_err(|e| e.at_line(line))?;
+        steps.push(Step {
+            line,
+            source: format!("at[{i}]"),
+            ..step
+        });
+    }
+    if steps.len() > MAX_STEPS {
+        return Err(invalid(
+            "at",
+            format!("{} steps", steps.len()),
+            format!("at most {MAX_STEPS} steps"),
+        ));
+    }
+    for n in &network.node {
+        if n.start_ms > 0 {
+            let line = raw
+                .network
+                .node
+                .iter()
+                .find(|r| r.get_ref().index == n.index)
+                .map_or(0, |r| lines.line_of(r.span().start));
+            steps.push(Step {
+                t_ms: n.start_ms,
+                line,
+                source: format!("network.node[index = {}].start_s", n.index),
+                action: Action::Start(n.index),
+            });
+        }
+    }
+    // Stable: steps at the same time keep their order in the file.
+    steps.sort_by_key(|s| s.t_ms);
+    check_timeline(&steps, &network)?;
+    allow_adversaries(&steps, &mut network);
+    let assert = assertions(&raw.assert, load.is_some())?;
+    let duration_ms = duration(raw.duration_s, &steps, load.as_ref(), &assert)?;
+    Ok(Scenario {
+        name: raw.name.clone().unwrap_or_else(|| default_name.to_owned()),
+        seed: raw.seed,
+        duration_ms,
+        network,
+        load,
+        steps,
+        assert,
+    })
+}
+
+/// Byte offsets of line starts, to turn a span into a 1-based line number.
+struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex(starts)
+    }
+
+    fn line_of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&start| start <= offset).max(1)
+    }
+}
+
+/// Seconds as written → milliseconds, refusing NaN, negatives and values above `max_s`.
+fn millis(field: &str, seconds: f64, max_s: f64) -> Result<u64, SpecError> {
+    if !seconds.is_finite() || seconds < 0.0 || seconds > max_s {
+        return Err(invalid(
+            field,
+            seconds,
+            format!("must be a number of seconds from 0 to {max_s}"),
+        ));
+    }
+    // In range: 0..=3.6e6 ms fits in u64 exactly.
+    Ok((seconds * 1000.0).round() as u64)
+}
+
+fn positive_millis(field: &str, seconds: f64, max_s: f64) -> Result<u64, SpecError> {
+    let ms = millis(field, seconds, max_s)?;
+    if ms == 0 {
+        return Err(invalid(field, seconds, "must be more than 0 seconds"));
+    }
+    Ok(ms)
+}
+
+fn index(field: &str, i: usize, nodes: usize) -> Result<usize, SpecError> {
+    if i >= nodes {
+        return Err(invalid(
+            field,
+            i,
+            format!(
+                "no such node: the network has {nodes} (0..={})",
+                nodes.saturating_sub(1)
+            ),
+        ));
+    }
+    Ok(i)
+}
+
+fn not_supported(
+    field: &str,
+    value: &Option<toml::Value>,
+    what: &'static str,
+) -> Result<(), SpecError> {
+    match value {
+        Some(_) => Err(SpecError::NotSupported {
+            field: field.to_owned(),
+            what,
+            line: None,
+        }),
+        None => Ok(()),
+    }
+}
+
+// ----- [network] ----------------------------------------------------------------------------
+
+fn network(raw: &RawNetwork, lines: &LineIndex) -> Result<Network, SpecError> {
+    not_supported(
+        "network.link",
+        &raw.link,
+        "link faults (delay, loss, bandwidth)",
+    )?;
+    let nodes = raw.nodes;
+    if !(1..=MAX_NODES).contains(&nodes) {
+        return Err(invalid(
+            "network.nodes",
+            nodes,
+            format!("must be 1 to {MAX_NODES}"),
+        ));
+    }
+    let hashrate = raw.hashrate.unwrap_or(100_000);
+    if hashrate == 0 {
+        return Err(invalid(
+            "network.hashrate",
+            0,
+            "must be at least 1 hash per second",
+        ));
+    }
+    let genesis = genesis_params(raw)?;
+    let mut node: Vec<NodeSpec> = (0..nodes).map(default_node).collect();
+    let mut seen = BTreeSet::new();
+    let mut explicit_share = vec![None; nodes];
+    for r in &raw.node {
+        let line = lines.line_of(r.span().start);
+        let n = r.get_ref();
+        let i = index("network.node.index", n.index, nodes).map_err(|e| e.at_line(line))?;
+        if !seen.insert(i) {
+            return Err(invalid("network.node.index", i, "given twice").at_line(line));
+        }
+        let field = |name: &str| format!("network.node[index = {i}].{name}");
+        override_node(&mut node[i], n, &field).map_err(|e| e.at_line(line))?;
+        explicit_share[i] = n.hash_share;
+    }
+    shares(&mut node, &explicit_share, hashrate)?;
+    build_genesis(&genesis, hashrate)?;
+    Ok(Network {
+        nodes,
+        hashrate,
+        genesis,
+        node,
+    })
+}
+
+fn default_node(index: usize) -> NodeSpec {
+    NodeSpec {
+        index,
+        hash_share: 0.0,
+        hashrate: 0,
+        mine: true,
+        adversary: None,
+        allow_adversary: false,
+        start_ms: 0,
+        clock_offset_ms: 0,
+    }
+}
+
+fn override_node(
+    node: &mut NodeSpec,
+    raw: &RawNode,
+    field: &dyn Fn(&str) -> String,
+) -> Result<(), SpecError> {
+    if let Some(share) = raw.hash_share
+        && !(share.is_finite() && (0.0..=1.0).contains(&share))
+    {
+        return Err(invalid(field("hash_share"), share, "must be from 0 to 1"));
+    }
+    if let Some(mine) = raw.mine {
+        node.mine = mine;
+    }
+    if let Some(mode) = &raw.adversary {
+        mode.parse::<AdversaryMode>()
+            .map_err(|e| invalid(field("adversary"), format!("{mode:?}"), e))?;
+        node.adversary = Some(mode.clone());
+        node.allow_adversary = true;
+    }
+    if let Some(s) = raw.start_s {
+        node.start_ms = millis(&field("start_s"), s, MAX_DURATION_S)?;
+        if node.index == 0 && node.start_ms > 0 {
+            return Err(invalid(
+                field("start_s"),
+                s,
+                "node 0 is the bootnode and starts first",
+            ));
+        }
+    }
+    if let Some(offset) = raw.clock_offset_ms {
+        node.clock_offset_ms = offset;
+    }
+    Ok(())
+}
+
+/// Nodes with an explicit `hash_share` get it; the rest of 1 is split evenly among the other
+/// nodes that mine. Each node's cap is its share of `hashrate`.
+fn shares(node: &mut [NodeSpec], explicit: &[Option<f64>], hashrate: u64) -> Result<(), SpecError> {
+    let given: f64 = explicit.iter().flatten().sum();
+    if given > 1.0 + 1e-9 {
+        return Err(invalid(
+            "network.node.hash_share",
+            format!("{given} in all"),
+            "the hash shares add up to more than 1",
+        ));
+    }
+    let rest: Vec<usize> = node
+        .iter()
+        .filter(|n| explicit[n.index].is_none() && n.mine)
+        .map(|n| n.index)
+        .collect();
+    let each = if rest.is_empty() {
+        0.0
+    } else {
+        (1.0 - given).max(0.0) / rest.len() as f64
+    };
+    for n in node.iter_mut() {
+        n.hash_share =
+            explicit[n.index].unwrap_or(if rest.contains(&n.index) { each } else { 0.0 });
+        // share in 0..=1 and hashrate a u64: the product fits.
+        n.hashrate = (n.hash_share * hashrate as f64).round() as u64;
+        if n.hash_share > 0.0 && n.hashrate == 0 {
+            n.hashrate = 1;
+        }
+        if n.mine && n.hashrate == 0 {
+            return Err(invalid(
+                format!("network.node[index = {}].hash_share", n.index),
+                n.hash_share,
+                "a node that mines needs a share above 0 (or set mine = false)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn genesis_params(raw: &RawNetwork) -> Result<GenesisParams, SpecError> {
+    let block_time_ms = raw.block_time_ms.unwrap_or(1000);
+    if block_time_ms == 0 {
+        return Err(invalid("network.block_time_ms", 0, "must be at least 1 ms"));
+    }
+    let accounts = raw.accounts.unwrap_or(16);
+    crate::dev::parse_accounts(&accounts.to_string())
+        .map_err(|e| invalid("network.accounts", accounts, e))?;
+    Ok(GenesisParams {
+        chain_id: raw.chain_id.unwrap_or(7710),
+        block_time_ms,
+        difficulty_half_life_ms: raw.difficulty_half_life_ms,
+        min_fee: raw.min_fee.unwrap_or(1),
+        max_block_txs: raw.max_block_txs.unwrap_or(20_000),
+        max_future_ms: raw.max_future_ms.unwrap_or(15_000),
+        initial_reward: raw.initial_reward.unwrap_or(1_000_000_000),
+        halving_interval: raw.halving_interval.unwrap_or(2_000_000),
+        accounts,
+        balance: raw.balance.unwrap_or(1_000_000_000),
+    })
+}
+
+/// The `genesis new` options for these fields, `out` left empty.
+pub fn genesis_args(g: &GenesisParams, hashrate: u64) -> GenesisNewArgs {
+    GenesisNewArgs {
+        dev_accounts: g.accounts,
+        balance: g.balance,
+        allocs: Vec::new(),
+        chain_id: g.chain_id,
+        timestamp_ms: 1_767_225_600_000,
+        block_time: g.block_time_ms,
+        difficulty_half_life_ms: g.difficulty_half_life_ms,
+        hashrate,
+        initial_target: None,
+        pow_limit: None,
+        initial_reward: g.initial_reward,
+        halving_interval: g.halving_interval,
+        min_fee: g.min_fee,
+        max_block_txs: g.max_block_txs,
+        max_future_ms: g.max_future_ms,
+        out: PathBuf::new(),
+    }
+}
+
+/// Builds the genesis the fields describe, so a bad one is refused before any node starts.
+pub fn build_genesis(
+    g: &GenesisParams,
+    hashrate: u64,
+) -> Result<peerchain_ledger::Genesis, SpecError> {
+    crate::genesis_new::build(&genesis_args(g, hashrate)).map_err(|e| {
+        invalid(
+            "network",
+            "(the genesis fields)",
+            format!(
+                "they describe an invalid genesis ({e:#}); the scenario fields are named like \
+                 the options of `peerchain genesis new` (accounts = --dev-accounts)"
+            ),
+        )
+    })
+}
+
+// ----- [load] -------------------------------------------------------------------------------
+
+fn load_of(raw: &RawLoad, network: &Network) -> Result<Load, SpecError> {
+    if !(1..=MAX_TPS).contains(&raw.tps) {
+        return Err(invalid(
+            "load.tps",
+            raw.tps,
+            format!("must be 1 to {MAX_TPS}"),
+        ));
+    }
+    let duration_ms = positive_millis("load.duration_s", raw.duration_s, MAX_DURATION_S)?;
+    let start_ms = millis("load.start_s", raw.start_s.unwrap_or(0.0), MAX_DURATION_S)?;
+    let accounts = raw.accounts.unwrap_or(8);
+    if accounts == 0 {
+        return Err(invalid("load.accounts", 0, "at least 1 sending account"));
+    }
+    let pattern = pattern(raw)?;
+    let nodes = match &raw.nodes {
+        None => (0..network.nodes).collect(),
+        Some(list) if list.is_empty() => {
+            return Err(invalid("load.nodes", "[]", "name at least one node"));
+        }
+        Some(list) => list
+            .iter()
+            .map(|&i| index("load.nodes", i, network.nodes))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let fee = raw.fee.unwrap_or(network.genesis.min_fee);
+    if fee < network.genesis.min_fee {
+        return Err(invalid(
+            "load.fee",
+            fee,
+            format!("below the network's min_fee {}", network.genesis.min_fee),
+        ));
+    }
+    let confirm_timeout_ms = millis(
+        "load.confirm_timeout_s",
+        raw.confirm_timeout_s.unwrap_or(30.0),
+        MAX_DURATION_S,
+    )?;
+    let load = Load {
+        tps: raw.tps,
+        start_ms,
+        duration_ms,
+        accounts,
+        pattern,
+        nodes,
+        fee,
+        confirm_timeout_ms,
+    };
+    if load.total() > MAX_TRANSFERS {
+        return Err(invalid(
+            "load.tps x load.duration_s",
+            load.total(),
+            format!("at most {MAX_TRANSFERS} transfers (each is kept for the report)"),
+        ));
+    }
+    Ok(load)
+}
+
+fn pattern(raw: &RawLoad) -> Result<Pattern, SpecError> {
+    match raw.pattern.as_deref().unwrap_or("steady") {
+        "steady" => Ok(Pattern::Steady),
+        "bursts" => Ok(Pattern::Bursts {
+            period_ms: positive_millis(
+                "load.burst_period_s",
+                raw.burst_period_s.unwrap_or(5.0),
+                MAX_DURATION_S,
+            )?,
+        }),
+        other => Err(invalid(
+            "load.pattern",
+            format!("{other:?}"),
+            "must be \"steady\" or \"bursts\"",
+        )),
+    }
+}
+
+// ----- [[at]] -------------------------------------------------------------------------------
+
+fn step(i: usize, raw: &RawStep, nodes: usize) -> Result<Step, SpecError> {
+    let f = |name: &str| format!("at[{i}].{name}");
+    not_supported(
+        &f("link"),
+        &raw.link,
+        "link faults (delay, loss, bandwidth)",
+    )?;
+    not_supported(
+        &f("loss"),
+        &raw.loss,
+        "link faults (delay, loss, bandwidth)",
+    )?;
+    not_supported(
+        &f("delay_ms"),
+        &raw.delay_ms,
+        "link faults (delay, loss, bandwidth)",
+    )?;
+    not_supported(
+        &f("bandwidth_kbps"),
+        &raw.bandwidth_kbps,
+        "link faults (delay, loss, bandwidth)",
+    )?;
+    not_supported(
+        &f("hash_share"),
+        &raw.hash_share,
+        "hash share changes on the timeline",
+    )?;
+    let t_ms = millis(&f("t"), raw.t, MAX_DURATION_S)?;
+    let mut actions = Vec::new();
+    if let Some(groups) = &raw.partition {
+        actions.push((
+            "partition",
+            Action::Partition(partition(&f("partition"), groups, nodes)?),
+        ));
+    }
+    if let Some(heal) = raw.heal {
+        if !heal {
+            return Err(invalid(
+                f("heal"),
+                false,
+                "write `heal = true` or leave it out",
+            ));
+        }
+        actions.push(("heal", Action::Heal));
+    }
+    if let Some(n) = raw.kill {
+        actions.push(("kill", Action::Kill(index(&f("kill"), n, nodes)?)));
+    }
+    if let Some(n) = raw.stop {
+        actions.push(("stop", Action::Stop(index(&f("stop"), n, nodes)?)));
+    }
+    if let Some(n) = raw.start {
+        actions.push(("start", Action::Start(index(&f("start"), n, nodes)?)));
+    }
+    if let Some(m) = &raw.mining {
+        let node = index(&f("mining.node"), m.node, nodes)?;
+        actions.push((
+            "mining",
+            Action::Mining {
+                node,
+                enabled: m.enabled,
+            },
+        ));
+    }
+    if let Some(a) = &raw.adversary {
+        actions.push(("adversary", adversary_step(&f("adversary"), a, nodes)?));
+    }
+    match actions.len() {
+        1 => Ok(Step {
+            t_ms,
+            line: 0,
+            source: String::new(),
+            action: actions.remove(0).1,
+        }),
+        0 => Err(invalid(
+            format!("at[{i}]"),
+            format!("t = {}", raw.t),
+            "no action: give one of partition, heal, kill, stop, start, mining, adversary",
+        )),
+        _ => {
+            let names: Vec<&str> = actions.iter().map(|(n, _)| *n).collect();
+            Err(invalid(
+                format!("at[{i}]"),
+                names.join(" and "),
+                "a step holds exactly one action: write one [[at]] per action",
+            ))
+        }
+    }
+}
+
+fn partition(
+    field: &str,
+    groups: &[Vec<usize>],
+    nodes: usize,
+) -> Result<Vec<Vec<usize>>, SpecError> {
+    if groups.len() < 2 || groups.iter().any(Vec::is_empty) {
+        return Err(invalid(
+            field,
+            format!("{groups:?}"),
+            "give at least two non-empty groups, e.g. [[0, 1], [2, 3]]",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for &n in groups.iter().flatten() {
+        index(field, n, nodes)?;
+        if !seen.insert(n) {
+            return Err(invalid(
+                field,
+                format!("{groups:?}"),
+                format!("node {n} is in more than one group"),
+            ));
+        }
+    }
+    Ok(groups.to_vec())
+}
+
+fn adversary_step(field: &str, raw: &RawAdversary, nodes: usize) -> Result<Action, SpecError> {
+    let node = index(&format!("{field}.node"), raw.node, nodes)?;
+    if raw.mode == "off" {
+        return Ok(Action::Adversary { node, mode: None });
+    }
+    let mode: AdversaryMode = raw
+        .mode
+        .parse()
+        .map_err(|e| invalid(format!("{field}.mode"), format!("{:?}", raw.mode), e))?;
+    if mode.network().is_some() {
+        return Err(invalid(
+            format!("{field}.mode"),
+            format!("{:?}", raw.mode),
+            "a network-level mode can only be chosen at start: set it in [[network.node]] adversary",
+        ));
+    }
+    Ok(Action::Adversary {
+        node,
+        mode: Some(raw.mode.clone()),
+    })
+}
+
+/// Walks the steps in time order and refuses those that cannot happen: killing, stopping or
+/// switching a node that is not running, starting one that is, healing without a partition,
+/// partitioning twice, turning on mining on a node with no hash share.
+fn check_timeline(steps: &[Step], network: &Network) -> Result<(), SpecError> {
+    let mut running: Vec<bool> = network.node.iter().map(|n| n.start_ms == 0).collect();
+    let mut partitioned = false;
+    for s in steps {
+        let fail = |value: String, reason: String| {
+            let reason = format!("{reason} (t = {} s)", s.t_ms as f64 / 1000.0);
+            Err(invalid(s.source.clone(), value, reason).at_line(s.line))
+        };
+        let what = s.action.describe();
+        match &s.action {
+            Action::Partition(_) if partitioned => {
+                return fail(what, "a partition is in place: heal it first".into());
+            }
+            Action::Partition(_) => partitioned = true,
+            Action::Heal if !partitioned => {
+                return fail(what, "there is no partition to heal".into());
+            }
+            Action::Heal => partitioned = false,
+            Action::Kill(i) | Action::Stop(i) => {
+                if !running[*i] {
+                    return fail(what, format!("node {i} is not running then"));
+                }
+                running[*i] = false;
+            }
+            Action::Start(i) => {
+                if running[*i] {
+                    return fail(what, format!("node {i} is already running then"));
+                }
+                running[*i] = true;
+            }
+            Action::Mining { node, enabled } => {
+                if !running[*node] {
+                    return fail(what, format!("node {node} is not running then"));
+                }
+                if *enabled && network.node[*node].hashrate == 0 {
+                    return fail(
+                        what,
+                        format!(
+                            "node {node} has hash_share 0: give it a share in [[network.node]]"
+                        ),
+                    );
+                }
+            }
+            Action::Adversary { node, .. } => {
+                if !running[*node] {
+                    return fail(what, format!("node {node} is not running then"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A node switched into an adversary mode on the timeline needs `--allow-adversary`.
+fn allow_adversaries(steps: &[Step], network: &mut Network) {
+    for s in steps {
+        if let Action::Adversary { node, .. } = s.action {
+            network.node[node].allow_adversary = true;
+        }
+    }
+}
+
+// ----- [assert] and the run's length -----------------------------------------------------
+
+fn assertions(raw: &RawAssert, has_load: bool) -> Result<Assertions, SpecError> {
+    not_supported(
+        "assert.max_stale_rate",
+        &raw.max_stale_rate,
+        "stale-block rates",
+    )?;
+    not_supported(
+        "assert.adversary_banned_within_s",
+        &raw.adversary_banned_within_s,
+        "ban checks",
+    )?;
+    let converge_within_ms = raw
+        .converge_within_s
+        .map(|s| positive_millis("assert.converge_within_s", s, MAX_DURATION_S))
+        .transpose()?;
+    let needs_load = |field: &str| {
+        if has_load {
+            Ok(())
+        } else {
+            Err(invalid(field, "(set)", "needs a [load] section"))
+        }
+    };
+    let no_transfer_lost = raw.no_transfer_lost.unwrap_or(false);
+    if no_transfer_lost {
+        needs_load("assert.no_transfer_lost")?;
+    }
+    if let Some(tps) = raw.min_confirmed_tps {
+        needs_load("assert.min_confirmed_tps")?;
+        if !tps.is_finite() || tps < 0.0 {
+            return Err(invalid(
+                "assert.min_confirmed_tps",
+                tps,
+                "must be 0 or more",
+            ));
+        }
+    }
+    if let Some(p99) = raw.max_p99_confirmation_s {
+        needs_load("assert.max_p99_confirmation_s")?;
+        if !p99.is_finite() || p99 <= 0.0 {
+            return Err(invalid(
+                "assert.max_p99_confirmation_s",
+                p99,
+                "must be more than 0",
+            ));
+        }
+    }
+    Ok(Assertions {
+        converge_within_ms,
+        no_transfer_lost,
+        max_reorg_depth: raw.max_reorg_depth,
+        min_confirmed_tps: raw.min_confirmed_tps,
+        max_p99_confirmation_s: raw.max_p99_confirmation_s,
+    })
+}
+
+/// `duration_s`, or enough to cover the steps, the load and the convergence window plus
+/// [`DEFAULT_TAIL_S`]; a given `duration_s` must cover them.
+fn duration(
+    given: Option<f64>,
+    steps: &[Step],
+    load: Option<&Load>,
+    assert: &Assertions,
+) -> Result<u64, SpecError> {
+    let last_step = steps.last().map_or(0, |s| s.t_ms);
+    let needed = (last_step + assert.converge_within_ms.unwrap_or(0))
+        .max(last_step)
+        .max(load.map_or(0, Load::end_ms));
+    let Some(seconds) = given else {
+        let tail = (DEFAULT_TAIL_S * 1000.0) as u64;
+        let wanted = needed
+            .max(last_step + tail)
+            .max(load.map_or(0, |l| l.end_ms() + tail));
+        return Ok(wanted.min((MAX_DURATION_S * 1000.0) as u64).max(needed));
+    };
+    let ms = positive_millis("duration_s", seconds, MAX_DURATION_S)?;
+    if ms < needed {
+        return Err(invalid(
+            "duration_s",
+            seconds,
+            format!(
+                "ends before the scenario does: the last step, the load and the convergence \
+                 window need {} s",
+                needed as f64 / 1000.0
+            ),
+        ));
+    }
+    Ok(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "demo"
+seed = 7
+
+[network]
+nodes = 4
+block_time_ms = 1000
+hashrate = 40000
+min_fee = 2
+
+[[network.node]]
+index = 3
+hash_share = 0.4
+adversary = "selfish"
+
+[[network.node]]
+index = 2
+start_s = 5
+
+[load]
+tps = 20
+duration_s = 30
+accounts = 6
+nodes = [0, 1]
+
+[[at]]
+t = 10
+partition = [[0, 1], [2, 3]]
+
+[[at]]
+t = 20
+heal = true
+
+[[at]]
+t = 25
+kill = 1
+
+[[at]]
+t = 30
+start = 1
+
+[[at]]
+t = 31
+adversary = { node = 3, mode = "off" }
+
+[assert]
+converge_within_s = 15
+no_transfer_lost = true
+max_reorg_depth = 6
+"#;
+
+    fn err(text: &str) -> String {
+        parse(text, "x").expect_err("must be refused").to_string()
+    }
+
+    /// GOOD with `from` replaced by `to` (which must occur).
+    fn good_with(from: &str, to: &str) -> String {
+        assert!(GOOD.contains(from), "{from}");
+        GOOD.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn a_good_file_parses_with_defaults_and_shares() {
+        let s = parse(GOOD, "x").expect("valid");
+        assert_eq!(s.name, "demo");
+        assert_eq!(s.seed, Some(7));
+        assert_eq!(s.network.nodes, 4);
+        assert_eq!(s.network.genesis.min_fee, 2);
+        assert_eq!(s.network.genesis.accounts, 16);
+        let n = &s.network.node;
+        assert!((n[3].hash_share - 0.4).abs() < 1e-9);
+        assert_eq!(n[3].hashrate, 16_000);
+        assert_eq!(n[0].hashrate, 8_000, "the rest split evenly");
+        assert!(
+            n[3].allow_adversary,
+            "start mode and step need --allow-adversary"
+        );
+        assert_eq!(n[2].start_ms, 5000);
+        let load = s.load.as_ref().expect("load");
+        assert_eq!((load.tps, load.accounts, load.fee), (20, 6, 2));
+        assert_eq!(load.nodes, vec![0, 1]);
+        assert_eq!(load.total(), 600);
+        let actions: Vec<String> = s.steps.iter().map(|s| s.action.describe()).collect();
+        assert_eq!(
+            actions,
+            [
+                "start 2",
+                "partition [0, 1] | [2, 3]",
+                "heal",
+                "kill 1",
+                "start 1",
+                "adversary 3 off"
+            ]
+        );
+        assert_eq!(s.steps[1].line, 26, "the line of its [[at]]");
+        assert_eq!(s.steps[0].line, 16, "the line of its [[network.node]]");
+        assert_eq!(s.assert.converge_within_ms, Some(15_000));
+        // Last step 31 s + 15 s window, or load end 30 s + 20 s tail: 51 s.
+        assert_eq!(s.duration_ms, 51_000);
+    }
+
+    #[test]
+    fn the_smallest_file_is_one_node() {
+        let s = parse("[network]\nnodes = 1\n", "tiny").expect("valid");
+        assert_eq!(s.name, "tiny");
+        assert_eq!(s.network.node[0].hashrate, 100_000);
+        assert_eq!(s.duration_ms, 20_000);
+        assert!(s.load.is_none() && s.steps.is_empty());
+    }
+
+    #[test]
+    fn toml_errors_name_the_line_and_field() {
+        let e = err("[network]\nnodes = 4\nspeed = 3\n");
+        assert!(
+            e.contains("line 3") && e.contains("unknown field `speed`"),
+            "{e}"
+        );
+        let e = err("[network]\nnodes = \"four\"\n");
+        assert!(e.contains("line 2") && e.contains("nodes"), "{e}");
+        let e = err("[load]\ntps = 1\nduration_s = 1\n");
+        assert!(e.contains("missing field `network`"), "{e}");
+        let e = err(&good_with("kill = 1", "kill = -1"));
+        assert!(e.contains("line 36"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_field_value_and_rule() {
+        let cases = [
+            (
+                "nodes = 4",
+                "nodes = 17",
+                "network.nodes = 17: must be 1 to 16",
+            ),
+            ("nodes = 4", "nodes = 0", "network.nodes = 0"),
+            ("hashrate = 40000", "hashrate = 0", "network.hashrate = 0"),
+            (
+                "block_time_ms = 1000",
+                "block_time_ms = 0",
+                "network.block_time_ms = 0",
+            ),
+            (
+                "hash_share = 0.4",
+                "hash_share = 1.5",
+                "network.node[index = 3].hash_share = 1.5",
+            ),
+            (
+                "index = 3",
+                "index = 9",
+                "network.node.index = 9: no such node",
+            ),
+            (
+                "index = 2",
+                "index = 3",
+                "network.node.index = 3: given twice",
+            ),
+            (
+                "\"selfish\"",
+                "\"sneaky\"",
+                "network.node[index = 3].adversary = \"sneaky\": unknown adversary mode",
+            ),
+            ("tps = 20", "tps = 0", "load.tps = 0"),
+            (
+                "accounts = 6",
+                "accounts = 17",
+                "load.accounts = 17: more senders",
+            ),
+            ("nodes = [0, 1]", "nodes = [0, 7]", "load.nodes = 7"),
+            ("duration_s = 30", "duration_s = -1", "load.duration_s = -1"),
+            ("t = 10", "t = -3", "at[0].t = -3"),
+            ("kill = 1", "kill = 4", "at[2].kill = 4: no such node"),
+            (
+                "[[0, 1], [2, 3]]",
+                "[[0, 1], [1, 3]]",
+                "node 1 is in more than one group",
+            ),
+            (
+                "[[0, 1], [2, 3]]",
+                "[[0, 1, 2, 3]]",
+                "at least two non-empty groups",
+            ),
+            ("heal = true", "heal = false", "at[1].heal = false"),
+            (
+                "mode = \"off\"",
+                "mode = \"stall-sync\"",
+                "can only be chosen at start",
+            ),
+            (
+                "max_reorg_depth = 6",
+                "max_reorg_depth = 6\nmin_confirmed_tps = -1",
+                "assert.min_confirmed_tps = -1",
+            ),
+        ];
+        for (from, to, want) in cases {
+            let e = err(&good_with(from, to));
+            assert!(e.contains(want), "{from} -> {to}: {e}");
+        }
+    }
+
+    #[test]
+    fn step_errors_carry_their_line() {
+        let e = err(&good_with("kill = 1", "kill = 4"));
+        assert!(e.starts_with("line 34: at[2].kill = 4"), "{e}");
+        let e = err(&good_with("kill = 1", "kill = 1\nstop = 2"));
+        assert!(
+            e.contains("line 34: at[2] = kill and stop: a step holds exactly one action"),
+            "{e}"
+        );
+        let e = err(&good_with("kill = 1", ""));
+        assert!(e.contains("at[2] = t = 25: no action"), "{e}");
+    }
+
+    #[test]
+    fn impossible_timelines_are_refused() {
+        let e = err(&good_with("start = 1", "kill = 1"));
+        assert!(
+            e.contains("at[3] = kill 1: node 1 is not running then (t = 30 s)"),
+            "{e}"
+        );
+        let e = err(&good_with("heal = true", "partition = [[0], [1]]"));
+        assert!(e.contains("a partition is in place"), "{e}");
+        let e = err(&good_with("partition = [[0, 1], [2, 3]]", "kill = 0"));
+        assert!(e.contains("heal: there is no partition to heal"), "{e}");
+        let e = err(&good_with("start = 1", "start = 2"));
+        assert!(e.contains("start 2: node 2 is already running then"), "{e}");
+    }
+
+    #[test]
+    fn mining_on_needs_a_share() {
+        let text = "[network]\nnodes = 2\n[[network.node]]\nindex = 1\nmine = false\n\
+                    [[at]]\nt = 1\nmining = { node = 1, enabled = true }\n";
+        let e = err(text);
+        assert!(e.contains("node 1 has hash_share 0"), "{e}");
+        let ok = text.replace("mine = false", "mine = false\nhash_share = 0.5");
+        let s = parse(&ok, "x").expect("valid with a share");
+        assert_eq!(s.network.node[1].hashrate, 50_000);
+        assert!(!s.network.node[1].mine);
+    }
+
+    #[test]
+    fn planned_keys_say_not_supported_yet() {
+        let e = err(&good_with("kill = 1", "loss = 0.05"));
+        assert!(
+            e.contains(
+                "line 34: at[2].loss: not supported yet: link faults (delay, loss, bandwidth)"
+            ),
+            "{e}"
+        );
+        let e = err(&good_with("kill = 1", "hash_share = 0.5"));
+        assert!(
+            e.contains("at[2].hash_share: not supported yet: hash share changes"),
+            "{e}"
+        );
+        let e = err(&good_with("max_reorg_depth = 6", "max_stale_rate = 0.1"));
+        assert!(
+            e.contains("assert.max_stale_rate: not supported yet: stale-block rates"),
+            "{e}"
+        );
+        let e = err(&good_with(
+            "min_fee = 2",
+            "min_fee = 2\nlink = { delay_ms = 50 }",
+        ));
+        assert!(e.contains("network.link"), "{e}");
+    }
+
+    #[test]
+    fn load_assertions_need_a_load_and_duration_must_cover_the_run() {
+        let e = err("[network]\nnodes = 1\n[assert]\nno_transfer_lost = true\n");
+        assert!(
+            e.contains("assert.no_transfer_lost = (set): needs a [load] section"),
+            "{e}"
+        );
+        let e = err(&format!("duration_s = 40\n{GOOD}"));
+        assert!(
+            e.contains("duration_s = 40: ends before the scenario does"),
+            "{e}"
+        );
+        let s = parse(&format!("duration_s = 60\n{GOOD}"), "x").expect("long enough");
+        assert_eq!(s.duration_ms, 60_000);
+    }
+
+    #[test]
+    fn a_bad_genesis_is_refused_before_any_node_starts() {
+        let e = err(&good_with(
+            "min_fee = 2",
+            "min_fee = 2\naccounts = 50000\nbalance = 1000000000000",
+        ));
+        assert!(
+            e.contains("network = (the genesis fields)") && e.contains("2^53"),
+            "{e}"
+        );
+        let e = err(&good_with("accounts = 6", "accounts = 6\nfee = 1"));
+        assert!(
+            e.contains("load.fee = 1: below the network's min_fee 2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn too_much_load_is_refused() {
+        let e =
+            err(&good_with("tps = 20", "tps = 10000")
+                .replace("duration_s = 30", "duration_s = 100"));
+        assert!(e.contains("at most 200000 transfers"), "{e}");
+    }
+}

@@ -1,0 +1,236 @@
+//! `peerchain scenario run` through the real binary: a short scenario with load, a partition
+//! and its heal, a kill and a restart passes and reports its samples; one with an assertion
+//! that cannot hold exits 1 naming it; a malformed file exits 2 naming the line. Every node
+//! process a run started is gone when it returns.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::BIN;
+
+/// Longest a run may take here before the test stops it (SIGTERM, so it still kills its
+/// nodes) and fails.
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+fn run_scenario(file: &Path, out: &Path) -> Output {
+    let child = Command::new(BIN)
+        .args(["scenario", "run"])
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start peerchain scenario run");
+    wait_bounded(child)
+}
+
+fn wait_bounded(mut child: Child) -> Output {
+    let started = Instant::now();
+    while child.try_wait().expect("try_wait").is_none() {
+        if started.elapsed() > RUN_LIMIT {
+            let pid = i32::try_from(child.id()).expect("pid");
+            // SAFETY: kill(2) only reads its integer arguments; the child is not reaped yet.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "the run took longer than {RUN_LIMIT:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn read_report(out: &Path) -> Value {
+    let text = std::fs::read_to_string(out.join("report.json")).expect("report.json");
+    serde_json::from_str(&text).expect("report.json is JSON")
+}
+
+/// Every pid the report lists is gone, or at least no longer a node of this run.
+fn assert_no_node_left(report: &Value, out: &Path) {
+    let out = out.to_string_lossy().into_owned();
+    for node in report["nodes"].as_array().expect("nodes") {
+        for pid in node["pids"].as_array().expect("pids") {
+            let pid = pid.as_u64().expect("pid");
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            assert!(
+                !cmdline.contains(&out),
+                "node process {pid} is still running: {cmdline}"
+            );
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn a_short_scenario_with_load_partition_and_kill_passes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("short.toml");
+    std::fs::write(
+        &file,
+        r#"
+# Three nodes, a partition of node 2, a kill and restart of node 2, load on nodes 0 and 1.
+name = "short"
+seed = 42
+duration_s = 30
+
+[network]
+nodes = 3
+block_time_ms = 1000
+hashrate = 30000
+
+[load]
+tps = 10
+duration_s = 18
+accounts = 6
+nodes = [0, 1]
+
+[[at]]
+t = 4
+partition = [[0, 1], [2]]
+
+[[at]]
+t = 10
+heal = true
+
+[[at]]
+t = 12
+kill = 2
+
+[[at]]
+t = 15
+start = 2
+
+[assert]
+converge_within_s = 14
+no_transfer_lost = true
+max_reorg_depth = 30
+"#,
+    )
+    .expect("write the scenario");
+    let out = dir.path().join("out");
+    let run = run_scenario(&file, &out);
+    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
+    let report = read_report(&out);
+    assert_no_node_left(&report, &out);
+    assert!(
+        run.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        run.status.code()
+    );
+    assert!(stdout.contains("scenario short: PASSED"), "{stdout}");
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["seed"], 42);
+    let samples = report["samples"].as_array().expect("samples");
+    assert!(samples.len() > 3 * 100, "{} samples", samples.len());
+    let assertions = report["assertions"].as_array().expect("assertions");
+    let names: Vec<&str> = assertions
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["converge_within_s", "no_transfer_lost", "max_reorg_depth"]
+    );
+    assert!(
+        assertions.iter().all(|a| a["passed"] == true),
+        "{assertions:?}"
+    );
+    let steps = report["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 4);
+    assert!(steps.iter().all(|s| s["ok"] == true), "{steps:?}");
+    assert!(report["transfer_summary"]["accepted"].as_u64().unwrap_or(0) > 100);
+    assert_eq!(
+        report["nodes"][2]["pids"].as_array().map(Vec::len),
+        Some(2),
+        "killed and started again"
+    );
+    assert!(
+        report["faults"].as_array().is_some_and(|f| f.len() == 2),
+        "a partition and a down period: {}",
+        report["faults"]
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("<svg") && html.contains("PASSED"),
+        "report.html"
+    );
+    assert!(!html.contains("<script"), "the page needs no script");
+}
+
+#[test]
+fn an_assertion_that_cannot_hold_exits_1_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("fails.toml");
+    std::fs::write(
+        &file,
+        "name = \"fails\"\nduration_s = 10\n\
+         [network]\nnodes = 2\nblock_time_ms = 1000\nhashrate = 20000\n\
+         [load]\ntps = 5\nduration_s = 5\naccounts = 2\nconfirm_timeout_s = 10\n\
+         [assert]\nmin_confirmed_tps = 1000000\nmax_reorg_depth = 100\n",
+    )
+    .expect("write the scenario");
+    let out = dir.path().join("out");
+    let run = run_scenario(&file, &out);
+    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
+    let report = read_report(&out);
+    assert_no_node_left(&report, &out);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("assertion failed: min_confirmed_tps"),
+        "stderr:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("assertion failed: max_reorg_depth"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("scenario fails: FAILED"), "{stdout}");
+    assert_eq!(report["passed"], false);
+    let passed = |name: &str| {
+        report["assertions"]
+            .as_array()
+            .and_then(|all| all.iter().find(|a| a["name"] == name))
+            .map(|a| a["passed"].clone())
+    };
+    assert_eq!(passed("min_confirmed_tps"), Some(Value::Bool(false)));
+    assert_eq!(passed("max_reorg_depth"), Some(Value::Bool(true)));
+}
+
+#[test]
+fn a_malformed_file_exits_2_naming_line_and_field_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[network]\nnodes = 2\n\n[[at]]\nt = 3\nloss = 0.05\n",
+    )
+    .expect("write");
+    let out = dir.path().join("out");
+    let run = run_scenario(&file, &out);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "line 4: at[0].loss: not supported yet: link faults (delay, loss, bandwidth)"
+        ),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "nothing was started or written");
+}
