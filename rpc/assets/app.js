@@ -352,7 +352,9 @@ async function testnetPage() {
       ? `<tr><td>${i}: ${esc(v.url)}</td><td colspan="4" class="muted">unreachable: ${esc(v.error)}</td></tr>`
       : `<tr><td>${i}: <a href="${esc(v.url)}/">${esc(v.url)}</a></td><td class="num">${num(v.st.height)}</td><td class="mono tip">${esc(short(v.st.tip_hash))}</td><td class="num">${num(v.st.peer_count)}</td><td class="num">${num(v.st.mempool_size)}</td></tr>`))}
     <h2>Block tree (last ${depth} heights)</h2>
-    <table class="tree"><thead><tr><th class="num">Height</th>${views.map((_, i) => `<th>node ${i}</th>`).join("")}<th></th></tr></thead><tbody>${rows.join("")}</tbody></table>
+    ${blockTree(views)}
+    <details><summary>Hashes per height and node</summary>
+    <table class="tree"><thead><tr><th class="num">Height</th>${views.map((_, i) => `<th>node ${i}</th>`).join("")}<th></th></tr></thead><tbody>${rows.join("")}</tbody></table></details>
     <h2>Nodes</h2>
     <form id="nodes-form"><label for="nodes">Node URLs, one per line</label><textarea id="nodes" rows="4">${esc(nodes.join("\n"))}</textarea>
     <div class="pager"><button type="submit">Use these nodes</button><button type="button" class="secondary" id="nodes-reset">Reset to the testnet script's list</button></div></form>`;
@@ -366,14 +368,75 @@ async function testnetPage() {
   onEvent = (kind) => { if (kind !== "tx") debounceRoute(); };
 }
 
-function lineChart(values, label, unit) {
+// The block tree every node's last blocks make: one column per branch (the branch most nodes
+// follow first), a block's parent below it, each node's tip marked with its number; blocks some
+// node does not have on its main chain are forks (amber), and a block two nodes give different
+// state digests is red. Reads nothing but `views` (status and last blocks per node).
+function blockTree(views) {
+  const blocks = new Map();
+  views.forEach((v, i) => {
+    for (const b of v.blocks) {
+      const e = blocks.get(b.hash) || { ...b, nodes: [], digests: new Set(), col: null };
+      e.nodes.push(i);
+      if (b.state_digest !== undefined) e.digests.add(b.state_digest);
+      blocks.set(b.hash, e);
+    }
+  });
+  if (!blocks.size) return `<p class="muted">No node answered.</p>`;
+  const tips = new Map();
+  views.forEach((v, i) => { if (v.st) tips.set(v.st.tip_hash, [...(tips.get(v.st.tip_hash) || []), i]); });
+  const order = [...tips.keys()].filter((h) => blocks.has(h))
+    .sort((a, b) => tips.get(b).length - tips.get(a).length || blocks.get(b).height - blocks.get(a).height);
+  let cols = 0;
+  for (const tip of order) {
+    const col = cols++;
+    for (let e = blocks.get(tip); e && e.col === null; e = blocks.get(e.prev_hash)) e.col = col;
+  }
+  for (const e of blocks.values()) if (e.col === null) e.col = cols++;
+  const heights = [...blocks.values()].map((e) => e.height);
+  const top = Math.max(...heights), bottom = Math.min(...heights);
+  const colW = 150, rowH = 34, w = 70 + cols * colW, h = 20 + (top - bottom + 1) * rowH;
+  const at = (e) => [70 + e.col * colW, 20 + (top - e.height) * rowH];
+  const all = views.filter((v) => v.st).length;
+  let lines = "", boxes = "";
+  for (const e of blocks.values()) {
+    const [x, y] = at(e);
+    const parent = blocks.get(e.prev_hash);
+    if (parent) { const [px, py] = at(parent); lines += `<line x1="${x + 40}" y1="${y + 22}" x2="${px + 40}" y2="${py}"/>`; }
+    const kind = e.digests.size > 1 ? "bad" : e.nodes.length < all ? "warn" : "ok";
+    const tipOf = tips.get(e.hash);
+    const title = `height ${e.height}, ${e.hash}, on the main chain of node${e.nodes.length > 1 ? "s" : ""} ${e.nodes.join(", ")}${e.digests.size > 1 ? "; state digests differ" : ""}`;
+    boxes += `<a href="#/block/${esc(e.hash)}"><g class="blk ${kind}"><title>${esc(title)}</title><rect x="${x}" y="${y}" width="80" height="22" rx="4"/>
+      <text x="${x + 40}" y="${y + 15}" text-anchor="middle">${esc(e.hash.slice(0, 8))}</text></g></a>`;
+    if (tipOf) boxes += `<text class="tipmark" x="${x + 86}" y="${y + 15}">◀ node ${esc(tipOf.join(", "))}</text>`;
+  }
+  let axis = "";
+  for (let ht = top; ht >= bottom; ht--) axis += `<text x="4" y="${20 + (top - ht) * rowH + 15}">${esc(num(ht))}</text>`;
+  return `<svg class="blocktree" id="block-tree" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="block tree of the last blocks of every node">${axis}${lines}${boxes}</svg>
+    <p class="muted">One column per branch; <span class="tag warn">amber</span> blocks are not on every node's main chain, <span class="tag bad">red</span> ones have differing state digests.</p>`;
+}
+
+// A line chart with labelled axes (x: the block each value belongs to, oldest on the left; y:
+// `unit`), three y ticks, and each value on hover.
+function lineChart(values, label, unit, xs = null) {
   if (values.length < 2) return `<p class="muted">Not enough blocks yet for ${esc(label)}.</p>`;
-  const w = 600, h = 160, max = Math.max(...values), min = Math.min(0, ...values);
-  const x = (i) => 40 + (i * (w - 50)) / (values.length - 1);
-  const y = (v) => h - 20 - ((v - min) * (h - 35)) / (max - min || 1);
+  const w = 640, h = 190, left = 70, right = 10, top = 10, bottom = 36;
+  const max = Math.max(...values), min = Math.min(0, ...values);
+  const x = (i) => left + (i * (w - left - right)) / (values.length - 1);
+  const y = (v) => h - bottom - ((v - min) * (h - top - bottom)) / (max - min || 1);
   const d = values.map((v, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join("");
+  const fmt = (v) => (Math.abs(v) >= 100 || Number.isInteger(v) ? num(Math.round(v)) : v.toFixed(2));
+  const ticks = [min, (min + max) / 2, max].map((v) =>
+    `<line class="grid" x1="${left}" x2="${w - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/><text x="${left - 4}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${esc(fmt(v))}</text>`).join("");
+  const xlab = (i) => (xs ? `block ${num(xs[i])}` : `#${i + 1}`);
+  const xticks = [0, values.length - 1].map((i) =>
+    `<text x="${x(i).toFixed(1)}" y="${h - bottom + 14}" text-anchor="${i ? "end" : "start"}">${esc(xlab(i))}</text>`).join("");
+  const points = values.map((v, i) =>
+    `<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3"><title>${esc(`${xlab(i)}: ${fmt(v)} ${unit}`)}</title></circle>`).join("");
   return `<figure><figcaption>${esc(label)}</figcaption><svg class="chart" viewBox="0 0 ${w} ${h}" role="img" aria-label="${esc(label)}">
-    <text x="4" y="14">${esc(num(Math.round(max)))} ${esc(unit)}</text><text x="4" y="${h - 22}">${esc(num(Math.round(min)))}</text><path d="${d}"/></svg></figure>`;
+    ${ticks}<line class="axis" x1="${left}" x2="${left}" y1="${top}" y2="${h - bottom}"/><line class="axis" x1="${left}" x2="${w - right}" y1="${h - bottom}" y2="${h - bottom}"/>
+    <text x="12" y="${((h - bottom + top) / 2).toFixed(1)}" transform="rotate(-90 12 ${((h - bottom + top) / 2).toFixed(1)})" text-anchor="middle">${esc(unit)}</text>
+    ${xticks}<text x="${((w + left) / 2).toFixed(1)}" y="${h - 4}" text-anchor="middle">block height</text><path d="${d}"/>${points}</svg></figure>`;
 }
 
 async function chartsPage() {
@@ -390,8 +453,9 @@ async function chartsPage() {
   const intervals = mined.slice(1).map((b, i) => (b.timestamp_ms - mined[i].timestamp_ms) / 1000);
   const difficulty = blocks.map((b) => Number(workOf(b.target)));
   const txs = blocks.map((b) => b.tx_count);
-  main.innerHTML = `<h1>Charts</h1><p class="muted">Last ${num(blocks.length)} main-chain blocks, oldest on the left.</p>
-    ${lineChart(intervals, "Block interval", "s")}${lineChart(difficulty, "Difficulty (expected hashes per block)", "")}${lineChart(txs, "Transactions per block", "txs")}`;
+  const heights = blocks.map((b) => b.height);
+  main.innerHTML = `<h1>Charts</h1><p class="muted">Last ${num(blocks.length)} main-chain blocks, oldest on the left; hover a point for its value.</p>
+    ${lineChart(intervals, "Block interval", "seconds", mined.slice(1).map((b) => b.height))}${lineChart(difficulty, "Difficulty", "expected hashes per block", heights)}${lineChart(txs, "Transactions per block", "transactions", heights)}`;
 }
 
 function notFound(what) {

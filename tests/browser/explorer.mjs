@@ -80,6 +80,16 @@ try {
     await page.waitForSelector("h1");
     await shot(name);
   }
+  // Charts have axes with units and each value on hover.
+  await page.goto(`${A}/#/charts`);
+  await page.waitForSelector("svg.chart");
+  const chart = await page.$eval("svg.chart", (svg) => ({
+    axes: svg.querySelectorAll("line.axis").length,
+    unit: svg.textContent.includes("seconds"),
+    hover: svg.querySelector("circle title")?.textContent || "",
+  }));
+  expect(chart.axes === 2 && chart.unit, `the interval chart has two axes and its unit: ${JSON.stringify(chart)}`);
+  expect(/^block \d+: [\d.,]+ seconds$/.test(chart.hover), `a point shows its block and value on hover: ${chart.hover}`);
 
   // Testnet view: two branches during a partition, one tip after healing.
   await page.goto(`${A}/#/testnet`);
@@ -93,6 +103,11 @@ try {
   await admin(B, "mine", { blocks: 1 });
   await page.reload();
   await page.waitForFunction(() => document.querySelector("#tip-summary")?.textContent.includes("2 tips"), null, { timeout: 20000 });
+  // The block tree draws both branches side by side, each tip marked, the forks amber.
+  expect(await page.$$eval("#block-tree .tipmark", (m) => m.length) === 2, "two tips marked in the block tree");
+  expect(await page.$$eval("#block-tree .blk.warn", (b) => b.length) >= 3, "the blocks of both branches drawn as forks");
+  const columns = await page.$$eval("#block-tree .blk rect", (r) => new Set(r.map((e) => e.getAttribute("x"))).size);
+  expect(columns >= 2, `branches side by side (${columns} columns)`);
   await shot("testnet-partitioned");
   await admin(A, `peers/${PEER_B}/unblock`);
   await admin(B, `peers/${PEER_A}/unblock`);
@@ -100,6 +115,7 @@ try {
   await waitFor(async () => (await status(B)).tip_hash === (await status(A)).tip_hash, "B to reorganise onto A's heavier branch", 30000);
   await page.reload();
   await page.waitForFunction(() => document.querySelector("#tip-summary")?.textContent.includes("one tip"), null, { timeout: 20000 });
+  expect(await page.$$eval("#block-tree .tipmark", (m) => m.length) === 1, "one tip marked once healed");
   await shot("testnet-healed");
 
   // Latest transactions stay on the home page however many empty blocks follow them (issue 14:
