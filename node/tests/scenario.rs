@@ -1,10 +1,11 @@
 //! `peerchain scenario run` through the real binary: a short scenario with load, a partition
 //! and its heal, a kill and a restart passes and reports its samples; one with an assertion
-//! that cannot hold exits 1 naming it; a malformed file exits 2 naming the line. Every node
-//! process a run started is gone when it returns.
+//! that cannot hold exits 1 naming it; a malformed file exits 2 naming the line; SIGINT ends
+//! a run with 130 and a report. Every node process a run started is gone when it returns.
 
 mod support;
 
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -29,16 +30,22 @@ fn run_scenario(file: &Path, out: &Path) -> Output {
     wait_bounded(child)
 }
 
+/// Sends `signal` to a child not yet reaped.
+fn signal(child: &Child, signal: i32) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) only reads its integer arguments; the child is not reaped yet, so its
+    // pid cannot have been reused.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
 fn wait_bounded(mut child: Child) -> Output {
     let started = Instant::now();
     while child.try_wait().expect("try_wait").is_none() {
         if started.elapsed() > RUN_LIMIT {
-            let pid = i32::try_from(child.id()).expect("pid");
-            // SAFETY: kill(2) only reads its integer arguments; the child is not reaped yet.
-            #[allow(unsafe_code)]
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
+            signal(&child, libc::SIGTERM);
             let out = child.wait_with_output().expect("output");
             panic!(
                 "the run took longer than {RUN_LIMIT:?}; stderr:\n{}",
@@ -233,4 +240,49 @@ fn a_malformed_file_exits_2_naming_line_and_field_and_starts_nothing() {
         "{stderr}"
     );
     assert!(!out.exists(), "nothing was started or written");
+}
+
+#[test]
+fn sigint_stops_the_run_kills_its_nodes_and_still_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("long.toml");
+    std::fs::write(
+        &file,
+        "name = \"long\"\nduration_s = 600\n[network]\nnodes = 2\nhashrate = 20000\n\
+         [load]\ntps = 5\nduration_s = 600\naccounts = 2\n",
+    )
+    .expect("write the scenario");
+    let out = dir.path().join("out");
+    let mut child = Command::new(BIN)
+        .args(["scenario", "run"])
+        .arg(&file)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start peerchain scenario run");
+    // Wait until the run's clock started (it prints the node URLs then).
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    let started = Instant::now();
+    while !seen.contains("node 1: http") {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).expect("read stderr");
+        assert!(
+            n > 0 && started.elapsed() < Duration::from_secs(90),
+            "no start:\n{seen}"
+        );
+        seen.push_str(&line);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    signal(&child, libc::SIGINT);
+    let run = wait_bounded(child);
+    let report = read_report(&out);
+    assert_no_node_left(&report, &out);
+    assert_eq!(run.status.code(), Some(130), "{}", text(&run.stdout));
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(report["passed"], false);
+    assert!(report["duration_ms"].as_u64().is_some_and(|d| d < 60_000));
+    assert!(text(&run.stdout).contains("scenario long: INTERRUPTED"));
 }

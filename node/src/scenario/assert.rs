@@ -75,6 +75,14 @@ fn seconds(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
 
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }
@@ -233,14 +241,16 @@ fn max_reorg_depth(limit: u64, events: &[ChainEvent]) -> Outcome {
         Some((depth, node, t)) => (
             depth <= limit,
             format!(
-                "deepest {depth} blocks (node {node} at {}); {count} reorgs in all",
-                seconds(t)
+                "deepest {} (node {node} at {}); {} in all",
+                plural(depth, "block"),
+                seconds(t),
+                plural(count as u64, "reorg")
             ),
         ),
     };
     Outcome {
         name: "max_reorg_depth",
-        expected: format!("no reorg deeper than {limit} blocks"),
+        expected: format!("no reorg deeper than {}", plural(limit, "block")),
         actual,
         passed,
     }

@@ -206,8 +206,11 @@ fn chart(r: &Report) -> String {
         s.push_str(&fault_rect(w, &scale));
     }
     s.push_str(&axes(&scale));
-    for node in 0..r.nodes.len() {
-        s.push_str(&node_lines(&r.samples, node, &scale));
+    let count = r.nodes.len();
+    for node in 0..count {
+        // Lower-numbered nodes draw wider, so nodes on one tip show as nested bands.
+        let width = 1.2 + 0.8 * (count - 1 - node).min(5) as f64;
+        s.push_str(&node_lines(&r.samples, node, width, &scale));
     }
     s.push_str("</svg>\n");
     s.push_str(&legend(r));
@@ -272,7 +275,7 @@ fn axes(scale: &Scale) -> String {
 
 /// Node `node`'s heights as polylines, broken where it did not answer; points where the
 /// height stays the same are dropped except at the ends of a flat stretch.
-fn node_lines(samples: &[Sample], node: usize, scale: &Scale) -> String {
+fn node_lines(samples: &[Sample], node: usize, width: f64, scale: &Scale) -> String {
     let colour = NODE_COLOURS[node % NODE_COLOURS.len()];
     let mut out = String::new();
     for segment in segments(samples, node) {
@@ -282,7 +285,7 @@ fn node_lines(samples: &[Sample], node: usize, scale: &Scale) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "<polyline class=\"node{node}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" \
+            "<polyline class=\"node{node}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width:.1}\" \
              points=\"{}\"><title>node {node}</title></polyline>",
             points.join(" ")
         );

@@ -64,12 +64,21 @@ pub fn main(cmd: &ScenarioCommand) -> ExitCode {
             print_summary(&report, &out);
             ExitCode::from(exit_status(&report))
         }
+        Err(e) if e.is::<Interrupted>() => {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_ERROR)
         }
     }
 }
+
+/// A signal came while the nodes were starting: nothing ran, nothing is reported.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted while the nodes were starting: stopped them; no report")]
+pub struct Interrupted;
 
 fn exit_status(report: &Report) -> u8 {
     if report.interrupted {
@@ -111,7 +120,12 @@ pub fn run(args: &ScenarioRunArgs) -> anyhow::Result<(Report, PathBuf)> {
         out.display()
     );
     let mut cluster = Cluster::prepare(&scenario, &out)?;
-    cluster.start_initial(&flags.halt)?;
+    if let Err(e) = cluster.start_initial(&flags.halt) {
+        if flags.interrupted.load(Ordering::Relaxed) {
+            return Err(Interrupted.into());
+        }
+        return Err(e);
+    }
     let file = args.file.display().to_string();
     let report = drive(&scenario, file, seed, &mut cluster, &flags);
     drop(cluster);

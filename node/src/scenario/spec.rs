@@ -481,9 +481,17 @@ pub fn parse(text: &str, default_name: &str) -> Result<Scenario, SpecError> {
     }
     // Stable: steps at the same time keep their order in the file.
     steps.sort_by_key(|s| s.t_ms);
-    check_timeline(&steps, &network)?;
+    let ends_partitioned = check_timeline(&steps, &network)?;
     allow_adversaries(&steps, &mut network);
     let assert = assertions(&raw.assert, load.is_some())?;
+    if ends_partitioned && assert.converge_within_ms.is_some() {
+        return Err(invalid(
+            "assert.converge_within_s",
+            raw.assert.converge_within_s.unwrap_or_default(),
+            "the timeline ends with a partition in place, so the nodes cannot converge after \
+             it: add a `heal = true` step",
+        ));
+    }
     let duration_ms = duration(raw.duration_s, &steps, load.as_ref(), &assert)?;
     Ok(Scenario {
         name: raw.name.clone().unwrap_or_else(|| default_name.to_owned()),
@@ -980,8 +988,9 @@ fn adversary_step(field: &str, raw: &RawAdversary, nodes: usize) -> Result<Actio
 
 /// Walks the steps in time order and refuses those that cannot happen: killing, stopping or
 /// switching a node that is not running, starting one that is, healing without a partition,
-/// partitioning twice, turning on mining on a node with no hash share.
-fn check_timeline(steps: &[Step], network: &Network) -> Result<(), SpecError> {
+/// partitioning twice, turning on mining on a node with no hash share. Returns whether a
+/// partition is still in place at the end.
+fn check_timeline(steps: &[Step], network: &Network) -> Result<bool, SpecError> {
     let mut running: Vec<bool> = network.node.iter().map(|n| n.start_ms == 0).collect();
     let mut partitioned = false;
     for s in steps {
@@ -1031,7 +1040,7 @@ fn check_timeline(steps: &[Step], network: &Network) -> Result<(), SpecError> {
             }
         }
     }
-    Ok(())
+    Ok(partitioned)
 }
 
 /// A node switched into an adversary mode on the timeline needs `--allow-adversary`.
@@ -1362,6 +1371,18 @@ max_reorg_depth = 6
         assert!(e.contains("heal: there is no partition to heal"), "{e}");
         let e = err(&good_with("start = 1", "start = 2"));
         assert!(e.contains("start 2: node 2 is already running then"), "{e}");
+    }
+
+    #[test]
+    fn convergence_cannot_be_asked_of_a_partition_never_healed() {
+        let e = err(&good_with(
+            "heal = true",
+            "mining = { node = 0, enabled = false }",
+        ));
+        assert!(
+            e.contains("assert.converge_within_s = 15: the timeline ends with a partition"),
+            "{e}"
+        );
     }
 
     #[test]
