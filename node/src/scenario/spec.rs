@@ -1386,6 +1386,28 @@ max_reorg_depth = 6
     }
 
     #[test]
+    fn the_example_scenarios_parse_and_say_what_they_show() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).expect("scenarios/") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read");
+            assert!(
+                text.starts_with("# Shows: "),
+                "{}: first line",
+                path.display()
+            );
+            let s = load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(s.duration_ms <= 90_000, "{}: short", path.display());
+            count += 1;
+        }
+        assert!(count >= 3, "{count} examples");
+    }
+
+    #[test]
     fn mining_on_needs_a_share() {
         let text = "[network]\nnodes = 2\n[[network.node]]\nindex = 1\nmine = false\n\
                     [[at]]\nt = 1\nmining = { node = 1, enabled = true }\n";
