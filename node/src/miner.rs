@@ -2,8 +2,8 @@
 //!
 //! The miner never touches the store or the chain: it receives templates
 //! (`peerchain_consensus::build_template`) and hands solved blocks back over a channel, and the
-//! chain service imports them like any other block. This is the only place in the workspace
-//! with `unsafe` code (one `setpriority` call).
+//! chain service imports them like any other block. It holds one of the workspace's two
+//! `unsafe` calls (`setpriority`; the other is the scenario runner's `kill(SIGTERM)`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
