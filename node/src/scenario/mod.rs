@@ -12,7 +12,7 @@
 //! - [`timeline`]: the clock and the steps at their times;
 //! - [`load`]: the transfers; [`sample`]: status every 250 ms; [`events`]: blocks and reorgs
 //!   of every node; [`confirm`]: the final main chain and each transfer's confirmation;
-//! - [`assert`]: the verdicts, pure functions of the records; [`report`] and [`html`]: the
+//! - [`assert`](mod@assert): the verdicts, pure functions of the records; [`report`] and [`html`]: the
 //!   outputs; [`http`]: the client of the node API they share.
 //!
 //! This module owns the order of a run and the exit status: 0 when every assertion passed,
