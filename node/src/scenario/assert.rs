@@ -42,6 +42,8 @@ pub struct Evidence<'a> {
     pub samples: &'a [Sample],
     /// Chain events of every node.
     pub events: &'a [ChainEvent],
+    /// Why the events may miss a reorg (`events::incomplete`), if they may.
+    pub events_incomplete: Option<&'a str>,
     /// The load's transfers, annotated with their confirmations.
     pub transfers: &'a [TransferRecord],
     /// The reference node's final main chain, if one could be read.
@@ -60,7 +62,7 @@ pub fn evaluate(a: &Assertions, ev: &Evidence<'_>) -> Vec<Outcome> {
         out.push(no_transfer_lost(ev));
     }
     if let Some(limit) = a.max_reorg_depth {
-        out.push(max_reorg_depth(limit, ev.events));
+        out.push(max_reorg_depth(limit, ev.events, ev.events_incomplete));
     }
     if let Some(min) = a.min_confirmed_tps {
         out.push(min_confirmed_tps(min, ev));
@@ -145,7 +147,18 @@ fn converge(window_ms: u64, ev: &Evidence<'_>) -> Outcome {
         seconds(window_ms)
     );
     let found = converged_at(ev, from);
+    let stayed = rounds(ev.samples)
+        .last()
+        .is_some_and(|round| agree(ev, round));
     let (passed, actual) = match found {
+        Some(t) if t - from <= window_ms && !stayed => (
+            false,
+            format!(
+                "one tip {} after the last step, but not at the end; {}",
+                seconds(t - from),
+                last_tips(ev)
+            ),
+        ),
         Some(t) if t - from <= window_ms => (
             true,
             format!("one tip {} after the last step", seconds(t - from)),
@@ -201,6 +214,17 @@ fn no_transfer_lost(ev: &Evidence<'_>) -> Outcome {
         "node {}'s main chain at height {}",
         chain.node, chain.height
     );
+    if accepted.is_empty() {
+        return Outcome {
+            name: "no_transfer_lost",
+            expected,
+            actual: format!(
+                "no transfer was accepted ({} submitted): nothing to check",
+                ev.transfers.len()
+            ),
+            passed: false,
+        };
+    }
     let actual = if lost.is_empty() {
         format!("all {} accepted transfers are in {where_}", accepted.len())
     } else {
@@ -231,12 +255,12 @@ pub fn deepest_reorg(events: &[ChainEvent]) -> Option<(u64, usize, u64)> {
         .max_by_key(|&(depth, node, t)| (depth, std::cmp::Reverse((t, node))))
 }
 
-fn max_reorg_depth(limit: u64, events: &[ChainEvent]) -> Outcome {
+fn max_reorg_depth(limit: u64, events: &[ChainEvent], incomplete: Option<&str>) -> Outcome {
     let count = events
         .iter()
         .filter(|e| matches!(e.kind, EventKind::Reorg { .. }))
         .count();
-    let (passed, actual) = match deepest_reorg(events) {
+    let (mut passed, mut actual) = match deepest_reorg(events) {
         None => (true, "no reorg".to_owned()),
         Some((depth, node, t)) => (
             depth <= limit,
@@ -248,6 +272,11 @@ fn max_reorg_depth(limit: u64, events: &[ChainEvent]) -> Outcome {
             ),
         ),
     };
+    // A record that may miss the deepest reorg proves nothing.
+    if let Some(why) = incomplete {
+        passed = false;
+        actual = format!("{actual}, but the record may miss reorgs: {why}");
+    }
     Outcome {
         name: "max_reorg_depth",
         expected: format!("no reorg deeper than {}", plural(limit, "block")),
@@ -291,19 +320,32 @@ pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 }
 
 fn max_p99_confirmation(max_s: f64, transfers: &[TransferRecord]) -> Outcome {
-    let l = latencies(transfers);
-    let expected = format!("99% of confirmed transfers within {max_s} s of submission");
+    let mut l = latencies(transfers);
+    // An accepted transfer never confirmed counts as confirmed never.
+    let unconfirmed = transfers
+        .iter()
+        .filter(|t| t.accepted() && t.confirmed_ms.is_none())
+        .count();
+    let confirmed = l.len();
+    l.extend(std::iter::repeat_n(u64::MAX, unconfirmed));
+    let expected = format!("99% of accepted transfers confirmed within {max_s} s of submission");
     let (passed, actual) = match (percentile(&l, 99.0), percentile(&l, 50.0)) {
-        (Some(p99), Some(p50)) => (
-            p99 as f64 / 1000.0 <= max_s,
+        (Some(u64::MAX), _) => (
+            false,
             format!(
-                "p99 {:.2} s, p50 {:.2} s over {} confirmed",
-                p99 as f64 / 1000.0,
-                p50 as f64 / 1000.0,
+                "{unconfirmed} of {} accepted transfers never confirmed",
                 l.len()
             ),
         ),
-        _ => (false, "no transfer confirmed".to_owned()),
+        (Some(p99), Some(p50)) => (
+            p99 as f64 / 1000.0 <= max_s,
+            format!(
+                "p99 {:.2} s, p50 {:.2} s over {confirmed} confirmed ({unconfirmed} accepted never)",
+                p99 as f64 / 1000.0,
+                p50 as f64 / 1000.0,
+            ),
+        ),
+        _ => (false, "no transfer accepted".to_owned()),
     };
     Outcome {
         name: "max_p99_confirmation_s",
@@ -369,6 +411,7 @@ mod tests {
             steps,
             samples,
             events: &[],
+            events_incomplete: None,
             transfers: &[],
             chain: None,
             load: None,
@@ -480,6 +523,12 @@ mod tests {
             ..ev
         });
         assert!(fine.passed, "{fine:?}");
+        // Nothing accepted proves nothing.
+        let empty = no_transfer_lost(&Evidence {
+            transfers: &[],
+            ..ev
+        });
+        assert!(!empty.passed && empty.actual.starts_with("no transfer was accepted"));
     }
 
     #[test]
@@ -496,14 +545,18 @@ mod tests {
         };
         let events = [reorg(1_000, 0, 2), reorg(2_000, 3, 5), reorg(3_000, 1, 5)];
         assert_eq!(deepest_reorg(&events), Some((5, 3, 2_000)));
-        assert!(max_reorg_depth(5, &events).passed);
-        let out = max_reorg_depth(4, &events);
+        assert!(max_reorg_depth(5, &events, None).passed);
+        let out = max_reorg_depth(4, &events, None);
         assert!(!out.passed);
         assert_eq!(
             out.actual,
             "deepest 5 blocks (node 3 at 2.0 s); 3 reorgs in all"
         );
-        assert_eq!(max_reorg_depth(0, &[]).actual, "no reorg");
+        assert_eq!(max_reorg_depth(0, &[], None).actual, "no reorg");
+        // A record that may miss reorgs proves nothing, even with none seen.
+        let blind = max_reorg_depth(5, &[], Some("2 events dropped"));
+        assert!(!blind.passed, "{blind:?}");
+        assert!(blind.actual.ends_with("may miss reorgs: 2 events dropped"));
     }
 
     #[test]
@@ -535,13 +588,18 @@ mod tests {
         let l = latencies(&transfers);
         assert_eq!(percentile(&l, 99.0), Some(1_890));
         assert_eq!(percentile(&l, 50.0), Some(1_440));
-        assert!(max_p99_confirmation(1.89, &transfers).passed);
-        let slow = max_p99_confirmation(1.5, &transfers);
+        let confirmed = &transfers[..90];
+        assert!(max_p99_confirmation(1.89, confirmed).passed);
+        let slow = max_p99_confirmation(1.5, confirmed);
         assert!(
             !slow.passed && slow.actual.starts_with("p99 1.89 s"),
             "{slow:?}"
         );
         assert!(!max_p99_confirmation(1.0, &[]).passed);
+        // Accepted transfers that never confirmed count: 10 of 100 put p99 at never.
+        let never = max_p99_confirmation(100.0, &transfers);
+        assert!(!never.passed, "{never:?}");
+        assert_eq!(never.actual, "10 of 100 accepted transfers never confirmed");
     }
 
     #[test]

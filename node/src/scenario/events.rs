@@ -1,6 +1,7 @@
 //! Chain events of every node, from `GET /v1/events?types=block,reorg` (Server-Sent Events):
 //! each block that joined a node's main chain (who mined it, when this node had it) and each
-//! reorg with its exact depth (the blocks it disconnected). `/metrics` has `reorgs_total` and
+//! reorg with its depth (the blocks it disconnected); [`incomplete`] says when the record may
+//! miss one. `/metrics` has `reorgs_total` and
 //! a `reorg_depth` histogram too, but its buckets are powers of two and its counters restart
 //! with the node; the event stream gives every depth exactly.
 //!
@@ -23,8 +24,9 @@ use super::timeline::Clock;
 
 /// Most events kept per node.
 pub const MAX_EVENTS_PER_NODE: usize = 50_000;
-/// Longest SSE line read (a reorg event lists every block it moved: 1,000 of them take about
-/// 67 KB).
+/// Longest SSE line read (a reorg event lists every block it disconnected and connected:
+/// about 134 KB per 1,000 blocks moved, so a reorg of about 1,900 blocks or more is dropped,
+/// and [`incomplete`] says so).
 pub const MAX_LINE: usize = 256 * 1024;
 
 /// One event of one node.
@@ -106,24 +108,57 @@ pub fn spawn(
 }
 
 /// Joins the readers, giving up on those not finished within `limit` (their threads end with
-/// the process); returns every event in time order and the count dropped.
-pub fn join(readers: Vec<JoinHandle<EventLog>>, limit: Duration) -> (Vec<ChainEvent>, u64) {
+/// the process); returns every event in time order, the count dropped, and the nodes whose
+/// reader was given up (their events are missing).
+pub fn join(
+    readers: Vec<JoinHandle<EventLog>>,
+    limit: Duration,
+) -> (Vec<ChainEvent>, u64, Vec<usize>) {
     let deadline = Instant::now() + limit;
     let mut events = Vec::new();
     let mut dropped = 0;
-    for reader in readers {
+    let mut abandoned = Vec::new();
+    for (node, reader) in readers.into_iter().enumerate() {
         while !reader.is_finished() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        if reader.is_finished()
-            && let Ok(log) = reader.join()
-        {
-            events.extend(log.events);
-            dropped += log.dropped;
+        match reader.is_finished().then(|| reader.join()) {
+            Some(Ok(log)) => {
+                events.extend(log.events);
+                dropped += log.dropped;
+            }
+            _ => abandoned.push(node),
         }
     }
     events.sort_by_key(|e| e.t_ms);
-    (events, dropped)
+    (events, dropped, abandoned)
+}
+
+/// Why the chain events may miss a reorg, if they may: events dropped (an overlong event,
+/// such as a reorg of about 1,900 blocks or more, or past [`MAX_EVENTS_PER_NODE`]), events
+/// a node skipped for a slow reader, readers given up. `None` when the record is whole
+/// (events a node emits while the runner is reconnecting to it after a restart are not seen).
+pub fn incomplete(events: &[ChainEvent], dropped: u64, abandoned: &[usize]) -> Option<String> {
+    let lagged: u64 = events
+        .iter()
+        .map(|e| match e.kind {
+            EventKind::Lagged { missed } => missed,
+            _ => 0,
+        })
+        .sum();
+    let mut why = Vec::new();
+    if dropped > 0 {
+        why.push(format!("{dropped} events dropped"));
+    }
+    if lagged > 0 {
+        why.push(format!(
+            "{lagged} events skipped by the nodes (the reader lagged)"
+        ));
+    }
+    if !abandoned.is_empty() {
+        why.push(format!("the readers of nodes {abandoned:?} never finished"));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
 }
 
 fn read_until_stopped(

@@ -15,6 +15,11 @@ use serde_json::Value;
 
 /// Most items `POST /v1/transactions/batch` takes (docs/API.md).
 pub const MAX_BATCH: usize = 10_000;
+/// Largest answer body read (the txids of a 20,000-transaction block take about 1.3 MB, a
+/// batch answer of 10,000 items about 1 MB); a longer one is an error naming the URL.
+pub const MAX_BODY: u64 = 16 * 1024 * 1024;
+/// Largest error body read.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// The parts of `GET /v1/status` the runner reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -116,8 +121,7 @@ impl Api {
         if !status.is_success() {
             bail!("{url}: {status}: {}", error_text(resp));
         }
-        resp.json()
-            .with_context(|| format!("{url} answered an unexpected body"))
+        json_body(resp, &url)
     }
 
     /// `GET /v1/status`.
@@ -164,9 +168,7 @@ impl Api {
         if !status.is_success() {
             bail!("{url}: {status}: {}", error_text(resp));
         }
-        let items: Vec<BatchItem> = resp
-            .json()
-            .with_context(|| format!("{url} answered an unexpected body"))?;
+        let items: Vec<BatchItem> = json_body(resp, &url)?;
         anyhow::ensure!(
             items.len() == txs.len(),
             "{url} answered {} items for {} transactions",
@@ -205,7 +207,9 @@ impl Api {
 /// `code: message` of an error answer, or its first 200 characters when it is not the
 /// node's error body.
 fn error_text(resp: reqwest::blocking::Response) -> String {
-    let text = resp.text().unwrap_or_default();
+    let text = read_body(resp, MAX_ERROR_BODY)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|e| e.to_string());
     #[derive(Deserialize)]
     struct Wrapper {
         error: ErrorBody,
@@ -216,9 +220,39 @@ fn error_text(resp: reqwest::blocking::Response) -> String {
     }
 }
 
+/// The body of `resp` (from `url`) as `T`, read up to [`MAX_BODY`].
+fn json_body<T: DeserializeOwned>(
+    resp: reqwest::blocking::Response,
+    url: &str,
+) -> anyhow::Result<T> {
+    let body = read_body(resp, MAX_BODY).with_context(|| format!("{url} answered"))?;
+    serde_json::from_slice(&body).with_context(|| format!("{url} answered an unexpected body"))
+}
+
+/// At most `limit` bytes of `body`; more is an error.
+fn read_body(body: impl std::io::Read, limit: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    body.take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .context("a body that could not be read")?;
+    anyhow::ensure!(
+        out.len() as u64 <= limit,
+        "a body longer than {limit} bytes (not read)"
+    );
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bodies_are_read_up_to_their_bound() {
+        assert_eq!(read_body(&b"abc"[..], 3).expect("fits"), b"abc");
+        let long = read_body(&b"abcd"[..], 3).expect_err("too long");
+        assert!(long.to_string().contains("longer than 3 bytes"), "{long}");
+    }
 
     #[test]
     fn batch_items_read_both_shapes() {

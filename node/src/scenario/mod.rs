@@ -248,13 +248,14 @@ fn drive(
         }
     };
     cluster.shutdown(!flags.interrupted.load(Ordering::Relaxed));
-    let (events, events_dropped) = match readers {
+    let (events, events_dropped, abandoned) = match readers {
         Ok(r) => events::join(r, Duration::from_secs(5)),
         Err(e) => {
             errors.push(format!("no chain events: {e:#}"));
-            (Vec::new(), 0)
+            (Vec::new(), 0, (0..scenario.network.nodes).collect())
         }
     };
+    let events_incomplete = events::incomplete(&events, events_dropped, &abandoned);
     let seen = confirm::first_seen(&events);
     let sources = chain
         .as_ref()
@@ -272,6 +273,7 @@ fn drive(
         steps: &steps,
         samples: &samples.samples,
         events: &events,
+        events_incomplete: events_incomplete.as_deref(),
         transfers: &transfers,
         chain: chain.as_ref(),
         load: scenario.load.as_ref(),

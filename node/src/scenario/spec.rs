@@ -484,6 +484,14 @@ pub fn parse(text: &str, default_name: &str) -> Result<Scenario, SpecError> {
     let ends_partitioned = check_timeline(&steps, &network)?;
     allow_adversaries(&steps, &mut network);
     let assert = assertions(&raw.assert, load.is_some())?;
+    if steps.is_empty() && assert.converge_within_ms.is_some() {
+        return Err(invalid(
+            "assert.converge_within_s",
+            raw.assert.converge_within_s.unwrap_or_default(),
+            "measures from the last [[at]] step, and there is none: every node starts on \
+             genesis, so it would pass at once",
+        ));
+    }
     if ends_partitioned && assert.converge_within_ms.is_some() {
         return Err(invalid(
             "assert.converge_within_s",
@@ -961,6 +969,14 @@ fn partition(
             ));
         }
     }
+    // A node outside every group would stay connected to both sides and relay between them.
+    if let Some(left_out) = (0..nodes).find(|n| !seen.contains(n)) {
+        return Err(invalid(
+            field,
+            format!("{groups:?}"),
+            format!("node {left_out} is in no group: put every node in one"),
+        ));
+    }
     Ok(groups.to_vec())
 }
 
@@ -1121,12 +1137,23 @@ fn duration(
     let needed = (last_step + assert.converge_within_ms.unwrap_or(0))
         .max(last_step)
         .max(load.map_or(0, Load::end_ms));
+    let max_ms = (MAX_DURATION_S * 1000.0) as u64;
+    if needed > max_ms {
+        return Err(invalid(
+            "duration_s",
+            needed as f64 / 1000.0,
+            format!(
+                "the last step, the load and the convergence window need more than the \
+                 longest run ({MAX_DURATION_S} s)"
+            ),
+        ));
+    }
     let Some(seconds) = given else {
         let tail = (DEFAULT_TAIL_S * 1000.0) as u64;
         let wanted = needed
             .max(last_step + tail)
             .max(load.map_or(0, |l| l.end_ms() + tail));
-        return Ok(wanted.min((MAX_DURATION_S * 1000.0) as u64).max(needed));
+        return Ok(wanted.min(max_ms));
     };
     let ms = positive_millis("duration_s", seconds, MAX_DURATION_S)?;
     if ms < needed {
@@ -1365,8 +1392,13 @@ max_reorg_depth = 6
             e.contains("at[3] = kill 1: node 1 is not running then (t = 30 s)"),
             "{e}"
         );
-        let e = err(&good_with("heal = true", "partition = [[0], [1]]"));
+        let e = err(&good_with("heal = true", "partition = [[0], [1, 2, 3]]"));
         assert!(e.contains("a partition is in place"), "{e}");
+        let e = err(&good_with("heal = true", "partition = [[0], [1]]"));
+        assert!(
+            e.contains("node 2 is in no group: put every node in one"),
+            "{e}"
+        );
         let e = err(&good_with("partition = [[0, 1], [2, 3]]", "kill = 0"));
         assert!(e.contains("heal: there is no partition to heal"), "{e}");
         let e = err(&good_with("start = 1", "start = 2"));
