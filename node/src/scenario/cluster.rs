@@ -237,6 +237,9 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        // A group of its own: a terminal's Ctrl-C reaches the runner only, which then reads
+        // the final chain and stops the nodes itself.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         // The scenario alone decides the nodes' flags: no PEERCHAIN_* from the caller.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("PEERCHAIN_") {

@@ -121,7 +121,7 @@ pub fn run(args: &ScenarioRunArgs) -> anyhow::Result<(Report, PathBuf)> {
     );
     let mut cluster = Cluster::prepare(&scenario, &out)?;
     if let Err(e) = cluster.start_initial(&flags.halt) {
-        if flags.interrupted.load(Ordering::Relaxed) {
+        if flags.interrupted.load(Ordering::SeqCst) {
             return Err(Interrupted.into());
         }
         return Err(e);
@@ -186,8 +186,8 @@ fn watch_signals(flags: &Flags) {
                     _ = int.recv() => {}
                     _ = term.recv() => {}
                 }
-                flags.interrupted.store(true, Ordering::Relaxed);
-                flags.halt.store(true, Ordering::Relaxed);
+                flags.interrupted.store(true, Ordering::SeqCst);
+                flags.halt.store(true, Ordering::SeqCst);
                 eprintln!("interrupted: killing the nodes and writing the report");
                 loop {
                     tokio::select! {
@@ -235,7 +235,7 @@ fn drive(
     let mut transfers = join_load(load, &mut errors);
     let chain = final_chain(scenario, cluster, &transfers, &flags.halt, &mut errors);
     let end_ms = clock.now_ms();
-    flags.halt.store(true, Ordering::Relaxed);
+    flags.halt.store(true, Ordering::SeqCst);
     let samples = match sampler.map(|h| h.join()) {
         Ok(Ok(log)) => log,
         Ok(Err(_)) => {
@@ -247,7 +247,7 @@ fn drive(
             sample::SampleLog::default()
         }
     };
-    cluster.shutdown(!flags.interrupted.load(Ordering::Relaxed));
+    cluster.shutdown(!flags.interrupted.load(Ordering::SeqCst));
     let (events, events_dropped, abandoned) = match readers {
         Ok(r) => events::join(r, Duration::from_secs(5)),
         Err(e) => {
@@ -279,7 +279,7 @@ fn drive(
         load: scenario.load.as_ref(),
     };
     let assertions = assert::evaluate(&scenario.assert, &evidence);
-    let interrupted = flags.interrupted.load(Ordering::Relaxed);
+    let interrupted = flags.interrupted.load(Ordering::SeqCst);
     let nodes = cluster.info();
     Report {
         format: report::FORMAT,
