@@ -732,14 +732,16 @@ async fn admin_calls_have_their_own_lane_and_batches_their_own_bound() {
         limits: Limits {
             max_concurrent_requests: 2,
             max_batch_requests: 1,
-            request_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(6),
             ..Limits::default()
         },
         ..Options::default()
     })
     .await;
-    // Two batches wait for the stalled chain thread: the second is over the batch bound.
-    node.node().stall_chain_thread(Duration::from_secs(3));
+    // Two batches wait for the stalled chain thread: the second is over the batch bound. The
+    // waits below give each request time to take its slot on a loaded machine (150 ms was
+    // not always enough in CI: the second batch then took the slot and timed out instead).
+    node.node().stall_chain_thread(Duration::from_secs(8));
     let batch = |nonce: u64| {
         let client = node.client.clone();
         let url = node.url("/v1/transactions/batch");
@@ -749,7 +751,7 @@ async fn admin_calls_have_their_own_lane_and_batches_their_own_bound() {
         )
     };
     let first = batch(0);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let second = batch(1).await.expect("task");
     let message = assert_error(&second, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     assert!(message.contains("batch submissions"), "{message}");
@@ -761,7 +763,7 @@ async fn admin_calls_have_their_own_lane_and_batches_their_own_bound() {
         tokio::spawn(
             async move { read(client.post(url).json(&tx).send().await.expect("POST")).await },
         );
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let shed = node.get("/v1/status").await;
     assert_error(&shed, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     // ...but the operator still gets through (a 404 for a peer nobody knows, not a 429).
