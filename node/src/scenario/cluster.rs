@@ -69,6 +69,8 @@ struct Node {
     peer_id: Option<String>,
     child: Option<Child>,
     pids: Vec<u32>,
+    /// Its adversary mode now (from the file, then the timeline's switches).
+    adversary: Option<String>,
 }
 
 impl Node {
@@ -144,6 +146,7 @@ impl Cluster {
                 peer_id: None,
                 child: None,
                 pids: Vec::new(),
+                adversary: spec.adversary.clone(),
             });
         }
         let explorer_list = out.join("nodes.json");
@@ -199,9 +202,15 @@ impl Cluster {
         }
     }
 
-    /// The lowest-numbered running node (node 0 unless it is down).
+    /// The lowest-numbered running honest node (no adversary mode on), else the lowest
+    /// running one: node 0 unless it is down or an adversary.
     pub fn reference_node(&mut self) -> Option<usize> {
-        (0..self.nodes.len()).find(|&i| self.running(i))
+        let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.running(i)).collect();
+        running
+            .iter()
+            .copied()
+            .find(|&i| self.nodes[i].adversary.is_none())
+            .or_else(|| running.first().copied())
     }
 
     /// What the report says about each node.
@@ -545,7 +554,9 @@ impl Cluster {
 
     /// `POST /v1/admin/adversary` (`None`: off).
     pub fn set_adversary(&mut self, i: usize, mode: Option<&str>) -> anyhow::Result<()> {
-        self.admin_call(i, "adversary", &json!({ "mode": mode }))
+        self.admin_call(i, "adversary", &json!({ "mode": mode }))?;
+        self.nodes[i].adversary = mode.map(str::to_owned);
+        Ok(())
     }
 
     fn admin_call(&mut self, i: usize, path: &str, body: &serde_json::Value) -> anyhow::Result<()> {

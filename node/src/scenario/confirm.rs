@@ -1,5 +1,5 @@
-//! The final main chain of the reference node (node 0, or the lowest-numbered node running
-//! at the end), and each transfer's fate in it: the height of its block and when that
+//! The final main chain of the reference node (the lowest-numbered honest node running at
+//! the end, `Cluster::reference_node`), and each transfer's fate in it: the height of its block and when that
 //! block was first seen on any node's main chain.
 //!
 //! It owns: walking the chain from the tip back to genesis by hash (so a reorg during the
