@@ -9,11 +9,11 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use peerchain_ledger::Genesis;
 use peerchain_ledger::crypto::Keypair;
-use support::{BIN, Http, free_port};
+use support::{BIN, Http, free_port, terminate};
 
 const DEV0_SEED: &str = "b99f56239ba1dd408c5bddedf55e1a5a332cd2ba16eb4eae0fe47fbe310ab574";
 const DEV0_ADDR: &str = "49a6bdea2673b89bd7b3992b18711ea9597c666a";
@@ -90,23 +90,10 @@ impl DevNode {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let pid = i32::try_from(child.id()).expect("pid");
-        // SAFETY: kill(2) only reads its integer arguments.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
+        match terminate(&mut child, Duration::from_secs(20)) {
+            Some(status) => assert!(status.success(), "exit {status}; log:\n{}", self.log()),
+            None => panic!("the node did not stop on SIGTERM; log:\n{}", self.log()),
         }
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(status)) = child.try_wait() {
-                assert!(status.success(), "exit {status}; log:\n{}", self.log());
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the node did not stop on SIGTERM; log:\n{}", self.log());
     }
 }
 

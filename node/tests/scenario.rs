@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::BIN;
+use support::{BIN, signal};
 
 /// Longest a run may take here before the test stops it (SIGTERM, so it still kills its
 /// nodes) and fails.
@@ -28,17 +28,6 @@ fn run_scenario(file: &Path, out: &Path) -> Output {
         .spawn()
         .expect("start peerchain scenario run");
     wait_bounded(child)
-}
-
-/// Sends `signal` to a child not yet reaped.
-fn signal(child: &Child, signal: i32) {
-    let pid = i32::try_from(child.id()).expect("pid");
-    // SAFETY: kill(2) only reads its integer arguments; the child is not reaped yet, so its
-    // pid cannot have been reused.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(pid, signal);
-    }
 }
 
 fn wait_bounded(mut child: Child) -> Output {

@@ -6,7 +6,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -111,23 +111,37 @@ impl NodeProcess {
         let Some(mut child) = self.child.take() else {
             return;
         };
-        let pid = i32::try_from(child.id()).expect("pid");
-        // SAFETY: kill(2) only reads its integer arguments.
-        #[allow(unsafe_code)]
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
+        if terminate(&mut child, Duration::from_secs(20)).is_none() {
+            panic!("the node did not stop on SIGTERM; log:\n{}", self.log());
         }
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(20) {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the node did not stop on SIGTERM; log:\n{}", self.log());
     }
+}
+
+/// Sends `sig` to a child not yet reaped (std offers SIGKILL only).
+pub(crate) fn signal(child: &Child, sig: i32) {
+    let pid = i32::try_from(child.id()).expect("pid");
+    // SAFETY: kill(2) only reads its integer arguments; the child is not reaped yet, so its
+    // pid cannot have been reused.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// SIGTERM, then waits up to `limit` for the child to exit: its exit status, or `None` when it
+/// did not exit in time (it is then killed and reaped).
+pub(crate) fn terminate(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    signal(child, libc::SIGTERM);
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for NodeProcess {
