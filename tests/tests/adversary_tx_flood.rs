@@ -103,12 +103,7 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, "pending", "the honest early transaction was kept");
-    let metrics = net.nodes[0]
-        .node
-        .as_ref()
-        .expect("running")
-        .metrics
-        .render();
+    let metrics = metrics_text(&net, 0);
     let refused = metrics
         .lines()
         .find(|l| l.contains("gap_refused") && !l.starts_with('#'))
@@ -221,14 +216,19 @@ async fn submissions_have_a_lane_of_their_own_beside_gossip() {
     net.stop().await;
 }
 
-/// Transactions of `topic` the node judged (gossip verdicts of any kind), from its metrics.
-fn gossip_judged(net: &TestNet, i: usize, topic: &str) -> u64 {
-    let metrics = net.nodes[i]
+/// Node `i`'s metrics as the `/metrics` route renders them.
+fn metrics_text(net: &TestNet, i: usize) -> String {
+    net.nodes[i]
         .node
         .as_ref()
         .expect("running")
         .metrics
-        .render();
+        .render()
+}
+
+/// Transactions of `topic` the node judged (gossip verdicts of any kind), from its metrics.
+fn gossip_judged(net: &TestNet, i: usize, topic: &str) -> u64 {
+    let metrics = metrics_text(net, i);
     metrics
         .lines()
         .filter(|l| l.starts_with("peerchain_gossip_messages_total") && l.contains(topic))
@@ -410,12 +410,7 @@ async fn a_batch_with_held_transactions_is_not_forwarded_until_all_is_admitted()
 
 /// The value of the gauge `name` on node `i`'s metrics.
 fn gauge(net: &TestNet, i: usize, name: &str) -> Option<u64> {
-    let metrics = net.nodes[i]
-        .node
-        .as_ref()
-        .expect("running")
-        .metrics
-        .render();
+    let metrics = metrics_text(net, i);
     metrics
         .lines()
         .find(|l| l.split(' ').next() == Some(name))
