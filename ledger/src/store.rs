@@ -961,11 +961,16 @@ impl StoreReader {
         Ok(self.trees()?.db.size_on_disk()?)
     }
 
-    /// Checks that the history rows of main-chain block `block` (`hash`) are stored as the
-    /// block says; returns how many there are.
-    fn check_history_rows(&self, block: &Block, hash: &Hash) -> Result<usize, Inconsistency> {
+    /// Checks that the history rows of main-chain block `block` (`hash`, its `txids`) are
+    /// stored as the block says; returns how many there are.
+    fn check_history_rows(
+        &self,
+        block: &Block,
+        txids: &[Hash],
+        hash: &Hash,
+    ) -> Result<usize, Inconsistency> {
         let height = block.header.height;
-        let rows = history::block_rows(block, &block.txids());
+        let rows = history::block_rows(block, txids);
         for (address, row) in &rows {
             let stored = self
                 .trees()?
@@ -1024,19 +1029,19 @@ impl StoreReader {
                         state.insert(c.address, c.after);
                     }
                 }
-                for (i, tx) in block.transactions.iter().enumerate() {
-                    let loc = self.tx_location(&tx.txid())?;
+                let txids = block.txids();
+                for (i, txid) in txids.iter().enumerate() {
+                    let loc = self.tx_location(txid)?;
                     if loc.map(|l| (l.block_hash, l.index)) != Some((hash, i as u32)) {
                         return Err(Inconsistency::Disagreement(format!(
-                            "txindex disagrees for {} in block {hash}",
-                            tx.txid()
+                            "txindex disagrees for {txid} in block {hash}"
                         )));
                     }
                     expected_txs = expected_txs.checked_add(1).ok_or_else(|| {
                         Inconsistency::Disagreement("transaction count overflows".into())
                     })?;
                 }
-                let rows = self.check_history_rows(&block, &hash)?;
+                let rows = self.check_history_rows(&block, &txids, &hash)?;
                 expected_history = expected_history.checked_add(rows).ok_or_else(|| {
                     Inconsistency::Disagreement("history row count overflows".into())
                 })?;
