@@ -116,6 +116,16 @@ pub const MAX_TX_BATCH: usize = 512;
 /// Limit of one gossipsub message on the transaction topic: a full batch and headroom.
 pub(crate) const TX_TOPIC_LIMIT: usize = MAX_TX_BATCH * TX_ENCODED_LEN + 1024;
 
+/// Most peers with a link fault at once (`NetworkHandle::set_link_fault`).
+pub const MAX_LINK_FAULTS: usize = 64;
+/// Most messages held by link faults at once; more are dropped.
+pub(crate) const MAX_LINK_HELD: usize = 4096;
+/// Most bytes of messages held by link faults at once; more are dropped.
+pub(crate) const MAX_LINK_HELD_BYTES: usize = 64 * 1024 * 1024;
+/// Longest a gossip message waits on a faulted link (delay and bandwidth queue together); one
+/// that would wait longer is dropped. Also the largest `delay_ms` accepted.
+pub(crate) const MAX_LINK_BACKLOG: Duration = Duration::from_secs(10);
+
 /// Most hashes in a block locator or a block request.
 pub(crate) const MAX_LOCATOR: usize = 64;
 /// Most headers in one `Headers` response.

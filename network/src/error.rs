@@ -92,6 +92,22 @@ pub enum NetworkError {
         /// The peer id given.
         peer: String,
     },
+    /// A link fault value is out of range.
+    #[error("link fault {field} = {value}: must be {rule}")]
+    BadLinkFault {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// Every link-fault slot is taken.
+    #[error("at most {max} peers may have a link fault at once; clear one first")]
+    TooManyLinkFaults {
+        /// The bound (`MAX_LINK_FAULTS`).
+        max: usize,
+    },
     /// Building the transport or a behaviour failed.
     #[error("cannot set up libp2p {what}: {detail}")]
     Setup {

@@ -5,6 +5,7 @@ use tokio::sync::{mpsc, oneshot};
 use peerchain_ledger::{Block, Hash, Transaction};
 
 use crate::error::NetworkError;
+use crate::link_faults::{LinkFault, PeerLinkFault};
 #[cfg(feature = "test-hooks")]
 use crate::types::RawTopic;
 use crate::types::{Acceptance, LocalTip, MessageRef, PeerSummary};
@@ -30,6 +31,11 @@ pub(crate) enum Command {
     Dial(String, oneshot::Sender<Result<(), NetworkError>>),
     BlockPeer(String, oneshot::Sender<Result<(), NetworkError>>),
     UnblockPeer(String, oneshot::Sender<Result<(), NetworkError>>),
+    SetLinkFault(
+        String,
+        LinkFault,
+        oneshot::Sender<Result<Vec<PeerLinkFault>, NetworkError>>,
+    ),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -148,6 +154,22 @@ impl NetworkHandle {
     pub async fn unblock_peer(&self, peer: &str) -> Result<(), NetworkError> {
         let peer = peer.to_owned();
         self.ask(|tx| Command::UnblockPeer(peer, tx)).await?
+    }
+
+    /// Sets the fault of the link from `peer` to this node (a [`LinkFault`] that changes
+    /// nothing clears it) and returns every faulted link; for tests of a network on one
+    /// machine (`link_faults.rs`). Fails with [`NetworkError::BadLinkFault`] for a value out of
+    /// range, [`NetworkError::TooManyLinkFaults`] when every slot is taken,
+    /// [`NetworkError::BadPeerId`] for a malformed id and [`NetworkError::LocalPeer`] for the
+    /// local peer. The peer need not be connected.
+    pub async fn set_link_fault(
+        &self,
+        peer: &str,
+        fault: LinkFault,
+    ) -> Result<Vec<PeerLinkFault>, NetworkError> {
+        let peer = peer.to_owned();
+        self.ask(|tx| Command::SetLinkFault(peer, fault, tx))
+            .await?
     }
 
     /// Stops the service: closes every connection and the event channel. Returns once the

@@ -38,6 +38,9 @@
 //!   the defences; the only code that misbehaves on purpose.
 //! - `gossip.rs`: gossip dispatch, the event queue in three bounded lanes (control, blocks,
 //!   transactions), transactions kept for republishing.
+//! - `link_faults.rs`: operator-set link faults (loss, delay, bandwidth) on what this node
+//!   receives from chosen peers, for testing on one machine (glue in
+//!   `service/link_shaping.rs`).
 //! - `tx_budget.rs`: how many gossiped transactions each peer may relay, by its score.
 //! - `timers.rs`: which periodic duties are due.
 //! - `sync.rs` (store-side helpers), `codec.rs`, `behaviour.rs`, `handle.rs`, `identity.rs`,
@@ -54,6 +57,7 @@ mod error;
 mod gossip;
 mod handle;
 mod identity;
+mod link_faults;
 mod peers;
 mod requests;
 mod service;
@@ -72,10 +76,12 @@ use tokio::sync::mpsc;
 
 pub use adversary::{Adversary, MAX_SYBIL_IDENTITIES};
 pub use config::{
-    MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, MAX_KNOWN_PEERS, MAX_TX_BATCH, NetworkConfig,
+    MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, MAX_KNOWN_PEERS, MAX_LINK_FAULTS, MAX_TX_BATCH,
+    NetworkConfig,
 };
 pub use error::NetworkError;
 pub use handle::NetworkHandle;
+pub use link_faults::{LinkFault, PeerLinkFault};
 #[cfg(feature = "test-hooks")]
 pub use types::RawTopic;
 pub use types::{Acceptance, BlockOrigin, LocalTip, MessageRef, NetworkEvent, PeerSummary};

@@ -12,6 +12,8 @@
 //!   responses each peer holds;
 //! - [`AddressBook`] (`address_book.rs`): the peers to dial again after a restart, saved as
 //!   `peers.txt` (glue in `service/known_peers.rs`);
+//! - [`LinkShaper`] (`link_faults.rs`): operator-set link faults on what chosen peers send
+//!   (glue in `service/link_shaping.rs`);
 //! - [`AdversaryState`] (`adversary.rs`), only when `NetworkConfig::adversary` is set.
 //!
 //! The sync protocol's own routing (serving, requesting, starting and ending rounds) is in
@@ -21,6 +23,7 @@
 //! requests, responses, validation reports); it keeps no policy of its own beyond routing.
 
 pub(crate) mod known_peers;
+mod link_shaping;
 mod sync_protocol;
 
 use std::collections::HashMap;
@@ -44,6 +47,7 @@ use crate::config::*;
 use crate::error::NetworkError;
 use crate::gossip::{Dispatch, GossipInbox, Published, log_block_publish, to_gossipsub};
 use crate::handle::Command;
+use crate::link_faults::LinkShaper;
 use crate::peers::{Admission, BanDecision, PeerBook, without_p2p};
 use crate::requests::RequestTable;
 use crate::serving::ServeQueue;
@@ -68,6 +72,14 @@ pub(crate) enum Internal {
         msg: MessageRef,
         result: Result<Block, String>,
     },
+}
+
+/// Sleeps until `at` (for ever when `None`; the caller's `if` guard keeps that branch off).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn now_ms() -> u64 {
@@ -104,6 +116,8 @@ pub(crate) struct Service {
     adversary: Option<AdversaryState>,
     /// Peers learned from identify, saved in `peers.txt` and dialled again after a restart.
     known: AddressBook,
+    /// Operator-set link faults and the messages they hold.
+    links: LinkShaper<BehaviourEvent>,
 }
 
 impl Service {
@@ -156,6 +170,7 @@ impl Service {
             requests: RequestTable::new(),
             serving: ServeQueue::new(),
             timers: Timers::new(now),
+            links: LinkShaper::new(rand::random()),
         }
     }
 
@@ -200,6 +215,7 @@ impl Service {
         let ack: Option<oneshot::Sender<()>> = loop {
             let deliver = self.can_deliver();
             let events = self.events.clone();
+            let held_due = self.links.next_due();
             tokio::select! {
                 command = self.commands.recv() => match command {
                     None => break None,
@@ -216,6 +232,7 @@ impl Service {
                     }
                 },
                 _ = tick.tick() => self.on_tick(),
+                () = sleep_until(held_due), if held_due.is_some() => self.release_held(),
             }
         };
         tracing::info!("network service stopping");
@@ -326,6 +343,9 @@ impl Service {
                 let _ = reply.send(result);
             }
             // Handled by the run loop.
+            Command::SetLinkFault(peer, fault, reply) => {
+                let _ = reply.send(self.set_link_fault(&peer, fault));
+            }
             Command::Shutdown(ack) => {
                 let _ = ack.send(());
             }
@@ -396,33 +416,11 @@ impl Service {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::Behaviour(event) => match event {
-                BehaviourEvent::Gossipsub(e) => self.on_gossip(e),
-                BehaviourEvent::Sync(e) => self.on_sync_event(e),
-                BehaviourEvent::Identify(e) => self.on_identify(e),
-                BehaviourEvent::Ping(e) => {
-                    if let Err(error) = e.result {
-                        tracing::debug!(peer = %e.peer, %error, "ping failed; closing the connection");
-                        self.swarm.close_connection(e.connection);
-                    }
+            SwarmEvent::Behaviour(event) => {
+                if let Some(event) = self.shape(event) {
+                    self.on_behaviour(event);
                 }
-                BehaviourEvent::Kad(kad::Event::RoutingUpdated {
-                    peer,
-                    is_new_peer: true,
-                    ..
-                }) => self.discovered(peer),
-                BehaviourEvent::Kad(_) => {}
-                BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
-                    for (peer, addr) in list {
-                        self.swarm.add_peer_address(peer, addr);
-                        self.discovered(peer);
-                    }
-                }
-                BehaviourEvent::Mdns(_) => {}
-                BehaviourEvent::Limits(never) => match never {},
-                BehaviourEvent::Memory(never) => match never {},
-                BehaviourEvent::Blocked(never) => match never {},
-            },
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = address.with(Protocol::P2p(self.local_peer_id));
                 tracing::info!(addr = %full, "listening");
@@ -505,6 +503,37 @@ impl Service {
                 tracing::warn!(?addresses, ?reason, "listener closed");
             }
             _ => {}
+        }
+    }
+
+    /// Routes an event of a behaviour (after the link faults let it through).
+    fn on_behaviour(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(e) => self.on_gossip(e),
+            BehaviourEvent::Sync(e) => self.on_sync_event(e),
+            BehaviourEvent::Identify(e) => self.on_identify(e),
+            BehaviourEvent::Ping(e) => {
+                if let Err(error) = e.result {
+                    tracing::debug!(peer = %e.peer, %error, "ping failed; closing the connection");
+                    self.swarm.close_connection(e.connection);
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer,
+                is_new_peer: true,
+                ..
+            }) => self.discovered(peer),
+            BehaviourEvent::Kad(_) => {}
+            BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
+                for (peer, addr) in list {
+                    self.swarm.add_peer_address(peer, addr);
+                    self.discovered(peer);
+                }
+            }
+            BehaviourEvent::Mdns(_) => {}
+            BehaviourEvent::Limits(never) => match never {},
+            BehaviourEvent::Memory(never) => match never {},
+            BehaviourEvent::Blocked(never) => match never {},
         }
     }
 

@@ -410,10 +410,13 @@ pub enum AdminCall {
         #[arg(default_value_t = 1)]
         blocks: u32,
     },
-    /// Turn continuous mining on or off.
+    /// Turn continuous mining on or off, and change the miner's hash-rate cap.
     Mining {
         /// `on` or `off`.
         state: OnOff,
+        /// New cap on the node's hashes per second (0: no cap); without it the cap stays.
+        #[arg(long, value_name = "HASHES_PER_S")]
+        hashrate: Option<u64>,
     },
     /// Dial a peer multiaddr.
     Dial {
@@ -429,6 +432,22 @@ pub enum AdminCall {
     UnblockPeer {
         /// Peer id.
         peer_id: String,
+    },
+    /// Fault the link from a peer to this node (testing on one machine): drop a fraction of
+    /// its gossip, delay its messages, limit its bandwidth. All zero clears the fault; set it
+    /// on both nodes to fault both directions.
+    Link {
+        /// Peer id.
+        peer_id: String,
+        /// Fraction of the peer's gossip messages dropped, 0 to 1.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Added delay of every message, ms (at most 10,000).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Bandwidth of the link, kilobits per second (0: unlimited).
+        #[arg(long, default_value_t = 0)]
+        bandwidth_kbps: u64,
     },
     /// Treat a block and its descendants as invalid.
     Invalidate {

@@ -184,9 +184,22 @@ pub fn admin(args: &AdminArgs) -> anyhow::Result<()> {
     let rpc = args.rpc.trim_end_matches('/');
     let (path, body) = match &args.call {
         AdminCall::Mine { blocks } => ("mine".to_owned(), serde_json::json!({ "blocks": blocks })),
-        AdminCall::Mining { state } => (
+        AdminCall::Mining { state, hashrate } => (
             "mining".to_owned(),
-            serde_json::json!({ "enabled": *state == OnOff::On }),
+            serde_json::json!({ "enabled": *state == OnOff::On, "hashrate": hashrate }),
+        ),
+        AdminCall::Link {
+            peer_id,
+            loss,
+            delay_ms,
+            bandwidth_kbps,
+        } => (
+            format!("peers/{peer_id}/link"),
+            serde_json::json!({
+                "loss": loss,
+                "delay_ms": delay_ms,
+                "bandwidth_kbps": bandwidth_kbps,
+            }),
         ),
         AdminCall::Dial { addr } => ("peers".to_owned(), serde_json::json!({ "addr": addr })),
         AdminCall::BlockPeer { peer_id } => (format!("peers/{peer_id}/block"), Value::Null),

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Sender, TrySendError};
 use peerchain_ledger::sigcache::SignatureChecker;
-use peerchain_network::{NetworkEvent, NetworkHandle};
+use peerchain_network::{LinkFault, NetworkEvent, NetworkHandle};
 use peerchain_rpc::metrics::Metrics;
-use peerchain_rpc::node_api::{NetFacts, NodeError, NodeRequest, PeerInfo};
+use peerchain_rpc::node_api::{LinkFaultView, NetFacts, NodeError, NodeRequest, PeerInfo};
 use tokio::sync::{mpsc, watch};
 
 use crate::chain_service::{ChainMsg, ChainRequest, GossipBatch, PeerBlock};
@@ -57,8 +57,10 @@ fn answer_with(request: ChainRequest, e: NodeError) {
         ChainRequest::Mine { reply, .. } => {
             let _ = reply.send(Err(e));
         }
-        ChainRequest::SetMining(_, reply)
-        | ChainRequest::Invalidate(_, reply)
+        ChainRequest::SetMining { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        ChainRequest::Invalidate(_, reply)
         | ChainRequest::Reconsider(_, reply)
         | ChainRequest::SetAdversary(_, reply) => {
             let _ = reply.send(Err(e));
@@ -66,8 +68,14 @@ fn answer_with(request: ChainRequest, e: NodeError) {
     }
 }
 
-/// Serves one request of the HTTP API.
-pub async fn dispatch(request: NodeRequest, chain: &ChainInbox, net: &NetworkHandle) {
+/// Serves one request of the HTTP API (`facts` records the faulted links for the status
+/// route).
+pub async fn dispatch(
+    request: NodeRequest,
+    chain: &ChainInbox,
+    net: &NetworkHandle,
+    facts: &NetFacts,
+) {
     match request {
         NodeRequest::Peers(reply) => {
             let peers = net.peers().await.into_iter().map(peer_info).collect();
@@ -92,7 +100,18 @@ pub async fn dispatch(request: NodeRequest, chain: &ChainInbox, net: &NetworkHan
             miner,
             reply,
         }),
-        NodeRequest::SetMining(on, reply) => chain.offer(ChainRequest::SetMining(on, reply)),
+        NodeRequest::SetMining {
+            enabled,
+            hashrate,
+            reply,
+        } => chain.offer(ChainRequest::SetMining {
+            enabled,
+            hashrate,
+            reply,
+        }),
+        NodeRequest::SetLinkFault(view, reply) => {
+            let _ = reply.send(set_link_fault(net, facts, view).await);
+        }
         NodeRequest::Invalidate(hash, reply) => chain.offer(ChainRequest::Invalidate(hash, reply)),
         NodeRequest::Reconsider(hash, reply) => chain.offer(ChainRequest::Reconsider(hash, reply)),
         NodeRequest::SetAdversary(mode, reply) => {
@@ -101,14 +120,42 @@ pub async fn dispatch(request: NodeRequest, chain: &ChainInbox, net: &NetworkHan
     }
 }
 
+/// Sets a link fault and records every faulted link in the peer facts (for the status route).
+async fn set_link_fault(
+    net: &NetworkHandle,
+    facts: &NetFacts,
+    view: LinkFaultView,
+) -> Result<Vec<LinkFaultView>, NodeError> {
+    let fault = LinkFault {
+        loss: view.loss,
+        delay_ms: view.delay_ms,
+        bandwidth_kbps: view.bandwidth_kbps,
+    };
+    let all: Vec<LinkFaultView> = net
+        .set_link_fault(&view.peer_id, fault)
+        .await
+        .map_err(network_error)?
+        .into_iter()
+        .map(|p| LinkFaultView {
+            peer_id: p.peer_id,
+            loss: p.fault.loss,
+            delay_ms: p.fault.delay_ms,
+            bandwidth_kbps: p.fault.bandwidth_kbps,
+        })
+        .collect();
+    facts.set_link_faults(all.clone());
+    Ok(all)
+}
+
 /// Serves requests in order until the channel closes.
 pub async fn serve_requests(
     mut rx: mpsc::Receiver<NodeRequest>,
     chain: ChainInbox,
     net: NetworkHandle,
+    facts: Arc<NetFacts>,
 ) {
     while let Some(request) = rx.recv().await {
-        dispatch(request, &chain, &net).await;
+        dispatch(request, &chain, &net, &facts).await;
     }
 }
 

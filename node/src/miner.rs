@@ -31,6 +31,8 @@ struct Shared {
     generation: AtomicU64,
     stop: AtomicBool,
     hashes: AtomicU64,
+    /// Hashes per second for each thread; 0: no cap.
+    per_thread_cap: AtomicU64,
 }
 
 /// Background mining threads. Dropping the miner stops them.
@@ -38,6 +40,7 @@ struct Shared {
 pub struct Miner {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    cap: Option<u64>,
 }
 
 impl Miner {
@@ -45,21 +48,40 @@ impl Miner {
     pub fn start(config: &MinerConfig, found: Sender<Block>) -> Self {
         let shared = Arc::new(Shared::default());
         let threads = config.threads.max(1);
-        let per_thread_cap = config.hashrate_cap.map(|c| (c / threads as u64).max(1));
         let handles = (0..threads)
             .filter_map(|i| {
                 let shared = shared.clone();
                 let found = found.clone();
                 std::thread::Builder::new()
                     .name(format!("miner-{i}"))
-                    .spawn(move || mine_loop(per_thread_cap, &shared, &found))
+                    .spawn(move || mine_loop(&shared, &found))
                     .ok()
             })
             .collect();
-        Miner {
+        let mut miner = Miner {
             shared,
             threads: handles,
-        }
+            cap: None,
+        };
+        miner.set_hashrate_cap(config.hashrate_cap);
+        miner
+    }
+
+    /// Changes the cap on the whole node's hashes per second (`None`: no cap); the threads
+    /// take it up with their next job, which starts now.
+    pub fn set_hashrate_cap(&mut self, cap: Option<u64>) {
+        let threads = self.threads.len().max(1) as u64;
+        let per_thread = cap.map_or(0, |c| (c / threads).max(1));
+        self.cap = cap;
+        self.shared
+            .per_thread_cap
+            .store(per_thread, Ordering::SeqCst);
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The cap on the whole node's hashes per second (`None`: no cap).
+    pub fn hashrate_cap(&self) -> Option<u64> {
+        self.cap
     }
 
     /// Replaces the job: threads drop the old one within one chunk of hashes.
@@ -108,12 +130,13 @@ fn lower_priority() {
     }
 }
 
-fn mine_loop(cap: Option<u64>, shared: &Shared, found: &Sender<Block>) {
+fn mine_loop(shared: &Shared, found: &Sender<Block>) {
     lower_priority();
-    // Small chunks under a cap so the rate limiter sleeps often and evenly.
-    let chunk: u64 = cap.map_or(16_384, |c| (c / 50).clamp(64, 16_384));
     while !shared.stop.load(Ordering::SeqCst) {
         let generation = shared.generation.load(Ordering::SeqCst);
+        let cap = Some(shared.per_thread_cap.load(Ordering::SeqCst)).filter(|&c| c > 0);
+        // Small chunks under a cap so the rate limiter sleeps often and evenly.
+        let chunk: u64 = cap.map_or(16_384, |c| (c / 50).clamp(64, 16_384));
         let Some(job) = shared.job.lock().clone() else {
             std::thread::sleep(Duration::from_millis(20));
             continue;
@@ -233,6 +256,37 @@ mod tests {
             "capped at 2,000 H/s, measured {rate:.0} H/s"
         );
         assert!(rate > 100.0, "still mining, measured {rate:.0} H/s");
+        miner.stop();
+    }
+
+    /// The cap changes while the miner runs (the hash-power dial of scenarios), and can be
+    /// removed.
+    #[test]
+    fn the_cap_changes_while_mining() {
+        let (found_tx, _found_rx) = crossbeam_channel::bounded(4);
+        let mut miner = Miner::start(
+            &MinerConfig {
+                threads: 1,
+                hashrate_cap: Some(20_000),
+            },
+            found_tx,
+        );
+        assert_eq!(miner.hashrate_cap(), Some(20_000));
+        miner.set_job(Some(template(Target(U256::zero()))));
+        miner.set_hashrate_cap(Some(1_000));
+        assert_eq!(miner.hashrate_cap(), Some(1_000));
+        // Let the thread take the new cap up, then measure.
+        std::thread::sleep(Duration::from_millis(300));
+        let before = miner.hashes();
+        let started = Instant::now();
+        std::thread::sleep(Duration::from_millis(1500));
+        let rate = (miner.hashes() - before) as f64 / started.elapsed().as_secs_f64();
+        assert!(
+            rate < 1_000.0 * 1.5,
+            "cap lowered to 1,000 H/s, measured {rate:.0} H/s"
+        );
+        miner.set_hashrate_cap(None);
+        assert_eq!(miner.hashrate_cap(), None);
         miner.stop();
     }
 }

@@ -248,7 +248,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     });
     let inbox = ChainInbox::new(chain_req_tx, limits.chain_inbox);
     let tasks = vec![
-        tokio::spawn(serve_requests(req_rx, inbox, net.clone())),
+        tokio::spawn(serve_requests(req_rx, inbox, net.clone(), facts.clone())),
         tokio::spawn(drain(outbox_rx, net.clone())),
     ];
     tracing::info!(%rpc_addr, peer_id = %facts.peer_id(), "node started");

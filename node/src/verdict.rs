@@ -170,6 +170,8 @@ pub fn network_error(e: peerchain_network::NetworkError) -> NodeError {
             detail: "no /p2p/<peer id> component".into(),
         },
         N::Store(e) => NodeError::Store(e),
+        e @ N::BadLinkFault { .. } => NodeError::BadLinkFault(e.to_string()),
+        N::TooManyLinkFaults { max } => NodeError::TooManyLinkFaults { max },
         N::Stopped
         | N::DataDir { .. }
         | N::KeyFile { .. }

@@ -153,8 +153,10 @@ impl From<NodeError> for ApiError {
             | NodeError::BadAddress { .. }
             | NodeError::LocalPeer { .. }
             | NodeError::UnknownAdversary { .. }
-            | NodeError::AdversaryAtStartOnly { .. } => {
-                ApiError::bad_request("bad_request", message)
+            | NodeError::AdversaryAtStartOnly { .. }
+            | NodeError::BadLinkFault(_) => ApiError::bad_request("bad_request", message),
+            NodeError::TooManyLinkFaults { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "too_many_link_faults", message)
             }
             NodeError::AdversaryNotAllowed => {
                 ApiError::new(StatusCode::FORBIDDEN, "adversary_not_allowed", message)

@@ -130,6 +130,10 @@ pub(crate) fn build(state: AppState) -> Router {
             "/v1/admin/peers/{peer_id}/unblock",
             post(admin::unblock_peer),
         )
+        .route(
+            "/v1/admin/peers/{peer_id}/link",
+            post(admin::set_link_fault),
+        )
         .route("/v1/admin/invalidate", post(admin::invalidate))
         .route("/v1/admin/reconsider", post(admin::reconsider))
         .route("/v1/admin/adversary", post(admin::set_adversary))

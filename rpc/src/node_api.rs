@@ -103,6 +103,7 @@ pub struct NetFacts {
     peer_count: AtomicUsize,
     syncing: AtomicBool,
     peer_id: String,
+    link_faults: parking_lot::Mutex<Vec<LinkFaultView>>,
 }
 
 impl NetFacts {
@@ -137,6 +138,16 @@ impl NetFacts {
     /// Sets whether the node is syncing.
     pub fn set_syncing(&self, on: bool) {
         self.syncing.store(on, Ordering::Relaxed);
+    }
+
+    /// The faulted links (empty unless an operator set some).
+    pub fn link_faults(&self) -> Vec<LinkFaultView> {
+        self.link_faults.lock().clone()
+    }
+
+    /// Records the faulted links after an operator changed them.
+    pub fn set_link_faults(&self, faults: Vec<LinkFaultView>) {
+        *self.link_faults.lock() = faults;
     }
 }
 
@@ -234,6 +245,15 @@ pub enum NodeError {
         /// The mode asked for.
         mode: String,
     },
+    /// A link fault value out of range.
+    #[error("{0}")]
+    BadLinkFault(String),
+    /// Every link-fault slot is taken.
+    #[error("at most {max} peers may have a link fault at once; clear one first")]
+    TooManyLinkFaults {
+        /// The bound.
+        max: usize,
+    },
     /// The chain store failed (I/O, full disk): not a verdict on the request.
     #[error("the chain store failed: {0}")]
     Store(#[from] StoreError),
@@ -290,8 +310,16 @@ pub enum NodeRequest {
         /// Reply with the new block hashes.
         reply: Reply<Result<Vec<Hash>, NodeError>>,
     },
-    /// Start or stop continuous mining.
-    SetMining(bool, Reply<Result<(), NodeError>>),
+    /// Start or stop continuous mining, and change the hash-rate cap when asked (`Some(0)`:
+    /// no cap). Replies with the cap after the call (`None`: no cap).
+    SetMining {
+        /// On or off.
+        enabled: bool,
+        /// New cap in hashes per second; `None` leaves it.
+        hashrate: Option<u64>,
+        /// The cap after the call.
+        reply: Reply<Result<Option<u64>, NodeError>>,
+    },
     /// Dial a multiaddr.
     Dial(String, Reply<Result<(), NodeError>>),
     /// Disconnect and refuse a peer.
@@ -304,6 +332,22 @@ pub enum NodeRequest {
     Reconsider(Hash, Reply<Result<(), NodeError>>),
     /// Switch an adversary mode on (by name) or off (`None`).
     SetAdversary(Option<String>, Reply<Result<(), NodeError>>),
+    /// Set (or clear, with every field zero) the fault of the link from a peer; replies with
+    /// every faulted link.
+    SetLinkFault(LinkFaultView, Reply<Result<Vec<LinkFaultView>, NodeError>>),
+}
+
+/// A peer's link fault: what this node does to the messages it receives from that peer.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LinkFaultView {
+    /// The peer (libp2p peer id).
+    pub peer_id: String,
+    /// Fraction of the peer's gossip messages dropped, 0 to 1.
+    pub loss: f64,
+    /// Added delay of every message, ms.
+    pub delay_ms: u64,
+    /// Bandwidth of the link, kilobits per second (0: unlimited).
+    pub bandwidth_kbps: u64,
 }
 
 /// What the HTTP API needs from the node.

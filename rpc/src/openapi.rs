@@ -50,6 +50,7 @@ use crate::{explorer, metrics, sse};
         admin::dial,
         admin::block_peer,
         admin::unblock_peer,
+        admin::set_link_fault,
         admin::invalidate,
         admin::reconsider,
         admin::set_adversary,

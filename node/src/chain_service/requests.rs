@@ -31,7 +31,14 @@ pub enum ChainRequest {
         reply: Reply<Result<Vec<Hash>, NodeError>>,
     },
     /// Start or stop continuous mining.
-    SetMining(bool, Reply<Result<(), NodeError>>),
+    SetMining {
+        /// Continuous mining on or off.
+        enabled: bool,
+        /// New hash-rate cap (`Some(0)`: none); `None` leaves it.
+        hashrate: Option<u64>,
+        /// The cap after the call.
+        reply: Reply<Result<Option<u64>, NodeError>>,
+    },
     /// Treat a block and its descendants as invalid.
     Invalidate(Hash, Reply<Result<(), NodeError>>),
     /// Undo `Invalidate`.
@@ -93,11 +100,18 @@ impl ChainService {
                     reply,
                 });
             }
-            ChainRequest::SetMining(on, reply) => {
-                self.mining = on;
+            ChainRequest::SetMining {
+                enabled,
+                hashrate,
+                reply,
+            } => {
+                if let Some(rate) = hashrate {
+                    self.miner.set_hashrate_cap((rate > 0).then_some(rate));
+                }
+                self.mining = enabled;
                 self.refresh_template(true);
                 self.publish_now();
-                let _ = reply.send(Ok(()));
+                let _ = reply.send(Ok(self.miner.hashrate_cap()));
             }
             ChainRequest::Invalidate(hash, reply) => {
                 let r = self

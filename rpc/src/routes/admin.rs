@@ -1,6 +1,6 @@
 //! Admin calls, behind `Authorization: Bearer <token>` (compared in constant time; 401
-//! `unauthorized` otherwise): mine now, mining on/off, dial, block/unblock a peer,
-//! invalidate/reconsider a block.
+//! `unauthorized` otherwise): mine now, mining on/off and the hash-rate cap, dial,
+//! block/unblock a peer, link faults, invalidate/reconsider a block, adversary modes.
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::config::MAX_MINE_BLOCKS;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
-use crate::node_api::NodeRequest;
+use crate::node_api::{LinkFaultView, NodeRequest};
 use crate::state::AppState;
 
 /// Whether `given` equals `expected`, in time independent of where they differ (both are
@@ -136,6 +136,9 @@ pub(crate) async fn mine(
 pub struct MiningRequest {
     /// Start (true) or stop (false) continuous mining.
     pub enabled: bool,
+    /// New hash-rate cap of the node's miner, hashes per second (0: no cap); absent leaves it.
+    #[serde(default)]
+    pub hashrate: Option<u64>,
 }
 
 /// Mining state after the call.
@@ -143,6 +146,8 @@ pub struct MiningRequest {
 pub struct MiningResponse {
     /// Whether continuous mining is on.
     pub mining: bool,
+    /// The miner's hash-rate cap, hashes per second (`null`: no cap).
+    pub hashrate_cap: Option<u64>,
 }
 
 /// Starts or stops continuous mining.
@@ -159,13 +164,74 @@ pub(crate) async fn set_mining(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<MiningRequest>,
 ) -> Result<Json<MiningResponse>, ApiError> {
-    state
+    let hashrate_cap = state
         .api()
-        .ask(|reply| NodeRequest::SetMining(body.enabled, reply))
+        .ask(|reply| NodeRequest::SetMining {
+            enabled: body.enabled,
+            hashrate: body.hashrate,
+            reply,
+        })
         .await??;
     Ok(Json(MiningResponse {
         mining: body.enabled,
+        hashrate_cap,
     }))
+}
+
+/// `POST /v1/admin/peers/{peer_id}/link` body: the fault of the link from that peer. Absent
+/// fields are zero; all zero clears the fault.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkFaultRequest {
+    /// Fraction of the peer's gossip messages dropped, 0 to 1.
+    #[serde(default)]
+    pub loss: f64,
+    /// Added delay of every message from the peer, ms (at most 10,000).
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Bandwidth of the link from the peer, kilobits per second (0: unlimited).
+    #[serde(default)]
+    pub bandwidth_kbps: u64,
+}
+
+/// Every faulted link after the call.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LinkFaultsResponse {
+    /// The faulted links, by peer id.
+    pub link_faults: Vec<LinkFaultView>,
+}
+
+/// Sets the fault of the link from a peer: this node drops a fraction of that peer's gossip,
+/// delays its messages, or limits their bandwidth (for testing a network on one machine; see
+/// docs/SCENARIOS.md). Set it on both nodes to fault both directions.
+#[utoipa::path(
+    post, path = "/v1/admin/peers/{peer_id}/link", tag = "admin",
+    params(("peer_id" = String, Path, description = "libp2p peer id")),
+    request_body = LinkFaultRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = LinkFaultsResponse),
+        (status = 400, description = "a value out of range, a malformed peer id or this node's own", body = ErrorBody),
+        (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 409, description = "every link-fault slot is taken", body = ErrorBody),
+    )
+)]
+pub(crate) async fn set_link_fault(
+    State(state): State<AppState>,
+    Path(peer_id): Path<String>,
+    ApiJson(body): ApiJson<LinkFaultRequest>,
+) -> Result<Json<LinkFaultsResponse>, ApiError> {
+    let fault = LinkFaultView {
+        peer_id,
+        loss: body.loss,
+        delay_ms: body.delay_ms,
+        bandwidth_kbps: body.bandwidth_kbps,
+    };
+    let link_faults = state
+        .api()
+        .ask(|reply| NodeRequest::SetLinkFault(fault, reply))
+        .await??;
+    Ok(Json(LinkFaultsResponse { link_faults }))
 }
 
 /// `POST /v1/admin/peers` body.

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::node_api::{NodeRequest, PeerInfo};
+use crate::node_api::{LinkFaultView, NodeRequest, PeerInfo};
 use crate::pagination::PageParams;
 use crate::state::{AppState, blocking};
 use crate::views::TransactionView;
@@ -45,6 +45,9 @@ pub struct StatusView {
     pub version: String,
     /// Whether continuous mining is on.
     pub mining: bool,
+    /// Operator-set link faults (`POST /v1/admin/peers/{peer_id}/link`); empty unless a test
+    /// set some.
+    pub link_faults: Vec<LinkFaultView>,
 }
 
 /// Chain tip and node facts.
@@ -80,6 +83,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<StatusV
             peer_id: api.net.peer_id().to_owned(),
             version: api.version.clone(),
             mining: snapshot.mining,
+            link_faults: api.net.link_faults(),
         })
     })
     .await?;
