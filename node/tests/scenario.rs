@@ -167,6 +167,158 @@ max_reorg_depth = 30
     assert!(!html.contains("<script"), "the page needs no script");
 }
 
+/// Samples of `node` taken between `from_ms` and `to_ms`.
+fn samples_of(report: &Value, node: u64, from_ms: u64, to_ms: u64) -> Vec<&Value> {
+    report["samples"]
+        .as_array()
+        .expect("samples")
+        .iter()
+        .filter(|s| s["node"] == node && s["up"] == true)
+        .filter(|s| (from_ms..to_ms).contains(&s["t_ms"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+#[test]
+fn link_faults_and_hash_share_steps_reach_the_nodes_and_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("links.toml");
+    std::fs::write(
+        &file,
+        r#"
+# Delay on every link from the start, loss and delay between node 0 and the others for a
+# while, node 2's hash share taken away and given back.
+name = "links"
+seed = 5
+duration_s = 24
+
+[network]
+nodes = 3
+block_time_ms = 1000
+hashrate = 30000
+
+[network.link]
+delay_ms = 30
+
+[load]
+tps = 8
+duration_s = 14
+accounts = 4
+nodes = [1]
+
+[[at]]
+t = 4
+link = { between = [[0], [1, 2]], loss = 0.3, delay_ms = 300 }
+
+[[at]]
+t = 6
+hash_share = { node = 2, share = 0 }
+
+[[at]]
+t = 11
+hash_share = { node = 2, share = 0.5 }
+
+[[at]]
+t = 12
+link = { between = [[0], [1, 2]] }
+
+[assert]
+converge_within_s = 10
+no_transfer_lost = true
+max_stale_rate = 1.0
+"#,
+    )
+    .expect("write the scenario");
+    let out = dir.path().join("out");
+    let run = run_scenario(&file, &out);
+    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
+    let report = read_report(&out);
+    assert_no_node_left(&report, &out);
+    assert!(
+        run.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        run.status.code()
+    );
+    let steps = report["steps"].as_array().expect("steps");
+    assert!(steps.iter().all(|s| s["ok"] == true), "{steps:?}");
+    // What the nodes reported: every node faults its 2 links from the start; after the clear
+    // step node 0 faults none and nodes 1 and 2 only the link between them.
+    let faulted = |node, from, to| -> Vec<u64> {
+        samples_of(&report, node, from, to)
+            .iter()
+            .filter_map(|s| s["link_faults"].as_u64())
+            .collect()
+    };
+    for node in 0..3 {
+        let before = faulted(node, 1_000, 3_500);
+        assert!(
+            !before.is_empty() && before.iter().all(|&n| n == 2),
+            "node {node}: {before:?}"
+        );
+    }
+    let after = faulted(0, 14_000, 24_000);
+    assert!(
+        !after.is_empty() && after.iter().all(|&n| n == 0),
+        "node 0: {after:?}"
+    );
+    let after = faulted(1, 14_000, 24_000);
+    assert!(
+        !after.is_empty() && after.iter().all(|&n| n == 1),
+        "node 1: {after:?}"
+    );
+    // Node 2 stopped mining with its share taken away, and mined again with it back.
+    let mining = |from, to| -> Vec<bool> {
+        samples_of(&report, 2, from, to)
+            .iter()
+            .filter_map(|s| s["mining"].as_bool())
+            .collect()
+    };
+    assert!(
+        mining(7_000, 10_500).iter().all(|m| !m),
+        "{:?}",
+        mining(7_000, 10_500)
+    );
+    assert!(
+        mining(12_000, 24_000).iter().all(|m| *m),
+        "{:?}",
+        mining(12_000, 24_000)
+    );
+    // The report: link and not-mining fault windows, the dial's statistics, the assertion.
+    let kinds: Vec<&str> = report["faults"]
+        .as_array()
+        .expect("faults")
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.iter().filter(|k| **k == "link").count() == 2 && kinds.contains(&"not_mining"),
+        "{kinds:?}"
+    );
+    let mining_stats = &report["mining"];
+    assert!(
+        mining_stats["blocks_seen"].as_u64().unwrap_or(0) > 5,
+        "{mining_stats}"
+    );
+    let share = mining_stats["by_node"][2]["hash_share"]
+        .as_f64()
+        .expect("share");
+    assert!(
+        share > 0.25 && share < 0.45,
+        "node 2's time-averaged share {share}"
+    );
+    let names: Vec<&str> = report["assertions"]
+        .as_array()
+        .expect("assertions")
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    assert!(names.contains(&"max_stale_rate"), "{names:?}");
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("stale rate"),
+        "report.html has the dial's table"
+    );
+}
+
 #[test]
 fn an_assertion_that_cannot_hold_exits_1_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::confirm::FinalChain;
 use super::events::{ChainEvent, EventKind};
 use super::load::TransferRecord;
+use super::mining::stale_count;
 use super::sample::Sample;
 use super::spec::{Action, Assertions, Load};
 use super::timeline::StepRecord;
@@ -69,6 +70,9 @@ pub fn evaluate(a: &Assertions, ev: &Evidence<'_>) -> Vec<Outcome> {
     }
     if let Some(max) = a.max_p99_confirmation_s {
         out.push(max_p99_confirmation(max, ev.transfers));
+    }
+    if let Some(max) = a.max_stale_rate {
+        out.push(max_stale_rate(max, ev));
     }
     out
 }
@@ -285,6 +289,39 @@ fn max_reorg_depth(limit: u64, events: &[ChainEvent], incomplete: Option<&str>) 
     }
 }
 
+fn max_stale_rate(max: f64, ev: &Evidence<'_>) -> Outcome {
+    let expected = format!("at most {:.1}% of the blocks seen are stale", max * 100.0);
+    let (passed, actual) = match ev.chain {
+        None => (false, "the final chain could not be read".to_owned()),
+        Some(chain) => match stale_count(ev.events, chain) {
+            (0, _) => (false, "no block was seen".to_owned()),
+            (seen, stale) => {
+                let rate = stale as f64 / seen as f64;
+                let mut actual = format!(
+                    "{:.1}%: {stale} of {} not in the final chain",
+                    rate * 100.0,
+                    plural(seen, "block")
+                );
+                // A record that may miss blocks may miss stale ones.
+                let passed = match ev.events_incomplete {
+                    Some(why) => {
+                        actual = format!("{actual}, but the record may miss blocks: {why}");
+                        false
+                    }
+                    None => rate <= max,
+                };
+                (passed, actual)
+            }
+        },
+    };
+    Outcome {
+        name: "max_stale_rate",
+        expected,
+        actual,
+        passed,
+    }
+}
+
 fn min_confirmed_tps(min: f64, ev: &Evidence<'_>) -> Outcome {
     let confirmed = ev.transfers.iter().filter(|t| t.height.is_some()).count();
     let duration_ms = ev.load.map_or(0, |l| l.duration_ms).max(1);
@@ -384,6 +421,7 @@ mod tests {
             tip: tip.map(String::from),
             peers: Some(1),
             mining: Some(true),
+            link_faults: None,
         }
     }
 

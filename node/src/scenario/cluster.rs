@@ -1,6 +1,7 @@
 //! The scenario's node processes: a generated genesis, free loopback ports, one data
 //! directory per node under the output directory, node 0 as the bootnode, and every fault
-//! the timeline applies to them (kill, stop, start, partition, heal, mining, adversary).
+//! the timeline applies to them (kill, stop, start, partition, heal, link faults, mining,
+//! hash shares, adversary).
 //!
 //! It owns: the child processes. [`Cluster`] is their guard: dropping it SIGKILLs and reaps
 //! every node still running, so no path out of the runner (error, panic, interrupt) leaves
@@ -21,7 +22,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::http::{AdminAnswer, Api, Status};
-use super::spec::{NodeSpec, Scenario, build_genesis};
+use super::links::LinkTable;
+use super::spec::{LinkSpec, NodeSpec, Scenario, build_genesis};
 
 /// Dev account index of node `i`'s miner address is `MINER_KEY_BASE + i` (unfunded, so mining
 /// rewards never touch the load's senders).
@@ -71,6 +73,11 @@ struct Node {
     pids: Vec<u32>,
     /// Its adversary mode now (from the file, then the timeline's switches).
     adversary: Option<String>,
+    /// Its hash-rate cap now (from its share, then the timeline's hash-share steps).
+    hashrate: u64,
+    /// Whether it mines now (from the file, then the timeline's mining and hash-share steps);
+    /// a restart keeps it.
+    mine: bool,
 }
 
 impl Node {
@@ -107,6 +114,11 @@ pub struct Cluster {
     nodes: Vec<Node>,
     api: Api,
     partition: Option<Vec<Vec<usize>>>,
+    links: LinkTable,
+    /// `[network.link]`: set on every link once the initial nodes are up.
+    initial_link: Option<LinkSpec>,
+    /// The network's total hash rate, shared by the hash shares.
+    total_hashrate: u64,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -147,6 +159,8 @@ impl Cluster {
                 child: None,
                 pids: Vec::new(),
                 adversary: spec.adversary.clone(),
+                hashrate: spec.hashrate,
+                mine: spec.mine,
             });
         }
         let explorer_list = out.join("nodes.json");
@@ -160,6 +174,9 @@ impl Cluster {
             nodes,
             api: Api::new(Duration::from_secs(10))?,
             partition: None,
+            links: LinkTable::default(),
+            initial_link: net.link,
+            total_hashrate: net.hashrate,
         })
     }
 
@@ -182,6 +199,9 @@ impl Cluster {
             for &i in &initial {
                 self.wait_peered(i, stop)?;
             }
+        }
+        if let Some(fault) = self.initial_link {
+            self.set_links(None, fault)?;
         }
         Ok(())
     }
@@ -286,10 +306,10 @@ impl Cluster {
             "--explorer-nodes".into(),
             path_arg(&self.explorer_list),
         ];
-        if spec.hashrate > 0 {
-            args.extend(["--mine-hashrate".into(), spec.hashrate.to_string()]);
+        if node.hashrate > 0 {
+            args.extend(["--mine-hashrate".into(), node.hashrate.to_string()]);
         }
-        if spec.mine {
+        if node.mine {
             args.push("--mine".into());
         }
         if spec.clock_offset_ms != 0 {
@@ -414,8 +434,10 @@ impl Cluster {
             .with_context(|| format!("node {i} is not running"))
     }
 
-    /// Starts node `i` (again, with its data directory), waits until it answers, and blocks
-    /// its side of a partition in place. Returns notes.
+    /// Starts node `i` (again, with its data directory), waits until it answers, blocks its
+    /// side of a partition in place and sets the link faults in force at either end of its
+    /// links (its own were lost with its memory; the others learn its peer id). Returns
+    /// notes.
     pub fn start(&mut self, i: usize, stop: &AtomicBool) -> anyhow::Result<Vec<String>> {
         if self.running(i) {
             bail!("node {i} is already running");
@@ -427,6 +449,9 @@ impl Cluster {
             for j in others_across(&groups, i) {
                 notes.extend(self.block(i, j)?);
             }
+        }
+        for (receiver, sender, fault) in self.links.touching(i) {
+            notes.extend(self.set_link(receiver, sender, fault)?);
         }
         Ok(notes)
     }
@@ -547,9 +572,73 @@ impl Cluster {
         Ok(())
     }
 
+    /// Sets `fault` on both directions of every link across `between` (every link when
+    /// `None`); a clear fault lifts them. Links to a node that is down or not yet started are
+    /// set when it starts. Returns notes on those.
+    pub fn set_links(
+        &mut self,
+        between: Option<&[Vec<usize>]>,
+        fault: LinkSpec,
+    ) -> anyhow::Result<Vec<String>> {
+        let pairs = self.links.set(between, self.nodes.len(), fault);
+        let mut notes = Vec::new();
+        for (receiver, sender) in pairs {
+            notes.extend(self.set_link(receiver, sender, fault)?);
+        }
+        Ok(notes)
+    }
+
+    /// `POST /v1/admin/peers/{sender's peer id}/link` on `receiver`, when it runs and the
+    /// sender's peer id is known.
+    fn set_link(
+        &mut self,
+        receiver: usize,
+        sender: usize,
+        fault: LinkSpec,
+    ) -> anyhow::Result<Option<String>> {
+        let Some(peer) = self.nodes[sender].peer_id.clone() else {
+            return Ok(Some(format!(
+                "node {sender} never started: node {receiver} faults its link when it does"
+            )));
+        };
+        if !self.running(receiver) {
+            return Ok(Some(format!(
+                "node {receiver} is down: its link from node {sender} is faulted when it starts"
+            )));
+        }
+        let body = json!({
+            "loss": fault.loss,
+            "delay_ms": fault.delay_ms,
+            "bandwidth_kbps": fault.bandwidth_kbps,
+        });
+        self.admin_call(receiver, &format!("peers/{peer}/link"), &body)?;
+        Ok(None)
+    }
+
     /// `POST /v1/admin/mining`.
     pub fn set_mining(&mut self, i: usize, enabled: bool) -> anyhow::Result<()> {
-        self.admin_call(i, "mining", &json!({ "enabled": enabled }))
+        self.admin_call(i, "mining", &json!({ "enabled": enabled }))?;
+        self.nodes[i].mine = enabled;
+        Ok(())
+    }
+
+    /// Gives node `i` `share` of the network's hash rate: its miner's cap changes, mining
+    /// stops at 0 and starts above it. A node that is down gets it when it starts.
+    pub fn set_hash_share(&mut self, i: usize, share: f64) -> anyhow::Result<Vec<String>> {
+        // share in 0..=1 and the total a u64: the product fits.
+        let rate = (share * self.total_hashrate as f64).round() as u64;
+        let rate = if share > 0.0 { rate.max(1) } else { 0 };
+        let node = &mut self.nodes[i];
+        node.hashrate = rate;
+        node.mine = rate > 0;
+        if !self.running(i) {
+            return Ok(vec![format!(
+                "node {i} is down: it mines at {rate} H/s when it starts"
+            )]);
+        }
+        let body = json!({ "enabled": rate > 0, "hashrate": rate });
+        self.admin_call(i, "mining", &body)?;
+        Ok(Vec::new())
     }
 
     /// `POST /v1/admin/adversary` (`None`: off).

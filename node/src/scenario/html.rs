@@ -422,19 +422,40 @@ fn chain(r: &Report) -> String {
         r.reorgs.count,
         r.reorgs.deepest
     );
-    s.push_str("<table><tr><th>node</th><th>hash share</th><th>main-chain blocks</th><th>reorgs</th></tr>\n");
+    let m = &r.mining;
+    let _ = writeln!(
+        s,
+        "<p>{} blocks seen joining a main chain, {} stale ({}).</p>",
+        m.blocks_seen,
+        m.stale,
+        percent(m.stale_rate)
+    );
+    s.push_str(
+        "<table><tr><th>node</th><th>hash share (time average)</th><th>main-chain blocks</th>\
+         <th>share of the main chain</th><th>blocks seen</th><th>stale</th><th>stale rate</th>\
+         <th>reorgs</th></tr>\n",
+    );
     for n in &r.nodes {
+        let d = m.by_node.get(n.index).cloned().unwrap_or_default();
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             n.index,
-            n.spec.hash_share,
+            d.hash_share,
             c.blocks_by_node.get(n.index).copied().unwrap_or(0),
+            percent(d.main_chain_share),
+            d.blocks_seen,
+            d.stale,
+            percent(d.stale_rate),
             r.reorgs.by_node.get(n.index).copied().unwrap_or(0)
         );
     }
     s.push_str("</table>\n");
     s
+}
+
+fn percent(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{:.1}%", v * 100.0))
 }
 
 fn nodes(r: &Report) -> String {
@@ -463,6 +484,7 @@ mod tests {
     use super::super::assert::Outcome;
     use super::super::cluster::NodeInfo;
     use super::super::confirm::ConfirmationSources;
+    use super::super::mining::MiningStats;
     use super::super::report::{Machine, ReorgSummary, TransferSummary};
     use super::super::spec::{Scenario, parse};
     use super::*;
@@ -501,6 +523,7 @@ mod tests {
             tip: height.map(|_| "t".into()),
             peers: None,
             mining: None,
+            link_faults: None,
         }
     }
 
@@ -574,6 +597,7 @@ mod tests {
             }],
             final_chain: None,
             reorgs: ReorgSummary::default(),
+            mining: MiningStats::default(),
             transfer_summary: TransferSummary::default(),
             confirmation_sources: ConfirmationSources::default(),
             samples: vec![

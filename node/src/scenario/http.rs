@@ -35,6 +35,9 @@ pub struct Status {
     /// Continuous mining on.
     #[serde(default)]
     pub mining: bool,
+    /// Faulted links (only their number is used).
+    #[serde(default)]
+    pub link_faults: Vec<serde_json::Value>,
 }
 
 /// The parts of `GET /v1/blocks/{id}` the runner reads.

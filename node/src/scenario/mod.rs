@@ -8,10 +8,11 @@
 //!
 //! - [`spec`]: the file → a validated [`spec::Scenario`];
 //! - [`cluster`]: the node processes and the faults applied to them (the guard that kills
-//!   every node on every way out);
+//!   every node on every way out); [`links`]: the link faults in force, per directed link;
 //! - [`timeline`]: the clock and the steps at their times;
 //! - [`load`]: the transfers; [`sample`]: status every 250 ms; [`events`]: blocks and reorgs
 //!   of every node; [`confirm`]: the final main chain and each transfer's confirmation;
+//!   [`mining`]: the hash-power dial's statistics (stale blocks, main-chain share);
 //! - [`assert`](mod@assert): the verdicts, pure functions of the records; [`report`] and [`html`]: the
 //!   outputs; [`http`]: the client of the node API they share.
 //!
@@ -26,7 +27,9 @@ pub mod confirm;
 pub mod events;
 pub mod html;
 pub mod http;
+pub mod links;
 pub mod load;
+pub mod mining;
 pub mod report;
 pub mod sample;
 pub mod spec;
@@ -295,9 +298,18 @@ fn drive(
         errors,
         assertions,
         scenario: scenario.clone(),
-        faults: report::fault_windows(&scenario.network.node, &steps, end_ms),
+        faults: report::fault_windows(&scenario.network, &steps, end_ms),
         final_chain: chain.as_ref().map(|c| report::chain_summary(c, &nodes)),
         reorgs: report::reorg_summary(&events, scenario.network.nodes),
+        mining: mining::mining_stats(
+            &events,
+            chain.as_ref(),
+            &nodes
+                .iter()
+                .map(|n| n.miner_address.clone())
+                .collect::<Vec<_>>(),
+            &mining::average_shares(&scenario.network, &steps, end_ms),
+        ),
         transfer_summary: report::transfer_summary(&transfers),
         confirmation_sources: sources,
         nodes,

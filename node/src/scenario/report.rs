@@ -19,8 +19,9 @@ use super::cluster::NodeInfo;
 use super::confirm::{ConfirmationSources, FinalChain};
 use super::events::{ChainEvent, EventKind};
 use super::load::{Answer, TransferRecord};
+use super::mining::MiningStats;
 use super::sample::Sample;
-use super::spec::{Action, NodeSpec, Scenario};
+use super::spec::{Action, Network, Scenario};
 use super::timeline::StepRecord;
 
 /// Version of the report's layout.
@@ -65,6 +66,8 @@ pub struct Report {
     pub final_chain: Option<ChainSummary>,
     /// Reorgs seen.
     pub reorgs: ReorgSummary,
+    /// The hash-power dial: stale blocks and main-chain shares per node.
+    pub mining: MiningStats,
     /// Counts of the load's transfers.
     pub transfer_summary: TransferSummary,
     /// How confirmation times were found.
@@ -95,7 +98,7 @@ pub struct Machine {
 /// A period during which something was wrong on purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FaultWindow {
-    /// `partition`, `down`, `not_mining` or `adversary`.
+    /// `partition`, `link`, `down`, `not_mining` or `adversary`.
     pub kind: &'static str,
     /// The node concerned (`None` for a partition).
     pub node: Option<usize>,
@@ -232,11 +235,19 @@ pub fn reorg_summary(events: &[ChainEvent], nodes: usize) -> ReorgSummary {
     s
 }
 
-/// The periods of faults: partitions (until healed), nodes down (killed, stopped, not yet
-/// started), nodes not mining, adversary modes; open ones end at `end_ms`.
-pub fn fault_windows(nodes: &[NodeSpec], steps: &[StepRecord], end_ms: u64) -> Vec<FaultWindow> {
+/// The periods of faults: partitions (until healed), link faults (from `[network.link]`, or a
+/// link step, until a clear one), nodes down (killed, stopped, not yet started), nodes not
+/// mining (mining off, or a hash share of 0), adversary modes; open ones end at `end_ms`.
+pub fn fault_windows(network: &Network, steps: &[StepRecord], end_ms: u64) -> Vec<FaultWindow> {
+    let nodes = &network.node;
     let mut open: BTreeMap<(&'static str, Option<usize>), (u64, String)> = BTreeMap::new();
     let mut done = Vec::new();
+    if let Some(link) = &network.link {
+        open.insert(
+            ("link", None),
+            (0, format!("every link: {}", link.describe())),
+        );
+    }
     for n in nodes {
         let i = Some(n.index);
         if n.start_ms > 0 {
@@ -309,6 +320,21 @@ pub fn fault_windows(nodes: &[NodeSpec], steps: &[StepRecord], end_ms: u64) -> V
                     );
                 }
             }
+            Action::Link { fault, .. } => {
+                close(&mut open, ("link", None), start);
+                if !fault.is_clear() {
+                    open.insert(("link", None), (start, s.action.describe()));
+                }
+            }
+            Action::HashShare { node, share } if *share > 0.0 => {
+                close(&mut open, ("not_mining", Some(*node)), end);
+            }
+            Action::HashShare { node, .. } => {
+                open.insert(
+                    ("not_mining", Some(*node)),
+                    (start, format!("node {node} hash share 0")),
+                );
+            }
         }
     }
     let keys: Vec<_> = open.keys().copied().collect();
@@ -371,6 +397,7 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::spec::{LinkSpec, NodeSpec};
     use super::*;
 
     fn record(action: Action, started_ms: u64, finished_ms: u64, ok: bool) -> StepRecord {
@@ -424,8 +451,44 @@ mod tests {
                 6_010,
                 true,
             ),
+            record(
+                Action::Link {
+                    between: None,
+                    fault: LinkSpec::default(),
+                },
+                7_000,
+                7_020,
+                true,
+            ),
+            record(
+                Action::HashShare {
+                    node: 0,
+                    share: 0.0,
+                },
+                7_500,
+                7_510,
+                true,
+            ),
+            record(
+                Action::HashShare {
+                    node: 0,
+                    share: 0.2,
+                },
+                8_000,
+                8_010,
+                true,
+            ),
         ];
-        let w = fault_windows(&[spec(0), late], &steps, 9_000);
+        let mut network = super::super::spec::parse("[network]\nnodes = 2\n", "t")
+            .expect("a minimal scenario")
+            .network;
+        network.node = vec![spec(0), late];
+        network.link = Some(LinkSpec {
+            loss: 0.05,
+            delay_ms: 0,
+            bandwidth_kbps: 0,
+        });
+        let w = fault_windows(&network, &steps, 9_000);
         let got: Vec<(&str, u64, u64, &str)> = w
             .iter()
             .map(|w| (w.kind, w.from_ms, w.to_ms, w.label.as_str()))
@@ -434,10 +497,12 @@ mod tests {
             got,
             [
                 ("down", 0, 2_600, "node 1 not started yet"),
+                ("link", 0, 7_000, "every link: loss 5%"),
                 ("adversary", 0, 9_000, "node 1 adversary selfish"),
                 ("partition", 3_000, 5_050, "partition [0] | [1]"),
                 ("down", 4_000, 9_000, "node 0 killed"),
                 ("not_mining", 6_000, 9_000, "node 1 not mining"),
+                ("not_mining", 7_500, 8_010, "node 0 hash share 0"),
             ]
         );
     }

@@ -1,5 +1,5 @@
 //! Status samples: every [`SAMPLE_MS`], each node's `/v1/status` (height, tip, peers,
-//! mining), or that it did not answer.
+//! mining, faulted links), or that it did not answer.
 //!
 //! It owns: the sampling thread and its bounded record ([`MAX_SAMPLES`]; samples past it are
 //! counted in `dropped`, not kept).
@@ -47,6 +47,9 @@ pub struct Sample {
     /// Continuous mining on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mining: Option<bool>,
+    /// Peers whose link to this node has a fault set (the status's `link_faults`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_faults: Option<u64>,
 }
 
 /// What the sampler recorded.
@@ -109,6 +112,7 @@ fn sample(api: &Api, rpc: &str, node: usize, round: u32, clock: &Clock) -> Sampl
         tip: status.as_ref().map(|s| s.tip_hash.clone()),
         peers: status.as_ref().map(|s| s.peer_count),
         mining: status.as_ref().map(|s| s.mining),
+        link_faults: status.as_ref().map(|s| s.link_faults.len() as u64),
     }
 }
 
@@ -131,6 +135,7 @@ mod tests {
             tip: None,
             peers: None,
             mining: None,
+            link_faults: None,
         };
         log.samples = vec![s.clone(); MAX_SAMPLES - 1];
         log.push(s.clone());

@@ -60,6 +60,45 @@ pub struct Network {
     pub genesis: GenesisParams,
     /// Every node, index `i` at position `i`.
     pub node: Vec<NodeSpec>,
+    /// Faults of every link from the start (`[network.link]`), if any.
+    pub link: Option<LinkSpec>,
+}
+
+/// The faults of a link, set on both of its nodes (`POST /v1/admin/peers/{peer_id}/link`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct LinkSpec {
+    /// Fraction of gossip messages dropped, 0 to 1.
+    pub loss: f64,
+    /// Added delay of every message, ms.
+    pub delay_ms: u64,
+    /// Bandwidth, kilobits per second (0: unlimited).
+    pub bandwidth_kbps: u64,
+}
+
+impl LinkSpec {
+    /// Whether it changes nothing (setting it clears a link's fault).
+    pub fn is_clear(&self) -> bool {
+        *self == LinkSpec::default()
+    }
+
+    /// `loss 5%, delay 100 ms, 1000 kbit/s`, or `clear`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.loss > 0.0 {
+            parts.push(format!("loss {}%", self.loss * 100.0));
+        }
+        if self.delay_ms > 0 {
+            parts.push(format!("delay {} ms", self.delay_ms));
+        }
+        if self.bandwidth_kbps > 0 {
+            parts.push(format!("{} kbit/s", self.bandwidth_kbps));
+        }
+        if parts.is_empty() {
+            "clear".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// The genesis fields a scenario sets (the rest are `peerchain genesis new`'s defaults).
@@ -168,7 +207,7 @@ pub struct Step {
 }
 
 /// What a step does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Every pair of nodes in different groups blocks each other.
@@ -195,6 +234,21 @@ pub enum Action {
         /// Mode name, or `None` for off.
         mode: Option<String>,
     },
+    /// Set the faults of the links between groups (every link when `between` is `None`);
+    /// a clear fault lifts them.
+    Link {
+        /// Groups: every pair of nodes in different groups.
+        between: Option<Vec<Vec<usize>>>,
+        /// The faults.
+        fault: LinkSpec,
+    },
+    /// Change a node's share of the network's hash rate (0 stops its mining, more starts it).
+    HashShare {
+        /// Node index.
+        node: usize,
+        /// The new share, 0 to 1.
+        share: f64,
+    },
 }
 
 impl Action {
@@ -215,6 +269,14 @@ impl Action {
             Action::Adversary { node, mode } => {
                 format!("adversary {node} {}", mode.as_deref().unwrap_or("off"))
             }
+            Action::Link { between, fault } => match between {
+                Some(groups) => {
+                    let parts: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();
+                    format!("link {} {}", parts.join(" | "), fault.describe())
+                }
+                None => format!("link all {}", fault.describe()),
+            },
+            Action::HashShare { node, share } => format!("hash_share {node} {share}"),
         }
     }
 }
@@ -232,6 +294,9 @@ pub struct Assertions {
     pub min_confirmed_tps: Option<f64>,
     /// 99th percentile of submit-to-confirmation time at most this many seconds.
     pub max_p99_confirmation_s: Option<f64>,
+    /// Blocks seen joining a main chain and not in the final one, as a fraction of all blocks
+    /// seen, at most this.
+    pub max_stale_rate: Option<f64>,
 }
 
 /// Why a scenario file was refused.
@@ -334,8 +399,23 @@ struct RawNetwork {
     balance: Option<u64>,
     #[serde(default)]
     node: Vec<Spanned<RawNode>>,
-    // Planned, not built: link faults for the whole network.
-    link: Option<toml::Value>,
+    link: Option<RawLink>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    between: Option<Vec<Vec<usize>>>,
+    loss: Option<f64>,
+    delay_ms: Option<u64>,
+    bandwidth_kbps: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHashShare {
+    node: usize,
+    share: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -374,12 +454,8 @@ struct RawStep {
     start: Option<usize>,
     mining: Option<RawMining>,
     adversary: Option<RawAdversary>,
-    // Planned, not built.
-    link: Option<toml::Value>,
-    loss: Option<toml::Value>,
-    delay_ms: Option<toml::Value>,
-    bandwidth_kbps: Option<toml::Value>,
-    hash_share: Option<toml::Value>,
+    link: Option<RawLink>,
+    hash_share: Option<RawHashShare>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -404,8 +480,8 @@ struct RawAssert {
     max_reorg_depth: Option<u64>,
     min_confirmed_tps: Option<f64>,
     max_p99_confirmation_s: Option<f64>,
+    max_stale_rate: Option<f64>,
     // Planned, not built.
-    max_stale_rate: Option<toml::Value>,
     adversary_banned_within_s: Option<toml::Value>,
 }
 
@@ -581,11 +657,6 @@ fn not_supported(
 // ----- [network] ----------------------------------------------------------------------------
 
 fn network(raw: &RawNetwork, lines: &LineIndex) -> Result<Network, SpecError> {
-    not_supported(
-        "network.link",
-        &raw.link,
-        "link faults (delay, loss, bandwidth)",
-    )?;
     let nodes = raw.nodes;
     if !(1..=MAX_NODES).contains(&nodes) {
         return Err(invalid(
@@ -619,12 +690,79 @@ fn network(raw: &RawNetwork, lines: &LineIndex) -> Result<Network, SpecError> {
     }
     shares(&mut node, &explicit_share, hashrate)?;
     build_genesis(&genesis, hashrate)?;
+    let link = match &raw.link {
+        Some(l) if l.between.is_some() => {
+            return Err(invalid(
+                "network.link.between",
+                "groups",
+                "[network.link] faults every link; use an [[at]] link step for groups",
+            ));
+        }
+        Some(l) => Some(link_spec("network.link", l)?),
+        None => None,
+    };
     Ok(Network {
         nodes,
         hashrate,
         genesis,
         node,
+        link,
     })
+}
+
+/// The largest `delay_ms` a node accepts (its `MAX_LINK_BACKLOG`).
+const MAX_LINK_DELAY_MS: u64 = 10_000;
+
+fn link_spec(field: &str, raw: &RawLink) -> Result<LinkSpec, SpecError> {
+    let loss = raw.loss.unwrap_or(0.0);
+    if !(loss.is_finite() && (0.0..=1.0).contains(&loss)) {
+        return Err(invalid(
+            format!("{field}.loss"),
+            loss,
+            "must be from 0 to 1",
+        ));
+    }
+    let delay_ms = raw.delay_ms.unwrap_or(0);
+    if delay_ms > MAX_LINK_DELAY_MS {
+        return Err(invalid(
+            format!("{field}.delay_ms"),
+            delay_ms,
+            format!("must be at most {MAX_LINK_DELAY_MS}"),
+        ));
+    }
+    Ok(LinkSpec {
+        loss,
+        delay_ms,
+        bandwidth_kbps: raw.bandwidth_kbps.unwrap_or(0),
+    })
+}
+
+/// Groups of a link step or a partition: two or more disjoint, non-empty groups of known
+/// nodes (in a link step, nodes in no group keep their links).
+fn link_groups(
+    field: &str,
+    groups: &[Vec<usize>],
+    nodes: usize,
+) -> Result<Vec<Vec<usize>>, SpecError> {
+    if groups.len() < 2 || groups.iter().any(Vec::is_empty) {
+        return Err(invalid(
+            field,
+            format!("{groups:?}"),
+            "give at least two non-empty groups, e.g. [[0, 1], [2, 3]]",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for &n in groups.iter().flatten() {
+        index(field, n, nodes)?;
+        if !seen.insert(n) {
+            return Err(invalid(
+                field,
+                format!("{groups:?}"),
+                format!("node {n} is in more than one group"),
+            ));
+        }
+    }
+    Ok(groups.to_vec())
 }
 
 fn default_node(index: usize) -> NodeSpec {
@@ -858,31 +996,6 @@ fn pattern(raw: &RawLoad) -> Result<Pattern, SpecError> {
 
 fn step(i: usize, raw: &RawStep, nodes: usize) -> Result<Step, SpecError> {
     let f = |name: &str| format!("at[{i}].{name}");
-    not_supported(
-        &f("link"),
-        &raw.link,
-        "link faults (delay, loss, bandwidth)",
-    )?;
-    not_supported(
-        &f("loss"),
-        &raw.loss,
-        "link faults (delay, loss, bandwidth)",
-    )?;
-    not_supported(
-        &f("delay_ms"),
-        &raw.delay_ms,
-        "link faults (delay, loss, bandwidth)",
-    )?;
-    not_supported(
-        &f("bandwidth_kbps"),
-        &raw.bandwidth_kbps,
-        "link faults (delay, loss, bandwidth)",
-    )?;
-    not_supported(
-        &f("hash_share"),
-        &raw.hash_share,
-        "hash share changes on the timeline",
-    )?;
     let t_ms = millis(&f("t"), raw.t, MAX_DURATION_S)?;
     let mut actions = Vec::new();
     if let Some(groups) = &raw.partition {
@@ -923,6 +1036,31 @@ fn step(i: usize, raw: &RawStep, nodes: usize) -> Result<Step, SpecError> {
     if let Some(a) = &raw.adversary {
         actions.push(("adversary", adversary_step(&f("adversary"), a, nodes)?));
     }
+    if let Some(l) = &raw.link {
+        let between = match &l.between {
+            Some(groups) => Some(link_groups(&f("link.between"), groups, nodes)?),
+            None => None,
+        };
+        let fault = link_spec(&f("link"), l)?;
+        actions.push(("link", Action::Link { between, fault }));
+    }
+    if let Some(h) = &raw.hash_share {
+        let node = index(&f("hash_share.node"), h.node, nodes)?;
+        if !(h.share.is_finite() && (0.0..=1.0).contains(&h.share)) {
+            return Err(invalid(
+                f("hash_share.share"),
+                h.share,
+                "must be from 0 to 1",
+            ));
+        }
+        actions.push((
+            "hash_share",
+            Action::HashShare {
+                node,
+                share: h.share,
+            },
+        ));
+    }
     match actions.len() {
         1 => Ok(Step {
             t_ms,
@@ -933,7 +1071,7 @@ fn step(i: usize, raw: &RawStep, nodes: usize) -> Result<Step, SpecError> {
         0 => Err(invalid(
             format!("at[{i}]"),
             format!("t = {}", raw.t),
-            "no action: give one of partition, heal, kill, stop, start, mining, adversary",
+            "no action: give one of partition, heal, kill, stop, start, mining, adversary, link, hash_share",
         )),
         _ => {
             let names: Vec<&str> = actions.iter().map(|(n, _)| *n).collect();
@@ -951,33 +1089,16 @@ fn partition(
     groups: &[Vec<usize>],
     nodes: usize,
 ) -> Result<Vec<Vec<usize>>, SpecError> {
-    if groups.len() < 2 || groups.iter().any(Vec::is_empty) {
-        return Err(invalid(
-            field,
-            format!("{groups:?}"),
-            "give at least two non-empty groups, e.g. [[0, 1], [2, 3]]",
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    for &n in groups.iter().flatten() {
-        index(field, n, nodes)?;
-        if !seen.insert(n) {
-            return Err(invalid(
-                field,
-                format!("{groups:?}"),
-                format!("node {n} is in more than one group"),
-            ));
-        }
-    }
+    let groups = link_groups(field, groups, nodes)?;
     // A node outside every group would stay connected to both sides and relay between them.
-    if let Some(left_out) = (0..nodes).find(|n| !seen.contains(n)) {
+    if let Some(left_out) = (0..nodes).find(|n| !groups.iter().flatten().any(|g| g == n)) {
         return Err(invalid(
             field,
             format!("{groups:?}"),
             format!("node {left_out} is in no group: put every node in one"),
         ));
     }
-    Ok(groups.to_vec())
+    Ok(groups)
 }
 
 fn adversary_step(field: &str, raw: &RawAdversary, nodes: usize) -> Result<Action, SpecError> {
@@ -1004,10 +1125,11 @@ fn adversary_step(field: &str, raw: &RawAdversary, nodes: usize) -> Result<Actio
 
 /// Walks the steps in time order and refuses those that cannot happen: killing, stopping or
 /// switching a node that is not running, starting one that is, healing without a partition,
-/// partitioning twice, turning on mining on a node with no hash share. Returns whether a
+/// partitioning twice, turning on mining on a node with no hash share then. Returns whether a
 /// partition is still in place at the end.
 fn check_timeline(steps: &[Step], network: &Network) -> Result<bool, SpecError> {
     let mut running: Vec<bool> = network.node.iter().map(|n| n.start_ms == 0).collect();
+    let mut has_share: Vec<bool> = network.node.iter().map(|n| n.hashrate > 0).collect();
     let mut partitioned = false;
     for s in steps {
         let fail = |value: String, reason: String| {
@@ -1040,15 +1162,17 @@ fn check_timeline(steps: &[Step], network: &Network) -> Result<bool, SpecError> 
                 if !running[*node] {
                     return fail(what, format!("node {node} is not running then"));
                 }
-                if *enabled && network.node[*node].hashrate == 0 {
+                if *enabled && !has_share[*node] {
                     return fail(
                         what,
                         format!(
-                            "node {node} has hash_share 0: give it a share in [[network.node]]"
+                            "node {node} has hash_share 0 then: give it a share in [[network.node]] or a hash_share step"
                         ),
                     );
                 }
             }
+            Action::HashShare { node, share } => has_share[*node] = *share > 0.0,
+            Action::Link { .. } => {}
             Action::Adversary { node, .. } => {
                 if !running[*node] {
                     return fail(what, format!("node {node} is not running then"));
@@ -1071,11 +1195,15 @@ fn allow_adversaries(steps: &[Step], network: &mut Network) {
 // ----- [assert] and the run's length -----------------------------------------------------
 
 fn assertions(raw: &RawAssert, has_load: bool) -> Result<Assertions, SpecError> {
-    not_supported(
-        "assert.max_stale_rate",
-        &raw.max_stale_rate,
-        "stale-block rates",
-    )?;
+    if let Some(rate) = raw.max_stale_rate
+        && !(rate.is_finite() && (0.0..=1.0).contains(&rate))
+    {
+        return Err(invalid(
+            "assert.max_stale_rate",
+            rate,
+            "must be from 0 to 1",
+        ));
+    }
     not_supported(
         "assert.adversary_banned_within_s",
         &raw.adversary_banned_within_s,
@@ -1122,6 +1250,7 @@ fn assertions(raw: &RawAssert, has_load: bool) -> Result<Assertions, SpecError> 
         max_reorg_depth: raw.max_reorg_depth,
         min_confirmed_tps: raw.min_confirmed_tps,
         max_p99_confirmation_s: raw.max_p99_confirmation_s,
+        max_stale_rate: raw.max_stale_rate,
     })
 }
 
@@ -1453,28 +1582,87 @@ max_reorg_depth = 6
 
     #[test]
     fn planned_keys_say_not_supported_yet() {
-        let e = err(&good_with("kill = 1", "loss = 0.05"));
+        let e = err(&good_with(
+            "max_reorg_depth = 6",
+            "adversary_banned_within_s = 10",
+        ));
         assert!(
-            e.contains(
-                "line 34: at[2].loss: not supported yet: link faults (delay, loss, bandwidth)"
+            e.contains("assert.adversary_banned_within_s: not supported yet: ban checks"),
+            "{e}"
+        );
+    }
+
+    /// The last step of GOOD, free to replace.
+    const ADV_OFF: &str = r#"adversary = { node = 3, mode = "off" }"#;
+
+    #[test]
+    fn link_faults_hash_shares_and_stale_rates_parse_and_bad_ones_are_refused() {
+        let text = good_with(
+            ADV_OFF,
+            "link = { between = [[0], [2, 3]], loss = 0.05, delay_ms = 80, bandwidth_kbps = 500 }",
+        );
+        let text = text.replace("min_fee = 2", "min_fee = 2\n[network.link]\ndelay_ms = 20");
+        let text = text.replace(
+            "max_reorg_depth = 6",
+            "max_reorg_depth = 6\nmax_stale_rate = 0.2",
+        );
+        let text = format!("{text}\n[[at]]\nt = 12\nhash_share = {{ node = 2, share = 0 }}\n");
+        let sc = parse(&text, "t").expect("valid");
+        assert_eq!(
+            sc.network.link,
+            Some(LinkSpec {
+                loss: 0.0,
+                delay_ms: 20,
+                bandwidth_kbps: 0
+            })
+        );
+        assert_eq!(sc.assert.max_stale_rate, Some(0.2));
+        let actions: Vec<String> = sc.steps.iter().map(|s| s.action.describe()).collect();
+        assert!(
+            actions.contains(&"link [0] | [2, 3] loss 5%, delay 80 ms, 500 kbit/s".to_owned()),
+            "{actions:?}"
+        );
+        assert!(
+            actions.contains(&"hash_share 2 0".to_owned()),
+            "{actions:?}"
+        );
+
+        let bad = [
+            ("link = { loss = 1.5 }", "at[4].link.loss"),
+            ("link = { delay_ms = 20000 }", "at[4].link.delay_ms"),
+            ("link = { between = [[0], [0]] }", "more than one group"),
+            ("link = { between = [[0, 1]] }", "at least two"),
+            ("link = { jitter_ms = 3 }", "unknown field `jitter_ms`"),
+            (
+                "hash_share = { node = 9, share = 0.1 }",
+                "at[4].hash_share.node",
             ),
-            "{e}"
-        );
-        let e = err(&good_with("kill = 1", "hash_share = 0.5"));
-        assert!(
-            e.contains("at[2].hash_share: not supported yet: hash share changes"),
-            "{e}"
-        );
-        let e = err(&good_with("max_reorg_depth = 6", "max_stale_rate = 0.1"));
-        assert!(
-            e.contains("assert.max_stale_rate: not supported yet: stale-block rates"),
-            "{e}"
-        );
+            (
+                "hash_share = { node = 1, share = 2 }",
+                "at[4].hash_share.share",
+            ),
+        ];
+        for (step, want) in bad {
+            let e = err(&good_with(ADV_OFF, step));
+            assert!(e.contains(want), "{step}: {e}");
+        }
+        let e = err(&good_with("max_reorg_depth = 6", "max_stale_rate = 1.5"));
+        assert!(e.contains("assert.max_stale_rate"), "{e}");
         let e = err(&good_with(
             "min_fee = 2",
-            "min_fee = 2\nlink = { delay_ms = 50 }",
+            "min_fee = 2\n[network.link]\nbetween = [[0], [1]]",
         ));
-        assert!(e.contains("network.link"), "{e}");
+        assert!(e.contains("network.link.between"), "{e}");
+    }
+
+    #[test]
+    fn mining_needs_a_share_then_and_a_hash_share_step_gives_one() {
+        let base = "[network]\nnodes = 2\n[[network.node]]\nindex = 1\nmine = false\n";
+        let on = "[[at]]\nt = 5\nmining = { node = 1, enabled = true }\n";
+        let e = err(&format!("{base}{on}"));
+        assert!(e.contains("hash_share 0 then"), "{e}");
+        let share = "[[at]]\nt = 2\nhash_share = { node = 1, share = 0.3 }\n";
+        parse(&format!("{base}{share}{on}"), "t").expect("a share before mining on");
     }
 
     #[test]

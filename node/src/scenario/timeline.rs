@@ -140,6 +140,8 @@ fn apply(action: &Action, cluster: &mut Cluster, stop: &AtomicBool) -> anyhow::R
         Action::Adversary { node, mode } => cluster
             .set_adversary(*node, mode.as_deref())
             .map(|()| Vec::new()),
+        Action::Link { between, fault } => cluster.set_links(between.as_deref(), *fault),
+        Action::HashShare { node, share } => cluster.set_hash_share(*node, *share),
     }
 }
 
