@@ -8,7 +8,7 @@ use crate::error::NetworkError;
 use crate::link_faults::{LinkFault, PeerLinkFault};
 #[cfg(feature = "test-hooks")]
 use crate::types::RawTopic;
-use crate::types::{Acceptance, LocalTip, MessageRef, PeerSummary};
+use crate::types::{Acceptance, BannedPeer, LocalTip, MessageRef, PeerSummary};
 
 /// A request to the service task.
 #[derive(Debug)]
@@ -28,6 +28,7 @@ pub(crate) enum Command {
     },
     SetLocalTip(LocalTip),
     Peers(oneshot::Sender<Vec<PeerSummary>>),
+    Banned(usize, oneshot::Sender<Vec<BannedPeer>>),
     Dial(String, oneshot::Sender<Result<(), NetworkError>>),
     BlockPeer(String, oneshot::Sender<Result<(), NetworkError>>),
     UnblockPeer(String, oneshot::Sender<Result<(), NetworkError>>),
@@ -131,6 +132,13 @@ impl NetworkHandle {
     /// Peers that completed the status handshake.
     pub async fn peers(&self) -> Vec<PeerSummary> {
         self.ask(Command::Peers).await.unwrap_or_default()
+    }
+
+    /// Banned and blocked peers, at most `limit`, ordered by peer id.
+    pub async fn banned_peers(&self, limit: usize) -> Vec<BannedPeer> {
+        self.ask(|tx| Command::Banned(limit, tx))
+            .await
+            .unwrap_or_default()
     }
 
     /// Dials a multiaddr (with or without `/p2p/<id>`).

@@ -84,7 +84,9 @@ pub use handle::NetworkHandle;
 pub use link_faults::{LinkFault, PeerLinkFault};
 #[cfg(feature = "test-hooks")]
 pub use types::RawTopic;
-pub use types::{Acceptance, BlockOrigin, LocalTip, MessageRef, NetworkEvent, PeerSummary};
+pub use types::{
+    Acceptance, BannedPeer, BlockOrigin, LocalTip, MessageRef, NetworkEvent, PeerSummary,
+};
 
 use crate::behaviour::Names;
 use crate::config::{COMMAND_CHANNEL, EVENT_CHANNEL, IDLE_CONNECTION_TIMEOUT};

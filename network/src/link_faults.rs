@@ -357,7 +357,9 @@ mod tests {
         let (mut s, t0) = (LinkShaper::<u8>::new(1), Instant::now());
         let err = s.set(peer(), fault(1.5, 0, 0), t0).expect_err("refused");
         assert!(err.to_string().contains("loss"), "{err}");
-        let err = s.set(peer(), fault(0.0, 60_000, 0), t0).expect_err("refused");
+        let err = s
+            .set(peer(), fault(0.0, 60_000, 0), t0)
+            .expect_err("refused");
         assert!(err.to_string().contains("delay_ms"), "{err}");
         for _ in 0..MAX_LINK_FAULTS {
             s.set(peer(), fault(0.1, 0, 0), t0).expect("a valid fault");

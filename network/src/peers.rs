@@ -662,6 +662,20 @@ impl PeerBook {
             .collect()
     }
 
+    /// Banned and blocked peers with the time left on each ban (`None`: an operator block),
+    /// at most `limit`, ordered by peer id.
+    pub(crate) fn banned(&self, now: Instant, limit: usize) -> Vec<(PeerId, Option<Duration>)> {
+        let mut out: Vec<(PeerId, Option<Duration>)> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|u| u > now))
+            .map(|(p, until)| (*p, until.map(|u| u.saturating_duration_since(now))))
+            .collect();
+        out.sort_by_key(|(p, _)| p.to_bytes());
+        out.truncate(limit);
+        out
+    }
+
     /// Removes the timed bans over at `now` and returns their peers (the service unblocks
     /// them and schedules redials).
     pub(crate) fn expire_bans(&mut self, now: Instant) -> Vec<PeerId> {
@@ -1049,6 +1063,22 @@ mod tests {
         assert!(b.wants_dial(&peer(4), now));
         assert!(!b.wants_dial(&peer(0), now), "local");
         assert!(!b.wants_dial(&peer(3), now), "banned");
+    }
+
+    #[test]
+    fn banned_lists_bans_with_their_time_left_and_blocks_without_and_is_bounded() {
+        let t0 = Instant::now();
+        let mut b = book(5);
+        b.ban(peer(3), Some(Duration::from_secs(60)), "test", t0);
+        b.ban(peer(4), None, "blocked by the operator", t0);
+        b.ban(peer(5), Some(Duration::from_secs(1)), "test", t0);
+        let later = t0 + Duration::from_secs(10);
+        let mut got = b.banned(later, 10);
+        got.sort_by_key(|(p, _)| p.to_string());
+        let mut want = vec![(peer(3), Some(Duration::from_secs(50))), (peer(4), None)];
+        want.sort_by_key(|(p, _)| p.to_string());
+        assert_eq!(got, want, "peer 5's ban is over");
+        assert_eq!(b.banned(later, 1).len(), 1);
     }
 
     #[test]

@@ -56,7 +56,7 @@ use crate::timers::Timers;
 use crate::tx_budget::TxBudgets;
 #[cfg(feature = "test-hooks")]
 use crate::types::RawTopic;
-use crate::types::{BlockOrigin, LocalTip, MessageRef, NetworkEvent};
+use crate::types::{BannedPeer, BlockOrigin, LocalTip, MessageRef, NetworkEvent};
 
 /// Results of jobs run on the blocking pool.
 pub(crate) enum Internal {
@@ -321,6 +321,18 @@ impl Service {
             }
             Command::Peers(reply) => {
                 let _ = reply.send(self.peers.summaries());
+            }
+            Command::Banned(limit, reply) => {
+                let (now, now_ms) = (Instant::now(), now_ms());
+                let banned =
+                    self.peers
+                        .banned(now, limit)
+                        .into_iter()
+                        .map(|(p, left)| BannedPeer {
+                            peer_id: p.to_string(),
+                            until_ms: left.map(|d| now_ms.saturating_add(d.as_millis() as u64)),
+                        });
+                let _ = reply.send(banned.collect());
             }
             Command::Dial(addr, reply) => {
                 let _ = reply.send(self.dial_addr(&addr));

@@ -109,6 +109,16 @@ pub struct PeerSummary {
     pub best_height: Option<u64>,
 }
 
+/// A peer this node refuses: banned for misbehaviour, or blocked by the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BannedPeer {
+    /// Peer id (base58).
+    pub peer_id: String,
+    /// When the ban ends (ms since the Unix epoch); `None` for an operator block, which lasts
+    /// until unblocked.
+    pub until_ms: Option<u64>,
+}
+
 /// Gossip topics, for the raw publishing hook of adversarial tests.
 #[cfg(feature = "test-hooks")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

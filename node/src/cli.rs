@@ -76,6 +76,11 @@ pub struct ScenarioRunArgs {
     /// random one, written in the report].
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+    /// Multiply every time of the timeline by F (step times, durations, delayed starts; not
+    /// the block time, the load's rate or the convergence window), 0.05 to 20: e.g. 0.5 for
+    /// a short form of an example, 3 for a long one.
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    pub scale: f64,
 }
 
 /// Log output format.

@@ -10,8 +10,11 @@ use std::sync::Arc;
 use crossbeam_channel::{Sender, TrySendError};
 use peerchain_ledger::sigcache::SignatureChecker;
 use peerchain_network::{LinkFault, NetworkEvent, NetworkHandle};
+use peerchain_rpc::config::MAX_BANNED_LISTED;
 use peerchain_rpc::metrics::Metrics;
-use peerchain_rpc::node_api::{LinkFaultView, NetFacts, NodeError, NodeRequest, PeerInfo};
+use peerchain_rpc::node_api::{
+    BannedPeerInfo, LinkFaultView, NetFacts, NodeError, NodeRequest, PeerInfo,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::chain_service::{ChainMsg, ChainRequest, GossipBatch, PeerBlock};
@@ -80,6 +83,18 @@ pub async fn dispatch(
         NodeRequest::Peers(reply) => {
             let peers = net.peers().await.into_iter().map(peer_info).collect();
             let _ = reply.send(peers);
+        }
+        NodeRequest::BannedPeers(reply) => {
+            let banned = net.banned_peers(MAX_BANNED_LISTED).await;
+            let _ = reply.send(
+                banned
+                    .into_iter()
+                    .map(|b| BannedPeerInfo {
+                        peer_id: b.peer_id,
+                        until_ms: b.until_ms,
+                    })
+                    .collect(),
+            );
         }
         NodeRequest::Dial(addr, reply) => {
             let _ = reply.send(net.dial(&addr).await.map_err(network_error));

@@ -18,11 +18,16 @@ use support::{BIN, signal};
 const RUN_LIMIT: Duration = Duration::from_secs(240);
 
 fn run_scenario(file: &Path, out: &Path) -> Output {
+    run_scenario_with(file, out, &[])
+}
+
+fn run_scenario_with(file: &Path, out: &Path, extra: &[&str]) -> Output {
     let child = Command::new(BIN)
         .args(["scenario", "run"])
         .arg(file)
         .arg("--out")
         .arg(out)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -165,6 +170,55 @@ max_reorg_depth = 30
         "report.html"
     );
     assert!(!html.contains("<script"), "the page needs no script");
+}
+
+/// The examples CI runs, in a short form: the whole timeline at half length (`--scale 0.5`).
+/// `PEERCHAIN_SCENARIO_EXAMPLES=all` runs every file in `scenarios/`, and
+/// `PEERCHAIN_SCENARIO_SCALE=1` runs them as written (the full form).
+const CI_EXAMPLES: [&str; 3] = ["partition-heal", "crash-restart", "selfish-miner"];
+
+#[test]
+fn the_examples_pass_in_short_form_and_keep_their_reports_under_target() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let reports = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenario-reports");
+    let scale = std::env::var("PEERCHAIN_SCENARIO_SCALE").unwrap_or_else(|_| "0.5".into());
+    let names: Vec<String> = match std::env::var("PEERCHAIN_SCENARIO_EXAMPLES").as_deref() {
+        Ok("all") => {
+            let mut all: Vec<String> = std::fs::read_dir(&root)
+                .expect("scenarios/")
+                .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_owned))
+                .collect();
+            all.sort();
+            all
+        }
+        _ => CI_EXAMPLES.iter().map(|n| (*n).to_owned()).collect(),
+    };
+    for name in &names {
+        let out = reports.join(name);
+        // A run needs a new or empty directory: the last run's report goes.
+        let _ = std::fs::remove_dir_all(&out);
+        let file = root.join(format!("{name}.toml"));
+        let run = run_scenario_with(&file, &out, &["--scale", &scale]);
+        let report = read_report(&out);
+        assert_no_node_left(&report, &out);
+        assert!(
+            run.status.success(),
+            "{name} (x{scale}): exit {:?}; report in {}\nstderr:\n{}",
+            run.status.code(),
+            out.display(),
+            text(&run.stderr)
+        );
+        assert_eq!(report["passed"], true, "{name}");
+        assert!(out.join("report.html").is_file(), "{name}: report.html");
+        // Keep the reports, not the nodes' stores.
+        for entry in std::fs::read_dir(&out).expect("output directory") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+        eprintln!("{name} (x{scale}): passed; report in {}", out.display());
+    }
 }
 
 /// Samples of `node` taken between `from_ms` and `to_ms`.
@@ -367,7 +421,7 @@ fn a_malformed_file_exits_2_naming_line_and_field_and_starts_nothing() {
     let file = dir.path().join("bad.toml");
     std::fs::write(
         &file,
-        "[network]\nnodes = 2\n\n[[at]]\nt = 3\nloss = 0.05\n",
+        "[network]\nnodes = 2\n\n[[at]]\nt = 3\nlink = { loss = 1.5 }\n",
     )
     .expect("write");
     let out = dir.path().join("out");
@@ -375,9 +429,7 @@ fn a_malformed_file_exits_2_naming_line_and_field_and_starts_nothing() {
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains(
-            "line 4: at[0].loss: not supported yet: link faults (delay, loss, bandwidth)"
-        ),
+        stderr.contains("line 4: at[0].link.loss = 1.5: must be from 0 to 1"),
         "{stderr}"
     );
     assert!(!out.exists(), "nothing was started or written");

@@ -14,6 +14,8 @@ pub const MAX_PAGE: usize = 100;
 pub const MAX_BATCH: usize = 10_000;
 /// Most blocks one `POST /v1/admin/mine` call may ask for.
 pub const MAX_MINE_BLOCKS: u32 = 1_000;
+/// Most peers `GET /v1/peers/banned` lists (a node keeps up to 10,000 bans).
+pub const MAX_BANNED_LISTED: usize = 1_000;
 
 /// Operating limits of the HTTP server.
 #[derive(Debug, Clone)]

@@ -111,6 +111,7 @@ pub(crate) fn build(state: AppState) -> Router {
         )
         .route("/v1/mempool", get(node::mempool))
         .route("/v1/peers", get(node::peers))
+        .route("/v1/peers/banned", get(node::banned_peers))
         .route("/v1/search", get(search::search))
         .route("/metrics", get(metrics::metrics_text))
         .route("/openapi.json", get(openapi::openapi_json))

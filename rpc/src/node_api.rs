@@ -45,6 +45,16 @@ pub struct PeerInfo {
     pub best_height: Option<u64>,
 }
 
+/// A peer this node refuses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BannedPeerInfo {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// When the ban ends (ms since the Unix epoch); `null` for an operator block, which lasts
+    /// until unblocked.
+    pub until_ms: Option<u64>,
+}
+
 /// A branch tip (SPEC `/v1/chain/tips`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TipInfo {
@@ -301,6 +311,8 @@ pub enum NodeRequest {
     ),
     /// Connected peers.
     Peers(Reply<Vec<PeerInfo>>),
+    /// Banned and blocked peers (at most `MAX_BANNED_LISTED`).
+    BannedPeers(Reply<Vec<BannedPeerInfo>>),
     /// Mine `blocks` blocks now on the tip, crediting `miner` (or the node's miner address).
     Mine {
         /// Blocks to mine.

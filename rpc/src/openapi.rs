@@ -40,6 +40,7 @@ use crate::{explorer, metrics, sse};
         accounts::account_history,
         node::mempool,
         node::peers,
+        node::banned_peers,
         search::search,
         sse::events,
         metrics::metrics_text,

@@ -51,6 +51,10 @@ pub struct Evidence<'a> {
     pub chain: Option<&'a FinalChain>,
     /// The load, if any.
     pub load: Option<&'a Load>,
+    /// Whether each node started in an adversary mode.
+    pub adversary_at_start: &'a [bool],
+    /// Each node's libp2p peer id, once known.
+    pub peer_ids: &'a [Option<String>],
 }
 
 /// Evaluates every assertion the scenario sets, in a fixed order.
@@ -73,6 +77,9 @@ pub fn evaluate(a: &Assertions, ev: &Evidence<'_>) -> Vec<Outcome> {
     }
     if let Some(max) = a.max_stale_rate {
         out.push(max_stale_rate(max, ev));
+    }
+    if let Some(within) = a.adversary_banned_within_ms {
+        out.push(adversary_banned(within, ev));
     }
     out
 }
@@ -125,12 +132,18 @@ fn rounds(samples: &[Sample]) -> Vec<Vec<&Sample>> {
     by_round.into_values().collect()
 }
 
+/// Whether every honest node running at the round's time (every running node, when all are
+/// adversaries) answered with the same tip. An adversary is left out: a banned one cannot
+/// follow the others until its ban ends, and a selfish one keeps a private chain.
 fn agree(ev: &Evidence<'_>, round: &[&Sample]) -> bool {
     let t = round.iter().map(|s| s.t_ms).max().unwrap_or(0);
+    let adversaries = adversaries_since(ev);
+    let all_adversaries = (0..ev.initially_running.len()).all(|i| adversaries.contains_key(&i));
     let mut tips = ev
         .initially_running
         .iter()
         .enumerate()
+        .filter(|&(i, _)| all_adversaries || !adversaries.contains_key(&i))
         .filter(|&(i, &initially)| running_at(i, t, initially, ev.steps))
         .map(|(i, _)| {
             round
@@ -144,16 +157,30 @@ fn agree(ev: &Evidence<'_>, round: &[&Sample]) -> bool {
     tips.all(|tip| tip == Some(first))
 }
 
+/// How far back from the last sampling round "still on one tip at the end" looks: a block
+/// mined just before the end may be on its way to the last nodes in the very last round.
+pub const END_AGREEMENT_MS: u64 = 3_000;
+
+/// Whether the nodes agreed in some round of the last [`END_AGREEMENT_MS`] of samples.
+fn still_agree_at_the_end(ev: &Evidence<'_>) -> bool {
+    let all = rounds(ev.samples);
+    let Some(last_t) = all.last().and_then(|r| r.iter().map(|s| s.t_ms).max()) else {
+        return false;
+    };
+    all.iter()
+        .rev()
+        .take_while(|r| r.iter().all(|s| s.t_ms + END_AGREEMENT_MS >= last_t))
+        .any(|r| agree(ev, r))
+}
+
 fn converge(window_ms: u64, ev: &Evidence<'_>) -> Outcome {
     let from = ev.steps.last().map_or(0, |s| s.finished_ms);
     let expected = format!(
-        "every running node on one tip within {} after the last step",
+        "every running honest node on one tip within {} after the last step",
         seconds(window_ms)
     );
     let found = converged_at(ev, from);
-    let stayed = rounds(ev.samples)
-        .last()
-        .is_some_and(|round| agree(ev, round));
+    let stayed = still_agree_at_the_end(ev);
     let (passed, actual) = match found {
         Some(t) if t - from <= window_ms && !stayed => (
             false,
@@ -322,6 +349,94 @@ fn max_stale_rate(max: f64, ev: &Evidence<'_>) -> Outcome {
     }
 }
 
+/// When each adversary's mode first went on: at the start, or when its `adversary` step
+/// finished.
+fn adversaries_since(ev: &Evidence<'_>) -> BTreeMap<usize, u64> {
+    let mut since: BTreeMap<usize, u64> = ev
+        .adversary_at_start
+        .iter()
+        .enumerate()
+        .filter(|(_, on)| **on)
+        .map(|(i, _)| (i, 0))
+        .collect();
+    for s in ev.steps {
+        if let Action::Adversary {
+            node,
+            mode: Some(_),
+        } = &s.action
+            && s.ok
+        {
+            since.entry(*node).or_insert(s.finished_ms);
+        }
+    }
+    since
+}
+
+/// The first sample of `node` at or after `from_ms` that lists `peer` among its bans.
+fn banned_at(samples: &[Sample], node: usize, peer: &str, from_ms: u64) -> Option<u64> {
+    samples
+        .iter()
+        .filter(|s| s.node == node && s.t_ms >= from_ms)
+        .find(|s| {
+            s.banned
+                .as_ref()
+                .is_some_and(|b| b.iter().any(|p| p == peer))
+        })
+        .map(|s| s.t_ms)
+}
+
+fn adversary_banned(within_ms: u64, ev: &Evidence<'_>) -> Outcome {
+    let since = adversaries_since(ev);
+    let nodes = ev.peer_ids.len();
+    let honest: Vec<usize> = (0..nodes).filter(|i| !since.contains_key(i)).collect();
+    let mut failures = Vec::new();
+    let mut slowest: Option<(u64, usize, usize)> = None;
+    for (&adversary, &from) in &since {
+        let Some(peer) = ev.peer_ids.get(adversary).and_then(Option::as_deref) else {
+            failures.push(format!("node {adversary} never started"));
+            continue;
+        };
+        for &h in &honest {
+            let initially = ev.initially_running.get(h).copied().unwrap_or(false);
+            if !running_at(h, from, initially, ev.steps) {
+                continue;
+            }
+            match banned_at(ev.samples, h, peer, from) {
+                Some(t) if t - from <= within_ms => {
+                    if slowest.is_none_or(|(d, _, _)| t - from > d) {
+                        slowest = Some((t - from, h, adversary));
+                    }
+                }
+                Some(t) => failures.push(format!(
+                    "node {h} banned node {adversary} after {}",
+                    seconds(t - from)
+                )),
+                None => failures.push(format!("node {h} never banned node {adversary}")),
+            }
+        }
+    }
+    let passed = failures.is_empty() && slowest.is_some();
+    let actual = if !failures.is_empty() {
+        failures.join("; ")
+    } else {
+        match slowest {
+            Some((d, h, a)) => {
+                format!("the slowest: node {h} banned node {a} after {}", seconds(d))
+            }
+            None => "no honest node was running when an adversary started".to_owned(),
+        }
+    };
+    Outcome {
+        name: "adversary_banned_within_s",
+        expected: format!(
+            "every honest node running bans each adversary within {} of its mode going on",
+            seconds(within_ms)
+        ),
+        actual,
+        passed,
+    }
+}
+
 fn min_confirmed_tps(min: f64, ev: &Evidence<'_>) -> Outcome {
     let confirmed = ev.transfers.iter().filter(|t| t.height.is_some()).count();
     let duration_ms = ev.load.map_or(0, |l| l.duration_ms).max(1);
@@ -422,6 +537,7 @@ mod tests {
             peers: Some(1),
             mining: Some(true),
             link_faults: None,
+            banned: None,
         }
     }
 
@@ -453,7 +569,79 @@ mod tests {
             transfers: &[],
             chain: None,
             load: None,
+            adversary_at_start: &[],
+            peer_ids: &[],
         }
+    }
+
+    /// Node 2 turns adversary at 1 s; nodes 0 and 1 are honest, node 1 bans it at 3.5 s and
+    /// node 0 at `zero_bans_ms` (or never).
+    fn ban_samples(zero_bans_ms: Option<u64>) -> Vec<Sample> {
+        let mut out = Vec::new();
+        for round in 0..40u32 {
+            for node in 0..2 {
+                let mut s = sample(round, node, Some("t"));
+                let banned_from = if node == 0 { zero_bans_ms } else { Some(3_500) };
+                let listed = banned_from.is_some_and(|from| s.t_ms >= from);
+                s.banned = Some(if listed {
+                    vec!["P2".into()]
+                } else {
+                    Vec::new()
+                });
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_honest_node_must_ban_the_adversary_in_time() {
+        let steps = [step(
+            Action::Adversary {
+                node: 2,
+                mode: Some("invalid-blocks".into()),
+            },
+            900,
+            1_000,
+        )];
+        let peers = [Some("P0".into()), Some("P1".into()), Some("P2".into())];
+        let initially = [true, true, true];
+        let samples = ban_samples(Some(2_000));
+        let ev = Evidence {
+            peer_ids: &peers,
+            adversary_at_start: &[false, false, false],
+            ..evidence(&initially, &steps, &samples)
+        };
+        let ok = adversary_banned(3_000, &ev);
+        assert!(ok.passed, "{ok:?}");
+        assert!(
+            ok.actual.contains("node 1 banned node 2 after 2.5 s"),
+            "{ok:?}"
+        );
+        let late = adversary_banned(2_000, &ev);
+        assert!(!late.passed && late.actual.contains("node 1 banned node 2 after 2.5 s"));
+        let samples = ban_samples(None);
+        let never = adversary_banned(
+            3_000,
+            &Evidence {
+                samples: &samples,
+                ..ev
+            },
+        );
+        assert!(
+            !never.passed && never.actual.contains("node 0 never banned node 2"),
+            "{never:?}"
+        );
+        // An adversary from the start counts from 0.
+        let samples = ban_samples(Some(2_000));
+        let from_start = Evidence {
+            steps: &[],
+            samples: &samples,
+            adversary_at_start: &[false, false, true],
+            ..ev
+        };
+        let out = adversary_banned(3_000, &from_start);
+        assert!(!out.passed && out.actual.contains("after 3.5 s"), "{out:?}");
     }
 
     #[test]
@@ -505,6 +693,37 @@ mod tests {
             !late.passed && late.actual.contains("only 0.5 s"),
             "{late:?}"
         );
+    }
+
+    #[test]
+    fn agreement_must_hold_within_the_last_seconds_and_adversaries_are_left_out() {
+        let steps = [step(Action::Heal, 0, 100)];
+        let initially = [true, true];
+        // Agree in round 2, then node 1 lags from round 3 to the end (round 30, 7.5 s).
+        let mut lagging = Vec::new();
+        for round in 2..=30 {
+            lagging.push(sample(round, 0, Some("a")));
+            lagging.push(sample(round, 1, Some(if round == 2 { "a" } else { "b" })));
+        }
+        let out = converge(5_000, &evidence(&initially, &steps, &lagging));
+        assert!(
+            !out.passed && out.actual.contains("not at the end"),
+            "{out:?}"
+        );
+        // A block on its way in the last round only (agreement 0.5 s before the end) passes.
+        let mut racing = Vec::new();
+        for round in 2..=30 {
+            racing.push(sample(round, 0, Some("a")));
+            racing.push(sample(round, 1, Some(if round == 30 { "b" } else { "a" })));
+        }
+        let out = converge(5_000, &evidence(&initially, &steps, &racing));
+        assert!(out.passed, "{out:?}");
+        // Node 1 an adversary from the start: node 0 alone must agree with itself.
+        let ev = Evidence {
+            adversary_at_start: &[false, true],
+            ..evidence(&initially, &steps, &lagging)
+        };
+        assert!(converge(5_000, &ev).passed);
     }
 
     #[test]

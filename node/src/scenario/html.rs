@@ -1,7 +1,7 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script, no fonts, nothing
 //! fetched) that opens from disk: the verdict, the assertion table, every node's height over
-//! time with the fault periods shaded, the steps, the transfers, the final chain and the
-//! nodes.
+//! time with the fault periods shaded, the steps, the transfers, the distributions (latency,
+//! propagation, reorg depth, throughput), the final chain and the nodes.
 //!
 //! It owns: the page's layout and the chart's geometry (scales, ticks, the points kept).
 //! It must never: compute a verdict or a statistic the report does not already hold, or
@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 
+use super::distributions::Histogram;
 use super::report::{FaultWindow, Report};
 use super::sample::Sample;
 
@@ -41,6 +42,7 @@ pub fn render(r: &Report) -> String {
     page.push_str(&chart(r));
     page.push_str(&steps(r));
     page.push_str(&transfers(r));
+    page.push_str(&distributions(r));
     page.push_str(&chain(r));
     page.push_str(&nodes(r));
     page.push_str("</body></html>\n");
@@ -136,6 +138,7 @@ fn fault_colour(kind: &str) -> &'static str {
         "partition" => "#ff9800",
         "down" => "#607d8b",
         "not_mining" => "#2196f3",
+        "link" => "#9c27b0",
         _ => "#e53935",
     }
 }
@@ -335,6 +338,7 @@ fn legend(r: &Report) -> String {
     }
     for (kind, words) in [
         ("partition", "partition"),
+        ("link", "link faults"),
         ("down", "node down"),
         ("not_mining", "node not mining"),
         ("adversary", "adversary on"),
@@ -404,6 +408,140 @@ fn transfers(r: &Report) -> String {
         let _ = writeln!(s, "<tr><th>{k}</th><td>{}</td></tr>", esc(&v));
     }
     s.push_str("</table>\n");
+    s
+}
+
+/// Bar height and margins of the small charts.
+const BARS_HEIGHT: f64 = 200.0;
+
+fn distributions(r: &Report) -> String {
+    let d = &r.distributions;
+    let mut s = String::from("<h2>Distributions</h2>\n");
+    s.push_str(&histogram_chart(
+        "Transfer confirmation latency",
+        &d.confirmation_ms,
+        1000.0,
+        "s",
+    ));
+    s.push_str(&histogram_chart(
+        "Block propagation (first to last node that took the block in)",
+        &d.propagation_ms,
+        1.0,
+        "ms",
+    ));
+    s.push_str(&histogram_chart(
+        "Reorg depth",
+        &d.reorg_depth,
+        1.0,
+        "blocks",
+    ));
+    let t = &d.throughput;
+    let labels: Vec<String> = (0..t.values.len())
+        .map(|i| tick_label(i as f64 * t.width_ms as f64 / 1000.0))
+        .collect();
+    s.push_str(&bars(
+        &format!(
+            "Confirmed transfers per second ({} s buckets)",
+            tick_label(t.width_ms as f64 / 1000.0)
+        ),
+        &t.values,
+        &labels,
+        "time (s)",
+        t.unit,
+    ));
+    s
+}
+
+/// A histogram as bars, its values shown divided by `divisor` in `unit`.
+fn histogram_chart(title: &str, h: &Histogram, divisor: f64, unit: &str) -> String {
+    if h.total == 0 {
+        return format!("<h3>{}</h3>\n<p>none</p>\n", esc(title));
+    }
+    let show =
+        |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| tick_label(v as f64 / divisor));
+    let caption = format!(
+        "{title}: {} values, p50 {} {unit}, p99 {} {unit}, max {} {unit}",
+        h.total,
+        show(h.p50),
+        show(h.p99),
+        show(h.max)
+    );
+    let values: Vec<f64> = h.counts.iter().map(|&c| c as f64).collect();
+    let labels: Vec<String> = (0..h.counts.len())
+        .map(|i| tick_label(i as f64 * h.width as f64 / divisor))
+        .collect();
+    bars(
+        &caption,
+        &values,
+        &labels,
+        &format!("{unit} (bucket start)"),
+        "count",
+    )
+}
+
+/// A bar chart with an x label under every few bars and a y axis; each bar shows its value
+/// on hover.
+fn bars(title: &str, values: &[f64], labels: &[String], x_unit: &str, y_unit: &str) -> String {
+    let mut s = format!("<h3>{}</h3>\n", esc(title));
+    if values.is_empty() {
+        s.push_str("<p>none</p>\n");
+        return s;
+    }
+    let top = values.iter().copied().fold(0.0_f64, f64::max).max(1e-9);
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = BARS_HEIGHT - TOP - BOTTOM;
+    let bar_w = plot_w / values.len() as f64;
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{BARS_HEIGHT}\" \
+         viewBox=\"0 0 {WIDTH} {BARS_HEIGHT}\" role=\"img\" aria-label=\"{}\">",
+        esc(title)
+    );
+    let y0 = BARS_HEIGHT - BOTTOM;
+    let label_every = (values.len() / 10).max(1);
+    for (i, (v, label)) in values.iter().zip(labels).enumerate() {
+        let h = v / top * plot_h;
+        let x = LEFT + i as f64 * bar_w;
+        let _ = writeln!(
+            s,
+            "<rect class=\"bar\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"#1f77b4\">\
+             <title>{}: {} {}</title></rect>",
+            y0 - h,
+            (bar_w - 1.0).max(1.0),
+            esc(label),
+            tick_label(*v),
+            esc(y_unit)
+        );
+        if i % label_every == 0 {
+            let _ = writeln!(
+                s,
+                "<text x=\"{x:.1}\" y=\"{:.1}\">{}</text>",
+                y0 + 14.0,
+                esc(label)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "<line x1=\"{LEFT}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"#444\"/>\
+         <line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{y0}\" stroke=\"#444\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
+         <text x=\"{:.1}\" y=\"{y0}\" text-anchor=\"end\">0</text>\
+         <text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\
+         <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">{}</text>",
+        WIDTH - RIGHT,
+        LEFT - 6.0,
+        TOP + 10.0,
+        tick_label(top),
+        LEFT - 6.0,
+        (LEFT + WIDTH - RIGHT) / 2.0,
+        BARS_HEIGHT - 6.0,
+        esc(x_unit),
+        (TOP + y0) / 2.0,
+        (TOP + y0) / 2.0,
+        esc(y_unit)
+    );
+    s.push_str("</svg>\n");
     s
 }
 
@@ -484,6 +622,7 @@ mod tests {
     use super::super::assert::Outcome;
     use super::super::cluster::NodeInfo;
     use super::super::confirm::ConfirmationSources;
+    use super::super::distributions::Distributions;
     use super::super::mining::MiningStats;
     use super::super::report::{Machine, ReorgSummary, TransferSummary};
     use super::super::spec::{Scenario, parse};
@@ -524,6 +663,7 @@ mod tests {
             peers: None,
             mining: None,
             link_faults: None,
+            banned: None,
         }
     }
 
@@ -598,6 +738,7 @@ mod tests {
             final_chain: None,
             reorgs: ReorgSummary::default(),
             mining: MiningStats::default(),
+            distributions: Distributions::default(),
             transfer_summary: TransferSummary::default(),
             confirmation_sources: ConfirmationSources::default(),
             samples: vec![

@@ -40,6 +40,12 @@ pub struct Status {
     pub link_faults: Vec<serde_json::Value>,
 }
 
+/// The part of an item of `GET /v1/peers/banned` the runner reads.
+#[derive(Debug, Clone, Deserialize)]
+struct BannedPeer {
+    peer_id: String,
+}
+
 /// The parts of `GET /v1/blocks/{id}` the runner reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Block {
@@ -130,6 +136,12 @@ impl Api {
     /// `GET /v1/status`.
     pub fn status(&self, rpc: &str) -> anyhow::Result<Status> {
         self.get(rpc, "/v1/status")
+    }
+
+    /// `GET /v1/peers/banned`: the peer ids a node refuses.
+    pub fn banned(&self, rpc: &str) -> anyhow::Result<Vec<String>> {
+        let list: Vec<BannedPeer> = self.get(rpc, "/v1/peers/banned")?;
+        Ok(list.into_iter().map(|b| b.peer_id).collect())
     }
 
     /// `GET /v1/blocks/{hash}`.

@@ -13,6 +13,7 @@
 //! - [`load`]: the transfers; [`sample`]: status every 250 ms; [`events`]: blocks and reorgs
 //!   of every node; [`confirm`]: the final main chain and each transfer's confirmation;
 //!   [`mining`]: the hash-power dial's statistics (stale blocks, main-chain share);
+//!   [`distributions`]: latency, propagation, reorg depth and throughput histograms;
 //! - [`assert`](mod@assert): the verdicts, pure functions of the records; [`report`] and [`html`]: the
 //!   outputs; [`http`]: the client of the node API they share.
 //!
@@ -24,6 +25,7 @@
 pub mod assert;
 pub mod cluster;
 pub mod confirm;
+pub mod distributions;
 pub mod events;
 pub mod html;
 pub mod http;
@@ -106,8 +108,8 @@ struct Flags {
 /// Runs the scenario of `args`; returns its report and the output directory. An error means
 /// it could not run (nothing was judged).
 pub fn run(args: &ScenarioRunArgs) -> anyhow::Result<(Report, PathBuf)> {
-    let scenario =
-        spec::load(&args.file).with_context(|| format!("scenario file {}", args.file.display()))?;
+    let scenario = spec::load(&args.file, args.scale)
+        .with_context(|| format!("scenario file {}", args.file.display()))?;
     let seed = args
         .seed
         .or(scenario.seed)
@@ -116,10 +118,15 @@ pub fn run(args: &ScenarioRunArgs) -> anyhow::Result<(Report, PathBuf)> {
     let flags = Flags::default();
     watch_signals(&flags);
     eprintln!(
-        "scenario {}: {} nodes, {:.0} s, seed {seed}; output in {}",
+        "scenario {}: {} nodes, {:.0} s{}, seed {seed}; output in {}",
         scenario.name,
         scenario.network.nodes,
         scenario.duration_ms as f64 / 1000.0,
+        if scenario.scale == 1.0 {
+            String::new()
+        } else {
+            format!(" (times x{})", scenario.scale)
+        },
         out.display()
     );
     let mut cluster = Cluster::prepare(&scenario, &out)?;
@@ -220,7 +227,8 @@ fn drive(
         eprintln!("node {i}: {url}/ (explorer)");
     }
     let mut errors = Vec::new();
-    let sampler = sample::spawn(urls.clone(), clock, Arc::clone(&flags.halt));
+    let bans = scenario.assert.adversary_banned_within_ms.is_some();
+    let sampler = sample::spawn(urls.clone(), bans, clock, Arc::clone(&flags.halt));
     let readers = events::spawn(&urls, clock, &flags.halt);
     let load = scenario.load.clone().map(|l| {
         let chain_id = scenario.network.genesis.chain_id;
@@ -271,8 +279,18 @@ fn drive(
         .iter()
         .map(|n| n.start_ms == 0)
         .collect();
+    let nodes = cluster.info();
+    let adversary_at_start: Vec<bool> = scenario
+        .network
+        .node
+        .iter()
+        .map(|n| n.adversary.is_some())
+        .collect();
+    let peer_ids: Vec<Option<String>> = nodes.iter().map(|n| n.peer_id.clone()).collect();
     let evidence = assert::Evidence {
         initially_running: &initially,
+        adversary_at_start: &adversary_at_start,
+        peer_ids: &peer_ids,
         steps: &steps,
         samples: &samples.samples,
         events: &events,
@@ -283,7 +301,6 @@ fn drive(
     };
     let assertions = assert::evaluate(&scenario.assert, &evidence);
     let interrupted = flags.interrupted.load(Ordering::SeqCst);
-    let nodes = cluster.info();
     Report {
         format: report::FORMAT,
         name: scenario.name.clone(),
@@ -301,6 +318,7 @@ fn drive(
         faults: report::fault_windows(&scenario.network, &steps, end_ms),
         final_chain: chain.as_ref().map(|c| report::chain_summary(c, &nodes)),
         reorgs: report::reorg_summary(&events, scenario.network.nodes),
+        distributions: distributions::distributions(&events, &transfers, end_ms),
         mining: mining::mining_stats(
             &events,
             chain.as_ref(),

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::assert::{Outcome, deepest_reorg, latencies, percentile};
 use super::cluster::NodeInfo;
 use super::confirm::{ConfirmationSources, FinalChain};
+use super::distributions::Distributions;
 use super::events::{ChainEvent, EventKind};
 use super::load::{Answer, TransferRecord};
 use super::mining::MiningStats;
@@ -68,6 +69,8 @@ pub struct Report {
     pub reorgs: ReorgSummary,
     /// The hash-power dial: stale blocks and main-chain shares per node.
     pub mining: MiningStats,
+    /// Confirmation latency, block propagation, reorg depths, throughput over time.
+    pub distributions: Distributions,
     /// Counts of the load's transfers.
     pub transfer_summary: TransferSummary,
     /// How confirmation times were found.

@@ -1,5 +1,6 @@
 //! Status samples: every [`SAMPLE_MS`], each node's `/v1/status` (height, tip, peers,
-//! mining, faulted links), or that it did not answer.
+//! mining, faulted links; banned peers when an assertion needs them), or that it did not
+//! answer.
 //!
 //! It owns: the sampling thread and its bounded record ([`MAX_SAMPLES`]; samples past it are
 //! counted in `dropped`, not kept).
@@ -50,6 +51,10 @@ pub struct Sample {
     /// Peers whose link to this node has a fault set (the status's `link_faults`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_faults: Option<u64>,
+    /// Peer ids the node refuses (`GET /v1/peers/banned`), sampled only for the
+    /// `adversary_banned_within_s` assertion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banned: Option<Vec<String>>,
 }
 
 /// What the sampler recorded.
@@ -71,20 +76,28 @@ impl SampleLog {
     }
 }
 
-/// Starts sampling `urls` (node `i` at `urls[i]`) until `stop` is set.
+/// Starts sampling `urls` (node `i` at `urls[i]`) until `stop` is set; with `bans`, each
+/// sample also holds the node's banned peers.
 pub fn spawn(
     urls: Vec<String>,
+    bans: bool,
     clock: Clock,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<JoinHandle<SampleLog>> {
     let api = Api::new(SAMPLE_TIMEOUT)?;
     std::thread::Builder::new()
         .name("scenario-sample".into())
-        .spawn(move || sample_until_stopped(&api, &urls, &clock, &stop))
+        .spawn(move || sample_until_stopped(&api, &urls, bans, &clock, &stop))
         .context("cannot start the sampling thread")
 }
 
-fn sample_until_stopped(api: &Api, urls: &[String], clock: &Clock, stop: &AtomicBool) -> SampleLog {
+fn sample_until_stopped(
+    api: &Api,
+    urls: &[String],
+    bans: bool,
+    clock: &Clock,
+    stop: &AtomicBool,
+) -> SampleLog {
     let mut log = SampleLog::default();
     let mut round: u32 = 0;
     loop {
@@ -93,7 +106,7 @@ fn sample_until_stopped(api: &Api, urls: &[String], clock: &Clock, stop: &Atomic
             return log;
         }
         for (node, rpc) in urls.iter().enumerate() {
-            log.push(sample(api, rpc, node, round, clock));
+            log.push(sample(api, rpc, node, round, bans, clock));
         }
         // A late round skips the rounds it overran instead of bunching them up.
         let next = clock.now_ms() / SAMPLE_MS + 1;
@@ -101,8 +114,13 @@ fn sample_until_stopped(api: &Api, urls: &[String], clock: &Clock, stop: &Atomic
     }
 }
 
-fn sample(api: &Api, rpc: &str, node: usize, round: u32, clock: &Clock) -> Sample {
+fn sample(api: &Api, rpc: &str, node: usize, round: u32, bans: bool, clock: &Clock) -> Sample {
     let status = api.status(rpc).ok();
+    let banned = if bans && status.is_some() {
+        api.banned(rpc).ok()
+    } else {
+        None
+    };
     Sample {
         round,
         t_ms: clock.now_ms(),
@@ -113,6 +131,7 @@ fn sample(api: &Api, rpc: &str, node: usize, round: u32, clock: &Clock) -> Sampl
         peers: status.as_ref().map(|s| s.peer_count),
         mining: status.as_ref().map(|s| s.mining),
         link_faults: status.as_ref().map(|s| s.link_faults.len() as u64),
+        banned,
     }
 }
 
@@ -136,6 +155,7 @@ mod tests {
             peers: None,
             mining: None,
             link_faults: None,
+            banned: None,
         };
         log.samples = vec![s.clone(); MAX_SAMPLES - 1];
         log.push(s.clone());

@@ -35,6 +35,8 @@ pub const DEFAULT_TAIL_S: f64 = 20.0;
 pub struct Scenario {
     /// `name`, or the file's stem.
     pub name: String,
+    /// The time scale it was read with (`--scale`; 1 as written).
+    pub scale: f64,
     /// `seed` of the file (`--seed` wins over it).
     pub seed: Option<u64>,
     /// Length of the run from the moment every initially started node is up, in ms.
@@ -297,6 +299,9 @@ pub struct Assertions {
     /// Blocks seen joining a main chain and not in the final one, as a fraction of all blocks
     /// seen, at most this.
     pub max_stale_rate: Option<f64>,
+    /// Every honest node running when an adversary mode went on lists the adversary among
+    /// its banned peers within this many ms.
+    pub adversary_banned_within_ms: Option<u64>,
 }
 
 /// Why a scenario file was refused.
@@ -326,19 +331,6 @@ pub enum SpecError {
         /// Line in the file, when known.
         line: Option<usize>,
     },
-    /// A planned field that is not built yet.
-    #[error(
-        "{}{field}: not supported yet: {what} (see docs/SCENARIOS.md, \"Not built yet\")",
-        line_prefix(.line)
-    )]
-    NotSupported {
-        /// Path of the field.
-        field: String,
-        /// What it would do.
-        what: &'static str,
-        /// Line in the file, when known.
-        line: Option<usize>,
-    },
 }
 
 fn line_prefix(line: &Option<usize>) -> String {
@@ -357,7 +349,7 @@ fn invalid(field: impl Into<String>, value: impl ToString, reason: impl Into<Str
 impl SpecError {
     fn at_line(mut self, l: usize) -> Self {
         match &mut self {
-            SpecError::Invalid { line, .. } | SpecError::NotSupported { line, .. } => {
+            SpecError::Invalid { line, .. } => {
                 line.get_or_insert(l);
             }
             SpecError::Read { .. } | SpecError::Toml(_) => {}
@@ -481,14 +473,13 @@ struct RawAssert {
     min_confirmed_tps: Option<f64>,
     max_p99_confirmation_s: Option<f64>,
     max_stale_rate: Option<f64>,
-    // Planned, not built.
-    adversary_banned_within_s: Option<toml::Value>,
+    adversary_banned_within_s: Option<f64>,
 }
 
 // ----- reading ------------------------------------------------------------------------------
 
-/// Reads and validates a scenario file.
-pub fn load(path: &Path) -> Result<Scenario, SpecError> {
+/// Reads and validates a scenario file, its timeline scaled by `scale` ([`parse_scaled`]).
+pub fn load(path: &Path, scale: f64) -> Result<Scenario, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_owned(),
         source,
@@ -497,12 +488,35 @@ pub fn load(path: &Path) -> Result<Scenario, SpecError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "scenario".to_owned());
-    parse(&text, &stem)
+    parse_scaled(&text, &stem, scale)
 }
 
 /// Parses and validates scenario text; `default_name` names it when it has no `name`.
 pub fn parse(text: &str, default_name: &str) -> Result<Scenario, SpecError> {
-    let raw: RawFile = toml::from_str(text)?;
+    parse_scaled(text, default_name, 1.0)
+}
+
+/// Shortest and longest time scale (`--scale`).
+pub const SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.05..=20.0;
+
+/// Parses scenario text with every time of its timeline multiplied by `scale` (`--scale`):
+/// the step times, `duration_s`, the load's `start_s` and `duration_s` and the nodes'
+/// `start_s`. The network (block time, half-life), the load's rate, the convergence window
+/// and the confirmation timeout keep their values. Then validates it as written so.
+pub fn parse_scaled(text: &str, default_name: &str, scale: f64) -> Result<Scenario, SpecError> {
+    if !SCALE_RANGE.contains(&scale) {
+        return Err(invalid(
+            "--scale",
+            scale,
+            format!(
+                "must be from {} to {}",
+                SCALE_RANGE.start(),
+                SCALE_RANGE.end()
+            ),
+        ));
+    }
+    let mut raw: RawFile = toml::from_str(text)?;
+    scale_times(&mut raw, scale);
     let lines = LineIndex::new(text);
     let mut network = network(&raw.network, &lines)?;
     let load = raw
@@ -560,6 +574,17 @@ pub fn parse(text: &str, default_name: &str) -> Result<Scenario, SpecError> {
     let ends_partitioned = check_timeline(&steps, &network)?;
     allow_adversaries(&steps, &mut network);
     let assert = assertions(&raw.assert, load.is_some())?;
+    let has_adversary = network.node.iter().any(|n| n.adversary.is_some())
+        || steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::Adversary { mode: Some(_), .. }));
+    if assert.adversary_banned_within_ms.is_some() && !has_adversary {
+        return Err(invalid(
+            "assert.adversary_banned_within_s",
+            raw.assert.adversary_banned_within_s.unwrap_or_default(),
+            "no node is an adversary: give one an adversary mode",
+        ));
+    }
     if steps.is_empty() && assert.converge_within_ms.is_some() {
         return Err(invalid(
             "assert.converge_within_s",
@@ -579,6 +604,7 @@ pub fn parse(text: &str, default_name: &str) -> Result<Scenario, SpecError> {
     let duration_ms = duration(raw.duration_s, &steps, load.as_ref(), &assert)?;
     Ok(Scenario {
         name: raw.name.clone().unwrap_or_else(|| default_name.to_owned()),
+        scale,
         seed: raw.seed,
         duration_ms,
         network,
@@ -639,18 +665,21 @@ fn index(field: &str, i: usize, nodes: usize) -> Result<usize, SpecError> {
     Ok(i)
 }
 
-fn not_supported(
-    field: &str,
-    value: &Option<toml::Value>,
-    what: &'static str,
-) -> Result<(), SpecError> {
-    match value {
-        Some(_) => Err(SpecError::NotSupported {
-            field: field.to_owned(),
-            what,
-            line: None,
-        }),
-        None => Ok(()),
+fn scale_times(raw: &mut RawFile, scale: f64) {
+    if scale == 1.0 {
+        return;
+    }
+    raw.duration_s = raw.duration_s.map(|d| d * scale);
+    if let Some(load) = raw.load.as_mut() {
+        load.duration_s *= scale;
+        load.start_s = load.start_s.map(|s| s * scale);
+    }
+    for node in &mut raw.network.node {
+        let node = node.get_mut();
+        node.start_s = node.start_s.map(|s| s * scale);
+    }
+    for step in &mut raw.at {
+        step.get_mut().t *= scale;
     }
 }
 
@@ -1204,11 +1233,10 @@ fn assertions(raw: &RawAssert, has_load: bool) -> Result<Assertions, SpecError> 
             "must be from 0 to 1",
         ));
     }
-    not_supported(
-        "assert.adversary_banned_within_s",
-        &raw.adversary_banned_within_s,
-        "ban checks",
-    )?;
+    let adversary_banned_within_ms = raw
+        .adversary_banned_within_s
+        .map(|s| positive_millis("assert.adversary_banned_within_s", s, MAX_DURATION_S))
+        .transpose()?;
     let converge_within_ms = raw
         .converge_within_s
         .map(|s| positive_millis("assert.converge_within_s", s, MAX_DURATION_S))
@@ -1251,6 +1279,7 @@ fn assertions(raw: &RawAssert, has_load: bool) -> Result<Assertions, SpecError> 
         min_confirmed_tps: raw.min_confirmed_tps,
         max_p99_confirmation_s: raw.max_p99_confirmation_s,
         max_stale_rate: raw.max_stale_rate,
+        adversary_banned_within_ms,
     })
 }
 
@@ -1561,7 +1590,7 @@ max_reorg_depth = 6
                 "{}: first line",
                 path.display()
             );
-            let s = load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let s = load(&path, 1.0).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(s.duration_ms <= 90_000, "{}: short", path.display());
             count += 1;
         }
@@ -1581,15 +1610,15 @@ max_reorg_depth = 6
     }
 
     #[test]
-    fn planned_keys_say_not_supported_yet() {
-        let e = err(&good_with(
-            "max_reorg_depth = 6",
-            "adversary_banned_within_s = 10",
-        ));
-        assert!(
-            e.contains("assert.adversary_banned_within_s: not supported yet: ban checks"),
-            "{e}"
-        );
+    fn the_ban_assertion_needs_an_adversary() {
+        let sc = parse(
+            &good_with("max_reorg_depth = 6", "adversary_banned_within_s = 10"),
+            "x",
+        )
+        .expect("valid: node 3 is an adversary");
+        assert_eq!(sc.assert.adversary_banned_within_ms, Some(10_000));
+        let e = err("[network]\nnodes = 2\n[assert]\nadversary_banned_within_s = 5\n");
+        assert!(e.contains("no node is an adversary"), "{e}");
     }
 
     /// The last step of GOOD, free to replace.
@@ -1653,6 +1682,26 @@ max_reorg_depth = 6
             "min_fee = 2\n[network.link]\nbetween = [[0], [1]]",
         ));
         assert!(e.contains("network.link.between"), "{e}");
+    }
+
+    #[test]
+    fn scale_multiplies_the_timeline_and_nothing_else() {
+        let full = parse(GOOD, "x").expect("valid");
+        let half = parse_scaled(GOOD, "x", 0.5).expect("valid at half length");
+        assert_eq!(half.scale, 0.5);
+        let times = |s: &Scenario| s.steps.iter().map(|s| s.t_ms).collect::<Vec<_>>();
+        let halved: Vec<u64> = times(&full).iter().map(|t| t / 2).collect();
+        assert_eq!(times(&half), halved);
+        let (fl, hl) = (full.load.as_ref(), half.load.as_ref());
+        assert_eq!(hl.map(|l| l.duration_ms), fl.map(|l| l.duration_ms / 2));
+        assert_eq!(hl.map(|l| l.tps), fl.map(|l| l.tps));
+        assert_eq!(half.network.node[2].start_ms, 2_500);
+        assert_eq!(half.network.genesis, full.network.genesis);
+        assert_eq!(half.assert, full.assert);
+        let e = parse_scaled(GOOD, "x", 0.0)
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("--scale"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::node_api::{LinkFaultView, NodeRequest, PeerInfo};
+use crate::node_api::{BannedPeerInfo, LinkFaultView, NodeRequest, PeerInfo};
 use crate::pagination::PageParams;
 use crate::state::{AppState, blocking};
 use crate::views::TransactionView;
@@ -140,4 +140,16 @@ pub(crate) async fn mempool(
 )]
 pub(crate) async fn peers(State(state): State<AppState>) -> Result<Json<Vec<PeerInfo>>, ApiError> {
     Ok(Json(state.api().ask(NodeRequest::Peers).await?))
+}
+
+/// Peers this node refuses: banned for misbehaviour (until `until_ms`) or blocked by the
+/// operator (`until_ms` null); at most 1,000, ordered by peer id.
+#[utoipa::path(
+    get, path = "/v1/peers/banned", tag = "node",
+    responses((status = 200, body = Vec<BannedPeerInfo>))
+)]
+pub(crate) async fn banned_peers(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<BannedPeerInfo>>, ApiError> {
+    Ok(Json(state.api().ask(NodeRequest::BannedPeers).await?))
 }
