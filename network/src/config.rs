@@ -7,6 +7,7 @@ use peerchain_ledger::Hash;
 use peerchain_ledger::types::{HEADER_LEN, TX_ENCODED_LEN};
 
 use crate::adversary::Adversary;
+use crate::identity::NodeKeySeed;
 
 /// Settings of the network service. [`NetworkConfig::new`] gives sane defaults; the node
 /// overrides the fields it exposes as flags.
@@ -14,9 +15,14 @@ use crate::adversary::Adversary;
 pub struct NetworkConfig {
     /// Directory of the node key (`node.key`, mode 0600): the peer id is stable across restarts.
     pub data_dir: PathBuf,
+    /// The node key given by the operator (a key file or a derived seed), so the peer id is
+    /// known before the node starts; `data_dir/node.key` is then neither read nor written.
+    /// `None` (the default): `data_dir/node.key`, created when missing.
+    pub node_key: Option<NodeKeySeed>,
     /// Multiaddrs to listen on, e.g. `/ip4/127.0.0.1/tcp/7710` (port 0 picks a free port).
     pub listen: Vec<String>,
-    /// Multiaddrs with `/p2p/<peer id>`: dialled at start and redialled with backoff when they drop.
+    /// Multiaddrs with `/p2p/<peer id>`: dialled at start and redialled with backoff when they
+    /// drop. `/dns4`, `/dns6` and `/dns` names are resolved on every dial.
     pub bootnodes: Vec<String>,
     /// The network's genesis hash; part of every protocol name and gossip topic.
     pub genesis_hash: Hash,
@@ -56,6 +62,7 @@ impl NetworkConfig {
     pub fn new(data_dir: impl Into<PathBuf>, genesis_hash: Hash, max_block_txs: usize) -> Self {
         NetworkConfig {
             data_dir: data_dir.into(),
+            node_key: None,
             listen: vec!["/ip4/0.0.0.0/tcp/7710".to_owned()],
             bootnodes: Vec::new(),
             genesis_hash,

@@ -33,6 +33,14 @@ pub enum NetworkError {
         /// Decoder message.
         detail: String,
     },
+    /// A node key file given by the operator (`--node-key-file`) does not hold a seed.
+    #[error("bad node key file {path}: {detail}")]
+    KeySeedFile {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it (never its content).
+        detail: String,
+    },
     /// A multiaddr does not parse.
     #[error("invalid multiaddr {addr:?}: {detail}")]
     BadAddress {

@@ -5,7 +5,7 @@
 //! specified in `docs/NETWORK.md`.
 //!
 //! It owns: every libp2p type (swarm, transport, behaviours, peer ids, multiaddrs, message
-//! ids), the node key in the data directory, the sync protocol and its codec, and all peer
+//! ids), the node key (in the data directory, or a seed the operator gives: `identity.rs`), the sync protocol and its codec, and all peer
 //! bookkeeping (status, scores, penalties, bans, redials). One service task owns the swarm;
 //! the rest of the node talks to it through a cloneable [`NetworkHandle`] (commands over a
 //! bounded channel, replies over oneshot) and receives [`NetworkEvent`]s from a bounded
@@ -70,7 +70,9 @@ mod types;
 
 use std::collections::HashMap;
 
-use libp2p::{Multiaddr, SwarmBuilder, noise, tcp, yamux};
+use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, Swarm, SwarmBuilder, noise, tcp, yamux};
 use peerchain_ledger::StoreReader;
 use tokio::sync::mpsc;
 
@@ -81,6 +83,7 @@ pub use config::{
 };
 pub use error::NetworkError;
 pub use handle::NetworkHandle;
+pub use identity::NodeKeySeed;
 pub use link_faults::{LinkFault, PeerLinkFault};
 #[cfg(feature = "test-hooks")]
 pub use types::RawTopic;
@@ -88,7 +91,7 @@ pub use types::{
     Acceptance, BannedPeer, BlockOrigin, LocalTip, MessageRef, NetworkEvent, PeerSummary,
 };
 
-use crate::behaviour::Names;
+use crate::behaviour::{Behaviour, Names};
 use crate::config::{COMMAND_CHANNEL, EVENT_CHANNEL, IDLE_CONNECTION_TIMEOUT};
 use crate::peers::peer_of;
 use crate::service::Service;
@@ -99,6 +102,66 @@ fn parse_addr(text: &str) -> Result<Multiaddr, NetworkError> {
             addr: text.to_owned(),
             detail: e.to_string(),
         })
+}
+
+/// What [`NetworkError::Setup`] names when the system's DNS resolver cannot be set up.
+const DNS_SETUP: &str = "DNS resolver";
+
+/// Whether dialling `addr` needs a name resolved (`/dns4`, `/dns6`, `/dns`, `/dnsaddr`).
+fn needs_dns(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| {
+        matches!(
+            p,
+            Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dnsaddr(_)
+        )
+    })
+}
+
+/// The swarm: TCP with Noise and Yamux, and with `dns` a resolver (the system's
+/// configuration, /etc/resolv.conf and /etc/hosts) in front of it, so `/dns4`, `/dns6` and
+/// `/dns` multiaddrs are resolved when dialled: on every dial and every redial, never once
+/// for good (answers are cached no longer than their TTL).
+fn build_swarm(
+    key: Keypair,
+    config: &NetworkConfig,
+    names: &Names,
+    dns: bool,
+) -> Result<Swarm<Behaviour>, NetworkError> {
+    let behaviour = behaviour::build(&key, config, names)?;
+    let transport_err = |e: &dyn std::fmt::Display| NetworkError::Setup {
+        what: "transport",
+        detail: e.to_string(),
+    };
+    let behaviour_err = |e: &dyn std::fmt::Debug| NetworkError::Setup {
+        what: "behaviour",
+        detail: format!("{e:?}"),
+    };
+    let tcp = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| transport_err(&e))?;
+    let swarm_config =
+        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT);
+    Ok(if dns {
+        tcp.with_dns()
+            .map_err(|e| NetworkError::Setup {
+                what: DNS_SETUP,
+                detail: e.to_string(),
+            })?
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| behaviour_err(&e))?
+            .with_swarm_config(swarm_config)
+            .build()
+    } else {
+        tcp.with_behaviour(|_| behaviour)
+            .map_err(|e| behaviour_err(&e))?
+            .with_swarm_config(swarm_config)
+            .build()
+    })
 }
 
 /// Starts the network service: loads (or creates) the node key, listens, dials the bootnodes
@@ -118,10 +181,9 @@ pub async fn start(
             ),
         });
     }
-    let key = identity::load_or_create(&config.data_dir)?;
+    let key = identity::node_key(&config.data_dir, config.node_key.as_ref())?;
     let local_peer_id = key.public().to_peer_id();
     let names = Names::new(&config)?;
-    let behaviour = behaviour::build(&key, &config, &names)?;
 
     let listen = config
         .listen
@@ -138,24 +200,28 @@ pub async fn start(
         }
     }
 
-    let mut swarm = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| NetworkError::Setup {
-            what: "transport",
-            detail: e.to_string(),
-        })?
-        .with_behaviour(|_| behaviour)
-        .map_err(|e| NetworkError::Setup {
-            what: "behaviour",
-            detail: format!("{e:?}"),
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
-        .build();
+    let mut swarm = match build_swarm(key.clone(), &config, &names, true) {
+        Ok(swarm) => swarm,
+        Err(NetworkError::Setup {
+            what: DNS_SETUP,
+            detail,
+        }) => {
+            // Without a readable /etc/resolv.conf the node still runs on IP multiaddrs; only a
+            // DNS bootnode makes it a startup error.
+            if let Some(addr) = bootnodes.values().find(|a| needs_dns(a)) {
+                return Err(NetworkError::Setup {
+                    what: DNS_SETUP,
+                    detail: format!(
+                        "bootnode {addr} has a DNS name, but the system resolver configuration \
+                         (/etc/resolv.conf) cannot be read: {detail}"
+                    ),
+                });
+            }
+            tracing::warn!(error = %detail, "cannot read the system resolver configuration (/etc/resolv.conf): /dns4, /dns6 and /dns multiaddrs cannot be dialled");
+            build_swarm(key, &config, &names, false)?
+        }
+        Err(e) => return Err(e),
+    };
 
     for addr in listen {
         swarm

@@ -27,6 +27,10 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Print the address of a key file.
     Address(AddressArgs),
+    /// Print the peer id of a node key before any node runs: of a key file (--file), or of
+    /// the keys --node-key-seed derives for ordinals N.. (--seed, --ordinal, --count), so
+    /// bootnode addresses can be written down in advance.
+    NodeKey(NodeKeyArgs),
     /// Print dev account I's address and secret seed (public test keys, SPEC section 1), and
     /// write its key file with --out.
     DevKey(DevKeyArgs),
@@ -120,7 +124,10 @@ pub struct NodeArgs {
     /// HTTP API listen address [default: 127.0.0.1:8710].
     #[arg(long, env = "PEERCHAIN_RPC_LISTEN")]
     pub rpc_listen: Option<String>,
-    /// Bootnode multiaddr with /p2p/<peer id>; repeat for several.
+    /// Bootnode multiaddr with /p2p/<peer id>; repeat for several (or separate by commas).
+    /// /ip4, /ip6, or a DNS name: /dns4/peerchain-0.peerchain/tcp/7710/p2p/<peer id> (also
+    /// /dns6, /dns), resolved through the system resolver (/etc/resolv.conf, /etc/hosts) on
+    /// every dial and redial.
     #[arg(long = "bootnode", env = "PEERCHAIN_BOOTNODES", value_delimiter = ',')]
     pub bootnodes: Vec<String>,
     /// Mine continuously.
@@ -141,6 +148,44 @@ pub struct NodeArgs {
     /// Admin bearer token [default: read or create <data-dir>/admin.token].
     #[arg(long, env = "PEERCHAIN_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// File holding the admin bearer token, e.g. a mounted Kubernetes Secret or Docker secret
+    /// (whitespace around it is trimmed; an empty or unreadable file stops the node). Instead
+    /// of --admin-token; <data-dir>/admin.token is then neither read nor created.
+    #[arg(
+        long,
+        env = "PEERCHAIN_ADMIN_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "admin_token"
+    )]
+    pub admin_token_file: Option<PathBuf>,
+    /// The node's P2P key from a file: 64 hex digits of an Ed25519 secret seed (e.g. from
+    /// `openssl rand -hex 32`; whitespace trimmed), so its peer id is known before it starts
+    /// (`peerchain node-key --file PATH` prints it). Replaces <data-dir>/node.key, which is then
+    /// neither read nor written.
+    #[arg(
+        long,
+        env = "PEERCHAIN_NODE_KEY_FILE",
+        value_name = "PATH",
+        conflicts_with = "node_key_seed"
+    )]
+    pub node_key_file: Option<PathBuf>,
+    /// TESTNETS ONLY: derive the node's P2P key from this shared secret and the node's ordinal
+    /// (--node-ordinal, else the host name's trailing -N: Kubernetes StatefulSet pod
+    /// peerchain-3 is ordinal 3), so every node's peer id can be written down in advance
+    /// (`peerchain node-key --seed SECRET --ordinal 0 --count N`). Anyone who knows the secret
+    /// can impersonate every node. Replaces <data-dir>/node.key, which is then neither read nor
+    /// written.
+    #[arg(
+        long,
+        env = "PEERCHAIN_NODE_KEY_SEED",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub node_key_seed: Option<String>,
+    /// The ordinal of this node for --node-key-seed (0, 1, ...) [default: the trailing -N of
+    /// the host name, from HOSTNAME or else /proc/sys/kernel/hostname].
+    #[arg(long, env = "PEERCHAIN_NODE_ORDINAL", value_name = "N")]
+    pub node_ordinal: Option<u32>,
     /// sled page cache in MiB [default: 64].
     #[arg(long, env = "PEERCHAIN_CACHE_MB")]
     pub cache_mb: Option<u64>,
@@ -149,7 +194,8 @@ pub struct NodeArgs {
     /// reads; it resumes by itself once twice as much is free.
     #[arg(long, env = "PEERCHAIN_DISK_RESERVE_MB", value_name = "MIB")]
     pub disk_reserve_mb: Option<u64>,
-    /// Log format [default: text]. RUST_LOG sets the filter.
+    /// Log format on stderr [default: text]; json writes one JSON object per line. RUST_LOG
+    /// sets the filter.
     #[arg(long, env = "PEERCHAIN_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// Discover peers on the LAN with mDNS (useless on loopback).
@@ -198,6 +244,30 @@ pub struct NodeArgs {
     /// sybil:N: N extra identities from this address. See docs/SECURITY.md.
     #[arg(long, value_name = "MODE")]
     pub adversary: Option<crate::adversary::AdversaryMode>,
+}
+
+/// Flags of `peerchain node-key`.
+#[derive(Debug, Args)]
+#[command(
+    group(clap::ArgGroup::new("key").required(true).args(["seed", "file"])),
+    after_help = "Examples:\n  peerchain node-key --seed \"$SECRET\" --ordinal 0 --count 4   # peer ids of nodes 0-3, one per line\n  peerchain node-key --file node0.hex"
+)]
+pub struct NodeKeyArgs {
+    /// The testnet's shared secret, as given to `peerchain node --node-key-seed` (testnets
+    /// only).
+    #[arg(long, value_name = "SECRET", requires = "ordinal")]
+    pub seed: Option<String>,
+    /// The first ordinal (as `peerchain node --node-ordinal`, or the host name's -N).
+    #[arg(long, value_name = "N", requires = "seed")]
+    pub ordinal: Option<u32>,
+    /// How many consecutive ordinals, from --ordinal: one peer id per line, in ordinal order
+    /// (at most 10000).
+    #[arg(long, value_name = "C", default_value_t = 1, requires = "seed")]
+    pub count: u32,
+    /// A node key file (64 hex digits of an Ed25519 secret seed, as for
+    /// `peerchain node --node-key-file`).
+    #[arg(long, value_name = "PATH", conflicts_with = "seed")]
+    pub file: Option<PathBuf>,
 }
 
 /// Flags of `peerchain keygen`.

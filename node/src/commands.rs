@@ -13,8 +13,15 @@ use crate::cli::{
 };
 use crate::config::NodeConfig;
 
-/// `peerchain node`: runs until SIGINT or SIGTERM (a second signal exits at once), or until a
-/// part of the node fails: then it logs why and exits with an error.
+/// Longest an orderly shutdown may take after SIGTERM or SIGINT before the process exits
+/// anyway (non-zero): well inside Kubernetes' default grace period of 30 s, after which it
+/// would be SIGKILLed. A normal shutdown takes well under a second; the store reopens
+/// consistent after either.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(20);
+
+/// `peerchain node`: runs until SIGINT or SIGTERM (a second signal exits at once; a shutdown
+/// longer than [`SHUTDOWN_DEADLINE`] is cut short), or until a part of the node fails: then it
+/// logs why and exits with an error.
 pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     let config = NodeConfig::resolve(args)?;
     init_logging(config.log_format);
@@ -27,7 +34,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let dev = config.dev;
         let genesis = config.genesis.clone();
         let mut node = crate::node::start(config).await?;
@@ -48,9 +55,22 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             eprintln!("second signal: exiting now");
             std::process::exit(130);
         });
-        node.shutdown().await;
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, node.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::error!(deadline = ?SHUTDOWN_DEADLINE, "shutdown did not complete in time; exiting anyway");
+            bail!(
+                "the node did not stop within {} s of the signal; exiting anyway (its store \
+                 reopens consistent, as after a crash)",
+                SHUTDOWN_DEADLINE.as_secs()
+            );
+        }
         Ok(())
-    })
+    });
+    // Threads still stuck in a cut-short shutdown must not hold the process.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 async fn wait_for_signal() {

@@ -32,6 +32,10 @@ pub struct FileConfig {
     mine_threads: Option<usize>,
     mine_hashrate: Option<u64>,
     admin_token: Option<String>,
+    admin_token_file: Option<PathBuf>,
+    node_key_file: Option<PathBuf>,
+    node_key_seed: Option<String>,
+    node_ordinal: Option<u32>,
     cache_mb: Option<u64>,
     disk_reserve_mb: Option<u64>,
     log_format: Option<LogFormat>,
@@ -101,6 +105,9 @@ impl Default for NodeLimits {
 pub struct FailPoints {
     /// `chain-panic-after-ms=N`: the chain thread panics N ms after start (supervision test).
     pub chain_panic_after_ms: Option<u64>,
+    /// `chain-stall-on-shutdown-ms=N`: the chain thread sleeps N ms before it stops (a
+    /// shutdown that hangs, for the shutdown deadline test).
+    pub chain_stall_on_shutdown_ms: Option<u64>,
 }
 
 impl FailPoints {
@@ -118,6 +125,12 @@ impl FailPoints {
                         format!("{}: {name} needs a number of ms, got {value:?}", Self::ENV)
                     })?;
                     points.chain_panic_after_ms = Some(ms);
+                }
+                "chain-stall-on-shutdown-ms" => {
+                    let ms = value.parse().with_context(|| {
+                        format!("{}: {name} needs a number of ms, got {value:?}", Self::ENV)
+                    })?;
+                    points.chain_stall_on_shutdown_ms = Some(ms);
                 }
                 other => bail!("{}: unknown fail point {other:?}", Self::ENV),
             }
@@ -162,8 +175,12 @@ pub struct NodeConfig {
     pub mine_threads: usize,
     /// Hash-rate cap for the node, `None` for none.
     pub mine_hashrate: Option<u64>,
-    /// Admin token from a flag (else the data directory's admin.token).
+    /// Admin token from `--admin-token` or the content of `--admin-token-file` (else the
+    /// data directory's admin.token).
     pub admin_token: Option<String>,
+    /// The node key given by the operator (`--node-key-file`, `--node-key-seed`); `None`:
+    /// the data directory's `node.key`, created when missing.
+    pub node_key: Option<crate::node_key::NodeKey>,
     /// sled cache in MiB.
     pub cache_mb: u64,
     /// Log format.
@@ -239,6 +256,30 @@ impl NodeConfig {
             .mine_hashrate
             .or(file.mine_hashrate)
             .unwrap_or(DEFAULT_HASHRATE);
+        // Each pair of alternatives comes from the highest-precedence source that sets
+        // either (flags and environment, else the file); both at one level is an error.
+        let (admin_token, admin_token_file) = highest(
+            (args.admin_token, args.admin_token_file),
+            (file.admin_token, file.admin_token_file),
+        );
+        let admin_token = match (admin_token, admin_token_file) {
+            (Some(_), Some(path)) => bail!(
+                "give either --admin-token or --admin-token-file ({}), not both",
+                path.display()
+            ),
+            (Some(token), None) => Some(token),
+            (None, Some(path)) => Some(crate::keys::read_admin_token_file(&path)?),
+            (None, None) => None,
+        };
+        let (node_key_file, node_key_seed) = highest(
+            (args.node_key_file, args.node_key_seed),
+            (file.node_key_file, file.node_key_seed),
+        );
+        let node_key = crate::node_key::resolve(
+            node_key_file,
+            node_key_seed,
+            args.node_ordinal.or(file.node_ordinal),
+        )?;
         let bootnodes = if args.bootnodes.is_empty() {
             file.bootnodes.unwrap_or_default()
         } else {
@@ -257,7 +298,8 @@ impl NodeConfig {
             miner_address,
             mine_threads: args.mine_threads.or(file.mine_threads).unwrap_or(1).max(1),
             mine_hashrate: (hashrate > 0).then_some(hashrate),
-            admin_token: args.admin_token.or(file.admin_token),
+            admin_token,
+            node_key,
             cache_mb: args.cache_mb.or(file.cache_mb).unwrap_or(64).max(1),
             log_format: args
                 .log_format
@@ -281,6 +323,19 @@ impl NodeConfig {
             ban_loopback_addresses: false,
             clock_offset_ms: args.clock_offset_ms,
         })
+    }
+}
+
+/// `cli` when it sets either alternative, else `file`: a flag (or its environment variable)
+/// for one of two alternatives overrides the config file's setting of the other.
+fn highest<A, B>(
+    cli: (Option<A>, Option<B>),
+    file: (Option<A>, Option<B>),
+) -> (Option<A>, Option<B>) {
+    if cli.0.is_some() || cli.1.is_some() {
+        cli
+    } else {
+        file
     }
 }
 
@@ -493,10 +548,91 @@ mod tests {
     }
 
     #[test]
+    fn node_key_and_admin_token_files_resolve_with_clear_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let data = data.to_str().expect("utf-8 path");
+        let token = dir.path().join("token");
+        std::fs::write(&token, "  from-a-file\n").expect("write");
+        let token = token.to_str().expect("utf-8 path");
+        let args = ["--dev", "--data-dir", data, "--admin-token-file", token];
+        let c = NodeConfig::resolve(node_args(&args).expect("parses")).expect("resolves");
+        assert_eq!(c.admin_token.as_deref(), Some("from-a-file"));
+        assert!(
+            c.node_key.is_none(),
+            "no key given: the data directory's node.key"
+        );
+
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        let empty = empty.to_str().expect("utf-8 path");
+        let args = ["--dev", "--data-dir", data, "--admin-token-file", empty];
+        let err = NodeConfig::resolve(node_args(&args).expect("parses")).expect_err("empty");
+        assert!(err.to_string().contains(empty), "{err}");
+        let args = ["--dev", "--admin-token", "t", "--admin-token-file", token];
+        let err = node_args(&args).expect_err("conflict").to_string();
+        assert!(
+            err.contains("--admin-token-file") && err.contains("cannot be used"),
+            "{err}"
+        );
+
+        let args = [
+            "--dev",
+            "--data-dir",
+            data,
+            "--node-key-seed",
+            "s",
+            "--node-ordinal",
+            "4",
+        ];
+        let c = NodeConfig::resolve(node_args(&args).expect("parses")).expect("resolves");
+        let key = c.node_key.expect("a key");
+        assert_eq!(key.seed, peerchain_network::NodeKeySeed::derive(b"s", 4));
+        let args = ["--dev", "--node-key-seed", "s", "--node-key-file", token];
+        let err = node_args(&args).expect_err("conflict").to_string();
+        assert!(
+            err.contains("--node-key-file") && err.contains("cannot be used"),
+            "{err}"
+        );
+        let args = ["--dev", "--data-dir", data, "--node-key-file", token];
+        let err = NodeConfig::resolve(node_args(&args).expect("parses")).expect_err("not hex");
+        assert!(format!("{err:#}").contains(token), "{err:#}");
+
+        // A flag for one alternative overrides the config file's other one.
+        let cfg = dir.path().join("node.toml");
+        std::fs::write(
+            &cfg,
+            "admin_token = \"from-the-file\"\nnode_key_seed = \"s\"\nnode_ordinal = 2\n",
+        )
+        .expect("write config");
+        let cfg = cfg.to_str().expect("utf-8 path");
+        let c = NodeConfig::resolve(
+            node_args(&["--dev", "--data-dir", data, "--config", cfg]).expect("parses"),
+        )
+        .expect("resolves");
+        assert_eq!(c.admin_token.as_deref(), Some("from-the-file"));
+        let key = c.node_key.expect("a key");
+        assert_eq!(key.seed, peerchain_network::NodeKeySeed::derive(b"s", 2));
+        let args = [
+            "--dev",
+            "--data-dir",
+            data,
+            "--config",
+            cfg,
+            "--admin-token-file",
+            token,
+        ];
+        let c = NodeConfig::resolve(node_args(&args).expect("parses")).expect("resolves");
+        assert_eq!(c.admin_token.as_deref(), Some("from-a-file"));
+    }
+
+    #[test]
     fn fail_points_parse_and_refuse_what_they_do_not_know() {
         assert_eq!(FailPoints::parse("").expect("empty"), FailPoints::default());
         let p = FailPoints::parse("chain-panic-after-ms=250").expect("known");
         assert_eq!(p.chain_panic_after_ms, Some(250));
+        let p = FailPoints::parse("chain-stall-on-shutdown-ms=9").expect("known");
+        assert_eq!(p.chain_stall_on_shutdown_ms, Some(9));
         let e = FailPoints::parse("chain-panic-after-ms=soon").expect_err("bad value");
         assert!(e.to_string().contains("soon"), "{e}");
         let e = FailPoints::parse("disk-full").expect_err("unknown");

@@ -1,4 +1,5 @@
-//! Key files and the admin token file: created with mode 0600, read with clear errors.
+//! Key files and the admin token files (`<data-dir>/admin.token`, created with mode 0600, and
+//! `--admin-token-file`): read with clear errors.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -38,6 +39,22 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<Keypair> {
         )
     })?;
     Ok(Keypair::from_seed(&seed))
+}
+
+/// Reads the admin token from a file the operator gave (`--admin-token-file`, e.g. a mounted
+/// secret): its content with whitespace trimmed. An unreadable or empty file is an error
+/// naming it (an empty token would silently disable every admin call).
+pub fn read_admin_token_file(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the admin token file {}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        bail!(
+            "the admin token file {} is empty: put the token in it",
+            path.display()
+        );
+    }
+    Ok(token.to_owned())
 }
 
 /// Reads `<dir>/admin.token`, creating it with a random token (mode 0600) when missing.
@@ -80,6 +97,27 @@ mod tests {
         std::fs::write(dir.path().join("bad"), "xyz").expect("write");
         let err = read_key_file(&dir.path().join("bad")).expect_err("bad key");
         assert!(err.to_string().contains("64 hex digits"), "{err}");
+    }
+
+    #[test]
+    fn admin_token_file_is_trimmed_and_must_hold_a_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token");
+        std::fs::write(&path, "  s3cret-token\n").expect("write");
+        assert_eq!(read_admin_token_file(&path).expect("read"), "s3cret-token");
+        std::fs::write(&path, " \n\t").expect("write");
+        let err = read_admin_token_file(&path).expect_err("empty");
+        assert!(err.to_string().contains("is empty"), "{err}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        let missing = dir.path().join("missing");
+        let err = read_admin_token_file(&missing).expect_err("missing");
+        assert!(
+            err.to_string().contains("cannot read the admin token file"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! # peerchain (node)
 //!
 //! The `peerchain` binary: the clap CLI ([`cli`]), configuration with its precedence rules
-//! ([`config`]), key and token files ([`keys`]), dev mode's genesis, banner and keys ([`dev`]),
+//! ([`config`]), key and token files ([`keys`]), the node key an operator gives by file or
+//! seed and `peerchain node-key` ([`node_key`]), dev mode's genesis, banner and keys ([`dev`]),
 //! `genesis new` ([`genesis_new`]), the client subcommands ([`commands`]), and the
 //! assembly and supervision of a running node ([`node`]): store, chain thread
 //! ([`chain_service`]), miner ([`miner`]), network and HTTP API, and the bridges between them
@@ -27,6 +28,7 @@ pub mod keys;
 pub mod load;
 pub mod miner;
 pub mod node;
+pub mod node_key;
 pub mod outbox;
 pub mod scenario;
 pub mod verdict;

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
         Command::Node(args) => peerchain::commands::run_node(*args),
         Command::Keygen(a) => peerchain::commands::keygen(&a),
         Command::Address(a) => peerchain::commands::address(&a),
+        Command::NodeKey(a) => peerchain::node_key::print(&a),
         Command::DevKey(a) => peerchain::dev::print_key(&a),
         Command::Tx(t) => peerchain::commands::tx(t),
         Command::Genesis(g) => peerchain::commands::genesis(g),

@@ -149,6 +149,10 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
         config.genesis.hash(),
         config.genesis.max_block_txs(),
     );
+    if let Some(key) = &config.node_key {
+        tracing::info!(origin = %key.origin, peer_id = %key.seed.peer_id(), "node key given by the operator; <data-dir>/node.key is not used");
+        net_cfg.node_key = Some(key.seed.clone());
+    }
     net_cfg.listen = vec![config.p2p_listen.clone()];
     net_cfg.bootnodes = config.bootnodes.clone();
     net_cfg.mdns = config.mdns;

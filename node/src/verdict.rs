@@ -176,6 +176,7 @@ pub fn network_error(e: peerchain_network::NetworkError) -> NodeError {
         | N::DataDir { .. }
         | N::KeyFile { .. }
         | N::KeyDecode { .. }
+        | N::KeySeedFile { .. }
         | N::Listen { .. }
         | N::Setup { .. } => NodeError::Stopped("the network service"),
     }

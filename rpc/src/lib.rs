@@ -144,6 +144,16 @@ pub(crate) fn build(state: AppState) -> Router {
         .layer(from_fn_with_state(admin_slots, limit_concurrency));
     // Event streams are long-lived: no request timeout, their own slot limit.
     let events = Router::new().route("/v1/events", get(sse::events));
+    // Liveness and readiness probes answer from memory at once. They take no slot of the
+    // public lane (a busy node must not fail its liveness probe with 429 and be restarted for
+    // it) and sit outside the trace layer (an unready node answers 503 every probe period,
+    // which is not worth a warning each time).
+    let probes = Router::new()
+        .route("/v1/health", get(node::health))
+        .route("/v1/ready", get(node::ready))
+        .layer(cors())
+        .layer(from_fn_with_state(state.clone(), metrics::track_http))
+        .layer(from_fn(error::normalize));
     Router::new()
         .merge(public)
         .merge(admin)
@@ -164,6 +174,7 @@ pub(crate) fn build(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
         )
+        .merge(probes)
         .with_state(state)
 }
 

@@ -26,6 +26,8 @@ use crate::{explorer, metrics, sse};
         description = "JSON over HTTP for a peerchain node (SPEC section 5). Errors are `{\"error\": {\"code\", \"message\"}}`; lists are pages `{\"items\", \"next_cursor\"}` with `limit` (default 25, at most 100) and an opaque `cursor`. Hashes, keys, addresses and 256-bit numbers are lowercase hex."
     ),
     paths(
+        node::health,
+        node::ready,
         node::status,
         transactions::submit,
         transactions::submit_batch,

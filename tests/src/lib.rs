@@ -46,6 +46,13 @@ pub struct NodeOptions {
     pub ban_loopback_addresses: bool,
     /// Shift of the node's clock (tests of clock skew).
     pub clock_offset_ms: i64,
+    /// The node key given as by `--node-key-file` / `--node-key-seed` (default: the data
+    /// directory's `node.key`).
+    pub node_key: Option<peerchain::node_key::NodeKey>,
+    /// P2P listen multiaddr (default `/ip4/127.0.0.1/tcp/0`).
+    pub p2p_listen: Option<String>,
+    /// Bootnodes instead of node 0's address.
+    pub bootnodes: Option<Vec<String>>,
 }
 
 impl Default for NodeOptions {
@@ -61,6 +68,9 @@ impl Default for NodeOptions {
             miner: Address([0xaa; 20]),
             ban_loopback_addresses: false,
             clock_offset_ms: 0,
+            node_key: None,
+            p2p_listen: None,
+            bootnodes: None,
         }
     }
 }
@@ -105,7 +115,10 @@ fn config(
     NodeConfig {
         genesis: genesis.clone(),
         data_dir: data_dir.to_owned(),
-        p2p_listen: "/ip4/127.0.0.1/tcp/0".into(),
+        p2p_listen: options
+            .p2p_listen
+            .clone()
+            .unwrap_or_else(|| "/ip4/127.0.0.1/tcp/0".into()),
         rpc_listen: "127.0.0.1:0".parse().expect("literal address"),
         bootnodes,
         mine: options.mine,
@@ -113,6 +126,7 @@ fn config(
         mine_threads: 1,
         mine_hashrate: options.hashrate,
         admin_token: Some("test-token".into()),
+        node_key: options.node_key.clone(),
         cache_mb: options.cache_mb,
         log_format: LogFormat::Text,
         mdns: false,
@@ -170,15 +184,16 @@ impl TestNet {
         Ok(net)
     }
 
-    /// Starts one more node (bootnode: node 0, if any).
+    /// Starts one more node (bootnodes: `options.bootnodes`, else node 0, if any).
     pub async fn add_node(&mut self, options: NodeOptions) -> anyhow::Result<usize> {
         let i = self.nodes.len();
         let data_dir = self.node_dir(i);
-        let bootnodes = self
-            .nodes
-            .first()
-            .map(|n| vec![n.p2p.clone()])
-            .unwrap_or_default();
+        let bootnodes = options.bootnodes.clone().unwrap_or_else(|| {
+            self.nodes
+                .first()
+                .map(|n| vec![n.p2p.clone()])
+                .unwrap_or_default()
+        });
         let node = launch(&self.genesis, &data_dir, &options, bootnodes).await?;
         self.nodes.push(node);
         Ok(i)

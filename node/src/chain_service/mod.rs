@@ -261,6 +261,9 @@ impl ChainService {
                 },
                 recv(inbox) -> msg => match msg {
                     Ok(ChainMsg::Shutdown(done)) => {
+                        if let Some(ms) = self.failpoints.chain_stall_on_shutdown_ms {
+                            std::thread::sleep(Duration::from_millis(ms));
+                        }
                         self.stop();
                         let _ = done.send(());
                         return;

@@ -1,13 +1,15 @@
-//! Node facts: status, mempool and peers.
+//! Node facts: liveness and readiness probes, status, mempool and peers.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use peerchain_ledger::FeeCursor;
 use peerchain_ledger::types::u256_hex;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::node_api::{BannedPeerInfo, LinkFaultView, NodeRequest, PeerInfo};
 use crate::pagination::PageParams;
@@ -48,6 +50,88 @@ pub struct StatusView {
     /// Operator-set link faults (`POST /v1/admin/peers/{peer_id}/link`); empty unless a test
     /// set some.
     pub link_faults: Vec<LinkFaultView>,
+}
+
+/// The answer of `GET /v1/health`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthView {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// Liveness: answers 200 `{"status": "ok"}` whenever the HTTP server answers at all, without
+/// touching the store or the chain thread (a Kubernetes liveness probe, a Docker HEALTHCHECK).
+/// Its requests are not counted against the public lane, so a busy node is not restarted for
+/// answering 429.
+#[utoipa::path(
+    get, path = "/v1/health", tag = "node",
+    responses((status = 200, body = HealthView))
+)]
+pub(crate) async fn health() -> Json<HealthView> {
+    Json(HealthView {
+        status: "ok".to_owned(),
+    })
+}
+
+/// The answer of `GET /v1/ready` when the node is ready.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReadyView {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    pub status: String,
+    /// Connected peers (at least 1).
+    pub peer_count: u64,
+}
+
+/// Why a node is not ready to serve the network's state: the error code and message of
+/// `GET /v1/ready`, or `None` when it is ready (at least one peer, not syncing).
+pub fn not_ready(peer_count: usize, syncing: bool) -> Option<(&'static str, String)> {
+    if peer_count == 0 {
+        Some((
+            "no_peers",
+            "not ready: no connected peers, so this node cannot know the network's tip".to_owned(),
+        ))
+    } else if syncing {
+        Some((
+            "syncing",
+            format!(
+                "not ready: syncing, catching up with a peer that has more work \
+                 ({peer_count} peers connected)"
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+/// Readiness: 200 when the node serves, has at least one peer and is not syncing; else 503
+/// with the error code `no_peers` or `syncing` (a Kubernetes readiness probe). Answered from
+/// memory, like `/v1/health`, outside the public lane; a 503 here is not logged.
+#[utoipa::path(
+    get, path = "/v1/ready", tag = "node",
+    responses(
+        (status = 200, body = ReadyView),
+        (status = 503, description = "Not ready: `no_peers` (no connected peer) or `syncing` (catching up with a peer that has more work)", body = ErrorBody),
+    )
+)]
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
+    let net = &state.api().net;
+    let peers = net.peer_count();
+    match not_ready(peers, net.syncing()) {
+        // Built here rather than through `ApiError`, which logs every 5xx: an unready node
+        // answers its probe with 503 every few seconds, which is no news.
+        Some((code, message)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(ErrorBody::new(code, message)),
+        )
+            .into_response(),
+        None => Json(ReadyView {
+            status: "ready".to_owned(),
+            peer_count: peers as u64,
+        })
+        .into_response(),
+    }
 }
 
 /// Chain tip and node facts.
@@ -152,4 +236,23 @@ pub(crate) async fn banned_peers(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<BannedPeerInfo>>, ApiError> {
     Ok(Json(state.api().ask(NodeRequest::BannedPeers).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_needs_a_peer_and_no_sync() {
+        assert_eq!(not_ready(1, false), None);
+        assert_eq!(not_ready(8, false), None);
+        let (code, message) = not_ready(0, false).expect("no peers");
+        assert_eq!(code, "no_peers");
+        assert!(message.contains("no connected peers"), "{message}");
+        let (code, message) = not_ready(3, true).expect("syncing");
+        assert_eq!(code, "syncing");
+        assert!(message.contains("3 peers"), "{message}");
+        // No peers is the first reason (a node cannot sync without one anyway).
+        assert_eq!(not_ready(0, true).map(|(c, _)| c), Some("no_peers"));
+    }
 }

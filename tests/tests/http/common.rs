@@ -78,6 +78,7 @@ fn config(
         mine_threads: 1,
         mine_hashrate: None,
         admin_token: Some(TOKEN.into()),
+        node_key: None,
         cache_mb: 16,
         log_format: peerchain::cli::LogFormat::Text,
         mdns: false,

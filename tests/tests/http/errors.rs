@@ -570,6 +570,7 @@ async fn a_stopped_node_is_503() {
     let mut node = TestNode::start_with(Options {
         failpoints: FailPoints {
             chain_panic_after_ms: Some(0),
+            ..FailPoints::default()
         },
         ..Options::default()
     })

@@ -6,4 +6,5 @@ mod errors;
 mod events;
 mod happy;
 mod pagination;
+mod probes;
 mod serving;

@@ -148,6 +148,7 @@ fn node_config(
         mine_threads: 1,
         mine_hashrate: None,
         admin_token: Some(TOKEN.into()),
+        node_key: None,
         cache_mb: 16,
         log_format: LogFormat::Text,
         mdns: false,
