@@ -10,6 +10,9 @@
 #   scripts/testnet.sh load TPS SECONDS
 #   scripts/testnet.sh logs I
 #
+# TESTNET_BACKEND=compose runs the same commands on Docker Compose (scripts/compose.sh,
+# docs/DEPLOY.md); the default backend is processes on this machine.
+#
 # Environment: TESTNET_DIR (default ./testnet), P2P_BASE (7710), RPC_BASE (8710),
 # GENESIS (./genesis.json), HASHRATE (hashes/s per node, default 200000), PEERCHAIN_BIN (use this
 # binary instead of building one). Relative paths are relative to the repository root, so the
@@ -249,6 +252,10 @@ cmd_load() {
 cmd_logs() { check_index "$1"; exec tail -n 50 -F "$(node_dir "$1")/node.log"; }
 
 main() {
+    if [ "${TESTNET_BACKEND:-process}" = compose ]; then
+        exec "$ROOT/scripts/compose.sh" "$@"
+    fi
+    [ "${TESTNET_BACKEND:-process}" = process ] || die "TESTNET_BACKEND must be process or compose, got '$TESTNET_BACKEND'"
     local cmd="${1:-}"; shift || true
     case "$cmd" in
         up) cmd_up "$@" ;;
@@ -262,7 +269,7 @@ main() {
         heal) cmd_heal ;;
         load) cmd_load "$@" ;;
         logs) [ $# -eq 1 ] || die "usage: logs I"; cmd_logs "$1" ;;
-        ""|-h|--help|help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+        ""|-h|--help|help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' ;;
         *) die "unknown command '$cmd' (see $0 --help)" ;;
     esac
 }

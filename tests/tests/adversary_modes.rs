@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use peerchain::adversary::AdversaryMode;
 use peerchain_ledger::crypto::Keypair;
-use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
 use peerchain_testkit::now_ms;
+use peerchain_tests::{NodeOptions, TestNet, easy_genesis};
 
 /// Prints one line of figures for docs/SECURITY.md. Run with `--nocapture --test-threads=1`
 /// for a peak that belongs to one test: the process holds every node of the test (the
@@ -125,7 +125,10 @@ async fn invalid_blocks_are_rejected_never_relayed_and_their_sender_banned() {
             .and_then(|l| l.iter().find(|b| b["peer_id"] == adversary_id.as_str()))
             .unwrap_or_else(|| panic!("node {i} does not list the adversary: {list}"));
         let until = entry["until_ms"].as_u64().expect("a timed ban");
-        assert!(until > now_ms(), "node {i}: the ban is still running: {entry}");
+        assert!(
+            until > now_ms(),
+            "node {i}: the ban is still running: {entry}"
+        );
     }
     report(
         "invalid-blocks",

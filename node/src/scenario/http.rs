@@ -46,6 +46,9 @@ struct BannedPeer {
     peer_id: String,
 }
 
+/// How long an idle pooled connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(4);
+
 /// The parts of `GET /v1/blocks/{id}` the runner reads.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Block {
@@ -111,6 +114,9 @@ impl Api {
     pub fn new(timeout: Duration) -> anyhow::Result<Self> {
         let client = reqwest::blocking::Client::builder()
             .timeout(timeout)
+            // Well inside the node's 10 s idle deadline, so a pooled connection is not reused
+            // just as the node closes it.
+            .pool_idle_timeout(POOL_IDLE)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
             .no_proxy()
             .build()
@@ -202,11 +208,23 @@ impl Api {
         body: Option<&Value>,
     ) -> anyhow::Result<AdminAnswer> {
         let url = format!("{rpc}/v1/admin/{path}");
-        let mut req = self.client.post(&url).bearer_auth(token);
-        if let Some(body) = body {
-            req = req.json(body);
-        }
-        let resp = req.send().with_context(|| format!("cannot reach {url}"))?;
+        let send = || {
+            let mut req = self.client.post(&url).bearer_auth(token);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            req.send()
+        };
+        // Every admin call the runner makes is idempotent: one that failed in transport (a
+        // connection reset) is sent once more.
+        let resp = match send() {
+            Ok(resp) => resp,
+            Err(e) if !e.is_timeout() => {
+                std::thread::sleep(Duration::from_millis(200));
+                send().with_context(|| format!("cannot reach {url} (twice; first: {e})"))?
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot reach {url}")),
+        };
         let status = resp.status();
         if status.is_success() {
             return Ok(AdminAnswer::Ok);

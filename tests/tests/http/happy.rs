@@ -388,13 +388,25 @@ async fn admin_calls() {
     let (status, on) = node
         .admin("/v1/admin/mining", &json!({ "enabled": true }))
         .await;
-    assert_eq!((status, on), (StatusCode::OK, json!({ "mining": true })));
+    assert_eq!(
+        (status, on),
+        (
+            StatusCode::OK,
+            json!({ "mining": true, "hashrate_cap": null })
+        )
+    );
     let (_, s) = node.get("/v1/status").await;
     assert_eq!(s["mining"], true);
     let (status, off) = node
         .admin("/v1/admin/mining", &json!({ "enabled": false }))
         .await;
-    assert_eq!((status, off), (StatusCode::OK, json!({ "mining": false })));
+    assert_eq!(
+        (status, off),
+        (
+            StatusCode::OK,
+            json!({ "mining": false, "hashrate_cap": null })
+        )
+    );
 
     let ok = json!({ "ok": true });
     let dial = node
