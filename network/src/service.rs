@@ -323,16 +323,7 @@ impl Service {
                 let _ = reply.send(self.peers.summaries());
             }
             Command::Banned(limit, reply) => {
-                let (now, now_ms) = (Instant::now(), now_ms());
-                let banned =
-                    self.peers
-                        .banned(now, limit)
-                        .into_iter()
-                        .map(|(p, left)| BannedPeer {
-                            peer_id: p.to_string(),
-                            until_ms: left.map(|d| now_ms.saturating_add(d.as_millis() as u64)),
-                        });
-                let _ = reply.send(banned.collect());
+                let _ = reply.send(self.banned_peers(limit));
             }
             Command::Dial(addr, reply) => {
                 let _ = reply.send(self.dial_addr(&addr));
@@ -354,14 +345,27 @@ impl Service {
                 });
                 let _ = reply.send(result);
             }
-            // Handled by the run loop.
             Command::SetLinkFault(peer, fault, reply) => {
                 let _ = reply.send(self.set_link_fault(&peer, fault));
             }
+            // Handled by the run loop.
             Command::Shutdown(ack) => {
                 let _ = ack.send(());
             }
         }
+    }
+
+    /// The banned and blocked peers (at most `limit`), with when each ban ends.
+    fn banned_peers(&self, limit: usize) -> Vec<BannedPeer> {
+        let (now, now_ms) = (Instant::now(), now_ms());
+        self.peers
+            .banned(now, limit)
+            .into_iter()
+            .map(|(p, left)| BannedPeer {
+                peer_id: p.to_string(),
+                until_ms: left.map(|d| now_ms.saturating_add(d.as_millis() as u64)),
+            })
+            .collect()
     }
 
     fn report(&mut self, msg: &MessageRef, acceptance: MessageAcceptance) {

@@ -1,7 +1,7 @@
 //! Node features container engines need (issue 15, docs/DEPLOY.md), through the real binary:
 //! node keys known before the node starts (`--node-key-file`, `--node-key-seed` with
 //! `--node-ordinal` or the host name's ordinal, `peerchain node-key`), the admin token from a
-//! file, a DNS bootnode, readiness, JSON logs one object per line on stderr, and a clean exit
+//! file, a DNS bootnode, readiness, JSON logs one object per line on stdout, and a clean exit
 //! on SIGTERM well inside Kubernetes' 30 s grace period.
 
 mod support;
@@ -306,7 +306,7 @@ fn node_key_and_admin_token_mistakes_are_clear_startup_errors() {
 
 /// Two nodes as an engine runs them: node 0 with a key file, the admin token from a file and
 /// JSON logs; node 1 with a seed-derived key and node 0 as a /dns4 bootnode. Both become ready,
-/// the admin token from the file works, every log line is one JSON object, on stderr (stdout
+/// the admin token from the file works, every log line is one JSON object, on stdout (stderr
 /// stays empty), and both exit cleanly well inside 30 s of SIGTERM.
 #[test]
 fn json_logs_token_file_dns_bootnode_readiness_and_sigterm() {
@@ -384,7 +384,8 @@ fn json_logs_token_file_dns_bootnode_readiness_and_sigterm() {
     for node in [&mut boot, &mut joiner] {
         let took = node.stop();
         eprintln!("exited {took:?} after SIGTERM");
-        let log = node.log();
+        // JSON logs go to stdout, where container engines collect them; stderr stays empty.
+        let log = std::fs::read_to_string(&node.stdout).unwrap_or_default();
         let mut lines = 0;
         for line in log.lines() {
             let v: Value = serde_json::from_str(line)
@@ -398,10 +399,10 @@ fn json_logs_token_file_dns_bootnode_readiness_and_sigterm() {
         }
         assert!(lines >= 3, "some log lines:\n{log}");
         assert!(log.contains("node stopped"), "an orderly shutdown:\n{log}");
-        let stdout = std::fs::read_to_string(&node.stdout).unwrap_or_default();
+        let stderr = node.log();
         assert!(
-            stdout.is_empty(),
-            "logs go to stderr, not stdout: {stdout:?}"
+            stderr.is_empty(),
+            "JSON logs go to stdout, not stderr: {stderr:?}"
         );
     }
 }

@@ -72,6 +72,21 @@ fn assert_no_node_left(report: &Value, out: &Path) {
     }
 }
 
+/// Runs `file` into `out`, checks that it left no node running and passed; returns the report
+/// and stdout.
+fn run_passing(file: &Path, out: &Path) -> (Value, String) {
+    let run = run_scenario(file, out);
+    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
+    let report = read_report(out);
+    assert_no_node_left(&report, out);
+    assert!(
+        run.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        run.status.code()
+    );
+    (report, stdout)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -123,15 +138,7 @@ max_reorg_depth = 30
     )
     .expect("write the scenario");
     let out = dir.path().join("out");
-    let run = run_scenario(&file, &out);
-    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
-    let report = read_report(&out);
-    assert_no_node_left(&report, &out);
-    assert!(
-        run.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        run.status.code()
-    );
+    let (report, stdout) = run_passing(&file, &out);
     assert!(stdout.contains("scenario short: PASSED"), "{stdout}");
     assert_eq!(report["passed"], true);
     assert_eq!(report["seed"], 42);
@@ -283,15 +290,7 @@ max_stale_rate = 1.0
     )
     .expect("write the scenario");
     let out = dir.path().join("out");
-    let run = run_scenario(&file, &out);
-    let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
-    let report = read_report(&out);
-    assert_no_node_left(&report, &out);
-    assert!(
-        run.status.success(),
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        run.status.code()
-    );
+    let (report, _) = run_passing(&file, &out);
     let steps = report["steps"].as_array().expect("steps");
     assert!(steps.iter().all(|s| s["ok"] == true), "{steps:?}");
     // What the nodes reported: every node faults its 2 links from the start; after the clear

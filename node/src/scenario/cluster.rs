@@ -163,21 +163,26 @@ impl Cluster {
                 mine: spec.mine,
             });
         }
-        let explorer_list = out.join("nodes.json");
-        let urls: Vec<String> = nodes.iter().map(Node::rpc).collect();
-        std::fs::write(&explorer_list, serde_json::to_string(&urls)?)
-            .with_context(|| format!("cannot write {}", explorer_list.display()))?;
-        Ok(Cluster {
+        let cluster = Cluster {
             bin,
             genesis: genesis_path,
-            explorer_list,
+            explorer_list: out.join("nodes.json"),
             nodes,
             api: Api::new(Duration::from_secs(10))?,
             partition: None,
             links: LinkTable::default(),
             initial_link: net.link,
             total_hashrate: net.hashrate,
-        })
+        };
+        cluster.write_explorer_list()?;
+        Ok(cluster)
+    }
+
+    /// Writes the explorer's list of node URLs (`nodes.json`).
+    fn write_explorer_list(&self) -> anyhow::Result<()> {
+        let urls: Vec<String> = self.nodes.iter().map(Node::rpc).collect();
+        std::fs::write(&self.explorer_list, serde_json::to_string(&urls)?)
+            .with_context(|| format!("cannot write {}", self.explorer_list.display()))
     }
 
     /// Starts node 0, then every other node that starts at 0 s with node 0 as bootnode, and
@@ -189,11 +194,11 @@ impl Cluster {
         for &i in &initial {
             self.spawn(i)?;
             if i == 0 {
-                self.wait_up(0, stop)?;
+                self.wait_up_or_move(0, stop)?;
             }
         }
         for &i in &initial {
-            self.wait_up(i, stop)?;
+            self.wait_up_or_move(i, stop)?;
         }
         if initial.len() > 1 {
             for &i in &initial {
@@ -222,15 +227,26 @@ impl Cluster {
         }
     }
 
-    /// The lowest-numbered running honest node (no adversary mode on), else the lowest
-    /// running one: node 0 unless it is down or an adversary.
+    /// The reference node for the final chain: the lowest-numbered running honest node (no
+    /// adversary mode on) that is not syncing, else the lowest running honest one, else the
+    /// lowest running one. A node still catching up after a restart would give a short chain.
     pub fn reference_node(&mut self) -> Option<usize> {
         let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.running(i)).collect();
-        running
+        let honest: Vec<usize> = running
             .iter()
             .copied()
-            .find(|&i| self.nodes[i].adversary.is_none())
-            .or_else(|| running.first().copied())
+            .filter(|&i| self.nodes[i].adversary.is_none())
+            .collect();
+        let candidates = if honest.is_empty() { running } else { honest };
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| {
+                self.api
+                    .status(&self.nodes[i].rpc())
+                    .is_ok_and(|s| !s.syncing)
+            })
+            .or_else(|| candidates.first().copied())
     }
 
     /// What the report says about each node.
@@ -375,6 +391,28 @@ impl Cluster {
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until node `i` answers; when it exited because one of its ports was taken
+    /// between choosing it and binding it (another program won the race), gives it two new
+    /// ports, rewrites the explorer's node list and starts it once more. Only at the first
+    /// start: later starts keep their ports, which the other nodes know.
+    fn wait_up_or_move(&mut self, i: usize, stop: &AtomicBool) -> anyhow::Result<Status> {
+        match self.wait_up(i, stop) {
+            Err(e) if !self.running(i) && self.nodes[i].log_tail().contains("cannot listen") => {
+                let ports = free_ports(2)?;
+                eprintln!(
+                    "node {i} lost a port race ({e:#}); moving it to ports {} and {}",
+                    ports[0], ports[1]
+                );
+                self.nodes[i].rpc_port = ports[0];
+                self.nodes[i].p2p_port = ports[1];
+                self.write_explorer_list()?;
+                self.spawn(i)?;
+                self.wait_up(i, stop)
+            }
+            other => other,
         }
     }
 

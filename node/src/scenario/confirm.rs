@@ -42,6 +42,8 @@ pub struct FinalChain {
     pub blocks_by_miner: HashMap<String, u64>,
     /// Block hash → header timestamp (ms since the Unix epoch), for every main-chain block.
     pub timestamps: HashMap<String, u64>,
+    /// Block hash → miner address, for every main-chain block.
+    pub miners: HashMap<String, String>,
     /// Txid → (height, block hash).
     pub txids: HashMap<String, (u64, String)>,
 }
@@ -75,6 +77,9 @@ impl ChainReader {
             chain
                 .timestamps
                 .insert(hash.clone(), block.header.timestamp_ms);
+            chain
+                .miners
+                .insert(hash.clone(), block.header.miner.clone());
             for txid in &block.txids {
                 chain
                     .txids
@@ -158,6 +163,7 @@ pub fn annotate(
     chain: &FinalChain,
     seen: &HashMap<&str, u64>,
     start_epoch_ms: u64,
+    clock_offsets: &HashMap<String, i64>,
 ) -> ConfirmationSources {
     let mut sources = ConfirmationSources::default();
     for t in transfers.iter_mut() {
@@ -170,10 +176,17 @@ pub fn annotate(
             ms
         } else {
             sources.timestamps += 1;
-            chain
-                .timestamps
+            // A miner whose clock runs ahead stamps its blocks ahead: take its offset back.
+            let offset = chain
+                .miners
                 .get(block)
-                .map_or(t.submit_ms, |ts| ts.saturating_sub(start_epoch_ms))
+                .and_then(|m| clock_offsets.get(m))
+                .copied()
+                .unwrap_or(0);
+            chain.timestamps.get(block).map_or(t.submit_ms, |&ts| {
+                ts.saturating_add_signed(-offset)
+                    .saturating_sub(start_epoch_ms)
+            })
         };
         t.confirmed_ms = Some(at.max(t.submit_ms));
     }
@@ -200,15 +213,7 @@ mod tests {
     }
 
     fn block_event(t_ms: u64, node: usize, hash: &str) -> ChainEvent {
-        ChainEvent {
-            t_ms,
-            node,
-            kind: EventKind::Block {
-                height: 1,
-                hash: hash.into(),
-                miner: "m".into(),
-            },
-        }
+        ChainEvent::test_block(t_ms, node, hash, "m")
     }
 
     #[test]
@@ -224,7 +229,7 @@ mod tests {
             transfer("t2", 8_000),
             transfer("t3", 1),
         ];
-        let sources = annotate(&mut ts, &chain, &seen, 1_000_000);
+        let sources = annotate(&mut ts, &chain, &seen, 1_000_000, &HashMap::new());
         assert_eq!((ts[0].height, ts[0].confirmed_ms), (Some(4), Some(6_500)));
         assert_eq!((ts[1].height, ts[1].confirmed_ms), (Some(5), Some(9_000)));
         assert_eq!((ts[2].height, ts[2].confirmed_ms), (None, None));
@@ -243,7 +248,25 @@ mod tests {
         chain.txids.insert("t".into(), (1, "b".into()));
         let events = [block_event(100, 0, "b")];
         let mut ts = vec![transfer("t", 150)];
-        annotate(&mut ts, &chain, &first_seen(&events), 0);
+        annotate(&mut ts, &chain, &first_seen(&events), 0, &HashMap::new());
         assert_eq!(ts[0].confirmed_ms, Some(150));
+    }
+
+    /// A block timestamp from a miner whose clock runs 3 s ahead is taken back 3 s (one
+    /// running behind, forward).
+    #[test]
+    fn block_timestamps_are_corrected_by_their_miners_clock_offset() {
+        let mut chain = FinalChain::default();
+        chain.txids.insert("t1".into(), (1, "ahead".into()));
+        chain.txids.insert("t2".into(), (2, "behind".into()));
+        chain.timestamps.insert("ahead".into(), 10_000);
+        chain.timestamps.insert("behind".into(), 10_000);
+        chain.miners.insert("ahead".into(), "m1".into());
+        chain.miners.insert("behind".into(), "m2".into());
+        let offsets = HashMap::from([("m1".to_owned(), 3_000), ("m2".to_owned(), -2_000)]);
+        let mut ts = vec![transfer("t1", 0), transfer("t2", 0)];
+        annotate(&mut ts, &chain, &HashMap::new(), 0, &offsets);
+        assert_eq!(ts[0].confirmed_ms, Some(7_000));
+        assert_eq!(ts[1].confirmed_ms, Some(12_000));
     }
 }

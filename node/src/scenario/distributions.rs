@@ -173,15 +173,7 @@ mod tests {
     use super::*;
 
     fn block(node: usize, hash: &str, t_ms: u64) -> ChainEvent {
-        ChainEvent {
-            t_ms,
-            node,
-            kind: EventKind::Block {
-                height: 1,
-                hash: hash.into(),
-                miner: "m".into(),
-            },
-        }
+        ChainEvent::test_block(t_ms, node, hash, "m")
     }
 
     #[test]

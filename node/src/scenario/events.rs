@@ -41,6 +41,23 @@ pub struct ChainEvent {
     pub kind: EventKind,
 }
 
+impl ChainEvent {
+    /// A `block` event of `node` at `t_ms` (height 1), for the tests of the parts that read
+    /// events.
+    #[cfg(test)]
+    pub fn test_block(t_ms: u64, node: usize, hash: &str, miner: &str) -> Self {
+        ChainEvent {
+            t_ms,
+            node,
+            kind: EventKind::Block {
+                height: 1,
+                hash: hash.into(),
+                miner: miner.into(),
+            },
+        }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "event")]

@@ -35,6 +35,9 @@ pub struct Status {
     /// Continuous mining on.
     #[serde(default)]
     pub mining: bool,
+    /// Whether it is catching up with a peer that has more work.
+    #[serde(default)]
+    pub syncing: bool,
     /// Faulted links (only their number is used).
     #[serde(default)]
     pub link_faults: Vec<serde_json::Value>,

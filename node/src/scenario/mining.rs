@@ -158,15 +158,7 @@ mod tests {
     use super::*;
 
     fn block(node: usize, hash: &str, miner: &str) -> ChainEvent {
-        ChainEvent {
-            t_ms: 0,
-            node,
-            kind: EventKind::Block {
-                height: 1,
-                hash: hash.into(),
-                miner: miner.into(),
-            },
-        }
+        ChainEvent::test_block(0, node, hash, miner)
     }
 
     fn chain(main: &[(&str, &str)]) -> FinalChain {
@@ -176,6 +168,7 @@ mod tests {
             height: main.len() as u64,
             blocks_by_miner: HashMap::new(),
             timestamps: HashMap::new(),
+            miners: HashMap::new(),
             txids: HashMap::new(),
         };
         for (hash, miner) in main {

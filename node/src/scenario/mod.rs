@@ -37,7 +37,7 @@ pub mod sample;
 pub mod spec;
 pub mod timeline;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -268,9 +268,17 @@ fn drive(
     };
     let events_incomplete = events::incomplete(&events, events_dropped, &abandoned);
     let seen = confirm::first_seen(&events);
+    let nodes = cluster.info();
+    let clock_offsets: HashMap<String, i64> = nodes
+        .iter()
+        .map(|n| (n.miner_address.clone(), n.spec.clock_offset_ms))
+        .collect();
     let sources = chain
         .as_ref()
-        .map(|c| confirm::annotate(&mut transfers, c, &seen, clock.start_epoch_ms()))
+        .map(|c| {
+            let start = clock.start_epoch_ms();
+            confirm::annotate(&mut transfers, c, &seen, start, &clock_offsets)
+        })
         .unwrap_or_default();
     errors.extend(step_errors(&steps));
     let initially: Vec<bool> = scenario
@@ -279,7 +287,6 @@ fn drive(
         .iter()
         .map(|n| n.start_ms == 0)
         .collect();
-    let nodes = cluster.info();
     let adversary_at_start: Vec<bool> = scenario
         .network
         .node
