@@ -129,9 +129,11 @@ pub const MAX_LINK_FAULTS: usize = 64;
 pub(crate) const MAX_LINK_HELD: usize = 4096;
 /// Most bytes of messages held by link faults at once; more are dropped.
 pub(crate) const MAX_LINK_HELD_BYTES: usize = 64 * 1024 * 1024;
-/// Longest a gossip message waits on a faulted link (delay and bandwidth queue together); one
-/// that would wait longer is dropped. Also the largest `delay_ms` accepted.
-pub(crate) const MAX_LINK_BACKLOG: Duration = Duration::from_secs(10);
+/// The largest `delay_ms` of a link fault, ms: the longest a gossip message waits on a
+/// faulted link (delay and bandwidth queue together; one that would wait longer is dropped).
+pub const MAX_LINK_DELAY_MS: u64 = 10_000;
+/// [`MAX_LINK_DELAY_MS`] as a duration.
+pub(crate) const MAX_LINK_BACKLOG: Duration = Duration::from_millis(MAX_LINK_DELAY_MS);
 
 /// Most hashes in a block locator or a block request.
 pub(crate) const MAX_LOCATOR: usize = 64;

@@ -78,8 +78,8 @@ use tokio::sync::mpsc;
 
 pub use adversary::{Adversary, MAX_SYBIL_IDENTITIES};
 pub use config::{
-    MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, MAX_KNOWN_PEERS, MAX_LINK_FAULTS, MAX_TX_BATCH,
-    NetworkConfig,
+    MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, MAX_KNOWN_PEERS, MAX_LINK_DELAY_MS,
+    MAX_LINK_FAULTS, MAX_TX_BATCH, NetworkConfig,
 };
 pub use error::NetworkError;
 pub use handle::NetworkHandle;

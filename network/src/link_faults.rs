@@ -23,7 +23,9 @@ use libp2p::PeerId;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::{MAX_LINK_BACKLOG, MAX_LINK_FAULTS, MAX_LINK_HELD, MAX_LINK_HELD_BYTES};
+use crate::config::{
+    MAX_LINK_BACKLOG, MAX_LINK_DELAY_MS, MAX_LINK_FAULTS, MAX_LINK_HELD, MAX_LINK_HELD_BYTES,
+};
 use crate::error::NetworkError;
 
 /// The faults of the link from one peer to this node. All zero: no fault.
@@ -51,11 +53,11 @@ impl LinkFault {
                 rule: "a fraction from 0 to 1",
             });
         }
-        if self.delay_ms > MAX_LINK_BACKLOG.as_millis() as u64 {
+        if self.delay_ms > MAX_LINK_DELAY_MS {
             return Err(NetworkError::BadLinkFault {
                 field: "delay_ms",
                 value: self.delay_ms.to_string(),
-                rule: "at most the longest a message may wait (MAX_LINK_BACKLOG, 10,000 ms)",
+                rule: "at most the longest a message may wait (MAX_LINK_DELAY_MS, 10,000 ms)",
             });
         }
         Ok(())

@@ -14,9 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+mod support;
 
-const BIN: &str = env!("CARGO_BIN_EXE_peerchain");
+use serde_json::Value;
+use support::{BIN, terminate, wait_for};
+
 /// Transfers of one load: 5 s at 8/s from 8 dev accounts.
 const LOAD: [&str; 2] = ["8", "5"];
 
@@ -97,17 +99,9 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.started.take() {
             // SIGTERM lets dockerd stop cleanly; SIGKILL after 20 s.
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    eprintln!("docker: stopped the dockerd this test started");
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(200));
+            if terminate(&mut child, Duration::from_secs(20)).is_some() {
+                eprintln!("docker: stopped the dockerd this test started");
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
     }
 }
@@ -150,20 +144,9 @@ impl Testnet {
         serde_json::from_slice(&out.stdout).ok()
     }
 
-    fn wait<T>(&self, what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = check() {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
     /// Waits until all 3 nodes report one tip and state digest; returns the tip height.
     fn converged(&self, limit: Duration) -> u64 {
-        self.wait("one tip and state digest on every node", limit, || {
+        wait_for("one tip and state digest on every node", limit, || {
             let s: Vec<Value> = (0..3).map(|i| self.status(i)).collect::<Option<_>>()?;
             let same = s.iter().all(|x| {
                 x["tip_hash"] == s[0]["tip_hash"] && x["state_digest"] == s[0]["state_digest"]
@@ -302,7 +285,7 @@ fn a_compose_testnet_survives_a_network_cut_and_a_killed_container() {
     // A real network cut: node 2 leaves the network; both sides keep mining and diverge.
     net.script(&["partition", "0,1", "2"]);
     accepted += net.load(&[0, 1]);
-    net.wait("the sides diverge", Duration::from_secs(60), || {
+    wait_for("the sides diverge", Duration::from_secs(60), || {
         let (a, b) = (net.status(0)?, net.status(2)?);
         (a["tip_hash"] != b["tip_hash"] && b["height"].as_u64()? > height).then_some(())
     });
@@ -316,7 +299,7 @@ fn a_compose_testnet_survives_a_network_cut_and_a_killed_container() {
     net.script(&["start", "1"]);
     let end = net.converged(Duration::from_secs(120));
     eprintln!("restarted: one tip at height {end}");
-    let confirmed = net.wait(
+    let confirmed = wait_for(
         "every accepted transfer confirmed",
         Duration::from_secs(60),
         || {

@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use peerchain_network::MAX_LINK_DELAY_MS;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -738,9 +739,6 @@ fn network(raw: &RawNetwork, lines: &LineIndex) -> Result<Network, SpecError> {
         link,
     })
 }
-
-/// The largest `delay_ms` a node accepts (its `MAX_LINK_BACKLOG`).
-const MAX_LINK_DELAY_MS: u64 = 10_000;
 
 fn link_spec(field: &str, raw: &RawLink) -> Result<LinkSpec, SpecError> {
     let loss = raw.loss.unwrap_or(0.0);
