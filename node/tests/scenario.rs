@@ -2,14 +2,19 @@
 //! and its heal, a kill and a restart passes and reports its samples; one with an assertion
 //! that cannot hold exits 1 naming it; a malformed file exits 2 naming the line; SIGINT ends
 //! a run with 130 and a report. Every node process a run started is gone when it returns.
+//! The examples' report.html pages open in headless Chromium with no console error and
+//! nothing fetched (screenshots in `target/report-screenshots/`), and that check fails a page
+//! with a script error or a fetch (`tests/browser/report.mjs`; skipped without Chromium
+//! unless `PEERCHAIN_REQUIRE_BROWSER` is set).
 
 mod support;
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use peerchain_testkit::browser_or_skip;
 use serde_json::Value;
 use support::{BIN, signal};
 
@@ -200,6 +205,7 @@ fn the_examples_pass_in_short_form_and_keep_their_reports_under_target() {
         }
         _ => CI_EXAMPLES.iter().map(|n| (*n).to_owned()).collect(),
     };
+    let mut pages = Vec::new();
     for name in &names {
         let out = reports.join(name);
         // A run needs a new or empty directory: the last run's report goes.
@@ -217,6 +223,7 @@ fn the_examples_pass_in_short_form_and_keep_their_reports_under_target() {
         );
         assert_eq!(report["passed"], true, "{name}");
         assert!(out.join("report.html").is_file(), "{name}: report.html");
+        pages.push(out.join("report.html"));
         // Keep the reports, not the nodes' stores.
         for entry in std::fs::read_dir(&out).expect("output directory") {
             let path = entry.expect("entry").path();
@@ -226,6 +233,102 @@ fn the_examples_pass_in_short_form_and_keep_their_reports_under_target() {
         }
         eprintln!("{name} (x{scale}): passed; report in {}", out.display());
     }
+    // Issue 14: every report opens in headless Chromium with no console error and nothing
+    // fetched, and shows its essentials; one browser for all of them.
+    if let Some(browser) = browser_or_skip("report.html browser check") {
+        let check = browser.check_reports(&report_screenshots(), &pages);
+        let said = format!("{}{}", text(&check.stdout), text(&check.stderr));
+        assert!(
+            check.status.success(),
+            "report.html in headless Chromium:\n{said}"
+        );
+        eprint!("{said}");
+    }
+}
+
+/// Where the report check's screenshots go: `target/report-screenshots/`.
+fn report_screenshots() -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tmp.parent().unwrap_or(tmp).join("report-screenshots")
+}
+
+/// The report check can fail: `tests/browser/report-fixture.html` passes it as it is, and
+/// copies of it with a console error, an uncaught exception, an image from the network, a
+/// local file fetched, no verdict, or a chart line without its hover title each fail it,
+/// named with the reason.
+#[test]
+fn the_report_check_fails_a_page_with_a_script_error_a_fetch_or_a_missing_part() {
+    let Some(browser) = browser_or_skip("report.html browser check") else {
+        return;
+    };
+    let fixture = browser.script_dir.join("report-fixture.html");
+    let page = std::fs::read_to_string(&fixture).expect("tests/browser/report-fixture.html");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let end = "</body>";
+    let faults = [
+        (
+            "console-error",
+            page.replace(end, "<script>console.error(\"injected\")</script></body>"),
+            "console error: injected",
+        ),
+        (
+            "page-error",
+            page.replace(end, "<script>throw new Error(\"injected\")</script></body>"),
+            "page error: injected",
+        ),
+        (
+            "network-image",
+            page.replace(
+                end,
+                "<img src=\"http://127.0.0.1:9/x.png\" alt=\"\"></body>",
+            ),
+            "fetched http://127.0.0.1:9/x.png",
+        ),
+        (
+            "local-file",
+            page.replace(end, "<img src=\"x.png\" alt=\"\"></body>"),
+            "/x.png (a report must fetch nothing)",
+        ),
+        (
+            "no-verdict",
+            page.replace(" id=\"verdict\"", ""),
+            "no verdict (#verdict)",
+        ),
+        (
+            "untitled-line",
+            page.replace("<title>node 1</title>", ""),
+            "1 of 4 chart marks have no hover <title>",
+        ),
+    ];
+    let mut pages = vec![fixture.clone()];
+    for (name, html, _) in &faults {
+        assert_ne!(*html, page, "{name}: the fault was injected");
+        let path = dir.path().join(format!("{name}.html"));
+        std::fs::write(&path, html).expect("write a faulty page");
+        pages.push(path);
+    }
+    let check = browser.check_reports(&dir.path().join("screenshots"), &pages);
+    let said = format!("{}{}", text(&check.stdout), text(&check.stderr));
+    assert_eq!(check.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("ok {}", fixture.display())),
+        "the fixture itself passes:\n{said}"
+    );
+    for ((name, _, reason), path) in faults.iter().zip(&pages[1..]) {
+        // The page's block: "FAIL <path>:" and its indented reasons.
+        let head = format!("FAIL {}:\n", path.display());
+        let block: String = said
+            .split_once(&head)
+            .map(|(_, rest)| {
+                rest.lines()
+                    .take_while(|l| l.starts_with("  "))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_else(|| panic!("{name} did not fail:\n{said}"));
+        assert!(block.contains(reason), "{name}: {reason:?} not in\n{block}");
+    }
+    assert!(said.contains("6 of 7 reports failed"), "{said}");
 }
 
 /// Samples of `node` taken between `from_ms` and `to_ms`.

@@ -6,7 +6,8 @@
 //! timing figures (percentiles, durations, MiB: [`stats`]), the result table of the benchmarks
 //! ([`table`]), the process's resident memory ([`mem`]), a deterministic random generator
 //! ([`rng`]), transfers signed on every core ([`sign`]), and easy-proof-of-work genesis blocks
-//! and clocks ([`chain`]), a small disk to fill ([`disk`]). Chain builders themselves stay in `peerchain_ledger::testkit`
+//! and clocks ([`chain`]), a small disk to fill ([`disk`]), headless Chromium for the browser
+//! tests and the check of scenario reports ([`browser`]). Chain builders themselves stay in `peerchain_ledger::testkit`
 //! (behind that crate's `testkit` feature, which this crate enables).
 //!
 //! It must never be a dependency of a non-test target: list it under `[dev-dependencies]`
@@ -16,6 +17,7 @@
 //! Everything is re-exported at the crate root, so `use peerchain_testkit::{env_count, ..}`.
 
 pub mod bench;
+pub mod browser;
 pub mod chain;
 pub mod disk;
 pub mod mem;
@@ -25,6 +27,7 @@ pub mod stats;
 pub mod table;
 
 pub use bench::{bench_mode, cores, env_count, env_counts, smoke_note};
+pub use browser::{Browser, browser_or_skip, browser_tools};
 pub use chain::{easy_genesis, late_clock_ms, node_genesis, now_ms};
 pub use disk::{Tmpfs, fill_disk};
 pub use mem::{peak_rss_bytes, rss_bytes};

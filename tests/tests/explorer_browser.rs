@@ -5,42 +5,20 @@
 //!
 //! Needs Debian's `chromium` and `playwright-core` (installed by `.ci/run`). Without them the
 //! test says so and passes, unless `PEERCHAIN_REQUIRE_BROWSER=1` (set by `.ci/run`) makes their
-//! absence a failure.
-
-use std::path::PathBuf;
-use std::process::Command;
+//! absence a failure (`peerchain_testkit::browser`).
 
 use peerchain_ledger::crypto::Keypair;
+use peerchain_testkit::{Browser, browser_or_skip};
 use peerchain_tests::{NodeOptions, TestNet, easy_genesis, workspace_root};
-
-fn browser_tools() -> Result<(PathBuf, PathBuf), String> {
-    let chromium =
-        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
-    let script_dir = workspace_root().join("tests/browser");
-    if !chromium.exists() {
-        return Err(format!(
-            "{} not found (apt-get install chromium)",
-            chromium.display()
-        ));
-    }
-    if !script_dir.join("node_modules/playwright-core").exists() {
-        return Err("playwright-core not installed (cd tests/browser && npm install)".into());
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Err("node not found".into());
-    }
-    Ok((chromium, script_dir))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explorer_in_headless_chromium() -> anyhow::Result<()> {
-    let (chromium, script_dir) = match browser_tools() {
-        Ok(t) => t,
-        Err(why) if std::env::var_os("PEERCHAIN_REQUIRE_BROWSER").is_none() => {
-            eprintln!("SKIPPED explorer browser test: {why}");
-            return Ok(());
-        }
-        Err(why) => panic!("browser test required but {why}"),
+    let Some(Browser {
+        chromium,
+        script_dir,
+    }) = browser_or_skip("explorer browser test")
+    else {
+        return Ok(());
     };
     let net = TestNet::start(2, easy_genesis(), NodeOptions::default()).await?;
     net.wait_all("a peer each", std::time::Duration::from_secs(30), |s| {

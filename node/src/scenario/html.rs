@@ -32,7 +32,7 @@ pub fn render(r: &Report) -> String {
         page,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>{name}: {verdict}</title><style>{STYLE}</style></head><body>\n\
-         <h1>Scenario {name} <span class=\"{class}\">{verdict}</span></h1>\n",
+         <h1>Scenario {name} <span id=\"verdict\" class=\"{class}\">{verdict}</span></h1>\n",
         name = esc(&r.name),
         class = if r.passed { "pass" } else { "fail" },
     );
@@ -109,7 +109,7 @@ fn facts(r: &Report) -> String {
 
 fn assertions(r: &Report) -> String {
     let mut s = String::from(
-        "<h2>Assertions</h2>\n<table><tr><th>assertion</th><th>expected</th><th>actual</th>\
+        "<h2>Assertions</h2>\n<table id=\"assertions\"><tr><th>assertion</th><th>expected</th><th>actual</th>\
          <th>result</th></tr>\n",
     );
     if r.assertions.is_empty() {
@@ -202,7 +202,7 @@ fn chart(r: &Report) -> String {
             .max(1) as f64,
     };
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
+        "<svg id=\"heights\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
          viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"height of every node over time\">\n"
     );
     for w in &r.faults {
@@ -598,7 +598,7 @@ fn percent(v: Option<f64>) -> String {
 
 fn nodes(r: &Report) -> String {
     let mut s = String::from(
-        "<h2>Nodes</h2>\n<table><tr><th>node</th><th>HTTP API (explorer while running)</th>\
+        "<h2>Nodes</h2>\n<table id=\"nodes\"><tr><th>node</th><th>HTTP API (explorer while running)</th>\
          <th>peer id</th><th>hash rate cap</th><th>adversary</th><th>log</th></tr>\n",
     );
     for n in &r.nodes {
