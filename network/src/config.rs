@@ -55,6 +55,9 @@ pub struct NetworkConfig {
     /// `adversary.rs`). `None` (the default) is an honest node; the node binary never sets it
     /// unless told to.
     pub adversary: Option<Adversary>,
+    /// Seed of the loss draws of operator-set link faults, so a test can repeat which
+    /// messages a lossy link drops. `None` (the default): a random seed.
+    pub link_fault_seed: Option<u64>,
 }
 
 impl NetworkConfig {
@@ -75,6 +78,7 @@ impl NetworkConfig {
             ban_loopback_addresses: false,
             max_known_peers: MAX_KNOWN_PEERS,
             adversary: None,
+            link_fault_seed: None,
         }
     }
 

@@ -76,13 +76,14 @@ pub struct ScenarioRunArgs {
     /// [default: scenario-runs/<name>-<unix time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Seed of the load's choices (recipients, amounts) [default: the file's `seed`, else a
-    /// random one, written in the report].
+    /// Seed of the load's choices (recipients, amounts), the timeline's draws (the times of
+    /// steps with `jitter_s`, the node of `kill`/`stop`/`start = "any"`) and each node's
+    /// --fault-seed [default: the file's `seed`, else a random one, written in the report].
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
-    /// Multiply every time of the timeline by F (step times, durations, delayed starts; not
-    /// the block time, the load's rate or the convergence window), 0.05 to 20: e.g. 0.5 for
-    /// a short form of an example, 3 for a long one.
+    /// Multiply every time of the timeline by F (step times and their jitter, durations,
+    /// delayed starts; not the block time, the load's rate or the convergence window), 0.05
+    /// to 20: e.g. 0.5 for a short form of an example, 3 for a long one.
     #[arg(long, value_name = "F", default_value_t = 1.0)]
     pub scale: f64,
 }
@@ -232,6 +233,11 @@ pub struct NodeArgs {
         allow_hyphen_values = true
     )]
     pub clock_offset_ms: i64,
+    /// TEST ONLY: seed of the random draws of operator-set link faults (which messages a
+    /// lossy link drops; `POST /v1/admin/peers/{peer_id}/link`), so a test can repeat them
+    /// [default: a random seed at each start]. `peerchain scenario run` sets one per node.
+    #[arg(long, value_name = "N")]
+    pub fault_seed: Option<u64>,
     /// Let this node attack its peers on purpose (for testing defences): allows --adversary and
     /// `POST /v1/admin/adversary`. Never use it on a network you care about.
     #[arg(long)]

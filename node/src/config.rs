@@ -209,6 +209,8 @@ pub struct NodeConfig {
     /// Added to the wall clock for every consensus time (block timestamps, the future-block
     /// rule, mempool expiry): tests of clock skew only (`--clock-offset-ms`).
     pub clock_offset_ms: i64,
+    /// Seed of the link faults' loss draws (`--fault-seed`, tests only); `None`: random.
+    pub fault_seed: Option<u64>,
 }
 
 /// The initial target for a network expected to hash at `hashrate` per second and produce a
@@ -322,6 +324,7 @@ impl NodeConfig {
             adversary: args.adversary,
             ban_loopback_addresses: false,
             clock_offset_ms: args.clock_offset_ms,
+            fault_seed: args.fault_seed,
         })
     }
 }
@@ -477,6 +480,24 @@ mod tests {
             crate::cli::Command::Node(args) => Ok(*args),
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_fault_seed_is_the_flag_else_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_str().expect("utf-8 path");
+        let resolve = |extra: &[&str]| {
+            let argv: Vec<&str> = ["--dev", "--data-dir", data]
+                .iter()
+                .chain(extra)
+                .copied()
+                .collect();
+            NodeConfig::resolve(node_args(&argv).expect("parses")).expect("resolves")
+        };
+        assert_eq!(resolve(&["--fault-seed", "42"]).fault_seed, Some(42));
+        assert_eq!(resolve(&[]).fault_seed, None);
+        let err = node_args(&["--fault-seed", "x"]).expect_err("not a u64");
+        assert!(err.to_string().contains("--fault-seed"), "{err}");
     }
 
     #[test]

@@ -140,6 +140,7 @@ fn config(
         adversary: options.adversary.clone(),
         ban_loopback_addresses: options.ban_loopback_addresses,
         clock_offset_ms: options.clock_offset_ms,
+        fault_seed: None,
     }
 }
 

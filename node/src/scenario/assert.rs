@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::blocks::BlockTree;
 use super::confirm::FinalChain;
 use super::events::{ChainEvent, EventKind};
 use super::load::TransferRecord;
-use super::mining::stale_count;
 use super::sample::Sample;
 use super::spec::{Action, Assertions, Load};
 use super::timeline::StepRecord;
@@ -45,6 +45,8 @@ pub struct Evidence<'a> {
     pub events: &'a [ChainEvent],
     /// Why the events may miss a reorg (`events::incomplete`), if they may.
     pub events_incomplete: Option<&'a str>,
+    /// The blocks those events saw.
+    pub blocks: &'a BlockTree,
     /// The load's transfers, annotated with their confirmations.
     pub transfers: &'a [TransferRecord],
     /// The reference node's final main chain, if one could be read.
@@ -320,7 +322,7 @@ fn max_stale_rate(max: f64, ev: &Evidence<'_>) -> Outcome {
     let expected = format!("at most {:.1}% of the blocks seen are stale", max * 100.0);
     let (passed, actual) = match ev.chain {
         None => (false, "the final chain could not be read".to_owned()),
-        Some(chain) => match stale_count(ev.events, chain) {
+        Some(_) => match ev.blocks.stale_count() {
             (0, _) => (false, "no block was seen".to_owned()),
             (seen, stale) => {
                 let rate = stale as f64 / seen as f64;
@@ -552,8 +554,14 @@ mod tests {
             },
             height: confirmed_ms.map(|_| 3),
             confirmed_ms,
+            seen_ms: Vec::new(),
         }
     }
+
+    static EMPTY_TREE: BlockTree = BlockTree {
+        blocks: Vec::new(),
+        dropped: 0,
+    };
 
     fn evidence<'a>(
         initially: &'a [bool],
@@ -566,12 +574,48 @@ mod tests {
             samples,
             events: &[],
             events_incomplete: None,
+            blocks: &EMPTY_TREE,
             transfers: &[],
             chain: None,
             load: None,
             adversary_at_start: &[],
             peer_ids: &[],
         }
+    }
+
+    #[test]
+    fn the_stale_rate_is_the_block_trees_and_needs_a_whole_record() {
+        let events: Vec<ChainEvent> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|h| ChainEvent::test_block(0, 0, h, "m"))
+            .collect();
+        let mut chain = FinalChain::default();
+        for h in ["a", "b", "c"] {
+            chain.timestamps.insert(h.into(), 0);
+        }
+        let tree = super::super::blocks::build(&events, 1, &[], Some(&chain));
+        let ev = Evidence {
+            blocks: &tree,
+            chain: Some(&chain),
+            ..evidence(&[true], &[], &[])
+        };
+        let ok = max_stale_rate(0.25, &ev);
+        assert!(
+            ok.passed && ok.actual.contains("25.0%: 1 of 4 blocks"),
+            "{ok:?}"
+        );
+        assert!(!max_stale_rate(0.2, &ev).passed);
+        let partial = Evidence {
+            events_incomplete: Some("3 events dropped"),
+            ..ev
+        };
+        let out = max_stale_rate(0.5, &partial);
+        assert!(
+            !out.passed && out.actual.contains("3 events dropped"),
+            "{out:?}"
+        );
+        let unread = Evidence { chain: None, ..ev };
+        assert!(!max_stale_rate(1.0, &unread).passed);
     }
 
     /// Node 2 turns adversary at 1 s; nodes 0 and 1 are honest, node 1 bans it at 3.5 s and

@@ -1,11 +1,12 @@
 //! The scenario's node processes: a generated genesis, free loopback ports, one data
-//! directory per node under the output directory, node 0 as the bootnode, and every fault
-//! the timeline applies to them (kill, stop, start, partition, heal, link faults, mining,
-//! hash shares, adversary).
+//! directory per node under the output directory, node 0 as the bootnode, each node's
+//! `--fault-seed` drawn from the run's seed, and every fault the timeline applies to them
+//! (kill, stop, start, partition, heal, link faults, mining, hash shares, adversary).
 //!
-//! It owns: the child processes. [`Cluster`] is their guard: dropping it SIGKILLs and reaps
-//! every node still running, so no path out of the runner (error, panic, interrupt) leaves
-//! a node behind.
+//! It owns: the child processes and their ports. A node whose port another program holds
+//! when it (re)starts moves to a free one ([`Cluster::start`]). [`Cluster`] is their guard:
+//! dropping it SIGKILLs and reaps every node still running, so no path out of the runner
+//! (error, panic, interrupt) leaves a node behind.
 //! It must never: outlive its children, or talk to a node other than through its HTTP API
 //! ([`Api`]) and signals.
 
@@ -23,6 +24,7 @@ use serde_json::json;
 
 use super::http::{AdminAnswer, Api, Status};
 use super::links::LinkTable;
+use super::seeded::{self, Stream};
 use super::spec::{LinkSpec, NodeSpec, Scenario, build_genesis};
 
 /// Dev account index of node `i`'s miner address is `MINER_KEY_BASE + i` (unfunded, so mining
@@ -119,6 +121,8 @@ pub struct Cluster {
     initial_link: Option<LinkSpec>,
     /// The network's total hash rate, shared by the hash shares.
     total_hashrate: u64,
+    /// The run's seed: each node's `--fault-seed` is drawn from it.
+    seed: u64,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -132,9 +136,15 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Writes the genesis and the explorer's node list into `out`, picks ports and creates
-    /// the data directories. Starts nothing.
+    /// the data directories. Starts nothing. The nodes are processes of this executable.
     pub fn prepare(scenario: &Scenario, out: &Path) -> anyhow::Result<Self> {
         let bin = std::env::current_exe().context("cannot find the peerchain executable")?;
+        Self::prepare_with(scenario, out, bin)
+    }
+
+    /// [`Cluster::prepare`] with the nodes run by the `peerchain` executable `bin` (tests
+    /// give the binary under test).
+    pub fn prepare_with(scenario: &Scenario, out: &Path, bin: PathBuf) -> anyhow::Result<Self> {
         let net = &scenario.network;
         let genesis = build_genesis(&net.genesis, net.hashrate)?;
         let genesis_path = out.join("genesis.json");
@@ -173,6 +183,7 @@ impl Cluster {
             links: LinkTable::default(),
             initial_link: net.link,
             total_hashrate: net.hashrate,
+            seed: scenario.seed,
         };
         cluster.write_explorer_list()?;
         Ok(cluster)
@@ -337,6 +348,7 @@ impl Cluster {
         if let Some(mode) = &spec.adversary {
             args.extend(["--adversary".into(), mode.clone()]);
         }
+        args.extend(["--fault-seed".into(), fault_seed(self.seed, i).to_string()]);
         let boot = self.bootnodes(i);
         if !boot.is_empty() {
             args.extend(["--bootnode".into(), boot.join(",")]);
@@ -395,25 +407,50 @@ impl Cluster {
     }
 
     /// Waits until node `i` answers; when it exited because one of its ports was taken
-    /// between choosing it and binding it (another program won the race), gives it two new
-    /// ports, rewrites the explorer's node list and starts it once more. Only at the first
-    /// start: later starts keep their ports, which the other nodes know.
-    fn wait_up_or_move(&mut self, i: usize, stop: &AtomicBool) -> anyhow::Result<Status> {
+    /// between choosing it and binding it (another program won the race), moves it
+    /// ([`Cluster::move_taken_ports`]) and starts it once more. Returns the ports it moved.
+    fn wait_up_or_move(&mut self, i: usize, stop: &AtomicBool) -> anyhow::Result<Moved> {
         match self.wait_up(i, stop) {
             Err(e) if !self.running(i) && self.nodes[i].log_tail().contains("cannot listen") => {
-                let ports = free_ports(2)?;
-                eprintln!(
-                    "node {i} lost a port race ({e:#}); moving it to ports {} and {}",
-                    ports[0], ports[1]
-                );
-                self.nodes[i].rpc_port = ports[0];
-                self.nodes[i].p2p_port = ports[1];
-                self.write_explorer_list()?;
+                let moved = self.move_taken_ports(i, true)?;
+                eprintln!("node {i} lost a port race ({e:#}); {}", moved.describe(i));
                 self.spawn(i)?;
-                self.wait_up(i, stop)
+                self.wait_up(i, stop)?;
+                Ok(moved)
             }
-            other => other,
+            other => other.map(|_| Moved::default()),
         }
+    }
+
+    /// Gives node `i`, which is down, a free port for each of its ports another program
+    /// listens on now (both when none seems taken and `or_both` is set: the other program
+    /// may have let go already), and rewrites the explorer's node list when its HTTP port
+    /// moved. Its P2P address reaches the others by itself: the nodes started after it get
+    /// it as a bootnode, and it dials the running ones.
+    fn move_taken_ports(&mut self, i: usize, or_both: bool) -> anyhow::Result<Moved> {
+        let node = &self.nodes[i];
+        let (mut rpc, mut p2p) = (taken(node.rpc_port), taken(node.p2p_port));
+        if or_both && !rpc && !p2p {
+            (rpc, p2p) = (true, true);
+        }
+        if !rpc && !p2p {
+            return Ok(Moved::default());
+        }
+        let fresh = free_ports(2)?;
+        let node = &mut self.nodes[i];
+        let mut moved = Moved::default();
+        if rpc {
+            moved.rpc = Some((node.rpc_port, fresh[0]));
+            node.rpc_port = fresh[0];
+        }
+        if p2p {
+            moved.p2p = Some((node.p2p_port, fresh[1]));
+            node.p2p_port = fresh[1];
+        }
+        if rpc {
+            self.write_explorer_list()?;
+        }
+        Ok(moved)
     }
 
     fn wait_peered(&mut self, i: usize, stop: &AtomicBool) -> anyhow::Result<()> {
@@ -476,12 +513,19 @@ impl Cluster {
     /// side of a partition in place and sets the link faults in force at either end of its
     /// links (its own were lost with its memory; the others learn its peer id). Returns
     /// notes.
+    ///
+    /// A port of it that another program holds (taken while it was down, or in a race as
+    /// it binds) is moved as at the first start ([`Cluster::move_taken_ports`]) and noted.
+    /// A moved HTTP port still fails the step once the node runs: the sampler, the event
+    /// readers and the load were given its old URL when the clock started, so its record
+    /// from then on would be missing.
     pub fn start(&mut self, i: usize, stop: &AtomicBool) -> anyhow::Result<Vec<String>> {
         if self.running(i) {
             bail!("node {i} is already running");
         }
+        let before = self.move_taken_ports(i, false)?;
         self.spawn(i)?;
-        self.wait_up(i, stop)?;
+        let moved = before.then(self.wait_up_or_move(i, stop)?);
         let mut notes = Vec::new();
         if let Some(groups) = self.partition.clone() {
             for j in others_across(&groups, i) {
@@ -491,7 +535,23 @@ impl Cluster {
         for (receiver, sender, fault) in self.links.touching(i) {
             notes.extend(self.set_link(receiver, sender, fault)?);
         }
+        if let Some((old, new)) = moved.rpc {
+            bail!(
+                "{}; but the runner's sampler, event readers and load address node {i} at \
+                 port {old}, so nothing it does from now on is recorded (node {i} runs on \
+                 port {new}; nodes.json lists it there)",
+                moved.describe(i)
+            );
+        }
+        if moved.p2p.is_some() {
+            notes.push(moved.describe(i));
+        }
         Ok(notes)
+    }
+
+    /// The current ports of node `i`: HTTP, then P2P.
+    pub fn ports(&self, i: usize) -> Option<(u16, u16)> {
+        self.nodes.get(i).map(|n| (n.rpc_port, n.p2p_port))
     }
 
     /// Stops every running node: SIGTERM to all, then SIGKILL to those still running after
@@ -707,6 +767,57 @@ impl Drop for Cluster {
     }
 }
 
+/// The ports a node moved from and to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Moved {
+    /// HTTP: old, new.
+    rpc: Option<(u16, u16)>,
+    /// P2P: old, new.
+    p2p: Option<(u16, u16)>,
+}
+
+impl Moved {
+    /// The moves of `self`, then those of `later` (a port moved twice: from the first old
+    /// one to the last new one).
+    fn then(self, later: Moved) -> Moved {
+        let join = |a: Option<(u16, u16)>, b: Option<(u16, u16)>| match (a, b) {
+            (Some((old, _)), Some((_, new))) => Some((old, new)),
+            (a, b) => b.or(a),
+        };
+        Moved {
+            rpc: join(self.rpc, later.rpc),
+            p2p: join(self.p2p, later.p2p),
+        }
+    }
+
+    /// `node 2's HTTP port 4000 was taken: moved to 4100`, or that nothing moved.
+    fn describe(&self, i: usize) -> String {
+        let moves: Vec<String> = [("HTTP", self.rpc), ("P2P", self.p2p)]
+            .into_iter()
+            .filter_map(|(name, m)| m.map(|(old, new)| format!("{name} port {old} to {new}")))
+            .collect();
+        if moves.is_empty() {
+            return format!("node {i} keeps its ports");
+        }
+        format!(
+            "another program took a port of node {i}: moved its {}",
+            moves.join(" and its ")
+        )
+    }
+}
+
+/// Whether a program listens on `port` of 127.0.0.1 now: binding it fails. (The node binds
+/// with SO_REUSEADDR, as std does here, so connections of its last run waiting out
+/// TIME_WAIT do not count.)
+fn taken(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_err()
+}
+
+/// Node `i`'s `--fault-seed` for the run's `seed`.
+pub fn fault_seed(seed: u64, i: usize) -> u64 {
+    seeded::derive(seed, Stream::FaultSeed, i as u64)
+}
+
 /// The miner key of node `i` (only its address is used).
 pub fn miner_key(i: usize) -> Keypair {
     let i = u32::try_from(i).unwrap_or(0);
@@ -796,6 +907,47 @@ mod tests {
         assert_eq!(pairs, [(0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]);
         assert_eq!(others_across(&[vec![0, 1], vec![2, 3]], 1), [2, 3]);
         assert!(others_across(&[vec![0], vec![2]], 1).is_empty());
+    }
+
+    #[test]
+    fn moves_join_and_describe_themselves() {
+        let first = Moved {
+            rpc: None,
+            p2p: Some((10, 11)),
+        };
+        let later = Moved {
+            rpc: Some((20, 21)),
+            p2p: Some((11, 12)),
+        };
+        let both = first.then(later);
+        assert_eq!(
+            both.p2p,
+            Some((10, 12)),
+            "from the first old to the last new"
+        );
+        assert_eq!(both.rpc, Some((20, 21)));
+        assert_eq!(first.then(Moved::default()), first);
+        assert_eq!(
+            both.describe(3),
+            "another program took a port of node 3: moved its HTTP port 20 to 21 and its P2P port 10 to 12"
+        );
+        assert_eq!(Moved::default().describe(1), "node 1 keeps its ports");
+    }
+
+    #[test]
+    fn a_port_with_a_listener_is_taken_and_a_closed_one_is_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert!(taken(port));
+        drop(listener);
+        assert!(!taken(port));
+    }
+
+    #[test]
+    fn fault_seeds_differ_per_node_and_follow_the_seed() {
+        assert_ne!(fault_seed(1, 0), fault_seed(1, 1));
+        assert_ne!(fault_seed(1, 0), fault_seed(2, 0));
+        assert_eq!(fault_seed(9, 3), fault_seed(9, 3));
     }
 
     #[test]

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use serde::Serialize;
 
-use super::events::{ChainEvent, EventKind};
+use super::blocks::BlockTree;
+use super::events::TxSeen;
 use super::http::{Api, Block};
 use super::load::TransferRecord;
 
@@ -134,16 +135,11 @@ pub fn wait_for_chain(
 }
 
 /// The first time each block hash joined any node's main chain, ms on the run's clock.
-pub fn first_seen(events: &[ChainEvent]) -> HashMap<&str, u64> {
-    let mut seen: HashMap<&str, u64> = HashMap::new();
-    for e in events {
-        if let EventKind::Block { hash, .. } = &e.kind {
-            seen.entry(hash.as_str())
-                .and_modify(|t| *t = (*t).min(e.t_ms))
-                .or_insert(e.t_ms);
-        }
-    }
-    seen
+pub fn first_seen(tree: &BlockTree) -> HashMap<&str, u64> {
+    tree.blocks
+        .iter()
+        .filter_map(|b| Some((b.hash.as_str(), b.first_seen_ms()?)))
+        .collect()
 }
 
 /// How a transfer's confirmation time was found.
@@ -193,8 +189,20 @@ pub fn annotate(
     sources
 }
 
+/// Fills in when each node first admitted each signed transfer, from the nodes' `tx`
+/// events (`seen[i]` is node i's record).
+pub fn record_admissions(transfers: &mut [TransferRecord], seen: &[TxSeen]) {
+    for t in transfers.iter_mut() {
+        if let Some(id) = &t.txid {
+            t.seen_ms = seen.iter().map(|s| s.first_ms.get(id).copied()).collect();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::blocks;
+    use super::super::events::ChainEvent;
     use super::super::load::Answer;
     use super::*;
 
@@ -209,6 +217,7 @@ mod tests {
             },
             height: None,
             confirmed_ms: None,
+            seen_ms: Vec::new(),
         }
     }
 
@@ -223,7 +232,8 @@ mod tests {
         chain.txids.insert("t2".into(), (5, "b2".into()));
         chain.timestamps.insert("b2".into(), 1_000_000 + 9_000);
         let events = [block_event(7_000, 1, "b1"), block_event(6_500, 0, "b1")];
-        let seen = first_seen(&events);
+        let tree = blocks::build(&events, 2, &[], None);
+        let seen = first_seen(&tree);
         let mut ts = vec![
             transfer("t1", 5_000),
             transfer("t2", 8_000),
@@ -248,7 +258,8 @@ mod tests {
         chain.txids.insert("t".into(), (1, "b".into()));
         let events = [block_event(100, 0, "b")];
         let mut ts = vec![transfer("t", 150)];
-        annotate(&mut ts, &chain, &first_seen(&events), 0, &HashMap::new());
+        let tree = blocks::build(&events, 1, &[], None);
+        annotate(&mut ts, &chain, &first_seen(&tree), 0, &HashMap::new());
         assert_eq!(ts[0].confirmed_ms, Some(150));
     }
 

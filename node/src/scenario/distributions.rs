@@ -1,17 +1,17 @@
 //! The report's distributions: transfer confirmation latency, block propagation (how long a
-//! block took from the first node that took it into its main chain to the last), reorg
-//! depths, and confirmed transfers per second over time. Each is a fixed number of buckets
+//! block took from the first node that took it into its main chain to the last), transfer
+//! propagation (from submission to the last node that admitted it), reorg depths, and
+//! confirmed transfers per second over time. Each is a fixed number of buckets
 //! ([`MAX_BUCKETS`] at most), so the report stays small however long the run.
 //!
 //! It owns: the bucketing and what "propagation" means here (the times the runner read each
 //! node's `block` event, so it includes the event stream's own delay, a few ms on loopback).
 //! It must never: read a clock or do I/O.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::assert::{latencies, percentile};
+use super::blocks::{BlockTree, TreeBlock};
 use super::events::{ChainEvent, EventKind};
 use super::load::TransferRecord;
 
@@ -56,6 +56,9 @@ pub struct Distributions {
     pub confirmation_ms: Histogram,
     /// Per block seen by two nodes or more: last node's event time minus the first's, ms.
     pub propagation_ms: Histogram,
+    /// Per transfer admitted by two nodes or more: the last node's first admission minus
+    /// the submission, ms.
+    pub transfer_propagation_ms: Histogram,
     /// Blocks disconnected by each reorg.
     pub reorg_depth: Histogram,
     /// Transfers confirmed per second, by the time they were confirmed.
@@ -64,6 +67,7 @@ pub struct Distributions {
 
 /// Computes every distribution of a run that lasted `end_ms`.
 pub fn distributions(
+    tree: &BlockTree,
     events: &[ChainEvent],
     transfers: &[TransferRecord],
     end_ms: u64,
@@ -77,31 +81,31 @@ pub fn distributions(
         .collect();
     Distributions {
         confirmation_ms: histogram(latencies(transfers), "ms", 100),
-        propagation_ms: histogram(propagation(events), "ms", 10),
+        propagation_ms: histogram(propagation(tree), "ms", 10),
+        transfer_propagation_ms: histogram(transfer_propagation(transfers), "ms", 10),
         reorg_depth: histogram(depths, "blocks", 1),
         throughput: throughput(transfers, end_ms),
     }
 }
 
-/// Per block taken in by two nodes or more: the spread of the nodes' first event times.
-pub fn propagation(events: &[ChainEvent]) -> Vec<u64> {
-    let mut first: HashMap<(&str, usize), u64> = HashMap::new();
-    for e in events {
-        if let EventKind::Block { hash, .. } = &e.kind {
-            first.entry((hash.as_str(), e.node)).or_insert(e.t_ms);
-        }
-    }
-    let mut per_block: HashMap<&str, (u64, u64, usize)> = HashMap::new();
-    for ((hash, _), t) in first {
-        let entry = per_block.entry(hash).or_insert((t, t, 0));
-        entry.0 = entry.0.min(t);
-        entry.1 = entry.1.max(t);
-        entry.2 += 1;
-    }
-    per_block
-        .values()
-        .filter(|(_, _, nodes)| *nodes >= 2)
-        .map(|(lo, hi, _)| hi - lo)
+/// Per block taken in by two nodes or more: the spread of the nodes' first sightings.
+pub fn propagation(tree: &BlockTree) -> Vec<u64> {
+    tree.blocks
+        .iter()
+        .filter_map(TreeBlock::spread_ms)
+        .collect()
+}
+
+/// Per transfer admitted by two nodes or more: the last first admission minus its
+/// submission.
+pub fn transfer_propagation(transfers: &[TransferRecord]) -> Vec<u64> {
+    transfers
+        .iter()
+        .filter(|t| t.seen_ms.iter().flatten().count() >= 2)
+        .filter_map(|t| {
+            let last = t.seen_ms.iter().flatten().max()?;
+            Some(last.saturating_sub(t.submit_ms))
+        })
         .collect()
 }
 
@@ -176,6 +180,21 @@ mod tests {
         ChainEvent::test_block(t_ms, node, hash, "m")
     }
 
+    fn transfer(submit_ms: u64, seen_ms: Vec<Option<u64>>) -> TransferRecord {
+        TransferRecord {
+            txid: Some("x".into()),
+            sender: 0,
+            node: 0,
+            submit_ms,
+            answer: Answer::Accepted {
+                status: "pending".into(),
+            },
+            height: None,
+            confirmed_ms: None,
+            seen_ms,
+        }
+    }
+
     #[test]
     fn propagation_is_the_spread_of_first_sightings_per_block() {
         let events = [
@@ -185,7 +204,19 @@ mod tests {
             block(2, "a", 5_000), // taken in again after a reorg: not a first sighting
             block(0, "b", 2_000), // seen by one node only
         ];
-        assert_eq!(propagation(&events), vec![100]);
+        let tree = super::super::blocks::build(&events, 3, &[], None);
+        assert_eq!(propagation(&tree), vec![100]);
+    }
+
+    #[test]
+    fn transfer_propagation_runs_from_submission_to_the_last_admission() {
+        let transfers = [
+            transfer(1_000, vec![Some(1_010), Some(1_090), None]),
+            transfer(2_000, vec![Some(2_005), None, None]), // one node only
+            transfer(3_000, vec![]),                        // not recorded
+            transfer(4_000, vec![Some(4_300), Some(4_001), Some(4_050)]),
+        ];
+        assert_eq!(transfer_propagation(&transfers), vec![90, 300]);
     }
 
     #[test]
@@ -205,15 +236,9 @@ mod tests {
     #[test]
     fn throughput_counts_confirmations_per_second_of_each_bucket() {
         let t = |confirmed_ms| TransferRecord {
-            txid: Some("x".into()),
-            sender: 0,
-            node: 0,
-            submit_ms: 0,
-            answer: Answer::Accepted {
-                status: "pending".into(),
-            },
             height: Some(1),
             confirmed_ms,
+            ..transfer(0, Vec::new())
         };
         let transfers = [t(Some(500)), t(Some(700)), t(Some(2_500)), t(None)];
         let s = throughput(&transfers, 3_000);

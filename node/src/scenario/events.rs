@@ -1,16 +1,20 @@
 //! Chain events of every node, from `GET /v1/events?types=block,reorg` (Server-Sent Events):
-//! each block that joined a node's main chain (who mined it, when this node had it) and each
-//! reorg with its depth (the blocks it disconnected); [`incomplete`] says when the record may
-//! miss one. `/metrics` has `reorgs_total` and
+//! each block that joined a node's main chain (its parent, who mined it, its target, when
+//! this node had it) and each reorg with its depth (the blocks it disconnected);
+//! [`incomplete`] says when the record may miss one. On a second stream per node
+//! (`types=tx`, so a flood of transfers cannot make the block record lag), when each node
+//! first admitted each transfer ([`TxSeen`]). `/metrics` has `reorgs_total` and
 //! a `reorg_depth` histogram too, but its buckets are powers of two and its counters restart
 //! with the node; the event stream gives every depth exactly.
 //!
-//! It owns: one reader thread per node, reconnecting while its node is down or restarting,
-//! and a bounded record per node ([`MAX_EVENTS_PER_NODE`], the rest counted as dropped;
-//! lines longer than [`MAX_LINE`] are skipped).
+//! It owns: two reader threads per node, reconnecting while its node is down or restarting,
+//! and a bounded record per node ([`MAX_EVENTS_PER_NODE`] chain events and
+//! [`MAX_TXS_SEEN_PER_NODE`] transfers, the rest counted as dropped; lines longer than
+//! [`MAX_LINE`] are skipped).
 //! It must never: hold more than those bounds, or keep a node alive: a reader ends when
 //! `stop` is set and its stream closes (the node stopped).
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +28,8 @@ use super::timeline::Clock;
 
 /// Most events kept per node.
 pub const MAX_EVENTS_PER_NODE: usize = 50_000;
+/// Most transfers whose first admission is kept per node (a load sends at most 200,000).
+pub const MAX_TXS_SEEN_PER_NODE: usize = 250_000;
 /// Longest SSE line read (a reorg event lists every block it disconnected and connected:
 /// about 134 KB per 1,000 blocks moved, so a reorg of about 1,900 blocks or more is dropped,
 /// and [`incomplete`] says so).
@@ -52,7 +58,10 @@ impl ChainEvent {
             kind: EventKind::Block {
                 height: 1,
                 hash: hash.into(),
+                prev_hash: String::new(),
                 miner: miner.into(),
+                timestamp_ms: 0,
+                target: String::new(),
             },
         }
     }
@@ -68,8 +77,14 @@ pub enum EventKind {
         height: u64,
         /// Hash.
         hash: String,
+        /// Parent hash.
+        prev_hash: String,
         /// Miner address.
         miner: String,
+        /// Header timestamp, ms since the Unix epoch (the miner's clock).
+        timestamp_ms: u64,
+        /// Proof-of-work target, 64 hex digits.
+        target: String,
     },
     /// The node switched branches.
     Reorg {
@@ -89,7 +104,7 @@ pub enum EventKind {
     },
 }
 
-/// What one node's reader recorded.
+/// What one node's chain-event reader recorded.
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {
     /// Events in arrival order.
@@ -98,12 +113,88 @@ pub struct EventLog {
     pub dropped: u64,
 }
 
-/// Starts one reader per node; `urls[i]` is node `i`'s API.
+/// When one node first admitted each transfer (its `tx` events).
+#[derive(Debug, Clone, Default)]
+pub struct TxSeen {
+    /// Txid (hex) → ms on the run's clock.
+    pub first_ms: HashMap<String, u64>,
+    /// Events not kept because [`MAX_TXS_SEEN_PER_NODE`] transfers were, or unreadable.
+    pub dropped: u64,
+    /// Events the node skipped because this reader lagged.
+    pub missed: u64,
+}
+
+/// What a reader keeps of its stream's events.
+trait Sink: Default + Send + 'static {
+    /// One event, read at `t_ms` from `node`.
+    fn event(&mut self, name: &str, data: &str, t_ms: u64, node: usize);
+    /// An event too long to read.
+    fn overlong(&mut self);
+}
+
+impl Sink for EventLog {
+    fn event(&mut self, name: &str, data: &str, t_ms: u64, node: usize) {
+        match decode(name, data) {
+            Some(kind) if self.events.len() < MAX_EVENTS_PER_NODE => {
+                self.events.push(ChainEvent { t_ms, node, kind })
+            }
+            _ => self.dropped += 1,
+        }
+    }
+
+    fn overlong(&mut self) {
+        self.dropped += 1;
+    }
+}
+
+impl Sink for TxSeen {
+    fn event(&mut self, name: &str, data: &str, t_ms: u64, _node: usize) {
+        #[derive(Deserialize)]
+        struct TxData {
+            txid: String,
+        }
+        match (name, decode(name, data)) {
+            (_, Some(EventKind::Lagged { missed })) => self.missed += missed,
+            ("tx", _) => match serde_json::from_str::<TxData>(data) {
+                Ok(tx) if self.first_ms.len() < MAX_TXS_SEEN_PER_NODE => {
+                    self.first_ms.entry(tx.txid).or_insert(t_ms);
+                }
+                _ => self.dropped += 1,
+            },
+            _ => self.dropped += 1,
+        }
+    }
+
+    fn overlong(&mut self) {
+        self.dropped += 1;
+    }
+}
+
+/// Starts one chain-event reader per node; `urls[i]` is node `i`'s API.
 pub fn spawn(
     urls: &[String],
     clock: Clock,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<JoinHandle<EventLog>>> {
+    spawn_readers(urls, "block,reorg", "scenario-events", clock, stop)
+}
+
+/// Starts one transfer reader per node.
+pub fn spawn_tx(
+    urls: &[String],
+    clock: Clock,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<JoinHandle<TxSeen>>> {
+    spawn_readers(urls, "tx", "scenario-txs", clock, stop)
+}
+
+fn spawn_readers<S: Sink>(
+    urls: &[String],
+    types: &str,
+    thread_name: &str,
+    clock: Clock,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<JoinHandle<S>>> {
     // No overall timeout: a stream lasts as long as its node.
     let client = reqwest::blocking::Client::builder()
         .timeout(None)
@@ -115,40 +206,62 @@ pub fn spawn(
         .enumerate()
         .map(|(node, rpc)| {
             let (client, stop) = (client.clone(), Arc::clone(stop));
-            let url = format!("{rpc}/v1/events?types=block,reorg");
+            let url = format!("{rpc}/v1/events?types={types}");
             std::thread::Builder::new()
-                .name(format!("scenario-events-{node}"))
+                .name(format!("{thread_name}-{node}"))
                 .spawn(move || read_until_stopped(&client, &url, node, &clock, &stop))
                 .context("cannot start an event reader thread")
         })
         .collect()
 }
 
-/// Joins the readers, giving up on those not finished within `limit` (their threads end with
-/// the process); returns every event in time order, the count dropped, and the nodes whose
-/// reader was given up (their events are missing).
+/// Joins the readers, giving up on those not finished by `deadline` (their threads end
+/// with the process): each node's record, `None` for a reader given up.
+fn join_readers<S>(readers: Vec<JoinHandle<S>>, deadline: Instant) -> Vec<Option<S>> {
+    readers
+        .into_iter()
+        .map(|reader| {
+            while !reader.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            reader.is_finished().then(|| reader.join().ok()).flatten()
+        })
+        .collect()
+}
+
+/// Joins the chain-event readers, giving up on those not finished within `limit`; returns
+/// every event in time order, the count dropped, and the nodes whose reader was given up
+/// (their events are missing).
 pub fn join(
     readers: Vec<JoinHandle<EventLog>>,
     limit: Duration,
 ) -> (Vec<ChainEvent>, u64, Vec<usize>) {
-    let deadline = Instant::now() + limit;
     let mut events = Vec::new();
     let mut dropped = 0;
     let mut abandoned = Vec::new();
-    for (node, reader) in readers.into_iter().enumerate() {
-        while !reader.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        match reader.is_finished().then(|| reader.join()) {
-            Some(Ok(log)) => {
+    for (node, log) in join_readers(readers, Instant::now() + limit)
+        .into_iter()
+        .enumerate()
+    {
+        match log {
+            Some(log) => {
                 events.extend(log.events);
                 dropped += log.dropped;
             }
-            _ => abandoned.push(node),
+            None => abandoned.push(node),
         }
     }
     events.sort_by_key(|e| e.t_ms);
     (events, dropped, abandoned)
+}
+
+/// Joins the transfer readers (as [`join`]): each node's record, empty for a reader given
+/// up.
+pub fn join_tx(readers: Vec<JoinHandle<TxSeen>>, limit: Duration) -> Vec<TxSeen> {
+    join_readers(readers, Instant::now() + limit)
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect()
 }
 
 /// Why the chain events may miss a reorg, if they may: events dropped (an overlong event,
@@ -178,27 +291,27 @@ pub fn incomplete(events: &[ChainEvent], dropped: u64, abandoned: &[usize]) -> O
     (!why.is_empty()).then(|| why.join("; "))
 }
 
-fn read_until_stopped(
+fn read_until_stopped<S: Sink>(
     client: &reqwest::blocking::Client,
     url: &str,
     node: usize,
     clock: &Clock,
     stop: &AtomicBool,
-) -> EventLog {
-    let mut log = EventLog::default();
+) -> S {
+    let mut sink = S::default();
     while !stop.load(Ordering::Relaxed) {
         if let Ok(resp) = client.get(url).send()
             && resp.status().is_success()
         {
-            read_stream(resp, node, clock, &mut log);
+            read_stream(resp, node, clock, &mut sink);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    log
+    sink
 }
 
 /// Reads one stream until it ends or fails.
-fn read_stream(stream: impl Read, node: usize, clock: &Clock, log: &mut EventLog) {
+fn read_stream(stream: impl Read, node: usize, clock: &Clock, sink: &mut impl Sink) {
     let mut reader = BufReader::new(stream);
     let mut parser = SseParser::default();
     let mut buf = Vec::new();
@@ -219,21 +332,12 @@ fn read_stream(stream: impl Read, node: usize, clock: &Clock, log: &mut EventLog
                 return;
             }
             parser.discard();
-            log.dropped += 1;
+            sink.overlong();
             continue;
         }
         let line = String::from_utf8_lossy(&buf);
         if let Some((name, data)) = parser.line(line.trim_end_matches(['\n', '\r'])) {
-            match decode(&name, &data) {
-                Some(kind) if log.events.len() < MAX_EVENTS_PER_NODE => {
-                    log.events.push(ChainEvent {
-                        t_ms: clock.now_ms(),
-                        node,
-                        kind,
-                    })
-                }
-                _ => log.dropped += 1,
-            }
+            sink.event(&name, &data, clock.now_ms(), node);
         }
     }
 }
@@ -302,7 +406,10 @@ fn decode(name: &str, data: &str) -> Option<EventKind> {
     struct BlockData {
         height: u64,
         hash: String,
+        prev_hash: String,
         miner: String,
+        timestamp_ms: u64,
+        target: String,
     }
     #[derive(Deserialize)]
     struct ReorgData {
@@ -321,7 +428,10 @@ fn decode(name: &str, data: &str) -> Option<EventKind> {
             Some(EventKind::Block {
                 height: b.height,
                 hash: b.hash,
+                prev_hash: b.prev_hash,
                 miner: b.miner,
+                timestamp_ms: b.timestamp_ms,
+                target: b.target,
             })
         }
         "reorg" => {
@@ -360,7 +470,7 @@ mod tests {
 
     #[test]
     fn a_stream_becomes_events_with_exact_reorg_depths() {
-        let stream = "event: block\ndata: {\"hash\":\"aa\",\"height\":5,\"miner\":\"m\",\"tx_count\":0}\n\n\
+        let stream = "event: block\ndata: {\"hash\":\"aa\",\"height\":5,\"prev_hash\":\"p\",\"miner\":\"m\",\"timestamp_ms\":9,\"target\":\"ff\",\"tx_count\":0}\n\n\
                       : comment\n\
                       event: reorg\ndata: {\"fork_height\":3,\"old_tip\":\"o\",\"new_tip\":\"n\",\"disconnected\":[\"o\",\"p\"],\"connected\":[\"q\",\"r\",\"n\"]}\n\n\
                       event: tx\ndata: {\"txid\":\"t\"}\n\n";
@@ -393,5 +503,19 @@ mod tests {
             log.events[0].kind,
             EventKind::Lagged { missed: 4 }
         ));
+    }
+
+    #[test]
+    fn the_transfer_reader_keeps_each_first_admission_and_counts_what_the_node_skipped() {
+        let stream = "event: tx\ndata: {\"txid\":\"t1\"}\n\n\
+                      event: tx\ndata: {\"txid\":\"t2\"}\n\n\
+                      event: tx\ndata: {\"txid\":\"t1\"}\n\n\
+                      event: lagged\ndata: {\"missed\":7}\n\n\
+                      event: tx\ndata: not json\n\n";
+        let mut seen = TxSeen::default();
+        read_stream(stream.as_bytes(), 1, &Clock::start(), &mut seen);
+        assert_eq!(seen.first_ms.len(), 2);
+        assert!(seen.first_ms.contains_key("t1") && seen.first_ms.contains_key("t2"));
+        assert_eq!((seen.missed, seen.dropped), (7, 1));
     }
 }

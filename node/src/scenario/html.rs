@@ -1,13 +1,17 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script, no fonts, nothing
 //! fetched) that opens from disk: the verdict, the assertion table, every node's height over
 //! time with the fault periods shaded, the steps, the transfers, the distributions (latency,
-//! propagation, reorg depth, throughput), the final chain and the nodes.
+//! propagation, reorg depth, throughput), the final chain, the block tree ([`tree`]), the
+//! difficulty response ([`difficulty`]) and the nodes.
 //!
 //! It owns: the page's layout and the chart's geometry (scales, ticks, the points kept).
 //! It must never: compute a verdict or a statistic the report does not already hold, or
 //! reference anything outside the page.
 
 use std::fmt::Write as _;
+
+mod difficulty;
+mod tree;
 
 use super::distributions::Histogram;
 use super::report::{FaultWindow, Report};
@@ -44,6 +48,8 @@ pub fn render(r: &Report) -> String {
     page.push_str(&transfers(r));
     page.push_str(&distributions(r));
     page.push_str(&chain(r));
+    page.push_str(&tree::section(&r.blocks));
+    page.push_str(&difficulty::section(&r.difficulty, r.duration_ms));
     page.push_str(&nodes(r));
     page.push_str("</body></html>\n");
     page
@@ -430,6 +436,12 @@ fn distributions(r: &Report) -> String {
         "ms",
     ));
     s.push_str(&histogram_chart(
+        "Transfer propagation (submission to the last node that admitted it)",
+        &d.transfer_propagation_ms,
+        1.0,
+        "ms",
+    ));
+    s.push_str(&histogram_chart(
         "Reorg depth",
         &d.reorg_depth,
         1.0,
@@ -620,8 +632,10 @@ fn nodes(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::assert::Outcome;
+    use super::super::blocks::BlockTree;
     use super::super::cluster::NodeInfo;
     use super::super::confirm::ConfirmationSources;
+    use super::super::difficulty::DifficultyResponse;
     use super::super::distributions::Distributions;
     use super::super::mining::MiningStats;
     use super::super::report::{Machine, ReorgSummary, TransferSummary};
@@ -738,6 +752,8 @@ mod tests {
             final_chain: None,
             reorgs: ReorgSummary::default(),
             mining: MiningStats::default(),
+            difficulty: DifficultyResponse::default(),
+            blocks: BlockTree::default(),
             distributions: Distributions::default(),
             transfer_summary: TransferSummary::default(),
             confirmation_sources: ConfirmationSources::default(),
@@ -759,7 +775,9 @@ mod tests {
         let scenario = parse("[network]\nnodes = 2\n", "t<1>").expect("valid");
         let page = render(&report(scenario));
         assert!(page.starts_with("<!doctype html>"));
-        assert!(page.contains("Scenario t&lt;1&gt; <span class=\"fail\">FAILED</span>"));
+        assert!(
+            page.contains("Scenario t&lt;1&gt; <span id=\"verdict\" class=\"fail\">FAILED</span>")
+        );
         assert!(!page.contains("t<1>"), "names are escaped");
         assert!(page.contains("<code>max_reorg_depth</code>") && page.contains(">FAIL</td>"));
         assert!(page.contains("&lt;boom&gt;"), "errors are listed, escaped");

@@ -49,6 +49,10 @@ pub struct TransferRecord {
     /// When its block was first seen on a node's main chain, ms on the run's clock.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirmed_ms: Option<u64>,
+    /// Per node: when it first admitted the transfer to its mempool (its `tx` event), ms on
+    /// the run's clock; empty when never signed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seen_ms: Vec<Option<u64>>,
 }
 
 impl TransferRecord {
@@ -226,6 +230,7 @@ impl Generator {
             },
             height: None,
             confirmed_ms: None,
+            seen_ms: Vec::new(),
         }
     }
 

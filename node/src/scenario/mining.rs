@@ -3,17 +3,15 @@
 //! in, how many of those ended stale (not in the final main chain), and its share of the
 //! final main chain against its hash share.
 //!
-//! It owns: the meaning of "seen" (a block some node announced joining its main chain: a
-//! selfish miner's withheld blocks that were never released are not seen, so they are not
-//! stale either) and of "stale" (seen, not in the reference node's final main chain).
+//! It owns: the per-node counts and shares. What "seen" and "stale" mean is
+//! [`super::blocks`]'s (a block some node took into its main chain; stale: seen and not in
+//! the reference node's final main chain).
 //! It must never: read a clock or do I/O; everything comes from the records.
-
-use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
+use super::blocks::BlockTree;
 use super::confirm::FinalChain;
-use super::events::{ChainEvent, EventKind};
 use super::spec::{Action, Network};
 use super::timeline::StepRecord;
 
@@ -49,42 +47,14 @@ pub struct NodeMining {
     pub main_chain_share: Option<f64>,
 }
 
-/// Every distinct block seen joining a main chain, with its miner address.
-pub fn seen_blocks(events: &[ChainEvent]) -> BTreeMap<&str, &str> {
-    events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Block { hash, miner, .. } => Some((hash.as_str(), miner.as_str())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Blocks seen and how many of them are stale, against the final chain.
-pub fn stale_count(events: &[ChainEvent], chain: &FinalChain) -> (u64, u64) {
-    let seen = seen_blocks(events);
-    let stale = seen
-        .keys()
-        .filter(|h| !chain.timestamps.contains_key(**h))
-        .count();
-    (seen.len() as u64, stale as u64)
-}
-
-/// The statistics, `miners[i]` being node i's miner address.
+/// The statistics from the block tree, `miners[i]` being node i's miner address and
+/// `shares[i]` its average hash share.
 pub fn mining_stats(
-    events: &[ChainEvent],
+    tree: &BlockTree,
     chain: Option<&FinalChain>,
     miners: &[String],
     shares: &[f64],
 ) -> MiningStats {
-    let index: HashMap<&str, usize> = miners
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.as_str(), i))
-        .collect();
-    let main: HashSet<&str> = chain
-        .map(|c| c.timestamps.keys().map(String::as_str).collect())
-        .unwrap_or_default();
     let mut by_node: Vec<NodeMining> = (0..miners.len())
         .map(|i| NodeMining {
             index: i,
@@ -93,13 +63,13 @@ pub fn mining_stats(
         })
         .collect();
     let mut stats = MiningStats::default();
-    for (hash, miner) in seen_blocks(events) {
-        let stale = chain.is_some() && !main.contains(hash);
+    for b in &tree.blocks {
+        let stale = u64::from(b.stale());
         stats.blocks_seen += 1;
-        stats.stale += u64::from(stale);
-        if let Some(n) = index.get(miner).and_then(|&i| by_node.get_mut(i)) {
+        stats.stale += stale;
+        if let Some(n) = b.mined_by.and_then(|i| by_node.get_mut(i)) {
             n.blocks_seen += 1;
-            n.stale += u64::from(stale);
+            n.stale += stale;
         }
     }
     stats.stale_rate = ratio(stats.stale, stats.blocks_seen);
@@ -157,19 +127,17 @@ pub fn average_shares(network: &Network, steps: &[StepRecord], end_ms: u64) -> V
 mod tests {
     use super::*;
 
+    use super::super::blocks;
+    use super::super::events::ChainEvent;
+
     fn block(node: usize, hash: &str, miner: &str) -> ChainEvent {
         ChainEvent::test_block(0, node, hash, miner)
     }
 
     fn chain(main: &[(&str, &str)]) -> FinalChain {
         let mut c = FinalChain {
-            node: 0,
-            tip: String::new(),
             height: main.len() as u64,
-            blocks_by_miner: HashMap::new(),
-            timestamps: HashMap::new(),
-            miners: HashMap::new(),
-            txids: HashMap::new(),
+            ..FinalChain::default()
         };
         for (hash, miner) in main {
             c.timestamps.insert((*hash).into(), 0);
@@ -190,9 +158,10 @@ mod tests {
             block(1, "b4", "m2"),
         ];
         let final_chain = chain(&[("b1", "m0"), ("b3", "m0"), ("b4", "m2")]);
-        assert_eq!(stale_count(&events, &final_chain), (4, 1));
         let miners = ["m0".to_owned(), "m1".to_owned()];
-        let s = mining_stats(&events, Some(&final_chain), &miners, &[0.6, 0.4]);
+        let tree = blocks::build(&events, 2, &miners, Some(&final_chain));
+        assert_eq!(tree.stale_count(), (4, 1));
+        let s = mining_stats(&tree, Some(&final_chain), &miners, &[0.6, 0.4]);
         assert_eq!((s.blocks_seen, s.stale, s.stale_rate), (4, 1, Some(0.25)));
         let n0 = &s.by_node[0];
         assert_eq!((n0.blocks_seen, n0.stale, n0.main_chain), (2, 0, 2));
@@ -206,7 +175,9 @@ mod tests {
     #[test]
     fn without_a_final_chain_nothing_is_called_stale() {
         let events = [block(0, "b1", "m0")];
-        let s = mining_stats(&events, None, &["m0".to_owned()], &[1.0]);
+        let miners = ["m0".to_owned()];
+        let tree = blocks::build(&events, 1, &miners, None);
+        let s = mining_stats(&tree, None, &miners, &[1.0]);
         assert_eq!((s.blocks_seen, s.stale), (1, 0));
         assert_eq!(s.by_node[0].main_chain_share, None);
     }

@@ -10,9 +10,11 @@
 //! - [`cluster`]: the node processes and the faults applied to them (the guard that kills
 //!   every node on every way out); [`links`]: the link faults in force, per directed link;
 //! - [`timeline`]: the clock and the steps at their times;
-//! - [`load`]: the transfers; [`sample`]: status every 250 ms; [`events`]: blocks and reorgs
-//!   of every node; [`confirm`]: the final main chain and each transfer's confirmation;
+//! - [`load`]: the transfers; [`sample`]: status every 250 ms; [`events`]: blocks, reorgs
+//!   and transfer admissions of every node; [`confirm`]: the final main chain and each
+//!   transfer's confirmation; [`blocks`]: the block tree with its forks;
 //!   [`mining`]: the hash-power dial's statistics (stale blocks, main-chain share);
+//!   [`difficulty`]: the difficulty response against ASERT's closed form;
 //!   [`distributions`]: latency, propagation, reorg depth and throughput histograms;
 //! - [`assert`](mod@assert): the verdicts, pure functions of the records; [`report`] and [`html`]: the
 //!   outputs; [`http`]: the client of the node API they share.
@@ -23,8 +25,10 @@
 //! It must never: leave a node running, or report a pass it did not check.
 
 pub mod assert;
+pub mod blocks;
 pub mod cluster;
 pub mod confirm;
+pub mod difficulty;
 pub mod distributions;
 pub mod events;
 pub mod html;
@@ -230,6 +234,7 @@ fn drive(
     let bans = scenario.assert.adversary_banned_within_ms.is_some();
     let sampler = sample::spawn(urls.clone(), bans, clock, Arc::clone(&flags.halt));
     let readers = events::spawn(&urls, clock, &flags.halt);
+    let tx_readers = events::spawn_tx(&urls, clock, &flags.halt);
     let load = scenario.load.clone().map(|l| {
         let chain_id = scenario.network.genesis.chain_id;
         load::spawn(
@@ -266,9 +271,17 @@ fn drive(
             (Vec::new(), 0, (0..scenario.network.nodes).collect())
         }
     };
+    match tx_readers {
+        Ok(r) => {
+            confirm::record_admissions(&mut transfers, &events::join_tx(r, Duration::from_secs(5)))
+        }
+        Err(e) => errors.push(format!("no transfer admissions: {e:#}")),
+    }
     let events_incomplete = events::incomplete(&events, events_dropped, &abandoned);
-    let seen = confirm::first_seen(&events);
     let nodes = cluster.info();
+    let miners: Vec<String> = nodes.iter().map(|n| n.miner_address.clone()).collect();
+    let tree = blocks::build(&events, scenario.network.nodes, &miners, chain.as_ref());
+    let seen = confirm::first_seen(&tree);
     let clock_offsets: HashMap<String, i64> = nodes
         .iter()
         .map(|n| (n.miner_address.clone(), n.spec.clock_offset_ms))
@@ -302,12 +315,14 @@ fn drive(
         samples: &samples.samples,
         events: &events,
         events_incomplete: events_incomplete.as_deref(),
+        blocks: &tree,
         transfers: &transfers,
         chain: chain.as_ref(),
         load: scenario.load.as_ref(),
     };
     let assertions = assert::evaluate(&scenario.assert, &evidence);
     let interrupted = flags.interrupted.load(Ordering::SeqCst);
+    let faults = report::fault_windows(&scenario.network, &steps, end_ms);
     Report {
         format: report::FORMAT,
         name: scenario.name.clone(),
@@ -322,19 +337,18 @@ fn drive(
         errors,
         assertions,
         scenario: scenario.clone(),
-        faults: report::fault_windows(&scenario.network, &steps, end_ms),
+        difficulty: difficulty_response(scenario, &tree, &steps, &faults, end_ms),
+        faults,
         final_chain: chain.as_ref().map(|c| report::chain_summary(c, &nodes)),
         reorgs: report::reorg_summary(&events, scenario.network.nodes),
-        distributions: distributions::distributions(&events, &transfers, end_ms),
+        distributions: distributions::distributions(&tree, &events, &transfers, end_ms),
         mining: mining::mining_stats(
-            &events,
+            &tree,
             chain.as_ref(),
-            &nodes
-                .iter()
-                .map(|n| n.miner_address.clone())
-                .collect::<Vec<_>>(),
+            &miners,
             &mining::average_shares(&scenario.network, &steps, end_ms),
         ),
+        blocks: tree,
         transfer_summary: report::transfer_summary(&transfers),
         confirmation_sources: sources,
         nodes,
@@ -345,6 +359,28 @@ fn drive(
         events_dropped,
         transfers,
     }
+}
+
+fn difficulty_response(
+    scenario: &Scenario,
+    tree: &blocks::BlockTree,
+    steps: &[StepRecord],
+    faults: &[report::FaultWindow],
+    end_ms: u64,
+) -> difficulty::DifficultyResponse {
+    let network = &scenario.network;
+    // The genesis was built and checked before the run, so this cannot fail here.
+    let Ok(genesis) = spec::build_genesis(&network.genesis, network.hashrate) else {
+        return difficulty::DifficultyResponse::default();
+    };
+    let timeline = difficulty::hashrate_timeline(network, steps, faults, end_ms);
+    difficulty::response(
+        tree,
+        &timeline,
+        genesis.target_block_time_ms,
+        genesis.difficulty_half_life_ms,
+        end_ms,
+    )
 }
 
 fn join_load(

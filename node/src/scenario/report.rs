@@ -15,8 +15,10 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::assert::{Outcome, deepest_reorg, latencies, percentile};
+use super::blocks::BlockTree;
 use super::cluster::NodeInfo;
 use super::confirm::{ConfirmationSources, FinalChain};
+use super::difficulty::DifficultyResponse;
 use super::distributions::Distributions;
 use super::events::{ChainEvent, EventKind};
 use super::load::{Answer, TransferRecord};
@@ -69,6 +71,10 @@ pub struct Report {
     pub reorgs: ReorgSummary,
     /// The hash-power dial: stale blocks and main-chain shares per node.
     pub mining: MiningStats,
+    /// The difficulty against ASERT's closed form, per period of constant hash rate.
+    pub difficulty: DifficultyResponse,
+    /// Every block seen, with its parent, miner and each node's first sight: the forks.
+    pub blocks: BlockTree,
     /// Confirmation latency, block propagation, reorg depths, throughput over time.
     pub distributions: Distributions,
     /// Counts of the load's transfers.
@@ -520,6 +526,7 @@ mod tests {
             answer,
             height,
             confirmed_ms,
+            seen_ms: Vec::new(),
         };
         let ok = || Answer::Accepted {
             status: "pending".into(),

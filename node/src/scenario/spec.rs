@@ -4,9 +4,13 @@
 //! every check that can be made before a node starts: counts and bounds, node indexes,
 //! the order of the timeline (a node is killed only while running, a partition is healed
 //! only when there is one), the genesis the `[network]` fields describe, and the keys that
-//! are planned but not built yet (refused with "not supported yet").
-//! It must never: start processes, touch the network or read the clock. Errors name the
-//! field (and the line for `[[at]]` and `[[network.node]]` entries) and the value.
+//! are planned but not built yet (refused with "not supported yet"). The seeded parts of the
+//! timeline are drawn here, before those checks, so they judge the drawn timeline: each
+//! step's time within its `jitter_s` and the node of `kill`, `stop` or `start = "any"` (the
+//! draws themselves are [`seeded`](super::seeded)'s).
+//! It must never: start processes, touch the network, read the clock or draw from anything
+//! but the run's seed. Errors name the field (and the line for `[[at]]` and
+//! `[[network.node]]` entries) and the value.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,7 @@ use peerchain_network::MAX_LINK_DELAY_MS;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::seeded::{self, Stream};
 use crate::adversary::AdversaryMode;
 use crate::cli::GenesisNewArgs;
 
@@ -38,8 +43,9 @@ pub struct Scenario {
     pub name: String,
     /// The time scale it was read with (`--scale`; 1 as written).
     pub scale: f64,
-    /// `seed` of the file (`--seed` wins over it).
-    pub seed: Option<u64>,
+    /// The run's seed: `--seed`, else the file's `seed`, else a random one ([`SeedChoice`]).
+    /// It fixes the load's choices and the timeline's draws.
+    pub seed: u64,
     /// Length of the run from the moment every initially started node is up, in ms.
     pub duration_ms: u64,
     /// `[network]`.
@@ -199,14 +205,51 @@ pub enum Pattern {
 /// A timeline step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
-    /// When, ms after the run starts.
+    /// When, ms after the run starts: `written_t_ms`, plus a draw from `0..=jitter_ms`.
     pub t_ms: u64,
+    /// Its `t` as written (times `--scale`), ms.
+    pub written_t_ms: u64,
+    /// Its `jitter_s` (times `--scale`), ms; 0 when not given.
+    pub jitter_ms: u64,
     /// Line of its `[[at]]` (or `[[network.node]]` for a delayed start) in the file.
     pub line: usize,
     /// Where the file gives it: `at[3]`, or `network.node[index = 2].start_s`.
     pub source: String,
-    /// What it does.
+    /// What it does (with the node drawn, for `"any"`).
     pub action: Action,
+    /// For `kill`, `stop` or `start = "any"`: the nodes the seed chose among.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drawn_from: Option<Vec<usize>>,
+}
+
+impl Step {
+    /// What the seed decided about this step, one sentence each (none for a step written
+    /// with a fixed time and node), e.g. `t drawn from 10 s to 15 s: 12.345 s`.
+    pub fn draws(&self) -> Vec<String> {
+        let mut said = Vec::new();
+        if self.jitter_ms > 0 {
+            said.push(format!(
+                "t drawn from {} s to {} s: {} s",
+                secs(self.written_t_ms),
+                secs(self.written_t_ms + self.jitter_ms),
+                secs(self.t_ms)
+            ));
+        }
+        if let (Some(pool), Some(node)) = (&self.drawn_from, self.action.node()) {
+            said.push(format!("node {node} drawn from {pool:?}"));
+        }
+        said
+    }
+
+    /// The latest time it can have, whatever the seed: its written time plus its jitter.
+    pub fn latest_ms(&self) -> u64 {
+        self.written_t_ms + self.jitter_ms
+    }
+}
+
+/// Ms as seconds for a message: `12.345`, `10`.
+fn secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
 }
 
 /// What a step does.
@@ -255,6 +298,17 @@ pub enum Action {
 }
 
 impl Action {
+    /// The one node it acts on, if it acts on one.
+    pub fn node(&self) -> Option<usize> {
+        match self {
+            Action::Kill(i) | Action::Stop(i) | Action::Start(i) => Some(*i),
+            Action::Mining { node, .. }
+            | Action::Adversary { node, .. }
+            | Action::HashShare { node, .. } => Some(*node),
+            Action::Partition(_) | Action::Heal | Action::Link { .. } => None,
+        }
+    }
+
     /// A short description, e.g. `kill 2` or `partition [0, 1] | [2, 3]`.
     pub fn describe(&self) -> String {
         match self {
@@ -440,15 +494,59 @@ struct RawLoad {
 #[serde(deny_unknown_fields)]
 struct RawStep {
     t: f64,
+    jitter_s: Option<f64>,
     partition: Option<Vec<Vec<usize>>>,
     heal: Option<bool>,
-    kill: Option<usize>,
-    stop: Option<usize>,
-    start: Option<usize>,
+    kill: Option<RawNodeRef>,
+    stop: Option<RawNodeRef>,
+    start: Option<RawNodeRef>,
     mining: Option<RawMining>,
     adversary: Option<RawAdversary>,
     link: Option<RawLink>,
     hash_share: Option<RawHashShare>,
+}
+
+/// The node of a `kill`, `stop` or `start` step: an index, or `"any"` (drawn from the seed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RawNodeRef {
+    Index(usize),
+    Any,
+}
+
+impl<'de> Deserialize<'de> for RawNodeRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeRefVisitor)
+    }
+}
+
+struct NodeRefVisitor;
+
+impl serde::de::Visitor<'_> for NodeRefVisitor {
+    type Value = RawNodeRef;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a node index or \"any\"")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawNodeRef, E> {
+        usize::try_from(v)
+            .map(RawNodeRef::Index)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawNodeRef, E> {
+        u64::try_from(v)
+            .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            .and_then(|v| self.visit_u64(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawNodeRef, E> {
+        if v == "any" {
+            Ok(RawNodeRef::Any)
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -479,8 +577,25 @@ struct RawAssert {
 
 // ----- reading ------------------------------------------------------------------------------
 
-/// Reads and validates a scenario file, its timeline scaled by `scale` ([`parse_scaled`]).
-pub fn load(path: &Path, scale: f64) -> Result<Scenario, SpecError> {
+/// Where the run's seed comes from: `--seed` when given, else the file's `seed`, else
+/// `otherwise` (the caller's random number; the default, 0, suits tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeedChoice {
+    /// `--seed`.
+    pub flag: Option<u64>,
+    /// The seed when neither `--seed` nor the file gives one.
+    pub otherwise: u64,
+}
+
+impl SeedChoice {
+    fn resolve(self, file: Option<u64>) -> u64 {
+        self.flag.or(file).unwrap_or(self.otherwise)
+    }
+}
+
+/// Reads and validates a scenario file, its timeline scaled by `scale` and drawn from the
+/// seed `seed` chooses ([`parse_with`]).
+pub fn load(path: &Path, scale: f64, seed: SeedChoice) -> Result<Scenario, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_owned(),
         source,
@@ -489,22 +604,35 @@ pub fn load(path: &Path, scale: f64) -> Result<Scenario, SpecError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "scenario".to_owned());
-    parse_scaled(&text, &stem, scale)
+    parse_with(&text, &stem, scale, seed)
 }
 
-/// Parses and validates scenario text; `default_name` names it when it has no `name`.
+/// Parses and validates scenario text; `default_name` names it when it has no `name`. The
+/// seed is the file's, else 0.
 pub fn parse(text: &str, default_name: &str) -> Result<Scenario, SpecError> {
-    parse_scaled(text, default_name, 1.0)
+    parse_with(text, default_name, 1.0, SeedChoice::default())
 }
 
 /// Shortest and longest time scale (`--scale`).
 pub const SCALE_RANGE: std::ops::RangeInclusive<f64> = 0.05..=20.0;
 
-/// Parses scenario text with every time of its timeline multiplied by `scale` (`--scale`):
-/// the step times, `duration_s`, the load's `start_s` and `duration_s` and the nodes'
-/// `start_s`. The network (block time, half-life), the load's rate, the convergence window
-/// and the confirmation timeout keep their values. Then validates it as written so.
+/// [`parse`] with the timeline scaled by `scale` ([`parse_with`]).
 pub fn parse_scaled(text: &str, default_name: &str, scale: f64) -> Result<Scenario, SpecError> {
+    parse_with(text, default_name, scale, SeedChoice::default())
+}
+
+/// Parses scenario text with every time of its timeline multiplied by `scale` (`--scale`):
+/// the step times and their `jitter_s`, `duration_s`, the load's `start_s` and `duration_s`
+/// and the nodes' `start_s`. The network (block time, half-life), the load's rate, the
+/// convergence window and the confirmation timeout keep their values. Then draws the
+/// timeline's seeded parts from the seed `seed` chooses, and validates the result as if it
+/// had been written so.
+pub fn parse_with(
+    text: &str,
+    default_name: &str,
+    scale: f64,
+    seed: SeedChoice,
+) -> Result<Scenario, SpecError> {
     if !SCALE_RANGE.contains(&scale) {
         return Err(invalid(
             "--scale",
@@ -518,6 +646,7 @@ pub fn parse_scaled(text: &str, default_name: &str, scale: f64) -> Result<Scenar
     }
     let mut raw: RawFile = toml::from_str(text)?;
     scale_times(&mut raw, scale);
+    let seed = seed.resolve(raw.seed);
     let lines = LineIndex::new(text);
     let mut network = network(&raw.network, &lines)?;
     let load = raw
@@ -537,42 +666,11 @@ pub fn parse_scaled(text: &str, default_name: &str, scale: f64) -> Result<Scenar
             ),
         ));
     }
-    let mut steps = Vec::with_capacity(raw.at.len());
-    for (i, s) in raw.at.iter().enumerate() {
-        let line = lines.line_of(s.span().start);
-        let step = step(i, s.get_ref(), network.nodes).map_err(|e| e.at_line(line))?;
-        steps.push(Step {
-            line,
-            source: format!("at[{i}]"),
-            ..step
-        });
-    }
-    if steps.len() > MAX_STEPS {
-        return Err(invalid(
-            "at",
-            format!("{} steps", steps.len()),
-            format!("at most {MAX_STEPS} steps"),
-        ));
-    }
-    for n in &network.node {
-        if n.start_ms > 0 {
-            let line = raw
-                .network
-                .node
-                .iter()
-                .find(|r| r.get_ref().index == n.index)
-                .map_or(0, |r| lines.line_of(r.span().start));
-            steps.push(Step {
-                t_ms: n.start_ms,
-                line,
-                source: format!("network.node[index = {}].start_s", n.index),
-                action: Action::Start(n.index),
-            });
-        }
-    }
+    let mut drafts = at_steps(&raw.at, &lines, network.nodes, seed)?;
+    drafts.extend(delayed_starts(&raw.network, &network, &lines));
     // Stable: steps at the same time keep their order in the file.
-    steps.sort_by_key(|s| s.t_ms);
-    let ends_partitioned = check_timeline(&steps, &network)?;
+    drafts.sort_by_key(|d| d.t_ms);
+    let (steps, ends_partitioned) = resolve_timeline(drafts, &network, seed)?;
     allow_adversaries(&steps, &mut network);
     let assert = assertions(&raw.assert, load.is_some())?;
     let has_adversary = network.node.iter().any(|n| n.adversary.is_some())
@@ -606,13 +704,61 @@ pub fn parse_scaled(text: &str, default_name: &str, scale: f64) -> Result<Scenar
     Ok(Scenario {
         name: raw.name.clone().unwrap_or_else(|| default_name.to_owned()),
         scale,
-        seed: raw.seed,
+        seed,
         duration_ms,
         network,
         load,
         steps,
         assert,
     })
+}
+
+/// The `[[at]]` steps in file order, each at its drawn time.
+fn at_steps(
+    raw: &[Spanned<RawStep>],
+    lines: &LineIndex,
+    nodes: usize,
+    seed: u64,
+) -> Result<Vec<Draft>, SpecError> {
+    if raw.len() > MAX_STEPS {
+        return Err(invalid(
+            "at",
+            format!("{} steps", raw.len()),
+            format!("at most {MAX_STEPS} steps"),
+        ));
+    }
+    let mut drafts = Vec::with_capacity(raw.len());
+    for (i, s) in raw.iter().enumerate() {
+        let line = lines.line_of(s.span().start);
+        let draft = step(i, s.get_ref(), nodes, seed).map_err(|e| e.at_line(line))?;
+        drafts.push(Draft { line, ..draft });
+    }
+    Ok(drafts)
+}
+
+/// The first start of every node with a `start_s`, as a step.
+fn delayed_starts(raw: &RawNetwork, network: &Network, lines: &LineIndex) -> Vec<Draft> {
+    network
+        .node
+        .iter()
+        .filter(|n| n.start_ms > 0)
+        .map(|n| {
+            let line = raw
+                .node
+                .iter()
+                .find(|r| r.get_ref().index == n.index)
+                .map_or(0, |r| lines.line_of(r.span().start));
+            Draft {
+                at: None,
+                t_ms: n.start_ms,
+                written_t_ms: n.start_ms,
+                jitter_ms: 0,
+                line,
+                source: format!("network.node[index = {}].start_s", n.index),
+                planned: Planned::Fixed(Action::Start(n.index)),
+            }
+        })
+        .collect()
 }
 
 /// Byte offsets of line starts, to turn a span into a 1-based line number.
@@ -680,7 +826,9 @@ fn scale_times(raw: &mut RawFile, scale: f64) {
         node.start_s = node.start_s.map(|s| s * scale);
     }
     for step in &mut raw.at {
-        step.get_mut().t *= scale;
+        let step = step.get_mut();
+        step.t *= scale;
+        step.jitter_s = step.jitter_s.map(|j| j * scale);
     }
 }
 
@@ -1021,15 +1169,63 @@ fn pattern(raw: &RawLoad) -> Result<Pattern, SpecError> {
 
 // ----- [[at]] -------------------------------------------------------------------------------
 
-fn step(i: usize, raw: &RawStep, nodes: usize) -> Result<Step, SpecError> {
+/// A step as the file gives it, its time drawn, its node not yet when it is `"any"`.
+#[derive(Debug, Clone)]
+struct Draft {
+    /// Its `[[at]]` index (`None`: a delayed start), the item of its draws.
+    at: Option<usize>,
+    t_ms: u64,
+    written_t_ms: u64,
+    jitter_ms: u64,
+    line: usize,
+    source: String,
+    planned: Planned,
+}
+
+/// What a draft does.
+#[derive(Debug, Clone)]
+enum Planned {
+    /// As written.
+    Fixed(Action),
+    /// `kill`, `stop` or `start = "any"`: the node is drawn when the timeline is walked.
+    Any(Lifecycle),
+}
+
+/// The steps that may name `"any"` node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lifecycle {
+    Kill,
+    Stop,
+    Start,
+}
+
+impl Lifecycle {
+    fn name(self) -> &'static str {
+        match self {
+            Lifecycle::Kill => "kill",
+            Lifecycle::Stop => "stop",
+            Lifecycle::Start => "start",
+        }
+    }
+
+    fn action(self, node: usize) -> Action {
+        match self {
+            Lifecycle::Kill => Action::Kill(node),
+            Lifecycle::Stop => Action::Stop(node),
+            Lifecycle::Start => Action::Start(node),
+        }
+    }
+}
+
+/// `[[at]]` number `i`: its one action and its time, drawn from `[t, t + jitter_s]`.
+fn step(i: usize, raw: &RawStep, nodes: usize, seed: u64) -> Result<Draft, SpecError> {
     let f = |name: &str| format!("at[{i}].{name}");
-    let t_ms = millis(&f("t"), raw.t, MAX_DURATION_S)?;
-    let mut actions = Vec::new();
+    let written_t_ms = millis(&f("t"), raw.t, MAX_DURATION_S)?;
+    let jitter_ms = jitter(&f("jitter_s"), raw.jitter_s, written_t_ms)?;
+    let mut actions: Vec<(&str, Planned)> = Vec::new();
     if let Some(groups) = &raw.partition {
-        actions.push((
-            "partition",
-            Action::Partition(partition(&f("partition"), groups, nodes)?),
-        ));
+        let groups = partition(&f("partition"), groups, nodes)?;
+        actions.push(("partition", Planned::Fixed(Action::Partition(groups))));
     }
     if let Some(heal) = raw.heal {
         if !heal {
@@ -1039,76 +1235,112 @@ fn step(i: usize, raw: &RawStep, nodes: usize) -> Result<Step, SpecError> {
                 "write `heal = true` or leave it out",
             ));
         }
-        actions.push(("heal", Action::Heal));
+        actions.push(("heal", Planned::Fixed(Action::Heal)));
     }
-    if let Some(n) = raw.kill {
-        actions.push(("kill", Action::Kill(index(&f("kill"), n, nodes)?)));
-    }
-    if let Some(n) = raw.stop {
-        actions.push(("stop", Action::Stop(index(&f("stop"), n, nodes)?)));
-    }
-    if let Some(n) = raw.start {
-        actions.push(("start", Action::Start(index(&f("start"), n, nodes)?)));
+    for (lifecycle, node) in [
+        (Lifecycle::Kill, raw.kill),
+        (Lifecycle::Stop, raw.stop),
+        (Lifecycle::Start, raw.start),
+    ] {
+        let planned = match node {
+            None => continue,
+            Some(RawNodeRef::Any) => Planned::Any(lifecycle),
+            Some(RawNodeRef::Index(n)) => {
+                Planned::Fixed(lifecycle.action(index(&f(lifecycle.name()), n, nodes)?))
+            }
+        };
+        actions.push((lifecycle.name(), planned));
     }
     if let Some(m) = &raw.mining {
         let node = index(&f("mining.node"), m.node, nodes)?;
-        actions.push((
-            "mining",
-            Action::Mining {
-                node,
-                enabled: m.enabled,
-            },
-        ));
+        let enabled = m.enabled;
+        actions.push(("mining", Planned::Fixed(Action::Mining { node, enabled })));
     }
     if let Some(a) = &raw.adversary {
-        actions.push(("adversary", adversary_step(&f("adversary"), a, nodes)?));
+        let action = adversary_step(&f("adversary"), a, nodes)?;
+        actions.push(("adversary", Planned::Fixed(action)));
     }
     if let Some(l) = &raw.link {
-        let between = match &l.between {
-            Some(groups) => Some(link_groups(&f("link.between"), groups, nodes)?),
-            None => None,
-        };
-        let fault = link_spec(&f("link"), l)?;
-        actions.push(("link", Action::Link { between, fault }));
+        actions.push(("link", Planned::Fixed(link_step(&f("link"), l, nodes)?)));
     }
     if let Some(h) = &raw.hash_share {
-        let node = index(&f("hash_share.node"), h.node, nodes)?;
-        if !(h.share.is_finite() && (0.0..=1.0).contains(&h.share)) {
+        let action = hash_share_step(&f("hash_share"), h, nodes)?;
+        actions.push(("hash_share", Planned::Fixed(action)));
+    }
+    let planned = match actions.len() {
+        1 => actions.remove(0).1,
+        0 => {
             return Err(invalid(
-                f("hash_share.share"),
-                h.share,
-                "must be from 0 to 1",
+                format!("at[{i}]"),
+                format!("t = {}", raw.t),
+                "no action: give one of partition, heal, kill, stop, start, mining, adversary, link, hash_share",
             ));
         }
-        actions.push((
-            "hash_share",
-            Action::HashShare {
-                node,
-                share: h.share,
-            },
-        ));
-    }
-    match actions.len() {
-        1 => Ok(Step {
-            t_ms,
-            line: 0,
-            source: String::new(),
-            action: actions.remove(0).1,
-        }),
-        0 => Err(invalid(
-            format!("at[{i}]"),
-            format!("t = {}", raw.t),
-            "no action: give one of partition, heal, kill, stop, start, mining, adversary, link, hash_share",
-        )),
         _ => {
             let names: Vec<&str> = actions.iter().map(|(n, _)| *n).collect();
-            Err(invalid(
+            return Err(invalid(
                 format!("at[{i}]"),
                 names.join(" and "),
                 "a step holds exactly one action: write one [[at]] per action",
-            ))
+            ));
         }
+    };
+    let item = i as u64;
+    let offset = seeded::below(seed, Stream::StepTime, item, jitter_ms + 1);
+    Ok(Draft {
+        at: Some(i),
+        t_ms: written_t_ms + offset,
+        written_t_ms,
+        jitter_ms,
+        line: 0,
+        source: format!("at[{i}]"),
+        planned,
+    })
+}
+
+/// `jitter_s` in ms (0 when not given); the step must end by [`MAX_DURATION_S`] whatever
+/// is drawn.
+fn jitter(field: &str, given: Option<f64>, t_ms: u64) -> Result<u64, SpecError> {
+    let Some(seconds) = given else {
+        return Ok(0);
+    };
+    let ms = millis(field, seconds, MAX_DURATION_S)?;
+    let max_ms = (MAX_DURATION_S * 1000.0) as u64;
+    if t_ms + ms > max_ms {
+        return Err(invalid(
+            field,
+            seconds,
+            format!(
+                "t + jitter_s is {} s: a step must be due by {MAX_DURATION_S} s",
+                secs(t_ms + ms)
+            ),
+        ));
     }
+    Ok(ms)
+}
+
+fn link_step(field: &str, raw: &RawLink, nodes: usize) -> Result<Action, SpecError> {
+    let between = match &raw.between {
+        Some(groups) => Some(link_groups(&format!("{field}.between"), groups, nodes)?),
+        None => None,
+    };
+    let fault = link_spec(field, raw)?;
+    Ok(Action::Link { between, fault })
+}
+
+fn hash_share_step(field: &str, raw: &RawHashShare, nodes: usize) -> Result<Action, SpecError> {
+    let node = index(&format!("{field}.node"), raw.node, nodes)?;
+    if !(raw.share.is_finite() && (0.0..=1.0).contains(&raw.share)) {
+        return Err(invalid(
+            format!("{field}.share"),
+            raw.share,
+            "must be from 0 to 1",
+        ));
+    }
+    Ok(Action::HashShare {
+        node,
+        share: raw.share,
+    })
 }
 
 fn partition(
@@ -1150,64 +1382,189 @@ fn adversary_step(field: &str, raw: &RawAdversary, nodes: usize) -> Result<Actio
     })
 }
 
-/// Walks the steps in time order and refuses those that cannot happen: killing, stopping or
-/// switching a node that is not running, starting one that is, healing without a partition,
-/// partitioning twice, turning on mining on a node with no hash share then. Returns whether a
-/// partition is still in place at the end.
-fn check_timeline(steps: &[Step], network: &Network) -> Result<bool, SpecError> {
-    let mut running: Vec<bool> = network.node.iter().map(|n| n.start_ms == 0).collect();
-    let mut has_share: Vec<bool> = network.node.iter().map(|n| n.hashrate > 0).collect();
-    let mut partitioned = false;
-    for s in steps {
-        let fail = |value: String, reason: String| {
-            let reason = format!("{reason} (t = {} s)", s.t_ms as f64 / 1000.0);
-            Err(invalid(s.source.clone(), value, reason).at_line(s.line))
-        };
-        let what = s.action.describe();
-        match &s.action {
-            Action::Partition(_) if partitioned => {
-                return fail(what, "a partition is in place: heal it first".into());
-            }
-            Action::Partition(_) => partitioned = true,
-            Action::Heal if !partitioned => {
-                return fail(what, "there is no partition to heal".into());
-            }
-            Action::Heal => partitioned = false,
-            Action::Kill(i) | Action::Stop(i) => {
-                if !running[*i] {
-                    return fail(what, format!("node {i} is not running then"));
+/// Walks the drafts in time order: draws the node of each `"any"` step among those in the
+/// right state then, and refuses the steps that cannot happen ([`Sim::apply`]). Returns the
+/// steps and whether a partition is still in place at the end.
+fn resolve_timeline(
+    drafts: Vec<Draft>,
+    network: &Network,
+    seed: u64,
+) -> Result<(Vec<Step>, bool), SpecError> {
+    let adversaries = adversary_nodes(&drafts, network);
+    let mut sim = Sim::new(network);
+    let mut steps = Vec::with_capacity(drafts.len());
+    for d in drafts {
+        let (action, drawn_from) = match d.planned {
+            Planned::Fixed(action) => (action, None),
+            Planned::Any(lifecycle) => {
+                let pool = sim.candidates(lifecycle, &adversaries);
+                if pool.is_empty() {
+                    return Err(invalid(
+                        format!("{}.{}", d.source, lifecycle.name()),
+                        "\"any\"",
+                        format!(
+                            "{} {}",
+                            no_candidate(lifecycle),
+                            when(d.t_ms, d.written_t_ms, d.jitter_ms, seed)
+                        ),
+                    )
+                    .at_line(d.line));
                 }
-                running[*i] = false;
+                let item = d.at.unwrap_or_default() as u64;
+                let pick = seeded::below(seed, Stream::StepNode, item, pool.len() as u64);
+                let node = pool[usize::try_from(pick).unwrap_or_default()];
+                (lifecycle.action(node), Some(pool))
+            }
+        };
+        let step = Step {
+            t_ms: d.t_ms,
+            written_t_ms: d.written_t_ms,
+            jitter_ms: d.jitter_ms,
+            line: d.line,
+            source: d.source,
+            action,
+            drawn_from,
+        };
+        sim.apply(&step).map_err(|(value, reason)| {
+            let at = when(step.t_ms, step.written_t_ms, step.jitter_ms, seed);
+            invalid(step.source.clone(), value, format!("{reason} {at}")).at_line(step.line)
+        })?;
+        steps.push(step);
+    }
+    Ok((steps, sim.partitioned))
+}
+
+/// Why no node qualifies for an `"any"` step.
+fn no_candidate(lifecycle: Lifecycle) -> &'static str {
+    match lifecycle {
+        Lifecycle::Kill | Lifecycle::Stop => {
+            "no node qualifies: every node that is never an adversary is down then"
+        }
+        Lifecycle::Start => {
+            "no node qualifies: no node that is never an adversary was killed or stopped and \
+             is down then"
+        }
+    }
+}
+
+/// `(t = 12.3 s)`, or `(t = 12.3 s, drawn from 10 s to 15 s with seed 7)`.
+fn when(t_ms: u64, written_t_ms: u64, jitter_ms: u64, seed: u64) -> String {
+    if jitter_ms == 0 {
+        return format!("(t = {} s)", secs(t_ms));
+    }
+    format!(
+        "(t = {} s, drawn from {} s to {} s with seed {seed})",
+        secs(t_ms),
+        secs(written_t_ms),
+        secs(written_t_ms + jitter_ms)
+    )
+}
+
+/// The nodes in an adversary mode at some time: from the start or by an `adversary` step.
+fn adversary_nodes(drafts: &[Draft], network: &Network) -> BTreeSet<usize> {
+    let from_steps = drafts.iter().filter_map(|d| match &d.planned {
+        Planned::Fixed(Action::Adversary {
+            node,
+            mode: Some(_),
+        }) => Some(*node),
+        _ => None,
+    });
+    network
+        .node
+        .iter()
+        .filter(|n| n.adversary.is_some())
+        .map(|n| n.index)
+        .chain(from_steps)
+        .collect()
+}
+
+/// The static simulation of the timeline: which nodes run, which have a hash share, whether
+/// a partition is in place.
+struct Sim {
+    running: Vec<bool>,
+    /// Whether the node has run at some time (a delayed node has not before its start).
+    started: Vec<bool>,
+    has_share: Vec<bool>,
+    partitioned: bool,
+}
+
+impl Sim {
+    fn new(network: &Network) -> Self {
+        let running: Vec<bool> = network.node.iter().map(|n| n.start_ms == 0).collect();
+        Sim {
+            started: running.clone(),
+            running,
+            has_share: network.node.iter().map(|n| n.hashrate > 0).collect(),
+            partitioned: false,
+        }
+    }
+
+    /// The nodes an `"any"` step may draw: never adversaries, running (kill, stop) or down
+    /// after having run (start); node 0, the bootnode, only when it is the only one.
+    fn candidates(&self, lifecycle: Lifecycle, adversaries: &BTreeSet<usize>) -> Vec<usize> {
+        let fits: Vec<usize> = (0..self.running.len())
+            .filter(|n| !adversaries.contains(n))
+            .filter(|&n| match lifecycle {
+                Lifecycle::Kill | Lifecycle::Stop => self.running[n],
+                Lifecycle::Start => !self.running[n] && self.started[n],
+            })
+            .collect();
+        if fits.iter().any(|&n| n != 0) {
+            fits.into_iter().filter(|&n| n != 0).collect()
+        } else {
+            fits
+        }
+    }
+
+    /// Carries out `step` on the simulation, or says why it cannot happen: killing, stopping
+    /// or switching a node that is not running, starting one that is, healing without a
+    /// partition, partitioning twice, turning on mining on a node with no hash share then.
+    /// The error is the value and the reason.
+    fn apply(&mut self, step: &Step) -> Result<(), (String, String)> {
+        let what = step.action.describe();
+        let fail = |reason: String| Err((what.clone(), reason));
+        match &step.action {
+            Action::Partition(_) if self.partitioned => {
+                return fail("a partition is in place: heal it first".into());
+            }
+            Action::Partition(_) => self.partitioned = true,
+            Action::Heal if !self.partitioned => {
+                return fail("there is no partition to heal".into());
+            }
+            Action::Heal => self.partitioned = false,
+            Action::Kill(i) | Action::Stop(i) => {
+                if !self.running[*i] {
+                    return fail(format!("node {i} is not running then"));
+                }
+                self.running[*i] = false;
             }
             Action::Start(i) => {
-                if running[*i] {
-                    return fail(what, format!("node {i} is already running then"));
+                if self.running[*i] {
+                    return fail(format!("node {i} is already running then"));
                 }
-                running[*i] = true;
+                self.running[*i] = true;
+                self.started[*i] = true;
             }
             Action::Mining { node, enabled } => {
-                if !running[*node] {
-                    return fail(what, format!("node {node} is not running then"));
+                if !self.running[*node] {
+                    return fail(format!("node {node} is not running then"));
                 }
-                if *enabled && !has_share[*node] {
-                    return fail(
-                        what,
-                        format!(
-                            "node {node} has hash_share 0 then: give it a share in [[network.node]] or a hash_share step"
-                        ),
-                    );
+                if *enabled && !self.has_share[*node] {
+                    return fail(format!(
+                        "node {node} has hash_share 0 then: give it a share in [[network.node]] or a hash_share step"
+                    ));
                 }
             }
-            Action::HashShare { node, share } => has_share[*node] = *share > 0.0,
+            Action::HashShare { node, share } => self.has_share[*node] = *share > 0.0,
             Action::Link { .. } => {}
             Action::Adversary { node, .. } => {
-                if !running[*node] {
-                    return fail(what, format!("node {node} is not running then"));
+                if !self.running[*node] {
+                    return fail(format!("node {node} is not running then"));
                 }
             }
         }
+        Ok(())
     }
-    Ok(partitioned)
 }
 
 /// A node switched into an adversary mode on the timeline needs `--allow-adversary`.
@@ -1289,7 +1646,9 @@ fn duration(
     load: Option<&Load>,
     assert: &Assertions,
 ) -> Result<u64, SpecError> {
-    let last_step = steps.last().map_or(0, |s| s.t_ms);
+    // The latest a step can be due whatever the seed draws, so a given duration_s is
+    // accepted or refused alike for every seed.
+    let last_step = steps.iter().map(Step::latest_ms).max().unwrap_or(0);
     let needed = (last_step + assert.converge_within_ms.unwrap_or(0))
         .max(last_step)
         .max(load.map_or(0, Load::end_ms));
@@ -1395,7 +1754,7 @@ max_reorg_depth = 6
     fn a_good_file_parses_with_defaults_and_shares() {
         let s = parse(GOOD, "x").expect("valid");
         assert_eq!(s.name, "demo");
-        assert_eq!(s.seed, Some(7));
+        assert_eq!(s.seed, 7);
         assert_eq!(s.network.nodes, 4);
         assert_eq!(s.network.genesis.min_fee, 2);
         assert_eq!(s.network.genesis.accounts, 16);
@@ -1588,7 +1947,8 @@ max_reorg_depth = 6
                 "{}: first line",
                 path.display()
             );
-            let s = load(&path, 1.0).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let s = load(&path, 1.0, SeedChoice::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(s.duration_ms <= 90_000, "{}: short", path.display());
             count += 1;
         }
@@ -1751,5 +2111,233 @@ max_reorg_depth = 6
             err(&good_with("tps = 20", "tps = 10000")
                 .replace("duration_s = 30", "duration_s = 100"));
         assert!(e.contains("at most 200000 transfers"), "{e}");
+    }
+
+    /// Three nodes, node 2 an adversary, a kill and a start of any node with jitter.
+    const SEEDED: &str = r#"
+[network]
+nodes = 4
+[[network.node]]
+index = 3
+adversary = "selfish"
+
+[[at]]
+t = 10
+jitter_s = 5
+kill = "any"
+
+[[at]]
+t = 20
+jitter_s = 2.5
+start = "any"
+
+[[at]]
+t = 30
+partition = [[0, 1], [2, 3]]
+
+[[at]]
+t = 40
+heal = true
+jitter_s = 10
+"#;
+
+    fn seeded(text: &str, seed: u64) -> Scenario {
+        let choice = SeedChoice {
+            flag: Some(seed),
+            otherwise: 0,
+        };
+        parse_with(text, "s", 1.0, choice).unwrap_or_else(|e| panic!("seed {seed}: {e}"))
+    }
+
+    /// Each step's time and action, the timeline a seed draws.
+    fn timeline(s: &Scenario) -> Vec<(u64, String)> {
+        s.steps
+            .iter()
+            .map(|s| (s.t_ms, s.action.describe()))
+            .collect()
+    }
+
+    #[test]
+    fn one_seed_draws_one_timeline_and_another_seed_another() {
+        let a = seeded(SEEDED, 11);
+        assert_eq!(a.seed, 11);
+        assert_eq!(timeline(&a), timeline(&seeded(SEEDED, 11)), "repeatable");
+        let others: BTreeSet<Vec<(u64, String)>> = (0..20)
+            .map(|seed| timeline(&seeded(SEEDED, seed)))
+            .collect();
+        assert!(others.len() > 10, "seeds draw different timelines");
+        for seed in 0..50 {
+            let s = seeded(SEEDED, seed);
+            let [kill, start, _, heal] = s.steps.as_slice() else {
+                panic!("four steps: {:?}", timeline(&s));
+            };
+            assert!((10_000..=15_000).contains(&kill.t_ms), "{}", kill.t_ms);
+            assert!((20_000..=22_500).contains(&start.t_ms), "{}", start.t_ms);
+            assert!((40_000..=50_000).contains(&heal.t_ms), "{}", heal.t_ms);
+            assert_eq!(kill.written_t_ms, 10_000);
+            assert_eq!(kill.jitter_ms, 5_000);
+            let Action::Kill(killed) = kill.action else {
+                panic!("{:?}", kill.action);
+            };
+            assert!([1, 2].contains(&killed), "never node 0 nor the adversary 3");
+            assert_eq!(kill.drawn_from, Some(vec![1, 2]));
+            assert_eq!(start.action, Action::Start(killed), "the only node down");
+            assert_eq!(start.drawn_from, Some(vec![killed]));
+            // The duration covers the latest heal any seed can draw, plus the 20 s tail.
+            assert_eq!(s.duration_ms, 70_000);
+        }
+    }
+
+    #[test]
+    fn the_report_states_what_the_seed_drew() {
+        let s = seeded(SEEDED, 3);
+        let kill = &s.steps[0];
+        let node = kill.action.node().expect("a node");
+        assert_eq!(
+            kill.draws(),
+            [
+                format!("t drawn from 10 s to 15 s: {} s", kill.t_ms as f64 / 1000.0),
+                format!("node {node} drawn from [1, 2]"),
+            ]
+        );
+        assert!(s.steps[2].draws().is_empty(), "written as it happens");
+    }
+
+    #[test]
+    fn a_step_added_at_the_end_changes_no_other_draw_nor_the_load_seed() {
+        let more = format!("{SEEDED}\n[[at]]\nt = 45\njitter_s = 3\nkill = \"any\"\n");
+        let by_source = |s: &Scenario| -> Vec<(String, u64, String)> {
+            s.steps
+                .iter()
+                .filter(|s| s.source != "at[4]")
+                .map(|s| (s.source.clone(), s.t_ms, s.action.describe()))
+                .collect()
+        };
+        for seed in 0..10 {
+            let (a, b) = (seeded(SEEDED, seed), seeded(&more, seed));
+            assert_eq!(by_source(&a), by_source(&b), "seed {seed}");
+            assert_eq!(b.steps.len(), 5);
+            assert_eq!(a.seed, b.seed);
+        }
+    }
+
+    #[test]
+    fn jitter_scales_with_the_timeline() {
+        let choice = SeedChoice {
+            flag: Some(5),
+            otherwise: 0,
+        };
+        let half = parse_with(SEEDED, "s", 0.5, choice).expect("valid at half length");
+        assert_eq!(half.steps[0].written_t_ms, 5_000);
+        assert_eq!(half.steps[0].jitter_ms, 2_500);
+        assert!((5_000..=7_500).contains(&half.steps[0].t_ms));
+    }
+
+    #[test]
+    fn the_seed_is_the_flag_then_the_file_then_the_fallback() {
+        let choice = |flag| SeedChoice {
+            flag,
+            otherwise: 99,
+        };
+        let with_seed = format!("seed = 4\n{SEEDED}");
+        let pick = |text: &str, flag| parse_with(text, "s", 1.0, choice(flag)).expect("ok");
+        assert_eq!(pick(&with_seed, Some(8)).seed, 8);
+        assert_eq!(pick(&with_seed, None).seed, 4);
+        assert_eq!(pick(SEEDED, None).seed, 99);
+    }
+
+    #[test]
+    fn the_drawn_times_are_what_the_timeline_checks() {
+        // Node 1 is killed between 10 and 20 s and started at 15 s: refused when the kill
+        // falls after the start, valid otherwise.
+        let text = "[network]\nnodes = 2\n[[at]]\nt = 10\njitter_s = 10\nkill = 1\n\
+                    [[at]]\nt = 15\nstart = 1\n";
+        let outcomes: Vec<Result<Scenario, String>> = (0..20)
+            .map(|seed| {
+                let choice = SeedChoice {
+                    flag: Some(seed),
+                    otherwise: 0,
+                };
+                parse_with(text, "s", 1.0, choice).map_err(|e| e.to_string())
+            })
+            .collect();
+        assert!(outcomes.iter().any(Result::is_ok), "{outcomes:?}");
+        let refused = outcomes
+            .iter()
+            .find_map(|o| o.as_ref().err())
+            .expect("some seed draws the kill after the start");
+        assert!(
+            refused
+                .starts_with("line 7: at[1] = start 1: node 1 is already running then (t = 15 s)"),
+            "{refused}"
+        );
+        for s in outcomes.iter().flatten() {
+            assert_eq!(s.steps[0].action, Action::Kill(1), "{:?}", timeline(s));
+            assert!(s.steps[0].t_ms <= 15_000, "the kill drawn before the start");
+        }
+        let text = "[network]\nnodes = 2\n[[at]]\nt = 10\njitter_s = 10\nkill = 1\n\
+                    [[at]]\nt = 25\nkill = 1\n";
+        let e = err(text);
+        assert!(
+            e.contains("at[1] = kill 1: node 1 is not running then (t = 25 s)"),
+            "{e}"
+        );
+        let text = "[network]\nnodes = 2\n[[at]]\nt = 10\njitter_s = 10\nkill = 1\n\
+                    [[at]]\nt = 12\njitter_s = 1\nkill = 1\n";
+        let e = err(text);
+        assert!(
+            e.contains("node 1 is not running then (t = ") && e.contains("with seed 0)"),
+            "the drawn time, its range and the seed: {e}"
+        );
+    }
+
+    #[test]
+    fn any_node_prefers_others_to_node_0_and_refuses_when_none_fits() {
+        let one = "[network]\nnodes = 1\n[[at]]\nt = 1\nstop = \"any\"\n\
+                   [[at]]\nt = 2\nstart = \"any\"\n";
+        let s = parse(one, "x").expect("node 0 is the only choice");
+        assert_eq!(
+            timeline(&s),
+            [(1_000, "stop 0".to_owned()), (2_000, "start 0".to_owned())]
+        );
+        let e = err("[network]\nnodes = 2\n[[at]]\nt = 1\nstart = \"any\"\n");
+        assert!(
+            e.starts_with("line 3: at[0].start = \"any\": no node qualifies: no node that is never an adversary was killed or stopped and is down then (t = 1 s)"),
+            "{e}"
+        );
+        let adversaries = "[network]\nnodes = 2\n[[network.node]]\nindex = 1\n\
+                           adversary = \"selfish\"\n[[at]]\nt = 1\nkill = 0\n\
+                           [[at]]\nt = 2\njitter_s = 1\nkill = \"any\"\n";
+        let e = err(adversaries);
+        assert!(
+            e.starts_with("line 9: at[1].kill = \"any\": no node qualifies: every node that is never an adversary is down then (t = "),
+            "{e}"
+        );
+        // A node delayed by start_s is not "down" for start = "any" before its start.
+        let delayed = "[network]\nnodes = 3\n[[network.node]]\nindex = 2\nstart_s = 9\n\
+                       [[at]]\nt = 1\nkill = 1\n[[at]]\nt = 2\nstart = \"any\"\n";
+        let s = parse(delayed, "x").expect("valid");
+        assert_eq!(s.steps[1].action, Action::Start(1));
+    }
+
+    #[test]
+    fn bad_node_refs_and_jitters_name_the_line_and_field() {
+        let e = err(&good_with("kill = 1", "kill = \"some\""));
+        assert!(
+            e.contains("line 36") && e.contains("kill") && e.contains("a node index or \"any\""),
+            "{e}"
+        );
+        let e = err(&good_with("kill = 1", "kill = \"any\"\njitter_s = -1"));
+        assert!(
+            e.starts_with("line 34: at[2].jitter_s = -1: must be a number of seconds"),
+            "{e}"
+        );
+        let e = err(&good_with("kill = 1", "kill = 1\njitter_s = 3590"));
+        assert!(
+            e.starts_with("line 34: at[2].jitter_s = 3590: t + jitter_s is 3615 s"),
+            "{e}"
+        );
+        let e = err(&good_with("kill = 1", "kill = 7"));
+        assert!(e.contains("at[2].kill = 7: no such node"), "{e}");
     }
 }

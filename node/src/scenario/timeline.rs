@@ -2,7 +2,8 @@
 //!
 //! It owns: [`Clock`] (every time in the report is ms on it), waiting on it so that an
 //! interrupt is noticed within 50 ms, and the record of each step (planned time, when it
-//! started and finished, what it did, and why it failed).
+//! started and finished, what it did, why it failed, and what the seed drew for it: its
+//! time within its `jitter_s` and the node of an `"any"` step, first among its notes).
 //! It must never: decide whether the scenario passed (a failed step is recorded and the
 //! timeline goes on), or drive nodes other than through [`Cluster`].
 
@@ -61,7 +62,7 @@ impl Clock {
 /// What happened to one step.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {
-    /// Planned time, ms.
+    /// Planned time, ms (drawn from the seed when the step has a `jitter_s`).
     pub t_ms: u64,
     /// When it started, ms.
     pub started_ms: u64,
@@ -71,14 +72,15 @@ pub struct StepRecord {
     pub source: String,
     /// Its line in the file.
     pub line: usize,
-    /// What it did.
+    /// What it did (with the node the seed drew, for `"any"`).
     pub action: Action,
     /// Whether it was carried out.
     pub ok: bool,
     /// Why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Things worth knowing that did not make it fail (e.g. a peer a node did not know).
+    /// Things worth knowing that did not make it fail: first what the seed drew for it
+    /// ([`Step::draws`]), then e.g. a peer a node did not know.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -97,19 +99,28 @@ pub fn run(
             break;
         }
         let started_ms = clock.now_ms();
+        let mut notes = step.draws();
+        let drawn = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", notes.join("; "))
+        };
         eprintln!(
-            "[{:>7.1} s] {} (line {})",
+            "[{:>7.1} s] {} (line {}{drawn})",
             started_ms as f64 / 1000.0,
             step.action.describe(),
             step.line
         );
         let result = apply(&step.action, cluster, stop);
         let finished_ms = clock.now_ms();
-        let (ok, error, notes) = match result {
-            Ok(notes) => (true, None, notes),
+        let (ok, error) = match result {
+            Ok(more) => {
+                notes.extend(more);
+                (true, None)
+            }
             Err(e) => {
                 eprintln!("  step failed: {e:#}");
-                (false, Some(format!("{e:#}")), Vec::new())
+                (false, Some(format!("{e:#}")))
             }
         };
         records.push(StepRecord {

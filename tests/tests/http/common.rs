@@ -92,6 +92,7 @@ fn config(
         adversary: None,
         ban_loopback_addresses: false,
         clock_offset_ms: 0,
+        fault_seed: None,
     }
 }
 

@@ -162,6 +162,7 @@ fn node_config(
         adversary: None,
         ban_loopback_addresses: false,
         clock_offset_ms: 0,
+        fault_seed: None,
     }
 }
 

@@ -1,0 +1,217 @@
+//! The block tree of report.html: one column per height, lane 0 the final main chain and
+//! each fork a lane beside it, every block coloured by the node that mined it, stale blocks
+//! outlined in red, and on hover the block's hash, miner and when the nodes took it in.
+//!
+//! It owns: the tree's geometry and what is drawn of a large tree (the last
+//! [`MAX_HEIGHTS_DRAWN`] heights, at most [`MAX_LANES_DRAWN`] lanes).
+//! It must never: compute anything but positions; the tree and its lanes are
+//! [`super::super::blocks`]'s.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::super::blocks::{BlockTree, TreeBlock, lanes};
+use super::{NODE_COLOURS, esc, secs};
+
+/// Heights drawn, the highest ones.
+pub(super) const MAX_HEIGHTS_DRAWN: u64 = 400;
+/// Lanes drawn (the main chain and the forks beside it); blocks beyond are counted.
+pub(super) const MAX_LANES_DRAWN: usize = 24;
+
+const STEP_X: f64 = 16.0;
+const STEP_Y: f64 = 20.0;
+const BOX: f64 = 12.0;
+const LEFT: f64 = 50.0;
+const TOP: f64 = 10.0;
+
+/// The section: heading, caption, the drawing in a horizontally scrolling box.
+pub(super) fn section(tree: &BlockTree) -> String {
+    let mut s = String::from("<h2>Block tree</h2>\n");
+    if tree.blocks.is_empty() {
+        s.push_str("<p>no block seen</p>\n");
+        return s;
+    }
+    let lanes = lanes(tree);
+    let top = tree.blocks.last().map_or(0, |b| b.height);
+    let low = top
+        .saturating_sub(MAX_HEIGHTS_DRAWN - 1)
+        .max(tree.blocks[0].height);
+    let drawn: Vec<(&TreeBlock, usize)> = tree
+        .blocks
+        .iter()
+        .zip(lanes)
+        .filter(|(b, lane)| b.height >= low && *lane < MAX_LANES_DRAWN)
+        .collect();
+    let _ = writeln!(s, "<p>{}</p>", esc(&caption(tree, low, top, drawn.len())));
+    s.push_str("<div style=\"overflow-x:auto\">\n");
+    s.push_str(&svg(&drawn, low, top));
+    s.push_str("</div>\n");
+    s
+}
+
+fn caption(tree: &BlockTree, low: u64, top: u64, drawn: usize) -> String {
+    let mut children: HashMap<&str, usize> = HashMap::new();
+    for b in &tree.blocks {
+        *children.entry(b.parent.as_str()).or_default() += 1;
+    }
+    let forks = children.values().filter(|&&n| n > 1).count();
+    let (seen, stale) = tree.stale_count();
+    let mut text = format!(
+        "{seen} blocks seen, {stale} stale (outlined in red), {forks} forks (a parent with two \
+         children or more); lane 0 is the final main chain. Heights {low} to {top} drawn"
+    );
+    let left_out = tree.blocks.iter().filter(|b| b.height >= low).count() - drawn;
+    if left_out > 0 {
+        let _ = write!(
+            text,
+            "; {left_out} blocks in lanes beyond {MAX_LANES_DRAWN} not drawn"
+        );
+    }
+    if tree.dropped > 0 {
+        let _ = write!(text, "; {} lower blocks not kept", tree.dropped);
+    }
+    text.push('.');
+    text
+}
+
+fn svg(drawn: &[(&TreeBlock, usize)], low: u64, top: u64) -> String {
+    let lanes = drawn.iter().map(|(_, l)| l + 1).max().unwrap_or(1);
+    let width = LEFT + (top - low + 1) as f64 * STEP_X + 20.0;
+    let height = TOP + lanes as f64 * STEP_Y + 30.0;
+    let mut s = format!(
+        "<svg id=\"block-tree\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" \
+         height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" \
+         aria-label=\"block tree\">\n"
+    );
+    let centre = |b: &TreeBlock, lane: usize| {
+        (
+            LEFT + (b.height - low) as f64 * STEP_X + BOX / 2.0,
+            TOP + lane as f64 * STEP_Y + BOX / 2.0,
+        )
+    };
+    let at: HashMap<&str, (f64, f64)> = drawn
+        .iter()
+        .map(|&(b, lane)| (b.hash.as_str(), centre(b, lane)))
+        .collect();
+    for &(b, lane) in drawn {
+        if let Some(&(px, py)) = at.get(b.parent.as_str()) {
+            let (x, y) = centre(b, lane);
+            let _ = writeln!(
+                s,
+                "<line x1=\"{px:.1}\" y1=\"{py:.1}\" x2=\"{x:.1}\" y2=\"{y:.1}\" stroke=\"#999\"/>"
+            );
+        }
+    }
+    for &(b, lane) in drawn {
+        s.push_str(&block_box(b, centre(b, lane)));
+    }
+    let axis_y = TOP + lanes as f64 * STEP_Y + 14.0;
+    for h in (low..=top).filter(|h| h % 10 == 0) {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{axis_y:.1}\" text-anchor=\"middle\">{h}</text>",
+            LEFT + (h - low) as f64 * STEP_X + BOX / 2.0
+        );
+    }
+    let _ = writeln!(s, "<text x=\"4\" y=\"{axis_y:.1}\">height</text>\n</svg>");
+    s
+}
+
+fn block_box(b: &TreeBlock, (x, y): (f64, f64)) -> String {
+    let fill = b
+        .mined_by
+        .map_or("#bbb", |i| NODE_COLOURS[i % NODE_COLOURS.len()]);
+    let stroke = if b.stale() {
+        "stroke=\"#c62828\" stroke-width=\"2\""
+    } else {
+        "stroke=\"none\""
+    };
+    format!(
+        "<rect class=\"block\" x=\"{:.1}\" y=\"{:.1}\" width=\"{BOX}\" height=\"{BOX}\" \
+         fill=\"{fill}\" {stroke}><title>{}</title></rect>\n",
+        x - BOX / 2.0,
+        y - BOX / 2.0,
+        esc(&hover(b))
+    )
+}
+
+fn hover(b: &TreeBlock) -> String {
+    let miner = b.mined_by.map_or_else(
+        || format!("miner {}", b.miner),
+        |i| format!("mined by node {i}"),
+    );
+    let fate = match b.in_final_chain {
+        Some(true) => "in the final chain",
+        Some(false) => "stale",
+        None => "final chain unknown",
+    };
+    let seen: Vec<String> = b
+        .seen_ms
+        .iter()
+        .enumerate()
+        .filter_map(|(node, t)| t.map(|t| format!("node {node} at {}", secs(t))))
+        .collect();
+    format!(
+        "height {} {}, {miner}, {fate}; parent {}; taken in by {}",
+        b.height,
+        short(&b.hash),
+        short(&b.parent),
+        seen.join(", ")
+    )
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(height: u64, hash: &str, parent: &str, final_chain: bool) -> TreeBlock {
+        TreeBlock {
+            hash: hash.into(),
+            parent: parent.into(),
+            height,
+            miner: "m".into(),
+            mined_by: Some(1),
+            timestamp_ms: 0,
+            target: String::new(),
+            seen_ms: vec![Some(height * 1_000), None],
+            in_final_chain: Some(final_chain),
+        }
+    }
+
+    #[test]
+    fn a_fork_is_drawn_in_a_second_lane_with_its_stale_block_outlined() {
+        let tree = BlockTree {
+            blocks: vec![
+                block(1, "a1", "g", true),
+                block(2, "a2", "a1", true),
+                block(2, "b2", "a1", false),
+                block(3, "a3", "a2", true),
+            ],
+            dropped: 0,
+        };
+        let html = section(&tree);
+        assert!(html.contains("4 blocks seen, 1 stale"), "{html}");
+        assert!(html.contains("1 forks"), "{html}");
+        assert_eq!(html.matches("class=\"block\"").count(), 4);
+        assert_eq!(
+            html.matches("<line ").count(),
+            3,
+            "each block to its parent, a1's unseen"
+        );
+        assert_eq!(html.matches("stroke=\"#c62828\"").count(), 1);
+        // b2 sits one lane below a2 at the same height.
+        assert!(html.contains("x=\"66.0\" y=\"30.0\""), "{html}");
+        assert!(html.contains(
+            "height 2 b2, mined by node 1, stale; parent a1; taken in by node 0 at 2.0 s"
+        ));
+    }
+
+    #[test]
+    fn an_empty_tree_says_so() {
+        assert!(section(&BlockTree::default()).contains("no block seen"));
+    }
+}
