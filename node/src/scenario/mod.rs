@@ -6,7 +6,8 @@
 //! and the load from one clock, samples every node, and writes `report.json` and
 //! `report.html`. The parts, one concern each:
 //!
-//! - [`spec`]: the file → a validated [`spec::Scenario`];
+//! - [`spec`]: the file → a validated [`spec::Scenario`], its timeline drawn from the seed by
+//!   [`seeded`];
 //! - [`cluster`]: the node processes and the faults applied to them (the guard that kills
 //!   every node on every way out); [`links`]: the link faults in force, per directed link;
 //! - [`timeline`]: the clock and the steps at their times;
@@ -38,6 +39,7 @@ pub mod load;
 pub mod mining;
 pub mod report;
 pub mod sample;
+pub mod seeded;
 pub mod spec;
 pub mod timeline;
 
@@ -112,12 +114,13 @@ struct Flags {
 /// Runs the scenario of `args`; returns its report and the output directory. An error means
 /// it could not run (nothing was judged).
 pub fn run(args: &ScenarioRunArgs) -> anyhow::Result<(Report, PathBuf)> {
-    let scenario = spec::load(&args.file, args.scale)
+    let seed = spec::SeedChoice {
+        flag: args.seed,
+        otherwise: rand::random::<u64>(),
+    };
+    let scenario = spec::load(&args.file, args.scale, seed)
         .with_context(|| format!("scenario file {}", args.file.display()))?;
-    let seed = args
-        .seed
-        .or(scenario.seed)
-        .unwrap_or_else(rand::random::<u64>);
+    let seed = scenario.seed;
     let out = out_dir(args.out.as_deref(), &scenario.name)?;
     let flags = Flags::default();
     watch_signals(&flags);
