@@ -75,46 +75,156 @@ pub struct Held {
     pub msg: Option<MessageRef>,
 }
 
+/// Most transactions [`WaitingMessages`] keeps for messages whose verdict waits (beyond it,
+/// an admitted transaction is published as this node's own at once, as if its message would
+/// never be forwarded).
+pub const MAX_WAITING_ADMITTED: usize = 20_000;
+/// How long the admitted transactions of a waiting message are kept before they are
+/// published as this node's own anyway ([`WaitingMessages::overdue`]): a message whose held
+/// transactions never become valid waits until they expire (`GapLimits::ttl_ms`), and its
+/// valid ones must not wait as long.
+pub const PUBLISH_WAITING_AFTER_MS: u64 = 1_000;
+
 /// Gossip messages whose verdict waits for their transactions held in the gap queue: `Accept`
 /// (gossipsub forwards the message) once every one of them entered the mempool, `Ignore` as
 /// soon as one leaves the queue any other way (`verdict::batch_verdict`). At most one entry per
 /// held transaction, so it is bounded by the queue.
-/// Generic over the message key (`MessageRef` in the node) so it is tested on its own.
+///
+/// The transactions of a waiting message that are already in the mempool are kept with it
+/// (at most [`MAX_WAITING_ADMITTED`] in all): a forwarded message carries them, so they are
+/// published as this node's own only when the message ends ignored, or when it has waited
+/// [`PUBLISH_WAITING_AFTER_MS`] (a gap that closes closes within milliseconds). Publishing
+/// them at once as well sent every peer the same transactions twice, in two messages
+/// gossipsub cannot recognise as duplicates.
+/// Generic over the message key and the transaction (`MessageRef` and `Transaction` in the
+/// node) so it is tested on its own.
 #[derive(Debug)]
-pub struct WaitingMessages<M = MessageRef> {
-    waiting: HashMap<M, usize>,
+pub struct WaitingMessages<M = MessageRef, T = Transaction> {
+    waiting: HashMap<M, Waiting<T>>,
+    kept: usize,
+    max_kept: usize,
 }
 
-impl<M> Default for WaitingMessages<M> {
+#[derive(Debug)]
+struct Waiting<T> {
+    held: usize,
+    admitted: Vec<T>,
+    since_ms: u64,
+}
+
+/// What became of a waiting message when one of its held transactions left the queue.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decision<T> {
+    /// The verdict to report on the message now, if this decided it.
+    pub verdict: Option<Acceptance>,
+    /// Admitted transactions the message will not carry: to publish as this node's own.
+    pub publish: Vec<T>,
+}
+
+impl<M: std::hash::Hash + Eq, T> Default for WaitingMessages<M, T> {
     fn default() -> Self {
+        Self::new(MAX_WAITING_ADMITTED)
+    }
+}
+
+impl<M: std::hash::Hash + Eq, T> WaitingMessages<M, T> {
+    /// No message waits; at most `max_kept` admitted transactions are kept.
+    pub fn new(max_kept: usize) -> Self {
         WaitingMessages {
             waiting: HashMap::new(),
-        }
-    }
-}
-
-impl<M: std::hash::Hash + Eq> WaitingMessages<M> {
-    /// `msg` waits for `held` of its transactions (none: nothing to wait for).
-    pub fn wait(&mut self, msg: M, held: usize) {
-        if held > 0 {
-            self.waiting.insert(msg, held);
+            kept: 0,
+            max_kept,
         }
     }
 
-    /// One held transaction of `msg` left the queue, into the mempool or not. The verdict to
-    /// report on `msg` now, if it is decided by this (a message already judged gets none).
-    pub fn left(&mut self, msg: &M, admitted: bool) -> Option<Acceptance> {
-        let left = self.waiting.get_mut(msg)?;
-        *left = left.saturating_sub(1);
-        if !admitted {
-            self.waiting.remove(msg);
-            Some(Acceptance::Ignore)
-        } else if *left == 0 {
-            self.waiting.remove(msg);
-            Some(Acceptance::Accept)
+    /// `msg` waits, from `now_ms`, for `held` of its transactions (none: nothing to wait
+    /// for); `admitted` are those of it the mempool took already. Returns the ones to publish
+    /// now: all of them when nothing waits or the bound is reached, else none.
+    pub fn wait(&mut self, msg: M, held: usize, admitted: Vec<T>, now_ms: u64) -> Vec<T> {
+        if held == 0 {
+            return admitted;
+        }
+        let (keep, publish) = if self.kept + admitted.len() <= self.max_kept {
+            (admitted, Vec::new())
         } else {
-            None
+            (Vec::new(), admitted)
+        };
+        self.kept += keep.len();
+        if let Some(old) = self.waiting.insert(
+            msg,
+            Waiting {
+                held,
+                admitted: keep,
+                since_ms: now_ms,
+            },
+        ) {
+            self.kept -= old.admitted.len();
         }
+        publish
+    }
+
+    /// One held transaction of `msg` left the queue: `admitted` is the transaction when it
+    /// entered the mempool. A message not waiting (judged already) gets no verdict, and an
+    /// admitted transaction of it is published as this node's own.
+    pub fn left(&mut self, msg: &M, admitted: Option<T>) -> Decision<T> {
+        let Some(entry) = self.waiting.get_mut(msg) else {
+            return Decision {
+                verdict: None,
+                publish: admitted.into_iter().collect(),
+            };
+        };
+        entry.held = entry.held.saturating_sub(1);
+        match admitted {
+            Some(tx) if entry.held > 0 => {
+                if self.kept < self.max_kept {
+                    entry.admitted.push(tx);
+                    self.kept += 1;
+                    Decision {
+                        verdict: None,
+                        publish: Vec::new(),
+                    }
+                } else {
+                    Decision {
+                        verdict: None,
+                        publish: vec![tx],
+                    }
+                }
+            }
+            Some(_) => {
+                self.remove(msg);
+                Decision {
+                    verdict: Some(Acceptance::Accept),
+                    publish: Vec::new(),
+                }
+            }
+            None => Decision {
+                verdict: Some(Acceptance::Ignore),
+                publish: self.remove(msg),
+            },
+        }
+    }
+
+    fn remove(&mut self, msg: &M) -> Vec<T> {
+        let admitted = self
+            .waiting
+            .remove(msg)
+            .map(|w| w.admitted)
+            .unwrap_or_default();
+        self.kept -= admitted.len();
+        admitted
+    }
+
+    /// The admitted transactions of messages waiting for [`PUBLISH_WAITING_AFTER_MS`] or
+    /// longer at `now_ms`, to publish as this node's own now; the messages wait on.
+    pub fn overdue(&mut self, now_ms: u64) -> Vec<T> {
+        let mut publish = Vec::new();
+        for w in self.waiting.values_mut() {
+            if now_ms.saturating_sub(w.since_ms) >= PUBLISH_WAITING_AFTER_MS {
+                publish.append(&mut w.admitted);
+            }
+        }
+        self.kept -= publish.len();
+        publish
     }
 
     /// Messages waiting.
@@ -125,6 +235,11 @@ impl<M: std::hash::Hash + Eq> WaitingMessages<M> {
     /// Whether none waits.
     pub fn is_empty(&self) -> bool {
         self.waiting.is_empty()
+    }
+
+    /// Admitted transactions kept for waiting messages.
+    pub fn kept(&self) -> usize {
+        self.kept
     }
 }
 
@@ -420,18 +535,91 @@ mod tests {
     #[test]
     fn a_waiting_message_is_accepted_when_all_its_held_are_admitted_and_ignored_at_the_first_loss()
     {
-        let mut w: WaitingMessages<u32> = WaitingMessages::default();
-        w.wait(1, 2);
-        w.wait(2, 3);
-        w.wait(3, 0);
+        let mut w: WaitingMessages<u32, &str> = WaitingMessages::default();
+        assert!(w.wait(1, 2, Vec::new(), 0).is_empty());
+        assert!(w.wait(2, 3, Vec::new(), 0).is_empty());
+        assert_eq!(
+            w.wait(3, 0, vec!["x"], 0),
+            ["x"],
+            "nothing to wait for: published now"
+        );
         assert_eq!(w.len(), 2, "nothing to wait for is not kept");
-        assert_eq!(w.left(&1, true), None, "one of two admitted");
-        assert_eq!(w.left(&1, true), Some(Acceptance::Accept));
-        assert_eq!(w.left(&1, true), None, "judged once");
-        assert_eq!(w.left(&2, true), None);
-        assert_eq!(w.left(&2, false), Some(Acceptance::Ignore));
-        assert_eq!(w.left(&2, true), None, "a later admission changes nothing");
-        assert_eq!(w.left(&3, false), None);
+        let none = |publish: Vec<&'static str>| Decision {
+            verdict: None,
+            publish,
+        };
+        assert_eq!(w.left(&1, Some("a")), none(vec![]), "one of two admitted");
+        assert_eq!(
+            w.left(&1, Some("b")),
+            Decision {
+                verdict: Some(Acceptance::Accept),
+                publish: vec![]
+            }
+        );
+        assert_eq!(
+            w.left(&1, Some("c")),
+            none(vec!["c"]),
+            "judged once; ours now"
+        );
+        assert_eq!(w.left(&2, Some("d")), none(vec![]));
+        assert_eq!(
+            w.left(&2, None),
+            Decision {
+                verdict: Some(Acceptance::Ignore),
+                publish: vec!["d"]
+            },
+            "an ignored message's admitted transactions travel as ours"
+        );
+        assert_eq!(w.left(&2, Some("e")), none(vec!["e"]));
+        assert_eq!(w.left(&3, None), none(vec![]));
         assert!(w.is_empty());
+        assert_eq!(w.kept(), 0);
+    }
+
+    #[test]
+    fn admitted_transactions_of_a_waiting_message_are_kept_until_its_verdict_within_the_bound() {
+        let mut w: WaitingMessages<u32, u32> = WaitingMessages::new(3);
+        assert!(
+            w.wait(1, 1, vec![10, 11], 0).is_empty(),
+            "kept: forwarded, they travel in it"
+        );
+        assert_eq!(
+            w.wait(2, 1, vec![20, 21], 0),
+            [20, 21],
+            "over the bound: published now"
+        );
+        assert_eq!(w.kept(), 2);
+        assert_eq!(
+            w.left(&1, Some(12)),
+            Decision {
+                verdict: Some(Acceptance::Accept),
+                publish: vec![]
+            },
+            "the forwarded message carries 10, 11 and 12"
+        );
+        assert_eq!(w.kept(), 0);
+        assert!(w.wait(3, 2, vec![30, 31, 32], 0).is_empty());
+        assert_eq!(w.left(&3, Some(33)).publish, [33], "the bound again");
+        assert_eq!(w.left(&3, None).publish, [30, 31, 32]);
+        assert_eq!(w.kept(), 0);
+    }
+
+    #[test]
+    fn admitted_transactions_of_a_message_that_waits_long_are_published_anyway() {
+        let mut w: WaitingMessages<u32, u32> = WaitingMessages::default();
+        assert!(w.wait(1, 1, vec![10], 5_000).is_empty());
+        assert!(w.wait(2, 2, vec![20], 5_600).is_empty());
+        assert!(w.overdue(5_999).is_empty(), "not yet");
+        assert_eq!(w.overdue(6_000), [10], "message 1 waited its second");
+        assert_eq!(w.len(), 2, "the messages still wait for their verdicts");
+        assert_eq!(w.left(&2, Some(21)).publish, Vec::<u32>::new());
+        assert_eq!(w.overdue(6_600), [20, 21]);
+        assert!(w.overdue(9_000).is_empty(), "published once");
+        assert_eq!(
+            w.left(&1, None).publish,
+            Vec::<u32>::new(),
+            "nothing left to publish"
+        );
+        assert_eq!(w.kept(), 0);
     }
 }

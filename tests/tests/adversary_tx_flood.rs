@@ -170,6 +170,60 @@ async fn a_held_transaction_is_forwarded_once_admitted() {
     net.stop().await;
 }
 
+/// Issue 13 (found in review of batched gossip): when a gossiped batch's verdict waited for
+/// a held transaction, the node published the batch's other, admitted transactions at once
+/// as its own, and later forwarded the batch with them in it: its peers got them twice, in
+/// two messages gossipsub cannot recognise as duplicates, and judged both. Now they wait
+/// with the message and are published as the node's own only if it ends ignored. Node 1,
+/// behind node 0, must judge exactly two transaction messages: node 0's own with the HTTP
+/// submission, and the forwarded batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_batch_is_forwarded_without_its_admitted_transactions_sent_twice() {
+    let genesis = easy_genesis();
+    let net = TestNet::start(2, genesis.clone(), NodeOptions::default())
+        .await
+        .expect("nodes");
+    let relay = raw_peer_of_node0(&net, &genesis, 1, 2).await;
+    let to = Keypair::dev(4).address();
+    let plain = Keypair::dev(5).sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 0);
+    let honest = Keypair::dev(3);
+    let early = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 1);
+    relay.net.publish_txs(&[plain.clone(), early.clone()]).await;
+    let held = wait_status(&net, 0, &early.txid().to_string(), "queued").await;
+    assert_eq!(held["status"], "queued", "node 0 holds nonce 1: {held}");
+    let before = messages_judged(&net, 1);
+    let first = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 0);
+    let (code, body) = net
+        .post(
+            0,
+            "/v1/transactions",
+            &serde_json::to_value(&first).expect("json"),
+        )
+        .await
+        .expect("submit");
+    assert_eq!(code, 202, "{body}");
+    for tx in [&plain, &first, &early] {
+        let at_one = wait_status(&net, 1, &tx.txid().to_string(), "pending").await;
+        assert_eq!(
+            at_one["status"],
+            "pending",
+            "node 1 has {}: {at_one}",
+            tx.txid()
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await; // anything sent twice arrives
+    let judged = messages_judged(&net, 1);
+    assert_eq!(
+        (before, judged),
+        (0, 2),
+        "node 1 judged {judged} transaction messages ({before} before the submission): \
+         node 0's own and the forwarded batch, nothing twice\n{}",
+        metrics_text(&net, 1)
+    );
+    relay.net.shutdown().await;
+    net.stop().await;
+}
+
 /// Issue 13 (found by the testnet_throughput bench): gossiped transactions and HTTP
 /// submissions shared the chain thread's inbox, so a gossip stream that filled it made
 /// submissions fail with 503 `busy`. With the chain thread stalled and its gossip lane (8
@@ -406,6 +460,16 @@ async fn a_batch_with_held_transactions_is_not_forwarded_until_all_is_admitted()
     }
     attacker.net.shutdown().await;
     net.stop().await;
+}
+
+/// Transaction messages node `i` gave a verdict (a message whose verdict waited counts once).
+fn messages_judged(net: &TestNet, i: usize) -> u64 {
+    metrics_text(net, i)
+        .lines()
+        .filter(|l| l.starts_with("peerchain_gossip_messages_total"))
+        .filter(|l| l.contains("transactions") && !l.contains("result=\"held\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// The value of the gauge `name` on node `i`'s metrics.

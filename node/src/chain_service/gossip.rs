@@ -165,7 +165,8 @@ impl ChainService {
     /// otherwise its transactions are admitted in order, those ahead of a nonce gap wait in
     /// the gap queue, and the message gets one verdict ([`batch_verdict`]): it is forwarded
     /// only when the mempool holds all of it. Transactions admitted from a message that is not
-    /// forwarded now are published as this node's own.
+    /// forwarded are published as this node's own: at once when it is ignored, and when its
+    /// verdict waits, only if it ends ignored ([`crate::gap::WaitingMessages`]).
     pub(super) fn gossiped_txs(&mut self, batch: GossipBatch) {
         let GossipBatch {
             txs,
@@ -223,23 +224,25 @@ impl ChainService {
         }
         let verdict = batch_verdict(&items);
         let senders: HashSet<Address> = admitted.iter().map(Transaction::sender).collect();
-        if !admitted.is_empty() {
-            self.template_dirty = true;
-            if verdict != BatchVerdict::Forward {
-                self.links
-                    .outbox
-                    .send(NetCommand::PublishTxs(admitted.clone()));
-            }
-        }
+        self.template_dirty |= !admitted.is_empty();
         match verdict {
             BatchVerdict::Forward => self.report_tx(msg.clone(), Acceptance::Accept),
             BatchVerdict::Wait => {
                 let held = items.iter().filter(|i| **i == BatchItem::Held).count();
-                self.waiting.wait(msg.clone(), held);
+                // Kept with the message: published as ours only if it ends ignored.
+                let now_ms = clock_ms(self.clock_offset_ms);
+                let now = self.waiting.wait(msg.clone(), held, admitted, now_ms);
+                self.publish_own(now);
                 self.links.metrics.gossip("transactions", "held");
             }
-            BatchVerdict::Ignore => self.report_tx(msg.clone(), Acceptance::Ignore),
-            BatchVerdict::Reject { .. } => self.report_tx(msg.clone(), Acceptance::Reject),
+            BatchVerdict::Ignore => {
+                self.publish_own(admitted);
+                self.report_tx(msg.clone(), Acceptance::Ignore);
+            }
+            BatchVerdict::Reject { .. } => {
+                self.publish_own(admitted);
+                self.report_tx(msg.clone(), Acceptance::Reject);
+            }
         }
         for sender in &senders {
             self.admit_held(sender);
@@ -296,12 +299,36 @@ impl ChainService {
     }
 
     /// A held transaction left the gap queue, into the mempool (`admitted`) or not: its
-    /// message, if it waits, may be decided now.
+    /// message, if it waits, may be decided now. An admitted transaction is published as
+    /// this node's own unless its waiting message will carry it; so are the admitted
+    /// transactions of a message that ends ignored.
     pub(super) fn held_left(&mut self, held: Held, admitted: bool) {
-        if let Some(msg) = held.msg
-            && let Some(acceptance) = self.waiting.left(&msg, admitted)
-        {
-            self.report_tx(msg, acceptance);
+        let Held { tx, msg, .. } = held;
+        let publish = match msg {
+            None => admitted.then_some(tx).into_iter().collect(),
+            Some(msg) => {
+                let decision = self.waiting.left(&msg, admitted.then_some(tx));
+                if let Some(acceptance) = decision.verdict {
+                    self.report_tx(msg, acceptance);
+                }
+                decision.publish
+            }
+        };
+        self.publish_own(publish);
+    }
+
+    /// Publishes the admitted transactions of messages that have waited too long for their
+    /// verdict ([`crate::gap::PUBLISH_WAITING_AFTER_MS`]).
+    pub(super) fn publish_overdue_waiting(&mut self) {
+        let overdue = self.waiting.overdue(clock_ms(self.clock_offset_ms));
+        self.publish_own(overdue);
+    }
+
+    /// Publishes admitted transactions as this node's own (the outbox gathers publications
+    /// queued back to back into few messages).
+    fn publish_own(&self, txs: Vec<Transaction>) {
+        if !txs.is_empty() {
+            self.links.outbox.send(NetCommand::PublishTxs(txs));
         }
     }
 
@@ -332,8 +359,8 @@ impl ChainService {
     }
 
     /// Offers `sender`'s held transactions to the mempool once the gap before them has
-    /// closed, in nonce order, and relays those admitted; the rest wait on (keeping the time
-    /// they were first held). Costs nothing while the gap is open.
+    /// closed, in nonce order, and relays those admitted (`held_left`); the rest wait on
+    /// (keeping the time they were first held). Costs nothing while the gap is open.
     pub(super) fn admit_held(&mut self, sender: &Address) {
         let account_nonce = self.chain.store().account(sender).map_or(0, |a| a.nonce);
         let mut next = self.chain.mempool().next_nonce(sender, account_nonce);
@@ -344,7 +371,6 @@ impl ChainService {
         {
             return;
         }
-        let mut relay = Vec::new();
         for held in self.gap.take(sender) {
             if held.tx.nonce > next {
                 let available = self.spendable(sender);
@@ -362,10 +388,9 @@ impl ChainService {
                 }
                 continue;
             }
-            let tx = held.tx.clone();
             let admitted = match self
                 .chain
-                .submit(tx.clone(), clock_ms(self.clock_offset_ms))
+                .submit(held.tx.clone(), clock_ms(self.clock_offset_ms))
             {
                 Ok(Admitted::New { .. }) => {
                     self.links.metrics.tx_accepted();
@@ -379,15 +404,7 @@ impl ChainService {
                     false
                 }
             };
-            // Published as this node's own, whether it was queued over HTTP or came by gossip
-            // (its message, forwarded only once all of it is admitted, may never be).
-            if admitted {
-                relay.push(tx);
-            }
             self.held_left(held, admitted);
-        }
-        if !relay.is_empty() {
-            self.links.outbox.send(NetCommand::PublishTxs(relay));
         }
     }
 

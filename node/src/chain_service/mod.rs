@@ -376,6 +376,7 @@ impl ChainService {
         }
         if !self.gap.is_empty() && self.clocks.last_gap_expiry.elapsed() >= Duration::from_secs(1) {
             self.expire_held();
+            self.publish_overdue_waiting();
             self.clocks.last_gap_expiry = Instant::now();
         }
         if !self.gap.is_empty() && self.clocks.last_gap_retry.elapsed() >= Duration::from_secs(1) {
