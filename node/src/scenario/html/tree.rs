@@ -43,9 +43,30 @@ pub(super) fn section(tree: &BlockTree) -> String {
         .filter(|(b, lane)| b.height >= low && *lane < MAX_LANES_DRAWN)
         .collect();
     let _ = writeln!(s, "<p>{}</p>", esc(&caption(tree, low, top, drawn.len())));
+    s.push_str(&legend(tree));
     s.push_str("<div style=\"overflow-x:auto\">\n");
     s.push_str(&svg(&drawn, low, top));
     s.push_str("</div>\n");
+    s
+}
+
+/// The colour of each node that mined a block of the tree.
+fn legend(tree: &BlockTree) -> String {
+    let mut miners: Vec<usize> = tree.blocks.iter().filter_map(|b| b.mined_by).collect();
+    miners.sort_unstable();
+    miners.dedup();
+    let mut s = String::from("<p class=\"legend\">mined by: ");
+    for i in miners {
+        let _ = write!(
+            s,
+            "<span><span class=\"sw\" style=\"background:{}\"></span>node {i}</span>",
+            NODE_COLOURS[i % NODE_COLOURS.len()]
+        );
+    }
+    if tree.blocks.iter().any(|b| b.mined_by.is_none()) {
+        s.push_str("<span><span class=\"sw\" style=\"background:#bbb\"></span>no node</span>");
+    }
+    s.push_str("</p>\n");
     s
 }
 
@@ -195,6 +216,7 @@ mod tests {
         };
         let html = section(&tree);
         assert!(html.contains("4 blocks seen, 1 stale"), "{html}");
+        assert!(html.contains("</span>node 1</span>"), "the legend: {html}");
         assert!(html.contains("1 forks"), "{html}");
         assert_eq!(html.matches("class=\"block\"").count(), 4);
         assert_eq!(
