@@ -12,7 +12,7 @@ use peerchain::RunningNode;
 use peerchain::adversary::AdversaryMode;
 use peerchain::cli::LogFormat;
 use peerchain::config::{DevMode, FailPoints, NodeConfig, NodeLimits};
-use peerchain_ledger::{Address, Genesis, Target, U256};
+use peerchain_ledger::{Address, Genesis, Target, Transaction, U256};
 use serde_json::Value;
 
 /// A genesis whose proof of work takes a handful of hashes, with 10 dev accounts.
@@ -269,6 +269,12 @@ impl TestNet {
         let status = resp.status().as_u16();
         let body = resp.json().await.unwrap_or(Value::Null);
         Ok((status, body))
+    }
+
+    /// Submits one transaction to node `i` (`POST /v1/transactions`); returns status and body.
+    pub async fn submit(&self, i: usize, tx: &Transaction) -> anyhow::Result<(u16, Value)> {
+        self.post(i, "/v1/transactions", &serde_json::to_value(tx)?)
+            .await
     }
 
     /// Peer ids of node `i`'s connected peers.

@@ -80,14 +80,7 @@ async fn unfunded_gap_flood_does_not_crowd_out_an_honest_early_transaction() {
     attacker.net.publish_tx(&early).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let first = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 0);
-    let (code, body) = net
-        .post(
-            0,
-            "/v1/transactions",
-            &serde_json::to_value(&first).expect("json"),
-        )
-        .await
-        .expect("submit");
+    let (code, body) = net.submit(0, &first).await.expect("submit");
     assert_eq!(code, 202, "{body}");
 
     // The held nonce 1 follows its predecessor into the mempool.
@@ -152,14 +145,7 @@ async fn a_held_transaction_is_forwarded_once_admitted() {
     let held = wait_status(&net, 0, &early_id, "queued").await;
     assert_eq!(held["status"], "queued", "node 0 holds nonce 1: {held}");
     let first = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 0);
-    let (code, body) = net
-        .post(
-            0,
-            "/v1/transactions",
-            &serde_json::to_value(&first).expect("json"),
-        )
-        .await
-        .expect("submit");
+    let (code, body) = net.submit(0, &first).await.expect("submit");
     assert_eq!(code, 202, "{body}");
     let at_one = wait_status(&net, 1, &early_id, "pending").await;
     assert_eq!(
@@ -193,14 +179,7 @@ async fn a_waiting_batch_is_forwarded_without_its_admitted_transactions_sent_twi
     assert_eq!(held["status"], "queued", "node 0 holds nonce 1: {held}");
     let before = messages_judged(&net, 1);
     let first = honest.sign_transfer(genesis.chain_id, to, 5, genesis.min_fee, 0);
-    let (code, body) = net
-        .post(
-            0,
-            "/v1/transactions",
-            &serde_json::to_value(&first).expect("json"),
-        )
-        .await
-        .expect("submit");
+    let (code, body) = net.submit(0, &first).await.expect("submit");
     assert_eq!(code, 202, "{body}");
     for tx in [&plain, &first, &early] {
         let at_one = wait_status(&net, 1, &tx.txid().to_string(), "pending").await;
@@ -257,14 +236,7 @@ async fn submissions_have_a_lane_of_their_own_beside_gossip() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // the inbox fills
     let mine = Keypair::dev(6).sign_transfer(genesis.chain_id, to, 1, genesis.min_fee, 0);
-    let (code, body) = net
-        .post(
-            0,
-            "/v1/transactions",
-            &serde_json::to_value(&mine).expect("json"),
-        )
-        .await
-        .expect("submit");
+    let (code, body) = net.submit(0, &mine).await.expect("submit");
     assert_eq!(code, 202, "a submission beside a full gossip inbox: {body}");
     relay.net.shutdown().await;
     net.stop().await;

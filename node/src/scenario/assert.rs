@@ -545,16 +545,9 @@ mod tests {
 
     fn transfer(txid: &str, submit_ms: u64, confirmed_ms: Option<u64>) -> TransferRecord {
         TransferRecord {
-            txid: Some(txid.into()),
-            sender: 0,
-            node: 0,
-            submit_ms,
-            answer: Answer::Accepted {
-                status: "pending".into(),
-            },
             height: confirmed_ms.map(|_| 3),
             confirmed_ms,
-            seen_ms: Vec::new(),
+            ..TransferRecord::test_pending(txid, submit_ms)
         }
     }
 

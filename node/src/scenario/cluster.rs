@@ -515,7 +515,7 @@ impl Cluster {
     /// notes.
     ///
     /// A port of it that another program holds (taken while it was down, or in a race as
-    /// it binds) is moved as at the first start ([`Cluster::move_taken_ports`]) and noted.
+    /// it binds) is moved as at the first start (`Cluster::move_taken_ports`) and noted.
     /// A moved HTTP port still fails the step once the node runs: the sampler, the event
     /// readers and the load were given its old URL when the clock started, so its record
     /// from then on would be missing.

@@ -203,22 +203,10 @@ pub fn record_admissions(transfers: &mut [TransferRecord], seen: &[TxSeen]) {
 mod tests {
     use super::super::blocks;
     use super::super::events::ChainEvent;
-    use super::super::load::Answer;
     use super::*;
 
     fn transfer(txid: &str, submit_ms: u64) -> TransferRecord {
-        TransferRecord {
-            txid: Some(txid.into()),
-            sender: 0,
-            node: 0,
-            submit_ms,
-            answer: Answer::Accepted {
-                status: "pending".into(),
-            },
-            height: None,
-            confirmed_ms: None,
-            seen_ms: Vec::new(),
-        }
+        TransferRecord::test_pending(txid, submit_ms)
     }
 
     fn block_event(t_ms: u64, node: usize, hash: &str) -> ChainEvent {

@@ -173,7 +173,6 @@ fn throughput(transfers: &[TransferRecord], end_ms: u64) -> Series {
 
 #[cfg(test)]
 mod tests {
-    use super::super::load::Answer;
     use super::*;
 
     fn block(node: usize, hash: &str, t_ms: u64) -> ChainEvent {
@@ -182,16 +181,8 @@ mod tests {
 
     fn transfer(submit_ms: u64, seen_ms: Vec<Option<u64>>) -> TransferRecord {
         TransferRecord {
-            txid: Some("x".into()),
-            sender: 0,
-            node: 0,
-            submit_ms,
-            answer: Answer::Accepted {
-                status: "pending".into(),
-            },
-            height: None,
-            confirmed_ms: None,
             seen_ms,
+            ..TransferRecord::test_pending("x", submit_ms)
         }
     }
 

@@ -1,8 +1,8 @@
 //! `report.html`: one self-contained page (inline CSS and SVG, no script, no fonts, nothing
 //! fetched) that opens from disk: the verdict, the assertion table, every node's height over
 //! time with the fault periods shaded, the steps, the transfers, the distributions (latency,
-//! propagation, reorg depth, throughput), the final chain, the block tree ([`tree`]), the
-//! difficulty response ([`difficulty`]) and the nodes.
+//! propagation, reorg depth, throughput), the final chain, the block tree (`html/tree.rs`), the
+//! difficulty response (`html/difficulty.rs`) and the nodes.
 //!
 //! It owns: the page's layout and the chart's geometry (scales, ticks, the points kept).
 //! It must never: compute a verdict or a statistic the report does not already hold, or

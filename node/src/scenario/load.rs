@@ -56,6 +56,24 @@ pub struct TransferRecord {
 }
 
 impl TransferRecord {
+    /// A transfer node 0 accepted as `pending`, submitted at `submit_ms` and not matched with
+    /// a chain yet: for the tests of the parts that read transfers.
+    #[cfg(test)]
+    pub fn test_pending(txid: &str, submit_ms: u64) -> Self {
+        TransferRecord {
+            txid: Some(txid.into()),
+            sender: 0,
+            node: 0,
+            submit_ms,
+            answer: Answer::Accepted {
+                status: "pending".into(),
+            },
+            height: None,
+            confirmed_ms: None,
+            seen_ms: Vec::new(),
+        }
+    }
+
     /// Whether a node admitted it (`pending`, or already `confirmed`): the runner promises
     /// these reach the final chain (`no_transfer_lost`).
     pub fn accepted(&self) -> bool {

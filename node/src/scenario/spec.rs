@@ -7,7 +7,7 @@
 //! are planned but not built yet (refused with "not supported yet"). The seeded parts of the
 //! timeline are drawn here, before those checks, so they judge the drawn timeline: each
 //! step's time within its `jitter_s` and the node of `kill`, `stop` or `start = "any"` (the
-//! draws themselves are [`seeded`](super::seeded)'s).
+//! draws themselves are [`super::seeded`]'s).
 //! It must never: start processes, touch the network, read the clock or draw from anything
 //! but the run's seed. Errors name the field (and the line for `[[at]]` and
 //! `[[network.node]]` entries) and the value.
