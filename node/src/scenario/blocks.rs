@@ -161,7 +161,7 @@ pub fn lanes(tree: &BlockTree) -> Vec<usize> {
             .filter(|&&p| !main.contains(tree.blocks[p].hash.as_str()))
             .map(|&p| lane[p]);
         let chosen = match parent_lane {
-            Some(l) if taken_to[l] == Some(b.height - 1) => l,
+            Some(l) if b.height > 0 && taken_to[l] == Some(b.height - 1) => l,
             _ => free_lane(&mut taken_to, b.height),
         };
         taken_to[chosen] = Some(b.height);
@@ -315,6 +315,19 @@ mod tests {
             .collect();
         assert_eq!((by_hash["x1"], by_hash["y1"]), (1, 2));
         assert_eq!(by_hash["z3"], 1, "lane 1 is free again at height 3");
+    }
+
+    #[test]
+    fn a_side_block_at_height_0_from_a_confused_node_does_not_upset_the_layout() {
+        // z0 claims height 0 and a parent seen at height 5: nonsense, laid out all the same.
+        let events = [
+            block(1, 0, 1, "a1", "g", "m"),
+            block(2, 1, 0, "z0", "y5", "m"),
+            block(3, 1, 1, "z1", "z0", "m"),
+            block(4, 1, 5, "y5", "a1", "m"),
+        ];
+        let tree = build(&events, 2, &[], Some(&final_chain(&["a1"])));
+        assert_eq!(lanes(&tree), [1, 0, 1, 1], "z0, z1 and y5 beside a1");
     }
 
     #[test]

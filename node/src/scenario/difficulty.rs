@@ -191,9 +191,11 @@ pub fn response(
             t,
             h,
         };
+        // With nothing mining there is no curve (y0 = 0): blocks seen then are counted only.
+        let predicts = curve.y0 > 0.0 && curve.y0.is_finite();
         let mut errors = Vec::new();
         for (p, &(seen, ..)) in points.iter_mut().zip(&main) {
-            if seen > from_ms && seen < to_ms {
+            if predicts && seen > from_ms && seen < to_ms {
                 let expected = curve.difficulty((seen - from_ms) as f64);
                 p.expected = Some(expected);
                 errors.push((p.observed / expected).log2());
@@ -474,5 +476,14 @@ mod tests {
             second.median_log2_error.is_some_and(|e| e > 0.0),
             "the chain lagged"
         );
+        // Nothing mines from 10 s: no curve, and no number that is not one.
+        let idle = response(&tree, &[(0, 1000.0), (10_000, 0.0)], 1_000, 60_000, 21_000);
+        let stopped = &idle.segments[1];
+        assert_eq!((stopped.observed_blocks, stopped.settle_ms), (10, None));
+        assert_eq!(
+            (stopped.expected_blocks, stopped.median_log2_error),
+            (0.0, None)
+        );
+        assert!(idle.points[12].expected.is_none());
     }
 }
