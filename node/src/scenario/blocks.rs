@@ -239,6 +239,14 @@ mod tests {
         c
     }
 
+    fn lanes_by_hash(tree: &BlockTree) -> HashMap<&str, usize> {
+        tree.blocks
+            .iter()
+            .map(|b| b.hash.as_str())
+            .zip(lanes(tree))
+            .collect()
+    }
+
     /// g ← a1 ← a2 ← a3 (final) and a1 ← b2 ← b3 (node 1's side of a partition).
     fn forked() -> Vec<ChainEvent> {
         vec![
@@ -279,12 +287,7 @@ mod tests {
         assert_eq!(lanes(&tree), [0, 0, 1, 0, 1]);
         // Without a final chain, the highest block's ancestry is the main chain.
         let tree = build(&forked(), 2, &[], None);
-        let by_hash: HashMap<&str, usize> = tree
-            .blocks
-            .iter()
-            .map(|b| b.hash.as_str())
-            .zip(lanes(&tree))
-            .collect();
+        let by_hash = lanes_by_hash(&tree);
         assert_eq!(by_hash["a1"], 0);
         assert_eq!(by_hash["b3"], by_hash["b2"], "a branch keeps its lane");
         assert_ne!(by_hash["a3"], by_hash["b3"]);
@@ -307,12 +310,7 @@ mod tests {
         ];
         let chain = final_chain(&["a1", "a2", "a3"]);
         let tree = build(&events, 3, &[], Some(&chain));
-        let by_hash: HashMap<&str, usize> = tree
-            .blocks
-            .iter()
-            .map(|b| b.hash.as_str())
-            .zip(lanes(&tree))
-            .collect();
+        let by_hash = lanes_by_hash(&tree);
         assert_eq!((by_hash["x1"], by_hash["y1"]), (1, 2));
         assert_eq!(by_hash["z3"], 1, "lane 1 is free again at height 3");
     }

@@ -24,8 +24,9 @@
 use serde::Serialize;
 
 use super::blocks::{BlockTree, TreeBlock};
+use super::mining::share_changes;
 use super::report::FaultWindow;
-use super::spec::{Action, Network};
+use super::spec::Network;
 use super::timeline::StepRecord;
 
 /// The block rate counts as settled within this fraction of the target rate.
@@ -130,16 +131,10 @@ fn held(faults: &[FaultWindow], node: usize, t: u64) -> bool {
 }
 
 fn share_at(initial: f64, node: usize, steps: &[StepRecord], t: u64) -> f64 {
-    steps
-        .iter()
-        .filter(|s| s.ok && s.started_ms <= t)
-        .fold(initial, |share, s| match s.action {
-            Action::HashShare {
-                node: n,
-                share: next,
-            } if n == node => next,
-            _ => share,
-        })
+    share_changes(steps, node)
+        .filter(|&(at, _)| at <= t)
+        .last()
+        .map_or(initial, |(_, share)| share)
 }
 
 /// Compares the final chain's difficulty with the closed form over each segment of
@@ -193,10 +188,14 @@ pub fn response(
         };
         // With nothing mining there is no curve (y0 = 0): blocks seen then are counted only.
         let predicts = curve.y0 > 0.0 && curve.y0.is_finite();
-        let mut errors = Vec::new();
-        for (p, &(seen, ..)) in points.iter_mut().zip(&main) {
-            if predicts && seen > from_ms && seen < to_ms {
-                let expected = curve.difficulty((seen - from_ms) as f64);
+        let (mut observed_blocks, mut errors) = (0, Vec::new());
+        for p in points
+            .iter_mut()
+            .filter(|p| p.t_ms > from_ms && p.t_ms < to_ms)
+        {
+            observed_blocks += 1;
+            if predicts {
+                let expected = curve.difficulty((p.t_ms - from_ms) as f64);
                 p.expected = Some(expected);
                 errors.push((p.observed / expected).log2());
             }
@@ -209,10 +208,7 @@ pub fn response(
             start_rate: curve.y0,
             settle_ms: curve.settle_ms(),
             expected_blocks: curve.blocks(to_ms.saturating_sub(from_ms) as f64),
-            observed_blocks: main
-                .iter()
-                .filter(|(seen, ..)| *seen > from_ms && *seen < to_ms)
-                .count() as u64,
+            observed_blocks,
             median_log2_error: median(errors),
         });
     }
@@ -298,6 +294,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::super::events::{ChainEvent, EventKind};
+    use super::super::spec::Action;
     use super::super::{blocks, confirm::FinalChain};
     use super::*;
 

@@ -92,6 +92,18 @@ fn ratio(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
+/// Node `node`'s hash-share changes the timeline carried out, in order: (the step's start,
+/// the new share).
+pub fn share_changes(steps: &[StepRecord], node: usize) -> impl Iterator<Item = (u64, f64)> + '_ {
+    steps
+        .iter()
+        .filter(|s| s.ok)
+        .filter_map(move |s| match s.action {
+            Action::HashShare { node: n, share } if n == node => Some((s.started_ms, share)),
+            _ => None,
+        })
+}
+
 /// Each node's hash share averaged over `0..end_ms`: its share from the file until a
 /// hash-share step changes it (from the step's start).
 pub fn average_shares(network: &Network, steps: &[StepRecord], end_ms: u64) -> Vec<f64> {
@@ -102,16 +114,11 @@ pub fn average_shares(network: &Network, steps: &[StepRecord], end_ms: u64) -> V
             let mut share = n.hash_share;
             let mut since = 0;
             let mut weighted = 0.0;
-            for s in steps {
-                if let Action::HashShare { node, share: next } = s.action
-                    && node == n.index
-                    && s.ok
-                {
-                    let at = s.started_ms.min(end_ms);
-                    weighted += share * at.saturating_sub(since) as f64;
-                    share = next;
-                    since = at;
-                }
+            for (at, next) in share_changes(steps, n.index) {
+                let at = at.min(end_ms);
+                weighted += share * at.saturating_sub(since) as f64;
+                share = next;
+                since = at;
             }
             weighted += share * end_ms.saturating_sub(since) as f64;
             if end_ms == 0 {
