@@ -254,8 +254,8 @@ fn report_screenshots() -> PathBuf {
 
 /// The report check can fail: `tests/browser/report-fixture.html` passes it as it is, and
 /// copies of it with a console error, an uncaught exception, an image from the network, a
-/// local file fetched, no verdict, or a chart line without its hover title each fail it,
-/// named with the reason.
+/// local file fetched, no verdict, a chart line without its hover title, or a chart spec
+/// nothing drew each fail it, named with the reason.
 #[test]
 fn the_report_check_fails_a_page_with_a_script_error_a_fetch_or_a_missing_part() {
     let Some(browser) = browser_or_skip("report.html browser check") else {
@@ -299,6 +299,14 @@ fn the_report_check_fails_a_page_with_a_script_error_a_fetch_or_a_missing_part()
             page.replace("<title>node 1</title>", ""),
             "1 of 4 chart marks have no hover <title>",
         ),
+        (
+            "undrawn-chart",
+            page.replace(
+                end,
+                "<div data-chart=\"lineChart\" data-spec=\"{}\"></div></body>",
+            ),
+            "1 charts not drawn (lineChart)",
+        ),
     ];
     let mut pages = vec![fixture.clone()];
     for (name, html, _) in &faults {
@@ -328,7 +336,7 @@ fn the_report_check_fails_a_page_with_a_script_error_a_fetch_or_a_missing_part()
             .unwrap_or_else(|| panic!("{name} did not fail:\n{said}"));
         assert!(block.contains(reason), "{name}: {reason:?} not in\n{block}");
     }
-    assert!(said.contains("6 of 7 reports failed"), "{said}");
+    assert!(said.contains("7 of 8 reports failed"), "{said}");
 }
 
 /// Samples of `node` taken between `from_ms` and `to_ms`.

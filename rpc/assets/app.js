@@ -371,7 +371,8 @@ async function testnetPage() {
 // The block tree every node's last blocks make: one column per branch (the branch most nodes
 // follow first), a block's parent below it, each node's tip marked with its number; blocks some
 // node does not have on its main chain are forks (amber), and a block two nodes give different
-// state digests is red. Reads nothing but `views` (status and last blocks per node).
+// state digests is red. Reads nothing but `views` (status and last blocks per node); the drawing
+// is charts.js's, shared with the scenario reports.
 function blockTree(views) {
   const blocks = new Map();
   views.forEach((v, i) => {
@@ -393,50 +394,32 @@ function blockTree(views) {
     for (let e = blocks.get(tip); e && e.col === null; e = blocks.get(e.prev_hash)) e.col = col;
   }
   for (const e of blocks.values()) if (e.col === null) e.col = cols++;
-  const heights = [...blocks.values()].map((e) => e.height);
-  const top = Math.max(...heights), bottom = Math.min(...heights);
-  const colW = 150, rowH = 34, w = 70 + cols * colW, h = 20 + (top - bottom + 1) * rowH;
-  const at = (e) => [70 + e.col * colW, 20 + (top - e.height) * rowH];
   const all = views.filter((v) => v.st).length;
-  let lines = "", boxes = "";
-  for (const e of blocks.values()) {
-    const [x, y] = at(e);
-    const parent = blocks.get(e.prev_hash);
-    if (parent) { const [px, py] = at(parent); lines += `<line x1="${x + 40}" y1="${y + 22}" x2="${px + 40}" y2="${py}"/>`; }
-    const kind = e.digests.size > 1 ? "bad" : e.nodes.length < all ? "warn" : "ok";
-    const tipOf = tips.get(e.hash);
-    const title = `height ${e.height}, ${e.hash}, on the main chain of node${e.nodes.length > 1 ? "s" : ""} ${e.nodes.join(", ")}${e.digests.size > 1 ? "; state digests differ" : ""}`;
-    boxes += `<a href="#/block/${esc(e.hash)}"><g class="blk ${kind}"><title>${esc(title)}</title><rect x="${x}" y="${y}" width="80" height="22" rx="4"/>
-      <text x="${x + 40}" y="${y + 15}" text-anchor="middle">${esc(e.hash.slice(0, 8))}</text></g></a>`;
-    if (tipOf) boxes += `<text class="tipmark" x="${x + 86}" y="${y + 15}">◀ node ${esc(tipOf.join(", "))}</text>`;
-  }
-  let axis = "";
-  for (let ht = top; ht >= bottom; ht--) axis += `<text x="4" y="${20 + (top - ht) * rowH + 15}">${esc(num(ht))}</text>`;
-  return `<svg class="blocktree" id="block-tree" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="block tree of the last blocks of every node">${axis}${lines}${boxes}</svg>
+  const marks = [...blocks.values()].map((e) => ({
+    hash: e.hash,
+    parent: e.prev_hash,
+    height: e.height,
+    lane: e.col,
+    cls: e.digests.size > 1 ? "bad" : e.nodes.length < all ? "warn" : "ok",
+    title: `height ${e.height}, ${e.hash}, on the main chain of node${e.nodes.length > 1 ? "s" : ""} ${e.nodes.join(", ")}${e.digests.size > 1 ? "; state digests differ" : ""}`,
+    text: e.hash.slice(0, 8),
+    href: `#/block/${e.hash}`,
+    tip: tips.has(e.hash) ? `node ${tips.get(e.hash).join(", ")}` : undefined,
+  }));
+  return `${PeerchainCharts.blockTree({ id: "block-tree", label: "block tree of the last blocks of every node", box: [80, 22], step_height: 34, step_lane: 150, blocks: marks })}
     <p class="muted">One column per branch; <span class="tag warn">amber</span> blocks are not on every node's main chain, <span class="tag bad">red</span> ones have differing state digests.</p>`;
 }
 
-// A line chart with labelled axes (x: the block each value belongs to, oldest on the left; y:
-// `unit`), three y ticks, and each value on hover.
-function lineChart(values, label, unit, xs = null) {
+// A chart of one value per block (x: block height, oldest on the left; y: `unit`), each value
+// on hover; drawn by charts.js (`kind`: lineChart or barChart), as the scenario reports are.
+function blockChart(kind, values, label, unit, xs) {
   if (values.length < 2) return `<p class="muted">Not enough blocks yet for ${esc(label)}.</p>`;
-  const w = 640, h = 190, left = 70, right = 10, top = 10, bottom = 36;
-  const max = Math.max(...values), min = Math.min(0, ...values);
-  const x = (i) => left + (i * (w - left - right)) / (values.length - 1);
-  const y = (v) => h - bottom - ((v - min) * (h - top - bottom)) / (max - min || 1);
-  const d = values.map((v, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(v).toFixed(1)}`).join("");
-  const fmt = (v) => (Math.abs(v) >= 100 || Number.isInteger(v) ? num(Math.round(v)) : v.toFixed(2));
-  const ticks = [min, (min + max) / 2, max].map((v) =>
-    `<line class="grid" x1="${left}" x2="${w - right}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/><text x="${left - 4}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${esc(fmt(v))}</text>`).join("");
-  const xlab = (i) => (xs ? `block ${num(xs[i])}` : `#${i + 1}`);
-  const xticks = [0, values.length - 1].map((i) =>
-    `<text x="${x(i).toFixed(1)}" y="${h - bottom + 14}" text-anchor="${i ? "end" : "start"}">${esc(xlab(i))}</text>`).join("");
-  const points = values.map((v, i) =>
-    `<circle cx="${x(i).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3"><title>${esc(`${xlab(i)}: ${fmt(v)} ${unit}`)}</title></circle>`).join("");
-  return `<figure><figcaption>${esc(label)}</figcaption><svg class="chart" viewBox="0 0 ${w} ${h}" role="img" aria-label="${esc(label)}">
-    ${ticks}<line class="axis" x1="${left}" x2="${left}" y1="${top}" y2="${h - bottom}"/><line class="axis" x1="${left}" x2="${w - right}" y1="${h - bottom}" y2="${h - bottom}"/>
-    <text x="12" y="${((h - bottom + top) / 2).toFixed(1)}" transform="rotate(-90 12 ${((h - bottom + top) / 2).toFixed(1)})" text-anchor="middle">${esc(unit)}</text>
-    ${xticks}<text x="${((w + left) / 2).toFixed(1)}" y="${h - 4}" text-anchor="middle">block height</text><path d="${d}"/>${points}</svg></figure>`;
+  const common = { label, width: 640, height: 190, x_unit: "block height", x_integer: true, y_unit: unit };
+  const svg = kind === "barChart"
+    ? PeerchainCharts.barChart({ ...common, cls: "chart", bars: values.map((v, i) => ({ label: `block ${num(xs[i])}`, value: v })) })
+    : PeerchainCharts.lineChart({ ...common, series: [{ name: label, dots: true, points: values.map((v, i) => [xs[i], v]),
+      titles: values.map((v, i) => `block ${num(xs[i])}: ${PeerchainCharts.label(v)} ${unit}`) }] });
+  return `<figure><figcaption>${esc(label)}</figcaption>${svg}</figure>`;
 }
 
 async function chartsPage() {
@@ -455,7 +438,7 @@ async function chartsPage() {
   const txs = blocks.map((b) => b.tx_count);
   const heights = blocks.map((b) => b.height);
   main.innerHTML = `<h1>Charts</h1><p class="muted">Last ${num(blocks.length)} main-chain blocks, oldest on the left; hover a point for its value.</p>
-    ${lineChart(intervals, "Block interval", "seconds", mined.slice(1).map((b) => b.height))}${lineChart(difficulty, "Difficulty", "expected hashes per block", heights)}${lineChart(txs, "Transactions per block", "transactions", heights)}`;
+    ${blockChart("lineChart", intervals, "Block interval", "seconds", mined.slice(1).map((b) => b.height))}${blockChart("lineChart", difficulty, "Difficulty", "expected hashes per block", heights)}${blockChart("barChart", txs, "Transactions per block", "transactions", heights)}`;
 }
 
 function notFound(what) {

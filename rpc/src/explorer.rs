@@ -2,6 +2,8 @@
 //! in the binary, so it works offline with no build step. `GET /` serves the page; its assets
 //! live under `/explorer/`. `/explorer/nodes.json` lists the nodes of a local testnet for the
 //! testnet view, read from the file the node was given (written by `scripts/testnet.sh`).
+//! Its chart code (`assets/charts.js`, [`CHARTS_JS`]) is shared with the scenario reports,
+//! which inline it.
 
 use axum::extract::State;
 use axum::http::header;
@@ -13,6 +15,9 @@ use crate::state::AppState;
 const INDEX: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
+/// The chart code (line charts, bar charts, block trees as SVG) the explorer and the scenario
+/// reports share: served at `/explorer/charts.js`, inlined into every `report.html`.
+pub const CHARTS_JS: &str = include_str!("../assets/charts.js");
 const CACHE: &str = "no-cache";
 
 /// The explorer page.
@@ -26,12 +31,21 @@ pub(crate) async fn index() -> Html<&'static str> {
 
 /// The explorer's script.
 pub(crate) async fn app_js() -> Response {
+    script(APP_JS)
+}
+
+/// The chart code the explorer shares with the scenario reports.
+pub(crate) async fn charts_js() -> Response {
+    script(CHARTS_JS)
+}
+
+fn script(text: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, CACHE),
         ],
-        APP_JS,
+        text,
     )
         .into_response()
 }
@@ -72,6 +86,18 @@ mod tests {
     #[test]
     fn assets_reference_each_other() {
         assert!(INDEX.contains("/explorer/app.js") && INDEX.contains("/explorer/style.css"));
+        assert!(
+            INDEX.find("/explorer/charts.js") < INDEX.find("/explorer/app.js"),
+            "the shared chart code loads before the app that calls it"
+        );
+        assert!(
+            APP_JS.contains("PeerchainCharts.blockTree") && CHARTS_JS.contains("PeerchainCharts ="),
+            "the explorer draws with the shared chart code"
+        );
+        assert!(
+            !CHARTS_JS.to_ascii_lowercase().contains("</script"),
+            "the chart code can be inlined in a report's <script>"
+        );
         assert!(
             APP_JS.contains("/v1/events"),
             "the explorer updates live over SSE"

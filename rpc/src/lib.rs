@@ -53,6 +53,7 @@ mod state;
 pub mod views;
 
 pub use config::Limits;
+pub use explorer::CHARTS_JS;
 pub use metrics::Metrics;
 pub use node_api::NodeApi;
 pub use server::{serve, serve_with};
@@ -117,6 +118,7 @@ pub(crate) fn build(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/", get(explorer::index))
         .route("/explorer/app.js", get(explorer::app_js))
+        .route("/explorer/charts.js", get(explorer::charts_js))
         .route("/explorer/style.css", get(explorer::style_css))
         .route("/explorer/nodes.json", get(explorer::nodes_json))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

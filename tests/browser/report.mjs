@@ -2,7 +2,9 @@
 // Chromium from disk and checks each one: no console error, no page error, nothing fetched
 // (any request other than the file itself fails the page: a report is self-contained), and
 // the essentials shown: the verdict, the assertion table, the height chart as an SVG of
-// nonzero size, the per-node table, and a hover title on every chart mark. A full-page
+// nonzero size, the per-node table, every chart drawn (each `[data-chart]` spec the page's
+// inline chart code, rpc/assets/charts.js, turns into an SVG), and a hover title on every
+// chart mark. A full-page
 // screenshot of each goes to the screenshot directory, named after the report's directory
 // (`<dir>/report.html` -> `<dir>.png`) or, for any other file name, after the file.
 //
@@ -46,9 +48,11 @@ function essentials() {
     const b = heights.getBoundingClientRect();
     if (!(b.width > 0 && b.height > 0)) problems.push(`the height chart is ${b.width}x${b.height}`);
   }
+  const undrawn = [...document.querySelectorAll("[data-chart]")].filter((el) => !el.querySelector("svg"));
+  if (undrawn.length) problems.push(`${undrawn.length} charts not drawn (${undrawn.map((el) => el.dataset.chart).join(", ")})`);
   // Hover values: every chart mark that has a <title> must have a non-empty one, and if the
   // page uses titles at all, every mark of that kind carries one.
-  const marks = [...document.querySelectorAll("svg polyline, svg rect.bar, svg rect.fault")];
+  const marks = [...document.querySelectorAll("svg polyline, svg rect.bar, svg rect.fault, svg circle, svg g.blk")];
   const titled = marks.filter((m) => m.querySelector(":scope > title"));
   const emptyTitles = titled.filter((m) => !text(m.querySelector(":scope > title")));
   if (emptyTitles.length) problems.push(`${emptyTitles.length} chart marks with an empty <title>`);

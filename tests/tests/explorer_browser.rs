@@ -1,7 +1,8 @@
 //! The block explorer in headless Chromium against two live nodes: home page and live update,
 //! search by height, hash, txid and address, a Merkle proof checked in the browser, the testnet
 //! view during a partition and after healing, no console errors; screenshots of every page go
-//! to `target/explorer-screenshots/`.
+//! to `target/explorer-screenshots/`. And the unit tests of the chart code the explorer shares
+//! with the scenario reports (`tests/browser/charts.test.mjs`, in Node).
 //!
 //! Needs Debian's `chromium` and `playwright-core` (installed by `.ci/run`). Without them the
 //! test says so and passes, unless `PEERCHAIN_REQUIRE_BROWSER=1` (set by `.ci/run`) makes their
@@ -66,4 +67,25 @@ async fn explorer_in_headless_chromium() -> anyhow::Result<()> {
     );
     assert!(text.contains("explorer browser test passed"), "{text}");
     Ok(())
+}
+
+/// The shared chart code's own tests (`rpc/assets/charts.js`: ticks, line and bar charts, block
+/// trees), run by Node's test runner.
+#[test]
+fn shared_chart_code_unit_tests() {
+    let Some(Browser { script_dir, .. }) = browser_or_skip("chart code unit tests") else {
+        return;
+    };
+    let output = std::process::Command::new("node")
+        .args(["--test", "charts.test.mjs"])
+        .current_dir(&script_dir)
+        .output()
+        .expect("run node --test charts.test.mjs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "charts.test.mjs failed:\n{text}");
+    assert!(text.contains("# fail 0"), "{text}");
 }

@@ -1,28 +1,29 @@
-//! `report.html`: one self-contained page (inline CSS and SVG, no script, no fonts, nothing
-//! fetched) that opens from disk: the verdict, the assertion table, every node's height over
-//! time with the fault periods shaded, the steps, the transfers, the distributions (latency,
+//! `report.html`: one self-contained page (inline CSS and script, no fonts, nothing fetched)
+//! that opens from disk: the verdict, the assertion table, every node's height over time with
+//! the fault periods shaded, the steps, the transfers, the distributions (latency,
 //! propagation, reorg depth, throughput), the final chain, the block tree (`html/tree.rs`), the
-//! difficulty response (`html/difficulty.rs`) and the nodes.
+//! difficulty response (`html/difficulty.rs`) and the nodes. The tables are plain HTML; the
+//! charts are specs drawn by the chart code the explorer uses too (`html/charts.rs`).
 //!
-//! It owns: the page's layout and the chart's geometry (scales, ticks, the points kept).
-//! It must never: compute a verdict or a statistic the report does not already hold, or
-//! reference anything outside the page.
+//! It owns: the page's layout and what each chart shows (series, the points kept, bands,
+//! hover texts).
+//! It must never: compute a verdict or a statistic the report does not already hold, draw a
+//! chart itself, or reference anything outside the page.
 
 use std::fmt::Write as _;
 
+mod charts;
 mod difficulty;
 mod tree;
 
 use super::distributions::Histogram;
-use super::report::{FaultWindow, Report};
+use super::report::Report;
 use super::sample::Sample;
+use charts::{Band, Bar, BarChart, LineChart, Series};
 
+/// Width of every chart, and height of the height chart.
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 360.0;
-const LEFT: f64 = 60.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 10.0;
-const BOTTOM: f64 = 40.0;
 /// Line colours of nodes 0, 1, 2, ... (repeating).
 const NODE_COLOURS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -51,6 +52,7 @@ pub fn render(r: &Report) -> String {
     page.push_str(&tree::section(&r.blocks));
     page.push_str(&difficulty::section(&r.difficulty, r.duration_ms));
     page.push_str(&nodes(r));
+    page.push_str(&charts::scripts());
     page.push_str("</body></html>\n");
     page
 }
@@ -149,27 +151,7 @@ fn fault_colour(kind: &str) -> &'static str {
     }
 }
 
-/// A "nice" tick step (1, 2 or 5 times a power of ten) giving at most `max_ticks` ticks.
-fn tick_step(span: f64, max_ticks: f64) -> f64 {
-    let raw = (span / max_ticks).max(1e-9);
-    let power = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * power)
-        .find(|step| *step >= raw)
-        .unwrap_or(10.0 * power)
-}
-
-/// Tick values from 0 to `span` at a nice step of at least `min_step` (at most `max_ticks`
-/// of them, plus 0).
-fn ticks(span: f64, max_ticks: f64, min_step: f64) -> Vec<f64> {
-    let step = tick_step(span, max_ticks).max(min_step);
-    (0..=(max_ticks as usize + 1))
-        .map(|k| k as f64 * step)
-        .take_while(|t| *t <= span + 1e-9)
-        .collect()
-}
-
+/// A value as a label: whole numbers without decimals, others with one.
 fn tick_label(v: f64) -> String {
     if (v - v.round()).abs() < 1e-9 {
         format!("{}", v.round())
@@ -178,128 +160,69 @@ fn tick_label(v: f64) -> String {
     }
 }
 
-/// The chart's scales: ms → x, height → y.
-#[derive(Debug, Clone, Copy)]
-struct Scale {
-    end_ms: f64,
-    max_height: f64,
+fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
 }
 
-impl Scale {
-    fn x(&self, ms: u64) -> f64 {
-        LEFT + (ms as f64 / self.end_ms) * (WIDTH - LEFT - RIGHT)
-    }
-
-    fn y(&self, height: u64) -> f64 {
-        HEIGHT - BOTTOM - (height as f64 / self.max_height) * (HEIGHT - TOP - BOTTOM)
-    }
-}
-
+/// Every node's height over time, the fault periods shaded, and the legend.
 fn chart(r: &Report) -> String {
     let last_sample = r.samples.iter().map(|s| s.t_ms).max().unwrap_or(0);
-    let scale = Scale {
-        end_ms: r.duration_ms.max(last_sample).max(1) as f64,
-        max_height: r
-            .samples
-            .iter()
-            .filter_map(|s| s.height)
-            .max()
-            .unwrap_or(0)
-            .max(1) as f64,
-    };
-    let mut s = format!(
-        "<svg id=\"heights\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-         viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"height of every node over time\">\n"
-    );
-    for w in &r.faults {
-        s.push_str(&fault_rect(w, &scale));
-    }
-    s.push_str(&axes(&scale));
     let count = r.nodes.len();
-    for node in 0..count {
-        // Lower-numbered nodes draw wider, so nodes on one tip show as nested bands.
-        let width = 1.2 + 0.8 * (count - 1 - node).min(5) as f64;
-        s.push_str(&node_lines(&r.samples, node, width, &scale));
-    }
-    s.push_str("</svg>\n");
+    let chart = LineChart {
+        id: Some("heights"),
+        label: "height of every node over time".into(),
+        width: WIDTH,
+        height: HEIGHT,
+        x_unit: "time (s)".into(),
+        y_unit: "height (blocks)".into(),
+        x_min: Some(0.0),
+        x_max: Some(seconds(r.duration_ms.max(last_sample).max(1))),
+        y_integer: true,
+        bands: r
+            .faults
+            .iter()
+            .map(|w| Band {
+                from: seconds(w.from_ms),
+                to: seconds(w.to_ms),
+                colour: fault_colour(w.kind),
+                title: format!("{} ({} to {})", w.label, secs(w.from_ms), secs(w.to_ms)),
+                cls: "fault",
+            })
+            .collect(),
+        series: (0..count)
+            .map(|node| Series {
+                name: format!("node {node}"),
+                colour: NODE_COLOURS[node % NODE_COLOURS.len()],
+                // Lower-numbered nodes draw wider, so nodes on one tip show as nested bands.
+                width: 1.2 + 0.8 * (count - 1 - node).min(5) as f64,
+                cls: format!("node{node}"),
+                line: true,
+                points: node_points(&r.samples, node),
+                ..Series::default()
+            })
+            .collect(),
+        ..LineChart::default()
+    };
+    let mut s = chart.html();
     s.push_str(&legend(r));
     s
 }
 
-fn fault_rect(w: &FaultWindow, scale: &Scale) -> String {
-    let (x0, x1) = (scale.x(w.from_ms), scale.x(w.to_ms));
-    format!(
-        "<rect class=\"fault\" x=\"{x0:.1}\" y=\"{TOP}\" width=\"{:.1}\" height=\"{:.1}\" \
-         fill=\"{}\" fill-opacity=\"0.15\"><title>{} ({} to {})</title></rect>\n",
-        (x1 - x0).max(1.0),
-        HEIGHT - TOP - BOTTOM,
-        fault_colour(w.kind),
-        esc(&w.label),
-        secs(w.from_ms),
-        secs(w.to_ms)
-    )
-}
-
-fn axes(scale: &Scale) -> String {
-    let (x0, y0) = (LEFT, HEIGHT - BOTTOM);
-    let mut s = format!(
-        "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"#444\"/>\
-         <line x1=\"{x0}\" y1=\"{TOP}\" x2=\"{x0}\" y2=\"{y0}\" stroke=\"#444\"/>\n",
-        WIDTH - RIGHT
-    );
-    for t in ticks(scale.end_ms / 1000.0, 12.0, 0.0) {
-        let x = scale.x((t * 1000.0).round() as u64);
-        let _ = writeln!(
-            s,
-            "<line x1=\"{x:.1}\" y1=\"{y0}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#444\"/>\
-             <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            y0 + 4.0,
-            y0 + 16.0,
-            tick_label(t)
+/// Node `node`'s heights as (seconds, height) points, `None` where it did not answer; points
+/// where the height stays the same are dropped except at the ends of a flat stretch.
+fn node_points(samples: &[Sample], node: usize) -> Vec<Option<[f64; 2]>> {
+    let mut points = Vec::new();
+    for (i, segment) in segments(samples, node).iter().enumerate() {
+        if i > 0 {
+            points.push(None);
+        }
+        points.extend(
+            thin(segment)
+                .iter()
+                .map(|&(t, h)| Some([seconds(t), h as f64])),
         );
     }
-    for h in ticks(scale.max_height, 8.0, 1.0) {
-        let y = scale.y(h.round() as u64);
-        let _ = writeln!(
-            s,
-            "<line x1=\"{}\" y1=\"{y:.1}\" x2=\"{x0}\" y2=\"{y:.1}\" stroke=\"#444\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            x0 - 4.0,
-            x0 - 6.0,
-            y + 4.0,
-            tick_label(h)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">time (s)</text>\
-         <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">height (blocks)</text>",
-        (LEFT + WIDTH - RIGHT) / 2.0,
-        HEIGHT - 6.0,
-        (TOP + HEIGHT - BOTTOM) / 2.0,
-        (TOP + HEIGHT - BOTTOM) / 2.0
-    );
-    s
-}
-
-/// Node `node`'s heights as polylines, broken where it did not answer; points where the
-/// height stays the same are dropped except at the ends of a flat stretch.
-fn node_lines(samples: &[Sample], node: usize, width: f64, scale: &Scale) -> String {
-    let colour = NODE_COLOURS[node % NODE_COLOURS.len()];
-    let mut out = String::new();
-    for segment in segments(samples, node) {
-        let points: Vec<String> = thin(&segment)
-            .iter()
-            .map(|(t, h)| format!("{:.1},{:.1}", scale.x(*t), scale.y(*h)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "<polyline class=\"node{node}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width:.1}\" \
-             points=\"{}\"><title>node {node}</title></polyline>",
-            points.join(" ")
-        );
-    }
-    out
+    points
 }
 
 /// Runs of consecutive answered samples of `node`, as (time, height).
@@ -417,7 +340,7 @@ fn transfers(r: &Report) -> String {
     s
 }
 
-/// Bar height and margins of the small charts.
+/// Height of the bar charts.
 const BARS_HEIGHT: f64 = 200.0;
 
 fn distributions(r: &Report) -> String {
@@ -491,69 +414,29 @@ fn histogram_chart(title: &str, h: &Histogram, divisor: f64, unit: &str) -> Stri
     )
 }
 
-/// A bar chart with an x label under every few bars and a y axis; each bar shows its value
-/// on hover.
+/// A bar chart under its title, each bar's value on hover.
 fn bars(title: &str, values: &[f64], labels: &[String], x_unit: &str, y_unit: &str) -> String {
     let mut s = format!("<h3>{}</h3>\n", esc(title));
     if values.is_empty() {
         s.push_str("<p>none</p>\n");
         return s;
     }
-    let top = values.iter().copied().fold(0.0_f64, f64::max).max(1e-9);
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = BARS_HEIGHT - TOP - BOTTOM;
-    let bar_w = plot_w / values.len() as f64;
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{BARS_HEIGHT}\" \
-         viewBox=\"0 0 {WIDTH} {BARS_HEIGHT}\" role=\"img\" aria-label=\"{}\">",
-        esc(title)
-    );
-    let y0 = BARS_HEIGHT - BOTTOM;
-    let label_every = (values.len() / 10).max(1);
-    for (i, (v, label)) in values.iter().zip(labels).enumerate() {
-        let h = v / top * plot_h;
-        let x = LEFT + i as f64 * bar_w;
-        let _ = writeln!(
-            s,
-            "<rect class=\"bar\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"#1f77b4\">\
-             <title>{}: {} {}</title></rect>",
-            y0 - h,
-            (bar_w - 1.0).max(1.0),
-            esc(label),
-            tick_label(*v),
-            esc(y_unit)
-        );
-        if i % label_every == 0 {
-            let _ = writeln!(
-                s,
-                "<text x=\"{x:.1}\" y=\"{:.1}\">{}</text>",
-                y0 + 14.0,
-                esc(label)
-            );
-        }
-    }
-    let _ = writeln!(
-        s,
-        "<line x1=\"{LEFT}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"#444\"/>\
-         <line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{y0}\" stroke=\"#444\"/>\
-         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-         <text x=\"{:.1}\" y=\"{y0}\" text-anchor=\"end\">0</text>\
-         <text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\
-         <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">{}</text>",
-        WIDTH - RIGHT,
-        LEFT - 6.0,
-        TOP + 10.0,
-        tick_label(top),
-        LEFT - 6.0,
-        (LEFT + WIDTH - RIGHT) / 2.0,
-        BARS_HEIGHT - 6.0,
-        esc(x_unit),
-        (TOP + y0) / 2.0,
-        (TOP + y0) / 2.0,
-        esc(y_unit)
-    );
-    s.push_str("</svg>\n");
+    let chart = BarChart {
+        label: title.to_owned(),
+        width: WIDTH,
+        height: BARS_HEIGHT,
+        x_unit: x_unit.to_owned(),
+        y_unit: y_unit.to_owned(),
+        bars: values
+            .iter()
+            .zip(labels)
+            .map(|(&value, label)| Bar {
+                label: label.clone(),
+                value,
+            })
+            .collect(),
+    };
+    s.push_str(&chart.html());
     s
 }
 
@@ -638,7 +521,7 @@ mod tests {
     use super::super::difficulty::DifficultyResponse;
     use super::super::distributions::Distributions;
     use super::super::mining::MiningStats;
-    use super::super::report::{Machine, ReorgSummary, TransferSummary};
+    use super::super::report::{FaultWindow, Machine, ReorgSummary, TransferSummary};
     use super::super::spec::{Scenario, parse};
     use super::*;
 
@@ -651,19 +534,9 @@ mod tests {
     }
 
     #[test]
-    fn ticks_are_round_numbers() {
-        assert_eq!(ticks(25.0, 12.0, 0.0), [0.0, 5.0, 10.0, 15.0, 20.0, 25.0]);
-        assert_eq!(
-            ticks(1.0, 8.0, 1.0),
-            [0.0, 1.0],
-            "heights tick by whole blocks"
-        );
+    fn labels_drop_the_decimals_of_whole_numbers() {
         assert_eq!(tick_label(0.30000000000000004), "0.3");
         assert_eq!(tick_label(20.0), "20");
-        assert_eq!(tick_step(60.0, 12.0), 5.0);
-        assert_eq!(tick_step(25.0, 12.0), 5.0);
-        assert_eq!(tick_step(7.0, 8.0), 1.0);
-        assert_eq!(tick_step(3000.0, 8.0), 500.0);
     }
 
     fn sample(t_ms: u64, node: usize, height: Option<u64>) -> Sample {
@@ -698,6 +571,17 @@ mod tests {
             vec![vec![(0, 1), (1, 1), (2, 1), (3, 2)], vec![(5, 3)]]
         );
         assert_eq!(thin(&segs[0]), vec![(0, 1), (2, 1), (3, 2)]);
+        assert_eq!(
+            node_points(&samples, 0),
+            vec![
+                Some([0.0, 1.0]),
+                Some([0.002, 1.0]),
+                Some([0.003, 2.0]),
+                None,
+                Some([0.005, 3.0])
+            ],
+            "the chart's points: seconds and height, a break where the node was down"
+        );
     }
 
     fn report(scenario: Scenario) -> Report {
@@ -781,11 +665,24 @@ mod tests {
         assert!(!page.contains("t<1>"), "names are escaped");
         assert!(page.contains("<code>max_reorg_depth</code>") && page.contains(">FAIL</td>"));
         assert!(page.contains("&lt;boom&gt;"), "errors are listed, escaped");
-        assert_eq!(page.matches("class=\"fault\"").count(), 1);
-        assert_eq!(page.matches("<polyline class=\"node0\"").count(), 1);
-        assert_eq!(page.matches("<polyline class=\"node1\"").count(), 1);
-        assert!(page.contains("<title>partition [0] | [1] (1.0 s to 4.0 s)</title>"));
-        for outside in ["<script", "src=", "@import", "<link", "url("] {
+        let heights = charts::spec_in(&page, "lineChart");
+        assert_eq!(heights["id"], "heights");
+        let bands = heights["bands"].as_array().expect("bands");
+        assert_eq!(bands.len(), 1, "one fault period shaded");
+        assert_eq!(bands[0]["title"], "partition [0] | [1] (1.0 s to 4.0 s)");
+        assert_eq!(bands[0]["cls"], "fault");
+        let series = heights["series"].as_array().expect("series");
+        assert_eq!(series.len(), 2, "a line per node");
+        assert_eq!(
+            series[0]["points"],
+            serde_json::json!([[0.0, 1.0], [0.25, 2.0]])
+        );
+        assert_eq!(series[1]["points"], serde_json::json!([[0.0, 1.0]]));
+        assert!(
+            page.contains(peerchain_rpc::CHARTS_JS),
+            "the explorer's chart code draws the charts"
+        );
+        for outside in ["<script src", "src=", "@import", "<link", "url("] {
             assert!(!page.contains(outside), "the page loads nothing: {outside}");
         }
     }

@@ -2,14 +2,16 @@
 //! against ASERT's closed form (on a log scale), and a table of the periods of constant
 //! hash rate: what the closed form expected and what the chain did.
 //!
-//! It owns: the chart's geometry.
-//! It must never: compute the prediction; the points and segments are
-//! [`super::super::difficulty`]'s.
+//! It owns: what the chart shows (a dot per block, a line per period, their hover texts).
+//! It must never: compute the prediction (the points and segments are
+//! [`super::super::difficulty`]'s) or draw (the shared chart code does, through
+//! [`super::charts`]).
 
 use std::fmt::Write as _;
 
 use super::super::difficulty::{DifficultyPoint, DifficultyResponse, Segment};
-use super::{BOTTOM, LEFT, RIGHT, TOP, WIDTH, esc, secs, tick_label, ticks};
+use super::charts::{LineChart, Series};
+use super::{WIDTH, esc, secs, tick_label};
 
 const HEIGHT: f64 = 260.0;
 
@@ -33,127 +35,75 @@ pub(super) fn section(d: &DifficultyResponse, duration_ms: u64) -> String {
     s
 }
 
-struct Scale {
-    duration_ms: f64,
-    lo: f64,
-    hi: f64,
-}
-
-impl Scale {
-    fn x(&self, t_ms: u64) -> f64 {
-        LEFT + t_ms as f64 / self.duration_ms * (WIDTH - LEFT - RIGHT)
-    }
-
-    fn y(&self, difficulty: f64) -> f64 {
-        let f = (difficulty.log2() - self.lo) / (self.hi - self.lo);
-        HEIGHT - BOTTOM - f * (HEIGHT - TOP - BOTTOM)
-    }
-}
-
 fn chart(d: &DifficultyResponse, duration_ms: u64) -> String {
-    let values = d
-        .points
-        .iter()
-        .flat_map(|p| [Some(p.observed), p.expected])
-        .flatten()
-        .filter(|v| *v > 0.0)
-        .map(f64::log2);
-    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let scale = Scale {
-        duration_ms: duration_ms as f64,
-        lo: lo.floor() - 0.5,
-        hi: hi.ceil() + 0.5,
+    let observed = Series {
+        name: "difficulty of each final-chain block".into(),
+        colour: "#1f77b4",
+        cls: "observed".into(),
+        dots: true,
+        points: d
+            .points
+            .iter()
+            .map(|p| Some([p.t_ms as f64 / 1000.0, p.observed]))
+            .collect(),
+        titles: d.points.iter().map(point_title).collect(),
+        ..Series::default()
     };
-    let mut s = format!(
-        "<svg id=\"difficulty\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" \
-         height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" \
-         aria-label=\"difficulty over time\">\n"
+    let mut series = vec![observed];
+    series.extend(
+        d.segments
+            .iter()
+            .filter_map(|seg| expected_line(seg, &d.points)),
     );
-    s.push_str(&axes(&scale));
-    for seg in &d.segments {
-        s.push_str(&expected_line(seg, &d.points, &scale));
+    LineChart {
+        id: Some("difficulty"),
+        label: "difficulty over time".into(),
+        width: WIDTH,
+        height: HEIGHT,
+        x_unit: format!("time (s), run of {}", secs(duration_ms)),
+        y_unit: "hashes per block".into(),
+        x_min: Some(0.0),
+        x_max: Some(duration_ms as f64 / 1000.0),
+        y_log: true,
+        series,
+        ..LineChart::default()
     }
-    for p in &d.points {
-        let expected = p.expected.map_or_else(String::new, |e| {
-            format!(", expected {}", tick_label(e.round()))
-        });
-        let _ = writeln!(
-            s,
-            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"#1f77b4\"><title>height {} at {}: \
-             difficulty {}{expected}</title></circle>",
-            scale.x(p.t_ms),
-            scale.y(p.observed),
-            p.height,
-            secs(p.t_ms),
-            tick_label(p.observed.round())
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    .html()
 }
 
-fn expected_line(seg: &Segment, points: &[DifficultyPoint], scale: &Scale) -> String {
-    let line: Vec<String> = points
-        .iter()
-        .filter(|p| p.t_ms > seg.from_ms && p.t_ms < seg.to_ms)
-        .filter_map(|p| {
-            let e = p.expected?;
-            Some(format!("{:.1},{:.1}", scale.x(p.t_ms), scale.y(e)))
-        })
-        .collect();
-    if line.len() < 2 {
-        return String::new();
-    }
+fn point_title(p: &DifficultyPoint) -> String {
+    let expected = p.expected.map_or_else(String::new, |e| {
+        format!(", expected {}", tick_label(e.round()))
+    });
     format!(
-        "<polyline points=\"{}\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\">\
-         <title>expected from {}: {} H/s</title></polyline>\n",
-        line.join(" "),
-        secs(seg.from_ms),
-        tick_label(seg.hashrate.round())
+        "height {} at {}: difficulty {}{expected}",
+        p.height,
+        secs(p.t_ms),
+        tick_label(p.observed.round())
     )
 }
 
-fn axes(scale: &Scale) -> String {
-    let y0 = HEIGHT - BOTTOM;
-    let mut s = format!(
-        "<line x1=\"{LEFT}\" y1=\"{y0}\" x2=\"{}\" y2=\"{y0}\" stroke=\"#444\"/>\
-         <line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{y0}\" stroke=\"#444\"/>\n",
-        WIDTH - RIGHT
-    );
-    let first = scale.lo.ceil() as i32;
-    let last = scale.hi.floor() as i32;
-    let every = ((last - first) / 6).max(1);
-    for k in (first..=last).step_by(every as usize) {
-        let v = 2f64.powi(k);
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            LEFT - 6.0,
-            scale.y(v) + 4.0,
-            tick_label(v)
-        );
-    }
-    for t_s in ticks(scale.duration_ms / 1000.0, 10.0, 1.0) {
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            scale.x((t_s * 1000.0) as u64),
-            y0 + 14.0,
-            tick_label(t_s)
-        );
-    }
-    let _ = writeln!(
-        s,
-        "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">time (s), run of {}</text>\
-         <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">\
-         hashes per block</text>",
-        (LEFT + WIDTH - RIGHT) / 2.0,
-        HEIGHT - 6.0,
-        secs(scale.duration_ms as u64),
-        (TOP + y0) / 2.0,
-        (TOP + y0) / 2.0
-    );
-    s
+/// The closed form's difficulty over one period, at the blocks inside it; none with fewer
+/// than two.
+fn expected_line(seg: &Segment, points: &[DifficultyPoint]) -> Option<Series> {
+    let line: Vec<Option<[f64; 2]>> = points
+        .iter()
+        .filter(|p| p.t_ms > seg.from_ms && p.t_ms < seg.to_ms)
+        .filter_map(|p| Some(Some([p.t_ms as f64 / 1000.0, p.expected?])))
+        .collect();
+    (line.len() >= 2).then(|| Series {
+        name: format!(
+            "expected from {}: {} H/s",
+            secs(seg.from_ms),
+            tick_label(seg.hashrate.round())
+        ),
+        colour: "#d62728",
+        width: 1.5,
+        cls: "expected".into(),
+        line: true,
+        points: line,
+        ..Series::default()
+    })
 }
 
 fn table(segments: &[Segment]) -> String {
@@ -219,8 +169,23 @@ mod tests {
             ],
         };
         let html = section(&d, 10_000);
-        assert_eq!(html.matches("<circle").count(), 4);
-        assert_eq!(html.matches("<polyline").count(), 1);
+        let spec = super::super::charts::spec_in(&html, "lineChart");
+        assert_eq!(spec["y_log"], true);
+        let series = spec["series"].as_array().expect("series");
+        assert_eq!(series.len(), 2, "the blocks, and one period's line");
+        assert_eq!(series[0]["dots"], true);
+        assert_eq!(series[0]["line"], false, "blocks are dots, not a line");
+        assert_eq!(series[0]["points"].as_array().map(Vec::len), Some(4));
+        assert_eq!(
+            series[0]["titles"][1],
+            "height 3 at 3.0 s: difficulty 1024, expected 1000"
+        );
+        assert_eq!(
+            series[1]["points"],
+            serde_json::json!([[3.0, 1000.0], [5.0, 980.0], [9.0, 960.0]]),
+            "the line runs through the period's blocks"
+        );
+        assert_eq!(series[1]["name"], "expected from 1.0 s: 500 H/s");
         assert!(
             html.contains("<td>190.0 s</td><td>4.5</td><td>3</td><td>2.00</td>"),
             "{html}"

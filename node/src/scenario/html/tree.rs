@@ -2,15 +2,16 @@
 //! each fork a lane beside it, every block coloured by the node that mined it, stale blocks
 //! outlined in red, and on hover the block's hash, miner and when the nodes took it in.
 //!
-//! It owns: the tree's geometry and what is drawn of a large tree (the last
-//! [`MAX_HEIGHTS_DRAWN`] heights, at most [`MAX_LANES_DRAWN`] lanes).
-//! It must never: compute anything but positions; the tree and its lanes are
-//! [`super::super::blocks`]'s.
+//! It owns: what is drawn of a large tree (the last [`MAX_HEIGHTS_DRAWN`] heights, at most
+//! [`MAX_LANES_DRAWN`] lanes), each block's colour, outline and hover text.
+//! It must never: compute the tree or its lanes ([`super::super::blocks`]'s) or draw it (the
+//! shared chart code's `blockTree`, through [`super::charts`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::super::blocks::{BlockTree, TreeBlock, lanes};
+use super::charts::{self, TreeMark};
 use super::{NODE_COLOURS, esc, secs};
 
 /// Heights drawn, the highest ones.
@@ -18,11 +19,10 @@ pub(super) const MAX_HEIGHTS_DRAWN: u64 = 400;
 /// Lanes drawn (the main chain and the forks beside it); blocks beyond are counted.
 pub(super) const MAX_LANES_DRAWN: usize = 24;
 
-const STEP_X: f64 = 16.0;
-const STEP_Y: f64 = 20.0;
+/// A block's box, and the distance between heights and between lanes.
 const BOX: f64 = 12.0;
-const LEFT: f64 = 50.0;
-const TOP: f64 = 10.0;
+const STEP_HEIGHT: f64 = 16.0;
+const STEP_LANE: f64 = 20.0;
 
 /// The section: heading, caption, the drawing in a horizontally scrolling box.
 pub(super) fn section(tree: &BlockTree) -> String {
@@ -45,7 +45,7 @@ pub(super) fn section(tree: &BlockTree) -> String {
     let _ = writeln!(s, "<p>{}</p>", esc(&caption(tree, low, top, drawn.len())));
     s.push_str(&legend(tree));
     s.push_str("<div style=\"overflow-x:auto\">\n");
-    s.push_str(&svg(&drawn, low, top));
+    s.push_str(&svg(&drawn));
     s.push_str("</div>\n");
     s
 }
@@ -95,65 +95,34 @@ fn caption(tree: &BlockTree, low: u64, top: u64, drawn: usize) -> String {
     text
 }
 
-fn svg(drawn: &[(&TreeBlock, usize)], low: u64, top: u64) -> String {
-    let lanes = drawn.iter().map(|(_, l)| l + 1).max().unwrap_or(1);
-    let width = LEFT + (top - low + 1) as f64 * STEP_X + 20.0;
-    let height = TOP + lanes as f64 * STEP_Y + 30.0;
-    let mut s = format!(
-        "<svg id=\"block-tree\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" \
-         height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" \
-         aria-label=\"block tree\">\n"
-    );
-    let centre = |b: &TreeBlock, lane: usize| {
-        (
-            LEFT + (b.height - low) as f64 * STEP_X + BOX / 2.0,
-            TOP + lane as f64 * STEP_Y + BOX / 2.0,
-        )
-    };
-    let at: HashMap<&str, (f64, f64)> = drawn
-        .iter()
-        .map(|&(b, lane)| (b.hash.as_str(), centre(b, lane)))
-        .collect();
-    for &(b, lane) in drawn {
-        if let Some(&(px, py)) = at.get(b.parent.as_str()) {
-            let (x, y) = centre(b, lane);
-            let _ = writeln!(
-                s,
-                "<line x1=\"{px:.1}\" y1=\"{py:.1}\" x2=\"{x:.1}\" y2=\"{y:.1}\" stroke=\"#999\"/>"
-            );
-        }
+fn svg(drawn: &[(&TreeBlock, usize)]) -> String {
+    charts::BlockTree {
+        id: "block-tree",
+        label: "block tree",
+        horizontal: true,
+        box_size: [BOX, BOX],
+        step_height: STEP_HEIGHT,
+        step_lane: STEP_LANE,
+        axis_every: 10,
+        blocks: drawn.iter().map(|&(b, lane)| mark(b, lane)).collect(),
     }
-    for &(b, lane) in drawn {
-        s.push_str(&block_box(b, centre(b, lane)));
-    }
-    let axis_y = TOP + lanes as f64 * STEP_Y + 14.0;
-    for h in (low..=top).filter(|h| h % 10 == 0) {
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{axis_y:.1}\" text-anchor=\"middle\">{h}</text>",
-            LEFT + (h - low) as f64 * STEP_X + BOX / 2.0
-        );
-    }
-    let _ = writeln!(s, "<text x=\"4\" y=\"{axis_y:.1}\">height</text>\n</svg>");
-    s
+    .html()
 }
 
-fn block_box(b: &TreeBlock, (x, y): (f64, f64)) -> String {
-    let fill = b
-        .mined_by
-        .map_or("#bbb", |i| NODE_COLOURS[i % NODE_COLOURS.len()]);
-    let stroke = if b.stale() {
-        "stroke=\"#c62828\" stroke-width=\"2\""
-    } else {
-        "stroke=\"none\""
-    };
-    format!(
-        "<rect class=\"block\" x=\"{:.1}\" y=\"{:.1}\" width=\"{BOX}\" height=\"{BOX}\" \
-         fill=\"{fill}\" {stroke}><title>{}</title></rect>\n",
-        x - BOX / 2.0,
-        y - BOX / 2.0,
-        esc(&hover(b))
-    )
+/// A block coloured by the node that mined it (grey for none), outlined red when stale.
+fn mark(b: &TreeBlock, lane: usize) -> TreeMark {
+    TreeMark {
+        hash: b.hash.clone(),
+        parent: b.parent.clone(),
+        height: b.height,
+        lane,
+        cls: if b.stale() { "stale" } else { "block" },
+        fill: b
+            .mined_by
+            .map_or("#bbb", |i| NODE_COLOURS[i % NODE_COLOURS.len()]),
+        stroke: b.stale().then_some("#c62828"),
+        title: hover(b),
+    }
 }
 
 fn hover(b: &TreeBlock) -> String {
@@ -218,18 +187,30 @@ mod tests {
         assert!(html.contains("4 blocks seen, 1 stale"), "{html}");
         assert!(html.contains("</span>node 1</span>"), "the legend: {html}");
         assert!(html.contains("1 forks"), "{html}");
-        assert_eq!(html.matches("class=\"block\"").count(), 4);
-        assert_eq!(
-            html.matches("<line ").count(),
-            3,
-            "each block to its parent, a1's unseen"
+        let spec = charts::spec_in(&html, "blockTree");
+        assert_eq!(spec["id"], "block-tree");
+        let blocks = spec["blocks"].as_array().expect("blocks");
+        let by_hash = |h: &str| {
+            blocks
+                .iter()
+                .find(|b| b["hash"] == h)
+                .unwrap_or_else(|| panic!("{h} drawn"))
+        };
+        assert_eq!(blocks.len(), 4);
+        for (hash, lane) in [("a1", 0), ("a2", 0), ("b2", 1), ("a3", 0)] {
+            assert_eq!(by_hash(hash)["lane"], lane, "{hash}'s lane");
+        }
+        let b2 = by_hash("b2");
+        assert_eq!(b2["stroke"], "#c62828", "the stale block is outlined");
+        assert_eq!(b2["parent"], "a1");
+        assert!(
+            by_hash("a2").get("stroke").is_none(),
+            "a final-chain block is not"
         );
-        assert_eq!(html.matches("stroke=\"#c62828\"").count(), 1);
-        // b2 sits one lane below a2 at the same height.
-        assert!(html.contains("x=\"66.0\" y=\"30.0\""), "{html}");
-        assert!(html.contains(
+        assert_eq!(
+            b2["title"],
             "height 2 b2, mined by node 1, stale; parent a1; taken in by node 0 at 2.0 s"
-        ));
+        );
     }
 
     #[test]
