@@ -38,6 +38,7 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, ping, tcp, yamux};
 use peerchain_ledger::{Hash, U256};
+use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use crate::behaviour::{Behaviour, Names, sync_behaviour};
@@ -244,8 +245,8 @@ impl AdversaryState {
                 .iter()
                 .map(|(p, a)| (*p, crate::peers::without_p2p(a)))
                 .collect();
-            for _ in 0..(*identities).min(MAX_SYBIL_IDENTITIES) {
-                let key = Keypair::generate_ed25519();
+            for i in 0..(*identities).min(MAX_SYBIL_IDENTITIES) {
+                let key = sybil_key(config.fault_seed, i);
                 match sybil_swarm(key, config, names) {
                     Ok(swarm) => tasks.push(tokio::spawn(run_sybil(swarm, status, boot.clone()))),
                     Err(e) => tracing::warn!(error = %e, "adversary: a sybil identity failed"),
@@ -459,6 +460,22 @@ struct SybilBehaviour {
     ping: ping::Behaviour,
 }
 
+/// Sybil identity `i`: drawn from `seed` when there is one (the same identities on every
+/// run with that seed), else fresh.
+fn sybil_key(seed: Option<u64>, i: u32) -> Keypair {
+    let Some(seed) = seed else {
+        return Keypair::generate_ed25519();
+    };
+    let mut secret: [u8; 32] = Sha256::new()
+        .chain_update(b"peerchain sybil identity")
+        .chain_update(seed.to_le_bytes())
+        .chain_update(i.to_le_bytes())
+        .finalize()
+        .into();
+    // Any 32 bytes are an ed25519 secret key, so this cannot fail; fresh if it ever did.
+    Keypair::ed25519_from_bytes(&mut secret).unwrap_or_else(|_| Keypair::generate_ed25519())
+}
+
 fn sybil_swarm(
     key: Keypair,
     config: &NetworkConfig,
@@ -538,6 +555,19 @@ async fn run_sybil(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sybil_identities_follow_the_fault_seed_and_are_fresh_without_one() {
+        let id = |seed, i| sybil_key(seed, i).public().to_peer_id();
+        assert_eq!(
+            id(Some(7), 0),
+            id(Some(7), 0),
+            "one seed, the same identities"
+        );
+        assert_ne!(id(Some(7), 0), id(Some(7), 1), "one per index");
+        assert_ne!(id(Some(7), 0), id(Some(8), 0), "another seed, others");
+        assert_ne!(id(None, 0), id(None, 0), "no seed: fresh each time");
+    }
 
     #[test]
     fn modes_parse_and_print() {

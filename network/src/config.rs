@@ -55,9 +55,10 @@ pub struct NetworkConfig {
     /// `adversary.rs`). `None` (the default) is an honest node; the node binary never sets it
     /// unless told to.
     pub adversary: Option<Adversary>,
-    /// Seed of the loss draws of operator-set link faults, so a test can repeat which
-    /// messages a lossy link drops. `None` (the default): a random seed.
-    pub link_fault_seed: Option<u64>,
+    /// Seed of the node's deliberate randomness, so a test can repeat it: the loss draws of
+    /// operator-set link faults (which messages a lossy link drops) and the `sybil:N`
+    /// adversary's identities. `None` (the default): random.
+    pub fault_seed: Option<u64>,
 }
 
 impl NetworkConfig {
@@ -78,7 +79,7 @@ impl NetworkConfig {
             ban_loopback_addresses: false,
             max_known_peers: MAX_KNOWN_PEERS,
             adversary: None,
-            link_fault_seed: None,
+            fault_seed: None,
         }
     }
 

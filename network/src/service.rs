@@ -135,7 +135,7 @@ impl Service {
     ) -> Self {
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL_CHANNEL);
         let local_peer_id = *swarm.local_peer_id();
-        let link_seed = config.link_fault_seed.unwrap_or_else(rand::random);
+        let link_seed = config.fault_seed.unwrap_or_else(rand::random);
         let now = Instant::now();
         let inbox = GossipInbox::new(names.blocks.hash(), names.txs.hash());
         let adversary = config.adversary.clone().map(|mode| {

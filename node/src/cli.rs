@@ -233,9 +233,10 @@ pub struct NodeArgs {
         allow_hyphen_values = true
     )]
     pub clock_offset_ms: i64,
-    /// TEST ONLY: seed of the random draws of operator-set link faults (which messages a
-    /// lossy link drops; `POST /v1/admin/peers/{peer_id}/link`), so a test can repeat them
-    /// [default: a random seed at each start]. `peerchain scenario run` sets one per node.
+    /// TEST ONLY: seed of the node's deliberate random draws, so a test can repeat them: which
+    /// messages a lossy link drops (`POST /v1/admin/peers/{peer_id}/link`) and the identities
+    /// of `--adversary sybil:N` [default: random at each start]. `peerchain scenario run` sets
+    /// one per node and start.
     #[arg(long, value_name = "N")]
     pub fault_seed: Option<u64>,
     /// Let this node attack its peers on purpose (for testing defences): allows --adversary and

@@ -209,7 +209,8 @@ pub struct NodeConfig {
     /// Added to the wall clock for every consensus time (block timestamps, the future-block
     /// rule, mempool expiry): tests of clock skew only (`--clock-offset-ms`).
     pub clock_offset_ms: i64,
-    /// Seed of the link faults' loss draws (`--fault-seed`, tests only); `None`: random.
+    /// Seed of the link faults' loss draws and the sybil identities (`--fault-seed`, tests
+    /// only); `None`: random.
     pub fault_seed: Option<u64>,
 }
 

@@ -158,7 +158,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     net_cfg.mdns = config.mdns;
     net_cfg.heartbeat_ms = config.heartbeat_ms;
     net_cfg.ban_loopback_addresses = config.ban_loopback_addresses;
-    net_cfg.link_fault_seed = config.fault_seed;
+    net_cfg.fault_seed = config.fault_seed;
     if config.allow_adversary {
         net_cfg.adversary = config.adversary.as_ref().and_then(AdversaryMode::network);
     }

@@ -80,6 +80,8 @@ struct Node {
     /// Whether it mines now (from the file, then the timeline's mining and hash-share steps);
     /// a restart keeps it.
     mine: bool,
+    /// Processes started for it so far: each start gets a `--fault-seed` of its own.
+    starts: u64,
 }
 
 impl Node {
@@ -121,7 +123,7 @@ pub struct Cluster {
     initial_link: Option<LinkSpec>,
     /// The network's total hash rate, shared by the hash shares.
     total_hashrate: u64,
-    /// The run's seed: each node's `--fault-seed` is drawn from it.
+    /// The run's seed: each node's `--fault-seed` (one per start) is drawn from it.
     seed: u64,
 }
 
@@ -171,6 +173,7 @@ impl Cluster {
                 adversary: spec.adversary.clone(),
                 hashrate: spec.hashrate,
                 mine: spec.mine,
+                starts: 0,
             });
         }
         let cluster = Cluster {
@@ -312,6 +315,7 @@ impl Cluster {
         }
         node.pids.push(child.id());
         node.child = Some(child);
+        node.starts += 1;
         Ok(())
     }
 
@@ -348,7 +352,10 @@ impl Cluster {
         if let Some(mode) = &spec.adversary {
             args.extend(["--adversary".into(), mode.clone()]);
         }
-        args.extend(["--fault-seed".into(), fault_seed(self.seed, i).to_string()]);
+        args.extend([
+            "--fault-seed".into(),
+            fault_seed(self.seed, i, node.starts).to_string(),
+        ]);
         let boot = self.bootnodes(i);
         if !boot.is_empty() {
             args.extend(["--bootnode".into(), boot.join(",")]);
@@ -813,9 +820,14 @@ fn taken(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_err()
 }
 
-/// Node `i`'s `--fault-seed` for the run's `seed`.
-pub fn fault_seed(seed: u64, i: usize) -> u64 {
-    seeded::derive(seed, Stream::FaultSeed, i as u64)
+/// The `--fault-seed` of node `i`'s start number `start` (0 first) for the run's `seed`: a
+/// restarted sybil gets fresh identities, the same ones on every run with that seed.
+pub fn fault_seed(seed: u64, i: usize, start: u64) -> u64 {
+    seeded::derive(
+        seed,
+        Stream::FaultSeed,
+        ((i as u64) << 32) | (start & 0xffff_ffff),
+    )
 }
 
 /// The miner key of node `i` (only its address is used).
@@ -945,9 +957,14 @@ mod tests {
 
     #[test]
     fn fault_seeds_differ_per_node_and_follow_the_seed() {
-        assert_ne!(fault_seed(1, 0), fault_seed(1, 1));
-        assert_ne!(fault_seed(1, 0), fault_seed(2, 0));
-        assert_eq!(fault_seed(9, 3), fault_seed(9, 3));
+        assert_ne!(fault_seed(1, 0, 0), fault_seed(1, 1, 0));
+        assert_ne!(fault_seed(1, 0, 0), fault_seed(2, 0, 0));
+        assert_ne!(
+            fault_seed(1, 0, 0),
+            fault_seed(1, 0, 1),
+            "a restart gets its own"
+        );
+        assert_eq!(fault_seed(9, 3, 2), fault_seed(9, 3, 2));
     }
 
     #[test]

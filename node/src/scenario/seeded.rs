@@ -1,6 +1,6 @@
 //! The run's seeded draws besides the load's: the time of a step within its `jitter_s`, the
-//! node of `kill = "any"` (and `stop`, `start`), and each node's `--fault-seed` (the loss
-//! draws of its link faults).
+//! node of `kill = "any"` (and `stop`, `start`), and each node start's `--fault-seed` (the
+//! loss draws of its link faults, a sybil's identities).
 //!
 //! It owns: one independent stream per purpose and item, derived from the seed with
 //! SplitMix64, so a draw depends only on the seed, the purpose and the item (a step's place
@@ -15,7 +15,7 @@ pub enum Stream {
     StepTime = 1,
     /// The node of a `"any"` step; item: the step's `[[at]]` index.
     StepNode = 2,
-    /// A node's `--fault-seed`; item: the node's index.
+    /// A node's `--fault-seed`; item: the node's index (high 32 bits) and start number.
     FaultSeed = 3,
 }
 
