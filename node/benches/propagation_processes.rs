@@ -13,9 +13,15 @@
 //! receiver) pairs. The nodes are SIGKILLed at the end and their directory removed
 //! (`PEERCHAIN_BENCH_KEEP=1` keeps it, with the logs).
 //!
+//! `PEERCHAIN_BENCH_COLD=1` measures a block whose transactions the receivers do not hold:
+//! before each round's submission every receiver sets a link fault dropping all gossip from
+//! node 0 (`POST /v1/admin/peers/{id}/link` with `loss = 1`), so node 0's transaction gossip
+//! never lands; 2 s after node 0 holds the transfers the faults are cleared and the block is
+//! mined, and the receivers must check every transfer of the block themselves. It prints how
+//! many of the block's transfers the receivers held at most when it was mined.
+//!
 //! Without `--bench` (`cargo test -p peerchain --benches`) a smoke form runs: 3 nodes, 300
-//! transfers, 2 rounds. A block whose transactions the receivers do not hold is not measured
-//! here (see docs/BENCHMARKS.md section 16).
+//! transfers, 2 rounds.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -27,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use peerchain_ledger::Genesis;
-use peerchain_testkit::{Transfers, bench_mode, env_count, fmt_duration, smoke_note, summary};
+use peerchain_testkit::{
+    Transfers, bench_mode, cores, env_count, fmt_duration, smoke_note, summary, verify_rate,
+};
 use serde_json::{Value, json};
 use support::{Http, NodeProcess, wait_for, write_genesis};
 
@@ -44,9 +52,15 @@ fn main() -> anyhow::Result<()> {
     let n = env_count("PEERCHAIN_BENCH_NODES", 10, 3).max(2);
     let txs = env_count("PEERCHAIN_BENCH_TXS", 5_000, 300);
     let rounds = env_count("PEERCHAIN_BENCH_ROUNDS", 10, 2);
+    let cold = std::env::var_os("PEERCHAIN_BENCH_COLD").is_some();
+    let held_by = if cold {
+        "the receivers do not hold"
+    } else {
+        "the receivers already hold"
+    };
     println!(
         "propagation_processes: {n} node processes, {rounds} rounds of one block of {txs} transfers \
-         the receivers already hold"
+         {held_by}"
     );
     let work = tempfile::tempdir()?;
     let genesis_path = work.path().join("genesis.json");
@@ -54,6 +68,10 @@ fn main() -> anyhow::Result<()> {
     let genesis = Genesis::from_file(&genesis_path)?;
     let http = Http::new();
     let nodes = start_network(&genesis_path, work.path(), n, &http)?;
+    let origin_id = nodes[0].wait_up(&http)["peer_id"]
+        .as_str()
+        .context("node 0's peer id")?
+        .to_owned();
     let arrivals: Arrivals = Arc::default();
     for (i, node) in nodes.iter().enumerate() {
         listen_for_blocks(i, &node.rpc, arrivals.clone())?;
@@ -62,12 +80,35 @@ fn main() -> anyhow::Result<()> {
 
     let mut transfers = Transfers::new(&genesis, SENDERS);
     warm_up(&http, &nodes, &mut transfers)?;
+    // The machine's limit: every receiver checks each signature of a block it does not hold,
+    // and the receivers share the cores.
+    // (A generator of its own: these transfers are never sent, so the nonces stay in step.)
+    let sample = Transfers::new(&genesis, SENDERS).sign_all(1_000);
+    let limit = verify_rate(&sample).map_err(anyhow::Error::msg)?;
+    println!(
+        "machine limit: {limit:.0} signature checks/s on {} cores; {} receivers checking {txs} \
+         each need {} of it",
+        cores(),
+        n - 1,
+        fmt_duration(Duration::from_secs_f64(((n - 1) * txs) as f64 / limit))
+    );
     let (mut all, mut from_call, mut early) = (Vec::new(), Vec::new(), 0usize);
+    let mut most_held = 0u64;
     println!("  round  slowest node  median node");
     for round in 0..rounds {
         let batch = transfers.sign_all(txs);
-        submit(&http, &nodes[0].rpc, &batch)?;
-        wait_for_mempools(&http, &nodes, txs, "every mempool to hold the transfers");
+        if cold {
+            set_loss(&http, &nodes[1..], &origin_id, 1.0)?;
+            submit(&http, &nodes[0].rpc, &batch)?;
+            wait_for_mempools(&http, &nodes[..1], txs, "node 0 to hold the transfers");
+            // Node 0 gossips them (batched, within about a second) into the faulted links.
+            std::thread::sleep(Duration::from_secs(2));
+            most_held = most_held.max(largest_mempool(&http, &nodes[1..]));
+            set_loss(&http, &nodes[1..], &origin_id, 0.0)?;
+        } else {
+            submit(&http, &nodes[0].rpc, &batch)?;
+            wait_for_mempools(&http, &nodes, txs, "every mempool to hold the transfers");
+        }
         let called = Instant::now();
         let hash = mine_one(&http, &nodes[0].rpc)?;
         let seen = wait_for(
@@ -98,7 +139,7 @@ fn main() -> anyhow::Result<()> {
     }
     let (p50, p99, max) = summary(&mut all);
     println!(
-        "summary: a {txs}-transfer block held by the receivers reached each of {} nodes in p50 {} \
+        "summary: a {txs}-transfer block {held_by} reached each of {} nodes in p50 {} \
          p99 {} max {} ({} samples)",
         n - 1,
         fmt_duration(p50),
@@ -113,6 +154,11 @@ fn main() -> anyhow::Result<()> {
         fmt_duration(c50),
         fmt_duration(c99)
     );
+    if cold {
+        println!(
+            "  the receivers held at most {most_held} transfers in their mempools when a block was mined"
+        );
+    }
     drop(nodes);
     if std::env::var_os("PEERCHAIN_BENCH_KEEP").is_some() {
         println!("kept the nodes' directories in {}", work.keep().display());
@@ -236,6 +282,35 @@ fn submit(http: &Http, rpc: &str, txs: &[peerchain_ledger::Transaction]) -> anyh
         }
     }
     Ok(())
+}
+
+/// Sets (`loss` above 0) or clears the fault of each receiver's link from `origin`: the
+/// fraction of `origin`'s gossip it drops.
+fn set_loss(http: &Http, receivers: &[NodeProcess], origin: &str, loss: f64) -> anyhow::Result<()> {
+    for node in receivers {
+        let code = http
+            .0
+            .post(format!("{}/v1/admin/peers/{origin}/link", node.rpc))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "loss": loss }))
+            .send()
+            .context("admin link fault")?
+            .status();
+        if !code.is_success() {
+            bail!("setting the link fault at {} answered {code}", node.rpc);
+        }
+    }
+    Ok(())
+}
+
+/// The most transactions any of `nodes` holds in its mempool.
+fn largest_mempool(http: &Http, nodes: &[NodeProcess]) -> u64 {
+    nodes
+        .iter()
+        .filter_map(|node| http.get(&format!("{}/v1/status", node.rpc)))
+        .filter_map(|s| s["mempool_size"].as_u64())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Mines one block at `rpc` (admin API) and returns its hash.

@@ -53,10 +53,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use peerchain_ledger::crypto::{self, Keypair};
+use peerchain_ledger::crypto::Keypair;
 use peerchain_ledger::{Genesis, Transaction};
 use peerchain_testkit::{
-    Transfers, bench_mode, cores, env_count, fmt_duration, mib, smoke_note, summary,
+    Transfers, bench_mode, cores, env_count, fmt_duration, mib, smoke_note, summary, verify_rate,
 };
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
@@ -307,17 +307,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     // The machine's limit: signature checks per second on every core, before any node runs.
-    let sample = &txs[..txs.len().min(4_000)];
-    let t = Instant::now();
-    let mut verified = 0usize;
-    while t.elapsed() < Duration::from_secs(1) {
-        let ok = crypto::verify_many(sample);
-        if !ok.iter().all(|&v| v) {
-            bail!("a pre-signed transfer does not verify");
-        }
-        verified += ok.len();
-    }
-    let verify_rate = verified as f64 / t.elapsed().as_secs_f64();
+    let verify_rate = verify_rate(&txs[..txs.len().min(4_000)]).map_err(anyhow::Error::msg)?;
     println!(
         "machine limit: verify_transaction on {} cores (rayon, verify_many) {verify_rate:.0}/s \
          ({:.0}/s per core)",

@@ -62,3 +62,22 @@ pub fn env_counts(name: &str, full: &[usize], smoke: &[usize]) -> Vec<usize> {
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// The machine's limit that most figures are measured against: signed transfers checked per
+/// second on every core (`crypto::verify_many`, rayon, `verify_transaction` per item), over
+/// `sample` for about one second. Fails when a transfer of the sample does not verify.
+pub fn verify_rate(sample: &[peerchain_ledger::Transaction]) -> Result<f64, String> {
+    if sample.is_empty() {
+        return Err("no transfer to verify".into());
+    }
+    let t = std::time::Instant::now();
+    let mut verified = 0usize;
+    while t.elapsed() < std::time::Duration::from_secs(1) {
+        let ok = peerchain_ledger::crypto::verify_many(sample);
+        if !ok.iter().all(|&v| v) {
+            return Err("a sample transfer does not verify".into());
+        }
+        verified += ok.len();
+    }
+    Ok(verified as f64 / t.elapsed().as_secs_f64())
+}

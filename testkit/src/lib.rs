@@ -26,7 +26,7 @@ pub mod sign;
 pub mod stats;
 pub mod table;
 
-pub use bench::{bench_mode, cores, env_count, env_counts, smoke_note};
+pub use bench::{bench_mode, cores, env_count, env_counts, smoke_note, verify_rate};
 pub use browser::{Browser, browser_or_skip, browser_tools};
 pub use chain::{easy_genesis, late_clock_ms, node_genesis, now_ms};
 pub use disk::{Tmpfs, fill_disk};
