@@ -103,8 +103,8 @@ fn main() -> anyhow::Result<()> {
             wait_for_mempools(&http, &nodes[..1], txs, "node 0 to hold the transfers");
             // Node 0 gossips them (batched, within about a second) into the faulted links.
             std::thread::sleep(Duration::from_secs(2));
-            most_held = most_held.max(largest_mempool(&http, &nodes[1..]));
             set_loss(&http, &nodes[1..], &origin_id, 0.0)?;
+            most_held = most_held.max(largest_mempool(&http, &nodes[1..]));
         } else {
             submit(&http, &nodes[0].rpc, &batch)?;
             wait_for_mempools(&http, &nodes, txs, "every mempool to hold the transfers");

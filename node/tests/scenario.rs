@@ -252,10 +252,12 @@ fn report_screenshots() -> PathBuf {
     tmp.parent().unwrap_or(tmp).join("report-screenshots")
 }
 
-/// The report check can fail: `tests/browser/report-fixture.html` passes it as it is, and
-/// copies of it with a console error, an uncaught exception, an image from the network, a
-/// local file fetched, no verdict, a chart line without its hover title, or a chart spec
-/// nothing drew each fail it, named with the reason.
+/// The report check can fail: `tests/browser/report-fixture.html` (static SVG) passes it as
+/// it is, and copies of it with a console error, an uncaught exception, an image from the
+/// network, a local file fetched, no verdict, or a chart line without its hover title each
+/// fail it, named with the reason. So does a real report.html (its charts drawn by the shared
+/// chart code) of a 4-second run, and copies of it with a chart of an unknown kind or an
+/// empty spec fail.
 #[test]
 fn the_report_check_fails_a_page_with_a_script_error_a_fetch_or_a_missing_part() {
     let Some(browser) = browser_or_skip("report.html browser check") else {
@@ -308,7 +310,27 @@ fn the_report_check_fails_a_page_with_a_script_error_a_fetch_or_a_missing_part()
             "1 charts not drawn (lineChart)",
         ),
     ];
-    let mut pages = vec![fixture.clone()];
+    let real = tiny_report(dir.path());
+    let real_page = std::fs::read_to_string(&real).expect("the real report");
+    let first_spec = real_page
+        .split("data-chart=\"lineChart\" data-spec=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a line chart in a real report");
+    let real_faults = [
+        (
+            "unknown-chart",
+            real_page.replacen("data-chart=\"lineChart\"", "data-chart=\"noSuchChart\"", 1),
+            "1 charts not drawn (noSuchChart)",
+        ),
+        (
+            "empty-spec",
+            real_page.replacen(first_spec, "{}", 1),
+            "1 charts drawn with no mark (lineChart)",
+        ),
+    ];
+    let faults: Vec<_> = faults.into_iter().chain(real_faults).collect();
+    let mut pages = vec![fixture.clone(), real.clone()];
     for (name, html, _) in &faults {
         assert_ne!(*html, page, "{name}: the fault was injected");
         let path = dir.path().join(format!("{name}.html"));
@@ -318,11 +340,14 @@ fn the_report_check_fails_a_page_with_a_script_error_a_fetch_or_a_missing_part()
     let check = browser.check_reports(&dir.path().join("screenshots"), &pages);
     let said = format!("{}{}", text(&check.stdout), text(&check.stderr));
     assert_eq!(check.status.code(), Some(1), "{said}");
-    assert!(
-        said.contains(&format!("ok {}", fixture.display())),
-        "the fixture itself passes:\n{said}"
-    );
-    for ((name, _, reason), path) in faults.iter().zip(&pages[1..]) {
+    for good in [&fixture, &real] {
+        assert!(
+            said.contains(&format!("ok {}", good.display())),
+            "{} itself passes:\n{said}",
+            good.display()
+        );
+    }
+    for ((name, _, reason), path) in faults.iter().zip(&pages[2..]) {
         // The page's block: "FAIL <path>:" and its indented reasons.
         let head = format!("FAIL {}:\n", path.display());
         let block: String = said
@@ -336,7 +361,22 @@ fn the_report_check_fails_a_page_with_a_script_error_a_fetch_or_a_missing_part()
             .unwrap_or_else(|| panic!("{name} did not fail:\n{said}"));
         assert!(block.contains(reason), "{name}: {reason:?} not in\n{block}");
     }
-    assert!(said.contains("7 of 8 reports failed"), "{said}");
+    assert!(said.contains("9 of 11 reports failed"), "{said}");
+}
+
+/// The report.html of a 4-second run of two nodes with a little load, in `dir`.
+fn tiny_report(dir: &Path) -> PathBuf {
+    let file = dir.join("tiny.toml");
+    std::fs::write(
+        &file,
+        "name = \"tiny\"\nseed = 1\nduration_s = 4\n\
+         [network]\nnodes = 2\nblock_time_ms = 500\nhashrate = 20000\n\
+         [load]\ntps = 10\nduration_s = 3\naccounts = 2\n",
+    )
+    .expect("write the scenario");
+    let out = dir.join("tiny");
+    run_passing(&file, &out);
+    out.join("report.html")
 }
 
 /// Samples of `node` taken between `from_ms` and `to_ms`.

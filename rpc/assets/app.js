@@ -416,7 +416,8 @@ function blockChart(kind, values, label, unit, xs) {
   if (values.length < 2) return `<p class="muted">Not enough blocks yet for ${esc(label)}.</p>`;
   const common = { label, width: 640, height: 190, x_unit: "block height", x_integer: true, y_unit: unit };
   const svg = kind === "barChart"
-    ? PeerchainCharts.barChart({ ...common, cls: "chart", bars: values.map((v, i) => ({ label: `block ${num(xs[i])}`, value: v })) })
+    ? PeerchainCharts.barChart({ ...common, cls: "chart", y_integer: true,
+      bars: values.map((v, i) => ({ label: num(xs[i]), value: v, title: `block ${num(xs[i])}: ${num(v)} ${unit}` })) })
     : PeerchainCharts.lineChart({ ...common, series: [{ name: label, dots: true, points: values.map((v, i) => [xs[i], v]),
       titles: values.map((v, i) => `block ${num(xs[i])}: ${PeerchainCharts.label(v)} ${unit}`) }] });
   return `<figure><figcaption>${esc(label)}</figcaption>${svg}</figure>`;

@@ -28,11 +28,13 @@
     return [1, 2, 5, 10].map((m) => m * power).find((step) => step >= raw * (1 - 1e-12));
   }
 
-  // The multiples of a nice step (at least minStep) from lo to hi.
+  // The multiples of a nice step (at least minStep) from lo to hi: at most maxTicks + 1 of
+  // them, and just lo when the range is empty.
   function ticks(lo, hi, maxTicks, minStep = 0) {
+    if (!(hi > lo)) return Number.isFinite(lo) ? [lo] : [];
     const step = Math.max(niceStep(hi - lo, maxTicks), minStep);
     const out = [];
-    for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + 1e-9 * Math.max(1, Math.abs(hi)); k++) out.push(k * step || 0);
+    for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + 1e-9 * step && out.length <= maxTicks; k++) out.push(k * step || 0);
     return out;
   }
 
@@ -90,9 +92,10 @@
     const series = spec.series || [];
     const points = series.flatMap((s) => (s.points || []).filter(Boolean));
     const [x0, x1] = extent(points.map((p) => p[0]), [0, 1]);
-    const xlo = spec.x_min ?? x0, xhi = Math.max(spec.x_max ?? x1, xlo + 1e-9);
-    const x = (v) => M.left + ((v - xlo) / (xhi - xlo)) * (w - M.left - M.right);
+    const xlo = spec.x_min ?? x0, xmax = spec.x_max ?? x1;
+    const xhi = xmax > xlo ? xmax : xlo + 1; // one x value: a unit-wide axis around nothing
     const y = yScale(spec, points.map((p) => p[1]), h);
+    const x = (v) => M.left + ((v - xlo) / (xhi - xlo)) * (w - M.left - M.right);
     let out = svgOpen(spec, w, h, "chart");
     for (const b of spec.bands || []) {
       const bx = x(Math.max(b.from, xlo));
@@ -112,8 +115,8 @@
 
   function seriesMarks(s, x, y, spec) {
     const colour = esc(s.colour || "#1f77b4");
-    // A point the scale cannot place (a zero on a log scale) is left out.
-    const placed = (p) => p && Number.isFinite(y(p[1])) && Number.isFinite(x(p[0]));
+    // A point the scale cannot place (a missing value, a zero on a log scale) is left out.
+    const placed = (p) => p && Number.isFinite(p[0]) && Number.isFinite(p[1]) && Number.isFinite(y(p[1]));
     let out = "";
     if (s.line !== false) {
       let run = [];
@@ -137,22 +140,28 @@
     return out;
   }
 
-  // A bar chart. spec: { id, cls, label, width, height, x_unit, y_unit, colour, bars: [{ label,
-  // value }] }. Each bar is titled "label: value y_unit"; every few bars get an x label.
+  // A bar chart. spec: { id, cls, label, width, height, x_unit, y_unit, y_integer, colour,
+  // bars: [{ label, value, title }] }. Each bar is titled (default "label: value y_unit");
+  // every few bars get an x label; the y axis reaches the first tick at or above the tallest.
   function barChart(spec) {
     const w = spec.width || 960, h = spec.height || 200;
-    const bars = spec.bars || [];
-    const top = Math.max(1e-9, ...bars.map((b) => b.value));
+    const bars = (spec.bars || []).map((b) => ({ ...b, value: Number.isFinite(b.value) ? b.value : 0 }));
+    const tallest = Math.max(0, ...bars.map((b) => b.value));
+    const step = Math.max(niceStep(tallest || 1, 4), spec.y_integer ? 1 : 0);
+    const top = Math.max(step, Math.ceil(tallest / step - 1e-9) * step);
+    const marks = [];
+    for (let k = 0; k * step <= top + 1e-9 * step; k++) marks.push(k * step);
     const plotH = h - M.top - M.bottom, barW = (w - M.left - M.right) / Math.max(1, bars.length);
     const y0 = h - M.bottom;
     const every = Math.max(1, Math.floor(bars.length / 10));
     let out = svgOpen(spec, w, h, "bars");
     bars.forEach((b, i) => {
       const bh = (b.value / top) * plotH, bx = M.left + i * barW;
-      out += `<rect class="bar" x="${f1(bx)}" y="${f1(y0 - bh)}" width="${f1(Math.max(1, barW - 1))}" height="${f1(bh)}" fill="${esc(spec.colour || "#1f77b4")}"><title>${esc(`${b.label}: ${label(b.value)} ${spec.y_unit || ""}`.trim())}</title></rect>`;
+      const title = b.title ?? `${b.label}: ${label(b.value)} ${spec.y_unit || ""}`.trim();
+      out += `<rect class="bar" x="${f1(bx)}" y="${f1(y0 - bh)}" width="${f1(Math.max(1, barW - 1))}" height="${f1(bh)}" fill="${esc(spec.colour || "#1f77b4")}"><title>${esc(title)}</title></rect>`;
       if (i % every === 0) out += `<text x="${f1(bx)}" y="${y0 + 15}">${esc(b.label)}</text>`;
     });
-    for (const v of ticks(0, top, 4)) {
+    for (const v of marks) {
       const yy = y0 - (v / top) * plotH;
       out += `<text x="${M.left - 6}" y="${f1(yy + 4)}" text-anchor="end">${esc(label(v))}</text>`;
     }

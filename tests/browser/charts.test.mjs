@@ -22,6 +22,20 @@ test("ticks are round numbers and labels drop needless decimals", () => {
   assert.equal(C.label(0.30000000000000004), "0.3");
   assert.equal(C.label(20), "20");
   assert.equal(C.label(12345.6), "12,346");
+  assert.deepEqual(C.ticks(5, 5, 10), [5], "an empty range has one tick");
+  assert.deepEqual(C.ticks(1.7e12, 1.7e12 + 1e-9, 10).length <= 11, true, "never more than maxTicks + 1");
+});
+
+test("one x value, a huge one, or missing values draw a bounded chart", () => {
+  for (const x of [0, 1e6, 1.7e12]) {
+    const svg = C.lineChart({ x_unit: "t", y_unit: "v", series: [{ name: "s", dots: true, points: [[x, 1], [x, 2]] }] });
+    assert.ok(svg.length < 20000, `x = ${x}: ${svg.length} characters`);
+    assert.ok(!/NaN|Infinity/.test(svg), svg);
+  }
+  const gaps = C.lineChart({ x_unit: "t", y_unit: "v", series: [{ name: "s", dots: true, points: [[0, 1], [1, null], [2, 3]] }] });
+  assert.equal(count(gaps, /<circle/g), 2, "a null value (NaN from Rust) is not drawn at 0");
+  const bars = C.barChart({ y_unit: "count", bars: [{ label: "0", value: null }, { label: "1", value: 3 }] });
+  assert.ok(!/null|NaN/.test(bars), bars);
 });
 
 test("a line chart shades its bands, breaks its lines and titles every mark", () => {
@@ -69,6 +83,12 @@ test("a bar chart titles each bar with its value and unit", () => {
   assert.deepEqual(titles(svg), ["0: 4 count", "0.5: 2 count"]);
   const heights = attrs(svg, "rect", "height").map(Number);
   assert.equal(heights[0], 2 * heights[1], "bars scale with their values");
+  const axis = (s) => [...s.matchAll(/text-anchor="end">([^<]*)</g)].map((m) => m[1]);
+  const counts = C.barChart({ y_unit: "count", y_integer: true, bars: [{ label: "a", value: 7 }, { label: "b", value: 2 }] });
+  assert.deepEqual(axis(counts), ["0", "2", "4", "6", "8"], "whole counts, the tallest bar under the top tick");
+  assert.deepEqual(axis(C.barChart({ y_integer: true, bars: [{ label: "a", value: 2 }] })), ["0", "1", "2"]);
+  const titled = C.barChart({ bars: [{ label: "12", value: 3, title: "block 12: 3 transactions" }] });
+  assert.deepEqual(titles(titled), ["block 12: 3 transactions"]);
 });
 
 const fork = [

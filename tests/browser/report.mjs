@@ -48,8 +48,12 @@ function essentials() {
     const b = heights.getBoundingClientRect();
     if (!(b.width > 0 && b.height > 0)) problems.push(`the height chart is ${b.width}x${b.height}`);
   }
-  const undrawn = [...document.querySelectorAll("[data-chart]")].filter((el) => !el.querySelector("svg"));
+  const charts = [...document.querySelectorAll("[data-chart]")];
+  const undrawn = charts.filter((el) => !el.querySelector("svg"));
   if (undrawn.length) problems.push(`${undrawn.length} charts not drawn (${undrawn.map((el) => el.dataset.chart).join(", ")})`);
+  const MARKS = "polyline, rect.bar, rect.fault, circle, g.blk";
+  const empty = charts.filter((el) => el.querySelector("svg") && !el.querySelector(`svg :is(${MARKS})`));
+  if (empty.length) problems.push(`${empty.length} charts drawn with no mark (${empty.map((el) => el.dataset.chart).join(", ")})`);
   // Hover values: every chart mark that has a <title> must have a non-empty one, and if the
   // page uses titles at all, every mark of that kind carries one.
   const marks = [...document.querySelectorAll("svg polyline, svg rect.bar, svg rect.fault, svg circle, svg g.blk")];

@@ -383,6 +383,7 @@ fn distributions(r: &Report) -> String {
         &labels,
         "time (s)",
         t.unit,
+        false,
     ));
     s
 }
@@ -411,11 +412,19 @@ fn histogram_chart(title: &str, h: &Histogram, divisor: f64, unit: &str) -> Stri
         &labels,
         &format!("{unit} (bucket start)"),
         "count",
+        true,
     )
 }
 
-/// A bar chart under its title, each bar's value on hover.
-fn bars(title: &str, values: &[f64], labels: &[String], x_unit: &str, y_unit: &str) -> String {
+/// A bar chart under its title, each bar's value on hover; `counts` ticks whole numbers.
+fn bars(
+    title: &str,
+    values: &[f64],
+    labels: &[String],
+    x_unit: &str,
+    y_unit: &str,
+    counts: bool,
+) -> String {
     let mut s = format!("<h3>{}</h3>\n", esc(title));
     if values.is_empty() {
         s.push_str("<p>none</p>\n");
@@ -427,6 +436,7 @@ fn bars(title: &str, values: &[f64], labels: &[String], x_unit: &str, y_unit: &s
         height: BARS_HEIGHT,
         x_unit: x_unit.to_owned(),
         y_unit: y_unit.to_owned(),
+        y_integer: counts,
         bars: values
             .iter()
             .zip(labels)

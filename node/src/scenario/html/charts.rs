@@ -25,8 +25,7 @@ const DRAW: &str = r#"for (const el of document.querySelectorAll("[data-chart]")
 /// The scripts at the end of the page: the shared chart code, then the drawing.
 pub(super) fn scripts() -> String {
     format!(
-        "<noscript><p>The charts are drawn by a script in this page; the tables above and \
-         report.json hold every figure.</p></noscript>\n<script>\n{}\n</script>\n<script>\n{DRAW}\n</script>\n",
+        "<script>\n{}\n</script>\n<script>\n{DRAW}\n</script>\n",
         peerchain_rpc::CHARTS_JS
     )
 }
@@ -35,8 +34,10 @@ pub(super) fn scripts() -> String {
 fn embed(kind: &str, spec: &impl Serialize) -> String {
     // Specs are plain data (strings and finite numbers); serialising them cannot fail.
     let json = serde_json::to_string(spec).unwrap_or_else(|_| "{}".to_owned());
+    // What shows until the script draws (and with scripts off).
     format!(
-        "<div class=\"chart\" data-chart=\"{kind}\" data-spec=\"{}\"></div>\n",
+        "<div class=\"chart\" data-chart=\"{kind}\" data-spec=\"{}\"><p><small>(a chart drawn \
+         by this page's script; its figures are also in report.json)</small></p></div>\n",
         esc(&json)
     )
 }
@@ -77,7 +78,8 @@ pub(super) struct Band {
     pub cls: &'static str,
 }
 
-/// One line (and its dots) of a line chart; `None` points break the line.
+/// One line (and its dots) of a line chart; `None` points break the line. `line: false` (the
+/// default here, unlike charts.js's) draws the dots only.
 #[derive(Debug, Clone, Default, Serialize)]
 pub(super) struct Series {
     pub name: String,
@@ -99,6 +101,8 @@ pub(super) struct BarChart {
     pub height: f64,
     pub x_unit: String,
     pub y_unit: String,
+    /// Whole-number ticks (for counts).
+    pub y_integer: bool,
     pub bars: Vec<Bar>,
 }
 
@@ -179,6 +183,7 @@ mod tests {
             height: 50.0,
             x_unit: "s".into(),
             y_unit: "count".into(),
+            y_integer: true,
             bars: vec![Bar {
                 label: "0".into(),
                 value: 2.0,
