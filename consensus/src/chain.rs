@@ -102,6 +102,13 @@ pub enum ChainEvent {
         /// Its height.
         height: u64,
     },
+    /// A valid block was stored on a side branch: it did not join the main chain (yet).
+    SideBlockStored {
+        /// Its hash.
+        hash: Hash,
+        /// Its height.
+        height: u64,
+    },
     /// The main chain switched branches.
     Reorg {
         /// Height of the common ancestor.
@@ -552,6 +559,12 @@ impl Chain {
                 item.verdict = Verdict::Invalid(e.clone());
             } else if let Verdict::Accepted { on_main } = &mut item.verdict {
                 *on_main = self.is_on_main(&item.hash);
+                if let (false, Some(n)) = (*on_main, self.nodes.get(&item.hash)) {
+                    self.events.push(ChainEvent::SideBlockStored {
+                        hash: item.hash,
+                        height: n.header.height,
+                    });
+                }
             }
         }
         // Blocks imported earlier that failed now: report them with their original sender.

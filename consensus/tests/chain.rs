@@ -616,3 +616,27 @@ fn unrequested_blocks_of_lighter_branches_are_not_stored() {
         assert!(chain.block_info(&block.hash()).is_some());
     }
 }
+
+#[test]
+fn a_block_stored_on_a_side_branch_is_announced_once() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let a = f.branch(&g.hash(), 2, 0, 1);
+    let b = f.branch(&g.hash(), 1, 0, 2);
+    import_all(&mut chain, &a);
+    chain.take_events();
+    assert_eq!(
+        import_all(&mut chain, &b),
+        vec![Verdict::Accepted { on_main: false }]
+    );
+    assert_eq!(
+        chain.take_events(),
+        vec![ChainEvent::SideBlockStored {
+            hash: b[0].hash(),
+            height: 1
+        }]
+    );
+    assert_eq!(import_all(&mut chain, &b), vec![Verdict::Duplicate]);
+    assert_eq!(chain.take_events(), Vec::new(), "a duplicate says nothing");
+}

@@ -171,6 +171,13 @@ pub enum NodeEvent {
         /// Its height.
         height: u64,
     },
+    /// A valid block was stored on a side branch (it did not join the main chain).
+    SideBlock {
+        /// Its hash.
+        hash: Hash,
+        /// Its height.
+        height: u64,
+    },
     /// The main chain switched branches.
     Reorg {
         /// Height of the common ancestor.

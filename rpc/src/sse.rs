@@ -3,7 +3,9 @@
 //! Event names and data (JSON objects): `block` (a [`BlockSummary`] of a block that joined the
 //! main chain), `reorg` ([`ReorgEvent`]), `tx` ([`TxEvent`], a transaction entered the mempool)
 //! and `lagged` ([`LaggedEvent`]: this client fell behind and `missed` events were dropped;
-//! re-read the state it cares about). Events arrive in the order the node produced them; a
+//! re-read the state it cares about). One more, `side_block` (a [`BlockSummary`] of a valid
+//! block stored on a side branch, not on the main chain), is sent only to a stream that names
+//! it in `types`, so the SPEC's three are the default. Events arrive in the order the node produced them; a
 //! reorg comes before the `block` events of the blocks it connected. Streams end when the
 //! server shuts down; a comment line is sent every 15 s to keep idle connections open.
 
@@ -30,7 +32,8 @@ use crate::views::BlockSummary;
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
-    /// Comma-separated event names to receive (`block`, `reorg`, `tx`); all when absent.
+    /// Comma-separated event names to receive (`block`, `side_block`, `reorg`, `tx`); when
+    /// absent, `block`, `reorg` and `tx`.
     pub types: Option<String>,
 }
 
@@ -66,6 +69,7 @@ pub struct LaggedEvent {
 #[derive(Debug, Clone, Copy)]
 struct Filter {
     block: bool,
+    side_block: bool,
     reorg: bool,
     tx: bool,
 }
@@ -73,27 +77,31 @@ struct Filter {
 impl Filter {
     fn parse(types: Option<&str>) -> Result<Self, ApiError> {
         let Some(types) = types else {
+            // `side_block` only when asked for: the SPEC's three types are the default.
             return Ok(Filter {
                 block: true,
+                side_block: false,
                 reorg: true,
                 tx: true,
             });
         };
         let mut f = Filter {
             block: false,
+            side_block: false,
             reorg: false,
             tx: false,
         };
         for name in types.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match name {
                 "block" => f.block = true,
+                "side_block" => f.side_block = true,
                 "reorg" => f.reorg = true,
                 "tx" => f.tx = true,
                 other => {
                     return Err(ApiError::bad_request(
                         "invalid_query",
                         format!(
-                            "unknown event type {:?}; the types are block, reorg and tx",
+                            "unknown event type {:?}; the types are block, side_block, reorg and tx",
                             shorten(other)
                         ),
                     ));
@@ -106,6 +114,7 @@ impl Filter {
     fn wants(&self, e: &NodeEvent) -> bool {
         match e {
             NodeEvent::Block { .. } => self.block,
+            NodeEvent::SideBlock { .. } => self.side_block,
             NodeEvent::Reorg { .. } => self.reorg,
             NodeEvent::Tx { .. } => self.tx,
         }
@@ -117,7 +126,7 @@ impl Filter {
     get, path = "/v1/events", tag = "events",
     params(EventParams),
     responses(
-        (status = 200, description = "An endless text/event-stream; event names block, reorg, tx and lagged, each data a JSON object (BlockSummary, ReorgEvent, TxEvent, LaggedEvent)", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An endless text/event-stream; event names block, reorg, tx and lagged (and side_block when asked for in types), each data a JSON object (BlockSummary, ReorgEvent, TxEvent, LaggedEvent; BlockSummary for side_block)", content_type = "text/event-stream", body = String),
         (status = 429, description = "rate_limited: too many open streams", body = ErrorBody),
     )
 )]
@@ -171,23 +180,34 @@ async fn next_event(mut src: Source) -> Option<(Result<Event, Infallible>, Sourc
     }
 }
 
+/// A `name` event whose data is the summary of the stored block `hash`.
+async fn summary_event(
+    state: &AppState,
+    name: &str,
+    hash: peerchain_ledger::Hash,
+    height: u64,
+) -> Option<Event> {
+    let api = state.api().clone();
+    let summary: Result<Option<BlockSummary>, ApiError> =
+        blocking(move || block_summary(&api.store, &api.genesis, &hash)).await;
+    match summary {
+        Ok(Some(s)) => json_event(name, &s),
+        Ok(None) | Err(_) => {
+            tracing::warn!(%hash, height, event = name, "block event for a block the store cannot summarise");
+            None
+        }
+    }
+}
+
 fn json_event<T: Serialize>(name: &str, data: &T) -> Option<Event> {
     Event::default().event(name).json_data(data).ok()
 }
 
 async fn to_sse(state: &AppState, e: NodeEvent) -> Option<Event> {
     match e {
-        NodeEvent::Block { hash, height } => {
-            let api = state.api().clone();
-            let summary: Result<Option<BlockSummary>, ApiError> =
-                blocking(move || block_summary(&api.store, &api.genesis, &hash)).await;
-            match summary {
-                Ok(Some(s)) => json_event("block", &s),
-                Ok(None) | Err(_) => {
-                    tracing::warn!(%hash, height, "block event for a block the store cannot summarise");
-                    None
-                }
-            }
+        NodeEvent::Block { hash, height } => summary_event(state, "block", hash, height).await,
+        NodeEvent::SideBlock { hash, height } => {
+            summary_event(state, "side_block", hash, height).await
         }
         NodeEvent::Reorg {
             fork_height,

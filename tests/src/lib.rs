@@ -15,6 +15,9 @@ use peerchain::config::{DevMode, FailPoints, NodeConfig, NodeLimits};
 use peerchain_ledger::{Address, Genesis, Target, Transaction, U256};
 use serde_json::Value;
 
+mod events;
+pub use events::EventReader;
+
 /// A genesis whose proof of work takes a handful of hashes, with 10 dev accounts.
 pub fn easy_genesis() -> Genesis {
     let mut g = Genesis::dev(10, 1_000_000_000_000, 1000);

@@ -70,6 +70,12 @@ impl ChainService {
                     self.links.metrics.set_chain(height);
                     let _ = self.links.events.send(NodeEvent::Block { hash, height });
                 }
+                ChainEvent::SideBlockStored { hash, height } => {
+                    let _ = self
+                        .links
+                        .events
+                        .send(NodeEvent::SideBlock { hash, height });
+                }
                 ChainEvent::Reorg {
                     fork_height,
                     old_tip,

@@ -1,12 +1,11 @@
-//! The block tree of a run: every block seen joining some node's main chain, with its
-//! parent, miner, target and header time, when each node took it in, and whether it is in
-//! the final main chain. Forks are blocks that share a parent. The mining statistics, the
+//! The block tree of a run: every block some node took in (into its main chain, or stored
+//! on a side branch), with its parent, miner, target and header time, when each node took it
+//! in, and whether it is in the final main chain. Forks are blocks that share a parent. The mining statistics, the
 //! stale-rate assertion, the propagation histogram, the difficulty response and the
 //! report's tree drawing all read this one record instead of walking the events again.
 //!
-//! A block no node ever took into its main chain is not here: a selfish miner's withheld
-//! blocks never released, or a cheap fork every node refused. Each block a node mines joins
-//! that node's main chain first, so every block mined by an honest node is seen.
+//! A block no node ever stored is not here: a selfish miner's withheld blocks never
+//! released, or a cheap fork every node refused unstored (lighter than its tip).
 //!
 //! It owns: the tree's bound ([`MAX_TREE_BLOCKS`]: the highest blocks are kept, the rest
 //! counted in `dropped`), its order (height, then first seen) and the branch layout
@@ -18,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use super::confirm::FinalChain;
-use super::events::{ChainEvent, EventKind};
+use super::events::{BlockSeen, ChainEvent, EventKind};
 
 /// Most blocks the tree keeps (the highest); a run of an hour at one block a second on 16
 /// nodes with a fork in ten fits.
@@ -50,7 +49,8 @@ pub struct TreeBlock {
     pub timestamp_ms: u64,
     /// Proof-of-work target, 64 hex digits.
     pub target: String,
-    /// Per node: when it first took the block into its main chain, ms on the run's clock.
+    /// Per node: when it first took the block in (into its main chain, or stored on a side
+    /// branch), ms on the run's clock.
     pub seen_ms: Vec<Option<u64>>,
     /// In the reference node's final main chain (`None` when that chain is unknown).
     pub in_final_chain: Option<bool>,
@@ -99,17 +99,17 @@ pub fn build(
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut blocks: Vec<TreeBlock> = Vec::new();
     for e in events {
-        let EventKind::Block {
+        let (EventKind::Block(seen) | EventKind::SideBlock(seen)) = &e.kind else {
+            continue;
+        };
+        let BlockSeen {
             height,
             hash,
             prev_hash,
             miner,
             timestamp_ms,
             target,
-        } = &e.kind
-        else {
-            continue;
-        };
+        } = seen;
         let i = *index.entry(hash.as_str()).or_insert_with(|| {
             blocks.push(TreeBlock {
                 hash: hash.clone(),
@@ -219,14 +219,14 @@ mod tests {
         ChainEvent {
             t_ms,
             node,
-            kind: EventKind::Block {
+            kind: EventKind::Block(BlockSeen {
                 height,
                 hash: hash.into(),
                 prev_hash: parent.into(),
                 miner: miner.into(),
                 timestamp_ms: t_ms,
                 target: "ff".into(),
-            },
+            }),
         }
     }
 
@@ -277,6 +277,40 @@ mod tests {
         assert!(b2.stale() && !a1.stale());
         assert_eq!(tree.stale_count(), (5, 2));
         assert_eq!(tree.blocks[3].seen_ms, [Some(300), Some(905)]);
+    }
+
+    /// `kind` of a block event as a side-block event.
+    fn aside(e: ChainEvent) -> ChainEvent {
+        let EventKind::Block(seen) = e.kind else {
+            panic!("a block event");
+        };
+        ChainEvent {
+            kind: EventKind::SideBlock(seen),
+            ..e
+        }
+    }
+
+    #[test]
+    fn a_block_stored_aside_counts_as_a_sight_and_one_no_main_chain_took_is_still_there() {
+        let miners = ["m0".to_owned(), "m1".to_owned(), "m2".to_owned()];
+        let chain = final_chain(&["a1", "a2", "a3"]);
+        let mut events = forked();
+        // Node 0 stored node 1's b2 aside at 250; c2, by a node nobody followed, reached only
+        // node 0's side branches.
+        events.push(aside(block(250, 0, 2, "b2", "a1", "m1")));
+        events.push(aside(block(260, 0, 2, "c2", "a1", "m2")));
+        let tree = build(&events, 2, &miners, Some(&chain));
+        let by_hash: HashMap<&str, &TreeBlock> =
+            tree.blocks.iter().map(|b| (b.hash.as_str(), b)).collect();
+        assert_eq!(by_hash["b2"].seen_ms, [Some(250), Some(210)]);
+        assert_eq!(by_hash["b2"].spread_ms(), Some(40));
+        let c2 = by_hash["c2"];
+        assert_eq!(
+            (c2.mined_by, c2.seen_ms.clone()),
+            (Some(2), vec![Some(260), None])
+        );
+        assert!(c2.stale());
+        assert_eq!(tree.stale_count(), (6, 3));
     }
 
     #[test]

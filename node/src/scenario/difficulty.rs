@@ -293,7 +293,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::events::{ChainEvent, EventKind};
+    use super::super::events::{BlockSeen, ChainEvent, EventKind};
     use super::super::spec::Action;
     use super::super::{blocks, confirm::FinalChain};
     use super::*;
@@ -425,14 +425,14 @@ mod tests {
             .map(|h| ChainEvent {
                 t_ms: h * 1_000,
                 node: 0,
-                kind: EventKind::Block {
+                kind: EventKind::Block(BlockSeen {
                     height: h,
                     hash: format!("b{h}"),
                     prev_hash: format!("b{}", h - 1),
                     miner: "m".into(),
                     timestamp_ms: 0,
                     target: target.clone(),
-                },
+                }),
             })
             .collect();
         let mut chain = FinalChain::default();

@@ -1,6 +1,7 @@
-//! Chain events of every node, from `GET /v1/events?types=block,reorg` (Server-Sent Events):
-//! each block that joined a node's main chain (its parent, who mined it, its target, when
-//! this node had it) and each reorg with its depth (the blocks it disconnected);
+//! Chain events of every node, from `GET /v1/events?types=block,side_block,reorg`
+//! (Server-Sent Events): each block that joined a node's main chain or that it stored on a
+//! side branch (its parent, who mined it, its target, when this node had it) and each reorg
+//! with its depth (the blocks it disconnected);
 //! [`incomplete`] says when the record may miss one. On a second stream per node
 //! (`types=tx`, so a flood of transfers cannot make the block record lag), when each node
 //! first admitted each transfer ([`TxSeen`]). `/metrics` has `reorgs_total` and
@@ -55,14 +56,14 @@ impl ChainEvent {
         ChainEvent {
             t_ms,
             node,
-            kind: EventKind::Block {
+            kind: EventKind::Block(BlockSeen {
                 height: 1,
                 hash: hash.into(),
                 prev_hash: String::new(),
                 miner: miner.into(),
                 timestamp_ms: 0,
                 target: String::new(),
-            },
+            }),
         }
     }
 }
@@ -72,20 +73,9 @@ impl ChainEvent {
 #[serde(rename_all = "snake_case", tag = "event")]
 pub enum EventKind {
     /// A block joined the node's main chain.
-    Block {
-        /// Height.
-        height: u64,
-        /// Hash.
-        hash: String,
-        /// Parent hash.
-        prev_hash: String,
-        /// Miner address.
-        miner: String,
-        /// Header timestamp, ms since the Unix epoch (the miner's clock).
-        timestamp_ms: u64,
-        /// Proof-of-work target, 64 hex digits.
-        target: String,
-    },
+    Block(BlockSeen),
+    /// The node stored a valid block on a side branch (it did not join its main chain).
+    SideBlock(BlockSeen),
     /// The node switched branches.
     Reorg {
         /// Blocks that left its main chain.
@@ -102,6 +92,23 @@ pub enum EventKind {
         /// Events missed.
         missed: u64,
     },
+}
+
+/// A block a node took in, as its event describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockSeen {
+    /// Height.
+    pub height: u64,
+    /// Hash.
+    pub hash: String,
+    /// Parent hash.
+    pub prev_hash: String,
+    /// Miner address.
+    pub miner: String,
+    /// Header timestamp, ms since the Unix epoch (the miner's clock).
+    pub timestamp_ms: u64,
+    /// Proof-of-work target, 64 hex digits.
+    pub target: String,
 }
 
 /// What one node's chain-event reader recorded.
@@ -176,7 +183,13 @@ pub fn spawn(
     clock: Clock,
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<Vec<JoinHandle<EventLog>>> {
-    spawn_readers(urls, "block,reorg", "scenario-events", clock, stop)
+    spawn_readers(
+        urls,
+        "block,side_block,reorg",
+        "scenario-events",
+        clock,
+        stop,
+    )
 }
 
 /// Starts one transfer reader per node.
@@ -403,15 +416,6 @@ impl SseParser {
 /// The event's data as an [`EventKind`]; `None` for other events or unreadable data.
 fn decode(name: &str, data: &str) -> Option<EventKind> {
     #[derive(Deserialize)]
-    struct BlockData {
-        height: u64,
-        hash: String,
-        prev_hash: String,
-        miner: String,
-        timestamp_ms: u64,
-        target: String,
-    }
-    #[derive(Deserialize)]
     struct ReorgData {
         fork_height: u64,
         old_tip: String,
@@ -423,17 +427,8 @@ fn decode(name: &str, data: &str) -> Option<EventKind> {
         missed: u64,
     }
     match name {
-        "block" => {
-            let b: BlockData = serde_json::from_str(data).ok()?;
-            Some(EventKind::Block {
-                height: b.height,
-                hash: b.hash,
-                prev_hash: b.prev_hash,
-                miner: b.miner,
-                timestamp_ms: b.timestamp_ms,
-                target: b.target,
-            })
-        }
+        "block" => Some(EventKind::Block(serde_json::from_str(data).ok()?)),
+        "side_block" => Some(EventKind::SideBlock(serde_json::from_str(data).ok()?)),
         "reorg" => {
             let r: ReorgData = serde_json::from_str(data).ok()?;
             Some(EventKind::Reorg {
@@ -478,7 +473,10 @@ mod tests {
         read_stream(stream.as_bytes(), 2, &Clock::start(), &mut log);
         let kinds: Vec<&EventKind> = log.events.iter().map(|e| &e.kind).collect();
         assert_eq!(kinds.len(), 2, "{kinds:?}");
-        assert!(matches!(kinds[0], EventKind::Block { height: 5, .. }));
+        assert!(matches!(
+            kinds[0],
+            EventKind::Block(BlockSeen { height: 5, .. })
+        ));
         assert!(matches!(
             kinds[1],
             EventKind::Reorg {

@@ -468,7 +468,7 @@ fn chain(r: &Report) -> String {
     let m = &r.mining;
     let _ = writeln!(
         s,
-        "<p>{} blocks seen joining a main chain, {} stale ({}).</p>",
+        "<p>{} blocks taken in by some node (into its main chain or a side branch), {} stale ({}).</p>",
         m.blocks_seen,
         m.stale,
         percent(m.stale_rate)

@@ -85,7 +85,7 @@ pub struct Report {
     pub samples: Vec<Sample>,
     /// Samples not kept (bound reached).
     pub samples_dropped: u64,
-    /// Every chain event (blocks joining a main chain, reorgs).
+    /// Every chain event (blocks joining a main chain or stored on a side branch, reorgs).
     pub events: Vec<ChainEvent>,
     /// Events not kept (bound reached or unreadable).
     pub events_dropped: u64,
@@ -238,7 +238,7 @@ pub fn reorg_summary(events: &[ChainEvent], nodes: usize) -> ReorgSummary {
                 }
             }
             EventKind::Lagged { .. } => s.lagged += 1,
-            EventKind::Block { .. } => {}
+            EventKind::Block(_) | EventKind::SideBlock(_) => {}
         }
     }
     s

@@ -351,8 +351,8 @@ pub struct Assertions {
     pub min_confirmed_tps: Option<f64>,
     /// 99th percentile of submit-to-confirmation time at most this many seconds.
     pub max_p99_confirmation_s: Option<f64>,
-    /// Blocks seen joining a main chain and not in the final one, as a fraction of all blocks
-    /// seen, at most this.
+    /// Blocks some node took in (main chain or side branch) and not in the final one, as a
+    /// fraction of all blocks seen, at most this.
     pub max_stale_rate: Option<f64>,
     /// Every honest node running when an adversary mode went on lists the adversary among
     /// its banned peers within this many ms.

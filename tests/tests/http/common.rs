@@ -327,70 +327,9 @@ pub(crate) fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: 
     message
 }
 
-/// Reads Server-Sent Events from a response: (event name, data as JSON).
-pub(crate) struct EventReader {
-    stream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Vec<u8>>> + Send>>,
-    buffer: String,
-}
+pub(crate) use peerchain_tests::EventReader;
 
-impl EventReader {
-    pub(crate) async fn open(node: &TestNode, query: &str) -> Self {
-        let client = reqwest::Client::new();
-        let r = client
-            .get(node.url(&format!("/v1/events{query}")))
-            .send()
-            .await
-            .expect("events");
-        assert_eq!(r.status(), StatusCode::OK);
-        assert!(
-            r.headers()["content-type"]
-                .to_str()
-                .expect("ascii")
-                .starts_with("text/event-stream")
-        );
-        use futures::StreamExt;
-        let stream = r.bytes_stream().map(|c| c.map(|b| b.to_vec()));
-        EventReader {
-            stream: Box::pin(stream),
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event, or `None` when the stream ended or nothing came within `wait`.
-    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<(String, Value)> {
-        use futures::StreamExt;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let frame: String = self.buffer.drain(..end + 2).collect();
-                let mut name = String::from("message");
-                let mut data = String::new();
-                for line in frame.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        name = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if data.is_empty() {
-                    continue; // keep-alive comment
-                }
-                return Some((
-                    name,
-                    serde_json::from_str(&data).expect("event data is JSON"),
-                ));
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
-                .await
-                .ok()??;
-            self.buffer
-                .push_str(&String::from_utf8_lossy(&chunk.expect("stream chunk")));
-        }
-    }
-
-    pub(crate) async fn next(&mut self) -> (String, Value) {
-        self.next_within(Duration::from_secs(10))
-            .await
-            .expect("an event within 10 s")
-    }
+/// Opens `node`'s event stream with `query` (e.g. `?types=block`).
+pub(crate) async fn open_events(node: &TestNode, query: &str) -> EventReader {
+    EventReader::open(&node.url(&format!("/v1/events{query}"))).await
 }

@@ -660,7 +660,7 @@ async fn overload_and_slow_requests_are_bounded() {
     assert_eq!(b["tx_count"], 0, "{b}");
 
     // One event stream at a time.
-    let _stream = EventReader::open(&node, "").await;
+    let _stream = open_events(&node, "").await;
     let second = node.get("/v1/events").await;
     assert_error(&second, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     // Streams do not take request slots.

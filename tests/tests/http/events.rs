@@ -11,7 +11,7 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_tx_and_reorg_events_arrive_in_order() {
     let node = TestNode::start().await;
-    let mut events = EventReader::open(&node, "").await;
+    let mut events = open_events(&node, "").await;
 
     let mined = node.mine(3).await;
     for (i, hash) in mined.iter().enumerate() {
@@ -153,8 +153,8 @@ async fn block_tx_and_reorg_events_arrive_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_filter_by_type() {
     let node = TestNode::start().await;
-    let mut blocks_only = EventReader::open(&node, "?types=block").await;
-    let mut txs_only = EventReader::open(&node, "?types=tx,reorg").await;
+    let mut blocks_only = open_events(&node, "?types=block").await;
+    let mut txs_only = open_events(&node, "?types=tx,reorg").await;
     let tx = node.transfer(0, node.address(1), 1, 1, 0);
     node.post("/v1/transactions", &tx_json(&tx)).await;
     let hash = node.mine(1).await.remove(0);
@@ -180,7 +180,7 @@ async fn a_lagging_client_is_told_and_keeps_receiving() {
         ..Options::default()
     })
     .await;
-    let mut events = EventReader::open(&node, "").await;
+    let mut events = open_events(&node, "").await;
     // One batch of 2,000 transactions: the node sends their 2,000 `tx` events in one burst,
     // far more than the 8 a subscriber may have unread.
     let mut txs = Vec::new();

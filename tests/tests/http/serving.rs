@@ -20,7 +20,7 @@ async fn read_all(stream: &mut TcpStream, wait: Duration) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_event_streams_and_returns() {
     let mut node = TestNode::start().await;
-    let mut events = EventReader::open(&node, "").await;
+    let mut events = open_events(&node, "").await;
     node.mine(1).await;
     assert_eq!(events.next().await.0, "block");
     tokio::time::timeout(Duration::from_secs(10), node.stop())
@@ -113,7 +113,7 @@ async fn idle_connections_make_room_for_new_ones() {
     .await;
     let addr = node.base.trim_start_matches("http://").to_owned();
     // A busy connection (an event stream) and idle ones, more than the slots left.
-    let mut events = EventReader::open(&node, "").await;
+    let mut events = open_events(&node, "").await;
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(TcpStream::connect(&addr).await.expect("connect"));
@@ -203,7 +203,7 @@ async fn a_subscriber_that_never_reads_is_dropped() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Its slot is free again, and its connection was reset.
-    let _honest = EventReader::open(&node, "").await;
+    let _honest = open_events(&node, "").await;
     let _ = silent.write_all(b"\r\n").await;
     assert!(closed_within(&mut silent, Duration::from_secs(2)).await);
 }

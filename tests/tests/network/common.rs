@@ -694,3 +694,54 @@ pub(crate) fn block_breaking_the_difficulty_rule(status: &Value, miner: u8) -> B
         transactions: Vec::new(),
     }
 }
+
+/// Starts an adversary that dials `victim` and keeps no other peer: it does not listen (no
+/// honest node can dial it) and its peer limit is 1 (its bootnode is always admitted, every
+/// peer its own discovery finds is refused). So `victim` is the only honest node that can
+/// receive anything from it: whatever another honest node sees, `victim` relayed.
+pub(crate) async fn adversary_on(
+    victim: &Honest,
+    g: &peerchain_ledger::Genesis,
+    max_block_txs: usize,
+) -> Adversary {
+    let m = Adversary::start(
+        g,
+        AdvOpts {
+            bootnodes: vec![victim.p2p.clone()],
+            listen: false,
+            max_peers: 1,
+            max_block_txs: Some(max_block_txs),
+            store: None,
+        },
+    )
+    .await;
+    wait_for("the adversary to reach its victim", 20, async || {
+        m.peer_ids().await == vec![victim.peer_id.clone()]
+    })
+    .await;
+    // Its Kademlia bootstrap dials the other honest nodes once; they are refused at once as
+    // over its peer limit. Let that settle before it publishes anything.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(m.peer_ids().await, vec![victim.peer_id.clone()]);
+    m
+}
+
+/// A block at height 1 with the same parent (genesis), target and so the same work as any
+/// other first block of `g`'s chain, paying `miner`: a valid competitor of a first block.
+pub(crate) fn first_block_sibling(g: &Genesis, miner: u8) -> Block {
+    let mut header = BlockHeader {
+        version: 1,
+        height: 1,
+        prev_hash: g.hash(),
+        tx_root: merkle_root(&[]),
+        timestamp_ms: now_ms(),
+        target: g.initial_target,
+        nonce: 0,
+        miner: Address([miner; 20]),
+    };
+    header.nonce = mine_range(&header, 0, u64::MAX).expect("solvable");
+    Block {
+        header,
+        transactions: Vec::new(),
+    }
+}

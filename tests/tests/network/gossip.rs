@@ -2,6 +2,8 @@
 
 use peerchain_ledger::Transaction;
 use peerchain_network::MAX_TX_BATCH;
+use peerchain_tests::EventReader;
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -173,4 +175,43 @@ async fn transactions_travel_in_batches() {
     assert_eq!(b.gossip("transactions", "accept"), messages);
     b.shutdown().await;
     a.shutdown().await;
+}
+
+/// A valid block with the same work as the tip, from a peer, is stored on a side branch (the
+/// tip stays) and announced as `side_block` on an event stream that asks for it, and on no
+/// other (issue 14: a scenario records every block a node takes in, not only main-chain ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_equal_work_sibling_of_the_tip_is_stored_aside_and_announced() {
+    let g = test_genesis(7715);
+    let h0 = Honest::start("h0", &g, Vec::new()).await;
+    let tip = h0.mine(1).await.remove(0);
+    let mut side = EventReader::open(&format!("{}/v1/events?types=side_block", h0.url)).await;
+    let mut default = EventReader::open(&format!("{}/v1/events", h0.url)).await;
+    let m = adversary_on(&h0, &g, g.max_block_txs()).await;
+    let sibling = first_block_sibling(&g, 0x5a);
+    m.net.publish_block(&sibling).await;
+    let (name, data) = side.next().await;
+    assert_eq!(name, "side_block");
+    assert_eq!(data["hash"], sibling.hash().to_hex());
+    assert_eq!(data["height"], 1);
+    assert_eq!(data["miner"], sibling.header.miner.to_hex());
+    assert_eq!(
+        h0.status().await["tip_hash"],
+        tip,
+        "the first block seen stays the tip"
+    );
+    let tips = h0.get_ok("/v1/chain/tips").await;
+    assert!(
+        tips.as_array().is_some_and(|t| t
+            .iter()
+            .any(|t| t["hash"] == sibling.hash().to_hex() && t["status"] == "valid-fork")),
+        "stored as a valid fork: {tips}"
+    );
+    assert!(
+        default
+            .next_within(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a stream that did not ask gets nothing"
+    );
 }

@@ -22,37 +22,6 @@ fn gossip_counters(node: &Honest) -> Vec<f64> {
     out
 }
 
-/// Starts an adversary that dials `victim` and keeps no other peer: it does not listen (no
-/// honest node can dial it) and its peer limit is 1 (its bootnode is always admitted, every
-/// peer its own discovery finds is refused). So `victim` is the only honest node that can
-/// receive anything from it: whatever another honest node sees, `victim` relayed.
-async fn adversary_on(
-    victim: &Honest,
-    g: &peerchain_ledger::Genesis,
-    max_block_txs: usize,
-) -> Adversary {
-    let m = Adversary::start(
-        g,
-        AdvOpts {
-            bootnodes: vec![victim.p2p.clone()],
-            listen: false,
-            max_peers: 1,
-            max_block_txs: Some(max_block_txs),
-            store: None,
-        },
-    )
-    .await;
-    wait_for("the adversary to reach its victim", 20, async || {
-        m.peer_ids().await == vec![victim.peer_id.clone()]
-    })
-    .await;
-    // Its Kademlia bootstrap dials the other honest nodes once; they are refused at once as
-    // over its peer limit. Let that settle before it publishes anything.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(m.peer_ids().await, vec![victim.peer_id.clone()]);
-    m
-}
-
 /// A gossip message of transactions is judged whole: one forged signature, or one transfer
 /// of another chain, among good transfers rejects the message, and none of its transfers is
 /// admitted or relayed (review of issue 13: a wrong-chain transfer after good ones used to
