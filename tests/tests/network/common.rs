@@ -678,13 +678,20 @@ pub(crate) fn block_breaking_the_difficulty_rule(status: &Value, miner: u8) -> B
         .expect("tip hash")
         .parse()
         .expect("hex");
+    let height = status["height"].as_u64().expect("height") + 1;
+    solved_block(parent, height, Target(U256::MAX >> 2), miner)
+}
+
+/// An empty block on `parent` at `height` with `target`, paying `miner`, its proof of work
+/// found.
+fn solved_block(parent: Hash, height: u64, target: Target, miner: u8) -> Block {
     let mut header = BlockHeader {
         version: 1,
-        height: status["height"].as_u64().expect("height") + 1,
+        height,
         prev_hash: parent,
         tx_root: merkle_root(&[]),
         timestamp_ms: now_ms(),
-        target: Target(U256::MAX >> 2),
+        target,
         nonce: 0,
         miner: Address([miner; 20]),
     };
@@ -729,19 +736,5 @@ pub(crate) async fn adversary_on(
 /// A block at height 1 with the same parent (genesis), target and so the same work as any
 /// other first block of `g`'s chain, paying `miner`: a valid competitor of a first block.
 pub(crate) fn first_block_sibling(g: &Genesis, miner: u8) -> Block {
-    let mut header = BlockHeader {
-        version: 1,
-        height: 1,
-        prev_hash: g.hash(),
-        tx_root: merkle_root(&[]),
-        timestamp_ms: now_ms(),
-        target: g.initial_target,
-        nonce: 0,
-        miner: Address([miner; 20]),
-    };
-    header.nonce = mine_range(&header, 0, u64::MAX).expect("solvable");
-    Block {
-        header,
-        transactions: Vec::new(),
-    }
+    solved_block(g.hash(), 1, g.initial_target, miner)
 }
