@@ -177,11 +177,17 @@ max_reorg_depth = 30
         report["faults"]
     );
     let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(html.contains("PASSED"), "report.html");
+    for kind in ["lineChart", "barChart", "blockTree"] {
+        assert!(
+            html.contains(&format!("data-chart=\"{kind}\" data-spec=\"{{")),
+            "a {kind} spec in report.html"
+        );
+    }
     assert!(
-        html.contains("<svg") && html.contains("PASSED"),
-        "report.html"
+        html.contains("PeerchainCharts = {") && !html.contains("<script src"),
+        "the shared chart code is inlined, nothing is loaded"
     );
-    assert!(!html.contains("<script"), "the page needs no script");
 }
 
 /// The examples CI runs, in a short form: the whole timeline at half length (`--scale 0.5`).

@@ -83,8 +83,9 @@
   }
 
   // A line chart. spec: { id, cls, label, width, height, x_unit, y_unit, x_min, x_max,
-  // x_integer, y_min, y_log, y_integer (whole-number ticks), bands: [{ from, to, colour, title, cls }], series: [{ name, colour,
-  // width, cls, line (default true), dots, points: [[x, y] or null (a break)], titles }] }.
+  // x_integer, y_min, y_log, y_integer (whole-number ticks), bands: [{ from, to, colour,
+  // title, cls }], series: [{ name, colour, width, cls, line (default true), dots, points:
+  // [[x, y] or null (a break)], titles }] }.
   // A series draws a polyline per unbroken run (titled with its name) and, with `dots`, a dot
   // per point titled with titles[i] (default "x_unit x: y y_unit").
   function lineChart(spec) {
@@ -168,13 +169,19 @@
     return out + frame(w, h, spec.x_unit || "", spec.y_unit || "") + "</svg>";
   }
 
+  // Most heights a block tree spans: blocks further below its highest are left out, so one
+  // far-off height (a node far behind or ahead) cannot make the drawing unbounded.
+  const MAX_TREE_HEIGHTS = 2000;
+
   // A block tree. spec: { id, cls, label, horizontal, box: [w, h], step_height, step_lane,
   // axis_every, blocks: [{ hash, parent, height, lane, cls, fill, stroke, title, text, href,
   // tip }] }. Heights run left to right (horizontal) or top (highest) to bottom; lanes run
   // across them. A line joins each block to its parent when the parent is drawn; `tip` marks
-  // a block with text beside it; every block is a <g class="blk ..."> with a <title>.
+  // a block with text beside it; every block is a <g class="blk ..."> with a <title>. At most
+  // MAX_TREE_HEIGHTS heights, the highest, are drawn.
   function blockTree(spec) {
-    const blocks = spec.blocks || [];
+    const highest = Math.max(...(spec.blocks || []).map((b) => b.height));
+    const blocks = (spec.blocks || []).filter((b) => b.height > highest - MAX_TREE_HEIGHTS);
     if (!blocks.length) return "";
     const [bw, bh] = spec.box || [12, 12];
     const sh = spec.step_height || (spec.horizontal ? bw + 4 : bh + 12);
@@ -215,5 +222,5 @@
     return `${svgOpen(spec, w, h, "blocktree")}${axis}${lines}${boxes}</svg>`;
   }
 
-  root.PeerchainCharts = { esc, label, ticks, lineChart, barChart, blockTree };
+  root.PeerchainCharts = { esc, label, ticks, lineChart, barChart, blockTree, MAX_TREE_HEIGHTS };
 })(globalThis);

@@ -114,4 +114,7 @@ test("a vertical block tree puts branches side by side, highest block on top, wi
   assert.deepEqual(attrs(svg, "rect", "y"), ["44.0", "10.0", "10.0"]);
   assert.equal(count(svg, /<a href="#\/block\/[ab][12]">/g), 3);
   assert.equal(C.blockTree({ blocks: [] }), "", "nothing to draw draws nothing");
+  const far = C.blockTree({ blocks: [{ hash: "low", parent: "g", height: 3, lane: 0 }, { hash: "high", parent: "x", height: 1e6, lane: 1 }] });
+  assert.deepEqual(titles(far), ["high"], "a block far below the highest is left out");
+  assert.ok(far.length < 5000, `bounded: ${far.length} characters`);
 });

@@ -32,7 +32,8 @@ pub(super) fn scripts() -> String {
 
 /// A chart's place in the page: `kind` is the charts.js function that draws `spec`.
 fn embed(kind: &str, spec: &impl Serialize) -> String {
-    // Specs are plain data (strings and finite numbers); serialising them cannot fail.
+    // Specs are plain data (strings and numbers; a non-finite number becomes null, which
+    // charts.js leaves out), so serialising them cannot fail.
     let json = serde_json::to_string(spec).unwrap_or_else(|_| "{}".to_owned());
     // What shows until the script draws (and with scripts off).
     format!(
