@@ -3,11 +3,11 @@
 //! Event names and data (JSON objects): `block` (a [`BlockSummary`] of a block that joined the
 //! main chain), `reorg` ([`ReorgEvent`]), `tx` ([`TxEvent`], a transaction entered the mempool)
 //! and `lagged` ([`LaggedEvent`]: this client fell behind and `missed` events were dropped;
-//! re-read the state it cares about). One more, `side_block` (a [`BlockSummary`] of a valid
-//! block stored on a side branch, not on the main chain), is sent only to a stream that names
-//! it in `types`, so the SPEC's three are the default. Events arrive in the order the node produced them; a
-//! reorg comes before the `block` events of the blocks it connected. Streams end when the
-//! server shuts down; a comment line is sent every 15 s to keep idle connections open.
+//! re-read the state it cares about). One more, `side_block` (a [`BlockSummary`] of a valid block
+//! stored on a side branch, not on the main chain), is sent only to a stream that names it in
+//! `types`, so the SPEC's three are the default. Events arrive in the order the node produced them;
+//! a reorg comes before the `block` events of the blocks it connected. Streams end when the server
+//! shuts down; a comment line is sent every 15 s to keep idle connections open.
 
 use std::convert::Infallible;
 use std::time::Duration;
