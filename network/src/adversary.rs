@@ -38,7 +38,6 @@ use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, ping, tcp, yamux};
 use peerchain_ledger::{Hash, U256};
-use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use crate::behaviour::{Behaviour, Names, sync_behaviour};
@@ -50,6 +49,7 @@ use crate::config::{
     IDLE_CONNECTION_TIMEOUT, MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, NetworkConfig, PING_INTERVAL,
     PING_TIMEOUT, SYNC_REQUEST_TIMEOUT, SYNC_STREAMS_PER_CONNECTION,
 };
+use crate::identity::NodeKeySeed;
 
 /// A deliberately dishonest behaviour (see the module docs of `adversary.rs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -460,20 +460,15 @@ struct SybilBehaviour {
     ping: ping::Behaviour,
 }
 
-/// Sybil identity `i`: drawn from `seed` when there is one (the same identities on every
-/// run with that seed), else fresh.
+/// Sybil identity `i`: derived from `seed` as a testnet's node keys are from their shared
+/// secret ([`NodeKeySeed::derive`], the secret here being a label and the seed), so every
+/// run with that seed has the same identities; fresh without a seed.
 fn sybil_key(seed: Option<u64>, i: u32) -> Keypair {
     let Some(seed) = seed else {
         return Keypair::generate_ed25519();
     };
-    let mut secret: [u8; 32] = Sha256::new()
-        .chain_update(b"peerchain sybil identity")
-        .chain_update(seed.to_le_bytes())
-        .chain_update(i.to_le_bytes())
-        .finalize()
-        .into();
-    // Any 32 bytes are an ed25519 secret key, so this cannot fail; fresh if it ever did.
-    Keypair::ed25519_from_bytes(&mut secret).unwrap_or_else(|_| Keypair::generate_ed25519())
+    let secret = [b"sybil identity ".as_slice(), &seed.to_le_bytes()].concat();
+    NodeKeySeed::derive(&secret, i).keypair()
 }
 
 fn sybil_swarm(

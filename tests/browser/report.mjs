@@ -30,6 +30,8 @@ function shotName(file) {
 
 // What the page shows, read in the page. Returns a list of problems (empty when all is there).
 function essentials() {
+  // Every kind of chart mark (this runs in the page: nothing from outside the function).
+  const MARKS = "polyline, rect.bar, rect.fault, circle, g.blk";
   const problems = [];
   const text = (el) => (el?.textContent || "").trim();
   const verdict = document.querySelector("#verdict");
@@ -51,12 +53,11 @@ function essentials() {
   const charts = [...document.querySelectorAll("[data-chart]")];
   const undrawn = charts.filter((el) => !el.querySelector("svg"));
   if (undrawn.length) problems.push(`${undrawn.length} charts not drawn (${undrawn.map((el) => el.dataset.chart).join(", ")})`);
-  const MARKS = "polyline, rect.bar, rect.fault, circle, g.blk";
   const empty = charts.filter((el) => el.querySelector("svg") && !el.querySelector(`svg :is(${MARKS})`));
   if (empty.length) problems.push(`${empty.length} charts drawn with no mark (${empty.map((el) => el.dataset.chart).join(", ")})`);
   // Hover values: every chart mark that has a <title> must have a non-empty one, and if the
   // page uses titles at all, every mark of that kind carries one.
-  const marks = [...document.querySelectorAll("svg polyline, svg rect.bar, svg rect.fault, svg circle, svg g.blk")];
+  const marks = [...document.querySelectorAll(`svg :is(${MARKS})`)];
   const titled = marks.filter((m) => m.querySelector(":scope > title"));
   const emptyTitles = titled.filter((m) => !text(m.querySelector(":scope > title")));
   if (emptyTitles.length) problems.push(`${emptyTitles.length} chart marks with an empty <title>`);

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::super::difficulty::{DifficultyPoint, DifficultyResponse, Segment};
 use super::charts::{LineChart, Series};
-use super::{WIDTH, esc, secs, tick_label};
+use super::{WIDTH, esc, seconds, secs, tick_label};
 
 const HEIGHT: f64 = 260.0;
 
@@ -44,7 +44,7 @@ fn chart(d: &DifficultyResponse, duration_ms: u64) -> String {
         points: d
             .points
             .iter()
-            .map(|p| Some([p.t_ms as f64 / 1000.0, p.observed]))
+            .map(|p| Some([seconds(p.t_ms), p.observed]))
             .collect(),
         titles: d.points.iter().map(point_title).collect(),
         ..Series::default()
@@ -63,7 +63,7 @@ fn chart(d: &DifficultyResponse, duration_ms: u64) -> String {
         x_unit: format!("time (s), run of {}", secs(duration_ms)),
         y_unit: "hashes per block".into(),
         x_min: Some(0.0),
-        x_max: Some(duration_ms as f64 / 1000.0),
+        x_max: Some(seconds(duration_ms)),
         y_log: true,
         series,
         ..LineChart::default()
@@ -89,7 +89,7 @@ fn expected_line(seg: &Segment, points: &[DifficultyPoint]) -> Option<Series> {
     let line: Vec<Option<[f64; 2]>> = points
         .iter()
         .filter(|p| p.t_ms > seg.from_ms && p.t_ms < seg.to_ms)
-        .filter_map(|p| Some(Some([p.t_ms as f64 / 1000.0, p.expected?])))
+        .filter_map(|p| Some(Some([seconds(p.t_ms), p.expected?])))
         .collect();
     (line.len() >= 2).then(|| Series {
         name: format!(
