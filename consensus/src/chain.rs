@@ -39,6 +39,9 @@ pub struct ChainConfig {
     pub max_future: usize,
     /// Mempool bounds.
     pub mempool: MempoolConfig,
+    /// Main-chain blocks kept in memory until a write reaches the disk after them, to import
+    /// again if a reopen after a failed write finds them gone ([`Chain::reopen_store`]).
+    pub max_undurable_blocks: usize,
 }
 
 impl Default for ChainConfig {
@@ -48,6 +51,7 @@ impl Default for ChainConfig {
             max_orphan_bytes: 64 * 1024 * 1024,
             max_future: 64,
             mempool: MempoolConfig::default(),
+            max_undurable_blocks: 32,
         }
     }
 }
@@ -273,6 +277,10 @@ pub struct Chain {
     /// Blocks without children: the ends of every branch, where fork choice looks.
     leaves: HashSet<Hash>,
     tip: Hash,
+    /// Main-chain blocks connected since a write last reached the disk, oldest first (at
+    /// most `config.max_undurable_blocks`): sled drops a buffer it failed to write, so a
+    /// reopen after a full disk may not find them ([`Chain::reopen_store`]).
+    undurable: VecDeque<Block>,
 }
 
 impl Chain {
@@ -313,6 +321,7 @@ impl Chain {
             unvalidated_sources: HashMap::new(),
             leaves,
             tip,
+            undurable: VecDeque::new(),
         };
         chain.resume_fork_choice();
         Ok(chain)
@@ -320,9 +329,11 @@ impl Chain {
 
     /// Reopens the store from disk and loads the block tree from it again, as a restart
     /// would: after a full disk, sled refuses every write until it is reopened, and what it
-    /// holds then is what reached the disk (blocks it had not written are gone, as after a
-    /// crash; peers send them again). Fork choice runs again, and the mempool is rebuilt from
-    /// the returned transactions, the saved mempool and the transactions pending before, each
+    /// holds then is what reached the disk (a write buffer that failed is dropped, as in a
+    /// crash). Fork choice runs again; then the main-chain blocks connected since a write last
+    /// reached the disk that the store lost are imported again (a node without peers would
+    /// otherwise lose them and the transfers in them); then the mempool is rebuilt from the
+    /// returned transactions, the saved mempool and the transactions pending before, each
     /// revalidated against the new tip. Orphans and future blocks in memory are kept. On an
     /// error the chain may be left unable to write; call it again later.
     pub fn reopen_store(&mut self, now_ms: u64) -> Result<(), ChainError> {
@@ -339,14 +350,54 @@ impl Chain {
         self.saved_mempool.clear();
         self.mempool = self.mempool.emptied();
         self.resume_fork_choice();
-        // The pending transactions first, before anything that writes (and may fail on a
-        // disk that is still marginal): a failed attempt must not lose them. Offered again
-        // after the returned ones, which some of them follow (their predecessors were in
-        // blocks the disk lost); the periodic mempool save writes those.
+        let replayed = self.replay_undurable(now_ms);
+        // The pending transactions before anything else that writes (and may fail on a disk
+        // that is still marginal): a failed attempt must not lose them. Offered again after
+        // the returned ones, which some of them follow (their predecessors were in blocks the
+        // disk lost); the periodic mempool save writes those.
         self.mempool.add_batch(pending.clone(), &self.store, now_ms);
         let loaded = self.load_mempool(now_ms);
         self.mempool.add_batch(pending, &self.store, now_ms);
-        loaded.map(|_| ())
+        replayed.and(loaded).map(|_| ())
+    }
+
+    /// Imports again, oldest first, the kept main-chain blocks that the reopened store lacks.
+    /// Returns how many. On a store error the blocks not yet imported stay kept for the next
+    /// attempt.
+    fn replay_undurable(&mut self, now_ms: u64) -> Result<usize, ChainError> {
+        let mut kept = std::mem::take(&mut self.undurable);
+        let mut replayed: usize = 0;
+        while let Some(block) = kept.pop_front() {
+            if self.nodes.contains_key(&block.hash()) {
+                continue;
+            }
+            // Connecting it keeps it again (in `undurable`) until a write reaches the disk.
+            if let Err(e) = self.import(block.clone(), None, now_ms) {
+                kept.push_front(block);
+                self.undurable.extend(kept);
+                return Err(e);
+            }
+            replayed = replayed.saturating_add(1);
+        }
+        if replayed > 0 {
+            tracing::warn!(
+                blocks = replayed,
+                tip = %self.tip,
+                "blocks the store lost in the failed write were imported again"
+            );
+        }
+        Ok(replayed)
+    }
+
+    /// Keeps a block just connected on the main chain until a write reaches the disk.
+    fn keep_undurable(&mut self, block: Block) {
+        if self.config.max_undurable_blocks == 0 {
+            return;
+        }
+        if self.undurable.len() >= self.config.max_undurable_blocks {
+            self.undurable.pop_front();
+        }
+        self.undurable.push_back(block);
     }
 
     /// Fork choice on open (see [`Chain::open`]).
@@ -402,9 +453,12 @@ impl Chain {
         self.store.reader()
     }
 
-    /// Whether the store still takes writes (see `Store::probe_write`).
-    pub fn probe_store(&self) -> Result<(), ChainError> {
-        Ok(self.store.probe_write()?)
+    /// Whether the store still takes writes (see `Store::probe_write`). The probe flushes:
+    /// once it succeeds, every block connected before it is on the disk.
+    pub fn probe_store(&mut self) -> Result<(), ChainError> {
+        self.store.probe_write()?;
+        self.undurable.clear();
+        Ok(())
     }
 
     /// Writes the txindex entries of the blocks connected since the last call (readers see
@@ -415,8 +469,10 @@ impl Chain {
     }
 
     /// Writes everything to disk.
-    pub fn flush(&self) -> Result<(), ChainError> {
-        Ok(self.store.flush()?)
+    pub fn flush(&mut self) -> Result<(), ChainError> {
+        self.store.flush()?;
+        self.undurable.clear();
+        Ok(())
     }
 
     /// The network definition.
@@ -1005,6 +1061,7 @@ impl Chain {
                         touched.insert(c.address);
                     }
                     confirmed.extend(block.txids());
+                    self.keep_undurable(block);
                     self.unvalidated_sources.remove(&hash);
                     if let Err(e) = self.set_status(&hash, BlockStatus::Valid) {
                         io_error = Some(e);

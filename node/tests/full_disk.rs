@@ -126,11 +126,20 @@ fn run(reserve_mb: u32) {
     wait_for("mining again", Duration::from_secs(30), || {
         height(&http, &node).filter(|h| *h >= h_later + 2)
     });
-    for txid in [&before, &recovered] {
-        wait_for("the transfers confirmed", Duration::from_secs(30), || {
-            let v = http.get(&format!("{}/v1/transactions/{txid}", node.rpc))?;
-            (v["status"] == "confirmed").then_some(())
-        });
+    for (which, txid) in [("before the disk filled", &before), ("after", &recovered)] {
+        let started = Instant::now();
+        loop {
+            let v = http.get(&format!("{}/v1/transactions/{txid}", node.rpc));
+            if v.as_ref().is_some_and(|v| v["status"] == "confirmed") {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the transfer accepted {which} ({txid}) is not confirmed within 30 s: {v:?}; log:\n{}",
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     let log = node.log();
     let reopened = log.contains("reopened=true");
