@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use peerchain_ledger::crypto::Keypair;
 use peerchain_ledger::merkle::merkle_root;
 use peerchain_ledger::{Block, BlockHeader, Genesis, Hash, Transaction};
+use peerchain_network::CompactBlock;
 use peerchain_network::fuzzing::{example_sync_requests, example_sync_responses};
 use peerchain_rpc::fuzzing::example_cursors;
 use peerchain_rpc::views::TxFields;
@@ -57,11 +58,16 @@ fn main() {
     let b3 = block(&b2.header, Vec::new());
     let blocks = vec![b1.clone(), b2.clone(), b3.clone()];
 
-    // gossip_block
+    // gossip_block: compact blocks (the topic's payload) and whole blocks (the target also
+    // checks the whole-block decoders).
     write(&out, "gossip_block", "genesis", &genesis.block().encode());
     write(&out, "gossip_block", "one-tx", &b1.encode());
     write(&out, "gossip_block", "two-txs", &b2.encode());
     write(&out, "gossip_block", "empty", &b3.encode());
+    for (name, b) in [("one-tx", &b1), ("two-txs", &b2), ("empty", &b3)] {
+        let compact = CompactBlock::of(b).encode();
+        write(&out, "gossip_block", &format!("compact-{name}"), &compact);
+    }
 
     // gossip_tx
     for (i, tx) in txs.iter().enumerate() {

@@ -60,7 +60,7 @@ impl Names {
             })
         };
         Ok(Names {
-            blocks: IdentTopic::new(format!("{prefix}/blocks/1")),
+            blocks: IdentTopic::new(format!("{prefix}/blocks/2")),
             txs: IdentTopic::new(format!("{prefix}/txs/2")),
             sync: protocol(format!("{prefix}/sync/1"))?,
             kad: protocol(format!("{prefix}/kad/1"))?,
@@ -282,7 +282,7 @@ mod tests {
         let config = NetworkConfig::new("/tmp/x", Hash([0xab; 32]), 100);
         let names = Names::new(&config).expect("names");
         let g = "ab".repeat(32);
-        assert_eq!(names.blocks.to_string(), format!("/peerchain/{g}/blocks/1"));
+        assert_eq!(names.blocks.to_string(), format!("/peerchain/{g}/blocks/2"));
         assert_eq!(names.txs.to_string(), format!("/peerchain/{g}/txs/2"));
         assert_eq!(names.sync.as_ref(), format!("/peerchain/{g}/sync/1"));
         assert_eq!(names.kad.as_ref(), format!("/peerchain/{g}/kad/1"));

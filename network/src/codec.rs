@@ -1,5 +1,5 @@
-//! The sync protocol's messages and their byte encoding, and the payload of the transaction
-//! topic (see docs/NETWORK.md).
+//! The sync protocol's messages and their byte encoding, and the payloads of the block topic
+//! (compact blocks) and the transaction topic (see docs/NETWORK.md).
 //!
 //! One request or response per stream: the writer sends the message and closes its side, the
 //! reader reads to the end with a size limit. A message is a tag byte followed by fixed-width
@@ -18,6 +18,7 @@ use peerchain_ledger::{Block, BlockHeader, Hash, Transaction, U256};
 use crate::config::{
     MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, MAX_TX_BATCH, SYNC_REQUEST_LIMIT,
 };
+use crate::types::CompactBlock;
 
 /// The status handshake: which network, and the sender's best chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,6 +293,50 @@ pub(crate) fn decode_block(bytes: &[u8], max_block_txs: usize) -> Result<Block, 
     Ok(block)
 }
 
+impl CompactBlock {
+    /// The block topic's payload: header (144 bytes, SPEC layout) ‖ count u32 ‖ the txids,
+    /// 32 bytes each, in block order.
+    pub fn encode(&self) -> Vec<u8> {
+        let len = HEADER_LEN
+            .saturating_add(4)
+            .saturating_add(self.txids.len().saturating_mul(32));
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(&self.header.encode());
+        let count = u32::try_from(self.txids.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&count.to_le_bytes());
+        for txid in &self.txids {
+            out.extend_from_slice(&txid.0);
+        }
+        out
+    }
+}
+
+/// Decodes a message of the block topic ([`CompactBlock::encode`]): at most `max_block_txs`
+/// txids, nothing after them, and a header whose `tx_root` is their Merkle root (a wrong
+/// body must not get a valid header marked invalid).
+pub(crate) fn decode_compact_block(
+    bytes: &[u8],
+    max_block_txs: usize,
+) -> Result<CompactBlock, String> {
+    let mut r = Reader { bytes };
+    let header = BlockHeader::decode(r.take(HEADER_LEN)?).map_err(|e| e.to_string())?;
+    let count = r.count(max_block_txs, "txids")?;
+    let mut txids = Vec::with_capacity(count);
+    for _ in 0..count {
+        txids.push(r.hash()?);
+    }
+    r.finish()?;
+    let root = merkle_root(&txids);
+    if root != header.tx_root {
+        return Err(format!(
+            "compact block {} has tx_root {} but its txids give {root}",
+            header.hash(),
+            header.tx_root
+        ));
+    }
+    Ok(CompactBlock { header, txids })
+}
+
 /// The messages of the transaction topic for `txs`: each the concatenated encodings of at
 /// most [`MAX_TX_BATCH`] transactions, in order.
 pub(crate) fn encode_tx_batches(txs: &[Transaction]) -> Vec<Vec<u8>> {
@@ -507,6 +552,63 @@ mod tests {
         assert!(e.contains("at most"), "{e}");
         assert_eq!(tx_batch_len(0), 1);
         assert_eq!(tx_batch_len(one.len() + 1), 2);
+    }
+
+    fn block_of(txs: Vec<Transaction>) -> Block {
+        let mut header = header(3);
+        header.tx_root = merkle_root(&txs.iter().map(Transaction::txid).collect::<Vec<_>>());
+        Block {
+            header,
+            transactions: txs,
+        }
+    }
+
+    #[test]
+    fn compact_blocks_round_trip_and_rebuild_from_the_transactions_held() {
+        let txs = transfers(5);
+        let block = block_of(txs.clone());
+        let compact = CompactBlock::of(&block);
+        let bytes = compact.encode();
+        assert_eq!(bytes.len(), HEADER_LEN + 4 + 5 * 32);
+        let body = |len: usize| len - HEADER_LEN - 4;
+        assert!(
+            body(bytes.len()) * 4 < body(block.encode().len()),
+            "the transactions take less than a quarter of their bytes in a whole block"
+        );
+        let decoded = decode_compact_block(&bytes, 5).expect("decodes");
+        assert_eq!(decoded, compact);
+        assert_eq!(decoded.hash(), block.hash());
+        let held = |t: &Hash| txs.iter().find(|tx| tx.txid() == *t).cloned();
+        assert_eq!(decoded.rebuild(held), Ok(block.clone()));
+        // Two of the five are not held: the block cannot be rebuilt.
+        let partly = |t: &Hash| txs[2..].iter().find(|tx| tx.txid() == *t).cloned();
+        assert_eq!(decoded.rebuild(partly), Err(2));
+        // An empty block needs nothing.
+        let empty = block_of(Vec::new());
+        let bytes = CompactBlock::of(&empty).encode();
+        let decoded = decode_compact_block(&bytes, 0).expect("decodes");
+        assert_eq!(decoded.rebuild(|_| None), Ok(empty));
+    }
+
+    #[test]
+    fn malformed_compact_blocks_are_refused() {
+        let block = block_of(transfers(3));
+        let bytes = CompactBlock::of(&block).encode();
+        let too_many = decode_compact_block(&bytes, 2).expect_err("over the bound");
+        assert!(too_many.contains("at most 2"), "{too_many}");
+        assert!(decode_compact_block(&bytes[..bytes.len() - 1], 3).is_err());
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(decode_compact_block(&extra, 3).is_err());
+        assert!(decode_compact_block(&bytes[..100], 3).is_err());
+        // A txid changed: the header's Merkle root no longer matches.
+        let mut wrong = bytes.clone();
+        let last = wrong.len() - 1;
+        wrong[last] ^= 1;
+        let e = decode_compact_block(&wrong, 3).expect_err("wrong root");
+        assert!(e.contains("tx_root"), "{e}");
+        // A whole block is no compact block.
+        assert!(decode_compact_block(&block.encode(), 3).is_err());
     }
 
     fn header(height: u64) -> BlockHeader {

@@ -1,7 +1,8 @@
 //! The gossip inbox and the event queue: [`GossipInbox`].
 //!
 //! It owns: the dispatch of received gossip messages by topic (transaction batches decoded
-//! here, blocks handed out for decoding on the blocking pool, anything else rejected), the
+//! here, compact blocks handed out for decoding on the blocking pool, anything else
+//! rejected), the
 //! count of blocks being decoded, the events waiting for room in the event channel, and the
 //! transaction batches kept for republishing while no peer is subscribed to the transaction
 //! topic.
@@ -22,18 +23,17 @@ use std::collections::VecDeque;
 
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId, PublishError, TopicHash};
-use peerchain_ledger::Block;
 
 use crate::codec::{decode_tx_batch, tx_batch_len};
 use crate::config::{
     MAX_DECODING, MAX_PENDING_TXS, MAX_QUEUED_BLOCKS, MAX_QUEUED_CONTROL, MAX_QUEUED_TXS,
 };
-use crate::types::{Acceptance, BlockOrigin, MessageRef, NetworkEvent};
+use crate::types::{Acceptance, CompactBlock, MessageRef, NetworkEvent};
 
 /// What the service does with a received gossip message.
 #[derive(Debug)]
 pub(crate) enum Dispatch {
-    /// Decode these block bytes on the blocking pool, then call
+    /// Decode these compact block bytes on the blocking pool, then call
     /// [`GossipInbox::block_decoded`] (a decoding slot is taken until then).
     DecodeBlock(MessageRef, Vec<u8>),
     /// Queued for the node, which reports the verdict.
@@ -182,19 +182,20 @@ impl GossipInbox {
         Dispatch::Queued
     }
 
-    /// The result of decoding a gossip block handed out by [`GossipInbox::on_message`].
+    /// The result of decoding a gossip (compact) block handed out by
+    /// [`GossipInbox::on_message`].
     pub(crate) fn block_decoded(
         &mut self,
         msg: MessageRef,
-        result: Result<Block, String>,
+        result: Result<CompactBlock, String>,
     ) -> Dispatch {
         self.decoding = self.decoding.saturating_sub(1);
         match result {
             Ok(block) => {
-                let event = NetworkEvent::Block {
+                let event = NetworkEvent::CompactBlock {
                     block,
                     peer: msg.source.to_string(),
-                    origin: BlockOrigin::Gossip(msg.clone()),
+                    msg: msg.clone(),
                 };
                 Self::push_gossip(&mut self.blocks, MAX_QUEUED_BLOCKS, self.closed, event, msg)
             }
@@ -361,8 +362,8 @@ mod tests {
         vec![0u8; TX_ENCODED_LEN]
     }
 
-    fn block() -> Block {
-        Block {
+    fn block() -> CompactBlock {
+        CompactBlock {
             header: BlockHeader {
                 version: 1,
                 height: 7,
@@ -373,7 +374,7 @@ mod tests {
                 nonce: 0,
                 miner: Address([0; 20]),
             },
-            transactions: Vec::new(),
+            txids: Vec::new(),
         }
     }
 
@@ -432,10 +433,8 @@ mod tests {
             Dispatch::Report(_, MessageAcceptance::Reject)
         ));
         match g.pop_priority() {
-            Some(NetworkEvent::Block {
-                block: b,
-                origin: BlockOrigin::Gossip(m),
-                ..
+            Some(NetworkEvent::CompactBlock {
+                block: b, msg: m, ..
             }) => {
                 assert_eq!(b.header.height, 7);
                 assert_eq!(m.id, id(1));
@@ -503,7 +502,10 @@ mod tests {
             g.pop_priority(),
             Some(NetworkEvent::Syncing(true))
         ));
-        assert!(matches!(g.pop_priority(), Some(NetworkEvent::Block { .. })));
+        assert!(matches!(
+            g.pop_priority(),
+            Some(NetworkEvent::CompactBlock { .. })
+        ));
         assert!(g.pop_priority().is_none());
         let mut n = 0;
         while let Some(e) = g.pop_tx() {

@@ -73,9 +73,11 @@ impl NetworkHandle {
         self.local_peer_id.clone()
     }
 
-    /// Publishes a block on the block topic. Errors are logged, never returned.
+    /// Publishes a block on the block topic, as a compact block (header and txids; peers
+    /// that lack a transaction fetch the whole block). Errors are logged, never returned.
     pub async fn publish_block(&self, block: &Block) {
-        self.send(Command::PublishBlock(block.encode())).await;
+        let compact = crate::types::CompactBlock::of(block).encode();
+        self.send(Command::PublishBlock(compact)).await;
     }
 
     /// Publishes transactions, in order, as batches of at most `MAX_TX_BATCH` (one gossip

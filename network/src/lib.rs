@@ -88,7 +88,8 @@ pub use link_faults::{LinkFault, PeerLinkFault};
 #[cfg(feature = "test-hooks")]
 pub use types::RawTopic;
 pub use types::{
-    Acceptance, BannedPeer, BlockOrigin, LocalTip, MessageRef, NetworkEvent, PeerSummary,
+    Acceptance, BannedPeer, BlockOrigin, CompactBlock, LocalTip, MessageRef, NetworkEvent,
+    PeerSummary,
 };
 
 use crate::behaviour::{Behaviour, Names};
@@ -287,9 +288,13 @@ pub mod fuzzing {
         codec::decode_tx_batch(bytes)
     }
 
-    /// A gossip block as the service decodes it: SPEC decoding and the Merkle root check.
-    pub fn decode_gossip_block(bytes: &[u8], max_block_txs: usize) -> Result<Block, String> {
-        codec::decode_block(bytes, max_block_txs)
+    /// A gossip block as the service decodes it: a compact block (header and txids) and the
+    /// Merkle root check.
+    pub fn decode_gossip_block(
+        bytes: &[u8],
+        max_block_txs: usize,
+    ) -> Result<crate::CompactBlock, String> {
+        codec::decode_compact_block(bytes, max_block_txs)
     }
 
     /// The honest sync codec of a network with this `max_block_txs` (as `behaviour.rs` builds it).

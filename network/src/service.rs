@@ -36,13 +36,13 @@ use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChan
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns};
-use peerchain_ledger::{Block, StoreReader};
+use peerchain_ledger::StoreReader;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::address_book::AddressBook;
 use crate::adversary::AdversaryState;
 use crate::behaviour::{Behaviour, BehaviourEvent, Names};
-use crate::codec::{SyncResponse, decode_block, tx_batch_len};
+use crate::codec::{SyncResponse, decode_compact_block, tx_batch_len};
 use crate::config::*;
 use crate::error::NetworkError;
 use crate::gossip::{Dispatch, GossipInbox, Published, log_block_publish, to_gossipsub};
@@ -56,7 +56,7 @@ use crate::timers::Timers;
 use crate::tx_budget::TxBudgets;
 #[cfg(feature = "test-hooks")]
 use crate::types::RawTopic;
-use crate::types::{BannedPeer, BlockOrigin, LocalTip, MessageRef, NetworkEvent};
+use crate::types::{BannedPeer, BlockOrigin, CompactBlock, LocalTip, MessageRef, NetworkEvent};
 
 /// Results of jobs run on the blocking pool.
 pub(crate) enum Internal {
@@ -67,10 +67,10 @@ pub(crate) enum Internal {
         response: SyncResponse,
         bytes: usize,
     },
-    /// A gossip block decoded (and its Merkle root checked).
+    /// A gossip (compact) block decoded (and its Merkle root checked).
     GossipBlock {
         msg: MessageRef,
-        result: Result<Block, String>,
+        result: Result<CompactBlock, String>,
     },
 }
 
@@ -662,7 +662,7 @@ impl Service {
                 let tx = self.internal_tx.clone();
                 let max_txs = self.config.max_block_txs;
                 tokio::task::spawn_blocking(move || {
-                    let result = decode_block(&data, max_txs);
+                    let result = decode_compact_block(&data, max_txs);
                     let _ = tx.blocking_send(Internal::GossipBlock { msg, result });
                 });
             }

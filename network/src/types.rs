@@ -4,7 +4,7 @@ use std::fmt;
 
 use libp2p::PeerId;
 use libp2p::gossipsub::MessageId;
-use peerchain_ledger::{Block, Hash, Transaction, U256};
+use peerchain_ledger::{Block, BlockHeader, Hash, Transaction, U256};
 
 /// The node's main-chain tip, as the network announces it in the status handshake and uses to
 /// decide when to sync.
@@ -53,10 +53,72 @@ pub enum BlockOrigin {
     Sync,
 }
 
+/// A block as the block topic carries it: the header and the txids of its transactions, in
+/// order (BIP 152's compact block, with whole txids instead of short ids: nothing to salt and
+/// no collision to resolve, at 32 bytes a transaction instead of 148). The receiver rebuilds
+/// the block from the transactions it already holds ([`CompactBlock::rebuild`]) and fetches
+/// the whole block from the sender when it lacks any (docs/NETWORK.md section 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactBlock {
+    /// The block's header; its `tx_root` is the Merkle root of `txids` (checked on decoding).
+    pub header: BlockHeader,
+    /// The txids of the block's transactions, in block order.
+    pub txids: Vec<Hash>,
+}
+
+impl CompactBlock {
+    /// The compact form of `block`.
+    pub fn of(block: &Block) -> Self {
+        CompactBlock {
+            header: block.header.clone(),
+            txids: block.txids(),
+        }
+    }
+
+    /// The block hash.
+    pub fn hash(&self) -> Hash {
+        self.header.hash()
+    }
+
+    /// The whole block, each transaction taken from `lookup` by txid; when `lookup` lacks
+    /// some, how many. The transactions are not hashed again here: consensus checks the
+    /// rebuilt block's Merkle root like any other's.
+    pub fn rebuild(
+        &self,
+        mut lookup: impl FnMut(&Hash) -> Option<Transaction>,
+    ) -> Result<Block, usize> {
+        let mut transactions = Vec::with_capacity(self.txids.len());
+        let mut missing = 0usize;
+        for txid in &self.txids {
+            match lookup(txid) {
+                Some(tx) => transactions.push(tx),
+                None => missing = missing.saturating_add(1),
+            }
+        }
+        if missing > 0 {
+            return Err(missing);
+        }
+        Ok(Block {
+            header: self.header.clone(),
+            transactions,
+        })
+    }
+}
+
 /// What the network tells the node.
 #[derive(Debug)]
 pub enum NetworkEvent {
-    /// A block from a peer (decoded, proof of work of the header not yet checked by consensus).
+    /// A gossiped compact block (decoded, its Merkle root checked; nothing else).
+    CompactBlock {
+        /// The compact block.
+        block: CompactBlock,
+        /// The peer id (base58) that propagated it: the one to fetch the whole block from.
+        peer: String,
+        /// The message to report on.
+        msg: MessageRef,
+    },
+    /// A whole block from a peer, downloaded by sync or as an orphan's ancestor (decoded,
+    /// proof of work of the header not yet checked by consensus).
     Block {
         /// The block.
         block: Block,

@@ -77,6 +77,9 @@ pub struct NodeLimits {
     /// Free space (MiB) kept on the data directory's disk: below it the node stops taking
     /// transactions and blocks until twice as much is free (`--disk-reserve-mb`).
     pub disk_reserve_mb: u64,
+    /// Gossiped compact blocks whose whole block is being fetched (their gossip verdict
+    /// waits for it); beyond it the oldest is answered `Ignore`.
+    pub compact_fetches: usize,
 }
 
 impl Default for NodeLimits {
@@ -95,6 +98,7 @@ impl Default for NodeLimits {
             gap_per_sender: 1_000,
             gap_ttl_ms: 120_000,
             disk_reserve_mb: 64,
+            compact_fetches: 64,
         }
     }
 }

@@ -212,12 +212,21 @@ pub fn forward_network_events(
                 peer,
                 origin,
             } => {
-                let block = PeerBlock {
+                let block = PeerBlock::Full {
                     block,
                     peer,
                     origin,
                 };
                 if blocks.send(block).is_err() {
+                    return "the chain thread's block lane closed";
+                }
+                continue;
+            }
+            NetworkEvent::CompactBlock { block, peer, msg } => {
+                if blocks
+                    .send(PeerBlock::Compact { block, peer, msg })
+                    .is_err()
+                {
                     return "the chain thread's block lane closed";
                 }
                 continue;

@@ -1,6 +1,7 @@
-//! Prometheus metrics of the node: chain, mempool, peers, mining, gossip (recorded by the node
-//! through the methods below), HTTP requests by route (recorded by `track_http`) and the HTTP
-//! connections the server closed on a client, by reason (recorded by the server loop).
+//! Prometheus metrics of the node: chain, mempool, peers, mining, gossip, compact blocks
+//! (recorded by the node through the methods below), HTTP requests by route (recorded by
+//! `track_http`) and the HTTP connections the server closed on a client, by reason (recorded
+//! by the server loop).
 //!
 //! Every label takes values from a small fixed set (routes are axum's matched path templates,
 //! reasons and topics are code names), so the number of series stays bounded.
@@ -74,6 +75,7 @@ pub struct Metrics {
     disk_full: Gauge,
     signature_verifications: Counter,
     gossip: Family<GossipLabels, Counter>,
+    compact_blocks: Family<ReasonLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: HistogramFamily<RouteLabels>,
     http_connections_closed: Family<ReasonLabels, Counter>,
@@ -112,6 +114,7 @@ impl Metrics {
             disk_full: Gauge::default(),
             signature_verifications: Counter::default(),
             gossip: Family::default(),
+            compact_blocks: Family::default(),
             http_requests: Family::default(),
             http_latency: Family::new_with_constructor(latency_histogram),
             http_connections_closed: Family::default(),
@@ -183,6 +186,12 @@ impl Metrics {
             "gossip_messages",
             "Gossip messages received, by topic and validation result",
             m.gossip.clone(),
+        );
+        registry.register(
+            "compact_blocks",
+            "Gossiped compact blocks, by how the whole block was had (reason: rebuilt from \
+             the mempool, or fetched from the peer)",
+            m.compact_blocks.clone(),
         );
         registry.register(
             "http_requests",
@@ -274,6 +283,16 @@ impl Metrics {
             .get_or_create(&GossipLabels {
                 topic: topic.to_owned(),
                 result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A gossiped compact block was `rebuilt` from the mempool, or `fetched` whole because
+    /// the mempool lacked some of its transactions.
+    pub fn compact_block(&self, how: &'static str) {
+        self.compact_blocks
+            .get_or_create(&ReasonLabels {
+                reason: how.to_owned(),
             })
             .inc();
     }

@@ -31,7 +31,7 @@ enum Hold {
 }
 
 /// The metric label of a gossip verdict.
-fn acceptance_label(a: Acceptance) -> &'static str {
+pub(super) fn acceptance_label(a: Acceptance) -> &'static str {
     match a {
         Acceptance::Accept => "accept",
         Acceptance::Reject => "reject",
@@ -45,10 +45,7 @@ impl ChainService {
             // Not stored, not judged: gossip is ignored without a penalty, sync asks again
             // once the tip moves (after space returns).
             if let BlockOrigin::Gossip(msg) = origin {
-                self.links.metrics.gossip("blocks", "ignore");
-                self.links
-                    .outbox
-                    .send(NetCommand::Report(msg, Acceptance::Ignore));
+                self.report_block(msg, Acceptance::Ignore);
             }
             return;
         }
@@ -77,6 +74,8 @@ impl ChainService {
         };
         self.tips_dirty = true;
         for r in &reports {
+            // A block fetched whole for its compact form: that gossip message's verdict.
+            self.answer_compact_fetch(&r.hash, block_acceptance(&r.verdict));
             if r.hash == hash {
                 if matches!(r.verdict, Verdict::Lighter { .. }) {
                     self.count_lighter(&peer);
@@ -101,13 +100,7 @@ impl ChainService {
     fn answer_origin(&self, origin: &BlockOrigin, peer: &str, height: u64, verdict: &Verdict) {
         let out = &self.links.outbox;
         match origin {
-            BlockOrigin::Gossip(msg) => {
-                let acceptance = block_acceptance(verdict);
-                self.links
-                    .metrics
-                    .gossip("blocks", acceptance_label(acceptance));
-                out.send(NetCommand::Report(msg.clone(), acceptance));
-            }
+            BlockOrigin::Gossip(msg) => self.report_block(msg.clone(), block_acceptance(verdict)),
             BlockOrigin::Sync => {
                 if let Verdict::Invalid(e) = verdict {
                     out.send(NetCommand::Penalize {

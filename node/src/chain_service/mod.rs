@@ -10,9 +10,11 @@
 //! - publishes a [`NodeSnapshot`] in a `watch` channel, from which every read of the API is
 //!   served without waiting for this thread.
 //!
-//! Split by concern: `requests` (what the API asks), `gossip` (what peers send), `mining`
-//! (templates, found blocks, "mine now"), `publish` (events and snapshots).
+//! Split by concern: `requests` (what the API asks), `gossip` (what peers send), `compact`
+//! (gossiped compact blocks: rebuilt from the mempool or fetched whole), `mining` (templates,
+//! found blocks, "mine now"), `publish` (events and snapshots), `storage` (a full disk).
 
+mod compact;
 mod gossip;
 mod mining;
 mod publish;
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, select};
 use peerchain_consensus::Chain;
 use peerchain_ledger::{Address, Block, Transaction};
-use peerchain_network::{BlockOrigin, MessageRef};
+use peerchain_network::{BlockOrigin, CompactBlock, MessageRef};
 use peerchain_rpc::metrics::Metrics;
 use peerchain_rpc::node_api::{NodeError, NodeEvent, NodeSnapshot};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -59,13 +61,25 @@ pub fn now_ms() -> u64 {
 
 /// A block from the network, for the chain thread's block lane.
 #[derive(Debug)]
-pub struct PeerBlock {
-    /// The block.
-    pub block: Block,
-    /// Sending peer.
-    pub peer: String,
-    /// Gossip (with the message to report) or sync.
-    pub origin: BlockOrigin,
+pub enum PeerBlock {
+    /// A whole block, downloaded by sync or as an orphan's ancestor.
+    Full {
+        /// The block.
+        block: Block,
+        /// Sending peer.
+        peer: String,
+        /// Gossip (with the message to report) or sync.
+        origin: BlockOrigin,
+    },
+    /// A gossiped compact block: rebuilt from the mempool, or fetched whole (`compact`).
+    Compact {
+        /// The header and txids.
+        block: CompactBlock,
+        /// The peer that propagated it (asked for the whole block when needed).
+        peer: String,
+        /// The message to report the verdict on.
+        msg: MessageRef,
+    },
 }
 
 /// Messages for the chain thread.
@@ -137,6 +151,8 @@ pub struct ChainService {
     lighter_from: std::collections::HashMap<String, u32>,
     /// Whether the disk has room: when full, nothing is written (see `storage.rs`).
     storage: storage::StorageGuard,
+    /// Compact blocks whose whole block is being fetched, with their gossip messages.
+    compact_fetches: compact::CompactFetches,
     /// The store's directory, whose disk `storage` watches.
     store_dir: std::path::PathBuf,
 }
@@ -217,6 +233,7 @@ impl ChainService {
                 .map(Adversary::new),
             lighter_from: std::collections::HashMap::new(),
             storage: storage::StorageGuard::new(limits.disk_reserve_mb.saturating_mul(1024 * 1024)),
+            compact_fetches: compact::CompactFetches::new(limits.compact_fetches),
             store_dir: config.data_dir.join("chain"),
         }
     }
@@ -252,7 +269,7 @@ impl ChainService {
                 Duration::ZERO
             };
             if let Some(b) = block_first {
-                self.import_from_peer(b.block, b.peer, b.origin);
+                self.peer_block(b);
             }
             select! {
                 recv(requests) -> req => match req {
@@ -276,7 +293,7 @@ impl ChainService {
                 },
                 recv(blocks) -> b => {
                     if let Ok(b) = b {
-                        self.import_from_peer(b.block, b.peer, b.origin);
+                        self.peer_block(b);
                     }
                 },
                 recv(self.found) -> block => {
@@ -346,6 +363,7 @@ impl ChainService {
             panic!("fail point chain-panic-after-ms={ms} reached");
         }
         self.check_storage();
+        self.expire_compact_fetches();
         if self.disk_full().is_some() {
             // Nothing that writes: future blocks, fork choice and the saved mempool wait.
             self.refresh_template(false);

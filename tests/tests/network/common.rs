@@ -568,6 +568,7 @@ impl Adversary {
                     let mut log = lock(&log);
                     match event {
                         NetworkEvent::Block { block, .. } => log.blocks.push(block.hash()),
+                        NetworkEvent::CompactBlock { block, .. } => log.blocks.push(block.hash()),
                         NetworkEvent::Txs { txs, .. } => {
                             log.txs.extend(txs.iter().map(|tx| tx.txid()));
                         }

@@ -215,3 +215,56 @@ async fn an_equal_work_sibling_of_the_tip_is_stored_aside_and_announced() {
         "a stream that did not ask gets nothing"
     );
 }
+
+/// The value of `peerchain_compact_blocks_total{reason}` on `node`.
+fn compact_blocks(node: &Honest, how: &str) -> f64 {
+    node.metric("peerchain_compact_blocks_total", &[("reason", how)])
+}
+
+/// Blocks travel as compact blocks (header and txids): a receiver that holds every
+/// transaction rebuilds the block from its mempool; one that lacks some fetches the whole
+/// block from the sender, and the gossip message then gets the fetched block's verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_is_rebuilt_from_the_mempool_or_fetched_whole() {
+    let g = test_genesis(7716);
+    let n0 = Honest::start("n0", &g, Vec::new()).await;
+    let n1 = Honest::start("n1", &g, vec![n0.p2p.clone()]).await;
+    wait_for_peers(&[&n0, &n1], 1, 30).await;
+
+    // Warm: n1 holds the block's transactions.
+    let held = n0.submit(&transfer(&g, 0, 1, 10, 0)).await;
+    wait_for("the transfer in n1's mempool", 20, async || {
+        n1.tx_status(&held).await.as_deref() == Some("pending")
+    })
+    .await;
+    let warm = n0.mine(1).await.remove(0);
+    wait_for_tip(&[&n1], &warm, 20).await;
+    assert_eq!(compact_blocks(&n1, "rebuilt"), 1.0, "{}", n1.metrics());
+    assert_eq!(compact_blocks(&n1, "fetched"), 0.0);
+    assert_eq!(n1.gossip("blocks", "accept"), 1.0);
+    assert_eq!(n1.tx_status(&held).await.as_deref(), Some("confirmed"));
+
+    // Cold: n1 drops n0's gossip while n0 takes a transfer, so it never holds it.
+    let link = format!("/v1/admin/peers/{}/link", n0.peer_id);
+    n1.admin(&link, &serde_json::json!({ "loss": 1.0 })).await;
+    let unseen = n0.submit(&transfer(&g, 2, 3, 10, 0)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    n1.admin(&link, &serde_json::json!({ "loss": 0.0 })).await;
+    assert_eq!(
+        n1.tx_status(&unseen).await,
+        None,
+        "n1 never saw the transfer"
+    );
+    let cold = n0.mine(1).await.remove(0);
+    wait_for_tip(&[&n1], &cold, 20).await;
+    assert_eq!(compact_blocks(&n1, "fetched"), 1.0, "{}", n1.metrics());
+    assert_eq!(compact_blocks(&n1, "rebuilt"), 1.0);
+    assert_eq!(n1.tx_status(&unseen).await.as_deref(), Some("confirmed"));
+    // The waiting message got the fetched block's verdict: forwarded.
+    wait_for("the compact block's message accepted", 10, async || {
+        n1.gossip("blocks", "accept") == 2.0
+    })
+    .await;
+    n1.shutdown().await;
+    n0.shutdown().await;
+}
