@@ -10,6 +10,11 @@ use peerchain_rpc::node_api::{NodeError, Reply};
 use super::{ChainService, clock_ms};
 use crate::verdict::node_error;
 
+/// Least time between two templates when only the mempool changed. A transfer waits for the
+/// next template, then for a block found on it; with 1 s blocks (exponential intervals) a
+/// refresh once a second added about half a second to the median confirmation.
+pub(super) const TEMPLATE_REFRESH: Duration = Duration::from_millis(200);
+
 /// A "mine n blocks now" request in progress.
 #[derive(Debug)]
 pub(super) struct MineJob {
@@ -130,8 +135,9 @@ impl ChainService {
         }
     }
 
-    /// Gives the miner a new template: at once when the tip changed, at most once a second
-    /// when only the mempool changed, and every 5 s to keep the timestamp fresh.
+    /// Gives the miner a new template: at once when the tip changed, at most every
+    /// [`TEMPLATE_REFRESH`] when only the mempool changed, and every 5 s to keep the
+    /// timestamp fresh.
     pub(super) fn refresh_template(&mut self, tip_changed: bool) {
         if !self.mining || self.disk_full().is_some() {
             if self.miner.is_working() {
@@ -141,7 +147,7 @@ impl ChainService {
         }
         let age = self.clocks.last_template.elapsed();
         let due = tip_changed
-            || (self.template_dirty && age >= Duration::from_secs(1))
+            || (self.template_dirty && age >= TEMPLATE_REFRESH)
             || age >= Duration::from_secs(5)
             || !self.miner.is_working();
         if !due {
