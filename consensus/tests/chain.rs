@@ -14,7 +14,7 @@ mod common;
 use common::*;
 use peerchain_consensus::{Chain, ChainConfig, ChainEvent, ConsensusError, TipStatus, Verdict};
 use peerchain_ledger::crypto::Keypair;
-use peerchain_ledger::{AccountReader, Address, Block, Store, StoreConfig};
+use peerchain_ledger::{Address, Block, Store, StoreConfig};
 use proptest::prelude::*;
 
 fn import_all(chain: &mut Chain, blocks: &[Block]) -> Vec<Verdict> {
@@ -28,21 +28,6 @@ fn import_all(chain: &mut Chain, blocks: &[Block]) -> Vec<Verdict> {
         })
         .map(|i| i.verdict)
         .collect()
-}
-
-fn assert_state_matches(chain: &Chain, forest: &Forest) {
-    let tip = chain.tip();
-    for (address, account) in forest.state_of(&tip) {
-        assert_eq!(
-            chain.store().account(address).expect("read"),
-            *account,
-            "account {address}"
-        );
-    }
-    chain
-        .store()
-        .verify_consistency(chain.genesis())
-        .expect("store agrees with a replay of the main chain");
 }
 
 #[test]

@@ -17,9 +17,9 @@
 
 mod common;
 
-use common::{Forest, easy_genesis, now};
+use common::{Forest, assert_state_matches, easy_genesis, now};
 use peerchain_consensus::{Chain, ChainConfig, Verdict};
-use peerchain_ledger::{AccountReader, Store, StoreConfig};
+use peerchain_ledger::{Store, StoreConfig};
 use peerchain_testkit::{Tmpfs, fill_disk};
 
 #[test]
@@ -84,17 +84,7 @@ fn blocks_connected_after_the_last_write_that_reached_the_disk_survive_a_reopen(
         chain.tip_header().height
     );
     // The state matches the blocks: every account as the builder computed it.
-    for (address, account) in forest.state_of(&tip) {
-        assert_eq!(
-            chain.store().account(address).expect("read"),
-            *account,
-            "account {address} after the reopen"
-        );
-    }
-    chain
-        .store()
-        .verify_consistency(&g)
-        .expect("the store agrees with a replay of its main chain");
+    assert_state_matches(&chain, &forest);
     // And the chain writes again.
     let next = forest.child(&tip, 20, 9_999);
     chain

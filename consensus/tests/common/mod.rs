@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use peerchain_consensus::pow::mine_range;
 use peerchain_consensus::{Chain, ChainConfig};
 use peerchain_ledger::testkit::ChainBuilder;
-use peerchain_ledger::{Account, Address, Block, Genesis, Hash, Store, Target, Transaction, U256};
+use peerchain_ledger::{
+    Account, AccountReader, Address, Block, Genesis, Hash, Store, Target, Transaction, U256,
+};
 
 pub(crate) const ACCOUNTS: u32 = 6;
 
@@ -94,4 +96,21 @@ impl Forest {
     pub(crate) fn state_of(&self, hash: &Hash) -> &BTreeMap<Address, Account> {
         &self.states.get(hash).expect("known").state
     }
+}
+
+/// The chain's accounts are those the forest computed for its tip, and the store agrees with
+/// a replay of its main chain.
+pub(crate) fn assert_state_matches(chain: &Chain, forest: &Forest) {
+    let tip = chain.tip();
+    for (address, account) in forest.state_of(&tip) {
+        assert_eq!(
+            chain.store().account(address).expect("read"),
+            *account,
+            "account {address}"
+        );
+    }
+    chain
+        .store()
+        .verify_consistency(chain.genesis())
+        .expect("store agrees with a replay of the main chain");
 }
