@@ -40,7 +40,8 @@ pub struct ChainConfig {
     /// Mempool bounds.
     pub mempool: MempoolConfig,
     /// Main-chain blocks kept in memory until a write reaches the disk after them, to import
-    /// again if a reopen after a failed write finds them gone ([`Chain::reopen_store`]).
+    /// again if a reopen after a failed write finds them gone ([`Chain::reopen_store`]); at
+    /// the bound the store is flushed. Memory: this many blocks at most.
     pub max_undurable_blocks: usize,
 }
 
@@ -51,7 +52,7 @@ impl Default for ChainConfig {
             max_orphan_bytes: 64 * 1024 * 1024,
             max_future: 64,
             mempool: MempoolConfig::default(),
-            max_undurable_blocks: 32,
+            max_undurable_blocks: 16,
         }
     }
 }
@@ -389,13 +390,21 @@ impl Chain {
         Ok(replayed)
     }
 
-    /// Keeps a block just connected on the main chain until a write reaches the disk.
+    /// Keeps a block just connected on the main chain until a write reaches the disk. At the
+    /// bound the store is flushed, which makes every kept block durable (a sync burst connects
+    /// blocks faster than the once-a-second probe); if that flush fails, the oldest is let go.
     fn keep_undurable(&mut self, block: Block) {
         if self.config.max_undurable_blocks == 0 {
             return;
         }
         if self.undurable.len() >= self.config.max_undurable_blocks {
-            self.undurable.pop_front();
+            match self.store.flush() {
+                Ok(()) => self.undurable.clear(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "flushing the store failed; the oldest block kept for a reopen is let go");
+                    self.undurable.pop_front();
+                }
+            }
         }
         self.undurable.push_back(block);
     }
@@ -761,7 +770,9 @@ impl Chain {
     /// The block's hash meets its own target and that target is within `pow_limit`. It says
     /// nothing about whether the target is the right one, but makes every block a peer sends
     /// cost real work before it is held as an orphan or remembered as invalid.
-    fn check_own_work(&self, header: &BlockHeader, hash: &Hash) -> Result<(), ConsensusError> {
+    /// The header's own proof of work: a target no easier than `pow_limit`, met by `hash`
+    /// (the header's hash). Cheap, and needs no parent.
+    pub fn check_own_work(&self, header: &BlockHeader, hash: &Hash) -> Result<(), ConsensusError> {
         if header.target > self.genesis.pow_limit {
             return Err(ConsensusError::BadTarget {
                 expected: self.genesis.pow_limit,

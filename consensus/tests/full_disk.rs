@@ -5,7 +5,12 @@
 //! blocks and that takes new blocks. The store sits on a small tmpfs (root only; skipped with
 //! a message elsewhere).
 //!
-//! Run: `cargo test -p peerchain-consensus --test full_disk -- --nocapture` (as root).
+//! A second test makes the loss happen without a full disk, on any machine: the store's
+//! directory is put back as it was at the last write that reached the disk (as a failed write
+//! buffer leaves it), and the chain must import the blocks it connected after that again.
+//!
+//! Run: `cargo test -p peerchain-consensus --test full_disk -- --nocapture` (the first test
+//! as root).
 
 #![allow(
     clippy::unwrap_used,
@@ -91,4 +96,63 @@ fn blocks_connected_after_the_last_write_that_reached_the_disk_survive_a_reopen(
         .import(next.clone(), None, now(&g))
         .expect("writes again");
     assert_eq!(chain.tip(), next.hash());
+}
+
+/// Copies the directory `from` to `to`, files and subdirectories.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("read the directory") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
+#[test]
+fn blocks_the_reopened_store_lost_are_imported_again() {
+    let g = easy_genesis();
+    let work = tempfile::tempdir().expect("tempdir");
+    let path = work.path().join("db");
+    let mut config = StoreConfig::new(&path);
+    config.sync_every_block = false;
+    let store = Store::open(&config, &g).expect("open");
+    let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+    let mut forest = Forest::new(&g);
+    let mut tip = g.hash();
+    let mut connect = |chain: &mut Chain, tip: &mut peerchain_ledger::Hash, salt: u64| {
+        let block = forest.child(tip, 20, salt);
+        *tip = block.hash();
+        chain.import(block, None, now(&g)).expect("import");
+        assert_eq!(chain.tip(), *tip);
+    };
+    for salt in 0..3 {
+        connect(&mut chain, &mut tip, salt);
+    }
+    // A write reaches the disk: everything so far is durable. The disk as it is now is what a
+    // failed write buffer would leave.
+    chain.probe_store().expect("probe");
+    let durable = work.path().join("durable");
+    copy_dir(&path, &durable);
+    let durable_tip = tip;
+    for salt in 3..6 {
+        connect(&mut chain, &mut tip, salt);
+    }
+    // The store loses the last three blocks: its directory goes back to the durable copy (the
+    // open database keeps writing to the files moved aside).
+    std::fs::rename(&path, work.path().join("lost")).expect("move aside");
+    copy_dir(&durable, &path);
+
+    chain.reopen_store(now(&g)).expect("reopen");
+    assert_ne!(durable_tip, tip);
+    assert_eq!(
+        chain.tip(),
+        tip,
+        "the three blocks connected after the durable point are on the main chain again"
+    );
+    assert_eq!(chain.tip_header().height, 6);
+    assert_state_matches(&chain, &forest);
 }

@@ -6,9 +6,12 @@
 //! in [`CompactFetches`]: the message is forwarded once the fetched block is accepted,
 //! rejected if it is invalid, and ignored if it does not come within [`FETCH_WAIT`].
 //!
-//! Before anything is fetched, the header must meet its own target, and when its parent is
-//! known, carry the target the difficulty rule asks for and extend a branch at least as heavy
-//! as the tip: a fetch costs the sender a block's proof of work, as a whole block did.
+//! Before anything is fetched, the header must carry its own proof of work (a target no
+//! easier than `pow_limit`, met by its hash); when its parent is known, the target the
+//! difficulty rule asks for on a branch at least as heavy as the tip (a lighter one counts
+//! against the peer, as a whole block of a lighter branch does); when its parent is unknown,
+//! a height above our tip. A fetch so costs the sender a block's proof of work, as a whole
+//! block did.
 //!
 //! It must never: fetch for a header without its proof of work; hold more than
 //! `NodeLimits::compact_fetches` waiting messages; read the clock in [`CompactFetches`]
@@ -17,11 +20,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use peerchain_consensus::Verdict;
 use peerchain_ledger::Hash;
 use peerchain_network::{Acceptance, BlockOrigin, CompactBlock, MessageRef};
 
 use super::{ChainService, PeerBlock};
 use crate::outbox::NetCommand;
+use crate::verdict::block_acceptance;
 
 /// How long a gossip message waits for its fetched block. Gossipsub keeps a message about
 /// 10 s (its `history_length`); after that a verdict forwards nothing.
@@ -100,9 +105,13 @@ enum Precheck {
     /// Fetch the whole block.
     Fetch,
     /// Invalid header: reject the message.
-    Reject(&'static str),
-    /// Cannot add work: ignore the message.
+    Reject(String),
+    /// Cannot add work: ignore the message (and count it against the peer, as a whole
+    /// block of a lighter branch is).
     Lighter,
+    /// An orphan at or below the tip's height: most likely a cheap side branch, not fetched
+    /// (sync still finds any heavier chain from the peers' announced work).
+    LowOrphan,
 }
 
 impl ChainService {
@@ -151,16 +160,19 @@ impl ChainService {
     /// The header checks a fetch needs (see the module docs).
     fn precheck(&self, compact: &CompactBlock) -> Precheck {
         let header = &compact.header;
-        if !header.target.is_met_by(&compact.hash()) {
-            return Precheck::Reject("the header does not meet its own target");
+        if let Err(e) = self.chain.check_own_work(header, &compact.hash()) {
+            return Precheck::Reject(e.to_string());
         }
         let Some((_, parent_work, _)) = self.chain.block_info(&header.prev_hash) else {
-            // An orphan: the fetch brings its ancestors too (bounded by the network's
-            // ancestor budget per peer).
-            return Precheck::Fetch;
+            // An orphan: fetched (with its ancestors, bounded by the network's ancestor
+            // budget per peer) only above our tip, as a whole gossip block's ancestors are.
+            if header.height > self.chain.tip_header().height {
+                return Precheck::Fetch;
+            }
+            return Precheck::LowOrphan;
         };
         if self.chain.next_target_after(&header.prev_hash) != Some(header.target) {
-            return Precheck::Reject("the header's target is not the difficulty rule's");
+            return Precheck::Reject("the header's target is not the difficulty rule's".into());
         }
         if parent_work.saturating_add(header.target.work()) < self.chain.tip_work() {
             return Precheck::Lighter;
@@ -184,6 +196,11 @@ impl ChainService {
                 return;
             }
             Precheck::Lighter => {
+                self.count_lighter(&peer);
+                self.report_block(msg, Acceptance::Ignore);
+                return;
+            }
+            Precheck::LowOrphan => {
                 self.report_block(msg, Acceptance::Ignore);
                 return;
             }
@@ -203,10 +220,15 @@ impl ChainService {
     }
 
     /// A block downloaded whole was judged: the gossip message of its compact form, if one
-    /// waits for it, gets the same verdict (forwarded when accepted).
-    pub(super) fn answer_compact_fetch(&mut self, hash: &Hash, acceptance: Acceptance) {
+    /// waits for it, gets the same verdict (forwarded when accepted). An orphan or a block
+    /// from the future is not judged yet: its message waits on (for the import that follows
+    /// its ancestors or its time) until [`FETCH_WAIT`].
+    pub(super) fn answer_compact_fetch(&mut self, hash: &Hash, verdict: &Verdict) {
+        if matches!(verdict, Verdict::Orphan { .. } | Verdict::Future { .. }) {
+            return;
+        }
         if let Some(msg) = self.compact_fetches.take(hash) {
-            self.report_block(msg, acceptance);
+            self.report_block(msg, block_acceptance(verdict));
         }
     }
 

@@ -75,7 +75,7 @@ impl ChainService {
         self.tips_dirty = true;
         for r in &reports {
             // A block fetched whole for its compact form: that gossip message's verdict.
-            self.answer_compact_fetch(&r.hash, block_acceptance(&r.verdict));
+            self.answer_compact_fetch(&r.hash, &r.verdict);
             if r.hash == hash {
                 if matches!(r.verdict, Verdict::Lighter { .. }) {
                     self.count_lighter(&peer);
@@ -129,7 +129,7 @@ impl ChainService {
 
     /// Counts a block of a lighter branch from `peer`; every [`LIGHTER_PER_PENALTY`]th costs
     /// the peer a penalty (an honest peer sends one now and then, in a race).
-    fn count_lighter(&mut self, peer: &str) {
+    pub(super) fn count_lighter(&mut self, peer: &str) {
         if self.lighter_from.len() >= MAX_LIGHTER_PEERS && !self.lighter_from.contains_key(peer) {
             self.lighter_from.clear();
         }

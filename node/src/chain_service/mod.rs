@@ -374,7 +374,10 @@ impl ChainService {
                 if !reports.is_empty() {
                     self.tips_dirty = true;
                 }
-                reports.iter().for_each(|r| self.penalize_if_invalid(r));
+                for r in &reports {
+                    self.penalize_if_invalid(r);
+                    self.answer_compact_fetch(&r.hash, &r.verdict);
+                }
             }
             Err(e) => tracing::error!(error = %e, "retrying future blocks failed"),
         }

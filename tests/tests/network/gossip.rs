@@ -268,3 +268,40 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_or_fetched_whole() {
     n1.shutdown().await;
     n0.shutdown().await;
 }
+
+/// A compact block whose transactions a node lacks is fetched only if its header carries
+/// real proof of work: a header with a target easier than `pow_limit` (met by any hash) and an
+/// unknown parent is rejected at once, and nothing is fetched for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compact_block_without_proof_of_work_is_rejected_without_a_fetch() {
+    use peerchain_ledger::merkle::merkle_root;
+    use peerchain_ledger::{Address, Block, BlockHeader, Hash, Target, U256};
+
+    let g = test_genesis(7717);
+    let h0 = Honest::start("h0", &g, Vec::new()).await;
+    let m = adversary_on(&h0, &g, g.max_block_txs()).await;
+    let tx = transfer(&g, 1, 2, 10, 0);
+    let header = BlockHeader {
+        version: 1,
+        height: 50,
+        prev_hash: Hash([0x5a; 32]),
+        tx_root: merkle_root(&[tx.txid()]),
+        timestamp_ms: now_ms(),
+        target: Target(U256::MAX),
+        nonce: 0,
+        miner: Address([9; 20]),
+    };
+    m.net
+        .publish_block(&Block {
+            header,
+            transactions: vec![tx],
+        })
+        .await;
+    wait_for("h0 to reject the compact block", 20, async || {
+        h0.gossip("blocks", "reject") >= 1.0
+    })
+    .await;
+    assert_eq!(compact_blocks(&h0, "fetched"), 0.0, "{}", h0.metrics());
+    m.stop().await;
+    h0.shutdown().await;
+}
