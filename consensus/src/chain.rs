@@ -561,6 +561,13 @@ impl Chain {
         median_time_past(&stamps)
     }
 
+    /// The cumulative work of the branch `header` would end, when its parent is in the tree
+    /// (`None` for an orphan).
+    pub fn work_with(&self, header: &BlockHeader) -> Option<U256> {
+        let parent = self.nodes.get(&header.prev_hash)?;
+        Some(parent.total_work.saturating_add(header.target.work()))
+    }
+
     /// Imports a block that arrived unrequested (gossip). A block whose branch, with it, would
     /// still have less work than the active tip is dropped with [`Verdict::Lighter`]: a
     /// cheap side branch (a fork from an old block at `pow_limit` costs a few hashes a block)
@@ -575,9 +582,8 @@ impl Chain {
     ) -> Result<Vec<Imported>, ChainError> {
         let hash = block.hash();
         if !self.nodes.contains_key(&hash)
-            && let Some(parent) = self.nodes.get(&block.header.prev_hash)
+            && let Some(work) = self.work_with(&block.header)
         {
-            let work = parent.total_work.saturating_add(block.header.target.work());
             let tip_work = self.tip_work();
             if work < tip_work {
                 return Ok(vec![Imported {

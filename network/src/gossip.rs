@@ -2,10 +2,9 @@
 //!
 //! It owns: the dispatch of received gossip messages by topic (transaction batches decoded
 //! here, compact blocks handed out for decoding on the blocking pool, anything else
-//! rejected), the
-//! count of blocks being decoded, the events waiting for room in the event channel, and the
-//! transaction batches kept for republishing while no peer is subscribed to the transaction
-//! topic.
+//! rejected), the count of blocks being decoded, the events waiting for room in the event
+//! channel, and the transaction batches kept for republishing while no peer is subscribed to
+//! the transaction topic.
 //!
 //! Events wait in three lanes, delivered in priority order: control events (peer connected or
 //! disconnected, syncing, listening), gossip blocks, then gossip transactions. Each lane has

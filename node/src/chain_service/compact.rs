@@ -163,7 +163,7 @@ impl ChainService {
         if let Err(e) = self.chain.check_own_work(header, &compact.hash()) {
             return Precheck::Reject(e.to_string());
         }
-        let Some((_, parent_work, _)) = self.chain.block_info(&header.prev_hash) else {
+        let Some(work) = self.chain.work_with(header) else {
             // An orphan: fetched (with its ancestors, bounded by the network's ancestor
             // budget per peer) only above our tip, as a whole gossip block's ancestors are.
             if header.height > self.chain.tip_header().height {
@@ -174,7 +174,7 @@ impl ChainService {
         if self.chain.next_target_after(&header.prev_hash) != Some(header.target) {
             return Precheck::Reject("the header's target is not the difficulty rule's".into());
         }
-        if parent_work.saturating_add(header.target.work()) < self.chain.tip_work() {
+        if work < self.chain.tip_work() {
             return Precheck::Lighter;
         }
         Precheck::Fetch
@@ -207,10 +207,7 @@ impl ChainService {
         }
         self.links.metrics.compact_block("fetched");
         tracing::debug!(%peer, %hash, missing, "compact block lacks transactions; fetching the whole block");
-        for dropped in self
-            .compact_fetches
-            .wait(hash, msg, std::time::Instant::now())
-        {
+        for dropped in self.compact_fetches.wait(hash, msg, Instant::now()) {
             self.report_block(dropped, Acceptance::Ignore);
         }
         self.links.outbox.send(NetCommand::RequestAncestors {
@@ -234,17 +231,9 @@ impl ChainService {
 
     /// Compact blocks whose whole block did not come in time: ignored.
     pub(super) fn expire_compact_fetches(&mut self) {
-        for msg in self.compact_fetches.expire(std::time::Instant::now()) {
+        for msg in self.compact_fetches.expire(Instant::now()) {
             self.report_block(msg, Acceptance::Ignore);
         }
-    }
-
-    /// Reports a verdict on a block message and counts it.
-    pub(super) fn report_block(&self, msg: MessageRef, acceptance: Acceptance) {
-        self.links
-            .metrics
-            .gossip("blocks", super::gossip::acceptance_label(acceptance));
-        self.links.outbox.send(NetCommand::Report(msg, acceptance));
     }
 }
 

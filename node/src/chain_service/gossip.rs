@@ -31,7 +31,7 @@ enum Hold {
 }
 
 /// The metric label of a gossip verdict.
-pub(super) fn acceptance_label(a: Acceptance) -> &'static str {
+fn acceptance_label(a: Acceptance) -> &'static str {
     match a {
         Acceptance::Accept => "accept",
         Acceptance::Reject => "reject",
@@ -403,9 +403,18 @@ impl ChainService {
 
     /// Reports the validation of a gossiped transaction's message (and counts it).
     fn report_tx(&self, msg: MessageRef, acceptance: Acceptance) {
+        self.report_gossip("transactions", msg, acceptance);
+    }
+
+    /// Reports the validation of a block's message, whole or compact (and counts it).
+    pub(super) fn report_block(&self, msg: MessageRef, acceptance: Acceptance) {
+        self.report_gossip("blocks", msg, acceptance);
+    }
+
+    fn report_gossip(&self, topic: &str, msg: MessageRef, acceptance: Acceptance) {
         self.links
             .metrics
-            .gossip("transactions", acceptance_label(acceptance));
+            .gossip(topic, acceptance_label(acceptance));
         self.links.outbox.send(NetCommand::Report(msg, acceptance));
     }
 }
