@@ -773,11 +773,43 @@ impl Chain {
         }
     }
 
-    /// The block's hash meets its own target and that target is within `pow_limit`. It says
-    /// nothing about whether the target is the right one, but makes every block a peer sends
-    /// cost real work before it is held as an orphan or remembered as invalid.
+    /// Whether `block` may be relayed before its transactions are applied (BIP 152's
+    /// high-bandwidth relay, docs/NETWORK.md section 3): its parent is stored and not
+    /// invalid, its header passes rules 1-4 on that parent at `now_ms`, its branch would be
+    /// at least as heavy as the tip, and its body passes rule 5 and every signature check
+    /// (those in the verified set are not checked again). Only the state part of rules 6-7
+    /// is left to the import, so a block relayed early and found invalid there still cost its
+    /// sender a block's proof of work at the right difficulty.
+    pub fn relayable(&self, block: &Block, now_ms: u64) -> bool {
+        let parent_hash = &block.header.prev_hash;
+        let Some(parent) = self.nodes.get(parent_hash) else {
+            return false;
+        };
+        if parent.status.is_invalid()
+            || parent.total_work.saturating_add(block.header.target.work()) < self.tip_work()
+        {
+            return false;
+        }
+        let Some(expected) = self.next_target_after(parent_hash) else {
+            return false;
+        };
+        let mtp = self.median_time_past(parent_hash);
+        check_header(
+            &block.header,
+            &parent.header,
+            expected,
+            mtp,
+            now_ms,
+            &self.genesis,
+        )
+        .is_ok()
+            && check_body_with(block, &self.genesis, &self.mempool.verified_signatures()).is_ok()
+    }
+
     /// The header's own proof of work: a target no easier than `pow_limit`, met by `hash`
-    /// (the header's hash). Cheap, and needs no parent.
+    /// (the header's hash). Cheap, and needs no parent. It says nothing about whether the
+    /// target is the right one, but makes every block a peer sends cost real work before it
+    /// is held as an orphan or remembered as invalid.
     pub fn check_own_work(&self, header: &BlockHeader, hash: &Hash) -> Result<(), ConsensusError> {
         if header.target > self.genesis.pow_limit {
             return Err(ConsensusError::BadTarget {

@@ -139,6 +139,13 @@ impl ConsensusError {
     pub fn is_temporary(&self) -> bool {
         matches!(self, ConsensusError::TimestampInFuture { .. })
     }
+
+    /// Whether the error was found applying the transactions to the parent's state (rules
+    /// 6-7: balances and nonces), the one check a node skips before relaying a block early
+    /// (`Chain::relayable`). An honest peer may relay such a block, so it is not penalised.
+    pub fn needs_state(&self) -> bool {
+        matches!(self, ConsensusError::InvalidTransactions(_))
+    }
 }
 
 /// Rules 1-4 for `header` on top of `parent`, given the target the difficulty rule requires,

@@ -625,3 +625,60 @@ fn a_block_stored_on_a_side_branch_is_announced_once() {
     assert_eq!(import_all(&mut chain, &b), vec![Verdict::Duplicate]);
     assert_eq!(chain.take_events(), Vec::new(), "a duplicate says nothing");
 }
+
+/// Issue 13, relay before state application: a block may be relayed early when its parent is
+/// stored and valid, its header passes rules 1-4, its branch is at least as heavy as the tip
+/// and its body passes rule 5 and every signature. A block whose only fault is in the state
+/// (a nonce the sender has not reached) is relayable, and the import then names a state
+/// error; every other fault, an unknown parent, a lighter branch or a timestamp from the
+/// future keeps it from being relayed.
+#[test]
+fn a_block_is_relayable_before_its_state_is_applied_only_when_everything_else_holds() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let clock = now(&g);
+    let main = f.branch(&g.hash(), 2, 1, 1);
+    let valid = f.child(&main[1].hash(), 3, 2);
+    assert!(chain.relayable(&main[0], clock), "on the tip");
+    import_all(&mut chain, &main);
+
+    assert!(chain.relayable(&valid, clock), "a valid block on the tip");
+    let ahead = Keypair::dev(1).sign_transfer(g.chain_id, Address([7; 20]), 1, g.min_fee, 42);
+    let state_invalid = f.child_with(&main[1].hash(), vec![ahead.clone()], Address([3; 20]));
+    assert!(
+        chain.relayable(&state_invalid, clock),
+        "only its state is wrong"
+    );
+
+    let mut forged = ahead;
+    forged.signature.0[7] ^= 0x40;
+    let bad_signature = f.child_with(&main[1].hash(), vec![forged], Address([4; 20]));
+    assert!(!chain.relayable(&bad_signature, clock), "a bad signature");
+    let orphan = f.child(&valid.hash(), 0, 3);
+    assert!(!chain.relayable(&orphan, clock), "an unknown parent");
+    let lighter = f.child(&g.hash(), 0, 4);
+    assert!(!chain.relayable(&lighter, clock), "a lighter branch");
+    let early = valid.header.timestamp_ms - g.max_future_ms - 1;
+    assert!(
+        !chain.relayable(&valid, early),
+        "a timestamp from the future"
+    );
+
+    let v = import_all(&mut chain, std::slice::from_ref(&state_invalid));
+    match &v[0] {
+        Verdict::Invalid(e) => assert!(e.needs_state(), "{e}"),
+        other => panic!("the state-invalid block was {other:?}"),
+    }
+    let v = import_all(&mut chain, std::slice::from_ref(&bad_signature));
+    match &v[0] {
+        Verdict::Invalid(e) => assert!(!e.needs_state(), "{e}"),
+        other => panic!("the bad signature was {other:?}"),
+    }
+    let on_invalid = f.child(&state_invalid.hash(), 0, 5);
+    assert!(
+        !chain.relayable(&on_invalid, clock),
+        "a child of an invalid block"
+    );
+    assert_eq!(chain.tip(), main[1].hash());
+}

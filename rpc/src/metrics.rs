@@ -76,6 +76,7 @@ pub struct Metrics {
     signature_verifications: Counter,
     gossip: Family<GossipLabels, Counter>,
     compact_blocks: Family<ReasonLabels, Counter>,
+    relayed_early: Family<ReasonLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_latency: HistogramFamily<RouteLabels>,
     http_connections_closed: Family<ReasonLabels, Counter>,
@@ -115,6 +116,7 @@ impl Metrics {
             signature_verifications: Counter::default(),
             gossip: Family::default(),
             compact_blocks: Family::default(),
+            relayed_early: Family::default(),
             http_requests: Family::default(),
             http_latency: Family::new_with_constructor(latency_histogram),
             http_connections_closed: Family::default(),
@@ -192,6 +194,12 @@ impl Metrics {
             "Gossiped compact blocks, by how the whole block was had (reason: rebuilt from \
              the mempool, or fetched from the peer)",
             m.compact_blocks.clone(),
+        );
+        registry.register(
+            "blocks_relayed_early",
+            "Gossip blocks forwarded before their transactions were applied (high-bandwidth \
+             relay), by what the import then found (reason: applied, or invalid_state)",
+            m.relayed_early.clone(),
         );
         registry.register(
             "http_requests",
@@ -293,6 +301,16 @@ impl Metrics {
         self.compact_blocks
             .get_or_create(&ReasonLabels {
                 reason: how.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A gossip block forwarded before its transactions were applied was then `applied`,
+    /// or found `invalid_state` (its only fault in balances or nonces).
+    pub fn relayed_early(&self, outcome: &'static str) {
+        self.relayed_early
+            .get_or_create(&ReasonLabels {
+                reason: outcome.to_owned(),
             })
             .inc();
     }

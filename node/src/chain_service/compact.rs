@@ -1,6 +1,10 @@
 //! Gossiped compact blocks (docs/NETWORK.md section 3): a block arrives as its header and its
 //! txids. When the mempool holds every transaction, the block is rebuilt from it and imported
 //! like any gossip block (its signatures are in the verified set: none is checked again).
+//! A rebuilt block that `Chain::relayable` passes (known valid parent, header rules, work at
+//! least the tip's, body and signatures) is forwarded before the import, as BIP 152's
+//! high-bandwidth mode does, so each hop costs the checks and not the state's write; a block
+//! relayed so and then found invalid on state alone costs its peer nothing.
 //! When it lacks some, the whole block is fetched from the peer that sent it (the network's
 //! orphan-ancestor download, `RequestAncestors`), and the gossip verdict waits for that block
 //! in [`CompactFetches`]: the message is forwarded once the fetched block is accepted,
@@ -22,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use peerchain_consensus::Verdict;
 use peerchain_ledger::Hash;
-use peerchain_network::{Acceptance, BlockOrigin, CompactBlock, MessageRef};
+use peerchain_network::{Acceptance, CompactBlock, MessageRef};
 
-use super::{ChainService, PeerBlock};
+use super::gossip::Arrival;
+use super::{ChainService, PeerBlock, clock_ms};
 use crate::outbox::NetCommand;
 use crate::verdict::block_acceptance;
 
@@ -122,7 +127,7 @@ impl ChainService {
                 block,
                 peer,
                 origin,
-            } => self.import_from_peer(block, peer, origin),
+            } => self.import_from_peer(block, peer, origin.into()),
             PeerBlock::Compact { block, peer, msg } => self.compact_from_peer(&block, peer, msg),
         }
     }
@@ -151,7 +156,13 @@ impl ChainService {
         match compact.rebuild(|txid| mempool.get(txid).map(|e| e.tx.clone())) {
             Ok(block) => {
                 self.links.metrics.compact_block("rebuilt");
-                self.import_from_peer(block, peer, BlockOrigin::Gossip(msg));
+                if self.chain.relayable(&block, clock_ms(self.clock_offset_ms)) {
+                    // High-bandwidth relay: forwarded now, its state applied next.
+                    self.report_block(msg, Acceptance::Accept);
+                    self.import_from_peer(block, peer, Arrival::RelayedEarly);
+                } else {
+                    self.import_from_peer(block, peer, Arrival::Gossip(msg));
+                }
             }
             Err(missing) => self.fetch_whole(compact, peer, msg, missing),
         }
@@ -220,13 +231,21 @@ impl ChainService {
     /// waits for it, gets the same verdict (forwarded when accepted). An orphan or a block
     /// from the future is not judged yet: its message waits on (for the import that follows
     /// its ancestors or its time) until [`FETCH_WAIT`].
-    pub(super) fn answer_compact_fetch(&mut self, hash: &Hash, verdict: &Verdict) {
+    /// Returns whether a message waited for it. A block that fails on state alone is
+    /// ignored, not rejected: the peer may have relayed it early, as this node would.
+    pub(super) fn answer_compact_fetch(&mut self, hash: &Hash, verdict: &Verdict) -> bool {
         if matches!(verdict, Verdict::Orphan { .. } | Verdict::Future { .. }) {
-            return;
+            return self.compact_fetches.is_waiting(hash);
         }
-        if let Some(msg) = self.compact_fetches.take(hash) {
-            self.report_block(msg, block_acceptance(verdict));
-        }
+        let Some(msg) = self.compact_fetches.take(hash) else {
+            return false;
+        };
+        let acceptance = match verdict {
+            Verdict::Invalid(e) if e.needs_state() => Acceptance::Ignore,
+            _ => block_acceptance(verdict),
+        };
+        self.report_block(msg, acceptance);
+        true
     }
 
     /// Compact blocks whose whole block did not come in time: ignored.

@@ -30,6 +30,29 @@ enum Hold {
     Refused,
 }
 
+/// How a block from a peer arrived, which decides how its verdict is answered.
+pub(super) enum Arrival {
+    /// A gossip message not forwarded yet: it gets the block's verdict.
+    Gossip(MessageRef),
+    /// A gossip message already forwarded (`Chain::relayable` held before the import): nothing
+    /// is left to report, and a block whose only fault is in the state costs its peer nothing,
+    /// since honest peers relay such a block too.
+    RelayedEarly,
+    /// Sync or an ancestor download: an invalid block costs its peer a penalty, unless it was
+    /// fetched for a compact block and fails on state alone (the sender may have relayed it
+    /// early).
+    Sync,
+}
+
+impl From<BlockOrigin> for Arrival {
+    fn from(origin: BlockOrigin) -> Self {
+        match origin {
+            BlockOrigin::Gossip(msg) => Arrival::Gossip(msg),
+            BlockOrigin::Sync => Arrival::Sync,
+        }
+    }
+}
+
 /// The metric label of a gossip verdict.
 fn acceptance_label(a: Acceptance) -> &'static str {
     match a {
@@ -40,11 +63,11 @@ fn acceptance_label(a: Acceptance) -> &'static str {
 }
 
 impl ChainService {
-    pub(super) fn import_from_peer(&mut self, block: Block, peer: String, origin: BlockOrigin) {
+    pub(super) fn import_from_peer(&mut self, block: Block, peer: String, origin: Arrival) {
         if self.disk_full().is_some() {
             // Not stored, not judged: gossip is ignored without a penalty, sync asks again
             // once the tip moves (after space returns).
-            if let BlockOrigin::Gossip(msg) = origin {
+            if let Arrival::Gossip(msg) = origin {
                 self.report_block(msg, Acceptance::Ignore);
             }
             return;
@@ -53,12 +76,12 @@ impl ChainService {
         let height = block.header.height;
         let imported = match origin {
             // Unrequested: a block that keeps its branch lighter than the tip is dropped.
-            BlockOrigin::Gossip(_) => self.chain.import_unrequested(
+            Arrival::Gossip(_) | Arrival::RelayedEarly => self.chain.import_unrequested(
                 block,
                 Some(peer.clone()),
                 clock_ms(self.clock_offset_ms),
             ),
-            BlockOrigin::Sync => {
+            Arrival::Sync => {
                 self.chain
                     .import(block, Some(peer.clone()), clock_ms(self.clock_offset_ms))
             }
@@ -75,7 +98,7 @@ impl ChainService {
         self.tips_dirty = true;
         for r in &reports {
             // A block fetched whole for its compact form: that gossip message's verdict.
-            self.answer_compact_fetch(&r.hash, &r.verdict);
+            let for_compact = self.answer_compact_fetch(&r.hash, &r.verdict);
             if r.hash == hash {
                 if matches!(r.verdict, Verdict::Lighter { .. }) {
                     self.count_lighter(&peer);
@@ -90,19 +113,31 @@ impl ChainService {
                     let release = a.on_public_block(height, &self.chain);
                     self.publish_blocks(release);
                 }
-                self.answer_origin(&origin, &peer, height, &r.verdict);
+                self.answer_origin(&origin, &peer, height, &r.verdict, for_compact);
             } else {
                 self.penalize_if_invalid(r);
             }
         }
     }
 
-    fn answer_origin(&self, origin: &BlockOrigin, peer: &str, height: u64, verdict: &Verdict) {
+    /// Answers the peer a block came from: its gossip verdict, or a penalty for an invalid
+    /// block (`for_compact`: the block was fetched for a compact block's message).
+    fn answer_origin(
+        &self,
+        origin: &Arrival,
+        peer: &str,
+        height: u64,
+        verdict: &Verdict,
+        for_compact: bool,
+    ) {
         let out = &self.links.outbox;
         match origin {
-            BlockOrigin::Gossip(msg) => self.report_block(msg.clone(), block_acceptance(verdict)),
-            BlockOrigin::Sync => {
-                if let Verdict::Invalid(e) = verdict {
+            Arrival::Gossip(msg) => self.report_block(msg.clone(), block_acceptance(verdict)),
+            Arrival::RelayedEarly => self.count_relayed_early(peer, verdict),
+            Arrival::Sync => {
+                if let Verdict::Invalid(e) = verdict
+                    && !(for_compact && e.needs_state())
+                {
                     out.send(NetCommand::Penalize {
                         peer: peer.to_owned(),
                         reason: e.to_string(),
@@ -115,7 +150,7 @@ impl ChainService {
             // so may bring more work; a lower one is most likely a cheap side branch (sync
             // still finds any heavier chain from the peers' announced work).
             let above_tip = height > self.chain.tip_header().height;
-            if matches!(origin, BlockOrigin::Sync) || above_tip {
+            if matches!(origin, Arrival::Sync) || above_tip {
                 out.send(NetCommand::RequestAncestors {
                     peer: peer.to_owned(),
                     missing: *missing,
@@ -124,6 +159,18 @@ impl ChainService {
         }
         if let Verdict::Invalid(e) = verdict {
             tracing::warn!(%peer, error = %e, "invalid block from peer");
+        }
+    }
+
+    /// What the import found of a block forwarded before it: counted, and an invalid one
+    /// logged (its sender is not penalised: see [`Arrival::RelayedEarly`]).
+    fn count_relayed_early(&self, peer: &str, verdict: &Verdict) {
+        match verdict {
+            Verdict::Invalid(e) => {
+                self.links.metrics.relayed_early("invalid_state");
+                tracing::warn!(%peer, error = %e, "a block relayed before its import is invalid");
+            }
+            _ => self.links.metrics.relayed_early("applied"),
         }
     }
 

@@ -686,11 +686,24 @@ pub(crate) fn block_breaking_the_difficulty_rule(status: &Value, miner: u8) -> B
 /// An empty block on `parent` at `height` with `target`, paying `miner`, its proof of work
 /// found.
 fn solved_block(parent: Hash, height: u64, target: Target, miner: u8) -> Block {
+    solved_block_with(parent, height, target, miner, Vec::new())
+}
+
+/// A block carrying `transactions` (valid or not) on `parent` at `height` with `target`,
+/// paying `miner`, its Merkle root right and its proof of work found.
+pub(crate) fn solved_block_with(
+    parent: Hash,
+    height: u64,
+    target: Target,
+    miner: u8,
+    transactions: Vec<Transaction>,
+) -> Block {
+    let txids: Vec<Hash> = transactions.iter().map(Transaction::txid).collect();
     let mut header = BlockHeader {
         version: 1,
         height,
         prev_hash: parent,
-        tx_root: merkle_root(&[]),
+        tx_root: merkle_root(&txids),
         timestamp_ms: now_ms(),
         target,
         nonce: 0,
@@ -699,7 +712,7 @@ fn solved_block(parent: Hash, height: u64, target: Target, miner: u8) -> Block {
     header.nonce = mine_range(&header, 0, u64::MAX).expect("solvable");
     Block {
         header,
-        transactions: Vec::new(),
+        transactions,
     }
 }
 

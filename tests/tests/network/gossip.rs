@@ -242,6 +242,11 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_or_fetched_whole() {
     assert_eq!(compact_blocks(&n1, "rebuilt"), 1.0, "{}", n1.metrics());
     assert_eq!(compact_blocks(&n1, "fetched"), 0.0);
     assert_eq!(n1.gossip("blocks", "accept"), 1.0);
+    assert_eq!(
+        relayed_early(&n1, "applied"),
+        1.0,
+        "forwarded before the import"
+    );
     assert_eq!(n1.tx_status(&held).await.as_deref(), Some("confirmed"));
 
     // Cold: n1 drops n0's gossip while n0 takes a transfer, so it never holds it.
@@ -260,13 +265,68 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_or_fetched_whole() {
     assert_eq!(compact_blocks(&n1, "fetched"), 1.0, "{}", n1.metrics());
     assert_eq!(compact_blocks(&n1, "rebuilt"), 1.0);
     assert_eq!(n1.tx_status(&unseen).await.as_deref(), Some("confirmed"));
-    // The waiting message got the fetched block's verdict: forwarded.
+    // The waiting message got the fetched block's verdict: forwarded, after the import.
     wait_for("the compact block's message accepted", 10, async || {
         n1.gossip("blocks", "accept") == 2.0
     })
     .await;
+    assert_eq!(relayed_early(&n1, "applied"), 1.0, "a fetched block waits");
     n1.shutdown().await;
     n0.shutdown().await;
+}
+
+/// The value of `peerchain_blocks_relayed_early_total{reason}` on `node`.
+fn relayed_early(node: &Honest, outcome: &str) -> f64 {
+    node.metric(
+        "peerchain_blocks_relayed_early_total",
+        &[("reason", outcome)],
+    )
+}
+
+/// Issue 13, relay before state application (BIP 152's high-bandwidth mode): a compact block
+/// that a node rebuilds from its mempool, on a valid parent, with a valid header and at least
+/// the tip's work, is forwarded before its transactions are applied. Shown with a block whose
+/// one fault is in the state (two held transfers of one sender in the wrong nonce order): h0
+/// forwards it to an observer whose only peer is h0, then finds it invalid, keeps its tip and
+/// both pending transfers, and neither rejects the message nor drops the sender, who may be
+/// an honest node relaying early too. Before, h0 forwarded a block only after its import, so
+/// it rejected this one and the observer never saw it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_is_relayed_before_its_state_is_applied() {
+    let g = test_genesis(7718);
+    let h0 = Honest::start("h0", &g, Vec::new()).await;
+    let (first, second) = (transfer(&g, 1, 2, 10, 0), transfer(&g, 1, 2, 10, 1));
+    let first_id = h0.submit(&first).await;
+    let second_id = h0.submit(&second).await;
+    let sender = adversary_on(&h0, &g, g.max_block_txs()).await;
+    let observer = adversary_on(&h0, &g, g.max_block_txs()).await;
+    let block = solved_block_with(g.hash(), 1, g.initial_target, 0x5b, vec![second, first]);
+    let hash = block.hash();
+    sender.net.publish_block(&block).await;
+
+    wait_for(
+        "the observer to receive the block from h0",
+        20,
+        async || lock(&observer.log).blocks.contains(&hash),
+    )
+    .await;
+    wait_for("h0 to find the block invalid", 20, async || {
+        relayed_early(&h0, "invalid_state") == 1.0
+    })
+    .await;
+    assert_eq!(h0.height().await, 0, "the tip stays");
+    for id in [&first_id, &second_id] {
+        assert_eq!(h0.tx_status(id).await.as_deref(), Some("pending"));
+    }
+    assert_eq!(h0.gossip("blocks", "accept"), 1.0, "{}", h0.metrics());
+    assert_eq!(h0.gossip("blocks", "reject"), 0.0);
+    assert!(
+        h0.peer_ids().await.contains(&sender.peer_id),
+        "the sender is still a peer"
+    );
+    observer.stop().await;
+    sender.stop().await;
+    h0.shutdown().await;
 }
 
 /// A compact block whose transactions a node lacks is fetched only if its header carries
