@@ -76,11 +76,11 @@ fn main() {
 
     // sync_request and sync_response
     let gh = genesis.hash();
-    let requests = ["status", "get-headers", "get-blocks"];
+    let requests = ["status", "get-headers", "get-blocks", "get-block-txs"];
     for (name, req) in requests.iter().zip(example_sync_requests(gh, &blocks)) {
         write(&out, "sync_request", name, &req);
     }
-    let responses = ["status", "headers", "blocks", "refused"];
+    let responses = ["status", "headers", "blocks", "block-txs", "refused"];
     for (name, resp) in responses.iter().zip(example_sync_responses(gh, &blocks)) {
         write(&out, "sync_response", name, &resp);
     }

@@ -16,7 +16,8 @@ use peerchain_ledger::types::{HEADER_LEN, TX_ENCODED_LEN};
 use peerchain_ledger::{Block, BlockHeader, Hash, Transaction, U256};
 
 use crate::config::{
-    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, MAX_TX_BATCH, SYNC_REQUEST_LIMIT,
+    MAX_BLOCKS_PER_REQUEST, MAX_HEADERS, MAX_LOCATOR, MAX_TX_BATCH, MAX_TXS_PER_REQUEST,
+    SYNC_REQUEST_LIMIT,
 };
 use crate::types::CompactBlock;
 
@@ -47,6 +48,14 @@ pub(crate) enum SyncRequest {
     },
     /// Blocks by hash, answered in order as a prefix of the list.
     GetBlocks(Vec<Hash>),
+    /// Some transactions of a stored block, by position (BIP 152's `getblocktxn`): those a
+    /// compact block's receiver lacks.
+    GetBlockTxs {
+        /// The block.
+        block: Hash,
+        /// Positions in the block, strictly increasing; 1 to [`MAX_TXS_PER_REQUEST`].
+        indexes: Vec<u32>,
+    },
 }
 
 /// Why a request was refused.
@@ -85,6 +94,9 @@ pub(crate) enum SyncResponse {
     Blocks(Vec<Block>),
     /// Blocks as written: stored encodings sent as they are (same wire form as `Blocks`).
     BlocksRaw(Vec<Vec<u8>>),
+    /// The transactions a `GetBlockTxs` asked for, in its order; none when the block is not
+    /// stored.
+    BlockTxs(Vec<Transaction>),
     /// The request was refused.
     Refused(Refusal),
     /// Only produced when reading: the response framed correctly but its content is invalid.
@@ -94,9 +106,11 @@ pub(crate) enum SyncResponse {
 const TAG_STATUS: u8 = 0;
 const TAG_GET_HEADERS: u8 = 1;
 const TAG_GET_BLOCKS: u8 = 2;
+const TAG_GET_BLOCK_TXS: u8 = 3;
 const TAG_HEADERS: u8 = 1;
 pub(crate) const TAG_BLOCKS: u8 = 2;
 const TAG_REFUSED: u8 = 3;
+const TAG_BLOCK_TXS: u8 = 4;
 
 /// Bounds-checked reader.
 struct Reader<'a> {
@@ -204,8 +218,31 @@ pub(crate) fn encode_request(req: &SyncRequest) -> Vec<u8> {
             out.push(TAG_GET_BLOCKS);
             put_hashes(&mut out, hashes);
         }
+        SyncRequest::GetBlockTxs { block, indexes } => {
+            out.push(TAG_GET_BLOCK_TXS);
+            out.extend_from_slice(&block.0);
+            out.extend_from_slice(&(indexes.len() as u32).to_le_bytes());
+            for i in indexes {
+                out.extend_from_slice(&i.to_le_bytes());
+            }
+        }
     }
     out
+}
+
+/// The positions of a `GetBlockTxs`: 1 to [`MAX_TXS_PER_REQUEST`], strictly increasing.
+fn read_indexes(r: &mut Reader<'_>) -> Result<Vec<u32>, String> {
+    let n = r.count(MAX_TXS_PER_REQUEST, "transaction indexes")?;
+    if n == 0 {
+        return Err("no transaction index".into());
+    }
+    let indexes = (0..n)
+        .map(|_| r.u32())
+        .collect::<Result<Vec<u32>, String>>()?;
+    if indexes.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("transaction indexes not strictly increasing".into());
+    }
+    Ok(indexes)
 }
 
 /// Decodes a request, enforcing the locator and request limits.
@@ -219,6 +256,10 @@ pub(crate) fn decode_request(bytes: &[u8]) -> Result<SyncRequest, String> {
             SyncRequest::GetHeaders { locator, max }
         }
         TAG_GET_BLOCKS => SyncRequest::GetBlocks(read_hashes(&mut r, MAX_BLOCKS_PER_REQUEST)?),
+        TAG_GET_BLOCK_TXS => SyncRequest::GetBlockTxs {
+            block: r.hash()?,
+            indexes: read_indexes(&mut r)?,
+        },
         tag => return Err(format!("unknown request tag {tag}")),
     };
     r.finish()?;
@@ -258,6 +299,14 @@ pub(crate) fn encode_response(resp: &SyncResponse) -> Vec<u8> {
             for b in blocks {
                 out.extend_from_slice(&(b.len() as u32).to_le_bytes());
                 out.extend_from_slice(b);
+            }
+        }
+        SyncResponse::BlockTxs(txs) => {
+            out.reserve(5 + txs.len() * TX_ENCODED_LEN);
+            out.push(TAG_BLOCK_TXS);
+            out.extend_from_slice(&(txs.len() as u32).to_le_bytes());
+            for tx in txs {
+                tx.encode_into(&mut out);
             }
         }
         SyncResponse::Refused(reason) => {
@@ -400,6 +449,15 @@ pub(crate) fn decode_response(bytes: &[u8], max_block_txs: usize) -> Result<Sync
                 blocks.push(decode_block(r.take(len)?, max_block_txs)?);
             }
             SyncResponse::Blocks(blocks)
+        }
+        TAG_BLOCK_TXS => {
+            let n = r.count(MAX_TXS_PER_REQUEST, "transactions")?;
+            let mut txs = Vec::with_capacity(n);
+            for _ in 0..n {
+                let bytes = r.take(TX_ENCODED_LEN)?;
+                txs.push(Transaction::decode(bytes).map_err(|e| e.to_string())?);
+            }
+            SyncResponse::BlockTxs(txs)
         }
         TAG_REFUSED => {
             let code = r.u8()?;
@@ -642,6 +700,10 @@ mod tests {
                 max: 512,
             },
             SyncRequest::GetBlocks(vec![Hash([5; 32]); MAX_BLOCKS_PER_REQUEST]),
+            SyncRequest::GetBlockTxs {
+                block: Hash([6; 32]),
+                indexes: (0..MAX_TXS_PER_REQUEST as u32).map(|i| i * 3).collect(),
+            },
         ];
         for req in reqs {
             let bytes = encode_request(&req);
@@ -658,6 +720,17 @@ mod tests {
         bytes.push(0);
         assert!(decode_request(&bytes).is_err(), "trailing byte");
         assert!(decode_request(&[9]).is_err(), "unknown tag");
+        let txs = |indexes: Vec<u32>| {
+            encode_request(&SyncRequest::GetBlockTxs {
+                block: Hash([6; 32]),
+                indexes,
+            })
+        };
+        assert!(decode_request(&txs(Vec::new())).is_err(), "no index");
+        assert!(decode_request(&txs(vec![3, 3])).is_err(), "an index twice");
+        assert!(decode_request(&txs(vec![4, 3])).is_err(), "out of order");
+        let too_many = (0..=MAX_TXS_PER_REQUEST as u32).collect();
+        assert!(decode_request(&txs(too_many)).is_err(), "over the bound");
         assert!(decode_request(&[]).is_err(), "empty");
     }
 
@@ -692,6 +765,8 @@ mod tests {
             SyncResponse::Status(status()),
             SyncResponse::Headers((1..20).map(header).collect()),
             SyncResponse::Refused(Refusal::Busy),
+            SyncResponse::BlockTxs(vec![block.transactions[0].clone(); 3]),
+            SyncResponse::BlockTxs(Vec::new()),
         ] {
             assert_eq!(decode_response(&encode_response(&resp), 10), Ok(resp));
         }

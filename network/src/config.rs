@@ -146,6 +146,10 @@ pub(crate) const MAX_LOCATOR: usize = 64;
 pub(crate) const MAX_HEADERS: usize = 512;
 /// Most blocks asked for in one `GetBlocks` request.
 pub(crate) const MAX_BLOCKS_PER_REQUEST: usize = 128;
+/// Most transactions asked for in one `GetBlockTxs` request (the missing ones of a compact
+/// block); a block missing more is fetched whole. 4 bytes an index keep the request within
+/// the 8 KiB limit of a sync request.
+pub const MAX_TXS_PER_REQUEST: usize = 2000;
 /// A `Blocks` response stops adding blocks past this many bytes (it always carries one).
 pub(crate) const SYNC_RESPONSE_SOFT_BYTES: usize = 8 * 1024 * 1024;
 /// Limit of one sync request.

@@ -26,6 +26,11 @@ pub(crate) enum Command {
         peer: String,
         missing: Hash,
     },
+    RequestBlockTxs {
+        peer: String,
+        block: Hash,
+        indexes: Vec<u32>,
+    },
     SetLocalTip(LocalTip),
     Peers(oneshot::Sender<Vec<PeerSummary>>),
     Banned(usize, oneshot::Sender<Vec<BannedPeer>>),
@@ -122,6 +127,19 @@ impl NetworkHandle {
         self.send(Command::RequestAncestors {
             peer: peer.to_owned(),
             missing,
+        })
+        .await;
+    }
+
+    /// A compact block from `peer` lacks the transactions at `indexes` (strictly increasing,
+    /// 1 to [`crate::MAX_TXS_PER_REQUEST`]): ask that peer for them. The answer comes as
+    /// [`crate::NetworkEvent::BlockTxs`], with `None` when there is none to use (refused,
+    /// failed, timed out, or the peer lacks the block; bad data also costs the peer a penalty).
+    pub async fn request_block_txs(&self, peer: &str, block: Hash, indexes: Vec<u32>) {
+        self.send(Command::RequestBlockTxs {
+            peer: peer.to_owned(),
+            block,
+            indexes,
         })
         .await;
     }

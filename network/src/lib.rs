@@ -79,7 +79,7 @@ use tokio::sync::mpsc;
 pub use adversary::{Adversary, MAX_SYBIL_IDENTITIES};
 pub use config::{
     MAX_INBOUND_PER_IP, MAX_INBOUND_PER_LOOPBACK, MAX_KNOWN_PEERS, MAX_LINK_DELAY_MS,
-    MAX_LINK_FAULTS, MAX_TX_BATCH, NetworkConfig,
+    MAX_LINK_FAULTS, MAX_TX_BATCH, MAX_TXS_PER_REQUEST, NetworkConfig,
 };
 pub use error::NetworkError;
 pub use handle::NetworkHandle;
@@ -341,6 +341,10 @@ pub mod fuzzing {
                 max: 512,
             },
             SyncRequest::GetBlocks(hashes),
+            SyncRequest::GetBlockTxs {
+                block: tip,
+                indexes: vec![0, 2, 3],
+            },
         ]
         .iter()
         .map(codec::encode_request)
@@ -354,6 +358,12 @@ pub mod fuzzing {
             SyncResponse::Status(example_status(genesis, blocks)),
             SyncResponse::Headers(blocks.iter().map(|b| b.header.clone()).collect()),
             SyncResponse::Blocks(blocks.to_vec()),
+            SyncResponse::BlockTxs(
+                blocks
+                    .iter()
+                    .flat_map(|b| b.transactions.iter().take(2).cloned())
+                    .collect(),
+            ),
             SyncResponse::Refused(Refusal::Busy),
         ]
         .iter()

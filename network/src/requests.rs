@@ -30,6 +30,13 @@ pub(crate) enum Purpose {
     Blocks,
     /// A single-block ancestor fetch.
     Ancestor(Hash),
+    /// The missing transactions of a compact block: `count` of them.
+    BlockTxs {
+        /// The block.
+        block: Hash,
+        /// How many were asked for.
+        count: usize,
+    },
 }
 
 impl Purpose {
@@ -52,6 +59,11 @@ pub(crate) enum Answer {
     Ancestor(Block),
     /// The peer does not have the ancestor.
     AncestorMissing(Hash),
+    /// The transactions of a `GetBlockTxs`, in its order (their txids not checked yet: the
+    /// node knows which it expects).
+    BlockTxs(Vec<peerchain_ledger::Transaction>),
+    /// The peer does not have the block whose transactions were asked for.
+    BlockTxsMissing,
     /// The peer refused (rate limit, busy, ...): a round request ends the round, unpenalised.
     Refused(Refusal),
     /// Bad data or a stall: penalise the peer (ending the round for a round request).
@@ -77,6 +89,7 @@ fn response_name(response: &SyncResponse) -> &'static str {
         SyncResponse::Status(_) => "Status",
         SyncResponse::Headers(_) => "Headers",
         SyncResponse::Blocks(_) | SyncResponse::BlocksRaw(_) => "Blocks",
+        SyncResponse::BlockTxs(_) => "BlockTxs",
         SyncResponse::Refused(_) => "Refused",
         SyncResponse::Malformed(_) => "Malformed",
     }
@@ -107,6 +120,18 @@ pub(crate) fn classify_response(purpose: Purpose, response: SyncResponse) -> Ans
                 None => Answer::AncestorMissing(missing),
             }
         }
+        (Purpose::BlockTxs { count, .. }, SyncResponse::BlockTxs(txs)) => {
+            if txs.is_empty() {
+                Answer::BlockTxsMissing
+            } else if txs.len() == count {
+                Answer::BlockTxs(txs)
+            } else {
+                fault(
+                    points::INVALID_SYNC_DATA,
+                    format!("sent {} transactions for {count} asked", txs.len()),
+                )
+            }
+        }
         (purpose, other) => fault(
             points::INVALID_SYNC_DATA,
             format!(
@@ -126,7 +151,7 @@ pub(crate) fn classify_failure(purpose: Purpose, error: &OutboundFailure) -> Ans
                 fault(points::STALLED, "sync request timed out".to_owned())
             }
             Purpose::Status => Answer::StatusTimedOut,
-            Purpose::Ancestor(_) => Answer::Nothing,
+            Purpose::Ancestor(_) | Purpose::BlockTxs { .. } => Answer::Nothing,
         },
         OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             fault(points::INVALID_SYNC_DATA, format!("invalid response: {e}"))
@@ -284,6 +309,46 @@ mod tests {
         };
         assert_eq!(p, points::INVALID_SYNC_DATA);
         assert!(reason.contains(&missing.to_string()), "{reason}");
+    }
+
+    #[test]
+    fn block_tx_answers() {
+        let purpose = Purpose::BlockTxs {
+            block: block(1).hash(),
+            count: 2,
+        };
+        let tx = |n| {
+            peerchain_ledger::crypto::Keypair::dev(1).sign_transfer(1, Address([2; 20]), 1, 1, n)
+        };
+        let two = [tx(0), tx(1)];
+        assert!(matches!(
+            classify_response(purpose, SyncResponse::BlockTxs(two[..2].to_vec())),
+            Answer::BlockTxs(t) if t.len() == 2
+        ));
+        assert!(matches!(
+            classify_response(purpose, SyncResponse::BlockTxs(Vec::new())),
+            Answer::BlockTxsMissing
+        ));
+        assert_eq!(
+            fault_points(&classify_response(
+                purpose,
+                SyncResponse::BlockTxs(two[..1].to_vec())
+            )),
+            Some(points::INVALID_SYNC_DATA),
+            "fewer than asked"
+        );
+        assert_eq!(
+            fault_points(&classify_response(
+                purpose,
+                SyncResponse::Headers(Vec::new())
+            )),
+            Some(points::INVALID_SYNC_DATA),
+            "another kind of response"
+        );
+        assert!(matches!(
+            classify_failure(purpose, &OutboundFailure::Timeout),
+            Answer::Nothing
+        ));
     }
 
     #[test]

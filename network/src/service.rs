@@ -315,6 +315,11 @@ impl Service {
                 Err(e) => tracing::warn!(%peer, error = %e, "penalize: invalid peer id"),
             },
             Command::RequestAncestors { peer, missing } => self.request_ancestors(&peer, missing),
+            Command::RequestBlockTxs {
+                peer,
+                block,
+                indexes,
+            } => self.request_block_txs(&peer, block, indexes),
             Command::SetLocalTip(tip) => {
                 self.local_tip = tip;
                 self.sync.set_local_work(tip.total_work);

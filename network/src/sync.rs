@@ -5,7 +5,7 @@
 //! Everything here is synchronous, reads the store only through its read API and never
 //! writes it; the service runs the serving functions on the blocking pool.
 
-use peerchain_ledger::{BlockHeader, Hash, StoreError, StoreReader, U256};
+use peerchain_ledger::{BlockHeader, Hash, StoreError, StoreReader, Transaction, U256};
 
 use crate::config::{MAX_HEADERS, MAX_LOCATOR, SYNC_RESPONSE_SOFT_BYTES};
 
@@ -117,6 +117,22 @@ pub(crate) fn serve_blocks(
         out.push(bytes);
     }
     Ok(out)
+}
+
+/// The transactions at `indexes` of the stored block `hash` (the answer to a `GetBlockTxs`):
+/// none when the block is not stored, `None` when an index is past its end (a bad request).
+pub(crate) fn serve_block_txs(
+    store: &StoreReader,
+    hash: &Hash,
+    indexes: &[u32],
+) -> Result<Option<Vec<Transaction>>, StoreError> {
+    let Some(block) = store.block(hash)? else {
+        return Ok(Some(Vec::new()));
+    };
+    Ok(indexes
+        .iter()
+        .map(|&i| block.transactions.get(i as usize).cloned())
+        .collect())
 }
 
 /// The last header of a checked run: hash, height and cumulative work.

@@ -137,6 +137,17 @@ pub enum NetworkEvent {
         /// The message to report on.
         msg: MessageRef,
     },
+    /// The answer to [`crate::NetworkHandle::request_block_txs`]: the transactions asked
+    /// for, in order (their txids not checked: the node knows which it expects), or `None`
+    /// when there is none to use.
+    BlockTxs {
+        /// The block they belong to.
+        block: Hash,
+        /// The peer asked.
+        peer: String,
+        /// The transactions.
+        txs: Option<Vec<Transaction>>,
+    },
     /// A peer completed the status handshake.
     PeerConnected {
         /// Its peer id.

@@ -231,6 +231,20 @@ pub fn forward_network_events(
                 }
                 continue;
             }
+            NetworkEvent::BlockTxs { block, peer, txs } => {
+                // Their signatures on all cores, as a gossiped batch's: the import then finds
+                // them in the verified set.
+                if let Some(txs) = &txs {
+                    signatures.check(txs);
+                }
+                if blocks
+                    .send(PeerBlock::MissingTxs { block, peer, txs })
+                    .is_err()
+                {
+                    return "the chain thread's block lane closed";
+                }
+                continue;
+            }
             NetworkEvent::Txs { txs, peer, msg } => {
                 // On all cores, before the chain thread sees them: it then only orders and
                 // admits (the verified signatures are in the mempool's set).

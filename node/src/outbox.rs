@@ -38,6 +38,15 @@ pub enum NetCommand {
         /// The oldest missing block.
         missing: Hash,
     },
+    /// Ask the peer that sent a compact block for the transactions it lacks.
+    RequestBlockTxs {
+        /// The peer.
+        peer: String,
+        /// The block.
+        block: Hash,
+        /// Positions in the block, strictly increasing.
+        indexes: Vec<u32>,
+    },
 }
 
 /// The sending side, owned by the chain thread.
@@ -110,6 +119,7 @@ fn kind(c: &NetCommand) -> &'static str {
         NetCommand::Report(..) => "report",
         NetCommand::Penalize { .. } => "penalize",
         NetCommand::RequestAncestors { .. } => "request_ancestors",
+        NetCommand::RequestBlockTxs { .. } => "request_block_txs",
     }
 }
 
@@ -183,6 +193,11 @@ async fn carry_out(
         NetCommand::RequestAncestors { peer, missing } => {
             net.request_ancestors(&peer, missing).await;
         }
+        NetCommand::RequestBlockTxs {
+            peer,
+            block,
+            indexes,
+        } => net.request_block_txs(&peer, block, indexes).await,
     }
     None
 }

@@ -192,7 +192,7 @@ impl Metrics {
         registry.register(
             "compact_blocks",
             "Gossiped compact blocks, by how the whole block was had (reason: rebuilt from \
-             the mempool, or fetched from the peer)",
+             the mempool, its missing transactions fetched from the peer, or fetched_whole)",
             m.compact_blocks.clone(),
         );
         registry.register(
@@ -295,8 +295,8 @@ impl Metrics {
             .inc();
     }
 
-    /// A gossiped compact block was `rebuilt` from the mempool, or `fetched` whole because
-    /// the mempool lacked some of its transactions.
+    /// A gossiped compact block was `rebuilt` from the mempool, its missing transactions
+    /// `fetched` from its sender, or the whole block `fetched_whole`.
     pub fn compact_block(&self, how: &'static str) {
         self.compact_blocks
             .get_or_create(&ReasonLabels {

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use libp2p::gossipsub::{self, MessageAcceptance};
 use libp2p::request_response::{self, Message};
-use peerchain_ledger::types::HEADER_LEN;
+use peerchain_ledger::types::{HEADER_LEN, TX_ENCODED_LEN};
 
 use super::Service;
 use crate::behaviour::BehaviourEvent;
@@ -92,6 +92,7 @@ fn sync_bytes(message: &Message<SyncRequest, SyncResponse>) -> usize {
             SyncRequest::GetHeaders { locator, .. } => SMALL_MESSAGE + 32 * locator.len(),
             SyncRequest::GetBlocks(hashes) => SMALL_MESSAGE + 32 * hashes.len(),
             SyncRequest::Status(_) => SMALL_MESSAGE,
+            SyncRequest::GetBlockTxs { indexes, .. } => SMALL_MESSAGE + 4 * indexes.len(),
         },
         Message::Response { response, .. } => match response {
             SyncResponse::Headers(h) => SMALL_MESSAGE + HEADER_LEN * h.len(),
@@ -99,6 +100,7 @@ fn sync_bytes(message: &Message<SyncRequest, SyncResponse>) -> usize {
                 SMALL_MESSAGE + b.iter().map(|b| b.encoded_len()).sum::<usize>()
             }
             SyncResponse::BlocksRaw(b) => SMALL_MESSAGE + b.iter().map(Vec::len).sum::<usize>(),
+            SyncResponse::BlockTxs(txs) => SMALL_MESSAGE + TX_ENCODED_LEN * txs.len(),
             SyncResponse::Status(_) | SyncResponse::Refused(_) | SyncResponse::Malformed(_) => {
                 SMALL_MESSAGE
             }

@@ -19,7 +19,7 @@ use libp2p::request_response::{
     self, InboundFailure, InboundRequestId, OutboundFailure, OutboundRequestId, ResponseChannel,
 };
 use libp2p::{PeerId, Swarm};
-use peerchain_ledger::types::HEADER_LEN;
+use peerchain_ledger::types::{HEADER_LEN, TX_ENCODED_LEN};
 use peerchain_ledger::{Hash, StoreReader, U256};
 
 use super::{Internal, Service};
@@ -29,7 +29,7 @@ use crate::codec::{Refusal, Status, SyncRequest, SyncResponse};
 use crate::config::{MAX_HEADERS, SYNC_RESPONSE_SOFT_BYTES, points};
 use crate::requests::{Answer, Purpose, RequestTable};
 use crate::serving::{QueueFull, dedup_hashes};
-use crate::sync::{build_locator, serve_blocks, serve_headers};
+use crate::sync::{build_locator, serve_block_txs, serve_blocks, serve_headers};
 use crate::sync_round::{Aborted, Finished, RoundEnd, RoundIo};
 use crate::types::NetworkEvent;
 
@@ -47,6 +47,22 @@ pub(crate) enum ServeItem {
         channel: ResponseChannel<SyncResponse>,
         hashes: Vec<Hash>,
     },
+    /// Transactions of a block, by position.
+    BlockTxs {
+        channel: ResponseChannel<SyncResponse>,
+        block: Hash,
+        indexes: Vec<u32>,
+    },
+}
+
+impl ServeItem {
+    fn into_channel(self) -> ResponseChannel<SyncResponse> {
+        match self {
+            ServeItem::Headers { channel, .. }
+            | ServeItem::Blocks { channel, .. }
+            | ServeItem::BlockTxs { channel, .. } => channel,
+        }
+    }
 }
 
 /// Bytes of a response carrying `count` items of `each` bytes, plus framing.
@@ -253,16 +269,20 @@ impl Service {
                 let min = response_bytes(1, max_block);
                 (ServeItem::Blocks { channel, hashes }, want, min)
             }
+            SyncRequest::GetBlockTxs { block, indexes } => {
+                let want = response_bytes(indexes.len(), TX_ENCODED_LEN);
+                let item = ServeItem::BlockTxs {
+                    channel,
+                    block,
+                    indexes,
+                };
+                (item, want, want)
+            }
         };
         match self.serving.enqueue(key, peer, want, min, item) {
             Ok(()) => self.pump_serving(),
             Err((full, item)) => {
-                let channel = match item {
-                    ServeItem::Headers { channel, .. } | ServeItem::Blocks { channel, .. } => {
-                        channel
-                    }
-                };
-                self.respond(channel, SyncResponse::Refused(Refusal::Busy));
+                self.respond(item.into_channel(), SyncResponse::Refused(Refusal::Busy));
                 if full == QueueFull::Peer {
                     let reason = "sync requests beyond its serving queue (it does not read)";
                     self.misbehaved(peer, points::OVER_BUDGET, reason);
@@ -292,6 +312,18 @@ impl Service {
                         channel,
                         serve_blocks(&store, &hashes, cap).map(SyncResponse::BlocksRaw),
                     ),
+                    ServeItem::BlockTxs {
+                        channel,
+                        block,
+                        indexes,
+                    } => (
+                        channel,
+                        serve_block_txs(&store, &block, &indexes).map(|txs| {
+                            txs.map_or(SyncResponse::Refused(Refusal::BadRequest), |txs| {
+                                SyncResponse::BlockTxs(txs)
+                            })
+                        }),
+                    ),
                 };
                 let response = result.unwrap_or_else(|e| {
                     tracing::error!(error = %e, "store read failed while serving sync");
@@ -302,6 +334,7 @@ impl Service {
                         response_bytes(blocks.len(), 0) + blocks.iter().map(Vec::len).sum::<usize>()
                     }
                     SyncResponse::Headers(headers) => response_bytes(headers.len(), HEADER_LEN),
+                    SyncResponse::BlockTxs(txs) => response_bytes(txs.len(), TX_ENCODED_LEN),
                     _ => 16,
                 };
                 let _ = tx.blocking_send(Internal::Serve {
@@ -414,6 +447,39 @@ impl Service {
         self.requests.insert(id, peer, Purpose::Ancestor(missing));
     }
 
+    pub(super) fn request_block_txs(&mut self, peer: &str, block: Hash, indexes: Vec<u32>) {
+        let Ok(p) = peer.parse::<PeerId>() else {
+            tracing::debug!(%peer, "request_block_txs: invalid peer id");
+            return;
+        };
+        let count = indexes.len();
+        let request = SyncRequest::GetBlockTxs { block, indexes };
+        let id = self.swarm.behaviour_mut().sync.send_request(&p, request);
+        self.requests
+            .insert(id, p, Purpose::BlockTxs { block, count });
+    }
+
+    /// The answer to a `GetBlockTxs` for `block`, handed to the node (`None`: nothing to use).
+    fn answer_block_txs(&mut self, peer: PeerId, block: Hash, answer: Answer) {
+        let txs = match answer {
+            Answer::BlockTxs(txs) => Some(txs),
+            Answer::Fault { points, reason } => {
+                tracing::warn!(%peer, reason, "bad block transactions");
+                self.misbehaved(peer, points, &reason);
+                None
+            }
+            other => {
+                tracing::debug!(%peer, %block, ?other, "block transactions not had");
+                None
+            }
+        };
+        self.inbox.push_control(NetworkEvent::BlockTxs {
+            block,
+            peer: peer.to_string(),
+            txs,
+        });
+    }
+
     fn on_outbound_failure(
         &mut self,
         peer: PeerId,
@@ -434,6 +500,10 @@ impl Service {
         if matches!(purpose, Purpose::Ancestor(_)) {
             self.sync.ancestor_done();
         }
+        if let Purpose::BlockTxs { block, .. } = purpose {
+            self.answer_block_txs(peer, block, answer);
+            return;
+        }
         // A round request of the current round's peer (any other was forgotten on abort).
         let in_round = purpose.is_round() && self.sync.round_peer() == Some(peer);
         let now = Instant::now();
@@ -448,6 +518,7 @@ impl Service {
                 self.on_round_end(end);
             }
             Answer::Ancestor(block) => self.sync.push_ready(block, peer),
+            Answer::BlockTxs(_) | Answer::BlockTxsMissing => {}
             Answer::AncestorMissing(missing) => {
                 tracing::debug!(%peer, %missing, "peer does not have the ancestor");
             }

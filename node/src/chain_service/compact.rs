@@ -5,10 +5,14 @@
 //! least the tip's, body and signatures) is forwarded before the import, as BIP 152's
 //! high-bandwidth mode does, so each hop costs the checks and not the state's write; a block
 //! relayed so and then found invalid on state alone costs its peer nothing.
-//! When it lacks some, the whole block is fetched from the peer that sent it (the network's
-//! orphan-ancestor download, `RequestAncestors`), and the gossip verdict waits for that block
-//! in [`CompactFetches`]: the message is forwarded once the fetched block is accepted,
-//! rejected if it is invalid, and ignored if it does not come within [`FETCH_WAIT`].
+//!
+//! When the mempool lacks some transactions, the node asks the peer that sent the block for
+//! those alone (`GetBlockTxs`, BIP 152's `getblocktxn`; at most
+//! `peerchain_network::MAX_TXS_PER_REQUEST`), and for the whole block (the orphan-ancestor
+//! download, `RequestAncestors`) when it lacks more, or when that answer does not complete
+//! the block. The gossip verdict waits in `CompactFetches`: the message is forwarded once
+//! the completed or fetched block is accepted, rejected if it is invalid, and ignored if it
+//! does not come within `FETCH_WAIT` (10 s).
 //!
 //! Before anything is fetched, the header must carry its own proof of work (a target no
 //! easier than `pow_limit`, met by its hash); when its parent is known, the target the
@@ -18,91 +22,19 @@
 //! block did.
 //!
 //! It must never: fetch for a header without its proof of work; hold more than
-//! `NodeLimits::compact_fetches` waiting messages; read the clock in [`CompactFetches`]
-//! (`now` is passed in).
+//! `NodeLimits::compact_fetches` waiting messages.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use peerchain_consensus::Verdict;
-use peerchain_ledger::Hash;
-use peerchain_network::{Acceptance, CompactBlock, MessageRef};
+use peerchain_ledger::{Hash, Transaction};
+use peerchain_network::{Acceptance, CompactBlock, MAX_TXS_PER_REQUEST, MessageRef};
 
+use super::compact_fetches::Asked;
 use super::gossip::Arrival;
 use super::{ChainService, PeerBlock, clock_ms};
 use crate::outbox::NetCommand;
 use crate::verdict::block_acceptance;
-
-/// How long a gossip message waits for its fetched block. Gossipsub keeps a message about
-/// 10 s (its `history_length`); after that a verdict forwards nothing.
-pub(crate) const FETCH_WAIT: Duration = Duration::from_secs(10);
-
-/// Gossip messages of compact blocks whose whole block is being fetched, oldest first.
-/// Generic over the message (`MessageRef` in the node) so that tests need no network.
-#[derive(Debug)]
-pub(crate) struct CompactFetches<M = MessageRef> {
-    waiting: VecDeque<(Hash, M, Instant)>,
-    max: usize,
-}
-
-impl<M> CompactFetches<M> {
-    /// At most `max` messages wait at once.
-    pub(crate) fn new(max: usize) -> Self {
-        CompactFetches {
-            waiting: VecDeque::new(),
-            max,
-        }
-    }
-
-    /// Whether the block `hash` is being fetched.
-    pub(crate) fn is_waiting(&self, hash: &Hash) -> bool {
-        self.waiting.iter().any(|(h, ..)| h == hash)
-    }
-
-    /// `msg` waits for the block `hash` from `now` on. Returns the messages that stop
-    /// waiting to make room (expired ones, then the oldest at the bound), to be ignored.
-    pub(crate) fn wait(&mut self, hash: Hash, msg: M, now: Instant) -> Vec<M> {
-        let mut dropped = self.expire(now);
-        if self.max == 0 {
-            dropped.push(msg);
-            return dropped;
-        }
-        if self.waiting.len() >= self.max
-            && let Some((_, oldest, _)) = self.waiting.pop_front()
-        {
-            dropped.push(oldest);
-        }
-        self.waiting.push_back((hash, msg, now));
-        dropped
-    }
-
-    /// The message waiting for the block `hash`, which has now been judged.
-    pub(crate) fn take(&mut self, hash: &Hash) -> Option<M> {
-        let at = self.waiting.iter().position(|(h, ..)| h == hash)?;
-        self.waiting.remove(at).map(|(_, msg, _)| msg)
-    }
-
-    /// The messages that waited [`FETCH_WAIT`] or longer at `now`, removed.
-    pub(crate) fn expire(&mut self, now: Instant) -> Vec<M> {
-        let mut out = Vec::new();
-        while self
-            .waiting
-            .front()
-            .is_some_and(|(_, _, since)| now.saturating_duration_since(*since) >= FETCH_WAIT)
-        {
-            if let Some((_, msg, _)) = self.waiting.pop_front() {
-                out.push(msg);
-            }
-        }
-        out
-    }
-
-    /// How many messages wait.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.waiting.len()
-    }
-}
 
 /// What to do with a compact block whose transactions are not all held.
 #[derive(Debug, PartialEq, Eq)]
@@ -129,6 +61,9 @@ impl ChainService {
                 origin,
             } => self.import_from_peer(block, peer, origin.into()),
             PeerBlock::Compact { block, peer, msg } => self.compact_from_peer(&block, peer, msg),
+            PeerBlock::MissingTxs { block, peer, txs } => {
+                self.block_txs_from_peer(block, peer, txs)
+            }
         }
     }
 
@@ -164,7 +99,7 @@ impl ChainService {
                     self.import_from_peer(block, peer, Arrival::Gossip(msg));
                 }
             }
-            Err(missing) => self.fetch_whole(compact, peer, msg, missing),
+            Err(_) => self.fetch_missing(compact, peer, msg),
         }
     }
 
@@ -191,13 +126,10 @@ impl ChainService {
         Precheck::Fetch
     }
 
-    fn fetch_whole(
-        &mut self,
-        compact: &CompactBlock,
-        peer: String,
-        msg: MessageRef,
-        missing: usize,
-    ) {
+    /// A compact block whose transactions are not all held: once its header passes the
+    /// checks, its sender is asked for the missing ones (for the whole block when more are
+    /// missing than one request carries), and its message waits for the block.
+    fn fetch_missing(&mut self, compact: &CompactBlock, peer: String, msg: MessageRef) {
         let hash = compact.hash();
         match self.precheck(compact) {
             Precheck::Fetch => {}
@@ -216,21 +148,70 @@ impl ChainService {
                 return;
             }
         }
-        self.links.metrics.compact_block("fetched");
-        tracing::debug!(%peer, %hash, missing, "compact block lacks transactions; fetching the whole block");
-        for dropped in self.compact_fetches.wait(hash, msg, Instant::now()) {
+        let mempool = self.chain.mempool();
+        let missing = Asked::missing_of(compact, |txid| mempool.contains(txid));
+        tracing::debug!(%peer, %hash, missing = missing.len(), "compact block lacks transactions; fetching them");
+        let asked = (missing.len() <= MAX_TXS_PER_REQUEST).then(|| Asked {
+            compact: compact.clone(),
+            missing,
+        });
+        let indexes = asked.as_ref().map(|a| a.missing.clone());
+        for dropped in self.compact_fetches.wait(hash, msg, Instant::now(), asked) {
             self.report_block(dropped, Acceptance::Ignore);
         }
+        match indexes {
+            Some(indexes) => {
+                self.links.metrics.compact_block("fetched");
+                self.links.outbox.send(NetCommand::RequestBlockTxs {
+                    peer,
+                    block: hash,
+                    indexes,
+                });
+            }
+            None => self.fetch_whole(peer, hash),
+        }
+    }
+
+    /// Asks `peer` for the whole block `hash` (the ancestor download), a compact block's
+    /// message waiting for it.
+    fn fetch_whole(&mut self, peer: String, hash: Hash) {
+        self.links.metrics.compact_block("fetched_whole");
         self.links.outbox.send(NetCommand::RequestAncestors {
             peer,
             missing: hash,
         });
     }
 
-    /// A block downloaded whole was judged: the gossip message of its compact form, if one
-    /// waits for it, gets the same verdict (forwarded when accepted). An orphan or a block
+    /// The answer of `peer` to the missing transactions of the compact block `hash`: the
+    /// block is completed and imported (its message gets the verdict), or fetched whole when
+    /// the answer does not complete it (a wrong one also costs the peer a penalty).
+    fn block_txs_from_peer(&mut self, hash: Hash, peer: String, txs: Option<Vec<Transaction>>) {
+        let Some(asked) = self.compact_fetches.take_asked(&hash) else {
+            return; // its message expired, or the block came another way
+        };
+        let Some(txs) = txs else {
+            return self.fetch_whole(peer, hash);
+        };
+        let mempool = self.chain.mempool();
+        match asked.complete(txs, |txid| mempool.get(txid).map(|e| e.tx.clone())) {
+            Ok(block) => self.import_from_peer(block, peer, Arrival::Sync),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "block transactions do not complete the block");
+                if e.is_peers_fault() {
+                    self.links.outbox.send(NetCommand::Penalize {
+                        peer: peer.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                self.fetch_whole(peer, hash);
+            }
+        }
+    }
+
+    /// A block fetched (completed, or downloaded whole) was judged: the gossip message of its
+    /// compact form, if one waits for it, gets the same verdict (forwarded when accepted). An orphan or a block
     /// from the future is not judged yet: its message waits on (for the import that follows
-    /// its ancestors or its time) until [`FETCH_WAIT`].
+    /// its ancestors or its time) until `FETCH_WAIT`.
     /// Returns whether a message waited for it. A block that fails on state alone is
     /// ignored, not rejected: the peer may have relayed it early, as this node would.
     pub(super) fn answer_compact_fetch(&mut self, hash: &Hash, verdict: &Verdict) -> bool {
@@ -253,57 +234,5 @@ impl ChainService {
         for msg in self.compact_fetches.expire(Instant::now()) {
             self.report_block(msg, Acceptance::Ignore);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn msg(n: u8) -> u8 {
-        n
-    }
-
-    fn hash(n: u8) -> Hash {
-        Hash([n; 32])
-    }
-
-    #[test]
-    fn a_waiting_message_is_taken_once_its_block_is_judged() {
-        let mut f = CompactFetches::new(4);
-        let t = Instant::now();
-        assert!(f.wait(hash(1), msg(1), t).is_empty());
-        assert!(f.is_waiting(&hash(1)) && !f.is_waiting(&hash(2)));
-        assert_eq!(f.take(&hash(2)), None);
-        assert_eq!(f.take(&hash(1)), Some(msg(1)));
-        assert_eq!(f.take(&hash(1)), None, "answered once");
-        assert_eq!(f.len(), 0);
-    }
-
-    #[test]
-    fn waiting_messages_expire_and_are_bounded() {
-        let mut f = CompactFetches::new(2);
-        let t = Instant::now();
-        assert!(f.wait(hash(1), msg(1), t).is_empty());
-        assert!(
-            f.wait(hash(2), msg(2), t + Duration::from_secs(1))
-                .is_empty()
-        );
-        // At the bound the oldest stops waiting.
-        assert_eq!(
-            f.wait(hash(3), msg(3), t + Duration::from_secs(2)),
-            vec![msg(1)]
-        );
-        assert_eq!(f.len(), 2);
-        assert!(f.expire(t + FETCH_WAIT).is_empty(), "hash 2 waited 9 s");
-        assert_eq!(
-            f.expire(t + FETCH_WAIT + Duration::from_secs(2)),
-            vec![msg(2), msg(3)]
-        );
-        assert_eq!(f.len(), 0);
-        // A bound of 0 keeps nothing waiting.
-        let mut none = CompactFetches::new(0);
-        assert_eq!(none.wait(hash(1), msg(1), t), vec![msg(1)]);
-        assert!(!none.is_waiting(&hash(1)));
     }
 }

@@ -11,10 +11,12 @@
 //!   served without waiting for this thread.
 //!
 //! Split by concern: `requests` (what the API asks), `gossip` (what peers send), `compact`
-//! (gossiped compact blocks: rebuilt from the mempool or fetched whole), `mining` (templates,
+//! (gossiped compact blocks: rebuilt from the mempool, relayed early, or their missing
+//! transactions fetched) with `compact_fetches` (what waits for a fetch), `mining` (templates,
 //! found blocks, "mine now"), `publish` (events and snapshots), `storage` (a full disk).
 
 mod compact;
+mod compact_fetches;
 mod gossip;
 mod mining;
 mod publish;
@@ -71,14 +73,25 @@ pub enum PeerBlock {
         /// Gossip (with the message to report) or sync.
         origin: BlockOrigin,
     },
-    /// A gossiped compact block: rebuilt from the mempool, or fetched whole (`compact`).
+    /// A gossiped compact block: rebuilt from the mempool, or its missing transactions (or
+    /// the whole block) fetched (`compact`).
     Compact {
         /// The header and txids.
         block: CompactBlock,
-        /// The peer that propagated it (asked for the whole block when needed).
+        /// The peer that propagated it (asked for what is missing).
         peer: String,
         /// The message to report the verdict on.
         msg: MessageRef,
+    },
+    /// The answer to a compact block's missing transactions (signatures already checked
+    /// on all cores, those that verify in the verified set).
+    MissingTxs {
+        /// The block.
+        block: peerchain_ledger::Hash,
+        /// The peer asked.
+        peer: String,
+        /// The transactions, in the order asked; `None`: nothing to use.
+        txs: Option<Vec<Transaction>>,
     },
 }
 
@@ -152,7 +165,7 @@ pub struct ChainService {
     /// Whether the disk has room: when full, nothing is written (see `storage.rs`).
     storage: storage::StorageGuard,
     /// Compact blocks whose whole block is being fetched, with their gossip messages.
-    compact_fetches: compact::CompactFetches,
+    compact_fetches: compact_fetches::CompactFetches,
     /// The store's directory, whose disk `storage` watches.
     store_dir: std::path::PathBuf,
 }
@@ -233,7 +246,7 @@ impl ChainService {
                 .map(Adversary::new),
             lighter_from: std::collections::HashMap::new(),
             storage: storage::StorageGuard::new(limits.disk_reserve_mb.saturating_mul(1024 * 1024)),
-            compact_fetches: compact::CompactFetches::new(limits.compact_fetches),
+            compact_fetches: compact_fetches::CompactFetches::new(limits.compact_fetches),
             store_dir: config.data_dir.join("chain"),
         }
     }

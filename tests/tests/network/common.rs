@@ -575,7 +575,7 @@ impl Adversary {
                         NetworkEvent::PeerConnected { peer } => log.connected.push(peer),
                         NetworkEvent::PeerDisconnected { peer } => log.disconnected.push(peer),
                         NetworkEvent::Listening { addr } => log.listening.push(addr),
-                        NetworkEvent::Syncing(_) => {}
+                        NetworkEvent::Syncing(_) | NetworkEvent::BlockTxs { .. } => {}
                     }
                 }
             }
@@ -725,6 +725,16 @@ pub(crate) async fn adversary_on(
     g: &peerchain_ledger::Genesis,
     max_block_txs: usize,
 ) -> Adversary {
+    adversary_with_store_on(victim, g, max_block_txs, None).await
+}
+
+/// [`adversary_on`], the adversary serving sync from `store` (genesis only when `None`).
+pub(crate) async fn adversary_with_store_on(
+    victim: &Honest,
+    g: &peerchain_ledger::Genesis,
+    max_block_txs: usize,
+    store: Option<Store>,
+) -> Adversary {
     let m = Adversary::start(
         g,
         AdvOpts {
@@ -732,7 +742,7 @@ pub(crate) async fn adversary_on(
             listen: false,
             max_peers: 1,
             max_block_txs: Some(max_block_txs),
-            store: None,
+            store,
         },
     )
     .await;

@@ -222,8 +222,9 @@ fn compact_blocks(node: &Honest, how: &str) -> f64 {
 }
 
 /// Blocks travel as compact blocks (header and txids): a receiver that holds every
-/// transaction rebuilds the block from its mempool; one that lacks some fetches the whole
-/// block from the sender, and the gossip message then gets the fetched block's verdict.
+/// transaction rebuilds the block from its mempool; one that lacks some asks the sender for
+/// those alone (not the whole block), and the gossip message then gets the completed block's
+/// verdict.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compact_block_is_rebuilt_from_the_mempool_or_fetched_whole() {
     let g = test_genesis(7716);
@@ -249,7 +250,13 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_or_fetched_whole() {
     );
     assert_eq!(n1.tx_status(&held).await.as_deref(), Some("confirmed"));
 
-    // Cold: n1 drops n0's gossip while n0 takes a transfer, so it never holds it.
+    // Cold: n1 holds one transfer, then drops n0's gossip while n0 takes another, so it
+    // never holds that one; it asks n0 for that transaction alone.
+    let also_held = n0.submit(&transfer(&g, 4, 5, 10, 0)).await;
+    wait_for("the second transfer in n1's mempool", 20, async || {
+        n1.tx_status(&also_held).await.as_deref() == Some("pending")
+    })
+    .await;
     let link = format!("/v1/admin/peers/{}/link", n0.peer_id);
     n1.admin(&link, &serde_json::json!({ "loss": 1.0 })).await;
     let unseen = n0.submit(&transfer(&g, 2, 3, 10, 0)).await;
@@ -263,8 +270,15 @@ async fn a_compact_block_is_rebuilt_from_the_mempool_or_fetched_whole() {
     let cold = n0.mine(1).await.remove(0);
     wait_for_tip(&[&n1], &cold, 20).await;
     assert_eq!(compact_blocks(&n1, "fetched"), 1.0, "{}", n1.metrics());
+    assert_eq!(
+        compact_blocks(&n1, "fetched_whole"),
+        0.0,
+        "only what it lacked"
+    );
     assert_eq!(compact_blocks(&n1, "rebuilt"), 1.0);
-    assert_eq!(n1.tx_status(&unseen).await.as_deref(), Some("confirmed"));
+    for id in [&unseen, &also_held] {
+        assert_eq!(n1.tx_status(id).await.as_deref(), Some("confirmed"));
+    }
     // The waiting message got the fetched block's verdict: forwarded, after the import.
     wait_for("the compact block's message accepted", 10, async || {
         n1.gossip("blocks", "accept") == 2.0
@@ -325,6 +339,56 @@ async fn a_block_is_relayed_before_its_state_is_applied() {
         "the sender is still a peer"
     );
     observer.stop().await;
+    sender.stop().await;
+    h0.shutdown().await;
+}
+
+/// Issue 13, "ask only for what they miss" (BIP 152's `getblocktxn`): a node that lacks
+/// some of a compact block's transactions asks its sender for those positions alone. Shown
+/// with a sender whose stored copy of the block is right only at the position the node
+/// lacks (another valid transfer sits where the node's held one belongs, so the stored body
+/// breaks the Merkle root): the node completes the block from its mempool and the one
+/// transaction it asked for, and imports it. Before, it fetched the whole block, which failed
+/// its Merkle check, and never had the block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_missing_transactions_of_a_compact_block_are_fetched() {
+    use peerchain_ledger::{Block, BlockRecord, BlockStatus, Store};
+
+    let g = test_genesis(7719);
+    let h0 = Honest::start("h0", &g, Vec::new()).await;
+    let (held, lacked) = (transfer(&g, 1, 2, 10, 0), transfer(&g, 3, 4, 10, 0));
+    let held_id = h0.submit(&held).await;
+    let block = solved_block_with(
+        g.hash(),
+        1,
+        g.initial_target,
+        0x5c,
+        vec![held, lacked.clone()],
+    );
+    // The sender's stored body: the right transaction only at position 1.
+    let store = Store::temporary(&g).expect("store");
+    let stored = Block {
+        header: block.header.clone(),
+        transactions: vec![transfer(&g, 5, 4, 10, 0), lacked],
+    };
+    let record = BlockRecord {
+        header: block.header.clone(),
+        total_work: g.header().target.work() + block.header.target.work(),
+        status: BlockStatus::Valid,
+        seq: store.next_seq().expect("seq"),
+    };
+    store.put_block(&stored, &record).expect("put");
+    let sender = adversary_with_store_on(&h0, &g, g.max_block_txs(), Some(store)).await;
+    sender.net.publish_block(&block).await;
+
+    wait_for_tip(&[&h0], &block.hash().to_hex(), 20).await;
+    assert_eq!(compact_blocks(&h0, "fetched"), 1.0, "{}", h0.metrics());
+    assert_eq!(compact_blocks(&h0, "fetched_whole"), 0.0);
+    assert_eq!(h0.tx_status(&held_id).await.as_deref(), Some("confirmed"));
+    wait_for("the compact block's message accepted", 10, async || {
+        h0.gossip("blocks", "accept") == 1.0
+    })
+    .await;
     sender.stop().await;
     h0.shutdown().await;
 }
