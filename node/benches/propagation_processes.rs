@@ -20,6 +20,11 @@
 //! mined, and the receivers must check every transfer of the block themselves. It prints how
 //! many of the block's transfers the receivers held at most when it was mined.
 //!
+//! `PEERCHAIN_BENCH_MISSING=M` measures a block whose receivers lack `M` of its transfers:
+//! the others are submitted first and reach every mempool, then the last `M` go to node 0
+//! while the receivers drop its gossip, as in the cold mode. A receiver asks node 0 for those
+//! `M` alone (`GetBlockTxs`) when `M` is at most 2,000, and for the whole block otherwise.
+//!
 //! `PEERCHAIN_BENCH_LINE=1` makes the network a line, so a block crosses `n - 1` hops
 //! instead of one (node 0's flood publish reaches every peer directly): before the warm-up,
 //! each node blocks every node but its two neighbours (node i keeps i - 1 and i + 1). The figure then shows what each hop costs: with the relay
@@ -64,10 +69,23 @@ fn main() -> anyhow::Result<()> {
             "PEERCHAIN_BENCH_COLD and PEERCHAIN_BENCH_LINE do not combine (cold clears the line's faults)"
         );
     }
-    let held_by = if cold {
-        "the receivers do not hold"
-    } else {
-        "the receivers already hold"
+    let missing = std::env::var("PEERCHAIN_BENCH_MISSING")
+        .ok()
+        .map(|v| {
+            v.parse::<usize>()
+                .context("PEERCHAIN_BENCH_MISSING: a count")
+        })
+        .transpose()?
+        .map(|m| m.min(txs));
+    if missing.is_some() && (cold || line) {
+        bail!(
+            "PEERCHAIN_BENCH_MISSING combines with neither PEERCHAIN_BENCH_COLD nor PEERCHAIN_BENCH_LINE"
+        );
+    }
+    let held_by = match missing {
+        _ if cold => "the receivers do not hold".to_owned(),
+        Some(m) => format!("of which the receivers lack {m}"),
+        None => "the receivers already hold".to_owned(),
     };
     println!(
         "propagation_processes: {n} node processes{}, {rounds} rounds of one block of {txs} \
@@ -120,6 +138,21 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_secs(2));
             set_loss(&http, &nodes[1..], &origin_id, 0.0)?;
             most_held = most_held.max(largest_mempool(&http, &nodes[1..]));
+        } else if let Some(m) = missing {
+            let (shared, lacked) = batch.split_at(txs - m);
+            submit(&http, &nodes[0].rpc, shared)?;
+            wait_for_mempools(
+                &http,
+                &nodes,
+                txs - m,
+                "every mempool to hold the shared transfers",
+            );
+            set_loss(&http, &nodes[1..], &origin_id, 1.0)?;
+            submit(&http, &nodes[0].rpc, lacked)?;
+            wait_for_mempools(&http, &nodes[..1], txs, "node 0 to hold the transfers");
+            std::thread::sleep(Duration::from_secs(2));
+            set_loss(&http, &nodes[1..], &origin_id, 0.0)?;
+            most_held = most_held.max(largest_mempool(&http, &nodes[1..]));
         } else {
             submit(&http, &nodes[0].rpc, &batch)?;
             wait_for_mempools(&http, &nodes, txs, "every mempool to hold the transfers");
@@ -169,7 +202,7 @@ fn main() -> anyhow::Result<()> {
         fmt_duration(c50),
         fmt_duration(c99)
     );
-    if cold {
+    if cold || missing.is_some() {
         println!(
             "  the receivers held at most {most_held} transfers in their mempools when a block was mined"
         );

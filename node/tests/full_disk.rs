@@ -84,7 +84,13 @@ fn run(reserve_mb: u32) {
     let noticed = full_at.elapsed();
     assert_eq!(refusal["error"]["code"], "disk_full", "{refusal}");
     // Reads go on; mining pauses; nothing is marked invalid.
-    let h_full = height(&http, &node).expect("status is served while the disk is full");
+    let h_full = height(&http, &node).unwrap_or_else(|| {
+        let answer = http.code(&format!("{}/v1/status", node.rpc));
+        panic!(
+            "status is served while the disk is full (a second try answered {answer:?}); log:\n{}",
+            node.log()
+        )
+    });
     assert!(http.get(&format!("{}/v1/blocks", node.rpc)).is_some());
     let metrics = http
         .get_text(&format!("{}/metrics", node.rpc))
