@@ -25,6 +25,10 @@
 //! while the receivers drop its gossip, as in the cold mode. A receiver asks node 0 for those
 //! `M` alone (`GetBlockTxs`) when `M` is at most 2,000, and for the whole block otherwise.
 //!
+//! `PEERCHAIN_BENCH_KBPS=K` caps each receiver's link from node 0 at `K` kilobits a second
+//! after the warm-up (a link fault's `bandwidth_kbps`, on gossip and sync alike), so the bytes
+//! a block costs show in the figure as they would between machines.
+//!
 //! `PEERCHAIN_BENCH_LINE=1` makes the network a line, so a block crosses `n - 1` hops
 //! instead of one (node 0's flood publish reaches every peer directly): before the warm-up,
 //! each node blocks every node but its two neighbours (node i keeps i - 1 and i + 1). The figure then shows what each hop costs: with the relay
@@ -82,15 +86,31 @@ fn main() -> anyhow::Result<()> {
             "PEERCHAIN_BENCH_MISSING combines with neither PEERCHAIN_BENCH_COLD nor PEERCHAIN_BENCH_LINE"
         );
     }
+    let kbps = std::env::var("PEERCHAIN_BENCH_KBPS")
+        .ok()
+        .map(|v| {
+            v.parse::<u64>()
+                .context("PEERCHAIN_BENCH_KBPS: kilobits a second")
+        })
+        .transpose()?
+        .unwrap_or(0);
+    if kbps > 0 && line {
+        bail!("PEERCHAIN_BENCH_KBPS does not combine with PEERCHAIN_BENCH_LINE");
+    }
     let held_by = match missing {
         _ if cold => "the receivers do not hold".to_owned(),
         Some(m) => format!("of which the receivers lack {m}"),
         None => "the receivers already hold".to_owned(),
     };
     println!(
-        "propagation_processes: {n} node processes{}, {rounds} rounds of one block of {txs} \
+        "propagation_processes: {n} node processes{}{}, {rounds} rounds of one block of {txs} \
          transfers {held_by}",
-        if line { " in a line" } else { "" }
+        if line { " in a line" } else { "" },
+        if kbps > 0 {
+            format!(", links from node 0 at {kbps} kbit/s")
+        } else {
+            String::new()
+        }
     );
     let work = tempfile::tempdir()?;
     let genesis_path = work.path().join("genesis.json");
@@ -113,6 +133,9 @@ fn main() -> anyhow::Result<()> {
     }
     let mut transfers = Transfers::new(&genesis, SENDERS);
     warm_up(&http, &nodes, &mut transfers)?;
+    if kbps > 0 {
+        set_link(&http, &nodes[1..], &origin_id, 0.0, kbps)?;
+    }
     // The machine's limit: every receiver checks each signature of a block it does not hold,
     // and the receivers share the cores.
     // (A generator of its own: these transfers are never sent, so the nonces stay in step.)
@@ -131,12 +154,12 @@ fn main() -> anyhow::Result<()> {
     for round in 0..rounds {
         let batch = transfers.sign_all(txs);
         if cold {
-            set_loss(&http, &nodes[1..], &origin_id, 1.0)?;
+            set_link(&http, &nodes[1..], &origin_id, 1.0, kbps)?;
             submit(&http, &nodes[0].rpc, &batch)?;
             wait_for_mempools(&http, &nodes[..1], txs, "node 0 to hold the transfers");
             // Node 0 gossips them (batched, within about a second) into the faulted links.
             std::thread::sleep(Duration::from_secs(2));
-            set_loss(&http, &nodes[1..], &origin_id, 0.0)?;
+            set_link(&http, &nodes[1..], &origin_id, 0.0, kbps)?;
             most_held = most_held.max(largest_mempool(&http, &nodes[1..]));
         } else if let Some(m) = missing {
             let (shared, lacked) = batch.split_at(txs - m);
@@ -147,11 +170,11 @@ fn main() -> anyhow::Result<()> {
                 txs - m,
                 "every mempool to hold the shared transfers",
             );
-            set_loss(&http, &nodes[1..], &origin_id, 1.0)?;
+            set_link(&http, &nodes[1..], &origin_id, 1.0, kbps)?;
             submit(&http, &nodes[0].rpc, lacked)?;
             wait_for_mempools(&http, &nodes[..1], txs, "node 0 to hold the transfers");
             std::thread::sleep(Duration::from_secs(2));
-            set_loss(&http, &nodes[1..], &origin_id, 0.0)?;
+            set_link(&http, &nodes[1..], &origin_id, 0.0, kbps)?;
             most_held = most_held.max(largest_mempool(&http, &nodes[1..]));
         } else {
             submit(&http, &nodes[0].rpc, &batch)?;
@@ -332,15 +355,21 @@ fn submit(http: &Http, rpc: &str, txs: &[peerchain_ledger::Transaction]) -> anyh
     Ok(())
 }
 
-/// Sets (`loss` above 0) or clears the fault of each receiver's link from `origin`: the
-/// fraction of `origin`'s gossip it drops.
-fn set_loss(http: &Http, receivers: &[NodeProcess], origin: &str, loss: f64) -> anyhow::Result<()> {
+/// Sets the fault of each receiver's link from `origin`: the fraction of `origin`'s gossip it
+/// drops, and the bandwidth of the link (0: unlimited; both 0 clears the fault).
+fn set_link(
+    http: &Http,
+    receivers: &[NodeProcess],
+    origin: &str,
+    loss: f64,
+    kbps: u64,
+) -> anyhow::Result<()> {
     for node in receivers {
         let code = http
             .0
             .post(format!("{}/v1/admin/peers/{origin}/link", node.rpc))
             .bearer_auth(TOKEN)
-            .json(&json!({ "loss": loss }))
+            .json(&json!({ "loss": loss, "bandwidth_kbps": kbps }))
             .send()
             .context("admin link fault")?
             .status();
