@@ -1048,7 +1048,7 @@ fn metric_sum(text: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// The node's transaction and gossip counters, compactly: `name{labels}=value`.
+/// The node's transaction, gossip and compact-block counters, compactly: `name{labels}=value`.
 fn counters(text: &str) -> String {
     text.lines()
         .filter(|l| !l.starts_with('#'))
@@ -1057,6 +1057,8 @@ fn counters(text: &str) -> String {
                 "peerchain_transactions_",
                 "peerchain_gossip_messages",
                 "peerchain_blocks_imported",
+                "peerchain_blocks_relayed_early",
+                "peerchain_compact_blocks",
                 "peerchain_reorgs",
             ]
             .iter()
