@@ -73,27 +73,13 @@ fn main() -> anyhow::Result<()> {
             "PEERCHAIN_BENCH_COLD and PEERCHAIN_BENCH_LINE do not combine (cold clears the line's faults)"
         );
     }
-    let missing = std::env::var("PEERCHAIN_BENCH_MISSING")
-        .ok()
-        .map(|v| {
-            v.parse::<usize>()
-                .context("PEERCHAIN_BENCH_MISSING: a count")
-        })
-        .transpose()?
-        .map(|m| m.min(txs));
+    let missing = env_number::<usize>("PEERCHAIN_BENCH_MISSING")?.map(|m| m.min(txs));
     if missing.is_some() && (cold || line) {
         bail!(
             "PEERCHAIN_BENCH_MISSING combines with neither PEERCHAIN_BENCH_COLD nor PEERCHAIN_BENCH_LINE"
         );
     }
-    let kbps = std::env::var("PEERCHAIN_BENCH_KBPS")
-        .ok()
-        .map(|v| {
-            v.parse::<u64>()
-                .context("PEERCHAIN_BENCH_KBPS: kilobits a second")
-        })
-        .transpose()?
-        .unwrap_or(0);
+    let kbps = env_number::<u64>("PEERCHAIN_BENCH_KBPS")?.unwrap_or(0);
     if kbps > 0 && line {
         bail!("PEERCHAIN_BENCH_KBPS does not combine with PEERCHAIN_BENCH_LINE");
     }
@@ -235,6 +221,17 @@ fn main() -> anyhow::Result<()> {
         println!("kept the nodes' directories in {}", work.keep().display());
     }
     Ok(())
+}
+
+/// The number in the environment variable `name`, when it is set.
+fn env_number<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse::<T>()
+                .map_err(|_| anyhow::anyhow!("{name} is not a number: {v:?}"))
+        })
+        .transpose()
 }
 
 /// Starts `n` nodes (node 0 the bootnode of the others, nobody mining) and waits until each

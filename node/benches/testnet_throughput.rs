@@ -41,6 +41,12 @@
 //! -p peerchain --benches`) it runs a smoke form (4 nodes, 300 tx/s for 5 s from 20 senders in
 //! batches of 50) and fails if an accepted transfer is never confirmed.
 //! `PEERCHAIN_BENCH_KEEP=1` keeps the nodes' directories and logs (the path is printed).
+//!
+//! `PEERCHAIN_BENCH_IDLE_SECS=S` (0) leaves the network alone for `S` seconds before the load
+//! (goal 5's idle phase: `scripts/bench.sh testnet_memory` runs 32 nodes so): every 5 s it
+//! prints node 0's height, how many distinct tips the nodes report, their peer counts and each
+//! node's resident memory (min / median / max), then the block rate against the target. The
+//! memory after the load is printed the same way at the end.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -363,6 +369,13 @@ fn main() -> anyhow::Result<()> {
         "started {nodes} nodes in {}; peers per node {peers:?} (want {want}); node 0 at height {h0}",
         fmt_duration(t.elapsed())
     );
+
+    let idle = env_count("PEERCHAIN_BENCH_IDLE_SECS", 0, 0);
+    let h0 = if idle > 0 {
+        idle_phase(&http, &net, Duration::from_secs(idle as u64))?
+    } else {
+        h0
+    };
 
     // The poller follows node 0's main chain from here.
     let tracker = Arc::new(Mutex::new(Tracker {
@@ -775,6 +788,10 @@ fn main() -> anyhow::Result<()> {
             .join("/"),
         cores()
     );
+    println!(
+        "RSS per node after the load (min / median / max): {}",
+        rss_spread(&rss.iter().map(|r| r.0).collect::<Vec<_>>())
+    );
     drop(tr);
 
     let failed = !all_in || accepted == 0;
@@ -791,6 +808,69 @@ fn main() -> anyhow::Result<()> {
         bail!("smoke run: not every accepted transfer was confirmed (or none was accepted)");
     }
     Ok(())
+}
+
+/// Goal 5's idle phase: the network left alone for `length`, sampled every 5 s (node 0's
+/// height, distinct tips, peers, resident memory), then its block rate against the 1 s target.
+/// Returns node 0's height at the end.
+fn idle_phase(http: &Http, net: &[BenchNode], length: Duration) -> anyhow::Result<u64> {
+    let height = || status(http, &net[0]).and_then(|s| s["height"].as_u64());
+    let start_height = height().context("node 0 status")?;
+    let t = Instant::now();
+    println!(
+        "idle for {}: every 5 s node 0's height, distinct tips, peers (min / max), RSS per node          (min / median / max)",
+        fmt_duration(length)
+    );
+    println!("  at 0 s: RSS {}", rss_spread(&rss_now(net)));
+    while t.elapsed() < length {
+        std::thread::sleep(Duration::from_secs(5).min(length.saturating_sub(t.elapsed())));
+        let statuses: Vec<Value> = net.iter().filter_map(|n| status(http, n)).collect();
+        let tips: std::collections::HashSet<&str> = statuses
+            .iter()
+            .filter_map(|s| s["tip_hash"].as_str())
+            .collect();
+        let peers: Vec<u64> = statuses
+            .iter()
+            .filter_map(|s| s["peer_count"].as_u64())
+            .collect();
+        println!(
+            "  {:>5.0} s  height {:>5}  tips {}  answered {}/{}  peers {}-{}  RSS {}",
+            t.elapsed().as_secs_f64(),
+            height().map_or("?".to_owned(), |h| h.to_string()),
+            tips.len(),
+            statuses.len(),
+            net.len(),
+            peers.iter().min().unwrap_or(&0),
+            peers.iter().max().unwrap_or(&0),
+            rss_spread(&rss_now(net))
+        );
+    }
+    let end_height = height().unwrap_or(start_height);
+    let blocks = end_height.saturating_sub(start_height);
+    println!(
+        "idle: {blocks} blocks in {} = {:.1} blocks/min (target 60); RSS per node {}",
+        fmt_duration(t.elapsed()),
+        blocks as f64 * 60.0 / t.elapsed().as_secs_f64(),
+        rss_spread(&rss_now(net))
+    );
+    Ok(end_height)
+}
+
+/// Each node's resident memory now.
+fn rss_now(net: &[BenchNode]) -> Vec<Option<u64>> {
+    net.iter().map(|n| n.rss().0).collect()
+}
+
+/// `min / median / max MiB` of the known values.
+fn rss_spread(rss: &[Option<u64>]) -> String {
+    let mut known: Vec<u64> = rss.iter().flatten().copied().collect();
+    known.sort_unstable();
+    match (known.first(), known.get(known.len() / 2), known.last()) {
+        (Some(lo), Some(mid), Some(hi)) => {
+            format!("{:.1} / {:.1} / {:.1} MiB", mib(*lo), mib(*mid), mib(*hi))
+        }
+        _ => "unknown".to_owned(),
+    }
 }
 
 /// A node's status, `None` when it does not answer.

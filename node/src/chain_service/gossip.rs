@@ -97,7 +97,7 @@ impl ChainService {
         };
         self.tips_dirty = true;
         for r in &reports {
-            // A block fetched whole for its compact form: that gossip message's verdict.
+            // A block fetched for its compact form (completed or whole): that message's verdict.
             let for_compact = self.answer_compact_fetch(&r.hash, &r.verdict);
             if r.hash == hash {
                 if matches!(r.verdict, Verdict::Lighter { .. }) {
