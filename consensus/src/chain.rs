@@ -774,36 +774,44 @@ impl Chain {
     }
 
     /// Whether `block` may be relayed before its transactions are applied (BIP 152's
-    /// high-bandwidth relay, docs/NETWORK.md section 3): its parent is stored and not
-    /// invalid, its header passes rules 1-4 on that parent at `now_ms`, its branch would be
-    /// at least as heavy as the tip, and its body passes rule 5 and every signature check
-    /// (those in the verified set are not checked again). Only the state part of rules 6-7
-    /// is left to the import, so a block relayed early and found invalid there still cost its
-    /// sender a block's proof of work at the right difficulty.
+    /// high-bandwidth relay, docs/NETWORK.md section 3): it extends the active tip (whose
+    /// state is applied and valid, as Bitcoin Core asks), its header passes rules 1-4 on it at
+    /// `now_ms`, and its body passes rule 5 and every signature check. Signatures in the
+    /// verified set are not checked again, and those checked here join it, so the import
+    /// checks none twice. Only the state part of rules 6-7 is left to the import, so a block
+    /// relayed early and found invalid there still cost its sender a block's proof of work
+    /// at the right difficulty.
     pub fn relayable(&self, block: &Block, now_ms: u64) -> bool {
         let parent_hash = &block.header.prev_hash;
+        if *parent_hash != self.tip {
+            return false;
+        }
         let Some(parent) = self.nodes.get(parent_hash) else {
             return false;
         };
-        if parent.status.is_invalid()
-            || parent.total_work.saturating_add(block.header.target.work()) < self.tip_work()
-        {
-            return false;
-        }
         let Some(expected) = self.next_target_after(parent_hash) else {
             return false;
         };
         let mtp = self.median_time_past(parent_hash);
-        check_header(
+        let header = check_header(
             &block.header,
             &parent.header,
             expected,
             mtp,
             now_ms,
             &self.genesis,
-        )
-        .is_ok()
-            && check_body_with(block, &self.genesis, &self.mempool.verified_signatures()).is_ok()
+        );
+        if header.is_err() {
+            return false;
+        }
+        let mut verified = self.mempool.verified_signatures();
+        match check_body_with(block, &self.genesis, &verified) {
+            Ok(txids) => {
+                txids.into_iter().for_each(|t| verified.insert(t));
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The header's own proof of work: a target no easier than `pow_limit`, met by `hash`

@@ -626,12 +626,11 @@ fn a_block_stored_on_a_side_branch_is_announced_once() {
     assert_eq!(chain.take_events(), Vec::new(), "a duplicate says nothing");
 }
 
-/// Issue 13, relay before state application: a block may be relayed early when its parent is
-/// stored and valid, its header passes rules 1-4, its branch is at least as heavy as the tip
-/// and its body passes rule 5 and every signature. A block whose only fault is in the state
-/// (a nonce the sender has not reached) is relayable, and the import then names a state
-/// error; every other fault, an unknown parent, a lighter branch or a timestamp from the
-/// future keeps it from being relayed.
+/// Issue 13, relay before state application: a block may be relayed early when it extends
+/// the active tip, its header passes rules 1-4 and its body passes rule 5 and every
+/// signature. A block whose only fault is in the state (a nonce the sender has not reached)
+/// is relayable, and the import then names a state error; every other fault, an unknown
+/// parent, another branch or a timestamp from the future keeps it from being relayed.
 #[test]
 fn a_block_is_relayable_before_its_state_is_applied_only_when_everything_else_holds() {
     let g = easy_genesis();

@@ -232,11 +232,8 @@ pub fn forward_network_events(
                 continue;
             }
             NetworkEvent::BlockTxs { block, peer, txs } => {
-                // Their signatures on all cores, as a gossiped batch's: the import then finds
-                // them in the verified set.
-                if let Some(txs) = &txs {
-                    signatures.check(txs);
-                }
+                // Not checked here: the chain thread first matches their txids to the block's,
+                // and the import checks the signatures of those that match (on all cores).
                 if blocks
                     .send(PeerBlock::MissingTxs { block, peer, txs })
                     .is_err()

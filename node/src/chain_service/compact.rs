@@ -1,16 +1,16 @@
 //! Gossiped compact blocks (docs/NETWORK.md section 3): a block arrives as its header and its
 //! txids. When the mempool holds every transaction, the block is rebuilt from it and imported
 //! like any gossip block (its signatures are in the verified set: none is checked again).
-//! A rebuilt block that `Chain::relayable` passes (known valid parent, header rules, work at
-//! least the tip's, body and signatures) is forwarded before the import, as BIP 152's
+//! A rebuilt block that `Chain::relayable` passes (it extends the tip; header rules, body and
+//! signatures hold) is forwarded before the import, as BIP 152's
 //! high-bandwidth mode does, so each hop costs the checks and not the state's write; a block
 //! relayed so and then found invalid on state alone costs its peer nothing.
 //!
 //! When the mempool lacks some transactions, the node asks the peer that sent the block for
 //! those alone (`GetBlockTxs`, BIP 152's `getblocktxn`; at most
 //! `peerchain_network::MAX_TXS_PER_REQUEST`), and for the whole block (the orphan-ancestor
-//! download, `RequestAncestors`) when it lacks more, or when that answer does not complete
-//! the block. The gossip verdict waits in `CompactFetches`: the message is forwarded once
+//! download, `RequestAncestors`) when it lacks more, when the block's parent is unknown, or
+//! when that answer does not complete the block. The gossip verdict waits in `CompactFetches`: the message is forwarded once
 //! the completed or fetched block is accepted, rejected if it is invalid, and ignored if it
 //! does not come within `FETCH_WAIT` (10 s).
 //!
@@ -128,7 +128,8 @@ impl ChainService {
 
     /// A compact block whose transactions are not all held: once its header passes the
     /// checks, its sender is asked for the missing ones (for the whole block when more are
-    /// missing than one request carries), and its message waits for the block.
+    /// missing than one request carries, or when its parent is unknown), and its message
+    /// waits for the block.
     fn fetch_missing(&mut self, compact: &CompactBlock, peer: String, msg: MessageRef) {
         let hash = compact.hash();
         match self.precheck(compact) {
@@ -151,7 +152,11 @@ impl ChainService {
         let mempool = self.chain.mempool();
         let missing = Asked::missing_of(compact, |txid| mempool.contains(txid));
         tracing::debug!(%peer, %hash, missing = missing.len(), "compact block lacks transactions; fetching them");
-        let asked = (missing.len() <= MAX_TXS_PER_REQUEST).then(|| Asked {
+        // An orphan's header carries no more than its own proof of work (at `pow_limit`, a
+        // few hashes): it takes the ancestor download, bounded per peer, whose blocks wait
+        // unchecked, rather than transactions whose signatures would be checked at once.
+        let orphan = self.chain.work_with(&compact.header).is_none();
+        let asked = (!orphan && missing.len() <= MAX_TXS_PER_REQUEST).then(|| Asked {
             compact: compact.clone(),
             missing,
         });
@@ -184,7 +189,9 @@ impl ChainService {
 
     /// The answer of `peer` to the missing transactions of the compact block `hash`: the
     /// block is completed and imported (its message gets the verdict), or fetched whole when
-    /// the answer does not complete it (a wrong one also costs the peer a penalty).
+    /// the answer does not complete it (a wrong one also costs the peer a penalty). The
+    /// fetched transactions' signatures are checked by the import (on all cores), once
+    /// their txids are known to be the block's.
     fn block_txs_from_peer(&mut self, hash: Hash, peer: String, txs: Option<Vec<Transaction>>) {
         let Some(asked) = self.compact_fetches.take_asked(&hash) else {
             return; // its message expired, or the block came another way

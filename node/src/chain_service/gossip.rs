@@ -190,8 +190,13 @@ impl ChainService {
         }
     }
 
+    /// Penalises the peer a block came from when it is invalid, unless it fails on state
+    /// alone: an honest peer may have relayed it before its state was applied (an orphan or
+    /// a future block judged later, after a peer relayed it early).
     pub(super) fn penalize_if_invalid(&self, r: &Imported) {
-        if let (Verdict::Invalid(e), Some(peer)) = (&r.verdict, &r.source) {
+        if let (Verdict::Invalid(e), Some(peer)) = (&r.verdict, &r.source)
+            && !e.needs_state()
+        {
             self.links.outbox.send(NetCommand::Penalize {
                 peer: peer.clone(),
                 reason: e.to_string(),

@@ -83,8 +83,8 @@ pub enum PeerBlock {
         /// The message to report the verdict on.
         msg: MessageRef,
     },
-    /// The answer to a compact block's missing transactions (signatures already checked
-    /// on all cores, those that verify in the verified set).
+    /// The answer to a compact block's missing transactions (signatures not checked yet:
+    /// the import checks them once their txids match the block's).
     MissingTxs {
         /// The block.
         block: peerchain_ledger::Hash,
