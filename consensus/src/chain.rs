@@ -729,23 +729,7 @@ impl Chain {
         let expected = self
             .next_target_after(&parent_hash)
             .ok_or(ChainError::UnknownBlock(parent_hash))?;
-        let mtp = self.median_time_past(&parent_hash);
-        let checked = check_header(
-            &block.header,
-            &parent_header,
-            expected,
-            mtp,
-            now_ms,
-            &self.genesis,
-        )
-        .and_then(|()| {
-            let mut verified = self.mempool.verified_signatures();
-            let txids = check_body_with(&block, &self.genesis, &verified)?;
-            // Every signature of the block is valid now: a reorg that connects it again,
-            // or the same transactions in another block, skip them.
-            txids.into_iter().for_each(|t| verified.insert(t));
-            Ok(())
-        });
+        let checked = self.check_without_state(&block, &parent_header, expected, now_ms);
         match checked {
             Err(e) if e.is_temporary() => Ok(self.hold_future(block, source.clone())),
             Err(e) => {
@@ -792,26 +776,28 @@ impl Chain {
         let Some(expected) = self.next_target_after(parent_hash) else {
             return false;
         };
-        let mtp = self.median_time_past(parent_hash);
-        let header = check_header(
-            &block.header,
-            &parent.header,
-            expected,
-            mtp,
-            now_ms,
-            &self.genesis,
-        );
-        if header.is_err() {
-            return false;
-        }
+        self.check_without_state(block, &parent.header, expected, now_ms)
+            .is_ok()
+    }
+
+    /// Rules 1-5 and every signature of `block` on `parent` (the difficulty rule asking
+    /// `expected`), at `now_ms`: all a block is checked for before its transactions are
+    /// applied. Signatures in the verified set are not checked again; once the block passes,
+    /// all of its signatures join the set, so a reorg that connects it again, the same
+    /// transactions in another block, or the import after an early relay skip them.
+    fn check_without_state(
+        &self,
+        block: &Block,
+        parent: &BlockHeader,
+        expected: peerchain_ledger::Target,
+        now_ms: u64,
+    ) -> Result<(), ConsensusError> {
+        let mtp = self.median_time_past(&block.header.prev_hash);
+        check_header(&block.header, parent, expected, mtp, now_ms, &self.genesis)?;
         let mut verified = self.mempool.verified_signatures();
-        match check_body_with(block, &self.genesis, &verified) {
-            Ok(txids) => {
-                txids.into_iter().for_each(|t| verified.insert(t));
-                true
-            }
-            Err(_) => false,
-        }
+        let txids = check_body_with(block, &self.genesis, &verified)?;
+        txids.into_iter().for_each(|t| verified.insert(t));
+        Ok(())
     }
 
     /// The header's own proof of work: a target no easier than `pow_limit`, met by `hash`
