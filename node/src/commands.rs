@@ -30,6 +30,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             "\n!!! ADVERSARY MODE {mode}: this node attacks its peers on purpose. Testing only. !!!\n"
         );
     }
+    crate::heap::spawn_trimmer(crate::heap::TRIM_INTERVAL);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -10,7 +10,8 @@
 //! errors) are plain functions in [`verdict`]. The scenario runner ([`scenario`], `peerchain
 //! scenario run`) starts nodes of this executable as processes and drives them over HTTP.
 //!
-//! It owns: process concerns (signals, logging, exit codes) and the wiring between crates.
+//! It owns: process concerns (signals, logging, exit codes, handing freed memory back:
+//! [`heap`]) and the wiring between crates.
 //! It must never: implement consensus rules, protocol details or HTTP routes itself; those
 //! live in `peerchain-consensus`, `peerchain-network` and `peerchain-rpc`.
 
@@ -21,9 +22,9 @@ pub mod commands;
 pub mod config;
 pub mod dev;
 pub mod dispatch;
-pub mod first_seen;
 pub mod gap;
 pub mod genesis_new;
+pub mod heap;
 pub mod keys;
 pub mod load;
 pub mod miner;

@@ -2,8 +2,9 @@
 //!
 //! The miner never touches the store or the chain: it receives templates
 //! (`peerchain_consensus::build_template`) and hands solved blocks back over a channel, and the
-//! chain service imports them like any other block. It holds one of the workspace's two
-//! `unsafe` calls (`setpriority`; the other is the scenario runner's `kill(SIGTERM)`).
+//! chain service imports them like any other block. It holds one of the workspace's three
+//! `unsafe` calls (`setpriority`; the others are the scenario runner's `kill(SIGTERM)` and
+//! `heap::trim`'s `malloc_trim`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -12,6 +12,8 @@
 //!   (error normalisation, metrics, CORS, body limits, concurrency limit, timeouts).
 //! - `routes/*`: handlers by resource; `reads`: synchronous store reads they share; `views`:
 //!   shared JSON shapes; [`pagination`]: pages and cursors; [`error`]: the error model.
+//! - [`first_seen`]: when this node first saw recent transactions, shared with the chain
+//!   thread.
 //! - [`sse`]: `/v1/events`; [`metrics`]: the registry the node records into; [`openapi`]:
 //!   `/openapi.json`; `explorer`: `GET /`.
 //! - `fuzzing` (at the end of this file, feature `fuzzing`): the entry points of the fuzz
@@ -41,6 +43,7 @@ pub mod config;
 pub mod error;
 mod explorer;
 mod extract;
+pub mod first_seen;
 pub mod metrics;
 pub mod node_api;
 pub mod openapi;

@@ -70,14 +70,16 @@ pub struct TipInfo {
     pub status: &'static str,
 }
 
-/// What the chain thread publishes after every step. Cloning it is cheap: the mempool and the
-/// first-seen map are persistent collections that share structure with the live ones.
+/// What the chain thread publishes after every step. Cloning it is cheap: the mempool is a
+/// persistent collection that shares structure with the live one, and the first-seen map is
+/// shared.
 #[derive(Debug, Clone)]
 pub struct NodeSnapshot {
     /// The mempool as it stood after the step.
     pub mempool: Mempool,
-    /// When this node first saw recent transactions, pending or since confirmed (bounded).
-    pub first_seen: imbl::HashMap<Hash, u64>,
+    /// When this node first saw recent transactions, pending or since confirmed (bounded;
+    /// shared with the chain thread, so always the newest).
+    pub first_seen: crate::first_seen::FirstSeenTimes,
     /// Every branch tip.
     pub tips: Arc<Vec<TipInfo>>,
     /// Whether continuous mining is on.
@@ -91,7 +93,7 @@ impl NodeSnapshot {
     pub fn empty(mempool: Mempool, tips: Vec<TipInfo>) -> Self {
         NodeSnapshot {
             mempool,
-            first_seen: imbl::HashMap::new(),
+            first_seen: crate::first_seen::FirstSeenTimes::new(2),
             tips: Arc::new(tips),
             mining: false,
             queued: imbl::HashMap::new(),
@@ -103,7 +105,7 @@ impl NodeSnapshot {
         self.mempool
             .get(txid)
             .map(|e| e.first_seen_ms)
-            .or_else(|| self.first_seen.get(txid).copied())
+            .or_else(|| self.first_seen.get(txid))
     }
 }
 

@@ -31,6 +31,7 @@ use crossbeam_channel::{Receiver, select};
 use peerchain_consensus::Chain;
 use peerchain_ledger::{Address, Block, Transaction};
 use peerchain_network::{BlockOrigin, CompactBlock, MessageRef};
+use peerchain_rpc::first_seen::FirstSeenTimes;
 use peerchain_rpc::metrics::Metrics;
 use peerchain_rpc::node_api::{NodeError, NodeEvent, NodeSnapshot};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -39,7 +40,6 @@ pub use requests::ChainRequest;
 
 use crate::adversary::Adversary;
 use crate::config::{DevMode, FailPoints, NodeConfig};
-use crate::first_seen::FirstSeen;
 use crate::gap::{GapLimits, GapQueue, WaitingMessages};
 use crate::miner::{Miner, MinerConfig};
 use crate::outbox::NetOutbox;
@@ -146,7 +146,7 @@ pub struct ChainService {
     miner_address: Address,
     mining: bool,
     dev: Option<DevMode>,
-    first_seen: FirstSeen,
+    first_seen: FirstSeenTimes,
     gap: GapQueue,
     /// Gossip messages whose verdict waits for their held transactions.
     waiting: WaitingMessages,
@@ -214,7 +214,7 @@ impl ChainService {
             miner_address: config.miner_address,
             mining: config.mine && config.dev.is_none(),
             dev: config.dev,
-            first_seen: FirstSeen::new(limits.first_seen),
+            first_seen: FirstSeenTimes::new(limits.first_seen),
             gap: GapQueue::new(GapLimits {
                 total: limits.gap_queue,
                 per_sender: limits.gap_per_sender,

@@ -126,8 +126,8 @@ impl ChainService {
         }
     }
 
-    /// Publishes what readers see: O(1) for the mempool and first-seen map (persistent
-    /// collections); the tips are recomputed only when the block tree changed.
+    /// Publishes what readers see: O(1) for the mempool (a persistent collection) and the
+    /// first-seen map (shared); the tips are recomputed only when the block tree changed.
     pub(super) fn publish_snapshot(&mut self) {
         if self.tips_dirty {
             self.tips = Arc::new(self.chain.tips().into_iter().map(tip_info).collect());
@@ -135,7 +135,7 @@ impl ChainService {
         }
         let snapshot = NodeSnapshot {
             mempool: self.chain.mempool().clone(),
-            first_seen: self.first_seen.snapshot(),
+            first_seen: self.first_seen.clone(),
             tips: self.tips.clone(),
             mining: self.mining,
             queued: self.gap.queued(),
