@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL=(signatures block_commit store_memory mempool mining block_validation reorg
+ALL=(signatures block_commit store_memory mempool mining block_validation reorg template
      propagation sync_speed submit_throughput explorer_reads reads_under_load selfish_mining
      testnet_throughput propagation_processes testnet_memory)
 if [ "$#" -gt 0 ]; then SELECTED=("$@"); else SELECTED=("${ALL[@]}"); fi
@@ -67,6 +67,8 @@ for b in "${SELECTED[@]}"; do
         reorg)            run peerchain-consensus reorg PEERCHAIN_BENCH_BLOCKS=100 \
                               PEERCHAIN_BENCH_TXS="${BENCH_REORG_TXS:-2000}" \
                               PEERCHAIN_BENCH_SENDERS=2000 ;;
+        template)         run peerchain-consensus template PEERCHAIN_BENCH_TXS=10000 \
+                              PEERCHAIN_BENCH_SENDERS=60 PEERCHAIN_BENCH_CHUNK=150 ;;
         propagation)      run peerchain-tests propagation PEERCHAIN_BENCH_NODES=10 \
                               PEERCHAIN_BENCH_TXS=5000 PEERCHAIN_BENCH_SENDERS=10 \
                               PEERCHAIN_BENCH_ROUNDS=20 ;;

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use peerchain_ledger::ApplyError;
-use peerchain_ledger::mempool::{Admitted, MempoolError};
+use peerchain_ledger::mempool::{Admitted, MempoolError, Selection};
 use peerchain_ledger::state::apply_block;
 use peerchain_ledger::{
     Address, Block, BlockHeader, BlockRecord, BlockStatus, Genesis, Hash, Mempool, MempoolConfig,
@@ -1267,9 +1267,31 @@ impl Chain {
 
     /// Selects the transactions of the next block.
     pub fn select_transactions(&self) -> Result<Vec<Transaction>, ChainError> {
+        Ok(self.start_selection()?.into_transactions())
+    }
+
+    /// [`Chain::select_transactions`], in a form [`Chain::extend_selection`] can append to
+    /// while the tip stays.
+    pub fn start_selection(&self) -> Result<Selection, ChainError> {
         Ok(self
             .mempool
-            .select(self.genesis.max_block_txs(), &self.store)?)
+            .start_selection(self.genesis.max_block_txs(), &self.store)?)
+    }
+
+    /// Appends to `selection`, started on the current tip, the transactions of `admitted`
+    /// (admitted since) that are now valid next for their sender, with their sender's later
+    /// nonces (`Mempool::extend_selection`); returns how many it appended.
+    pub fn extend_selection<'a>(
+        &self,
+        selection: &mut Selection,
+        admitted: impl IntoIterator<Item = &'a Hash>,
+    ) -> Result<usize, ChainError> {
+        Ok(self.mempool.extend_selection(
+            selection,
+            admitted,
+            self.genesis.max_block_txs(),
+            &self.store,
+        )?)
     }
 
     /// Restores the mempool at start: first the transactions of blocks an interrupted reorg

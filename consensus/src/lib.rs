@@ -21,4 +21,4 @@ pub use chain::{
     Chain, ChainConfig, ChainError, ChainEvent, ChainTip, Imported, TipStatus, Verdict,
 };
 pub use rules::ConsensusError;
-pub use template::{Template, build_template, solve};
+pub use template::{Template, TemplateBuilder, build_template, solve};

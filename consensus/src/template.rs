@@ -1,9 +1,11 @@
-//! Block assembly: a block template from the mempool, and [`solve`] for "mine now" (tests and
-//! the admin API). Pure functions of the chain: no threads, no clock; the caller passes the
+//! Block assembly: a block template from the mempool ([`build_template`], or a
+//! [`TemplateBuilder`] that follows the mempool while the tip stays), and [`solve`] for "mine
+//! now" (tests and the admin API). Pure functions of the chain: no threads, no clock; the caller passes the
 //! time. The background mining threads live in the node (`peerchain::miner`).
 
+use peerchain_ledger::mempool::Selection;
 use peerchain_ledger::merkle::merkle_root;
-use peerchain_ledger::{Address, Block, BlockHeader, Transaction};
+use peerchain_ledger::{Address, Block, BlockHeader, Hash, Transaction};
 
 use crate::chain::{Chain, ChainError};
 use crate::pow::HeaderHasher;
@@ -33,28 +35,85 @@ impl Template {
 /// order (at most `max_block_txs`), the required target, and a timestamp after the median
 /// time past.
 pub fn build_template(chain: &Chain, miner: Address, now_ms: u64) -> Result<Template, ChainError> {
-    let tip = chain.tip();
-    let parent = chain.tip_header().clone();
-    let transactions = chain.select_transactions()?;
-    let txids: Vec<_> = transactions.iter().map(Transaction::txid).collect();
-    let target = chain
-        .next_target_after(&tip)
-        .ok_or(ChainError::UnknownBlock(tip))?;
-    let timestamp_ms = now_ms.max(chain.median_time_past(&tip).saturating_add(1));
-    Ok(Template {
-        header: BlockHeader {
-            version: 1,
-            // Saturates like rule 1's `expected` height: a tip at u64::MAX has no valid child.
-            height: parent.height.saturating_add(1),
-            prev_hash: tip,
-            tx_root: merkle_root(&txids),
-            timestamp_ms,
-            target,
-            nonce: 0,
-            miner,
-        },
-        transactions,
-    })
+    Ok(TemplateBuilder::new(chain, miner, now_ms)?.template())
+}
+
+/// A template kept in step with a busy mempool while the tip stays: [`TemplateBuilder::extend`]
+/// appends the transactions admitted since, instead of choosing every transaction again
+/// (`Mempool::extend_selection`). A new tip needs a new builder.
+#[derive(Debug, Clone)]
+pub struct TemplateBuilder {
+    header: BlockHeader,
+    selection: Selection,
+}
+
+impl TemplateBuilder {
+    /// What [`build_template`] builds, ready to be extended.
+    pub fn new(chain: &Chain, miner: Address, now_ms: u64) -> Result<Self, ChainError> {
+        let tip = chain.tip();
+        let parent = chain.tip_header().clone();
+        let selection = chain.start_selection()?;
+        let target = chain
+            .next_target_after(&tip)
+            .ok_or(ChainError::UnknownBlock(tip))?;
+        let timestamp_ms = now_ms.max(chain.median_time_past(&tip).saturating_add(1));
+        Ok(TemplateBuilder {
+            header: BlockHeader {
+                version: 1,
+                // Saturates like rule 1's `expected` height: a tip at u64::MAX has no valid child.
+                height: parent.height.saturating_add(1),
+                prev_hash: tip,
+                tx_root: merkle_root(selection.txids()),
+                timestamp_ms,
+                target,
+                nonce: 0,
+                miner,
+            },
+            selection,
+        })
+    }
+
+    /// The block this template extends.
+    pub fn parent(&self) -> Hash {
+        self.header.prev_hash
+    }
+
+    /// Transactions in the template.
+    pub fn len(&self) -> usize {
+        self.selection.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.selection.is_empty()
+    }
+
+    /// Appends the transactions of `admitted` (admitted to the mempool since the template was
+    /// built or last extended) that are valid next for their sender, with their sender's later
+    /// nonces, within `max_block_txs`; returns how many. While `chain`'s tip is not
+    /// [`TemplateBuilder::parent`] it appends nothing: the template needs rebuilding.
+    pub fn extend<'a>(
+        &mut self,
+        chain: &Chain,
+        admitted: impl IntoIterator<Item = &'a Hash>,
+    ) -> Result<usize, ChainError> {
+        if chain.tip() != self.parent() {
+            return Ok(0);
+        }
+        let appended = chain.extend_selection(&mut self.selection, admitted)?;
+        if appended > 0 {
+            self.header.tx_root = merkle_root(self.selection.txids());
+        }
+        Ok(appended)
+    }
+
+    /// The template as it stands.
+    pub fn template(&self) -> Template {
+        Template {
+            header: self.header.clone(),
+            transactions: self.selection.transactions().to_vec(),
+        }
+    }
 }
 
 /// Solves a template on the calling thread, without a cap. Returns `None` only if every nonce

@@ -13,7 +13,7 @@
 //! query that snapshot without ever waiting for the chain thread.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rayon::prelude::*;
@@ -24,6 +24,9 @@ use crate::genesis::Genesis;
 use crate::sigcache::{SignatureChecker, VerifiedSignatures};
 use crate::state::{AccountReader, check_stateless};
 use crate::types::{Address, Hash, TX_ENCODED_LEN, Transaction};
+
+mod selection;
+pub use selection::Selection;
 
 /// Bounds and policy of the mempool.
 #[derive(Clone, Debug)]
@@ -690,58 +693,12 @@ impl Mempool {
         Ok(dropped)
     }
 
-    /// Selects a block's transactions: highest fee first, each sender's nonces in order,
-    /// every one valid against `state` applied in that order, at most `max_txs`.
-    pub fn select(
-        &self,
-        max_txs: usize,
-        state: &impl AccountReader,
-    ) -> Result<Vec<Transaction>, StoreError> {
-        // Heap of each sender's next candidate: (fee, Reverse(seq)) so ties go to first seen.
-        let mut heap: BinaryHeap<(u64, Reverse<u64>, Address, u64)> = BinaryHeap::new();
-        let mut accounts: HashMap<Address, crate::state::Account> = HashMap::new();
-        for (sender, m) in self.by_sender.iter() {
-            let account = state.account(sender)?;
-            accounts.insert(*sender, account);
-            if let Some(e) = m.get(&account.nonce).and_then(|id| self.get(id)) {
-                heap.push((e.tx.fee, Reverse(e.seq), *sender, account.nonce));
-            }
-        }
-        let mut out = Vec::with_capacity(max_txs.min(self.entries.len()));
-        while let Some((_, _, sender, nonce)) = heap.pop() {
-            if out.len() >= max_txs {
-                break;
-            }
-            let Some(e) = self
-                .by_sender
-                .get(&sender)
-                .and_then(|m| m.get(&nonce))
-                .and_then(|id| self.get(id))
-            else {
-                continue;
-            };
-            let Some(account) = accounts.get_mut(&sender) else {
-                continue;
-            };
-            if check_stateless(&e.tx, &self.genesis).is_err() {
-                continue; // this sender stops here
-            }
-            let Ok(paid) = crate::state::debit(&e.tx, account) else {
-                continue; // this sender stops here
-            };
-            *account = paid;
-            if let Some(r) = accounts.get_mut(&e.tx.to).filter(|_| e.tx.to != sender) {
-                r.balance = r.balance.saturating_add(e.tx.amount);
-            }
-            out.push(e.tx.clone());
-            if let Some((next_nonce, next)) = nonce.checked_add(1).and_then(|n| {
-                let id = self.by_sender.get(&sender)?.get(&n)?;
-                Some((n, self.get(id)?))
-            }) {
-                heap.push((next.tx.fee, Reverse(next.seq), sender, next_nonce));
-            }
-        }
-        Ok(out)
+    /// The pending transaction of `sender` with `nonce`.
+    fn pending(&self, sender: &Address, nonce: u64) -> Option<&PoolEntry> {
+        self.by_sender
+            .get(sender)
+            .and_then(|m| m.get(&nonce))
+            .and_then(|id| self.get(id))
     }
 
     /// Every pending transaction in an order that re-admits cleanly (per sender by nonce).

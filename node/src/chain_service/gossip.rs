@@ -269,7 +269,6 @@ impl ChainService {
         }
         let verdict = batch_verdict(&items);
         let senders: HashSet<Address> = admitted.iter().map(Transaction::sender).collect();
-        self.template_dirty |= !admitted.is_empty();
         match verdict {
             BatchVerdict::Forward => self.report_tx(msg.clone(), Acceptance::Accept),
             BatchVerdict::Wait => {
@@ -439,7 +438,6 @@ impl ChainService {
             {
                 Ok(Admitted::New { .. }) => {
                     self.links.metrics.tx_accepted();
-                    self.template_dirty = true;
                     next += 1;
                     true
                 }

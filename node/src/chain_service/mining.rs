@@ -1,19 +1,15 @@
 //! Mining on the chain thread: templates for the background miner, blocks it finds, and
 //! "mine n blocks now" jobs (one block per loop turn, so other messages are served between).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use peerchain_consensus::{Verdict, build_template, solve};
+use peerchain_consensus::{TemplateBuilder, Verdict, build_template, solve};
 use peerchain_ledger::{Address, Block, Hash};
 use peerchain_rpc::node_api::{NodeError, Reply};
 
+use super::miner_template::Renewal;
 use super::{ChainService, clock_ms};
 use crate::verdict::node_error;
-
-/// Least time between two templates when only the mempool changed. A transfer waits for the
-/// next template, then for a block found on it; with 1 s blocks (exponential intervals) a
-/// refresh once a second added about half a second to the median confirmation.
-pub(super) const TEMPLATE_REFRESH: Duration = Duration::from_millis(200);
 
 /// A "mine n blocks now" request in progress.
 #[derive(Debug)]
@@ -135,33 +131,58 @@ impl ChainService {
         }
     }
 
-    /// Gives the miner a new template: at once when the tip changed, at most every
-    /// [`TEMPLATE_REFRESH`] when only the mempool changed, and every 5 s to keep the
-    /// timestamp fresh.
+    /// Gives the miner a new template when it needs one (`miner_template`): rebuilt at once
+    /// when the tip changed, extended with what was admitted at most every
+    /// `miner_template::TEMPLATE_REFRESH` when only the mempool changed.
     pub(super) fn refresh_template(&mut self, tip_changed: bool) {
         if !self.mining || self.disk_full().is_some() {
             if self.miner.is_working() {
                 self.miner.set_job(None);
             }
+            self.template.clear();
             return;
         }
-        let age = self.clocks.last_template.elapsed();
-        let due = tip_changed
-            || (self.template_dirty && age >= TEMPLATE_REFRESH)
-            || age >= Duration::from_secs(5)
-            || !self.miner.is_working();
-        if !due {
-            return;
+        let now = Instant::now();
+        let renewal = if tip_changed || !self.miner.is_working() {
+            Renewal::Rebuild
+        } else {
+            self.template.renewal(self.chain.tip(), now)
+        };
+        match renewal {
+            Renewal::None => {}
+            Renewal::Extend => self.extend_template(now),
+            Renewal::Rebuild => self.rebuild_template(now),
         }
-        match build_template(
+    }
+
+    fn rebuild_template(&mut self, now: Instant) {
+        match TemplateBuilder::new(
             &self.chain,
             self.miner_address,
             clock_ms(self.clock_offset_ms),
         ) {
-            Ok(t) => self.miner.set_job(Some(t)),
-            Err(e) => tracing::error!(error = %e, "cannot build a block template"),
+            Ok(builder) => {
+                self.miner.set_job(Some(builder.template()));
+                self.template.rebuilt(builder, now);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build a block template");
+                self.template.clear();
+            }
         }
-        self.template_dirty = false;
-        self.clocks.last_template = Instant::now();
+    }
+
+    fn extend_template(&mut self, now: Instant) {
+        let Some((builder, admitted)) = self.template.extension(now) else {
+            return;
+        };
+        match builder.extend(&self.chain, &admitted) {
+            Ok(0) => {}
+            Ok(_) => self.miner.set_job(Some(builder.template())),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot extend the block template; rebuilding");
+                self.rebuild_template(now);
+            }
+        }
     }
 }

@@ -13,11 +13,13 @@
 //! Split by concern: `requests` (what the API asks), `gossip` (what peers send), `compact`
 //! (gossiped compact blocks: rebuilt from the mempool, relayed early, or their missing
 //! transactions fetched) with `compact_fetches` (what waits for a fetch), `mining` (templates,
-//! found blocks, "mine now"), `publish` (events and snapshots), `storage` (a full disk).
+//! found blocks, "mine now") with `miner_template` (when a template is rebuilt or extended),
+//! `publish` (events and snapshots), `storage` (a full disk).
 
 mod compact;
 mod compact_fetches;
 mod gossip;
+mod miner_template;
 mod mining;
 mod publish;
 mod requests;
@@ -153,7 +155,8 @@ pub struct ChainService {
     mine_jobs: VecDeque<mining::MineJob>,
     tips: Arc<Vec<peerchain_rpc::node_api::TipInfo>>,
     tips_dirty: bool,
-    template_dirty: bool,
+    /// The miner's template and what was admitted since it last changed.
+    template: miner_template::MinerTemplate,
     clocks: Clocks,
     failpoints: FailPoints,
     /// Added to the wall clock (`--clock-offset-ms`, tests of clock skew only).
@@ -183,7 +186,6 @@ impl std::fmt::Debug for ChainService {
 #[derive(Debug)]
 struct Clocks {
     started: Instant,
-    last_template: Instant,
     last_dev_block: Instant,
     last_expiry: Instant,
     last_gap_retry: Instant,
@@ -206,6 +208,7 @@ impl ChainService {
         );
         let now = Instant::now();
         let limits = &config.limits;
+        let chain_max_txs = chain.genesis().max_block_txs();
         ChainService {
             chain,
             links,
@@ -224,10 +227,9 @@ impl ChainService {
             mine_jobs: VecDeque::new(),
             tips: Arc::new(Vec::new()),
             tips_dirty: true,
-            template_dirty: true,
+            template: miner_template::MinerTemplate::new(chain_max_txs, now),
             clocks: Clocks {
                 started: now,
-                last_template: now,
                 last_dev_block: now,
                 last_expiry: now,
                 last_gap_retry: now,

@@ -102,11 +102,10 @@ impl ChainService {
                         .get(&txid)
                         .map_or_else(|| clock_ms(self.clock_offset_ms), |e| e.first_seen_ms);
                     self.first_seen.record(txid, seen);
-                    self.template_dirty = true;
+                    self.template.admitted(txid);
                     let _ = self.links.events.send(NodeEvent::Tx { txid });
                 }
                 ChainEvent::TxReturned(txid) => {
-                    self.template_dirty = true;
                     let _ = self.links.events.send(NodeEvent::Tx { txid });
                     if let Some(e) = self.chain.mempool().get(&txid) {
                         returned.push(e.tx.clone());

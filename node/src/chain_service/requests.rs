@@ -244,7 +244,6 @@ impl ChainService {
             self.admit_held(&sender);
         }
         if !new.is_empty() {
-            self.template_dirty = true;
             self.links.outbox.send(NetCommand::PublishTxs(new));
             self.publish_events();
             if matches!(self.dev, Some(d) if d.block_time_ms == 0)

@@ -282,7 +282,6 @@ impl super::ChainService {
             "disk space is back: accepting transactions and blocks again"
         );
         self.tips_dirty = true;
-        self.template_dirty = true;
         self.links.outbox.set_local_tip(self.local_tip());
         self.refresh_template(true);
     }
