@@ -716,6 +716,28 @@ pub(crate) fn solved_block_with(
     }
 }
 
+/// A store for an adversary to serve from: `chain`, a line of blocks on genesis in order,
+/// stored as they are (valid or not), each marked valid.
+pub(crate) fn store_with(
+    g: &peerchain_ledger::Genesis,
+    chain: &[&Block],
+) -> peerchain_ledger::Store {
+    use peerchain_ledger::{BlockRecord, BlockStatus, Store};
+    let store = Store::temporary(g).expect("store");
+    let mut work = g.header().target.work();
+    for block in chain {
+        work += block.header.target.work();
+        let record = BlockRecord {
+            header: block.header.clone(),
+            total_work: work,
+            status: BlockStatus::Valid,
+            seq: store.next_seq().expect("seq"),
+        };
+        store.put_block(block, &record).expect("put");
+    }
+    store
+}
+
 /// Starts an adversary that dials `victim` and keeps no other peer: it does not listen (no
 /// honest node can dial it) and its peer limit is 1 (its bootnode is always admitted, every
 /// peer its own discovery finds is refused). So `victim` is the only honest node that can

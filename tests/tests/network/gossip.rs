@@ -352,7 +352,7 @@ async fn a_block_is_relayed_before_its_state_is_applied() {
 /// its Merkle check, and never had the block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_missing_transactions_of_a_compact_block_are_fetched() {
-    use peerchain_ledger::{Block, BlockRecord, BlockStatus, Store};
+    use peerchain_ledger::Block;
 
     let g = test_genesis(7719);
     let h0 = Honest::start("h0", &g, Vec::new()).await;
@@ -366,18 +366,11 @@ async fn only_the_missing_transactions_of_a_compact_block_are_fetched() {
         vec![held, lacked.clone()],
     );
     // The sender's stored body: the right transaction only at position 1.
-    let store = Store::temporary(&g).expect("store");
     let stored = Block {
         header: block.header.clone(),
         transactions: vec![transfer(&g, 5, 4, 10, 0), lacked],
     };
-    let record = BlockRecord {
-        header: block.header.clone(),
-        total_work: g.header().target.work() + block.header.target.work(),
-        status: BlockStatus::Valid,
-        seq: store.next_seq().expect("seq"),
-    };
-    store.put_block(&stored, &record).expect("put");
+    let store = store_with(&g, &[&stored]);
     let sender = adversary_with_store_on(&h0, &g, g.max_block_txs(), Some(store)).await;
     sender.net.publish_block(&block).await;
 
@@ -402,8 +395,6 @@ async fn only_the_missing_transactions_of_a_compact_block_are_fetched() {
 /// observer whose only peer is h0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetched_transaction_with_a_bad_signature_fails_its_block() {
-    use peerchain_ledger::{BlockRecord, BlockStatus, Store};
-
     let g = test_genesis(7720);
     let h0 = Honest::start("h0", &g, Vec::new()).await;
     let held = transfer(&g, 1, 2, 10, 0);
@@ -412,14 +403,7 @@ async fn a_fetched_transaction_with_a_bad_signature_fails_its_block() {
     forged.amount = 1_000;
     let block = solved_block_with(g.hash(), 1, g.initial_target, 0x5d, vec![held, forged]);
     let hash = block.hash();
-    let store = Store::temporary(&g).expect("store");
-    let record = BlockRecord {
-        header: block.header.clone(),
-        total_work: g.header().target.work() + block.header.target.work(),
-        status: BlockStatus::Valid,
-        seq: store.next_seq().expect("seq"),
-    };
-    store.put_block(&block, &record).expect("put");
+    let store = store_with(&g, &[&block]);
     let sender = adversary_with_store_on(&h0, &g, g.max_block_txs(), Some(store)).await;
     let observer = adversary_on(&h0, &g, g.max_block_txs()).await;
     sender.net.publish_block(&block).await;
@@ -450,8 +434,6 @@ async fn a_fetched_transaction_with_a_bad_signature_fails_its_block() {
 /// transactions of an orphan as of any other block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orphan_compact_block_takes_the_ancestor_download_not_get_block_txs() {
-    use peerchain_ledger::{BlockRecord, BlockStatus, Store};
-
     let g = test_genesis(7721);
     let h0 = Honest::start("h0", &g, Vec::new()).await;
     let held = transfer(&g, 1, 2, 10, 0);
@@ -460,18 +442,7 @@ async fn an_orphan_compact_block_takes_the_ancestor_download_not_get_block_txs()
     std::thread::sleep(Duration::from_millis(5)); // a later timestamp than its parent's
     let lacked = transfer(&g, 3, 4, 10, 0);
     let orphan = solved_block_with(parent.hash(), 2, g.initial_target, 0x5e, vec![held, lacked]);
-    let store = Store::temporary(&g).expect("store");
-    let mut work = g.header().target.work();
-    for block in [&parent, &orphan] {
-        work = work + block.header.target.work();
-        let record = BlockRecord {
-            header: block.header.clone(),
-            total_work: work,
-            status: BlockStatus::Valid,
-            seq: store.next_seq().expect("seq"),
-        };
-        store.put_block(block, &record).expect("put");
-    }
+    let store = store_with(&g, &[&parent, &orphan]);
     let sender = adversary_with_store_on(&h0, &g, g.max_block_txs(), Some(store)).await;
     sender.net.publish_block(&orphan).await;
 
