@@ -1,7 +1,8 @@
 //! Issue 13, goal 3: each signature is verified at most once per node. A block whose
 //! transactions the node already admitted to its mempool costs no signature check, a block of
 //! new transactions costs one per transaction, and the same block on a second branch (a reorg
-//! candidate) costs none. The process-wide counter `crypto::tx_verifications` is read before
+//! candidate) costs none, and a block checked for an early relay costs none again at its
+//! import. The process-wide counter `crypto::tx_verifications` is read before
 //! and after each step, so this file holds this one test (its own process).
 //!
 //! With the verified-signature set turned off (capacity 0) the same steps verify every
@@ -33,8 +34,9 @@ fn checks<T>(f: impl FnOnce() -> T) -> (T, u64) {
 
 /// Verifications of: admitting a block's transactions, importing that block, importing a
 /// block of new transactions, importing a copy of the first block's transactions on a side
-/// branch.
-fn run(g: &Genesis, remembered: usize) -> [u64; 4] {
+/// branch, checking a block of new transactions for an early relay (`Chain::relayable`),
+/// then importing that block.
+fn run(g: &Genesis, remembered: usize) -> [u64; 6] {
     let store = Store::temporary(g).expect("store");
     let config = ChainConfig {
         mempool: MempoolConfig {
@@ -58,28 +60,45 @@ fn run(g: &Genesis, remembered: usize) -> [u64; 4] {
     let side = f.child_with(&g.hash(), first.transactions.clone(), Address([0xee; 20]));
     assert_ne!(side.hash(), first.hash(), "another block (another miner)");
     let (_, side_block) = checks(|| chain.import(side, None, now).expect("import"));
-    [admit, known_block, new_block, side_block]
+    // A block of new transactions on the tip, checked for an early relay before its import.
+    let third = f.child(&second.hash(), TXS, 3);
+    let (relayable, relay) = checks(|| chain.relayable(&third, now));
+    assert!(relayable, "a valid block on the tip is relayable");
+    let (verdicts, relayed_block) = checks(|| chain.import(third, None, now).expect("import"));
+    assert_eq!(verdicts[0].verdict, Verdict::Accepted { on_main: true });
+    [
+        admit,
+        known_block,
+        new_block,
+        side_block,
+        relay,
+        relayed_block,
+    ]
 }
 
 #[test]
 fn each_signature_is_verified_once_per_node() {
     let g = easy_genesis();
     let n = TXS as u64;
-    let [admit, known, new, side] = run(&g, 200_000);
+    let [admit, known, new, side, relay, relayed] = run(&g, 200_000);
     println!(
-        "with the set: admission {admit}, known block {known}, new block {new}, side branch {side}"
+        "with the set: admission {admit}, known block {known}, new block {new}, side branch \
+         {side}, early relay {relay}, its import {relayed}"
     );
     assert_eq!(admit, n, "admission verifies each once");
     assert_eq!(known, 0, "a block of admitted transactions costs no check");
     assert_eq!(new, n, "a block of new transactions costs one check each");
     assert_eq!(side, 0, "the same transactions on another branch cost none");
-    let [admit, known, new, side] = run(&g, 0);
+    assert_eq!(relay, n, "the early relay checks a new block's signatures");
+    assert_eq!(relayed, 0, "and its import checks none of them again");
+    let [admit, known, new, side, relay, relayed] = run(&g, 0);
     println!(
-        "without: admission {admit}, known block {known}, new block {new}, side branch {side}"
+        "without: admission {admit}, known block {known}, new block {new}, side branch {side}, \
+         early relay {relay}, its import {relayed}"
     );
     assert_eq!(
-        (admit, known, new, side),
-        (n, n, n, n),
+        (admit, known, new, side, relay, relayed),
+        (n, n, n, n, n, n),
         "the control: everything again"
     );
 }
