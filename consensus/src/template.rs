@@ -4,7 +4,7 @@
 //! time. The background mining threads live in the node (`peerchain::miner`).
 
 use peerchain_ledger::mempool::Selection;
-use peerchain_ledger::merkle::merkle_root;
+use peerchain_ledger::merkle::MerkleBuilder;
 use peerchain_ledger::{Address, Block, BlockHeader, Hash, Transaction};
 
 use crate::chain::{Chain, ChainError};
@@ -45,6 +45,8 @@ pub fn build_template(chain: &Chain, miner: Address, now_ms: u64) -> Result<Temp
 pub struct TemplateBuilder {
     header: BlockHeader,
     selection: Selection,
+    /// The selection's Merkle tree, grown with it.
+    tree: MerkleBuilder,
 }
 
 impl TemplateBuilder {
@@ -53,6 +55,7 @@ impl TemplateBuilder {
         let tip = chain.tip();
         let parent = chain.tip_header().clone();
         let selection = chain.start_selection()?;
+        let tree = MerkleBuilder::from_leaves(selection.txids());
         let target = chain
             .next_target_after(&tip)
             .ok_or(ChainError::UnknownBlock(tip))?;
@@ -63,13 +66,14 @@ impl TemplateBuilder {
                 // Saturates like rule 1's `expected` height: a tip at u64::MAX has no valid child.
                 height: parent.height.saturating_add(1),
                 prev_hash: tip,
-                tx_root: merkle_root(selection.txids()),
+                tx_root: tree.root(),
                 timestamp_ms,
                 target,
                 nonce: 0,
                 miner,
             },
             selection,
+            tree,
         })
     }
 
@@ -100,9 +104,12 @@ impl TemplateBuilder {
         if chain.tip() != self.parent() {
             return Ok(0);
         }
+        let before = self.selection.len();
         let appended = chain.extend_selection(&mut self.selection, admitted)?;
         if appended > 0 {
-            self.header.tx_root = merkle_root(self.selection.txids());
+            let new = self.selection.txids().get(before..).unwrap_or_default();
+            self.tree.extend(new);
+            self.header.tx_root = self.tree.root();
         }
         Ok(appended)
     }

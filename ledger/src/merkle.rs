@@ -57,6 +57,67 @@ pub fn merkle_root(leaves: &[Hash]) -> Hash {
         .unwrap_or_else(|| crate::types::sha256(b""))
 }
 
+/// A Merkle tree that grows at its end (a block template taking more transactions): after
+/// [`MerkleBuilder::extend`] its [`MerkleBuilder::root`] is [`merkle_root`] of every leaf so
+/// far, but only the nodes right of the first new leaf are hashed again, about two per new
+/// leaf instead of two per leaf. Holds every level (about two hashes per leaf).
+#[derive(Debug, Clone, Default)]
+pub struct MerkleBuilder {
+    /// `levels[0]` the leaf hashes, each next level their parents built as [`merkle_root`]
+    /// does (pairs, an odd last node promoted unchanged); the last holds the root.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl MerkleBuilder {
+    /// The tree of `leaves`.
+    pub fn from_leaves(leaves: &[Hash]) -> Self {
+        let mut tree = MerkleBuilder::default();
+        tree.extend(leaves);
+        tree
+    }
+
+    /// Appends `leaves` and hashes again the nodes they change.
+    pub fn extend(&mut self, leaves: &[Hash]) {
+        if leaves.is_empty() {
+            return;
+        }
+        let mut old = std::mem::take(&mut self.levels).into_iter();
+        let mut current = old.next().unwrap_or_default();
+        let mut below = current.len();
+        current.extend(leaves.iter().map(leaf_hash));
+        let mut rebuilt = Vec::new();
+        // From the leaves up: each level keeps its parents left of the first changed child
+        // (`below`, the first new node of the level beneath) and computes the rest.
+        while current.len() > 1 {
+            let first_changed = below / 2;
+            let mut parents = old.next().unwrap_or_default();
+            parents.truncate(first_changed);
+            let changed = current
+                .get(first_changed.saturating_mul(2)..)
+                .unwrap_or_default();
+            parents.extend(changed.chunks(2).filter_map(|pair| match pair {
+                [left, right] => Some(node_hash(left, right)),
+                [single] => Some(*single),
+                _ => None,
+            }));
+            rebuilt.push(current);
+            current = parents;
+            below = first_changed;
+        }
+        rebuilt.push(current);
+        self.levels = rebuilt;
+    }
+
+    /// [`merkle_root`] of every leaf appended so far.
+    pub fn root(&self) -> Hash {
+        self.levels
+            .last()
+            .and_then(|top| top.first())
+            .copied()
+            .unwrap_or_else(|| crate::types::sha256(b""))
+    }
+}
+
 /// The audit path of leaf `index` (siblings from the leaf upwards), or `None` when out of range.
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
     if index >= leaves.len() {
@@ -200,6 +261,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_tree_grown_in_steps_has_the_root_of_all_its_leaves(
+            steps in proptest::collection::vec(0usize..40, 0..8),
+        ) {
+            let mut tree = MerkleBuilder::default();
+            let mut all = Vec::new();
+            prop_assert_eq!(tree.root(), merkle_root(&all));
+            for (k, n) in steps.into_iter().enumerate() {
+                let step: Vec<Hash> = (0..n).map(|i| sha256(&[k as u8, i as u8])).collect();
+                tree.extend(&step);
+                all.extend(step);
+                prop_assert_eq!(tree.root(), merkle_root(&all), "after {} leaves", all.len());
+            }
+            prop_assert_eq!(MerkleBuilder::from_leaves(&all).root(), merkle_root(&all));
+        }
+
         #[test]
         fn every_proof_verifies_and_wrong_index_fails(n in 1usize..80, pick in 0usize..80) {
             let l: Vec<Hash> = (0..n).map(|i| sha256(&(i as u64).to_le_bytes())).collect();
