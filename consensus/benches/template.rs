@@ -64,7 +64,7 @@ fn main() {
         let results = chain.submit_batch(part.to_vec(), now);
         assert!(results.iter().all(Result::is_ok), "every chunk is admitted");
         let t = Instant::now();
-        let appended = builder.extend(&chain, &ids).expect("extend");
+        let appended = builder.extend(&chain, &ids, now).expect("extend");
         let template = builder.template();
         extensions.push(t.elapsed());
         assert_eq!(

@@ -47,6 +47,8 @@ pub struct TemplateBuilder {
     selection: Selection,
     /// The selection's Merkle tree, grown with it.
     tree: MerkleBuilder,
+    /// The earliest valid timestamp: one past the parent's median time past.
+    earliest_ms: u64,
 }
 
 impl TemplateBuilder {
@@ -59,7 +61,8 @@ impl TemplateBuilder {
         let target = chain
             .next_target_after(&tip)
             .ok_or(ChainError::UnknownBlock(tip))?;
-        let timestamp_ms = now_ms.max(chain.median_time_past(&tip).saturating_add(1));
+        let earliest_ms = chain.median_time_past(&tip).saturating_add(1);
+        let timestamp_ms = now_ms.max(earliest_ms);
         Ok(TemplateBuilder {
             header: BlockHeader {
                 version: 1,
@@ -74,6 +77,7 @@ impl TemplateBuilder {
             },
             selection,
             tree,
+            earliest_ms,
         })
     }
 
@@ -94,12 +98,14 @@ impl TemplateBuilder {
 
     /// Appends the transactions of `admitted` (admitted to the mempool since the template was
     /// built or last extended) that are valid next for their sender, with their sender's later
-    /// nonces, within `max_block_txs`; returns how many. While `chain`'s tip is not
+    /// nonces, within `max_block_txs`; returns how many. When it appends any, the timestamp
+    /// moves to `now_ms` (never below the earliest valid one). While `chain`'s tip is not
     /// [`TemplateBuilder::parent`] it appends nothing: the template needs rebuilding.
     pub fn extend<'a>(
         &mut self,
         chain: &Chain,
         admitted: impl IntoIterator<Item = &'a Hash>,
+        now_ms: u64,
     ) -> Result<usize, ChainError> {
         if chain.tip() != self.parent() {
             return Ok(0);
@@ -110,6 +116,7 @@ impl TemplateBuilder {
             let new = self.selection.txids().get(before..).unwrap_or_default();
             self.tree.extend(new);
             self.header.tx_root = self.tree.root();
+            self.header.timestamp_ms = now_ms.max(self.earliest_ms);
         }
         Ok(appended)
     }

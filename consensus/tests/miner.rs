@@ -69,8 +69,16 @@ fn an_extended_template_is_a_block_the_chain_accepts_until_the_tip_moves() {
             txid
         })
         .collect();
-    assert_eq!(builder.extend(&chain, &admitted).expect("extend"), 3);
+    assert_eq!(
+        builder.extend(&chain, &admitted, now + 7).expect("extend"),
+        3
+    );
     let template = builder.template();
+    assert_eq!(
+        template.header.timestamp_ms,
+        now + 7,
+        "the time of the extension"
+    );
     let rebuilt = build_template(&chain, miner, now).expect("template");
     assert_eq!(template.transactions.len(), rebuilt.transactions.len());
     let txids: Vec<_> = template.transactions.iter().map(|t| t.txid()).collect();
@@ -85,6 +93,9 @@ fn an_extended_template_is_a_block_the_chain_accepts_until_the_tip_moves() {
     let late = transfer(2, 0);
     let late_id = late.txid();
     chain.submit(late, now).expect("admitted");
-    assert_eq!(builder.extend(&chain, [&late_id]).expect("extend"), 0);
+    assert_eq!(
+        builder.extend(&chain, [&late_id], now + 9).expect("extend"),
+        0
+    );
     assert_ne!(builder.parent(), tip);
 }

@@ -1,7 +1,7 @@
 //! Background mining threads at below-normal priority (nice 10) with a hash-rate cap.
 //!
-//! The miner never touches the store or the chain: it receives templates
-//! (`peerchain_consensus::build_template`) and hands solved blocks back over a channel, and the
+//! The miner never touches the store or the chain: it receives templates (from the chain
+//! thread's `peerchain_consensus::TemplateBuilder`) and hands solved blocks back over a channel, and the
 //! chain service imports them like any other block. It holds one of the workspace's three
 //! `unsafe` calls (`setpriority`; the others are the scenario runner's `kill(SIGTERM)` and
 //! `heap::trim`'s `malloc_trim`).

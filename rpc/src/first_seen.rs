@@ -29,7 +29,7 @@ pub struct FirstSeenTimes {
 struct Generations {
     current: HashMap<Hash, u64>,
     previous: HashMap<Hash, u64>,
-    generation_len: usize,
+    max: usize,
 }
 
 impl Generations {
@@ -42,12 +42,12 @@ impl Generations {
 }
 
 impl FirstSeenTimes {
-    /// Remembers at most `max` transactions (at least 2), and at least half as many once that
-    /// many were recorded.
+    /// Remembers at most `max` transactions (0: none), and the newest half of that or more
+    /// once that many were recorded.
     pub fn new(max: usize) -> Self {
         FirstSeenTimes {
             inner: Arc::new(RwLock::new(Generations {
-                generation_len: (max / 2).max(1),
+                max,
                 ..Generations::default()
             })),
         }
@@ -56,11 +56,17 @@ impl FirstSeenTimes {
     /// Records `txid` first seen at `ms` (a later sighting changes nothing).
     pub fn record(&self, txid: Hash, ms: u64) {
         let mut g = self.inner.write();
-        if g.get(&txid).is_some() {
+        if g.max == 0 || g.get(&txid).is_some() {
             return;
         }
-        if g.current.len() >= g.generation_len {
-            g.previous = std::mem::take(&mut g.current);
+        let generation_len = g.max.div_ceil(2);
+        if g.current.len() >= generation_len {
+            // Sized once, so the new generation never grows (and copies) under the lock.
+            let fresh = HashMap::with_capacity(generation_len);
+            g.previous = std::mem::replace(&mut g.current, fresh);
+        }
+        if g.current.len().saturating_add(g.previous.len()) >= g.max {
+            g.previous.clear();
         }
         g.current.insert(txid, ms);
     }
@@ -117,6 +123,26 @@ mod tests {
         }
         for i in 0..900 {
             assert_eq!(seen.get(&txid(i)), None, "{i} should be forgotten");
+        }
+    }
+
+    #[test]
+    fn tiny_bounds_hold_too() {
+        for max in [0, 1, 2, 3] {
+            let seen = FirstSeenTimes::new(max);
+            for i in 0..10 {
+                seen.record(txid(i), u64::from(i));
+                assert!(
+                    seen.len() <= max,
+                    "{} remembered with a bound of {max}",
+                    seen.len()
+                );
+            }
+            assert_eq!(
+                seen.get(&txid(9)).is_some(),
+                max > 0,
+                "the newest, bound {max}"
+            );
         }
     }
 

@@ -45,6 +45,8 @@ pub(super) struct MinerTemplate {
     overflowed: bool,
     built: Instant,
     renewed: Instant,
+    /// When the last rebuild failed: the next waits [`TEMPLATE_REFRESH`].
+    failed: Option<Instant>,
 }
 
 impl MinerTemplate {
@@ -58,6 +60,7 @@ impl MinerTemplate {
             overflowed: false,
             built: now,
             renewed: now,
+            failed: None,
         }
     }
 
@@ -70,13 +73,22 @@ impl MinerTemplate {
         }
     }
 
-    /// What the template needs at `now`, with the chain's tip `tip`.
-    pub(super) fn renewal(&self, tip: Hash, now: Instant) -> Renewal {
+    /// What the template needs at `now`, with the chain's tip `tip`; `forced` asks for a
+    /// rebuild (a new tip, a miner without a job). A rebuild that failed is not tried again
+    /// within [`TEMPLATE_REFRESH`].
+    pub(super) fn renewal(&self, tip: Hash, now: Instant, forced: bool) -> Renewal {
+        if self
+            .failed
+            .is_some_and(|at| now.duration_since(at) < TEMPLATE_REFRESH)
+        {
+            return Renewal::None;
+        }
         let stale = match &self.builder {
             None => true,
             Some(b) => b.parent() != tip,
         };
-        if stale || self.overflowed || now.duration_since(self.built) >= REBUILD_INTERVAL {
+        if forced || stale || self.overflowed || now.duration_since(self.built) >= REBUILD_INTERVAL
+        {
             Renewal::Rebuild
         } else if !self.admitted.is_empty() && now.duration_since(self.renewed) >= TEMPLATE_REFRESH
         {
@@ -86,6 +98,13 @@ impl MinerTemplate {
         }
     }
 
+    /// How long the chain thread may wait for messages before an extension is due; `None`
+    /// when none is waiting.
+    pub(super) fn due_in(&self, now: Instant) -> Option<Duration> {
+        (self.builder.is_some() && !self.admitted.is_empty())
+            .then(|| TEMPLATE_REFRESH.saturating_sub(now.duration_since(self.renewed)))
+    }
+
     /// Holds `builder`, just built at `now`; what was admitted before is in it.
     pub(super) fn rebuilt(&mut self, builder: TemplateBuilder, now: Instant) {
         self.builder = Some(builder);
@@ -93,6 +112,13 @@ impl MinerTemplate {
         self.overflowed = false;
         self.built = now;
         self.renewed = now;
+        self.failed = None;
+    }
+
+    /// A rebuild failed at `now`: no template until the next one succeeds.
+    pub(super) fn rebuild_failed(&mut self, now: Instant) {
+        self.clear();
+        self.failed = Some(now);
     }
 
     /// The builder and the txids admitted since it last changed, for an extension at `now`.
@@ -134,22 +160,26 @@ mod tests {
         let (g, chain) = chain();
         let t0 = Instant::now();
         let mut t = MinerTemplate::new(10, t0);
-        assert_eq!(t.renewal(chain.tip(), t0), Renewal::Rebuild, "none yet");
+        assert_eq!(
+            t.renewal(chain.tip(), t0, false),
+            Renewal::Rebuild,
+            "none yet"
+        );
         let builder = TemplateBuilder::new(&chain, Address([1; 20]), g.timestamp_ms + 1);
         t.rebuilt(builder.expect("template"), t0);
-        assert_eq!(t.renewal(chain.tip(), t0 + ms(10)), Renewal::None);
+        assert_eq!(t.renewal(chain.tip(), t0 + ms(10), false), Renewal::None);
         assert_eq!(
-            t.renewal(Hash([7; 32]), t0 + ms(10)),
+            t.renewal(Hash([7; 32]), t0 + ms(10), false),
             Renewal::Rebuild,
             "new tip"
         );
         assert_eq!(
-            t.renewal(chain.tip(), t0 + REBUILD_INTERVAL),
+            t.renewal(chain.tip(), t0 + REBUILD_INTERVAL, false),
             Renewal::Rebuild
         );
         t.clear();
         assert_eq!(
-            t.renewal(chain.tip(), t0 + ms(10)),
+            t.renewal(chain.tip(), t0 + ms(10), false),
             Renewal::Rebuild,
             "cleared"
         );
@@ -167,19 +197,23 @@ mod tests {
         chain.submit(tx.clone(), now_ms).expect("admitted");
         t.admitted(tx.txid());
         assert_eq!(
-            t.renewal(chain.tip(), t0 + ms(10)),
+            t.renewal(chain.tip(), t0 + ms(10), false),
             Renewal::None,
             "too soon"
         );
         assert_eq!(
-            t.renewal(chain.tip(), t0 + TEMPLATE_REFRESH),
+            t.renewal(chain.tip(), t0 + TEMPLATE_REFRESH, false),
             Renewal::Extend
         );
         let (builder, admitted) = t.extension(t0 + TEMPLATE_REFRESH).expect("held");
-        assert_eq!(builder.extend(&chain, &admitted).expect("extend"), 1);
-        assert_eq!(builder.template().transactions, vec![tx]);
         assert_eq!(
-            t.renewal(chain.tip(), t0 + TEMPLATE_REFRESH * 3),
+            builder.extend(&chain, &admitted, now_ms).expect("extend"),
+            1
+        );
+        assert_eq!(builder.template().transactions, vec![tx]);
+        assert_eq!(t.due_in(t0 + TEMPLATE_REFRESH), None, "nothing waits");
+        assert_eq!(
+            t.renewal(chain.tip(), t0 + TEMPLATE_REFRESH * 3, false),
             Renewal::None,
             "nothing admitted since"
         );
@@ -187,7 +221,7 @@ mod tests {
             t.admitted(Hash([n; 32]));
         }
         assert_eq!(
-            t.renewal(chain.tip(), t0 + TEMPLATE_REFRESH + ms(1)),
+            t.renewal(chain.tip(), t0 + TEMPLATE_REFRESH + ms(1), false),
             Renewal::Rebuild,
             "more admitted than it keeps"
         );

@@ -143,11 +143,8 @@ impl ChainService {
             return;
         }
         let now = Instant::now();
-        let renewal = if tip_changed || !self.miner.is_working() {
-            Renewal::Rebuild
-        } else {
-            self.template.renewal(self.chain.tip(), now)
-        };
+        let forced = tip_changed || !self.miner.is_working();
+        let renewal = self.template.renewal(self.chain.tip(), now, forced);
         match renewal {
             Renewal::None => {}
             Renewal::Extend => self.extend_template(now),
@@ -166,8 +163,10 @@ impl ChainService {
                 self.template.rebuilt(builder, now);
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot build a block template");
-                self.template.clear();
+                // The held job may be on the old tip: stop rather than mine a stale block.
+                tracing::error!(error = %e, "cannot build a block template; trying again shortly");
+                self.miner.set_job(None);
+                self.template.rebuild_failed(now);
             }
         }
     }
@@ -176,7 +175,7 @@ impl ChainService {
         let Some((builder, admitted)) = self.template.extension(now) else {
             return;
         };
-        match builder.extend(&self.chain, &admitted) {
+        match builder.extend(&self.chain, &admitted, clock_ms(self.clock_offset_ms)) {
             Ok(0) => {}
             Ok(_) => self.miner.set_job(Some(builder.template())),
             Err(e) => {

@@ -50,6 +50,10 @@ use crate::outbox::NetOutbox;
 /// interval (500 ms), a transaction pending for a second survives a crash.
 const MEMPOOL_SAVE_INTERVAL: Duration = Duration::from_millis(400);
 
+/// Longest the loop waits for a message before its periodic work runs (less when a template
+/// extension falls due sooner).
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
 /// Milliseconds since the Unix epoch, shifted by `offset_ms` (`--clock-offset-ms`, tests of
 /// clock skew only).
 pub fn clock_ms(offset_ms: i64) -> u64 {
@@ -279,7 +283,9 @@ impl ChainService {
         loop {
             let block_first = blocks.try_recv().ok();
             let idle = if self.mine_jobs.is_empty() && block_first.is_none() {
-                Duration::from_millis(100)
+                // Waiting admissions wake the loop when their template extension is due.
+                let extension = self.template.due_in(Instant::now());
+                extension.map_or(IDLE_WAIT, |due| due.min(IDLE_WAIT))
             } else {
                 Duration::ZERO
             };
@@ -325,6 +331,9 @@ impl ChainService {
             self.mine_step();
             self.tick();
             self.publish_events();
+            // Admissions are noted by `publish_events`: extend the template in the same turn
+            // when it is due.
+            self.refresh_template(false);
             self.publish_snapshot();
             self.write_behind();
         }
