@@ -13,6 +13,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod generations;
 pub mod genesis;
 mod history;
 pub mod mempool;

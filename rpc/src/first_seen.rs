@@ -5,40 +5,23 @@
 //! reader sees the newest times, not a snapshot (a first-seen time never changes once
 //! recorded, so there is nothing for a snapshot to keep consistent).
 //!
-//! Bounded by two generations instead of an eviction queue: records go into the current
-//! generation; when it holds half the bound it becomes the previous one and the old previous
-//! one is forgotten whole. So at most the bound is remembered, at least half of it, and the
-//! oldest are forgotten first. 180,000 transactions take about 16 MiB of resident memory here,
-//! where the persistent map with a queue of txids it replaces took 35 MiB.
+//! Bounded by `peerchain_ledger::generations::Generations`: at most the bound is remembered,
+//! the newest half of it or more, and the oldest are forgotten first. 180,000 transactions
+//! take about 16 MiB of resident memory here, where the persistent map with a queue of txids
+//! it replaces took 35 MiB.
 //!
 //! It must never: change a time once recorded, or hold more than its bound.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use peerchain_ledger::Hash;
+use peerchain_ledger::generations::Generations;
 
 /// See the module docs. Cloning shares the map.
 #[derive(Debug, Clone)]
 pub struct FirstSeenTimes {
-    inner: Arc<RwLock<Generations>>,
-}
-
-#[derive(Debug, Default)]
-struct Generations {
-    current: HashMap<Hash, u64>,
-    previous: HashMap<Hash, u64>,
-    max: usize,
-}
-
-impl Generations {
-    fn get(&self, txid: &Hash) -> Option<u64> {
-        self.current
-            .get(txid)
-            .or_else(|| self.previous.get(txid))
-            .copied()
-    }
+    inner: Arc<RwLock<Generations<Hash, u64>>>,
 }
 
 impl FirstSeenTimes {
@@ -46,40 +29,23 @@ impl FirstSeenTimes {
     /// once that many were recorded.
     pub fn new(max: usize) -> Self {
         FirstSeenTimes {
-            inner: Arc::new(RwLock::new(Generations {
-                max,
-                ..Generations::default()
-            })),
+            inner: Arc::new(RwLock::new(Generations::new(max))),
         }
     }
 
     /// Records `txid` first seen at `ms` (a later sighting changes nothing).
     pub fn record(&self, txid: Hash, ms: u64) {
-        let mut g = self.inner.write();
-        if g.max == 0 || g.get(&txid).is_some() {
-            return;
-        }
-        let generation_len = g.max.div_ceil(2);
-        if g.current.len() >= generation_len {
-            // Sized once, so the new generation never grows (and copies) under the lock.
-            let fresh = HashMap::with_capacity(generation_len);
-            g.previous = std::mem::replace(&mut g.current, fresh);
-        }
-        if g.current.len().saturating_add(g.previous.len()) >= g.max {
-            g.previous.clear();
-        }
-        g.current.insert(txid, ms);
+        self.inner.write().insert_new(txid, ms);
     }
 
     /// When `txid` was first seen, if it is remembered.
     pub fn get(&self, txid: &Hash) -> Option<u64> {
-        self.inner.read().get(txid)
+        self.inner.read().get(txid).copied()
     }
 
     /// Transactions remembered.
     pub fn len(&self) -> usize {
-        let g = self.inner.read();
-        g.current.len() + g.previous.len()
+        self.inner.read().len()
     }
 
     /// Whether none is remembered.
