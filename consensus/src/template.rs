@@ -35,7 +35,7 @@ impl Template {
 /// order (at most `max_block_txs`), the required target, and a timestamp after the median
 /// time past.
 pub fn build_template(chain: &Chain, miner: Address, now_ms: u64) -> Result<Template, ChainError> {
-    Ok(TemplateBuilder::new(chain, miner, now_ms)?.template())
+    Ok(TemplateBuilder::new(chain, miner, now_ms)?.into_template())
 }
 
 /// A template kept in step with a busy mempool while the tip stays: [`TemplateBuilder::extend`]
@@ -121,11 +121,19 @@ impl TemplateBuilder {
         Ok(appended)
     }
 
-    /// The template as it stands.
+    /// The template as it stands, without giving up the builder.
     pub fn template(&self) -> Template {
         Template {
             header: self.header.clone(),
             transactions: self.selection.transactions().to_vec(),
+        }
+    }
+
+    /// The template, the builder given up (no copy of the transactions).
+    pub fn into_template(self) -> Template {
+        Template {
+            header: self.header,
+            transactions: self.selection.into_transactions(),
         }
     }
 }

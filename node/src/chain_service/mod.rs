@@ -331,8 +331,9 @@ impl ChainService {
             self.mine_step();
             self.tick();
             self.publish_events();
-            // Admissions are noted by `publish_events`: extend the template in the same turn
-            // when it is due.
+            // After `publish_events`, which notes the admissions: a due extension takes them
+            // in the same turn. Also the periodic rebuild, and stopping the miner on a full
+            // disk.
             self.refresh_template(false);
             self.publish_snapshot();
             self.write_behind();
@@ -378,8 +379,8 @@ impl ChainService {
         }
     }
 
-    /// Periodic work: future blocks, expiry, held transactions, dev blocks, templates, hash
-    /// rate, fail points.
+    /// Periodic work: future blocks, expiry, held transactions, dev blocks, hash rate, fail
+    /// points (the template is renewed after the step's events, in `run`).
     fn tick(&mut self) {
         if let Some(ms) = self.failpoints.chain_panic_after_ms
             && self.clocks.started.elapsed() >= Duration::from_millis(ms)
@@ -390,7 +391,6 @@ impl ChainService {
         self.expire_compact_fetches();
         if self.disk_full().is_some() {
             // Nothing that writes: future blocks, fork choice and the saved mempool wait.
-            self.refresh_template(false);
             return;
         }
         match self.chain.retry_future(clock_ms(self.clock_offset_ms)) {
@@ -440,7 +440,6 @@ impl ChainService {
                 tracing::error!(error = %e, "dev block failed");
             }
         }
-        self.refresh_template(false);
         self.record_hashrate();
         if let Some(adversary) = &mut self.adversary {
             adversary.tick(
