@@ -17,8 +17,8 @@ use peerchain_ledger::ApplyError;
 use peerchain_ledger::mempool::{Admitted, MempoolError, Selection};
 use peerchain_ledger::state::apply_block;
 use peerchain_ledger::{
-    Address, Block, BlockHeader, BlockRecord, BlockStatus, Genesis, Hash, Mempool, MempoolConfig,
-    Store, StoreError, StoreReader, Transaction, U256,
+    Address, BackgroundWrites, Block, BlockHeader, BlockRecord, BlockStatus, Genesis, Hash,
+    Mempool, MempoolConfig, Store, StoreError, StoreReader, Transaction, U256,
 };
 
 use crate::difficulty::{median_time_past, next_target};
@@ -241,6 +241,23 @@ impl StoredTree {
             leaves,
             tip,
         })
+    }
+}
+
+/// Changes of the pool not in the store's saved mempool yet
+/// ([`Chain::take_saved_mempool_changes`]).
+#[derive(Debug, Default)]
+pub struct SavedMempoolChanges {
+    /// Admitted since the last save.
+    pub added: Vec<Transaction>,
+    /// Gone from the pool since the last save.
+    pub removed: Vec<Hash>,
+}
+
+impl SavedMempoolChanges {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty()
     }
 }
 
@@ -1327,10 +1344,32 @@ impl Chain {
     }
 
     /// Brings the saved mempool in step with the pool: writes the transactions admitted and
-    /// deletes those gone since the last call, in one batch and without waiting for the disk
-    /// (the store writes it within its flush interval). Costs one pass over the pool's txids
-    /// plus the changes. Returns (added, removed).
+    /// deletes those gone since the last call, without waiting for the disk (the store writes
+    /// them within its flush interval). Costs one pass over the pool's txids plus the
+    /// changes. Returns (added, removed).
     pub fn sync_saved_mempool(&mut self) -> Result<(usize, usize), ChainError> {
+        let changes = self.saved_mempool_diff();
+        if changes.is_empty() {
+            return Ok((0, 0));
+        }
+        self.store
+            .update_saved_mempool(&changes.added, &changes.removed)?;
+        self.mark_saved(&changes);
+        Ok((changes.added.len(), changes.removed.len()))
+    }
+
+    /// [`Chain::sync_saved_mempool`] for a caller that writes the changes on another thread
+    /// ([`BackgroundWrites::update_saved_mempool`], in the order taken): the changes since
+    /// the last call, counted as saved from now on. A write that then fails leaves the saved
+    /// mempool behind the pool until [`Chain::reopen_store`] or [`Chain::save_mempool`]
+    /// rewrites it.
+    pub fn take_saved_mempool_changes(&mut self) -> SavedMempoolChanges {
+        let changes = self.saved_mempool_diff();
+        self.mark_saved(&changes);
+        changes
+    }
+
+    fn saved_mempool_diff(&self) -> SavedMempoolChanges {
         let added: Vec<Transaction> = self
             .mempool
             .txids()
@@ -1343,16 +1382,22 @@ impl Chain {
             .filter(|t| !self.mempool.contains(t))
             .copied()
             .collect();
-        if added.is_empty() && removed.is_empty() {
-            return Ok((0, 0));
-        }
-        self.store.update_saved_mempool(&added, &removed)?;
-        for t in &removed {
+        SavedMempoolChanges { added, removed }
+    }
+
+    fn mark_saved(&mut self, changes: &SavedMempoolChanges) {
+        for t in &changes.removed {
             self.saved_mempool.remove(t);
         }
         self.saved_mempool
-            .extend(added.iter().map(Transaction::txid));
-        Ok((added.len(), removed.len()))
+            .extend(changes.added.iter().map(Transaction::txid));
+    }
+
+    /// A handle for the store writes another thread may make once the chain has announced
+    /// what changed: the txindex entries of connected blocks and the saved mempool's changes
+    /// ([`BackgroundWrites`]).
+    pub fn background_writes(&self) -> BackgroundWrites {
+        self.store.background_writes()
     }
 
     /// Treats `hash` and its descendants as invalid, reorganising away from them

@@ -40,8 +40,8 @@ pub use mempool::{Admitted, FeeCursor, Mempool, MempoolConfig, MempoolError};
 pub use primitive_types::U256;
 pub use state::{Account, AccountReader, BlockDelta, StateDigest};
 pub use store::{
-    BlockRecord, BlockStatus, HistoryCursor, Inconsistency, Store, StoreConfig, StoreReader,
-    TxLocation,
+    BackgroundWrites, BlockRecord, BlockStatus, HistoryCursor, Inconsistency, Store, StoreConfig,
+    StoreReader, TxLocation,
 };
 pub use types::{
     Address, Block, BlockHeader, EncodedBlock, Hash, PublicKey, Signature, Target, Transaction,

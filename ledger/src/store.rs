@@ -556,20 +556,14 @@ impl Store {
     /// announced what it connected; [`Store::disconnect_tip`] and [`Store::flush`] call it
     /// first.
     pub fn write_txindex(&self) -> Result<usize, StoreError> {
-        let t = self.trees()?;
-        let Some(write) = t.pending_txindex.snapshot() else {
-            return Ok(0);
-        };
-        let mut batch = sled::Batch::default();
-        for (txid, loc) in &write.entries {
-            batch.insert(&txid.0, loc.encode().as_slice());
+        write_pending_txindex(&*self.trees()?)
+    }
+
+    /// A handle for the writes that may run off the chain's thread ([`BackgroundWrites`]).
+    pub fn background_writes(&self) -> BackgroundWrites {
+        BackgroundWrites {
+            reader: self.reader.clone(),
         }
-        t.txindex.apply_batch(batch)?;
-        // Written after the entries: sled recovers a prefix of the writes, so the record
-        // never names a block whose entries were lost.
-        t.meta.insert(META_TXINDEX_TIP, &write.last_block.0)?;
-        t.pending_txindex.written(&write);
-        Ok(write.entries.len())
     }
 
     /// Indexes the main-chain blocks above the meta record `txindex_tip` (left behind by a
@@ -729,23 +723,15 @@ impl Store {
         Ok(())
     }
 
-    /// Applies changes to the saved mempool (added transactions, removed txids) in one batch,
-    /// without waiting for the disk: sled writes them within its flush interval (500 ms), so
-    /// a transaction pending for longer than that survives a crash.
+    /// Applies changes to the saved mempool (added transactions, removed txids) without
+    /// waiting for the disk: sled writes them within its flush interval (500 ms), so a
+    /// transaction pending for longer than that survives a crash.
     pub fn update_saved_mempool(
         &self,
         added: &[Transaction],
         removed: &[Hash],
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for txid in removed {
-            batch.remove(&txid.0);
-        }
-        for tx in added {
-            batch.insert(&tx.txid().0, tx.encode());
-        }
-        self.trees()?.mempool.apply_batch(batch)?;
-        Ok(())
+        write_saved_mempool_changes(&*self.trees()?, added, removed)
     }
 
     /// Writes everything to disk.
@@ -759,6 +745,76 @@ impl Store {
     pub fn reader(&self) -> StoreReader {
         self.reader.clone()
     }
+}
+
+/// The store writes a node may run on a thread of its own, after the chain has announced
+/// what changed: the txindex entries of connected blocks ([`Store::write_txindex`]) and the
+/// saved mempool's changes ([`Store::update_saved_mempool`]). Neither is consensus state:
+/// readers see pending txindex entries before they are written, and the saved mempool is a
+/// best-effort copy that the chain validates when it loads it.
+///
+/// Both write key by key, never as one `sled` batch: a batch holds sled's global write lock
+/// for its whole length (40-70 ms for a 5,000-transfer block), and every read and every
+/// block commit waits behind it; single writes let them interleave. A crash in the middle
+/// leaves a prefix, which both tolerate (`crate::txindex` for the txindex's record).
+#[derive(Clone, Debug)]
+pub struct BackgroundWrites {
+    reader: StoreReader,
+}
+
+impl BackgroundWrites {
+    /// [`Store::write_txindex`], from another thread: serialised with it and with
+    /// [`Store::disconnect_tip`].
+    pub fn write_txindex(&self) -> Result<usize, StoreError> {
+        write_pending_txindex(&*self.reader.trees()?)
+    }
+
+    /// [`Store::update_saved_mempool`], from another thread. Callers keep the order of their
+    /// changes (one writer).
+    pub fn update_saved_mempool(
+        &self,
+        added: &[Transaction],
+        removed: &[Hash],
+    ) -> Result<(), StoreError> {
+        write_saved_mempool_changes(&*self.reader.trees()?, added, removed)
+    }
+
+    /// Txindex entries of connected blocks not written yet.
+    pub fn txindex_pending(&self) -> usize {
+        self.reader.trees().map_or(0, |t| t.pending_txindex.len())
+    }
+}
+
+/// Writes the pending txindex entries, then the record naming the block they reach (sled
+/// recovers a prefix of the writes, so the record never names a block whose entries were
+/// lost). One writer at a time ([`PendingIndex::lock_writer`]).
+fn write_pending_txindex(t: &Trees) -> Result<usize, StoreError> {
+    let _writer = t.pending_txindex.lock_writer();
+    let Some(write) = t.pending_txindex.snapshot() else {
+        return Ok(0);
+    };
+    for (txid, loc) in &write.entries {
+        t.txindex.insert(txid.0, loc.encode().as_slice())?;
+    }
+    t.meta.insert(META_TXINDEX_TIP, &write.last_block.0)?;
+    t.pending_txindex.written(&write);
+    Ok(write.entries.len())
+}
+
+/// Deletes `removed` from the saved mempool and writes `added`, key by key, without waiting
+/// for the disk (sled writes them within its flush interval, 500 ms).
+fn write_saved_mempool_changes(
+    t: &Trees,
+    added: &[Transaction],
+    removed: &[Hash],
+) -> Result<(), StoreError> {
+    for txid in removed {
+        t.mempool.remove(txid.0)?;
+    }
+    for tx in added {
+        t.mempool.insert(tx.txid().0, tx.encode())?;
+    }
+    Ok(())
 }
 
 impl StoreReader {

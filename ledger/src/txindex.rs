@@ -15,7 +15,7 @@
 //! set; never decides what is on the main chain.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 use crate::error::DecodeError;
 use crate::types::{Hash, Reader};
@@ -78,6 +78,10 @@ pub(crate) fn block_entries(
 #[derive(Debug, Default)]
 pub(crate) struct PendingIndex {
     inner: RwLock<Pending>,
+    /// Held by whoever writes entries to the tree, from the snapshot to
+    /// [`PendingIndex::written`]: two writers would both write the same entries, and a block
+    /// disconnected meanwhile could leave the record naming it.
+    writer: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -134,6 +138,13 @@ impl PendingIndex {
         if p.by_txid.is_empty() {
             p.last_block = None;
         }
+    }
+
+    /// The right to write entries to the tree; see [`PendingIndex`]'s `writer`.
+    pub(crate) fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Pending> {

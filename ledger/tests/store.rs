@@ -371,3 +371,65 @@ fn txindex_entries_written_after_the_commit_are_never_missing() {
         .verify_consistency(&g)
         .expect("consistent after the catch-up");
 }
+
+/// The txindex written from another thread (`BackgroundWrites`, the node's `store-writer`)
+/// while the chain disconnects and reconnects blocks: a write and a disconnect never
+/// interleave, so the tree never keeps the entries of a block taken off the main chain, nor
+/// the record a name off it. Without the writer lock the writer re-inserts a disconnected
+/// block's entries after the disconnect removed them.
+#[test]
+fn background_txindex_writes_and_disconnects_leave_the_index_consistent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = genesis();
+    let cfg = StoreConfig::new(dir.path().join("db"));
+    let mut b = ChainBuilder::new(g.clone(), 8);
+    let blocks: Vec<Block> = (0..4).map(|i| b.push_transfers(300, i)).collect();
+    {
+        let store = Store::open(&cfg, &g).expect("open");
+        let writes = store.background_writes();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut written = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    written += writes.write_txindex().expect("background write");
+                }
+                written
+            })
+        };
+        for _ in 0..15 {
+            for block in &blocks {
+                connect(&store, &g, block);
+            }
+            for _ in &blocks[1..] {
+                store.disconnect_tip().expect("disconnect");
+            }
+            store
+                .verify_consistency(&g)
+                .expect("no entries of disconnected blocks");
+            for _ in &blocks[..1] {
+                store.disconnect_tip().expect("disconnect");
+            }
+        }
+        for block in &blocks[..2] {
+            connect(&store, &g, block);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let written = writer.join().expect("writer");
+        assert!(written > 0, "the writer took part");
+        // What the writer had not reached when it stopped.
+        store.background_writes().write_txindex().expect("write");
+        store.verify_consistency(&g).expect("consistent");
+        assert_eq!(store.background_writes().txindex_pending(), 0);
+    }
+    let store = Store::open(&cfg, &g).expect("reopen");
+    store
+        .verify_consistency(&g)
+        .expect("consistent after reopen");
+    let last = blocks[1].transactions.last().expect("transfers").txid();
+    assert_eq!(
+        store.tx_location(&last).expect("read").map(|l| l.height),
+        Some(2)
+    );
+}

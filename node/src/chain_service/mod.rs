@@ -14,7 +14,8 @@
 //! (gossiped compact blocks: rebuilt from the mempool, relayed early, or their missing
 //! transactions fetched) with `compact_fetches` (what waits for a fetch), `mining` (templates,
 //! found blocks, "mine now") with `miner_template` (when a template is rebuilt or extended),
-//! `publish` (events and snapshots), `storage` (a full disk).
+//! `publish` (events and snapshots), `storage` (a full disk), `write_behind` (the txindex
+//! and the saved mempool, written by the `store-writer` thread).
 
 mod compact;
 mod compact_fetches;
@@ -24,6 +25,7 @@ mod mining;
 mod publish;
 mod requests;
 mod storage;
+mod write_behind;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -175,6 +177,8 @@ pub struct ChainService {
     compact_fetches: compact_fetches::CompactFetches,
     /// The store's directory, whose disk `storage` watches.
     store_dir: std::path::PathBuf,
+    /// The `store-writer` thread: the txindex and the saved mempool.
+    writer: write_behind::WriteBehind,
 }
 
 impl std::fmt::Debug for ChainService {
@@ -213,6 +217,7 @@ impl ChainService {
         let now = Instant::now();
         let limits = &config.limits;
         let chain_max_txs = chain.genesis().max_block_txs();
+        let writer = write_behind::WriteBehind::start(chain.background_writes());
         ChainService {
             chain,
             links,
@@ -254,6 +259,7 @@ impl ChainService {
             storage: storage::StorageGuard::new(limits.disk_reserve_mb.saturating_mul(1024 * 1024)),
             compact_fetches: compact_fetches::CompactFetches::new(limits.compact_fetches),
             store_dir: config.data_dir.join("chain"),
+            writer,
         }
     }
 
@@ -341,27 +347,30 @@ impl ChainService {
     }
 
     /// Store writes that wait until what changed is announced (events, snapshot, gossip
-    /// verdicts): the txindex entries of connected blocks, and the saved mempool's changes
-    /// every [`MEMPOOL_SAVE_INTERVAL`].
+    /// verdicts), handed to the `store-writer` thread: the txindex entries of connected
+    /// blocks, and the saved mempool's changes every [`MEMPOOL_SAVE_INTERVAL`] (later while
+    /// the writer is behind). Failed writes it reports stop the node's writes here.
     fn write_behind(&mut self) {
+        for e in self.writer.failures() {
+            if e.is_io() {
+                self.storage_write_failed(&e);
+            }
+        }
         if self.disk_full().is_some() {
             return;
         }
-        if let Err(e) = self.chain.write_txindex() {
-            tracing::error!(error = %e, "could not write the txindex; the store catches up when reopened");
-            self.store_write_failed(&e);
-        }
-        if self.clocks.last_mempool_save.elapsed() >= MEMPOOL_SAVE_INTERVAL {
-            if let Err(e) = self.chain.sync_saved_mempool() {
-                tracing::error!(error = %e, "could not save the mempool's changes; will retry");
-                self.store_write_failed(&e);
-            }
+        self.writer.write_txindex();
+        if self.clocks.last_mempool_save.elapsed() >= MEMPOOL_SAVE_INTERVAL && self.writer.idle() {
+            let changes = self.chain.take_saved_mempool_changes();
+            self.writer.save_mempool_changes(changes);
             self.clocks.last_mempool_save = Instant::now();
         }
     }
 
     fn stop(&mut self) {
         self.miner.set_job(None);
+        // The writer's jobs first: the whole mempool is saved after its last changes.
+        self.writer.stop();
         if let Err(e) = self.chain.save_mempool() {
             tracing::error!(error = %e, "could not save the mempool");
         }

@@ -262,6 +262,9 @@ impl super::ChainService {
     fn resume_storage(&mut self, reopen: bool) {
         if reopen {
             let now_ms = super::clock_ms(self.clock_offset_ms);
+            // The writer's jobs target the store being closed; the reopened one is caught up
+            // from its own records.
+            self.writer.wait();
             if let Err(e) = self.chain.reopen_store(now_ms) {
                 tracing::warn!(error = %e, "space is back but reopening the store failed; will retry");
                 return;
