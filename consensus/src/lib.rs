@@ -18,8 +18,8 @@ pub mod rules;
 pub mod template;
 
 pub use chain::{
-    Chain, ChainConfig, ChainError, ChainEvent, ChainTip, Imported, SavedMempoolChanges, TipStatus,
-    Verdict,
+    Chain, ChainConfig, ChainError, ChainEvent, ChainTip, Imported, RelayableBlock,
+    SavedMempoolChanges, TipStatus, Verdict,
 };
 pub use rules::ConsensusError;
 pub use template::{Template, TemplateBuilder, build_template, solve};

@@ -626,6 +626,70 @@ fn a_block_stored_on_a_side_branch_is_announced_once() {
     assert_eq!(chain.take_events(), Vec::new(), "a duplicate says nothing");
 }
 
+/// A block that `prepare_relay` passed is imported by `import_relayable` with only its state
+/// left to check: a valid one becomes the tip and its orphan child follows (checked in full),
+/// one whose only fault is in the state is invalid with that state error, and one that is not
+/// relayable comes back unchanged for the full import. (That rules 1-5 are not checked again
+/// is a saving measured by `propagation_processes`; what is tested here is that the verdicts
+/// are those of `import`.)
+#[test]
+fn a_block_prepared_for_relay_gets_the_verdicts_of_a_full_import() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let clock = now(&g);
+    let main = f.branch(&g.hash(), 2, 1, 1);
+    import_all(&mut chain, &main);
+
+    let ahead = Keypair::dev(1).sign_transfer(g.chain_id, Address([7; 20]), 1, g.min_fee, 42);
+    let state_invalid = f.child_with(&main[1].hash(), vec![ahead.clone()], Address([3; 20]));
+    let checked = chain
+        .prepare_relay(state_invalid.clone(), clock)
+        .expect("only its state is wrong");
+    assert_eq!(checked.block(), &state_invalid);
+    let v = chain
+        .import_relayable(checked, Some("peer".into()), clock)
+        .expect("import");
+    match &v[..] {
+        [one] => match &one.verdict {
+            Verdict::Invalid(e) => assert!(e.needs_state(), "{e}"),
+            other => panic!("the state-invalid block was {other:?}"),
+        },
+        other => panic!("one verdict expected, got {other:?}"),
+    }
+    assert_eq!(chain.tip(), main[1].hash());
+
+    let mut forged = ahead;
+    forged.signature.0[7] ^= 0x40;
+    let bad_signature = f.child_with(&main[1].hash(), vec![forged], Address([4; 20]));
+    let back = chain
+        .prepare_relay(bad_signature.clone(), clock)
+        .expect_err("a bad signature is not relayable");
+    assert_eq!(back, bad_signature, "the same block comes back");
+
+    let valid = f.child(&main[1].hash(), 3, 2);
+    let child = f.child(&valid.hash(), 2, 5);
+    assert_eq!(
+        import_all(&mut chain, std::slice::from_ref(&child)),
+        vec![Verdict::Orphan {
+            missing: valid.hash()
+        }]
+    );
+    let checked = chain.prepare_relay(valid.clone(), clock).expect("valid");
+    let v = chain
+        .import_relayable(checked, Some("peer".into()), clock)
+        .expect("import");
+    let verdicts: Vec<_> = v.iter().map(|i| (i.hash, i.verdict.clone())).collect();
+    assert_eq!(
+        verdicts,
+        vec![
+            (valid.hash(), Verdict::Accepted { on_main: true }),
+            (child.hash(), Verdict::Accepted { on_main: true })
+        ]
+    );
+    assert_eq!(chain.tip(), child.hash());
+}
+
 /// Issue 13, relay before state application: a block may be relayed early when it extends
 /// the active tip, its header passes rules 1-4 and its body passes rule 5 and every
 /// signature. A block whose only fault is in the state (a nonce the sender has not reached)

@@ -91,12 +91,16 @@ impl ChainService {
         match compact.rebuild(|txid| mempool.get(txid).map(|e| e.tx.clone())) {
             Ok(block) => {
                 self.links.metrics.compact_block("rebuilt");
-                if self.chain.relayable(&block, clock_ms(self.clock_offset_ms)) {
-                    // High-bandwidth relay: forwarded now, its state applied next.
-                    self.report_block(msg, Acceptance::Accept);
-                    self.import_from_peer(block, peer, Arrival::RelayedEarly);
-                } else {
-                    self.import_from_peer(block, peer, Arrival::Gossip(msg));
+                match self
+                    .chain
+                    .prepare_relay(block, clock_ms(self.clock_offset_ms))
+                {
+                    Ok(checked) => {
+                        // High-bandwidth relay: forwarded now, its state applied next.
+                        self.report_block(msg, Acceptance::Accept);
+                        self.import_relayed_early(checked, peer);
+                    }
+                    Err(block) => self.import_from_peer(block, peer, Arrival::Gossip(msg)),
                 }
             }
             Err(_) => self.fetch_missing(compact, peer, msg),

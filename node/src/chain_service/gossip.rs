@@ -3,10 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use peerchain_consensus::{Imported, Verdict};
+use peerchain_consensus::{ChainError, Imported, RelayableBlock, Verdict};
 use peerchain_ledger::mempool::Admitted;
 use peerchain_ledger::state::check_stateless;
-use peerchain_ledger::{AccountReader, Address, Block, Transaction};
+use peerchain_ledger::{AccountReader, Address, Block, Hash, Transaction};
 use peerchain_network::{Acceptance, BlockOrigin, MessageRef};
 
 use super::{ChainService, GossipBatch, clock_ms};
@@ -86,6 +86,35 @@ impl ChainService {
                     .import(block, Some(peer.clone()), clock_ms(self.clock_offset_ms))
             }
         };
+        self.judge_import(hash, height, peer, origin, imported);
+    }
+
+    /// A block that `Chain::prepare_relay` passed and that was forwarded already: imported
+    /// with only its state left to check ([`Arrival::RelayedEarly`]).
+    pub(super) fn import_relayed_early(&mut self, checked: RelayableBlock, peer: String) {
+        if self.disk_full().is_some() {
+            return;
+        }
+        let hash = checked.block().hash();
+        let height = checked.block().header.height;
+        let imported = self.chain.import_relayable(
+            checked,
+            Some(peer.clone()),
+            clock_ms(self.clock_offset_ms),
+        );
+        self.judge_import(hash, height, peer, Arrival::RelayedEarly, imported);
+    }
+
+    /// What follows the import of block `hash` from `peer`: verdicts answered, penalties,
+    /// ancestor requests, a store failure handled.
+    fn judge_import(
+        &mut self,
+        hash: Hash,
+        height: u64,
+        peer: String,
+        origin: Arrival,
+        imported: Result<Vec<Imported>, ChainError>,
+    ) {
         let reports = match imported {
             Ok(r) => r,
             Err(e) => {

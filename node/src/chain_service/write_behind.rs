@@ -258,13 +258,32 @@ mod tests {
         assert_eq!(store.background_writes().txindex_pending(), 0);
     }
 
+    /// The nice value in a `/proc/.../stat` line: fields after the command's closing
+    /// parenthesis start at field 3 (state), and the nice value is field 19.
+    #[cfg(target_os = "linux")]
+    fn nice_field(stat: &str) -> i32 {
+        let after = &stat[stat.rfind(')').expect("comm") + 1..];
+        after
+            .split_whitespace()
+            .nth(16)
+            .expect("nice")
+            .parse()
+            .expect("int")
+    }
+
     /// The writer yields to the node's other threads (and to other nodes on the machine).
     #[cfg(target_os = "linux")]
     #[test]
     fn the_writer_thread_runs_at_a_lowered_priority() {
+        let own_nice = || {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+            nice_field(&stat)
+        };
+        let before = own_nice();
         let (store, _) = store();
         let mut writer = WriteBehind::start(store.background_writes());
         writer.wait(); // the thread has lowered its priority before its first job
+        assert_eq!(own_nice(), before, "only the writer's priority changes");
         let mut nice_values = Vec::new();
         for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
             let path = task.expect("task").path();
@@ -273,16 +292,7 @@ mod tests {
                 continue;
             }
             let stat = std::fs::read_to_string(path.join("stat")).expect("stat");
-            // Fields after the command's closing parenthesis start at field 3 (state); the
-            // nice value is field 19.
-            let after = &stat[stat.rfind(')').expect("comm") + 1..];
-            let nice: i32 = after
-                .split_whitespace()
-                .nth(16)
-                .expect("nice")
-                .parse()
-                .expect("int");
-            nice_values.push(nice);
+            nice_values.push(nice_field(&stat));
         }
         writer.stop();
         // Other tests' writers may be starting (not lowered yet): ours, waited for, is.
