@@ -385,25 +385,52 @@ impl GapQueue {
     }
 }
 
-/// Held transactions of one relay that must expire in one sweep before the relay is
-/// penalised: a stray out-of-order transaction whose predecessor was lost is a difference of
-/// views; many are a peer that sends what never becomes valid.
+/// Held transactions of one relay that must expire (within [`EXPIRY_WINDOW_MS`]) for each
+/// penalty of that relay: a stray out-of-order transaction whose predecessor was lost is a
+/// difference of views; many are a peer that sends what never becomes valid.
 pub const EXPIRED_PER_PENALTY: usize = 8;
 
-/// The relays to penalise for `expired` transactions, with how many of theirs expired: those
-/// with at least [`EXPIRED_PER_PENALTY`].
-pub fn relays_to_penalise(expired: &[Held]) -> Vec<(String, usize)> {
-    let mut by_peer: HashMap<&str, usize> = HashMap::new();
-    for peer in expired.iter().filter_map(|h| h.peer.as_deref()) {
-        *by_peer.entry(peer).or_default() += 1;
+/// How long expired transactions count against their relay: a relay's count starts again
+/// at 0 after this (so fewer than [`EXPIRED_PER_PENALTY`] strays a window cost nothing).
+pub const EXPIRY_WINDOW_MS: u64 = 10 * 60 * 1000;
+
+/// Relays whose expired transactions are counted at once; one more starts a new window.
+pub const MAX_COUNTED_RELAYS: usize = 4096;
+
+/// Expired held transactions counted per relay over a window, so that a relay pays for every
+/// [`EXPIRED_PER_PENALTY`] of them however the sweeps cut them: a sweep sees only the
+/// transactions past their time limit at that moment, and one relay's junk spread over two
+/// sweeps (or over many, a few at a time) must cost it the same as in one.
+#[derive(Debug, Default)]
+pub struct ExpiredByRelay {
+    counts: HashMap<String, usize>,
+    window_started_ms: u64,
+}
+
+impl ExpiredByRelay {
+    /// Counts `expired` (those a peer relayed) at `now_ms`: the relay of each penalty due,
+    /// one entry per penalty, sorted.
+    pub fn count(&mut self, expired: &[Held], now_ms: u64) -> Vec<String> {
+        if now_ms.saturating_sub(self.window_started_ms) >= EXPIRY_WINDOW_MS {
+            self.counts.clear();
+            self.window_started_ms = now_ms;
+        }
+        let mut due = Vec::new();
+        for peer in expired.iter().filter_map(|h| h.peer.as_deref()) {
+            if self.counts.len() >= MAX_COUNTED_RELAYS && !self.counts.contains_key(peer) {
+                self.counts.clear();
+                self.window_started_ms = now_ms;
+            }
+            let n = self.counts.entry(peer.to_owned()).or_default();
+            *n += 1;
+            if *n >= EXPIRED_PER_PENALTY {
+                *n = 0;
+                due.push(peer.to_owned());
+            }
+        }
+        due.sort();
+        due
     }
-    let mut out: Vec<(String, usize)> = by_peer
-        .into_iter()
-        .filter(|(_, n)| *n >= EXPIRED_PER_PENALTY)
-        .map(|(p, n)| (p.to_owned(), n))
-        .collect();
-    out.sort();
-    out
 }
 
 #[cfg(test)]
@@ -485,25 +512,70 @@ mod tests {
         assert_eq!(q.len(), 1);
     }
 
+    /// `n` held transactions relayed by `peer`.
+    fn relayed(peer: Option<&str>, n: usize) -> Vec<Held> {
+        let k = Keypair::dev(0);
+        (0..n)
+            .map(|i| Held {
+                peer: peer.map(str::to_owned),
+                ..held(&k, i as u64, 1, 0)
+            })
+            .collect()
+    }
+
     #[test]
     fn only_relays_of_many_expired_transactions_are_penalised() {
-        let k = Keypair::dev(0);
-        let from = |peer: Option<&str>, n: usize| -> Vec<Held> {
-            (0..n)
-                .map(|i| Held {
-                    peer: peer.map(str::to_owned),
-                    ..held(&k, i as u64, 1, 0)
-                })
-                .collect()
-        };
-        let mut expired = from(Some("junk"), EXPIRED_PER_PENALTY);
-        expired.extend(from(Some("stray"), EXPIRED_PER_PENALTY - 1));
-        expired.extend(from(None, 50));
+        let mut counts = ExpiredByRelay::default();
+        let mut expired = relayed(Some("junk"), EXPIRED_PER_PENALTY);
+        expired.extend(relayed(Some("stray"), EXPIRED_PER_PENALTY - 1));
+        expired.extend(relayed(None, 50));
+        assert_eq!(counts.count(&expired, 0), vec!["junk".to_owned()]);
+        assert!(counts.count(&[], 1).is_empty());
         assert_eq!(
-            relays_to_penalise(&expired),
-            vec![("junk".to_owned(), EXPIRED_PER_PENALTY)]
+            counts.count(&relayed(Some("junk"), 3 * EXPIRED_PER_PENALTY), 2),
+            vec!["junk".to_owned(); 3],
+            "one penalty for each EXPIRED_PER_PENALTY, even in one sweep"
         );
-        assert!(relays_to_penalise(&[]).is_empty());
+    }
+
+    /// Defect (a flaky `relays_of_held_transactions_that_never_become_valid_are_banned`, and
+    /// a way out for junk): the penalty was judged per sweep, so a relay's ten junk
+    /// transactions that expired over two sweeps (six and four, a sweep falling between the
+    /// gossip messages that brought them) cost nothing, and a relay sending seven a second
+    /// never paid. Now they add up within the window, and a window's strays start again.
+    #[test]
+    fn a_relays_expired_transactions_add_up_over_sweeps_within_the_window() {
+        let mut counts = ExpiredByRelay::default();
+        assert!(counts.count(&relayed(Some("junk"), 6), 1_000).is_empty());
+        assert_eq!(
+            counts.count(&relayed(Some("junk"), 4), 2_000),
+            vec!["junk".to_owned()],
+            "six and four in two sweeps"
+        );
+        let mut penalties = 0;
+        for second in 3..60 {
+            penalties += counts
+                .count(&relayed(Some("trickle"), 1), second * 1_000)
+                .len();
+        }
+        assert_eq!(penalties, 57 / EXPIRED_PER_PENALTY, "one a second adds up");
+
+        let mut strays = ExpiredByRelay::default();
+        for window in 0..5 {
+            let start = window * EXPIRY_WINDOW_MS;
+            let few = relayed(Some("stray"), EXPIRED_PER_PENALTY - 1);
+            assert!(strays.count(&few, start).is_empty(), "window {window}");
+        }
+    }
+
+    #[test]
+    fn counted_relays_stay_bounded() {
+        let mut counts = ExpiredByRelay::default();
+        for i in 0..(MAX_COUNTED_RELAYS + 10) {
+            let peer = format!("p{i}");
+            assert!(counts.count(&relayed(Some(&peer), 1), 0).is_empty());
+            assert!(counts.counts.len() <= MAX_COUNTED_RELAYS);
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use peerchain_ledger::{AccountReader, Address, Block, Hash, Transaction};
 use peerchain_network::{Acceptance, BlockOrigin, MessageRef};
 
 use super::{ChainService, GossipBatch, clock_ms};
-use crate::gap::{Held, relays_to_penalise};
+use crate::gap::{EXPIRED_PER_PENALTY, Held};
 use crate::outbox::NetCommand;
 use crate::verdict::{
     BatchItem, BatchVerdict, TxVerdict, batch_verdict, block_acceptance, tx_verdict,
@@ -406,17 +406,20 @@ impl ChainService {
     }
 
     /// Drops held transactions past their time limit; a relay many of whose held
-    /// transactions never became valid is penalised (`gap::relays_to_penalise`).
+    /// transactions never became valid is penalised (`gap::ExpiredByRelay`).
     pub(super) fn expire_held(&mut self) {
-        let expired = self.gap.expire(clock_ms(self.clock_offset_ms));
+        let now_ms = clock_ms(self.clock_offset_ms);
+        let expired = self.gap.expire(now_ms);
         if expired.is_empty() {
             return;
         }
         tracing::debug!(count = expired.len(), "held transactions expired");
-        for (peer, n) in relays_to_penalise(&expired) {
+        for peer in self.expired_by_relay.count(&expired, now_ms) {
             self.links.outbox.send(NetCommand::Penalize {
                 peer,
-                reason: format!("{n} relayed transactions held for a nonce gap never became valid"),
+                reason: format!(
+                    "{EXPIRED_PER_PENALTY} relayed transactions held for a nonce gap never became valid"
+                ),
             });
         }
         for held in expired {

@@ -44,7 +44,7 @@ pub use requests::ChainRequest;
 
 use crate::adversary::Adversary;
 use crate::config::{DevMode, FailPoints, NodeConfig};
-use crate::gap::{GapLimits, GapQueue, WaitingMessages};
+use crate::gap::{ExpiredByRelay, GapLimits, GapQueue, WaitingMessages};
 use crate::miner::{Miner, MinerConfig};
 use crate::outbox::NetOutbox;
 
@@ -171,6 +171,8 @@ pub struct ChainService {
     adversary: Option<Adversary>,
     /// Unrequested blocks of lighter branches per peer (bounded by `MAX_LIGHTER_PEERS`).
     lighter_from: std::collections::HashMap<String, u32>,
+    /// Held transactions that expired, per relay (bounded by `gap::MAX_COUNTED_RELAYS`).
+    expired_by_relay: ExpiredByRelay,
     /// Whether the disk has room: when full, nothing is written (see `storage.rs`).
     storage: storage::StorageGuard,
     /// Compact blocks whose whole block is being fetched, with their gossip messages.
@@ -256,6 +258,7 @@ impl ChainService {
                 .filter(|m| config.allow_adversary && m.network().is_none())
                 .map(Adversary::new),
             lighter_from: std::collections::HashMap::new(),
+            expired_by_relay: ExpiredByRelay::default(),
             storage: storage::StorageGuard::new(limits.disk_reserve_mb.saturating_mul(1024 * 1024)),
             compact_fetches: compact_fetches::CompactFetches::new(limits.compact_fetches),
             store_dir: config.data_dir.join("chain"),
