@@ -462,6 +462,81 @@ async fn an_orphan_compact_block_takes_the_ancestor_download_not_get_block_txs()
     h0.shutdown().await;
 }
 
+/// Issue 13, review of relay before state application: an orphan that its parent's import
+/// unlocks and that then fails on state alone costs the peer it came from nothing, since an
+/// honest peer may have relayed it early. Shown with a sender that publishes, three times, a
+/// compact block on a parent h0 lacks whose only fault is a transfer ahead of its sender's
+/// nonce: h0 fetches the block (an orphan), then its parent, imports the parent and finds the
+/// unlocked block invalid, and keeps the sender. Before, each such block cost the sender a
+/// penalty (34 points), and the third banned it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlocked_orphan_invalid_on_state_alone_costs_its_sender_nothing() {
+    let g = test_genesis(7722);
+    let h0 = Honest::start("h0", &g, Vec::new()).await;
+    // Three rounds: a valid empty parent on the last round's, and a child on it whose one
+    // transfer is ahead of its sender's nonce (0).
+    let mut rounds = Vec::new();
+    let mut prev = g.hash();
+    for round in 1..=3u64 {
+        let parent = solved_block_with(prev, round, g.initial_target, 0x5f, Vec::new());
+        std::thread::sleep(Duration::from_millis(5)); // a later timestamp than its parent's
+        let ahead = transfer(&g, 1, 2, 10, 41 + round);
+        let child = solved_block_with(
+            parent.hash(),
+            round + 1,
+            g.initial_target,
+            0x5f,
+            vec![ahead],
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        prev = parent.hash();
+        rounds.push((parent, child));
+    }
+    // The sender serves all six (its own tip stays genesis, so h0 fetches one at a time).
+    let blocks: Vec<_> = rounds.iter().flat_map(|(p, c)| [p, c]).collect();
+    let store = store_with(&g, &blocks);
+    let sender = adversary_with_store_on(&h0, &g, g.max_block_txs(), Some(store)).await;
+
+    for (parent, child) in &rounds {
+        sender.net.publish_block(child).await;
+        wait_for_tip(&[&h0], &parent.hash().to_hex(), 20).await;
+        let hash = child.hash().to_hex();
+        wait_for("h0 to find the unlocked block invalid", 20, async || {
+            h0.block(&hash)
+                .await
+                .is_some_and(|b| b["status"] == "invalid")
+        })
+        .await;
+    }
+    assert_eq!(h0.tip().await, (rounds[2].0.hash().to_hex(), 3));
+    for (_, child) in &rounds {
+        let view = h0.block(&child.hash().to_hex()).await.expect("stored");
+        assert_eq!(view["in_main_chain"], false, "{view}");
+    }
+    assert_eq!(
+        compact_blocks(&h0, "fetched_whole"),
+        3.0,
+        "{}",
+        h0.metrics()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        h0.peer_ids().await.contains(&sender.peer_id),
+        "the sender is still a peer"
+    );
+    let banned = h0.get_ok("/v1/peers/banned").await;
+    assert!(
+        !banned
+            .as_array()
+            .expect("a list")
+            .iter()
+            .any(|b| b["peer_id"] == sender.peer_id.as_str()),
+        "the sender is not banned: {banned}"
+    );
+    sender.stop().await;
+    h0.shutdown().await;
+}
+
 /// A compact block whose transactions a node lacks is fetched only if its header carries
 /// real proof of work: a header with a target easier than `pow_limit` (met by any hash) and an
 /// unknown parent is rejected at once, and nothing is fetched for it.
