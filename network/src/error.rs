@@ -131,3 +131,42 @@ pub enum NetworkError {
     #[error("the network service has stopped")]
     Stopped,
 }
+
+/// `error`'s message followed by its sources', joined by ": ", leaving out empty ones:
+/// libp2p's `TransportError::Other` displays as nothing and keeps its cause as its source,
+/// so its plain message would say "cannot listen on ADDR: " and no more.
+pub(crate) fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Defect: a port already taken made a node stop with "cannot listen on
+    /// /ip4/127.0.0.1/tcp/38317: " and nothing after it (seen in a benchmark run).
+    #[test]
+    fn a_transport_error_says_its_cause() {
+        let taken = std::io::Error::new(std::io::ErrorKind::AddrInUse, "address already in use");
+        let err = libp2p::TransportError::Other(taken);
+        assert_eq!(err.to_string(), "", "libp2p's own message is empty");
+        assert_eq!(with_sources(&err), "address already in use");
+        let listen = NetworkError::Listen {
+            addr: "/ip4/127.0.0.1/tcp/1".into(),
+            detail: with_sources(&err),
+        };
+        assert_eq!(
+            listen.to_string(),
+            "cannot listen on /ip4/127.0.0.1/tcp/1: address already in use"
+        );
+    }
+}

@@ -229,7 +229,7 @@ pub async fn start(
             .listen_on(addr.clone())
             .map_err(|e| NetworkError::Listen {
                 addr: addr.to_string(),
-                detail: e.to_string(),
+                detail: error::with_sources(&e),
             })?;
     }
 

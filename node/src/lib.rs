@@ -31,6 +31,7 @@ pub mod miner;
 pub mod node;
 pub mod node_key;
 pub mod outbox;
+pub mod ports;
 pub mod scenario;
 pub mod verdict;
 

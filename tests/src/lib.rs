@@ -383,13 +383,10 @@ impl TestNet {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests that start
-/// separate processes).
+/// A free TCP port on 127.0.0.1, never one an outgoing connection can take first
+/// (`peerchain::ports`); 0 (any) if none is found.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    peerchain::ports::free_loopback_port().unwrap_or(0)
 }
 
 /// Path of the workspace root.

@@ -862,15 +862,9 @@ fn others_across(groups: &[Vec<usize>], i: usize) -> Vec<usize> {
         .collect()
 }
 
-/// `n` distinct ports free on 127.0.0.1 now (all held open while choosing, so none repeats).
+/// `n` distinct ports free on 127.0.0.1 now ([`crate::ports`]).
 fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1"))
-        .collect::<anyhow::Result<_>>()?;
-    listeners
-        .iter()
-        .map(|l| -> anyhow::Result<u16> { Ok(l.local_addr()?.port()) })
-        .collect()
+    crate::ports::free_loopback_ports(n).context("cannot find free ports on 127.0.0.1")
 }
 
 fn read_token(dir: &Path) -> anyhow::Result<String> {

@@ -4,7 +4,6 @@
 
 #![allow(dead_code, reason = "each test file uses a part")]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -14,12 +13,10 @@ use serde_json::Value;
 /// The node binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_peerchain");
 
-/// A TCP port free on loopback now.
+/// A TCP port free on loopback now, never one an outgoing connection can take first
+/// (`peerchain::ports`).
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    peerchain::ports::free_loopback_port().expect("free port")
 }
 
 /// Writes a genesis of `accounts` funded dev accounts with blocks every `block_time_ms` at
