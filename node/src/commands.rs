@@ -30,6 +30,9 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
             "\n!!! ADVERSARY MODE {mode}: this node attacks its peers on purpose. Testing only. !!!\n"
         );
     }
+    if !crate::heap::keep_freed_memory() {
+        tracing::debug!("the allocator's thresholds were not changed (not glibc)");
+    }
     crate::heap::spawn_trimmer(crate::heap::TRIM_INTERVAL);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

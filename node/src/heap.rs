@@ -8,13 +8,54 @@
 //! [`TRIM_INTERVAL`] from a thread of its own (`heap-trim`), for 4-64 ms of one core each time
 //! under load (docs/BENCHMARKS.md section 15 has what it saves).
 //!
-//! It owns: the trimming thread, started once per process by `peerchain node`. It must never
-//! touch node state; on a C library other than glibc it does nothing.
+//! Between trims, freed memory stays with the process ([`keep_freed_memory`]): by default
+//! glibc hands the free top of a heap back at once (past 128 KiB, or twice the largest
+//! block it has mapped), and serves blocks of 128 KiB or more (a 5,000-transfer block's
+//! encoding, its transaction list, a compact block's frame) with a fresh `mmap`. Each
+//! block then faulted in and zeroed hundreds of fresh pages on every thread that handled
+//! it: a profile of ten node processes receiving 5,000-transfer blocks put the kernel's
+//! page zeroing at 14% of all CPU while the blocks propagated (docs/BENCHMARKS.md section
+//! 16). The trimming thread still bounds what is kept to about [`TRIM_INTERVAL`]'s worth.
+//!
+//! It owns: the allocator's thresholds and the trimming thread, both set once per process by
+//! `peerchain node`. It must never touch node state; on a C library other than glibc it does
+//! nothing.
 
 use std::time::Duration;
 
 /// How often the heap is trimmed.
 pub const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Allocations of this size or more get memory of their own from the kernel (`mmap`), and
+/// go back to it when freed; smaller ones come from the heap.
+pub const MMAP_THRESHOLD: usize = 16 << 20;
+
+/// Free memory at the top of a heap kept for reuse rather than handed back when something is
+/// freed (the trimming thread hands it back every [`TRIM_INTERVAL`]).
+pub const TRIM_THRESHOLD: usize = 64 << 20;
+
+/// Sets glibc's thresholds to [`MMAP_THRESHOLD`] and [`TRIM_THRESHOLD`] (fixed, instead of
+/// its defaults of 128 KiB that move with the largest block freed), so that the memory a
+/// block's handling frees is reused by the next block instead of being unmapped and
+/// faulted in again. Call it before starting threads. Returns whether glibc took both.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn keep_freed_memory() -> bool {
+    let as_int = |v: usize| libc::c_int::try_from(v).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt takes two integers and only sets the allocator's parameters under its
+    // own lock; both values are within glibc's accepted ranges (the mmap threshold's maximum
+    // is 32 MiB on 64-bit targets).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, as_int(MMAP_THRESHOLD)) == 1
+            && libc::mallopt(libc::M_TRIM_THRESHOLD, as_int(TRIM_THRESHOLD)) == 1
+    }
+}
+
+/// Without glibc there is nothing to set.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn keep_freed_memory() -> bool {
+    false
+}
 
 /// Starts the `heap-trim` thread, which trims every `interval` for the life of the process.
 /// Without glibc it starts nothing.
@@ -48,4 +89,34 @@ pub fn trim() -> bool {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn trim() -> bool {
     false
+}
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod tests {
+    use super::*;
+
+    /// Bytes the allocator holds in blocks mapped for themselves.
+    #[allow(unsafe_code)]
+    fn mapped_bytes() -> usize {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        unsafe { libc::mallinfo2().hblkhd }
+    }
+
+    #[test]
+    fn a_block_of_megabytes_comes_from_the_heap_once_freed_memory_is_kept() {
+        assert!(keep_freed_memory());
+        let before = mapped_bytes();
+        // 8 MiB: above glibc's default threshold (128 KiB, raised only by freeing a larger
+        // mapped block), below ours.
+        let block = vec![1u8; 8 << 20];
+        let during = mapped_bytes();
+        assert_eq!(
+            block.iter().map(|b| usize::from(*b)).sum::<usize>(),
+            8 << 20
+        );
+        assert!(
+            during < before + (8 << 20),
+            "an 8 MiB block was mapped for itself: {before} -> {during} bytes mapped"
+        );
+    }
 }
