@@ -22,6 +22,7 @@ use peerchain_ledger::{
 };
 
 use crate::difficulty::{median_time_past, next_target};
+use crate::just_stored::{JustStored, StoredBlock};
 use crate::rules::{ConsensusError, check_body_with, check_header};
 
 /// Where a block came from, as the caller names it (e.g. a peer id); reported back with
@@ -250,6 +251,8 @@ impl StoredTree {
 #[derive(Debug)]
 pub struct RelayableBlock {
     block: Block,
+    /// Its txids, as the checks computed them.
+    txids: Vec<Hash>,
 }
 
 impl RelayableBlock {
@@ -260,12 +263,12 @@ impl RelayableBlock {
 }
 
 /// Whether the block being imported passed its checks before the import.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 enum Prechecked {
     /// No: check everything.
     No,
-    /// [`Chain::prepare_relay`] passed: only the state is left.
-    ForRelay,
+    /// [`Chain::prepare_relay`] passed (these are the block's txids): only the state is left.
+    ForRelay(Vec<Hash>),
 }
 
 /// Changes of the pool not in the store's saved mempool yet
@@ -323,6 +326,8 @@ pub struct Chain {
     /// most `config.max_undurable_blocks`): sled drops a buffer it failed to write, so a
     /// reopen after a full disk may not find them ([`Chain::reopen_store`]).
     undurable: VecDeque<Block>,
+    /// Blocks the current import checked and stored, for fork choice to connect.
+    just_stored: JustStored,
 }
 
 impl Chain {
@@ -364,6 +369,7 @@ impl Chain {
             leaves,
             tip,
             undurable: VecDeque::new(),
+            just_stored: JustStored::default(),
         };
         chain.resume_fork_choice();
         Ok(chain)
@@ -657,7 +663,8 @@ impl Chain {
         source: Source,
         now_ms: u64,
     ) -> Result<Vec<Imported>, ChainError> {
-        self.import_blocks(checked.block, source, now_ms, Prechecked::ForRelay)
+        let RelayableBlock { block, txids } = checked;
+        self.import_blocks(block, source, now_ms, Prechecked::ForRelay(txids))
     }
 
     fn import_blocks(
@@ -689,7 +696,9 @@ impl Chain {
                 verdict,
             });
         }
-        self.activate_best()?;
+        let activated = self.activate_best();
+        self.just_stored.clear();
+        activated?;
         // Report blocks that failed while connecting, and the final main-chain status.
         let failed = std::mem::take(&mut self.failed);
         for item in &mut out {
@@ -800,7 +809,7 @@ impl Chain {
         let checked = match prechecked {
             // The same block passed on the same parent: its parent is in its header, and a
             // later clock only lets more timestamps pass.
-            Prechecked::ForRelay => Ok(()),
+            Prechecked::ForRelay(txids) => Ok(txids),
             Prechecked::No => self.check_without_state(&block, &parent_header, expected, now_ms),
         };
         match checked {
@@ -816,7 +825,7 @@ impl Chain {
                 }
                 Ok(Verdict::Invalid(e))
             }
-            Ok(()) => {
+            Ok(txids) => {
                 let record = BlockRecord {
                     total_work: parent_work.saturating_add(block.header.target.work()),
                     header: block.header.clone(),
@@ -825,6 +834,7 @@ impl Chain {
                 };
                 self.store.put_block(&block, &record)?;
                 self.insert_node(hash, record);
+                self.just_stored.keep(hash, StoredBlock { block, txids });
                 Ok(Verdict::Accepted { on_main: false })
             }
         }
@@ -839,7 +849,7 @@ impl Chain {
     /// relayed early and found invalid there still cost its sender a block's proof of work
     /// at the right difficulty.
     pub fn relayable(&self, block: &Block, now_ms: u64) -> bool {
-        self.relay_checks(block, now_ms)
+        self.relay_checks(block, now_ms).is_some()
     }
 
     /// [`Chain::relayable`], keeping the proof with the block for
@@ -847,26 +857,22 @@ impl Chain {
     // Both variants hold the same block, moved, not copied: boxing it would only allocate.
     #[allow(clippy::result_large_err)]
     pub fn prepare_relay(&self, block: Block, now_ms: u64) -> Result<RelayableBlock, Block> {
-        if self.relay_checks(&block, now_ms) {
-            Ok(RelayableBlock { block })
-        } else {
-            Err(block)
+        match self.relay_checks(&block, now_ms) {
+            Some(txids) => Ok(RelayableBlock { block, txids }),
+            None => Err(block),
         }
     }
 
-    fn relay_checks(&self, block: &Block, now_ms: u64) -> bool {
+    /// The block's txids when [`Chain::relayable`] passes.
+    fn relay_checks(&self, block: &Block, now_ms: u64) -> Option<Vec<Hash>> {
         let parent_hash = &block.header.prev_hash;
         if *parent_hash != self.tip {
-            return false;
+            return None;
         }
-        let Some(parent) = self.nodes.get(parent_hash) else {
-            return false;
-        };
-        let Some(expected) = self.next_target_after(parent_hash) else {
-            return false;
-        };
+        let parent = self.nodes.get(parent_hash)?;
+        let expected = self.next_target_after(parent_hash)?;
         self.check_without_state(block, &parent.header, expected, now_ms)
-            .is_ok()
+            .ok()
     }
 
     /// Rules 1-5 and every signature of `block` on `parent` (the difficulty rule asking
@@ -874,19 +880,20 @@ impl Chain {
     /// applied. Signatures in the verified set are not checked again; once the block passes,
     /// all of its signatures join the set, so a reorg that connects it again, the same
     /// transactions in another block, or the import after an early relay skip them.
+    /// Returns the block's txids.
     fn check_without_state(
         &self,
         block: &Block,
         parent: &BlockHeader,
         expected: peerchain_ledger::Target,
         now_ms: u64,
-    ) -> Result<(), ConsensusError> {
+    ) -> Result<Vec<Hash>, ConsensusError> {
         let mtp = self.median_time_past(&block.header.prev_hash);
         check_header(&block.header, parent, expected, mtp, now_ms, &self.genesis)?;
         let mut verified = self.mempool.verified_signatures();
         let txids = check_body_with(block, &self.genesis, &verified)?;
-        txids.into_iter().for_each(|t| verified.insert(t));
-        Ok(())
+        txids.iter().for_each(|t| verified.insert(*t));
+        Ok(txids)
     }
 
     /// The header's own proof of work: a target no easier than `pow_limit`, met by `hash`
@@ -1170,12 +1177,8 @@ impl Chain {
         // unvalidated, its senders are not blamed, and `retry_activation` tries again.
         let mut io_error: Option<ChainError> = None;
         for hash in path {
-            let block = match self.store.block(&hash) {
-                Ok(Some(block)) => block,
-                Ok(None) => {
-                    io_error = Some(StoreError::MissingBlock(hash).into());
-                    break;
-                }
+            let StoredBlock { block, txids } = match self.stored_block(&hash) {
+                Ok(stored) => stored,
                 Err(e) => {
                     io_error = Some(e.into());
                     break;
@@ -1183,7 +1186,7 @@ impl Chain {
             };
             match apply_block(&self.store, &self.genesis, &block) {
                 Ok(delta) => {
-                    if let Err(e) = self.store.connect_block(&block, &delta) {
+                    if let Err(e) = self.store.connect_block_with_txids(&block, &txids, &delta) {
                         io_error = Some(e.into());
                         break;
                     }
@@ -1192,7 +1195,7 @@ impl Chain {
                     for c in &delta.changes {
                         touched.insert(c.address);
                     }
-                    confirmed.extend(block.txids());
+                    confirmed.extend(txids);
                     self.keep_undurable(block);
                     self.unvalidated_sources.remove(&hash);
                     if let Err(e) = self.set_status(&hash, BlockStatus::Valid) {
@@ -1470,6 +1473,20 @@ impl Chain {
     /// ([`BackgroundWrites`]).
     pub fn background_writes(&self) -> BackgroundWrites {
         self.store.background_writes()
+    }
+
+    /// The stored block `hash` and its txids: as the import that checked it kept them, or
+    /// read back from the store.
+    fn stored_block(&mut self, hash: &Hash) -> Result<StoredBlock, StoreError> {
+        if let Some(kept) = self.just_stored.take(hash) {
+            return Ok(kept);
+        }
+        let block = self
+            .store
+            .block(hash)?
+            .ok_or(StoreError::MissingBlock(*hash))?;
+        let txids = block.txids();
+        Ok(StoredBlock { block, txids })
     }
 
     /// Treats `hash` and its descendants as invalid, reorganising away from them

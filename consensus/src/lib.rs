@@ -13,6 +13,7 @@
 
 pub mod chain;
 pub mod difficulty;
+mod just_stored;
 pub mod pow;
 pub mod rules;
 pub mod template;

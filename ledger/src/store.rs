@@ -519,6 +519,19 @@ impl Store {
         block: &Block,
         delta: &BlockDelta,
     ) -> Result<StateDigest, StoreError> {
+        self.connect_block_with_txids(block, &block.txids(), delta)
+    }
+
+    /// [`Store::connect_block`] for a caller that already holds the block's txids
+    /// (`txids[i]` is `block.transactions[i].txid()`; the chain keeps them from the block's
+    /// checks), so they are not hashed again.
+    pub fn connect_block_with_txids(
+        &self,
+        block: &Block,
+        txids: &[Hash],
+        delta: &BlockDelta,
+    ) -> Result<StateDigest, StoreError> {
+        debug_assert_eq!(txids.len(), block.transactions.len());
         let hash = block.hash();
         let tip = self.tip()?;
         if block.header.prev_hash != tip {
@@ -528,8 +541,7 @@ impl Store {
         let after = before.apply(delta);
         let undo = encode_undo(delta, &before);
         let height = block.header.height;
-        let txids = block.txids();
-        let (counts, history_rows) = self.history_rows(block, &txids, true)?;
+        let (counts, history_rows) = self.history_rows(block, txids, true)?;
         self.with_block_trees(|t| {
             for c in &delta.changes {
                 write_account(t.accounts, &c.address, &c.after)?;
@@ -547,7 +559,7 @@ impl Store {
             t.meta.insert(META_TIP, &hash.0)?;
             Ok(())
         })?;
-        self.trees()?.pending_txindex.add(hash, height, &txids);
+        self.trees()?.pending_txindex.add(hash, height, txids);
         Ok(after)
     }
 
