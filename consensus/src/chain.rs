@@ -396,6 +396,7 @@ impl Chain {
         self.activation_failed = false;
         self.unvalidated_sources.clear();
         self.saved_mempool.clear();
+        self.just_stored.clear();
         self.mempool = self.mempool.emptied();
         self.resume_fork_choice();
         let replayed = self.replay_undurable(now_ms);
@@ -667,7 +668,20 @@ impl Chain {
         self.import_blocks(block, source, now_ms, Prechecked::ForRelay(txids))
     }
 
+    /// Imports the blocks, then forgets the ones kept for fork choice, however it ended.
     fn import_blocks(
+        &mut self,
+        block: Block,
+        source: Source,
+        now_ms: u64,
+        prechecked: Prechecked,
+    ) -> Result<Vec<Imported>, ChainError> {
+        let imported = self.import_and_activate(block, source, now_ms, prechecked);
+        self.just_stored.clear();
+        imported
+    }
+
+    fn import_and_activate(
         &mut self,
         block: Block,
         source: Source,
@@ -696,9 +710,7 @@ impl Chain {
                 verdict,
             });
         }
-        let activated = self.activate_best();
-        self.just_stored.clear();
-        activated?;
+        self.activate_best()?;
         // Report blocks that failed while connecting, and the final main-chain status.
         let failed = std::mem::take(&mut self.failed);
         for item in &mut out {

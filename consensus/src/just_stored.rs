@@ -4,8 +4,9 @@
 //! decode, and two passes of 5,000 txids).
 //!
 //! It owns that short-lived memory only; it must never be the only copy of a block (each is
-//! stored before it is kept here) or hold more than [`MAX_JUST_STORED`] blocks. Fork choice
-//! falls back to the store for any block not found here.
+//! stored before it is kept here) or hold more than [`MAX_JUST_STORED`] blocks. The chain
+//! forgets every kept block when an import ends, however it ends, and when it reopens the
+//! store. Fork choice falls back to the store for any block not found here.
 
 use std::collections::VecDeque;
 

@@ -217,6 +217,43 @@ fn orphans_wait_for_their_parent() {
     assert_eq!(chain.orphan_count(), 0);
 }
 
+/// Fork choice connects blocks the import kept in memory (at most 8) and, for the ones let
+/// go, blocks read back from the store: either way the state, the txindex and the mempool
+/// end as a replay says.
+#[test]
+fn a_parent_unlocking_more_orphans_than_are_kept_connects_them_all() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let blocks = f.branch(&g.hash(), 12, 3, 1);
+    let now = now(&g);
+    for b in blocks[1..].iter().rev() {
+        chain.import(b.clone(), None, now).expect("import");
+    }
+    assert_eq!(chain.orphan_count(), 11);
+    let verdicts = chain.import(blocks[0].clone(), None, now).expect("import");
+    assert_eq!(verdicts.len(), 12, "the parent and its eleven descendants");
+    assert!(
+        verdicts
+            .iter()
+            .all(|i| matches!(i.verdict, Verdict::Accepted { on_main: true })),
+        "{verdicts:?}"
+    );
+    assert_eq!(chain.tip(), blocks[11].hash());
+    assert_state_matches(&chain, &f);
+    for (height, block) in (1u64..).zip(&blocks) {
+        for (index, txid) in block.txids().iter().enumerate() {
+            let at = chain
+                .store()
+                .tx_location(txid)
+                .expect("read")
+                .expect("indexed");
+            assert_eq!((at.height, at.index as usize), (height, index));
+        }
+    }
+    assert_eq!(chain.mempool().len(), 0);
+}
+
 #[test]
 fn future_block_is_held_not_punished() {
     let g = easy_genesis();

@@ -273,6 +273,16 @@ pub enum StoreError {
         /// The current tip.
         tip: Hash,
     },
+    /// A caller passed txids that are not one per transaction of the block.
+    #[error("block {block} has {transactions} transactions but {txids} txids were given")]
+    TxidsMismatch {
+        /// The block.
+        block: Hash,
+        /// Its transactions.
+        transactions: usize,
+        /// The txids given.
+        txids: usize,
+    },
 }
 
 impl From<sled::Error> for StoreError {

@@ -531,8 +531,14 @@ impl Store {
         txids: &[Hash],
         delta: &BlockDelta,
     ) -> Result<StateDigest, StoreError> {
-        debug_assert_eq!(txids.len(), block.transactions.len());
         let hash = block.hash();
+        if txids.len() != block.transactions.len() {
+            return Err(StoreError::TxidsMismatch {
+                block: hash,
+                transactions: block.transactions.len(),
+                txids: txids.len(),
+            });
+        }
         let tip = self.tip()?;
         if block.header.prev_hash != tip {
             return Err(StoreError::NotAtTip { block: hash, tip });

@@ -97,6 +97,33 @@ fn connect_refuses_a_block_not_on_the_tip() {
 }
 
 #[test]
+fn connect_with_txids_refuses_txids_that_are_not_the_blocks() {
+    let g = genesis();
+    let store = Store::temporary(&g).expect("open");
+    let mut b = ChainBuilder::new(g.clone(), 8);
+    let block = b.push_transfers(3, 0);
+    let delta = apply_block(&store, &g, &block).expect("valid block");
+    store.put_block(&block, &record(&block, 1)).expect("put");
+    let txids = block.txids();
+    assert!(matches!(
+        store.connect_block_with_txids(&block, &txids[..2], &delta),
+        Err(StoreError::TxidsMismatch {
+            transactions: 3,
+            txids: 2,
+            ..
+        })
+    ));
+    assert_eq!(store.tip().expect("tip"), g.hash(), "nothing connected");
+    store
+        .connect_block_with_txids(&block, &txids, &delta)
+        .expect("connect");
+    for (i, txid) in txids.iter().enumerate() {
+        let at = store.tx_location(txid).expect("read").expect("indexed");
+        assert_eq!((at.height, at.index as usize), (1, i));
+    }
+}
+
+#[test]
 fn history_pages_newest_first_without_gaps() {
     let g = genesis();
     let store = Store::temporary(&g).expect("open");

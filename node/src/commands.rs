@@ -31,7 +31,7 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<()> {
         );
     }
     if !crate::heap::keep_freed_memory() {
-        tracing::debug!("the allocator's thresholds were not changed (not glibc)");
+        tracing::debug!("the allocator keeps its default thresholds (not 64-bit glibc)");
     }
     crate::heap::spawn_trimmer(crate::heap::TRIM_INTERVAL);
     let runtime = tokio::runtime::Builder::new_multi_thread()

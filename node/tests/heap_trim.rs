@@ -1,5 +1,7 @@
-//! `peerchain::heap::trim` hands memory freed between live allocations back to the system.
-//! Resident memory is a whole-process figure, so this test has a process of its own.
+//! `peerchain::heap::trim` hands memory freed between live allocations back to the system,
+//! and `peerchain::heap::keep_freed_memory` keeps large blocks on the heap. Resident memory
+//! and the allocator's counters are whole-process figures, so these tests have a process of
+//! their own (the other test allocates only 4 KiB chunks, which are never mapped alone).
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 #![allow(
@@ -10,7 +12,7 @@
     reason = "tests"
 )]
 
-use peerchain::heap::trim;
+use peerchain::heap::{keep_freed_memory, trim};
 
 fn rss_mib() -> u64 {
     peerchain_testkit::mem::rss_bytes().expect("VmRSS") / (1024 * 1024)
@@ -45,4 +47,32 @@ fn trimming_hands_back_memory_freed_between_live_allocations() {
     );
     assert_eq!(kept.len(), CHUNKS / 32 + 1);
     assert!(kept.iter().all(|c| c.len() == CHUNK));
+}
+
+/// Bytes the allocator holds in blocks mapped for themselves.
+#[allow(unsafe_code)]
+fn mapped_bytes() -> usize {
+    // SAFETY: mallinfo2 only reads the allocator's counters.
+    unsafe { libc::mallinfo2().hblkhd }
+}
+
+/// What the node saw: each 5,000-transfer block's buffers (hundreds of KiB) were mapped,
+/// faulted in and zeroed anew, because glibc maps every block of 128 KiB or more by default.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn a_block_of_megabytes_comes_from_the_heap_once_freed_memory_is_kept() {
+    assert!(keep_freed_memory(), "glibc refused the thresholds");
+    let before = mapped_bytes();
+    // 8 MiB: above glibc's default threshold (128 KiB, raised only by freeing a larger
+    // mapped block, which nothing in this process does), below ours (16 MiB).
+    let block = vec![1u8; 8 << 20];
+    let during = mapped_bytes();
+    assert_eq!(
+        block.iter().map(|b| usize::from(*b)).sum::<usize>(),
+        8 << 20
+    );
+    assert!(
+        during < before + (8 << 20),
+        "an 8 MiB block was mapped for itself: {before} -> {during} bytes mapped"
+    );
 }
