@@ -1,7 +1,8 @@
 //! `peerchain::heap::trim` hands memory freed between live allocations back to the system,
 //! and `peerchain::heap::keep_freed_memory` keeps large blocks on the heap. Resident memory
 //! and the allocator's counters are whole-process figures, so these tests have a process of
-//! their own (the other test allocates only 4 KiB chunks, which are never mapped alone).
+//! their own (the other test maps and frees no block of 8 MiB or more: its chunks are 4 KiB
+//! and their list about 1 MiB).
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 #![allow(
@@ -63,8 +64,8 @@ fn mapped_bytes() -> usize {
 fn a_block_of_megabytes_comes_from_the_heap_once_freed_memory_is_kept() {
     assert!(keep_freed_memory(), "glibc refused the thresholds");
     let before = mapped_bytes();
-    // 8 MiB: above glibc's default threshold (128 KiB, raised only by freeing a larger
-    // mapped block, which nothing in this process does), below ours (16 MiB).
+    // 8 MiB: above glibc's default threshold (128 KiB, raised to the size of a mapped block
+    // when one is freed, and nothing in this process frees one of 8 MiB), below ours (16 MiB).
     let block = vec![1u8; 8 << 20];
     let during = mapped_bytes();
     assert_eq!(
