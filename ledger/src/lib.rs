@@ -18,6 +18,7 @@ pub mod genesis;
 mod history;
 pub mod mempool;
 pub mod merkle;
+mod saved_mempool;
 pub mod sigcache;
 pub mod state;
 pub mod store;

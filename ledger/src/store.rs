@@ -25,6 +25,7 @@ use crate::error::{DecodeError, StoreError};
 use crate::genesis::Genesis;
 use crate::history;
 pub use crate::history::{HistoryCursor, HistoryPage};
+use crate::saved_mempool::SavedMempool;
 use crate::state::{Account, AccountChange, AccountReader, BlockDelta, StateDigest};
 pub use crate::txindex::TxLocation;
 use crate::txindex::{META_TXINDEX_TIP, PendingIndex, block_entries};
@@ -167,6 +168,8 @@ struct Trees {
     undo: sled::Tree,
     digests: sled::Tree,
     mempool: sled::Tree,
+    /// The saved mempool's log in `mempool` (`crate::saved_mempool`).
+    saved_mempool: SavedMempool,
     /// Txindex entries of connected blocks not written yet (`crate::txindex`).
     pending_txindex: PendingIndex,
 }
@@ -185,6 +188,7 @@ impl Trees {
             undo: db.open_tree("undo")?,
             digests: db.open_tree("digests")?,
             mempool: db.open_tree("mempool")?,
+            saved_mempool: SavedMempool::default(),
             pending_txindex: PendingIndex::default(),
             db,
         })
@@ -727,23 +731,17 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the saved mempool with `txs`, keyed by txid, and flushes it (shutdown, and
-    /// once after loading, which also rewrites an older layout).
+    /// Replaces the saved mempool with `txs` (one snapshot record, `crate::saved_mempool`)
+    /// and flushes it (shutdown, and once after loading, which also rewrites an older
+    /// layout).
     pub fn save_mempool(&self, txs: &[Transaction]) -> Result<(), StoreError> {
         let t = self.trees()?;
-        t.mempool.clear()?;
-        let mut batch = sled::Batch::default();
-        for tx in txs {
-            batch.insert(&tx.txid().0, tx.encode());
-        }
-        t.mempool.apply_batch(batch)?;
-        t.mempool.flush()?;
-        Ok(())
+        t.saved_mempool.replace(&t.mempool, txs)
     }
 
-    /// Applies changes to the saved mempool (added transactions, removed txids) without
-    /// waiting for the disk: sled writes them within its flush interval (500 ms), so a
-    /// transaction pending for longer than that survives a crash.
+    /// Applies changes to the saved mempool (added transactions, removed txids) as one
+    /// record, without waiting for the disk: sled writes it within its flush interval
+    /// (500 ms), so a transaction pending for longer than that survives a crash.
     pub fn update_saved_mempool(
         &self,
         added: &[Transaction],
@@ -771,10 +769,11 @@ impl Store {
 /// readers see pending txindex entries before they are written, and the saved mempool is a
 /// best-effort copy that the chain validates when it loads it.
 ///
-/// Both write key by key, never as one `sled` batch: a batch holds sled's global write lock
-/// for its whole length (40-70 ms for a 5,000-transfer block), and every read and every
-/// block commit waits behind it; single writes let them interleave. A crash in the middle
-/// leaves a prefix, which both tolerate (`crate::txindex` for the txindex's record).
+/// The txindex is written key by key, never as one `sled` batch: a batch holds sled's global
+/// write lock for its whole length (40-70 ms for a 5,000-transfer block), and every read and
+/// every block commit waits behind it; single writes let them interleave. A crash in the
+/// middle leaves a prefix, which it tolerates (`crate::txindex` for its record). The saved
+/// mempool's changes are one record per save (`crate::saved_mempool`).
 #[derive(Clone, Debug)]
 pub struct BackgroundWrites {
     reader: StoreReader,
@@ -808,9 +807,12 @@ impl BackgroundWrites {
 /// lost). One writer at a time ([`PendingIndex::lock_writer`]).
 fn write_pending_txindex(t: &Trees) -> Result<usize, StoreError> {
     let _writer = t.pending_txindex.lock_writer();
-    let Some(write) = t.pending_txindex.snapshot() else {
+    let Some(mut write) = t.pending_txindex.snapshot() else {
         return Ok(0);
     };
+    // In key order: consecutive inserts then land in the same leaves, which costs sled about
+    // 40% less than random order (docs/BENCHMARKS.md, section 16).
+    write.entries.sort_unstable_by_key(|(txid, _)| *txid);
     for (txid, loc) in &write.entries {
         t.txindex.insert(txid.0, loc.encode().as_slice())?;
     }
@@ -819,20 +821,14 @@ fn write_pending_txindex(t: &Trees) -> Result<usize, StoreError> {
     Ok(write.entries.len())
 }
 
-/// Deletes `removed` from the saved mempool and writes `added`, key by key, without waiting
-/// for the disk (sled writes them within its flush interval, 500 ms).
+/// Appends the saved mempool's changes as one record (`crate::saved_mempool`), without
+/// waiting for the disk (sled writes it within its flush interval, 500 ms).
 fn write_saved_mempool_changes(
     t: &Trees,
     added: &[Transaction],
     removed: &[Hash],
 ) -> Result<(), StoreError> {
-    for txid in removed {
-        t.mempool.remove(txid.0)?;
-    }
-    for tx in added {
-        t.mempool.insert(tx.txid().0, tx.encode())?;
-    }
-    Ok(())
+    t.saved_mempool.append(&t.mempool, added, removed)
 }
 
 impl StoreReader {
@@ -1018,14 +1014,8 @@ impl StoreReader {
     /// The saved mempool, in (sender, nonce) order, so that each sender's transactions can be
     /// admitted one after the other. Undecodable entries are skipped with a warning.
     pub fn load_mempool(&self) -> Result<Vec<Transaction>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.trees()?.mempool.iter() {
-            let (_, v) = item?;
-            match Transaction::decode(&v) {
-                Ok(tx) => out.push(tx),
-                Err(e) => tracing::warn!(error = %e, "skipping undecodable saved mempool entry"),
-            }
-        }
+        let t = self.trees()?;
+        let mut out = t.saved_mempool.load(&t.mempool)?;
         out.sort_by_cached_key(|tx| (tx.sender(), tx.nonce));
         Ok(out)
     }

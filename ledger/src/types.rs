@@ -297,7 +297,7 @@ impl Transaction {
         Ok(tx)
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Transaction {
             chain_id: r.u64()?,
             from: PublicKey(r.array()?),
