@@ -201,6 +201,8 @@ struct Clocks {
     last_gap_retry: Instant,
     last_gap_expiry: Instant,
     last_mempool_save: Instant,
+    /// When a block last joined the main chain ([`write_behind::txindex_due`]).
+    last_block_connected: Instant,
     last_activation_retry: Instant,
     last_hashes: (Instant, u64),
 }
@@ -246,6 +248,7 @@ impl ChainService {
                 last_gap_retry: now,
                 last_gap_expiry: now,
                 last_mempool_save: now,
+                last_block_connected: now,
                 last_activation_retry: now,
                 last_hashes: (now, 0),
             },
@@ -351,7 +354,8 @@ impl ChainService {
 
     /// Store writes that wait until what changed is announced (events, snapshot, gossip
     /// verdicts), handed to the `store-writer` thread: the txindex entries of connected
-    /// blocks, and the saved mempool's changes every [`MEMPOOL_SAVE_INTERVAL`] (later while
+    /// blocks once no block has connected for a moment ([`write_behind::txindex_due`]), and
+    /// the saved mempool's changes every [`MEMPOOL_SAVE_INTERVAL`] (later while
     /// the writer is behind). Failed writes it reports stop the node's writes here.
     fn write_behind(&mut self) {
         for e in self.writer.failures() {
@@ -362,7 +366,12 @@ impl ChainService {
         if self.disk_full().is_some() {
             return;
         }
-        self.writer.write_txindex();
+        if write_behind::txindex_due(
+            self.clocks.last_block_connected.elapsed(),
+            self.writer.txindex_pending(),
+        ) {
+            self.writer.write_txindex();
+        }
         if self.clocks.last_mempool_save.elapsed() >= MEMPOOL_SAVE_INTERVAL && self.writer.idle() {
             let changes = self.chain.take_saved_mempool_changes();
             self.writer.save_mempool_changes(changes);

@@ -2,6 +2,7 @@
 //! a miner template; and a fresh [`NodeSnapshot`] is published for the readers.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use peerchain_consensus::{ChainEvent, ChainTip, TipStatus};
 use peerchain_ledger::Block;
@@ -66,6 +67,7 @@ impl ChainService {
             match e {
                 ChainEvent::BlockConnected { hash, height } => {
                     tip_changed = true;
+                    self.clocks.last_block_connected = Instant::now();
                     self.links.metrics.block_imported();
                     self.links.metrics.set_chain(height);
                     let _ = self.links.events.send(NodeEvent::Block { hash, height });

@@ -11,8 +11,13 @@
 //! core is free. Readers see pending txindex entries meanwhile, and the saved mempool is a
 //! best-effort copy (`peerchain_ledger::BackgroundWrites`).
 //!
+//! The txindex entries of a block are handed over [`TXINDEX_SETTLE`] after the last block
+//! joined the main chain ([`txindex_due`]), so that a block's propagation among nodes sharing
+//! the machine is not slowed by their writers.
+//!
 //! Bounds: at most one job waits (the chain thread hands one over only when none is queued,
-//! and each job takes everything pending when it runs), and the chain thread waits for the
+//! and each job takes everything pending when it runs), the entries are handed over without
+//! waiting to settle past [`TXINDEX_EAGER_ENTRIES`], and the chain thread waits for the
 //! writer once more than [`MAX_TXINDEX_PENDING`] txindex entries are pending.
 //!
 //! It owns the thread and its queue. It must never choose what is written (the chain and the
@@ -20,6 +25,7 @@
 //! chain thread, which stops on a full disk as for its own writes.
 
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use peerchain_consensus::SavedMempoolChanges;
@@ -32,6 +38,23 @@ const NICE: i32 = 10;
 /// Pending txindex entries above which the chain thread waits for the writer (about 80 bytes
 /// each in memory): a writer starved of CPU slows the chain rather than growing without bound.
 pub(super) const MAX_TXINDEX_PENDING: usize = 100_000;
+
+/// How long after the last block joined the main chain its txindex entries are handed to the
+/// writer: while a block propagates, the imports of the other nodes on the machine and this
+/// node's next block go first. The writer holds sled's lock during each insert, and at nice
+/// 10 it can be preempted holding it, which made the next block's writes wait 20-90 ms
+/// (docs/BENCHMARKS.md, section 16). Readers see the pending entries meanwhile.
+pub(super) const TXINDEX_SETTLE: Duration = Duration::from_millis(300);
+
+/// Pending txindex entries past which they are handed over without waiting for the chain to
+/// settle (a node syncing connects blocks back to back).
+pub(super) const TXINDEX_EAGER_ENTRIES: usize = 20_000;
+
+/// Whether the txindex entries waiting (`pending`) go to the writer now, `since_last_block`
+/// after a block last joined the main chain.
+pub(super) fn txindex_due(since_last_block: Duration, pending: usize) -> bool {
+    pending > 0 && (since_last_block >= TXINDEX_SETTLE || pending >= TXINDEX_EAGER_ENTRIES)
+}
 
 /// Failures kept for the chain thread; more are logged only (the first already stopped the
 /// node's writes).
@@ -97,6 +120,11 @@ impl WriteBehind {
 
     /// Has the pending txindex entries written, if any and if no job waits (a waiting job
     /// is followed by the next call). Waits for the writer first when too many are pending.
+    /// Txindex entries of connected blocks not written yet.
+    pub(super) fn txindex_pending(&self) -> usize {
+        self.writes.txindex_pending()
+    }
+
     pub(super) fn write_txindex(&self) {
         let pending = self.writes.txindex_pending();
         if pending == 0 {
@@ -213,6 +241,22 @@ mod tests {
     fn store() -> (Store, Genesis) {
         let g = Genesis::dev(4, 1_000_000_000, 2000);
         (Store::temporary(&g).expect("store"), g)
+    }
+
+    #[test]
+    fn the_txindex_waits_for_the_chain_to_settle_unless_much_is_pending() {
+        let just = TXINDEX_SETTLE - Duration::from_millis(1);
+        assert!(!txindex_due(TXINDEX_SETTLE * 10, 0), "nothing to write");
+        assert!(
+            !txindex_due(Duration::ZERO, 5_000),
+            "a block just connected"
+        );
+        assert!(!txindex_due(just, TXINDEX_EAGER_ENTRIES - 1));
+        assert!(txindex_due(TXINDEX_SETTLE, 1));
+        assert!(
+            txindex_due(Duration::ZERO, TXINDEX_EAGER_ENTRIES),
+            "a node syncing"
+        );
     }
 
     #[test]
