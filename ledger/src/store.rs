@@ -731,17 +731,18 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the saved mempool with `txs` (one snapshot record, `crate::saved_mempool`)
-    /// and flushes it (shutdown, and once after loading, which also rewrites an older
+    /// Replaces the saved mempool with `txs` (a snapshot, `crate::saved_mempool`) and
+    /// flushes it (shutdown, and once after loading, which also rewrites an older
     /// layout).
     pub fn save_mempool(&self, txs: &[Transaction]) -> Result<(), StoreError> {
         let t = self.trees()?;
         t.saved_mempool.replace(&t.mempool, txs)
     }
 
-    /// Applies changes to the saved mempool (added transactions, removed txids) as one
-    /// record, without waiting for the disk: sled writes it within its flush interval
-    /// (500 ms), so a transaction pending for longer than that survives a crash.
+    /// Applies changes to the saved mempool (added transactions, removed txids) as records
+    /// of at most 8 KiB in one atomic batch, without waiting for the disk: sled writes them
+    /// within its flush interval (500 ms), so a transaction pending for longer than that
+    /// survives a crash.
     pub fn update_saved_mempool(
         &self,
         added: &[Transaction],
@@ -772,8 +773,9 @@ impl Store {
 /// The txindex is written key by key, never as one `sled` batch: a batch holds sled's global
 /// write lock for its whole length (40-70 ms for a 5,000-transfer block), and every read and
 /// every block commit waits behind it; single writes let them interleave. A crash in the
-/// middle leaves a prefix, which it tolerates (`crate::txindex` for its record). The saved
-/// mempool's changes are one record per save (`crate::saved_mempool`).
+/// middle leaves a prefix, which it tolerates (`crate::txindex` for its record). Each save of
+/// the saved mempool's changes is a few small records in one atomic batch
+/// (`crate::saved_mempool`).
 #[derive(Clone, Debug)]
 pub struct BackgroundWrites {
     reader: StoreReader,
@@ -810,8 +812,8 @@ fn write_pending_txindex(t: &Trees) -> Result<usize, StoreError> {
     let Some(mut write) = t.pending_txindex.snapshot() else {
         return Ok(0);
     };
-    // In key order: consecutive inserts then land in the same leaves, which costs sled about
-    // 40% less than random order (docs/BENCHMARKS.md, section 16).
+    // In key order: consecutive inserts then land in the same leaves, which costs sled 20-40%
+    // less than random order (docs/BENCHMARKS.md, section 16).
     write.entries.sort_unstable_by_key(|(txid, _)| *txid);
     for (txid, loc) in &write.entries {
         t.txindex.insert(txid.0, loc.encode().as_slice())?;
@@ -821,8 +823,8 @@ fn write_pending_txindex(t: &Trees) -> Result<usize, StoreError> {
     Ok(write.entries.len())
 }
 
-/// Appends the saved mempool's changes as one record (`crate::saved_mempool`), without
-/// waiting for the disk (sled writes it within its flush interval, 500 ms).
+/// Appends the saved mempool's changes as records (`crate::saved_mempool`), without waiting
+/// for the disk (sled writes them within its flush interval, 500 ms).
 fn write_saved_mempool_changes(
     t: &Trees,
     added: &[Transaction],

@@ -118,13 +118,13 @@ impl WriteBehind {
         self.jobs.as_ref().is_none_or(Sender::is_empty)
     }
 
-    /// Has the pending txindex entries written, if any and if no job waits (a waiting job
-    /// is followed by the next call). Waits for the writer first when too many are pending.
     /// Txindex entries of connected blocks not written yet.
     pub(super) fn txindex_pending(&self) -> usize {
         self.writes.txindex_pending()
     }
 
+    /// Has the pending txindex entries written, if any and if no job waits (a waiting job
+    /// is followed by the next call). Waits for the writer first when too many are pending.
     pub(super) fn write_txindex(&self) {
         let pending = self.writes.txindex_pending();
         if pending == 0 {
