@@ -281,8 +281,8 @@ fn encode_record(kind: u8, removed: &[Hash], added: &[Transaction]) -> Vec<u8> {
     out
 }
 
-/// A pool never holds `u32::MAX` transactions; a count past it is written as the maximum
-/// (and the record then fails to decode, which loses a best-effort copy, nothing else).
+/// A record's count: at most [`RECORD_BYTES`] / 32, so the maximum is never written (were it,
+/// the record would fail to decode, losing a best-effort copy and nothing else).
 fn count_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -366,12 +366,8 @@ impl ChainService {
         if self.disk_full().is_some() {
             return;
         }
-        if write_behind::txindex_due(
-            self.clocks.last_block_connected.elapsed(),
-            self.writer.txindex_pending(),
-        ) {
-            self.writer.write_txindex();
-        }
+        self.writer
+            .write_txindex(self.clocks.last_block_connected.elapsed());
         if self.clocks.last_mempool_save.elapsed() >= MEMPOOL_SAVE_INTERVAL && self.writer.idle() {
             let changes = self.chain.take_saved_mempool_changes();
             self.writer.save_mempool_changes(changes);

@@ -118,16 +118,13 @@ impl WriteBehind {
         self.jobs.as_ref().is_none_or(Sender::is_empty)
     }
 
-    /// Txindex entries of connected blocks not written yet.
-    pub(super) fn txindex_pending(&self) -> usize {
-        self.writes.txindex_pending()
-    }
-
-    /// Has the pending txindex entries written, if any and if no job waits (a waiting job
-    /// is followed by the next call). Waits for the writer first when too many are pending.
-    pub(super) fn write_txindex(&self) {
+    /// Has the pending txindex entries written when they are due ([`txindex_due`], a block
+    /// having last joined the main chain `since_last_block` ago) and no job waits (a waiting
+    /// job is followed by the next call). Waits for the writer first when too many are
+    /// pending.
+    pub(super) fn write_txindex(&self, since_last_block: Duration) {
         let pending = self.writes.txindex_pending();
-        if pending == 0 {
+        if !txindex_due(since_last_block, pending) {
             return;
         }
         if pending > MAX_TXINDEX_PENDING {
@@ -265,7 +262,7 @@ mod tests {
         let block = connect_transfer_block(&store, &g, 4, 50, 1).expect("block");
         let mut writer = WriteBehind::start(store.background_writes());
         assert!(writer.thread.is_some(), "a thread of its own");
-        writer.write_txindex();
+        writer.write_txindex(TXINDEX_SETTLE);
         let saved: Vec<_> = block.transactions[..10].to_vec();
         writer.save_mempool_changes(SavedMempoolChanges {
             added: saved.clone(),
@@ -298,7 +295,7 @@ mod tests {
         let mut writer = WriteBehind::start(store.background_writes());
         writer.stop();
         connect_transfer_block(&store, &g, 4, 20, 2).expect("block");
-        writer.write_txindex();
+        writer.write_txindex(TXINDEX_SETTLE);
         assert_eq!(store.background_writes().txindex_pending(), 0);
     }
 
