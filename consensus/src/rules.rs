@@ -5,8 +5,7 @@
 //! transaction rule; applying the transactions to the parent state (rules 6-7) belongs to the
 //! ledger and surfaces here as [`ConsensusError::InvalidTransactions`].
 
-use std::collections::HashMap;
-
+use peerchain_ledger::fast_hash::FastMap;
 use peerchain_ledger::merkle::merkle_root;
 use peerchain_ledger::sigcache::VerifiedSignatures;
 use peerchain_ledger::{ApplyError, Block, BlockHeader, Genesis, Hash, Target};
@@ -232,12 +231,25 @@ pub fn check_body_with(
     genesis: &Genesis,
     verified: &VerifiedSignatures,
 ) -> Result<Vec<Hash>, ConsensusError> {
-    let count = block.transactions.len();
-    let max = genesis.max_block_txs();
-    if count > max {
-        return Err(ConsensusError::TooManyTransactions { count, max });
-    }
-    let txids = block.txids();
+    check_count(block, genesis)?;
+    check_body_txids(block, block.txids(), genesis, verified)
+}
+
+/// [`check_body_with`] for a block whose `txids` this node computed itself, one per
+/// transaction in block order (`peerchain_ledger::RebuiltBlock`): they are not computed again.
+pub(crate) fn check_body_txids(
+    block: &Block,
+    txids: Vec<Hash>,
+    genesis: &Genesis,
+    verified: &VerifiedSignatures,
+) -> Result<Vec<Hash>, ConsensusError> {
+    check_count(block, genesis)?;
+    // Never one txid too few or too many: computed here instead.
+    let txids = if txids.len() == block.transactions.len() {
+        txids
+    } else {
+        block.txids()
+    };
     check_unique(&txids)?;
     let expected = merkle_root(&txids);
     if block.header.tx_root != expected {
@@ -257,9 +269,20 @@ pub fn check_body_with(
     Ok(txids)
 }
 
+/// Rule 5's bound on the number of transactions.
+fn check_count(block: &Block, genesis: &Genesis) -> Result<(), ConsensusError> {
+    let count = block.transactions.len();
+    let max = genesis.max_block_txs();
+    if count > max {
+        return Err(ConsensusError::TooManyTransactions { count, max });
+    }
+    Ok(())
+}
+
 /// No txid twice; reports the first repeat in block order.
 fn check_unique(txids: &[Hash]) -> Result<(), ConsensusError> {
-    let mut seen: HashMap<Hash, usize> = HashMap::with_capacity(txids.len());
+    let mut seen: FastMap<Hash, usize> =
+        FastMap::with_capacity_and_hasher(txids.len(), Default::default());
     for (second, txid) in txids.iter().enumerate() {
         if let Some(&first) = seen.get(txid) {
             return Err(ConsensusError::DuplicateTransaction {

@@ -14,7 +14,7 @@ mod common;
 use common::*;
 use peerchain_consensus::{Chain, ChainConfig, ChainEvent, ConsensusError, TipStatus, Verdict};
 use peerchain_ledger::crypto::Keypair;
-use peerchain_ledger::{Address, Block, Store, StoreConfig};
+use peerchain_ledger::{Address, Block, Store, StoreConfig, Transaction};
 use proptest::prelude::*;
 
 fn import_all(chain: &mut Chain, blocks: &[Block]) -> Vec<Verdict> {
@@ -725,6 +725,57 @@ fn a_block_prepared_for_relay_gets_the_verdicts_of_a_full_import() {
         ]
     );
     assert_eq!(chain.tip(), child.hash());
+}
+
+/// A block rebuilt from the mempool (`Mempool::rebuild`, a compact block's reconstruction)
+/// is checked with the txids the mempool computed, and gets the verdicts `prepare_relay`
+/// gives the same block: a valid one is relayable and imported, one whose header commits to
+/// other transactions (a Merkle root of another order) is not relayable and comes back.
+#[test]
+fn a_block_rebuilt_from_the_mempool_is_checked_as_prepare_relay_checks_it() {
+    let g = easy_genesis();
+    let mut chain = new_chain(&g);
+    let mut f = Forest::new(&g);
+    let clock = now(&g);
+    let main = f.branch(&g.hash(), 1, 0, 1);
+    import_all(&mut chain, &main);
+    let txs: Vec<Transaction> = (0..3)
+        .map(|i| Keypair::dev(i).sign_transfer(g.chain_id, Address([9; 20]), 5, g.min_fee, 0))
+        .collect();
+    for tx in &txs {
+        chain.submit(tx.clone(), clock).expect("admitted");
+    }
+    let valid = f.child_with(&main[0].hash(), txs.clone(), Address([3; 20]));
+    let txids = valid.txids();
+
+    // The header's Merkle root is of another order: not relayable, as prepare_relay says.
+    let mut reordered = txids.clone();
+    reordered.swap(0, 1);
+    let rebuilt = chain
+        .mempool()
+        .rebuild(valid.header.clone(), &reordered)
+        .expect("all pending");
+    let back = chain
+        .prepare_relay_rebuilt(rebuilt, clock)
+        .expect_err("the root does not match the transactions");
+    assert!(chain.prepare_relay(back.clone(), clock).is_err());
+    assert_eq!(back.transactions[0], txs[1], "the rebuilt block comes back");
+
+    let rebuilt = chain
+        .mempool()
+        .rebuild(valid.header.clone(), &txids)
+        .expect("all pending");
+    let checked = chain
+        .prepare_relay_rebuilt(rebuilt, clock)
+        .expect("relayable");
+    assert_eq!(checked.block(), &valid);
+    let v = chain
+        .import_relayable(checked, Some("peer".into()), clock)
+        .expect("import");
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].verdict, Verdict::Accepted { on_main: true });
+    assert_eq!(chain.tip(), valid.hash());
+    assert!(chain.mempool().is_empty(), "the block confirmed the pool");
 }
 
 /// Issue 13, relay before state application: a block may be relayed early when it extends

@@ -11,14 +11,15 @@
 //! It must never: hold more than its capacity (capacity 0 holds nothing), or change the value
 //! of a key it holds.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+
+use crate::fast_hash::FastMap;
 
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct Generations<K, V> {
-    current: HashMap<K, V>,
-    previous: HashMap<K, V>,
+    current: FastMap<K, V>,
+    previous: FastMap<K, V>,
     capacity: usize,
 }
 
@@ -26,8 +27,8 @@ impl<K, V> Default for Generations<K, V> {
     /// Capacity 0: holds nothing.
     fn default() -> Self {
         Generations {
-            current: HashMap::new(),
-            previous: HashMap::new(),
+            current: FastMap::default(),
+            previous: FastMap::default(),
             capacity: 0,
         }
     }
@@ -37,8 +38,8 @@ impl<K: Hash + Eq, V> Generations<K, V> {
     /// An empty map holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         Generations {
-            current: HashMap::new(),
-            previous: HashMap::new(),
+            current: FastMap::default(),
+            previous: FastMap::default(),
             capacity,
         }
     }
@@ -61,7 +62,7 @@ impl<K: Hash + Eq, V> Generations<K, V> {
         let generation_len = self.capacity.div_ceil(2);
         if self.current.len() >= generation_len {
             // Sized once, so a new generation never grows (and copies) as it fills.
-            let fresh = HashMap::with_capacity(generation_len);
+            let fresh = FastMap::with_capacity_and_hasher(generation_len, Default::default());
             self.previous = std::mem::replace(&mut self.current, fresh);
         }
         if self.len() >= self.capacity {

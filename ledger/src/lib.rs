@@ -13,6 +13,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod fast_hash;
 pub mod generations;
 pub mod genesis;
 mod history;
@@ -37,7 +38,7 @@ pub mod types;
 
 pub use error::{ApplyError, DecodeError, GenesisError, StoreError, TxError};
 pub use genesis::Genesis;
-pub use mempool::{Admitted, FeeCursor, Mempool, MempoolConfig, MempoolError};
+pub use mempool::{Admitted, FeeCursor, Mempool, MempoolConfig, MempoolError, RebuiltBlock};
 pub use primitive_types::U256;
 pub use state::{Account, AccountReader, BlockDelta, StateDigest};
 pub use store::{

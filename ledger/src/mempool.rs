@@ -13,17 +13,18 @@
 //! query that snapshot without ever waiting for the chain thread.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rayon::prelude::*;
 
 use crate::crypto;
 use crate::error::{StoreError, TxError};
+use crate::fast_hash::{FastSet, PersistentMap};
 use crate::genesis::Genesis;
 use crate::sigcache::{SignatureChecker, VerifiedSignatures};
 use crate::state::{AccountReader, check_stateless};
-use crate::types::{Address, Hash, TX_ENCODED_LEN, Transaction};
+use crate::types::{Address, Block, BlockHeader, Hash, TX_ENCODED_LEN, Transaction};
 
 mod selection;
 pub use selection::Selection;
@@ -129,6 +130,28 @@ pub struct PoolEntry {
     seq: u64,
 }
 
+/// A block put together from pending transactions ([`Mempool::rebuild`]), with its txids.
+/// Each txid is the one the pool computed for the transaction at the same position when it
+/// admitted it (entries are held under their own txid), so block validation need not hash
+/// the transactions again. Only the pool makes one.
+#[derive(Debug, Clone)]
+pub struct RebuiltBlock {
+    block: Block,
+    txids: Vec<Hash>,
+}
+
+impl RebuiltBlock {
+    /// The block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+
+    /// The block and its txids, in block order.
+    pub fn into_parts(self) -> (Block, Vec<Hash>) {
+        (self.block, self.txids)
+    }
+}
+
 /// A position in the fee order of the pool (for paging). An entry that left the pool since the
 /// cursor was issued does not disturb the walk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,20 +201,20 @@ pub struct Mempool {
     config: MempoolConfig,
     chain_id: u64,
     min_fee: u64,
-    entries: imbl::HashMap<Hash, Arc<PoolEntry>>,
-    by_sender: imbl::HashMap<Address, imbl::OrdMap<u64, Hash>>,
+    entries: PersistentMap<Hash, Arc<PoolEntry>>,
+    by_sender: PersistentMap<Address, imbl::OrdMap<u64, Hash>>,
     /// (fee, Reverse(seq), txid): iteration from the front gives the cheapest, newest first.
     by_fee: imbl::OrdSet<(u64, Reverse<u64>, Hash)>,
     /// Every address a pending transaction sends from or pays to: (Reverse(seq), txid), so
     /// iteration from the front gives the newest first.
-    by_address: imbl::HashMap<Address, imbl::OrdSet<(Reverse<u64>, Hash)>>,
+    by_address: PersistentMap<Address, imbl::OrdSet<(Reverse<u64>, Hash)>>,
     /// Each sender's last pending transaction in fee order (the only ones eviction may take,
     /// so it never leaves a nonce gap), with the key each sender has there.
     tails: imbl::OrdSet<(u64, Reverse<u64>, Hash)>,
-    tail_of: imbl::HashMap<Address, (u64, Reverse<u64>, Hash)>,
+    tail_of: PersistentMap<Address, (u64, Reverse<u64>, Hash)>,
     /// Each sender's pending cost (`amount + fee` summed), kept with `by_sender` so a funds
     /// check costs O(1) however many transactions the sender has pending.
-    cost_of: imbl::HashMap<Address, u128>,
+    cost_of: PersistentMap<Address, u128>,
     bytes: usize,
     next_seq: u64,
     genesis: Arc<Genesis>,
@@ -234,13 +257,13 @@ impl Mempool {
             config,
             chain_id: genesis.chain_id,
             min_fee: genesis.min_fee,
-            entries: imbl::HashMap::new(),
-            by_sender: imbl::HashMap::new(),
+            entries: PersistentMap::default(),
+            by_sender: PersistentMap::default(),
             by_fee: imbl::OrdSet::new(),
-            by_address: imbl::HashMap::new(),
+            by_address: PersistentMap::default(),
             tails: imbl::OrdSet::new(),
-            tail_of: imbl::HashMap::new(),
-            cost_of: imbl::HashMap::new(),
+            tail_of: PersistentMap::default(),
+            cost_of: PersistentMap::default(),
             bytes: 0,
             next_seq,
             genesis,
@@ -279,6 +302,30 @@ impl Mempool {
     /// The pending entry `txid`.
     pub fn get(&self, txid: &Hash) -> Option<&PoolEntry> {
         self.entries.get(txid).map(|e| &**e)
+    }
+
+    /// The block with `header` and the pending transactions `txids`, in that order, or how
+    /// many of them are not pending (BIP 152's reconstruction of a compact block). The
+    /// block's txids come with it, as this pool computed them on admission.
+    pub fn rebuild(&self, header: BlockHeader, txids: &[Hash]) -> Result<RebuiltBlock, usize> {
+        let mut transactions = Vec::with_capacity(txids.len());
+        let mut missing = 0usize;
+        for txid in txids {
+            match self.entries.get(txid) {
+                Some(e) => transactions.push(e.tx.clone()),
+                None => missing = missing.saturating_add(1),
+            }
+        }
+        if missing > 0 {
+            return Err(missing);
+        }
+        Ok(RebuiltBlock {
+            block: Block {
+                header,
+                transactions,
+            },
+            txids: txids.to_vec(),
+        })
     }
 
     /// The ids of every pending transaction, in no order.
@@ -618,18 +665,21 @@ impl Mempool {
             }
             return present;
         }
-        let gone: HashSet<&Hash> = present.iter().collect();
-        let mut rest: Vec<Arc<PoolEntry>> = self
-            .entries
-            .values()
-            .filter(|e| !gone.contains(&e.txid))
-            .cloned()
-            .collect();
-        rest.sort_by_key(|e| e.seq);
+        let gone: FastSet<&Hash> = present.iter().collect();
         let mut pool = self.emptied();
-        for entry in rest {
-            pool.insert_entry(entry);
+        if gone.len() < self.entries.len() {
+            let mut rest: Vec<Arc<PoolEntry>> = self
+                .entries
+                .values()
+                .filter(|e| !gone.contains(&e.txid))
+                .cloned()
+                .collect();
+            rest.sort_by_key(|e| e.seq);
+            for entry in rest {
+                pool.insert_entry(entry);
+            }
         }
+        // Else the block confirmed the whole pool: nothing to look through.
         *self = pool;
         present
     }
@@ -864,6 +914,39 @@ mod tests {
             Ok(_) => "ok",
             Err(e) => e.code(),
         }
+    }
+
+    /// A compact block's reconstruction: the pending transactions in the order asked, with
+    /// the txids they were admitted under (equal to their own), or how many are missing.
+    #[test]
+    fn a_block_is_rebuilt_from_pending_transactions_with_their_txids() {
+        let (g, state, k) = setup();
+        let mut p = pool(&g, 100);
+        let txs: Vec<Transaction> = (0..4)
+            .map(|i| k[i].sign_transfer(g.chain_id, k[5].address(), 10, 1, 0))
+            .collect();
+        for tx in &txs {
+            assert_eq!(code(p.add(tx.clone(), &state, 0)), "ok");
+        }
+        let order = [txs[2].txid(), txs[0].txid(), txs[3].txid()];
+        let header = g.header();
+        let rebuilt = p.rebuild(header.clone(), &order).expect("all pending");
+        assert_eq!(rebuilt.block().header, header);
+        let (block, txids) = rebuilt.into_parts();
+        assert_eq!(
+            block.transactions,
+            vec![txs[2].clone(), txs[0].clone(), txs[3].clone()]
+        );
+        assert_eq!(
+            txids,
+            block.txids(),
+            "the txids of the block's transactions"
+        );
+        let unknown = k[4].sign_transfer(g.chain_id, k[5].address(), 10, 1, 0);
+        let partly = [txs[1].txid(), unknown.txid(), Hash::ZERO];
+        assert_eq!(p.rebuild(header.clone(), &partly).map(|_| ()), Err(2));
+        let empty = p.rebuild(header, &[]).expect("nothing needed");
+        assert!(empty.block().transactions.is_empty());
     }
 
     #[test]

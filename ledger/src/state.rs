@@ -2,13 +2,12 @@
 //! block's transactions, fees and reward as a [`BlockDelta`] (which is also the undo data), and
 //! the additive state digest.
 
-use std::collections::HashMap;
-
 use primitive_types::U256;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApplyError, StoreError, TxError};
+use crate::fast_hash::FastMap;
 use crate::genesis::Genesis;
 use crate::types::{Address, Block, Transaction};
 
@@ -150,10 +149,10 @@ pub fn apply_block(
     genesis: &Genesis,
     block: &Block,
 ) -> Result<BlockDelta, ApplyError> {
-    let mut overlay: HashMap<Address, (Account, Account)> = HashMap::new();
+    let mut overlay: FastMap<Address, (Account, Account)> = FastMap::default();
     let mut order: Vec<Address> = Vec::new();
     let mut load = |address: Address,
-                    overlay: &mut HashMap<Address, (Account, Account)>|
+                    overlay: &mut FastMap<Address, (Account, Account)>|
      -> Result<Account, StoreError> {
         if let Some((_, now)) = overlay.get(&address) {
             return Ok(*now);
@@ -219,7 +218,7 @@ pub fn apply_block(
     })
 }
 
-fn set(overlay: &mut HashMap<Address, (Account, Account)>, address: Address, value: Account) {
+fn set(overlay: &mut FastMap<Address, (Account, Account)>, address: Address, value: Account) {
     if let Some(entry) = overlay.get_mut(&address) {
         entry.1 = value;
     }

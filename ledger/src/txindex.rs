@@ -14,10 +14,10 @@
 //! ([`crate::Store`] does it before anything reads). Owns the entry encoding and the pending
 //! set; never decides what is on the main chain.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 use crate::error::DecodeError;
+use crate::fast_hash::FastMap;
 use crate::types::{Hash, Reader};
 
 /// The meta record naming the block up to which the txindex tree is complete.
@@ -86,7 +86,7 @@ pub(crate) struct PendingIndex {
 
 #[derive(Debug, Default)]
 struct Pending {
-    by_txid: HashMap<Hash, TxLocation>,
+    by_txid: FastMap<Hash, TxLocation>,
     last_block: Option<Hash>,
 }
 

@@ -56,7 +56,7 @@ pub enum BlockOrigin {
 /// A block as the block topic carries it: the header and the txids of its transactions, in
 /// order (BIP 152's compact block, with whole txids instead of short ids: nothing to salt and
 /// no collision to resolve, at 32 bytes a transaction instead of 148). The receiver rebuilds
-/// the block from the transactions it already holds ([`CompactBlock::rebuild`]) and fetches
+/// the block from the transactions it already holds (`peerchain_ledger::Mempool::rebuild`) and fetches
 /// the whole block from the sender when it lacks any (docs/NETWORK.md section 3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompactBlock {
@@ -78,30 +78,6 @@ impl CompactBlock {
     /// The block hash.
     pub fn hash(&self) -> Hash {
         self.header.hash()
-    }
-
-    /// The whole block, each transaction taken from `lookup` by txid; when `lookup` lacks
-    /// some, how many. The transactions are not hashed again here: consensus checks the
-    /// rebuilt block's Merkle root like any other's.
-    pub fn rebuild(
-        &self,
-        mut lookup: impl FnMut(&Hash) -> Option<Transaction>,
-    ) -> Result<Block, usize> {
-        let mut transactions = Vec::with_capacity(self.txids.len());
-        let mut missing = 0usize;
-        for txid in &self.txids {
-            match lookup(txid) {
-                Some(tx) => transactions.push(tx),
-                None => missing = missing.saturating_add(1),
-            }
-        }
-        if missing > 0 {
-            return Err(missing);
-        }
-        Ok(Block {
-            header: self.header.clone(),
-            transactions,
-        })
     }
 }
 

@@ -87,13 +87,16 @@ impl ChainService {
             self.report_block(msg, Acceptance::Ignore);
             return;
         }
-        let mempool = self.chain.mempool();
-        match compact.rebuild(|txid| mempool.get(txid).map(|e| e.tx.clone())) {
-            Ok(block) => {
+        let rebuilt = self
+            .chain
+            .mempool()
+            .rebuild(compact.header.clone(), &compact.txids);
+        match rebuilt {
+            Ok(rebuilt) => {
                 self.links.metrics.compact_block("rebuilt");
                 match self
                     .chain
-                    .prepare_relay(block, clock_ms(self.clock_offset_ms))
+                    .prepare_relay_rebuilt(rebuilt, clock_ms(self.clock_offset_ms))
                 {
                     Ok(checked) => {
                         // High-bandwidth relay: forwarded now, its state applied next.

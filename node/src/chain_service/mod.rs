@@ -15,14 +15,17 @@
 //! transactions fetched) with `compact_fetches` (what waits for a fetch), `mining` (templates,
 //! found blocks, "mine now") with `miner_template` (when a template is rebuilt or extended),
 //! `publish` (events and snapshots), `storage` (a full disk), `write_behind` (the txindex
-//! and the saved mempool, written by the `store-writer` thread).
+//! and the saved mempool, written by the `store-writer` thread), `reclaim` (old snapshots,
+//! freed by the `reclaim` thread) and `priority` (the helper threads' lowered priority).
 
 mod compact;
 mod compact_fetches;
 mod gossip;
 mod miner_template;
 mod mining;
+mod priority;
 mod publish;
+mod reclaim;
 mod requests;
 mod storage;
 mod write_behind;
@@ -181,6 +184,8 @@ pub struct ChainService {
     store_dir: std::path::PathBuf,
     /// The `store-writer` thread: the txindex and the saved mempool.
     writer: write_behind::WriteBehind,
+    /// The `reclaim` thread: frees the snapshots readers no longer see.
+    reclaim: reclaim::Reclaimer<Arc<NodeSnapshot>>,
 }
 
 impl std::fmt::Debug for ChainService {
@@ -266,6 +271,7 @@ impl ChainService {
             compact_fetches: compact_fetches::CompactFetches::new(limits.compact_fetches),
             store_dir: config.data_dir.join("chain"),
             writer,
+            reclaim: reclaim::Reclaimer::start(),
         }
     }
 
@@ -379,6 +385,7 @@ impl ChainService {
         self.miner.set_job(None);
         // The writer's jobs first: the whole mempool is saved after its last changes.
         self.writer.stop();
+        self.reclaim.stop();
         if let Err(e) = self.chain.save_mempool() {
             tracing::error!(error = %e, "could not save the mempool");
         }

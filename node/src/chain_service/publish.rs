@@ -141,7 +141,9 @@ impl ChainService {
             mining: self.mining,
             queued: self.gap.queued(),
         };
-        self.links.snapshot.send_replace(Arc::new(snapshot));
+        let replaced = self.links.snapshot.send_replace(Arc::new(snapshot));
+        // After a block it may hold the last reference to the whole old pool.
+        self.reclaim.free(replaced);
         self.links
             .metrics
             .set_gap(self.gap.len(), self.waiting.len());

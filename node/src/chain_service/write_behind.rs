@@ -6,7 +6,7 @@
 //! a block's import there: a profile of a process receiving 5,000-transfer blocks put the
 //! mempool save at 13.5% of its CPU, the txindex at 7.5% and the import at 5%
 //! (docs/BENCHMARKS.md section 16). Whatever came next (a block, a request) waited behind
-//! them. The thread lowers its own priority ([`NICE`]): where cores are short, as with a test
+//! them. The thread lowers its own priority (`priority::NICE`): where cores are short, as with a test
 //! network on one machine, imports and admissions go first, and the writes catch up when a
 //! core is free. Readers see pending txindex entries meanwhile, and the saved mempool is a
 //! best-effort copy (`peerchain_ledger::BackgroundWrites`).
@@ -31,9 +31,7 @@ use crossbeam_channel::{Receiver, Sender};
 use peerchain_consensus::SavedMempoolChanges;
 use peerchain_ledger::{BackgroundWrites, StoreError};
 
-/// The writer's nice value: a thread at 10 gets about a tenth of a core's share next to a
-/// busy thread at the default 0.
-const NICE: i32 = 10;
+use super::priority::lower_priority;
 
 /// Pending txindex entries above which the chain thread waits for the writer (about 80 bytes
 /// each in memory): a writer starved of CPU slows the chain rather than growing without bound.
@@ -92,7 +90,7 @@ impl WriteBehind {
         let started = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                lower_priority();
+                lower_priority("store-writer");
                 for job in jobs {
                     run(&thread_writes, job, &thread_failures);
                 }
@@ -207,26 +205,6 @@ fn run(writes: &BackgroundWrites, job: Job, failures: &Sender<StoreError>) {
     }
 }
 
-/// Lowers the calling thread's CPU priority to [`NICE`]. On Linux the nice value belongs to
-/// the thread (`setpriority(2)`, NOTES), so the rest of the process keeps its own.
-#[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
-fn lower_priority() {
-    // SAFETY: setpriority takes plain integers and changes only the scheduling weight of the
-    // calling thread (who = 0); it touches no memory of this process.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, NICE) };
-    if rc != 0 {
-        tracing::debug!(
-            error = %std::io::Error::last_os_error(),
-            "cannot lower the store-writer's priority"
-        );
-    }
-}
-
-/// Elsewhere the writer keeps the default priority.
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
@@ -234,6 +212,8 @@ mod tests {
     use peerchain_ledger::{Genesis, Store};
 
     use super::*;
+    #[cfg(target_os = "linux")]
+    use crate::chain_service::priority::{NICE, nice_field, nice_values_of};
 
     fn store() -> (Store, Genesis) {
         let g = Genesis::dev(4, 1_000_000_000, 2000);
@@ -299,19 +279,6 @@ mod tests {
         assert_eq!(store.background_writes().txindex_pending(), 0);
     }
 
-    /// The nice value in a `/proc/.../stat` line: fields after the command's closing
-    /// parenthesis start at field 3 (state), and the nice value is field 19.
-    #[cfg(target_os = "linux")]
-    fn nice_field(stat: &str) -> i32 {
-        let after = &stat[stat.rfind(')').expect("comm") + 1..];
-        after
-            .split_whitespace()
-            .nth(16)
-            .expect("nice")
-            .parse()
-            .expect("int")
-    }
-
     /// The writer yields to the node's other threads (and to other nodes on the machine).
     #[cfg(target_os = "linux")]
     #[test]
@@ -325,16 +292,7 @@ mod tests {
         let mut writer = WriteBehind::start(store.background_writes());
         writer.wait(); // the thread has lowered its priority before its first job
         assert_eq!(own_nice(), before, "only the writer's priority changes");
-        let mut nice_values = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
-            let path = task.expect("task").path();
-            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-            if comm.trim() != "store-writer" {
-                continue;
-            }
-            let stat = std::fs::read_to_string(path.join("stat")).expect("stat");
-            nice_values.push(nice_field(&stat));
-        }
+        let nice_values = nice_values_of("store-writer");
         writer.stop();
         // Other tests' writers may be starting (not lowered yet): ours, waited for, is.
         assert!(nice_values.contains(&NICE), "{nice_values:?}");
