@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 ALL=(signatures block_commit store_memory mempool mining block_validation reorg template
      propagation sync_speed submit_throughput explorer_reads reads_under_load selfish_mining
-     testnet_throughput propagation_processes testnet_memory)
+     testnet_throughput propagation_processes block_receipt testnet_memory)
 if [ "$#" -gt 0 ]; then SELECTED=("$@"); else SELECTED=("${ALL[@]}"); fi
 
 OUT=target/bench-results.txt
@@ -93,6 +93,8 @@ for b in "${SELECTED[@]}"; do
                               PEERCHAIN_BENCH_TIMEOUT_SECS=120 ;;
         propagation_processes) run peerchain propagation_processes PEERCHAIN_BENCH_NODES=10 \
                               PEERCHAIN_BENCH_TXS=5000 PEERCHAIN_BENCH_ROUNDS=10 ;;
+        block_receipt)    run peerchain block_receipt PEERCHAIN_BENCH_TXS=5000 \
+                              PEERCHAIN_BENCH_SENDERS=50 PEERCHAIN_BENCH_ROUNDS=20 ;;
         # Goal 5 of issue 13: 32 nodes idle for 60 s, then 500 transfers/s (about what 32
         # nodes confirm on 2 cores; goal 1's 3,000 cannot be offered to them here).
         testnet_memory)   run peerchain testnet_throughput PEERCHAIN_BENCH_NODES=32 \
