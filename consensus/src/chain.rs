@@ -289,6 +289,12 @@ impl SavedMempoolChanges {
     }
 }
 
+/// How many blocks the chain had connected on its main chain when it was taken
+/// ([`Chain::durable_mark`]): a flush that starts after it makes those blocks durable
+/// ([`Chain::blocks_durable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DurableMark(u64);
+
 /// The block tree, fork choice and mempool. See the module docs.
 #[derive(Debug)]
 pub struct Chain {
@@ -323,10 +329,13 @@ pub struct Chain {
     /// Blocks without children: the ends of every branch, where fork choice looks.
     leaves: HashSet<Hash>,
     tip: Hash,
-    /// Main-chain blocks connected since a write last reached the disk, oldest first (at
-    /// most `config.max_undurable_blocks`): sled drops a buffer it failed to write, so a
-    /// reopen after a full disk may not find them ([`Chain::reopen_store`]).
-    undurable: VecDeque<Block>,
+    /// Main-chain blocks connected since a write last reached the disk, oldest first, each
+    /// with its number in `connected_count` (at most `config.max_undurable_blocks`): sled
+    /// drops a buffer it failed to write, so a reopen after a full disk may not find them
+    /// ([`Chain::reopen_store`]).
+    undurable: VecDeque<(u64, Block)>,
+    /// Main-chain blocks connected since the chain was opened (numbers `undurable`).
+    connected_count: u64,
     /// Blocks the current import checked and stored, for fork choice to connect.
     just_stored: JustStored,
 }
@@ -370,6 +379,7 @@ impl Chain {
             leaves,
             tip,
             undurable: VecDeque::new(),
+            connected_count: 0,
             just_stored: JustStored::default(),
         };
         chain.resume_fork_choice();
@@ -417,13 +427,13 @@ impl Chain {
     fn replay_undurable(&mut self, now_ms: u64) -> Result<usize, ChainError> {
         let mut kept = std::mem::take(&mut self.undurable);
         let mut replayed: usize = 0;
-        while let Some(block) = kept.pop_front() {
+        while let Some((number, block)) = kept.pop_front() {
             if self.nodes.contains_key(&block.hash()) {
                 continue;
             }
             // Connecting it keeps it again (in `undurable`) until a write reaches the disk.
             if let Err(e) = self.import(block.clone(), None, now_ms) {
-                kept.push_front(block);
+                kept.push_front((number, block));
                 self.undurable.extend(kept);
                 return Err(e);
             }
@@ -458,7 +468,8 @@ impl Chain {
                 }
             }
         }
-        self.undurable.push_back(block);
+        self.connected_count = self.connected_count.wrapping_add(1);
+        self.undurable.push_back((self.connected_count, block));
     }
 
     /// Fork choice on open (see [`Chain::open`]).
@@ -515,11 +526,36 @@ impl Chain {
     }
 
     /// Whether the store still takes writes (see `Store::probe_write`). The probe flushes:
-    /// once it succeeds, every block connected before it is on the disk.
+    /// once it succeeds, every block connected before it is on the disk. A node probes on
+    /// another thread ([`BackgroundWrites::probe_write`] between [`Chain::durable_mark`]
+    /// and [`Chain::blocks_durable`]); this is for when it must know before going on.
     pub fn probe_store(&mut self) -> Result<(), ChainError> {
         self.store.probe_write()?;
         self.undurable.clear();
         Ok(())
+    }
+
+    /// Main-chain blocks kept in memory until a write reaches the disk (for a reopen).
+    pub fn kept_for_reopen(&self) -> usize {
+        self.undurable.len()
+    }
+
+    /// The blocks connected so far, to hand to [`Chain::blocks_durable`] once a flush that
+    /// started after this call has succeeded.
+    pub fn durable_mark(&self) -> DurableMark {
+        DurableMark(self.connected_count)
+    }
+
+    /// A flush that started after `mark` was taken succeeded: the blocks connected up to it
+    /// are on the disk and need not be kept for a reopen. Blocks connected since stay kept.
+    pub fn blocks_durable(&mut self, mark: DurableMark) {
+        while self
+            .undurable
+            .front()
+            .is_some_and(|(number, _)| *number <= mark.0)
+        {
+            self.undurable.pop_front();
+        }
     }
 
     /// Writes the txindex entries of the blocks connected since the last call (readers see

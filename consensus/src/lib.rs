@@ -19,7 +19,7 @@ pub mod rules;
 pub mod template;
 
 pub use chain::{
-    Chain, ChainConfig, ChainError, ChainEvent, ChainTip, Imported, RelayableBlock,
+    Chain, ChainConfig, ChainError, ChainEvent, ChainTip, DurableMark, Imported, RelayableBlock,
     SavedMempoolChanges, TipStatus, Verdict,
 };
 pub use rules::ConsensusError;

@@ -156,3 +156,61 @@ fn blocks_the_reopened_store_lost_are_imported_again() {
     assert_eq!(chain.tip_header().height, 6);
     assert_state_matches(&chain, &forest);
 }
+
+/// The node probes the disk on another thread (`BackgroundWrites::probe_write`): a probe
+/// that succeeds makes durable the blocks connected before its mark was taken, and the
+/// blocks connected while it ran stay kept, so a store that loses them gets them again.
+#[test]
+fn a_probe_on_another_thread_releases_only_the_blocks_connected_before_its_mark() {
+    let g = easy_genesis();
+    let work = tempfile::tempdir().expect("tempdir");
+    let path = work.path().join("db");
+    let mut config = StoreConfig::new(&path);
+    config.sync_every_block = false;
+    let store = Store::open(&config, &g).expect("open");
+    let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+    let mut forest = Forest::new(&g);
+    let mut tip = g.hash();
+    let mut connect = |chain: &mut Chain, tip: &mut peerchain_ledger::Hash, salt: u64| {
+        let block = forest.child(tip, 20, salt);
+        *tip = block.hash();
+        chain.import(block, None, now(&g)).expect("import");
+        assert_eq!(chain.tip(), *tip);
+    };
+    for salt in 0..3 {
+        connect(&mut chain, &mut tip, salt);
+    }
+    assert_eq!(chain.kept_for_reopen(), 3);
+    let mark = chain.durable_mark();
+    let writes = chain.background_writes();
+    std::thread::spawn(move || writes.probe_write())
+        .join()
+        .expect("the probe thread")
+        .expect("the disk takes writes");
+    let durable = work.path().join("durable");
+    copy_dir(&path, &durable);
+    // Blocks connected before the probe's result is taken.
+    for salt in 3..5 {
+        connect(&mut chain, &mut tip, salt);
+    }
+    chain.blocks_durable(mark);
+    assert_eq!(
+        chain.kept_for_reopen(),
+        2,
+        "the blocks before the mark are durable, the later ones kept"
+    );
+    chain.blocks_durable(mark);
+    assert_eq!(chain.kept_for_reopen(), 2, "a mark releases once");
+
+    // The store loses what was written after the probe: the two later blocks come back.
+    std::fs::rename(&path, work.path().join("lost")).expect("move aside");
+    copy_dir(&durable, &path);
+    chain.reopen_store(now(&g)).expect("reopen");
+    assert_eq!(
+        chain.tip(),
+        tip,
+        "the two later blocks are on the main chain again"
+    );
+    assert_eq!(chain.tip_header().height, 5);
+    assert_state_matches(&chain, &forest);
+}

@@ -722,13 +722,7 @@ impl Store {
     /// the disk still takes writes: after a failed write (a full disk) sled refuses every
     /// write until [`Store::reopen`]. The record means nothing else.
     pub fn probe_write(&self) -> Result<(), StoreError> {
-        let trees = self.trees()?;
-        trees.meta.update_and_fetch(META_PROBE, |old| {
-            let n = old.and_then(|b| decode_u64(b, "probe").ok()).unwrap_or(0);
-            Some(n.wrapping_add(1).to_le_bytes().to_vec())
-        })?;
-        trees.db.flush()?;
-        Ok(())
+        probe_write(&*self.trees()?)
     }
 
     /// Replaces the saved mempool with `txs` (a snapshot, `crate::saved_mempool`) and
@@ -773,8 +767,9 @@ impl Store {
 }
 
 /// The store writes a node may run on a thread of its own, after the chain has announced
-/// what changed: the txindex entries of connected blocks ([`Store::write_txindex`]) and the
-/// saved mempool's changes ([`Store::update_saved_mempool`]). Neither is consensus state:
+/// what changed: the txindex entries of connected blocks ([`Store::write_txindex`]), the
+/// saved mempool's changes ([`Store::update_saved_mempool`]) and the disk probe with its
+/// flush ([`Store::probe_write`]). None is consensus state:
 /// readers see pending txindex entries before they are written, and the saved mempool is a
 /// best-effort copy that the chain validates when it loads it.
 ///
@@ -806,10 +801,28 @@ impl BackgroundWrites {
         write_saved_mempool_changes(&*self.reader.trees()?, added, removed)
     }
 
+    /// [`Store::probe_write`], from another thread: the flush can wait a long time for a
+    /// busy disk (up to 2 s was seen with ten nodes on one machine), and the chain thread
+    /// must not wait with it. Every write that completed before the call is on the disk
+    /// when it returns `Ok`.
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        probe_write(&*self.reader.trees()?)
+    }
+
     /// Txindex entries of connected blocks not written yet.
     pub fn txindex_pending(&self) -> usize {
         self.reader.trees().map_or(0, |t| t.pending_txindex.len())
     }
+}
+
+/// The probe of [`Store::probe_write`]: a counter in the meta tree, then a flush.
+fn probe_write(t: &Trees) -> Result<(), StoreError> {
+    t.meta.update_and_fetch(META_PROBE, |old| {
+        let n = old.and_then(|b| decode_u64(b, "probe").ok()).unwrap_or(0);
+        Some(n.wrapping_add(1).to_le_bytes().to_vec())
+    })?;
+    t.db.flush()?;
+    Ok(())
 }
 
 /// Writes the pending txindex entries, then the record naming the block they reach (sled

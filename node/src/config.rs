@@ -112,6 +112,9 @@ pub struct FailPoints {
     /// `chain-stall-on-shutdown-ms=N`: the chain thread sleeps N ms before it stops (a
     /// shutdown that hangs, for the shutdown deadline test).
     pub chain_stall_on_shutdown_ms: Option<u64>,
+    /// `store-probe-stall-ms=N`: each periodic probe of the store (a small write and a
+    /// flush) first waits N ms, as a flush behind a slow or busy disk does.
+    pub store_probe_stall_ms: Option<u64>,
 }
 
 impl FailPoints {
@@ -135,6 +138,12 @@ impl FailPoints {
                         format!("{}: {name} needs a number of ms, got {value:?}", Self::ENV)
                     })?;
                     points.chain_stall_on_shutdown_ms = Some(ms);
+                }
+                "store-probe-stall-ms" => {
+                    let ms = value.parse().with_context(|| {
+                        format!("{}: {name} needs a number of ms, got {value:?}", Self::ENV)
+                    })?;
+                    points.store_probe_stall_ms = Some(ms);
                 }
                 other => bail!("{}: unknown fail point {other:?}", Self::ENV),
             }
@@ -659,6 +668,8 @@ mod tests {
         assert_eq!(p.chain_panic_after_ms, Some(250));
         let p = FailPoints::parse("chain-stall-on-shutdown-ms=9").expect("known");
         assert_eq!(p.chain_stall_on_shutdown_ms, Some(9));
+        let p = FailPoints::parse("store-probe-stall-ms=60000").expect("known");
+        assert_eq!(p.store_probe_stall_ms, Some(60_000));
         let e = FailPoints::parse("chain-panic-after-ms=soon").expect_err("bad value");
         assert!(e.to_string().contains("soon"), "{e}");
         let e = FailPoints::parse("disk-full").expect_err("unknown");

@@ -14,9 +14,10 @@
 //! (gossiped compact blocks: rebuilt from the mempool, relayed early, or their missing
 //! transactions fetched) with `compact_fetches` (what waits for a fetch), `mining` (templates,
 //! found blocks, "mine now") with `miner_template` (when a template is rebuilt or extended),
-//! `publish` (events and snapshots), `storage` (a full disk), `write_behind` (the txindex
-//! and the saved mempool, written by the `store-writer` thread), `reclaim` (old snapshots,
-//! freed by the `reclaim` thread) and `priority` (the helper threads' lowered priority).
+//! `publish` (events and snapshots), `storage` (a full disk) with `prober` (its probe write
+//! and flush, made by the `store-probe` thread), `write_behind` (the txindex and the saved
+//! mempool, written by the `store-writer` thread), `reclaim` (old snapshots, freed by the
+//! `reclaim` thread) and `priority` (the helper threads' lowered priority).
 
 mod compact;
 mod compact_fetches;
@@ -24,6 +25,7 @@ mod gossip;
 mod miner_template;
 mod mining;
 mod priority;
+mod prober;
 mod publish;
 mod reclaim;
 mod requests;
@@ -184,6 +186,8 @@ pub struct ChainService {
     store_dir: std::path::PathBuf,
     /// The `store-writer` thread: the txindex and the saved mempool.
     writer: write_behind::WriteBehind,
+    /// The `store-probe` thread: the once-a-second probe write and flush of `storage`.
+    prober: prober::Prober,
     /// The `reclaim` thread: frees the snapshots readers no longer see.
     reclaim: reclaim::Reclaimer<Arc<NodeSnapshot>>,
 }
@@ -227,6 +231,13 @@ impl ChainService {
         let limits = &config.limits;
         let chain_max_txs = chain.genesis().max_block_txs();
         let writer = write_behind::WriteBehind::start(chain.background_writes());
+        let prober = prober::Prober::start(
+            chain.background_writes(),
+            config
+                .failpoints
+                .store_probe_stall_ms
+                .map(Duration::from_millis),
+        );
         ChainService {
             chain,
             links,
@@ -271,6 +282,7 @@ impl ChainService {
             compact_fetches: compact_fetches::CompactFetches::new(limits.compact_fetches),
             store_dir: config.data_dir.join("chain"),
             writer,
+            prober,
             reclaim: reclaim::Reclaimer::start(),
         }
     }
@@ -385,6 +397,7 @@ impl ChainService {
         self.miner.set_job(None);
         // The writer's jobs first: the whole mempool is saved after its last changes.
         self.writer.stop();
+        self.prober.stop();
         self.reclaim.stop();
         if let Err(e) = self.chain.save_mempool() {
             tracing::error!(error = %e, "could not save the mempool");

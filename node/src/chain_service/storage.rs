@@ -6,7 +6,8 @@
 //! until the store is reopened), so a node that merely retried would never recover, and one
 //! that went on importing would mistake I/O errors for something else. The guard is checked
 //! once a second with the free space of the data directory's disk and the result of a small
-//! probe write: below `reserve` free, or after a failed write, the node is *full*: HTTP
+//! probe write and flush (made on the `store-probe` thread, `prober`, so the chain thread
+//! never waits for the disk): below `reserve` free, or after a failed write, the node is *full*: HTTP
 //! submissions get 503 `disk_full`, gossiped transactions and blocks are ignored (no penalty),
 //! mining pauses, reads go on. Once at least twice the reserve (and at least
 //! [`MIN_RESUME_FREE`]) is free (and a probe after a reopen succeeds) it resumes; after a failed write the chain service reopens the store
@@ -16,6 +17,8 @@
 //! space and the probe's result); or mark anything invalid (a full disk is no verdict on data).
 
 use std::time::{Duration, Instant};
+
+use super::prober::{ProbeRequest, ProbeResult};
 
 /// How often the free space is read and the probe written.
 pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -212,11 +215,11 @@ impl StorageGuard {
     }
 }
 
-/// The failure a chain error stands for.
-fn failure(error: &peerchain_consensus::ChainError) -> WriteFailure {
+/// The failure a store error stands for.
+fn store_failure(error: &peerchain_ledger::StoreError) -> WriteFailure {
     WriteFailure {
         message: error.to_string(),
-        disk_full: matches!(error, peerchain_consensus::ChainError::Store(e) if e.is_disk_full()),
+        disk_full: error.is_disk_full(),
     }
 }
 
@@ -237,15 +240,36 @@ impl super::ChainService {
     }
 
     /// The once-a-second check of the disk: stops the node when it is full, and resumes it
-    /// (reopening the store after a failed write) when space returns.
+    /// (reopening the store after a failed write) when space returns. The probe write and
+    /// its flush run on the `store-probe` thread (`prober`): a check is asked for when due,
+    /// with the free space read then, and judged on the step after the probe finishes.
     pub(super) fn check_storage(&mut self) {
+        if let Some(result) = self.prober.finished() {
+            self.storage_checked(result);
+        }
         let now = Instant::now();
-        if !self.storage.due(now) {
+        if self.prober.busy() || !self.storage.due(now) {
             return;
         }
-        let free = fs2::available_space(&self.store_dir).ok();
-        let probe = self.chain.probe_store().map_err(|e| failure(&e));
-        match self.storage.check(now, free, probe) {
+        self.prober.request(ProbeRequest {
+            mark: self.chain.durable_mark(),
+            at: now,
+            free: fs2::available_space(&self.store_dir).ok(),
+        });
+    }
+
+    /// A probe finished: the blocks connected before it are durable if it succeeded, and
+    /// the guard judges the disk.
+    fn storage_checked(&mut self, result: ProbeResult) {
+        let ProbeResult { request, outcome } = result;
+        let probe = match outcome {
+            Ok(()) => {
+                self.chain.blocks_durable(request.mark);
+                Ok(())
+            }
+            Err(e) => Err(store_failure(&e)),
+        };
+        match self.storage.check(request.at, request.free, probe) {
             Action::None => {}
             Action::Stop { reason } => {
                 tracing::error!(
@@ -262,9 +286,10 @@ impl super::ChainService {
     fn resume_storage(&mut self, reopen: bool) {
         if reopen {
             let now_ms = super::clock_ms(self.clock_offset_ms);
-            // The writer's jobs target the store being closed; the reopened one is caught up
-            // from its own records.
+            // The writer's jobs and the probe in flight target the store being closed; the
+            // reopened one is caught up from its own records and probed below.
             self.writer.wait();
+            self.prober.settle();
             if let Err(e) = self.chain.reopen_store(now_ms) {
                 tracing::warn!(error = %e, "space is back but reopening the store failed; will retry");
                 return;
@@ -301,11 +326,7 @@ impl super::ChainService {
 
     /// A write to the store failed with `error` (an I/O error): stop at once.
     pub(super) fn storage_write_failed(&mut self, error: &peerchain_ledger::StoreError) {
-        let failure = WriteFailure {
-            message: error.to_string(),
-            disk_full: error.is_disk_full(),
-        };
-        if let Action::Stop { reason } = self.storage.write_failed(&failure) {
+        if let Action::Stop { reason } = self.storage.write_failed(&store_failure(error)) {
             tracing::error!(%reason, "disk full or failing: refusing transactions and blocks until it recovers");
             self.links.metrics.set_disk_full(true);
             self.refresh_template(true);

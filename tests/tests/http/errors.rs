@@ -607,6 +607,34 @@ async fn a_stopped_node_is_503() {
     }
 }
 
+/// The store's periodic probe (a small write and a flush, once a second) stalls for longer
+/// than the test runs, as a flush behind a slow or busy disk can (a profile of ten nodes on
+/// one machine saw flushes of up to 2 s): the node goes on taking transfers and blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_disk_flush_leaves_the_node_taking_transfers_and_blocks() {
+    let node = TestNode::start_with(Options {
+        failpoints: FailPoints {
+            store_probe_stall_ms: Some(60_000),
+            ..FailPoints::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    // The first probe is due when the chain thread starts; let a second one fall due too.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let tx = node.transfer(0, node.address(1), 1, 1, 0);
+    let (status, body) = node.post("/v1/transactions", &tx_json(&tx)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let mined = node.mine(1).await;
+    assert_eq!(mined.len(), 1, "{mined:?}");
+    let (status, body) = node
+        .get(&format!("/v1/transactions/{}", tx.txid().to_hex()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "confirmed", "{body}");
+    assert_eq!(body["block_hash"], mined[0], "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_and_slow_requests_are_bounded() {
     let node = TestNode::start_with(Options {
