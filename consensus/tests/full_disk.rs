@@ -24,7 +24,7 @@ mod common;
 
 use common::{Forest, assert_state_matches, easy_genesis, now};
 use peerchain_consensus::{Chain, ChainConfig, Verdict};
-use peerchain_ledger::{Store, StoreConfig};
+use peerchain_ledger::{Genesis, Hash, Store, StoreConfig};
 use peerchain_testkit::{Tmpfs, fill_disk};
 
 #[test]
@@ -98,6 +98,22 @@ fn blocks_connected_after_the_last_write_that_reached_the_disk_survive_a_reopen(
     assert_eq!(chain.tip(), next.hash());
 }
 
+/// A chain on a store at `path`, opened as a node opens it (sled flushes in the background).
+fn chain_on_disk(g: &Genesis, path: &std::path::Path) -> Chain {
+    let mut config = StoreConfig::new(path);
+    config.sync_every_block = false;
+    let store = Store::open(&config, g).expect("open");
+    Chain::open(store, g.clone(), ChainConfig::default()).expect("chain")
+}
+
+/// Imports a child of `tip` with 20 transfers (`salt` makes it unique); it becomes the tip.
+fn connect_child(chain: &mut Chain, forest: &mut Forest, g: &Genesis, tip: &mut Hash, salt: u64) {
+    let block = forest.child(tip, 20, salt);
+    *tip = block.hash();
+    chain.import(block, None, now(g)).expect("import");
+    assert_eq!(chain.tip(), *tip);
+}
+
 /// Copies the directory `from` to `to`, files and subdirectories.
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).expect("create the copy");
@@ -117,17 +133,11 @@ fn blocks_the_reopened_store_lost_are_imported_again() {
     let g = easy_genesis();
     let work = tempfile::tempdir().expect("tempdir");
     let path = work.path().join("db");
-    let mut config = StoreConfig::new(&path);
-    config.sync_every_block = false;
-    let store = Store::open(&config, &g).expect("open");
-    let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+    let mut chain = chain_on_disk(&g, &path);
     let mut forest = Forest::new(&g);
     let mut tip = g.hash();
-    let mut connect = |chain: &mut Chain, tip: &mut peerchain_ledger::Hash, salt: u64| {
-        let block = forest.child(tip, 20, salt);
-        *tip = block.hash();
-        chain.import(block, None, now(&g)).expect("import");
-        assert_eq!(chain.tip(), *tip);
+    let mut connect = |chain: &mut Chain, tip: &mut Hash, salt: u64| {
+        connect_child(chain, &mut forest, &g, tip, salt);
     };
     for salt in 0..3 {
         connect(&mut chain, &mut tip, salt);
@@ -165,17 +175,11 @@ fn a_probe_on_another_thread_releases_only_the_blocks_connected_before_its_mark(
     let g = easy_genesis();
     let work = tempfile::tempdir().expect("tempdir");
     let path = work.path().join("db");
-    let mut config = StoreConfig::new(&path);
-    config.sync_every_block = false;
-    let store = Store::open(&config, &g).expect("open");
-    let mut chain = Chain::open(store, g.clone(), ChainConfig::default()).expect("chain");
+    let mut chain = chain_on_disk(&g, &path);
     let mut forest = Forest::new(&g);
     let mut tip = g.hash();
-    let mut connect = |chain: &mut Chain, tip: &mut peerchain_ledger::Hash, salt: u64| {
-        let block = forest.child(tip, 20, salt);
-        *tip = block.hash();
-        chain.import(block, None, now(&g)).expect("import");
-        assert_eq!(chain.tip(), *tip);
+    let mut connect = |chain: &mut Chain, tip: &mut Hash, salt: u64| {
+        connect_child(chain, &mut forest, &g, tip, salt);
     };
     for salt in 0..3 {
         connect(&mut chain, &mut tip, salt);
