@@ -4,8 +4,11 @@
 //! per 5,000-transfer block in a profile of ten node processes (the mempool's lookups and
 //! rebuild, the block's duplicate check, the verified-signature set; docs/BENCHMARKS.md
 //! section 16). foldhash's quality hasher is several times faster on 20- and 32-byte keys
-//! and, like std's, takes a random seed per process, so a peer that picks txids or addresses
-//! cannot aim them at one bucket without knowing the seed.
+//! and, like std's, takes a random seed per process, so keys that collide in one process do
+//! not collide in the next. foldhash does not claim SipHash's resistance to an attacker who
+//! can observe the hasher's behaviour and adapt (HashDoS): txids are SHA-256 outputs that a
+//! peer cannot choose cheaply, but addresses can be chosen freely, so the maps keyed by them
+//! rely on the pool's bounds (`MempoolConfig`) as much as on the hasher.
 //!
 //! It must never hash anything that is stored or sent: its output differs from one process to
 //! the next.

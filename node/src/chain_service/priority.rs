@@ -1,4 +1,5 @@
-//! The CPU priority of the chain thread's helper threads (`store-writer`, `reclaim`): work
+//! The CPU priority of the chain thread's helper threads (`store-writer`, `store-probe`,
+//! `reclaim`): work
 //! that can wait gives way to imports and admissions where cores are short, as with a test
 //! network on one machine.
 //!

@@ -16,7 +16,7 @@
 //! chain service's `StorageGuard` does) or write anything but the probe.
 
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use peerchain_consensus::DurableMark;
@@ -24,15 +24,16 @@ use peerchain_ledger::{BackgroundWrites, StoreError};
 
 use super::priority::lower_priority;
 
-/// A probe asked for, with what the chain service knew when it asked.
+/// How long [`Prober::settle`] waits for a probe in flight. The chain service reopens the
+/// store only after a probe's result, so none is in flight then; the bound keeps a stalled
+/// disk from holding up the chain thread if that changes.
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
+
+/// A probe asked for.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct ProbeRequest {
     /// The blocks connected before the probe: durable once it succeeds.
     pub(super) mark: DurableMark,
-    /// When it was asked for.
-    pub(super) at: Instant,
-    /// The free bytes on the store's disk then (`None` when they could not be read).
-    pub(super) free: Option<u64>,
 }
 
 /// A finished probe.
@@ -51,9 +52,12 @@ pub(super) struct Prober {
     /// `None` when the thread could not be started (probes then run on the caller's
     /// thread) or once stopped.
     requests: Option<Sender<ProbeRequest>>,
-    results_tx: Sender<ProbeResult>,
     results: Receiver<ProbeResult>,
+    /// The result of a probe made on the caller's thread (no thread, or it is gone).
+    inline_result: Option<ProbeResult>,
     in_flight: bool,
+    /// The fail point `store-probe-stall-ms`, wherever the probe runs.
+    stall: Option<Duration>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -64,12 +68,11 @@ impl Prober {
         let (requests_tx, requests) = crossbeam_channel::bounded::<ProbeRequest>(1);
         let (results_tx, results) = crossbeam_channel::bounded::<ProbeResult>(1);
         let thread_writes = writes.clone();
-        let thread_results = results_tx.clone();
         let started = std::thread::Builder::new()
             .name("store-probe".into())
             .spawn(move || {
                 lower_priority("store-probe");
-                serve(&thread_writes, &requests, &thread_results, stall);
+                serve(&thread_writes, &requests, &results_tx, stall);
             });
         let (requests, thread) = match started {
             Ok(thread) => (Some(requests_tx), Some(thread)),
@@ -81,9 +84,10 @@ impl Prober {
         Prober {
             writes,
             requests,
-            results_tx,
             results,
+            inline_result: None,
             in_flight: false,
+            stall,
             thread,
         }
     }
@@ -102,23 +106,40 @@ impl Prober {
         };
         if let Some(request) = unsent {
             // No thread (or it is gone): probe here, as before the thread existed.
+            if let Some(stall) = self.stall {
+                std::thread::sleep(stall);
+            }
             let outcome = self.writes.probe_write();
-            let _ = self.results_tx.try_send(ProbeResult { request, outcome });
+            self.inline_result = Some(ProbeResult { request, outcome });
         }
     }
 
-    /// The result of the probe in flight, once it has finished.
+    /// The result of the probe in flight, once it has finished. A thread that ended without
+    /// one (it panicked) is let go, and later probes run on the caller's thread.
     pub(super) fn finished(&mut self) -> Option<ProbeResult> {
-        let result = self.results.try_recv().ok()?;
-        self.in_flight = false;
-        Some(result)
+        let result = self
+            .inline_result
+            .take()
+            .or_else(|| self.results.try_recv().ok());
+        if result.is_some() {
+            self.in_flight = false;
+        } else if self.thread.as_ref().is_some_and(JoinHandle::is_finished) {
+            tracing::error!(
+                "the store-probe thread ended; the chain thread probes the disk itself"
+            );
+            self.requests = None;
+            self.thread = None;
+            self.in_flight = false;
+        }
+        result
     }
 
-    /// Waits for the probe in flight, if any, and drops its result: before the store is
-    /// reopened, whose flush it would otherwise report on.
+    /// Drops the result of a probe in flight before the store is reopened (whose flush it
+    /// would otherwise report on), waiting for it at most [`SETTLE_WAIT`].
     pub(super) fn settle(&mut self) {
+        self.inline_result = None;
         if self.in_flight && self.thread.is_some() {
-            let _ = self.results.recv();
+            let _ = self.results.recv_timeout(SETTLE_WAIT);
         }
         let _ = self.results.try_recv();
         self.in_flight = false;
@@ -168,6 +189,8 @@ mod tests {
     use peerchain_consensus::{Chain, ChainConfig};
     use peerchain_ledger::{Genesis, Store};
 
+    use std::time::Instant;
+
     use super::*;
 
     fn chain() -> Chain {
@@ -179,8 +202,6 @@ mod tests {
     fn request(chain: &Chain) -> ProbeRequest {
         ProbeRequest {
             mark: chain.durable_mark(),
-            at: Instant::now(),
-            free: Some(1),
         }
     }
 
@@ -206,25 +227,31 @@ mod tests {
     }
 
     #[test]
-    fn a_stalled_probe_is_settled_or_stopped_without_waiting_out_the_stall() {
+    fn a_stalled_probe_does_not_hold_up_stop() {
         let chain = chain();
         // A stall far longer than the test: stop must end the thread at once.
         let mut prober = Prober::start(chain.background_writes(), Some(Duration::from_secs(600)));
         prober.request(request(&chain));
         assert!(prober.finished().is_none(), "still stalled");
-        let stopping = std::thread::spawn(move || {
-            prober.stop();
-            prober
-        });
+        let stopping = std::thread::spawn(move || prober.stop());
         let deadline = Instant::now() + Duration::from_secs(30);
         while !stopping.is_finished() {
             assert!(Instant::now() < deadline, "stop waited for the stall");
             std::thread::sleep(Duration::from_millis(10));
         }
-        let mut prober = stopping.join().expect("stopped");
-        // Stopped: a probe now runs on the caller's thread.
-        prober.settle();
+        stopping.join().expect("stopped");
+    }
+
+    #[test]
+    fn once_the_thread_is_gone_probes_run_on_the_callers_thread() {
+        let chain = chain();
+        let mut prober = Prober::start(chain.background_writes(), None);
+        prober.stop();
         prober.request(request(&chain));
-        assert!(prober.finished().expect("probed inline").outcome.is_ok());
+        let result = prober.finished().expect("probed at once, inline");
+        assert!(result.outcome.is_ok(), "{:?}", result.outcome);
+        assert!(!prober.busy());
+        prober.settle();
+        assert!(prober.finished().is_none());
     }
 }

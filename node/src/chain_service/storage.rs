@@ -7,7 +7,7 @@
 //! that went on importing would mistake I/O errors for something else. The guard is checked
 //! once a second with the free space of the data directory's disk and the result of a small
 //! probe write and flush (made on the `store-probe` thread, `prober`, so the chain thread
-//! never waits for the disk): below `reserve` free, or after a failed write, the node is *full*: HTTP
+//! never waits for the disk; while a probe is slow, the free space alone is judged): below `reserve` free, or after a failed write, the node is *full*: HTTP
 //! submissions get 503 `disk_full`, gossiped transactions and blocks are ignored (no penalty),
 //! mining pauses, reads go on. Once at least twice the reserve (and at least
 //! [`MIN_RESUME_FREE`]) is free (and a probe after a reopen succeeds) it resumes; after a failed write the chain service reopens the store
@@ -83,6 +83,15 @@ fn broken_reason(error: &str) -> String {
     )
 }
 
+/// Why a disk with `free` bytes below `reserve` stops the node.
+fn low_space_reason(free: u64, reserve: u64) -> String {
+    format!(
+        "only {} MiB free on the data directory's disk, below the reserve of {} MiB",
+        mib(free),
+        mib(reserve)
+    )
+}
+
 fn mib(bytes: u64) -> u64 {
     bytes / (1024 * 1024)
 }
@@ -148,6 +157,25 @@ impl StorageGuard {
         }
     }
 
+    /// The periodic check at `now` while the probe write has not finished: only low free
+    /// space (`free` bytes, `None` when it cannot be read) stops the node; nothing resumes
+    /// it without a probe.
+    pub(crate) fn check_space(&mut self, now: Instant, free: Option<u64>) -> Action {
+        self.last_check = Some(now);
+        let low = free.is_some_and(|f| f < self.reserve);
+        if low && self.state == State::Healthy {
+            let reason = low_space_reason(free.unwrap_or(0), self.reserve);
+            self.state = State::Full {
+                reason: reason.clone(),
+                write_failed: false,
+                broken: false,
+                last_reopen: None,
+            };
+            return Action::Stop { reason };
+        }
+        Action::None
+    }
+
     /// The periodic check at `now`: `free` bytes on the disk (`None` when it cannot be
     /// read), and the result of the probe write (`Err` with the store's error).
     pub(crate) fn check(
@@ -166,11 +194,7 @@ impl StorageGuard {
         let low = free.is_some_and(|f| f < self.reserve);
         match &mut self.state {
             State::Healthy if low => {
-                let reason = format!(
-                    "only {} MiB free on the data directory's disk, below the reserve of {} MiB",
-                    mib(free.unwrap_or(0)),
-                    mib(self.reserve)
-                );
+                let reason = low_space_reason(free.unwrap_or(0), self.reserve);
                 self.state = State::Full {
                     reason: reason.clone(),
                     write_failed: false,
@@ -248,18 +272,23 @@ impl super::ChainService {
             self.storage_checked(result);
         }
         let now = Instant::now();
-        if self.prober.busy() || !self.storage.due(now) {
+        if !self.storage.due(now) {
+            return;
+        }
+        if self.prober.busy() {
+            // The probe is slow (a busy disk): the free space is still judged on time.
+            let free = fs2::available_space(&self.store_dir).ok();
+            let action = self.storage.check_space(now, free);
+            self.storage_action(action);
             return;
         }
         self.prober.request(ProbeRequest {
             mark: self.chain.durable_mark(),
-            at: now,
-            free: fs2::available_space(&self.store_dir).ok(),
         });
     }
 
     /// A probe finished: the blocks connected before it are durable if it succeeded, and
-    /// the guard judges the disk.
+    /// the guard judges the disk with its result and the free space now.
     fn storage_checked(&mut self, result: ProbeResult) {
         let ProbeResult { request, outcome } = result;
         let probe = match outcome {
@@ -269,7 +298,14 @@ impl super::ChainService {
             }
             Err(e) => Err(store_failure(&e)),
         };
-        match self.storage.check(request.at, request.free, probe) {
+        let free = fs2::available_space(&self.store_dir).ok();
+        let action = self.storage.check(Instant::now(), free, probe);
+        self.storage_action(action);
+    }
+
+    /// Carries out what a check decided.
+    fn storage_action(&mut self, action: Action) {
+        match action {
             Action::None => {}
             Action::Stop { reason } => {
                 tracing::error!(
@@ -352,6 +388,28 @@ mod tests {
             message: message.into(),
             disk_full: false,
         }
+    }
+
+    #[test]
+    fn low_space_stops_the_node_while_a_probe_is_slow_but_only_a_probe_resumes_it() {
+        let mut g = StorageGuard::new(64 * MIB);
+        let t = Instant::now();
+        assert_eq!(g.check_space(t, Some(500 * MIB)), Action::None);
+        assert!(!g.due(t), "the space check counts as the second's check");
+        let Action::Stop { reason } = g.check_space(t, Some(10 * MIB)) else {
+            panic!("not stopped");
+        };
+        assert!(reason.contains("10 MiB free"), "{reason}");
+        assert_eq!(
+            g.check_space(t, Some(500 * MIB)),
+            Action::None,
+            "room again, but no probe yet"
+        );
+        assert!(g.full_reason().is_some());
+        assert_eq!(
+            g.check(t, Some(500 * MIB), Ok(())),
+            Action::Resume { reopen: false }
+        );
     }
 
     #[test]
