@@ -27,7 +27,10 @@
 //! main-chain blocks and their txid lists) and timestamps each transfer when it first sees it
 //! in a main-chain block. After the load it waits (at most `PEERCHAIN_BENCH_TIMEOUT_SECS`, 120)
 //! until every accepted, not stranded transfer is in node 0's main chain. Figures: confirmed
-//! transfers/s over the load window and over the whole run, confirmation latency (first seen in
+//! transfers/s over the load window and over the whole run; the steady-state rate between
+//! main-chain blocks seen after the first sixth of the window and before its end, and the
+//! accepted transfers not yet confirmed half-way and at the end of the window (a network that
+//! keeps up holds a steady backlog; one that falls behind, a growing one); confirmation latency (first seen in
 //! a block minus the batch's due time, so a late generator is counted, not hidden; the poll adds
 //! up to 100 ms) and in blocks (which block after the transfer was due confirmed it),
 //! main-chain blocks and their mean size, the CPU time of each node while the
@@ -707,6 +710,33 @@ fn main() -> anyhow::Result<()> {
         confirmed as f64 / run,
         run
     );
+    let steady = steady_rate(
+        &tr,
+        t0 + Duration::from_secs_f64(secs as f64 / 6.0),
+        window_end,
+    );
+    let unconfirmed_at = |at: Instant| {
+        (0..total)
+            .filter(|&i| outcome[i] != Outcome::Refused && due(t0, i / batch) <= at)
+            .filter(|&i| tr.first_seen[i].is_none_or(|seen| seen > at))
+            .count()
+    };
+    let half_way = t0 + Duration::from_secs_f64(secs as f64 / 2.0);
+    let (backlog_half, backlog_end) = (unconfirmed_at(half_way), unconfirmed_at(window_end));
+    println!(
+        "steady state: {} between main-chain blocks seen after the first sixth of the load \
+         window and before its end; accepted and not yet confirmed {backlog_half} half-way and \
+         {backlog_end} at the end of the window ({:.2} / {:.2} s of the offered rate)",
+        steady.map_or("no two blocks".to_owned(), |s| format!(
+            "{:.0} confirmed tx/s ({} transactions in {} blocks over {:.1} s)",
+            s.rate(),
+            s.transactions,
+            s.blocks,
+            s.seconds
+        )),
+        backlog_half as f64 / rate as f64,
+        backlog_end as f64 / rate as f64
+    );
     println!(
         "latency (first seen in a main-chain block on node 0 minus due time): p50 {} p99 {} \
          max {}",
@@ -773,12 +803,13 @@ fn main() -> anyhow::Result<()> {
     }
     println!(
         "summary: {:.0} confirmed tx/s in the load window of {rate} tx/s offered ({:.0} over \
-         the run); latency p50 {} p99 {} (blocks waited p50 {b50} p99 {b99}); {queued} queued, \
+         the run, {} in the steady state); latency p50 {} p99 {} (blocks waited p50 {b50} p99 {b99}); {queued} queued, \
          {refused_n} refused; signature \
          checks per confirmed transaction {}; RSS {} MiB; machine limit {verify_rate:.0} \
          signature checks/s on {} cores",
         in_window as f64 / secs as f64,
         confirmed as f64 / run,
+        steady.map_or("?".to_owned(), |s| format!("{:.0}", s.rate())),
         fmt_duration(p50),
         fmt_duration(p99),
         metrics
@@ -826,6 +857,44 @@ fn main() -> anyhow::Result<()> {
         bail!("smoke run: not every accepted transfer was confirmed (or none was accepted)");
     }
     Ok(())
+}
+
+/// The network's confirmation rate once the load is under way, free of the run's edges.
+#[derive(Debug, Clone, Copy)]
+struct SteadyRate {
+    /// Transactions of the blocks after the first one counted, up to the last.
+    transactions: u64,
+    /// Blocks those transactions are in.
+    blocks: usize,
+    /// Between the poller seeing the first and the last block counted.
+    seconds: f64,
+}
+
+impl SteadyRate {
+    fn rate(&self) -> f64 {
+        self.transactions as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// Main-chain blocks seen between `from` and `to`, measured from the first of them to the
+/// last: the transactions of every block after the first, over the time between the two. The
+/// load-window figure counts what was confirmed by the window's end, so it comes out short of
+/// the offered rate by the confirmation lag even on a network that keeps up; this one does
+/// not, and it cannot exceed what was offered for long (the backlog bounds it).
+fn steady_rate(tr: &Tracker, from: Instant, to: Instant) -> Option<SteadyRate> {
+    let mut blocks: Vec<&SeenBlock> = tr
+        .chain
+        .values()
+        .filter(|b| b.seen >= from && b.seen <= to)
+        .collect();
+    blocks.sort_by_key(|b| b.seen);
+    let (first, last) = (blocks.first()?, blocks.last()?);
+    let seconds = last.seen.duration_since(first.seen).as_secs_f64();
+    (blocks.len() >= 2 && seconds > 0.0).then(|| SteadyRate {
+        transactions: blocks[1..].iter().map(|b| b.tx_count).sum(),
+        blocks: blocks.len() - 1,
+        seconds,
+    })
 }
 
 /// For each confirmed transfer, which block after its due time confirmed it (1: the first
