@@ -5,7 +5,9 @@
 //! Everything here is synchronous, reads the store only through its read API and never
 //! writes it; the service runs the serving functions on the blocking pool.
 
-use peerchain_ledger::{BlockHeader, Hash, StoreError, StoreReader, Transaction, U256};
+use peerchain_ledger::{
+    BlockHeader, EncodedBlock, Hash, StoreError, StoreReader, Transaction, U256,
+};
 
 use crate::config::{MAX_HEADERS, MAX_LOCATOR, SYNC_RESPONSE_SOFT_BYTES};
 
@@ -121,18 +123,26 @@ pub(crate) fn serve_blocks(
 
 /// The transactions at `indexes` of the stored block `hash` (the answer to a `GetBlockTxs`):
 /// none when the block is not stored, `None` when an index is past its end (a bad request).
+/// Only the transactions asked for are decoded, where they sit in the stored encoding
+/// ([`EncodedBlock`]): a request for one transfer of a 5,000-transfer block costs a copy of
+/// the block's bytes, not the decoding of all 5,000.
 pub(crate) fn serve_block_txs(
     store: &StoreReader,
     hash: &Hash,
     indexes: &[u32],
 ) -> Result<Option<Vec<Transaction>>, StoreError> {
-    let Some(block) = store.block(hash)? else {
+    let Some(bytes) = store.block_bytes(hash)? else {
         return Ok(Some(Vec::new()));
     };
-    Ok(indexes
-        .iter()
-        .map(|&i| block.transactions.get(i as usize).cloned())
-        .collect())
+    let block = EncodedBlock::new(&bytes)?;
+    let mut txs = Vec::with_capacity(indexes.len());
+    for &i in indexes {
+        match block.tx_at(i as usize)? {
+            Some(tx) => txs.push(tx),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(txs))
 }
 
 /// The last header of a checked run: hash, height and cumulative work.
@@ -316,6 +326,40 @@ mod tests {
         assert_eq!(capped.len(), 1, "at least one block");
         let capped = serve_blocks(store, &hashes[1..5], 2 * one).expect("served");
         assert_eq!(capped.len(), 2);
+    }
+
+    #[test]
+    fn block_transactions_are_served_by_index_and_an_index_past_the_end_is_a_bad_request() {
+        let g = Genesis::dev(4, 1_000_000_000, 2000);
+        let store = Store::temporary(&g).expect("store");
+        let block =
+            peerchain_ledger::testkit::connect_transfer_block(&store, &g, 4, 30, 1).expect("block");
+        let hash = block.hash();
+        let reader = store.reader();
+        let served = serve_block_txs(&reader, &hash, &[29, 0, 7, 7]).expect("served");
+        let expected: Vec<Transaction> = [29, 0, 7, 7]
+            .iter()
+            .map(|&i| block.transactions[i].clone())
+            .collect();
+        assert_eq!(served, Some(expected), "in the order asked, repeats kept");
+        assert_eq!(
+            serve_block_txs(&reader, &hash, &[]).expect("served"),
+            Some(Vec::new())
+        );
+        assert_eq!(
+            serve_block_txs(&reader, &hash, &[3, 30]).expect("served"),
+            None,
+            "index 30 of 30 transactions"
+        );
+        assert_eq!(
+            serve_block_txs(&reader, &hash, &[u32::MAX]).expect("served"),
+            None
+        );
+        assert_eq!(
+            serve_block_txs(&reader, &Hash([9; 32]), &[0]).expect("served"),
+            Some(Vec::new()),
+            "a block not stored: nothing"
+        );
     }
 
     #[test]
