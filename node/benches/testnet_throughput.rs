@@ -832,11 +832,12 @@ fn main() -> anyhow::Result<()> {
     );
     if bench_mode() && all_in {
         // The figure above depends on when each node last handed freed memory back; one
-        // trim interval later every node has, with nothing new to do meanwhile.
+        // trim interval later every node has looked, and trimmed if it kept more than
+        // `KEEP_RESIDENT_FREE` beyond what its heap holds, with nothing new to do meanwhile.
         let settle = peerchain::heap::TRIM_INTERVAL + Duration::from_secs(2);
         std::thread::sleep(settle);
         println!(
-            "RSS per node {} later (every node's heap trimmed since): {}",
+            "RSS per node {} later (every node's heap looked at since): {}",
             fmt_duration(settle),
             rss_spread(&rss_now(&net))
         );

@@ -1,8 +1,8 @@
 //! `peerchain::heap::trim` hands memory freed between live allocations back to the system,
 //! and `peerchain::heap::keep_freed_memory` keeps large blocks on the heap. Resident memory
 //! and the allocator's counters are whole-process figures, so these tests have a process of
-//! their own (the other test maps and frees no block of 8 MiB or more: its chunks are 4 KiB
-//! and their list about 1 MiB).
+//! their own (the other tests map and free no block of 8 MiB or more: their chunks are 4 KiB
+//! and their lists about 1 MiB), and the two that measure resident memory take turns.
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 #![allow(
@@ -13,7 +13,11 @@
     reason = "tests"
 )]
 
-use peerchain::heap::{keep_freed_memory, trim};
+use peerchain::heap::{heap_in_use, keep_freed_memory, resident_bytes, trim, trim_due};
+
+/// Held by each test that measures resident memory or the heap's count, so that the other's
+/// allocations do not move its figures.
+static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn rss_mib() -> u64 {
     peerchain_testkit::mem::rss_bytes().expect("VmRSS") / (1024 * 1024)
@@ -22,6 +26,9 @@ fn rss_mib() -> u64 {
 /// What the node saw: memory freed between live allocations stays resident until trimmed.
 #[test]
 fn trimming_hands_back_memory_freed_between_live_allocations() {
+    let _alone = MEASURING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     const CHUNK: usize = 4096;
     const CHUNKS: usize = 48 * 1024; // 192 MiB
     let mut chunks: Vec<Vec<u8>> = (0..CHUNKS).map(|i| vec![(i as u8) | 1; CHUNK]).collect();
@@ -76,4 +83,38 @@ fn a_block_of_megabytes_comes_from_the_heap_once_freed_memory_is_kept() {
         during < before + (8 << 20),
         "an 8 MiB block was mapped for itself: {before} -> {during} bytes mapped"
     );
+}
+
+/// The trimming thread's inputs: what the heap has in use, and the resident memory it is
+/// compared with ([`trim_due`]). Allocated, 128 MiB show in both; freed between live
+/// chunks, they stay resident but leave the heap's count, and the rule asks for a trim.
+#[test]
+fn the_trim_rule_sees_memory_freed_but_still_resident() {
+    const CHUNK: usize = 4096;
+    const CHUNKS: usize = 32 * 1024; // 128 MiB
+    let _alone = MEASURING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let before = heap_in_use().expect("mallinfo2");
+    let mut chunks: Vec<Vec<u8>> = (0..CHUNKS).map(|i| vec![(i as u8) | 1; CHUNK]).collect();
+    let in_use = heap_in_use().expect("mallinfo2");
+    let resident = resident_bytes().expect("VmRSS");
+    assert!(
+        in_use >= before + (CHUNKS * CHUNK) as u64,
+        "128 MiB allocated: {before} -> {in_use} bytes in use"
+    );
+    assert!(resident >= in_use, "resident {resident} < in use {in_use}");
+    let mut kept = Vec::new();
+    for (i, chunk) in chunks.drain(..).enumerate() {
+        if i % 32 == 0 {
+            kept.push(chunk);
+        }
+    }
+    let resident = resident_bytes().expect("VmRSS");
+    let in_use = heap_in_use().expect("mallinfo2");
+    assert!(
+        trim_due(resident, in_use),
+        "124 MiB freed between live chunks, still resident: {resident} resident, {in_use} in use"
+    );
+    assert_eq!(kept.len(), CHUNKS / 32);
 }
