@@ -2,7 +2,7 @@
 //! and `peerchain::heap::keep_freed_memory` keeps large blocks on the heap. Resident memory
 //! and the allocator's counters are whole-process figures, so these tests have a process of
 //! their own (the other tests map and free no block of 8 MiB or more: their chunks are 4 KiB
-//! and their lists about 1 MiB), and the two that measure resident memory take turns.
+//! and their lists about 1 MiB), and they take turns.
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 #![allow(
@@ -15,8 +15,8 @@
 
 use peerchain::heap::{heap_in_use, keep_freed_memory, resident_bytes, trim, trim_due};
 
-/// Held by each test that measures resident memory or the heap's count, so that the other's
-/// allocations do not move its figures.
+/// Held by each test while it measures resident memory or the allocator's counters, so that
+/// another's allocations do not move its figures.
 static MEASURING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn rss_mib() -> u64 {
@@ -69,6 +69,9 @@ fn mapped_bytes() -> usize {
 #[cfg(target_pointer_width = "64")]
 #[test]
 fn a_block_of_megabytes_comes_from_the_heap_once_freed_memory_is_kept() {
+    let _alone = MEASURING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     assert!(keep_freed_memory(), "glibc refused the thresholds");
     let before = mapped_bytes();
     // 8 MiB: above glibc's default threshold (128 KiB, raised to the size of a mapped block
