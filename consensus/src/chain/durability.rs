@@ -1,7 +1,8 @@
 //! What the chain keeps so that a store reopened after a failed write loses nothing it had
 //! connected: the blocks connected since the last write known to be on the disk, the marks
 //! a probe on another thread releases them by, the reopen that imports again what the store
-//! lost, and fork choice resumed on open. It must never decide when to probe or reopen (the
+//! lost, and fork choice resumed on open; also the store's flushes, its txindex writes and
+//! the handle for writes on another thread. It must never decide when to probe or reopen (the
 //! node's storage guard does).
 
 use peerchain_ledger::{BackgroundWrites, Block, BlockStatus, Hash};

@@ -78,7 +78,7 @@ pub(super) fn probe_write(t: &Trees) -> Result<(), StoreError> {
 
 /// Writes the pending txindex entries, then the record naming the block they reach (sled
 /// recovers a prefix of the writes, so the record never names a block whose entries were
-/// lost). One writer at a time ([`PendingIndex::lock_writer`]).
+/// lost). One writer at a time ([`crate::txindex::PendingIndex::lock_writer`]).
 pub(super) fn write_pending_txindex(t: &Trees) -> Result<usize, StoreError> {
     let _writer = t.pending_txindex.lock_writer();
     let Some(mut write) = t.pending_txindex.snapshot() else {

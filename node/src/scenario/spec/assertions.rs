@@ -1,4 +1,5 @@
-//! `[assert]`: what the report judges, and the run's duration it implies.
+//! `[assert]`: what the report judges, and the run's duration it implies. It must never
+//! judge a run (the runner's `assert` does) or read anything but the parsed file.
 
 use super::raw::RawAssert;
 use super::{

@@ -1,4 +1,5 @@
-//! `[load]`: the transfers offered, their rate and pattern, checked against the bounds.
+//! `[load]`: the transfers offered, their rate and pattern, checked against the bounds. It
+//! must never generate a transfer (the runner's `load` does).
 
 use super::raw::RawLoad;
 use super::{
@@ -81,5 +82,3 @@ fn pattern(raw: &RawLoad) -> Result<Pattern, SpecError> {
         )),
     }
 }
-
-// ----- [[at]] -------------------------------------------------------------------------------

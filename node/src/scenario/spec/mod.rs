@@ -5,9 +5,9 @@
 //! the order of the timeline (a node is killed only while running, a partition is healed
 //! only when there is one), the genesis the `[network]` fields describe, and the keys that
 //! are planned but not built yet (refused with "not supported yet"). The seeded parts of the
-//! timeline are drawn here, before those checks, so they judge the drawn timeline: each
-//! step's time within its `jitter_s` and the node of `kill`, `stop` or `start = "any"` (the
-//! draws themselves are [`super::seeded`]'s).
+//! timeline are drawn here (in `timeline`), before those checks, so they judge the drawn
+//! timeline: each step's time within its `jitter_s` and the node of `kill`, `stop` or
+//! `start = "any"` (the draws themselves are [`super::seeded`]'s).
 //! It must never: start processes, touch the network, read the clock or draw from anything
 //! but the run's seed. Errors name the field (and the line for `[[at]]` and
 //! `[[network.node]]` entries) and the value.
@@ -430,8 +430,6 @@ impl SpecError {
     }
 }
 
-// ----- the file as written ------------------------------------------------------------------
-
 /// Where the run's seed comes from: `--seed` when given, else the file's `seed`, else
 /// `otherwise` (the caller's random number; the default, 0, suits tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -638,5 +636,3 @@ fn scale_times(raw: &mut RawFile, scale: f64) {
         step.jitter_s = step.jitter_s.map(|j| j * scale);
     }
 }
-
-// ----- [network] ----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 //! `[network]` and its `[[network.node]]` entries: node count, links, hash shares and the
-//! genesis they describe, checked against the bounds.
+//! genesis they describe, checked against the bounds. It must never start a node or write a
+//! file.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -268,5 +269,3 @@ pub fn build_genesis(
         )
     })
 }
-
-// ----- [load] -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 //! The file as serde reads it: every table and key of the format, unchecked, with the spans
-//! and line numbers the errors name. Nothing here is validated (the other modules do that).
+//! the errors' line numbers come from. It must never validate anything (the other modules do).
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -163,5 +163,3 @@ pub(super) struct RawAssert {
     pub(super) max_stale_rate: Option<f64>,
     pub(super) adversary_banned_within_s: Option<f64>,
 }
-
-// ----- reading ------------------------------------------------------------------------------

@@ -1,3 +1,6 @@
+//! Tests of the scenario file format: the files that parse, and each refusal with its field,
+//! line and value.
+
 use std::collections::BTreeSet;
 
 use super::*;

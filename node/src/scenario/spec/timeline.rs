@@ -1,6 +1,7 @@
 //! `[[at]]` steps: each step checked, its seeded time and node drawn from the run's seed, then
 //! the whole timeline simulated so that a node is killed only while running and a partition
-//! healed only when there is one.
+//! healed only when there is one. It must never draw from anything but the run's seed, nor
+//! carry a step out (the runner's `timeline` does).
 
 use std::collections::BTreeSet;
 
@@ -469,5 +470,3 @@ pub(super) fn allow_adversaries(steps: &[Step], network: &mut Network) {
         }
     }
 }
-
-// ----- [assert] and the run's length -----------------------------------------------------
