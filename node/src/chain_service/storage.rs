@@ -7,11 +7,12 @@
 //! that went on importing would mistake I/O errors for something else. The guard is checked
 //! once a second with the free space of the data directory's disk and the result of a small
 //! probe write and flush (made on the `store-probe` thread, `prober`, so the chain thread
-//! never waits for the disk; while a probe is slow, the free space alone is judged): below `reserve` free, or after a failed write, the node is *full*: HTTP
-//! submissions get 503 `disk_full`, gossiped transactions and blocks are ignored (no penalty),
-//! mining pauses, reads go on. Once at least twice the reserve (and at least
-//! [`MIN_RESUME_FREE`]) is free (and a probe after a reopen succeeds) it resumes; after a failed write the chain service reopens the store
-//! first (`Chain::reopen_store`).
+//! never waits for the disk; while a probe is slow, the free space alone is judged): below
+//! `reserve` free, or after a failed write, the node is *full*: HTTP submissions get 503
+//! `disk_full`, gossiped transactions and blocks are ignored (no penalty), mining pauses,
+//! reads go on. Once at least twice the reserve (and at least [`MIN_RESUME_FREE`]) is free
+//! (and a probe after a reopen succeeds) it resumes; after a failed write the chain service
+//! reopens the store first (`Chain::reopen_store`).
 //!
 //! It must never: read the clock or the disk itself (the chain service passes `now`, the free
 //! space and the probe's result); or mark anything invalid (a full disk is no verdict on data).
@@ -164,16 +165,21 @@ impl StorageGuard {
         self.last_check = Some(now);
         let low = free.is_some_and(|f| f < self.reserve);
         if low && self.state == State::Healthy {
-            let reason = low_space_reason(free.unwrap_or(0), self.reserve);
-            self.state = State::Full {
-                reason: reason.clone(),
-                write_failed: false,
-                broken: false,
-                last_reopen: None,
-            };
-            return Action::Stop { reason };
+            return self.stop_for_low_space(free);
         }
         Action::None
+    }
+
+    /// A healthy guard with `free` bytes below the reserve becomes full, and the node stops.
+    fn stop_for_low_space(&mut self, free: Option<u64>) -> Action {
+        let reason = low_space_reason(free.unwrap_or(0), self.reserve);
+        self.state = State::Full {
+            reason: reason.clone(),
+            write_failed: false,
+            broken: false,
+            last_reopen: None,
+        };
+        Action::Stop { reason }
     }
 
     /// The periodic check at `now`: `free` bytes on the disk (`None` when it cannot be
@@ -193,16 +199,7 @@ impl StorageGuard {
         }
         let low = free.is_some_and(|f| f < self.reserve);
         match &mut self.state {
-            State::Healthy if low => {
-                let reason = low_space_reason(free.unwrap_or(0), self.reserve);
-                self.state = State::Full {
-                    reason: reason.clone(),
-                    write_failed: false,
-                    broken: false,
-                    last_reopen: None,
-                };
-                Action::Stop { reason }
-            }
+            State::Healthy if low => self.stop_for_low_space(free),
             State::Healthy => Action::None,
             State::Full { broken: true, .. } => Action::None,
             State::Full {
@@ -277,8 +274,7 @@ impl super::ChainService {
         }
         if self.prober.busy() {
             // The probe is slow (a busy disk): the free space is still judged on time.
-            let free = fs2::available_space(&self.store_dir).ok();
-            let action = self.storage.check_space(now, free);
+            let action = self.storage.check_space(now, self.free_space());
             self.storage_action(action);
             return;
         }
@@ -298,9 +294,13 @@ impl super::ChainService {
             }
             Err(e) => Err(store_failure(&e)),
         };
-        let free = fs2::available_space(&self.store_dir).ok();
-        let action = self.storage.check(Instant::now(), free, probe);
+        let action = self.storage.check(Instant::now(), self.free_space(), probe);
         self.storage_action(action);
+    }
+
+    /// Free bytes on the store's disk, `None` when they cannot be read.
+    fn free_space(&self) -> Option<u64> {
+        fs2::available_space(&self.store_dir).ok()
     }
 
     /// Carries out what a check decided.
