@@ -179,11 +179,13 @@ pub fn apply_block(
             recipient
                 .balance
                 .checked_add(tx.amount)
-                .ok_or(fail(TxError::BalanceOverflow {
-                    address: tx.to,
-                    balance: recipient.balance,
-                    amount: tx.amount,
-                }))?;
+                .ok_or_else(|| {
+                    fail(TxError::BalanceOverflow {
+                        address: tx.to,
+                        balance: recipient.balance,
+                        amount: tx.amount,
+                    })
+                })?;
         set(&mut overlay, tx.to, recipient);
         fees = fees.checked_add(tx.fee).ok_or(ApplyError::RewardOverflow {
             reward: 0,
@@ -302,6 +304,7 @@ impl std::fmt::Display for StateDigest {
 mod tests {
     use super::*;
     use crate::crypto::Keypair;
+    use crate::types::{BlockHeader, Hash, Target};
     use std::collections::BTreeMap;
 
     #[test]
@@ -366,6 +369,56 @@ mod tests {
         assert!(crate::crypto::verify_transaction(&tx));
         let decoded = Transaction::decode(&tx.encode()).expect("round trip");
         assert_eq!(decoded, tx);
+    }
+
+    #[test]
+    fn a_transfer_overflowing_its_recipient_is_refused_with_its_index_and_txid() {
+        let genesis = Genesis::dev(2, 1_000, 1_000);
+        let (sender, recipient) = (Keypair::dev(0), Keypair::dev(1).address());
+        let mut state = BTreeMap::new();
+        state.insert(
+            sender.address(),
+            Account {
+                balance: 1_000,
+                nonce: 0,
+            },
+        );
+        state.insert(
+            recipient,
+            Account {
+                balance: u64::MAX - 15,
+                nonce: 0,
+            },
+        );
+        let fits = sender.sign_transfer(7710, recipient, 10, 1, 0);
+        let overflows = sender.sign_transfer(7710, recipient, 10, 1, 1);
+        let mut block = Block {
+            header: BlockHeader {
+                version: 1,
+                height: 1,
+                prev_hash: Hash::ZERO,
+                tx_root: Hash::ZERO,
+                timestamp_ms: 0,
+                target: Target(U256::one()),
+                nonce: 0,
+                miner: Address::ZERO,
+            },
+            transactions: vec![fits],
+        };
+        assert!(apply_block(&state, &genesis, &block).is_ok());
+        block.transactions.push(overflows.clone());
+        assert_eq!(
+            apply_block(&state, &genesis, &block).err(),
+            Some(ApplyError::Transaction {
+                index: 1,
+                txid: overflows.txid(),
+                source: TxError::BalanceOverflow {
+                    address: recipient,
+                    balance: u64::MAX - 5,
+                    amount: 10,
+                },
+            })
+        );
     }
 
     #[test]

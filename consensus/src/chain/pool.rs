@@ -105,13 +105,13 @@ impl Chain {
     /// them within its flush interval). Costs one pass over the pool's txids plus the
     /// changes. Returns (added, removed).
     pub fn sync_saved_mempool(&mut self) -> Result<(usize, usize), ChainError> {
-        let changes = self.saved_mempool_diff();
+        let (changes, added_txids) = self.saved_mempool_diff();
         if changes.is_empty() {
             return Ok((0, 0));
         }
         self.store
             .update_saved_mempool(&changes.added, &changes.removed)?;
-        self.mark_saved(&changes);
+        self.mark_saved(added_txids, &changes.removed);
         Ok((changes.added.len(), changes.removed.len()))
     }
 
@@ -123,32 +123,37 @@ impl Chain {
     ///
     /// [`BackgroundWrites::update_saved_mempool`]: peerchain_ledger::BackgroundWrites::update_saved_mempool
     pub fn take_saved_mempool_changes(&mut self) -> SavedMempoolChanges {
-        let changes = self.saved_mempool_diff();
-        self.mark_saved(&changes);
+        let (changes, added_txids) = self.saved_mempool_diff();
+        self.mark_saved(added_txids, &changes.removed);
         changes
     }
 
-    fn saved_mempool_diff(&self) -> SavedMempoolChanges {
-        let added: Vec<Transaction> = self
-            .mempool
-            .txids()
-            .filter(|t| !self.saved_mempool.contains(*t))
-            .filter_map(|t| self.mempool.get(t).map(|e| e.tx.clone()))
-            .collect();
+    /// The changes, and the txids of the added transactions (the pool's keys, so that none
+    /// is hashed again).
+    fn saved_mempool_diff(&self) -> (SavedMempoolChanges, Vec<Hash>) {
+        let (mut added, mut added_txids) = (Vec::new(), Vec::new());
+        for txid in self.mempool.txids() {
+            if self.saved_mempool.contains(txid) {
+                continue;
+            }
+            if let Some(entry) = self.mempool.get(txid) {
+                added.push(entry.tx.clone());
+                added_txids.push(*txid);
+            }
+        }
         let removed: Vec<Hash> = self
             .saved_mempool
             .iter()
             .filter(|t| !self.mempool.contains(t))
             .copied()
             .collect();
-        SavedMempoolChanges { added, removed }
+        (SavedMempoolChanges { added, removed }, added_txids)
     }
 
-    fn mark_saved(&mut self, changes: &SavedMempoolChanges) {
-        for t in &changes.removed {
+    fn mark_saved(&mut self, added: Vec<Hash>, removed: &[Hash]) {
+        for t in removed {
             self.saved_mempool.remove(t);
         }
-        self.saved_mempool
-            .extend(changes.added.iter().map(Transaction::txid));
+        self.saved_mempool.extend(added);
     }
 }
