@@ -33,7 +33,8 @@ use peerchain_ledger::testkit::ChainBuilder;
 use peerchain_ledger::{Address, Block, Store, StoreConfig};
 use peerchain_network::CompactBlock;
 use peerchain_testkit::{
-    easy_genesis, env_count, fmt_duration, late_clock_ms, smoke_note, transfers_par,
+    CpuTimes, easy_genesis, env_count, fmt_duration, late_clock_ms, smoke_note, steal_note,
+    transfers_par,
 };
 
 /// The stages of a receipt, in order.
@@ -67,6 +68,7 @@ fn main() {
          in the receiver's mempool"
     );
     let mut times: Vec<[Duration; 6]> = Vec::with_capacity(rounds);
+    let host_before = CpuTimes::now();
     for round in 0..rounds {
         let batch = transfers_par(&builder, txs, round as u64);
         let admitted = chain.submit_batch(batch.clone(), now);
@@ -79,6 +81,7 @@ fn main() {
         times.push(receive(&mut chain, &block, now));
     }
     report(&times);
+    println!("  {} during the rounds", steal_note(host_before));
 }
 
 /// The next sealed block of `builder` holding `txs`.

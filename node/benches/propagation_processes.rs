@@ -48,7 +48,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use peerchain_ledger::Genesis;
 use peerchain_testkit::{
-    Transfers, bench_mode, cores, env_count, fmt_duration, smoke_note, summary, verify_rate,
+    CpuTimes, Transfers, bench_mode, cores, env_count, fmt_duration, smoke_note, steal_note,
+    summary, verify_rate,
 };
 use serde_json::{Value, json};
 use support::{Http, NodeProcess, wait_for, write_genesis};
@@ -137,6 +138,7 @@ fn main() -> anyhow::Result<()> {
     let (mut all, mut from_call, mut early) = (Vec::new(), Vec::new(), 0usize);
     let mut most_held = 0u64;
     println!("  round  slowest node  median node");
+    let cpu_before = CpuTimes::now();
     for round in 0..rounds {
         let batch = transfers.sign_all(txs);
         if cold {
@@ -204,6 +206,7 @@ fn main() -> anyhow::Result<()> {
         fmt_duration(max),
         all.len()
     );
+    println!("  {} during the rounds", steal_note(cpu_before));
     let (c50, c99, _) = summary(&mut from_call);
     println!(
         "  {early} of them before node 0's own event (counted as 0); from the admin mine call \

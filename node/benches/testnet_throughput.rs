@@ -67,7 +67,8 @@ use anyhow::{Context, bail};
 use peerchain_ledger::crypto::Keypair;
 use peerchain_ledger::{Genesis, Transaction};
 use peerchain_testkit::{
-    Transfers, bench_mode, cores, env_count, fmt_duration, mib, smoke_note, summary, verify_rate,
+    CpuTimes, Transfers, bench_mode, cores, env_count, fmt_duration, mib, smoke_note,
+    steal_note, summary, verify_rate,
 };
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
@@ -409,6 +410,7 @@ fn main() -> anyhow::Result<()> {
     let t0 = Instant::now() + Duration::from_millis(200);
     let cpu_before: Vec<Option<Duration>> = net.iter().map(BenchNode::cpu).collect();
     let driver_before = cpu_of("self");
+    let host_before = CpuTimes::now();
     let mut handles = Vec::new();
     for (i, node) in net.iter().enumerate() {
         let next = Arc::new(AtomicUsize::new(0));
@@ -481,6 +483,7 @@ fn main() -> anyhow::Result<()> {
         .zip(driver_before)
         .map(|(a, b)| a.saturating_sub(b));
     let load_wall = load_end.duration_since(t0);
+    let load_steal = steal_note(host_before);
 
     // Everything the nodes answered.
     let mut outcome = vec![Outcome::Refused; total];
@@ -830,6 +833,7 @@ fn main() -> anyhow::Result<()> {
             .join("/"),
         cores()
     );
+    println!("{load_steal} during the load");
     println!(
         "RSS per node after the load (min / median / max): {}",
         rss_spread(&rss.iter().map(|r| r.0).collect::<Vec<_>>())

@@ -7,7 +7,8 @@
 //! ([`table`]), the process's resident memory ([`mem`]), a deterministic random generator
 //! ([`rng`]), transfers signed on every core ([`sign`]), and easy-proof-of-work genesis blocks
 //! and clocks ([`chain`]), a small disk to fill ([`disk`]), headless Chromium for the browser
-//! tests and the check of scenario reports ([`browser`]). Chain builders themselves stay in `peerchain_ledger::testkit`
+//! tests and the check of scenario reports ([`browser`]), the host's steal time during a
+//! run ([`host`]). Chain builders themselves stay in `peerchain_ledger::testkit`
 //! (behind that crate's `testkit` feature, which this crate enables).
 //!
 //! It must never be a dependency of a non-test target: list it under `[dev-dependencies]`
@@ -20,6 +21,7 @@ pub mod bench;
 pub mod browser;
 pub mod chain;
 pub mod disk;
+pub mod host;
 pub mod mem;
 pub mod rng;
 pub mod sign;
@@ -30,6 +32,7 @@ pub use bench::{bench_mode, cores, env_count, env_counts, smoke_note, verify_rat
 pub use browser::{Browser, browser_or_skip, browser_tools};
 pub use chain::{easy_genesis, late_clock_ms, node_genesis, now_ms};
 pub use disk::{Tmpfs, fill_disk};
+pub use host::{CpuTimes, steal_note};
 pub use mem::{peak_rss_bytes, rss_bytes};
 pub use rng::Rng;
 pub use sign::{Transfers, dev_keys, transfers_par};
