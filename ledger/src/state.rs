@@ -304,7 +304,7 @@ impl std::fmt::Display for StateDigest {
 mod tests {
     use super::*;
     use crate::crypto::Keypair;
-    use crate::types::{BlockHeader, Hash, Target};
+    use crate::types::BlockHeader;
     use std::collections::BTreeMap;
 
     #[test]
@@ -394,14 +394,8 @@ mod tests {
         let overflows = sender.sign_transfer(7710, recipient, 10, 1, 1);
         let mut block = Block {
             header: BlockHeader {
-                version: 1,
                 height: 1,
-                prev_hash: Hash::ZERO,
-                tx_root: Hash::ZERO,
-                timestamp_ms: 0,
-                target: Target(U256::one()),
-                nonce: 0,
-                miner: Address::ZERO,
+                ..genesis.header()
             },
             transactions: vec![fits],
         };

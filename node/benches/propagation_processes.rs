@@ -138,7 +138,7 @@ fn main() -> anyhow::Result<()> {
     let (mut all, mut from_call, mut early) = (Vec::new(), Vec::new(), 0usize);
     let mut most_held = 0u64;
     println!("  round  slowest node  median node");
-    let cpu_before = CpuTimes::now();
+    let host_before = CpuTimes::now();
     for round in 0..rounds {
         let batch = transfers.sign_all(txs);
         if cold {
@@ -206,7 +206,6 @@ fn main() -> anyhow::Result<()> {
         fmt_duration(max),
         all.len()
     );
-    println!("  {} during the rounds", steal_note(cpu_before));
     let (c50, c99, _) = summary(&mut from_call);
     println!(
         "  {early} of them before node 0's own event (counted as 0); from the admin mine call \
@@ -219,6 +218,7 @@ fn main() -> anyhow::Result<()> {
             "  the receivers held at most {most_held} transfers in their mempools when a block was mined"
         );
     }
+    println!("  {} during the rounds", steal_note(host_before));
     drop(nodes);
     if std::env::var_os("PEERCHAIN_BENCH_KEEP").is_some() {
         println!("kept the nodes' directories in {}", work.keep().display());
