@@ -19,8 +19,8 @@ pub mod rules;
 pub mod template;
 
 pub use chain::{
-    Chain, ChainConfig, ChainError, ChainEvent, ChainTip, DurableMark, Imported, RelayableBlock,
-    SavedMempoolChanges, TipStatus, Verdict,
+    BlockContents, Chain, ChainConfig, ChainError, ChainEvent, ChainTip, DurableMark, Imported,
+    RelayableBlock, SavedMempoolChanges, TipStatus, Verdict,
 };
 pub use rules::ConsensusError;
 pub use template::{Template, TemplateBuilder, build_template, solve};

@@ -175,17 +175,13 @@ pub fn apply_block(
         let sender = debit(tx, &sender).map_err(fail)?;
         set(&mut overlay, sender_addr, sender);
         let mut recipient = load(tx.to, &mut overlay)?;
-        recipient.balance =
-            recipient
-                .balance
-                .checked_add(tx.amount)
-                .ok_or_else(|| {
-                    fail(TxError::BalanceOverflow {
-                        address: tx.to,
-                        balance: recipient.balance,
-                        amount: tx.amount,
-                    })
-                })?;
+        recipient.balance = recipient.balance.checked_add(tx.amount).ok_or_else(|| {
+            fail(TxError::BalanceOverflow {
+                address: tx.to,
+                balance: recipient.balance,
+                amount: tx.amount,
+            })
+        })?;
         set(&mut overlay, tx.to, recipient);
         fees = fees.checked_add(tx.fee).ok_or(ApplyError::RewardOverflow {
             reward: 0,

@@ -67,8 +67,8 @@ use anyhow::{Context, bail};
 use peerchain_ledger::crypto::Keypair;
 use peerchain_ledger::{Genesis, Transaction};
 use peerchain_testkit::{
-    CpuTimes, Transfers, bench_mode, cores, env_count, fmt_duration, mib, smoke_note,
-    steal_note, summary, verify_rate,
+    CpuTimes, Transfers, bench_mode, cores, env_count, fmt_duration, mib, smoke_note, steal_note,
+    summary, verify_rate,
 };
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;

@@ -82,13 +82,26 @@ pub(crate) fn block_summary(
     genesis: &Genesis,
     hash: &Hash,
 ) -> Result<Option<BlockSummary>, ApiError> {
-    let Some(record) = store.record(hash)? else {
-        return Ok(None);
-    };
     let Some(bytes) = store.block_bytes(hash)? else {
         return Ok(None);
     };
     let body = encoded(&bytes)?;
+    let contents = (body.tx_count() as u64, body.fees());
+    summary_with(store, genesis, hash, contents)
+}
+
+/// Summary of a block whose transaction count and fees the caller knows (a block event
+/// carries them), from its index record alone: the body is not read. `None` when the
+/// block has no record.
+pub(crate) fn summary_with(
+    store: &StoreReader,
+    genesis: &Genesis,
+    hash: &Hash,
+    (tx_count, fees): (u64, u64),
+) -> Result<Option<BlockSummary>, ApiError> {
+    let Some(record) = store.record(hash)? else {
+        return Ok(None);
+    };
     let h = &record.header;
     Ok(Some(BlockSummary {
         hash: hash.to_hex(),
@@ -97,8 +110,8 @@ pub(crate) fn block_summary(
         timestamp_ms: h.timestamp_ms,
         miner: h.miner.to_hex(),
         target: h.target.to_string(),
-        tx_count: body.tx_count() as u64,
-        fees: body.fees(),
+        tx_count,
+        fees,
         reward: reward_at(genesis, h.height),
         total_work: u256_hex(&record.total_work),
     }))

@@ -24,7 +24,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiQuery, shorten};
 use crate::node_api::NodeEvent;
-use crate::reads::block_summary;
+use crate::reads::{block_summary, summary_with};
 use crate::state::{AppState, blocking};
 use crate::views::BlockSummary;
 
@@ -180,16 +180,21 @@ async fn next_event(mut src: Source) -> Option<(Result<Event, Infallible>, Sourc
     }
 }
 
-/// A `name` event whose data is the summary of the stored block `hash`.
+/// A `name` event whose data is the summary of the stored block `hash`; `contents` (its
+/// transaction count and fees) when the event carries them, else read from its body.
 async fn summary_event(
     state: &AppState,
     name: &str,
     hash: peerchain_ledger::Hash,
     height: u64,
+    contents: Option<(u64, u64)>,
 ) -> Option<Event> {
     let api = state.api().clone();
-    let summary: Result<Option<BlockSummary>, ApiError> =
-        blocking(move || block_summary(&api.store, &api.genesis, &hash)).await;
+    let summary: Result<Option<BlockSummary>, ApiError> = blocking(move || match contents {
+        Some(contents) => summary_with(&api.store, &api.genesis, &hash, contents),
+        None => block_summary(&api.store, &api.genesis, &hash),
+    })
+    .await;
     match summary {
         Ok(Some(s)) => json_event(name, &s),
         Ok(None) | Err(_) => {
@@ -205,9 +210,14 @@ fn json_event<T: Serialize>(name: &str, data: &T) -> Option<Event> {
 
 async fn to_sse(state: &AppState, e: NodeEvent) -> Option<Event> {
     match e {
-        NodeEvent::Block { hash, height } => summary_event(state, "block", hash, height).await,
+        NodeEvent::Block {
+            hash,
+            height,
+            tx_count,
+            fees,
+        } => summary_event(state, "block", hash, height, Some((tx_count, fees))).await,
         NodeEvent::SideBlock { hash, height } => {
-            summary_event(state, "side_block", hash, height).await
+            summary_event(state, "side_block", hash, height, None).await
         }
         NodeEvent::Reorg {
             fork_height,

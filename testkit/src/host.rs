@@ -29,7 +29,10 @@ impl CpuTimes {
 
 /// "host steal 12.3% of the cores' time" since `earlier`, or a note that it is unknown.
 pub fn steal_note(earlier: Option<CpuTimes>) -> String {
-    match earlier.zip(CpuTimes::now()).and_then(|(e, n)| n.steal_since(&e)) {
+    match earlier
+        .zip(CpuTimes::now())
+        .and_then(|(e, n)| n.steal_since(&e))
+    {
         Some(share) => format!("host steal {:.1}% of the cores' time", share * 100.0),
         None => "host steal unknown".to_owned(),
     }

@@ -12,7 +12,7 @@ use peerchain_ledger::{Address, ApplyError, Block, BlockRecord, BlockStatus, Has
 use crate::just_stored::StoredBlock;
 use crate::rules::ConsensusError;
 
-use super::{Chain, ChainError, ChainEvent, Disconnected};
+use super::{BlockContents, Chain, ChainError, ChainEvent, Disconnected};
 
 impl Chain {
     /// The best candidate: most work, not invalid, whole branch stored; ties to first seen.
@@ -136,7 +136,11 @@ impl Chain {
                         break;
                     }
                     self.tip = hash;
-                    connected.push(hash);
+                    let contents = BlockContents {
+                        tx_count: block.transactions.len() as u64,
+                        fees: delta.fees,
+                    };
+                    connected.push((hash, contents));
                     for c in &delta.changes {
                         touched.insert(c.address);
                     }
@@ -193,7 +197,7 @@ impl Chain {
         old_tip: Hash,
         fork: Hash,
         disconnected: Vec<Hash>,
-        connected: Vec<Hash>,
+        connected: Vec<(Hash, BlockContents)>,
     ) {
         if !disconnected.is_empty() {
             self.events.push(ChainEvent::Reorg {
@@ -201,13 +205,16 @@ impl Chain {
                 old_tip,
                 new_tip: self.tip,
                 disconnected,
-                connected: connected.clone(),
+                connected: connected.iter().map(|(hash, _)| *hash).collect(),
             });
         }
-        for hash in connected {
+        for (hash, contents) in connected {
             let height = self.node(&hash).header.height;
-            self.events
-                .push(ChainEvent::BlockConnected { hash, height });
+            self.events.push(ChainEvent::BlockConnected {
+                hash,
+                height,
+                contents,
+            });
         }
     }
 

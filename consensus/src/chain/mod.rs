@@ -109,6 +109,15 @@ impl Verdict {
     }
 }
 
+/// What a connected block holds, known when it was applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockContents {
+    /// Transactions in the block.
+    pub tx_count: u64,
+    /// The sum of their fees.
+    pub fees: u64,
+}
+
 /// Events for the rest of the node (RPC, network, miner), drained with [`Chain::take_events`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainEvent {
@@ -118,6 +127,9 @@ pub enum ChainEvent {
         hash: Hash,
         /// Its height.
         height: u64,
+        /// Its transactions and their fees, so that whoever describes the block need not
+        /// read it back.
+        contents: BlockContents,
     },
     /// A valid block was stored on a side branch: it did not join the main chain (yet).
     SideBlockStored {

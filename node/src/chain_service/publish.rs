@@ -65,12 +65,21 @@ impl ChainService {
         let mut returned = Vec::new();
         for e in events {
             match e {
-                ChainEvent::BlockConnected { hash, height } => {
+                ChainEvent::BlockConnected {
+                    hash,
+                    height,
+                    contents,
+                } => {
                     tip_changed = true;
                     self.clocks.last_block_connected = Instant::now();
                     self.links.metrics.block_imported();
                     self.links.metrics.set_chain(height);
-                    let _ = self.links.events.send(NodeEvent::Block { hash, height });
+                    let _ = self.links.events.send(NodeEvent::Block {
+                        hash,
+                        height,
+                        tx_count: contents.tx_count,
+                        fees: contents.fees,
+                    });
                 }
                 ChainEvent::SideBlockStored { hash, height } => {
                     let _ = self

@@ -151,6 +151,48 @@ async fn block_tx_and_reorg_events_arrive_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_event_describes_the_block_as_the_block_route_does() {
+    // The event takes the transaction count and fees from the chain, not from the stored
+    // body; they must be what the body says.
+    let node = TestNode::start().await;
+    let mut events = open_events(&node, "?types=block").await;
+    for (from, fee) in [(0, 3), (1, 5), (0, 7)] {
+        let nonce = u64::from(fee == 7);
+        let tx = node.transfer(from, node.address(2), 10, fee, nonce);
+        assert_eq!(
+            node.post("/v1/transactions", &tx_json(&tx)).await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    let hash = node.mine(1).await.remove(0);
+    let (name, event) = events.next().await;
+    assert_eq!(name, "block");
+    let (status, block) = node.get(&format!("/v1/blocks/{hash}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (&event["tx_count"], &event["fees"]),
+        (&json!(3), &json!(15))
+    );
+    for field in [
+        "hash",
+        "height",
+        "prev_hash",
+        "timestamp_ms",
+        "miner",
+        "target",
+        "tx_count",
+        "fees",
+        "reward",
+        "total_work",
+    ] {
+        assert_eq!(
+            event[field], block[field],
+            "{field}: event {event}, block {block}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_filter_by_type() {
     let node = TestNode::start().await;
     let mut blocks_only = open_events(&node, "?types=block").await;
