@@ -8,6 +8,18 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+/// The fields of a block event besides its hash and height (a block summary).
+const SUMMARY_FIELDS: [&str; 8] = [
+    "prev_hash",
+    "timestamp_ms",
+    "miner",
+    "target",
+    "tx_count",
+    "fees",
+    "reward",
+    "total_work",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_tx_and_reorg_events_arrive_in_order() {
     let node = TestNode::start().await;
@@ -19,16 +31,7 @@ async fn block_tx_and_reorg_events_arrive_in_order() {
         assert_eq!(name, "block");
         assert_eq!(data["hash"], *hash);
         assert_eq!(data["height"], i + 1);
-        for field in [
-            "prev_hash",
-            "timestamp_ms",
-            "miner",
-            "target",
-            "tx_count",
-            "fees",
-            "reward",
-            "total_work",
-        ] {
+        for field in SUMMARY_FIELDS {
             assert!(data.get(field).is_some(), "block event has {field}: {data}");
         }
     }
@@ -173,18 +176,7 @@ async fn a_block_event_describes_the_block_as_the_block_route_does() {
         (&event["tx_count"], &event["fees"]),
         (&json!(3), &json!(15))
     );
-    for field in [
-        "hash",
-        "height",
-        "prev_hash",
-        "timestamp_ms",
-        "miner",
-        "target",
-        "tx_count",
-        "fees",
-        "reward",
-        "total_work",
-    ] {
+    for field in ["hash", "height"].into_iter().chain(SUMMARY_FIELDS) {
         assert_eq!(
             event[field], block[field],
             "{field}: event {event}, block {block}"
