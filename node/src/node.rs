@@ -299,9 +299,14 @@ impl RunningNode {
     }
 
     /// Tests only: keeps the chain thread busy for `duration`, as a long reorg would.
+    /// Returns once the stall has begun, so that whatever the caller sends next waits for it
+    /// (the chain thread takes ready requests and messages in no fixed order).
     #[doc(hidden)]
-    pub fn stall_chain_thread(&self, duration: Duration) {
-        let _ = self.chain_tx.send(ChainMsg::Stall(duration));
+    pub async fn stall_chain_thread(&self, duration: Duration) {
+        let (began, begun) = oneshot::channel();
+        if self.chain_tx.send(ChainMsg::Stall(duration, began)).is_ok() {
+            let _ = begun.await;
+        }
     }
 
     /// Stops the node in order: HTTP (draining requests up to the grace period), the chain

@@ -227,7 +227,8 @@ async fn submissions_have_a_lane_of_their_own_beside_gossip() {
         .node
         .as_ref()
         .expect("running")
-        .stall_chain_thread(stall);
+        .stall_chain_thread(stall)
+        .await;
     let sender = Keypair::dev(5);
     let to = Keypair::dev(7).address();
     for nonce in 0..100 {

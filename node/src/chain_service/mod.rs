@@ -117,8 +117,9 @@ pub enum ChainMsg {
     Txs(GossipBatch),
     /// A request of the HTTP API that changes the chain or the mempool.
     Request(ChainRequest),
-    /// Tests only: keep the chain thread busy for this long (as a long reorg would).
-    Stall(Duration),
+    /// Tests only: keep the chain thread busy for this long (as a long reorg would), telling
+    /// the sender when the stall begins.
+    Stall(Duration, oneshot::Sender<()>),
     /// Stop: save the mempool, flush the store, then reply.
     Shutdown(oneshot::Sender<()>),
 }
@@ -411,7 +412,10 @@ impl ChainService {
         match msg {
             ChainMsg::Txs(batch) => self.gossiped_txs(batch),
             ChainMsg::Request(req) => self.request(req),
-            ChainMsg::Stall(d) => std::thread::sleep(d),
+            ChainMsg::Stall(d, began) => {
+                let _ = began.send(());
+                std::thread::sleep(d);
+            }
             ChainMsg::Shutdown(_) => {}
         }
     }

@@ -650,7 +650,7 @@ async fn overload_and_slow_requests_are_bounded() {
     // Stall the chain thread (as a long reorg would) for longer than the steps below take.
     let stall = Duration::from_secs(3);
     let stalled_at = tokio::time::Instant::now();
-    node.node().stall_chain_thread(stall);
+    node.node().stall_chain_thread(stall).await;
     // A submission waits for it and holds the only slot; a second request is shed.
     let client = node.client.clone();
     let url = node.url("/v1/transactions");
@@ -779,7 +779,7 @@ async fn admin_calls_have_their_own_lane_and_batches_their_own_bound() {
     // Two batches wait for the stalled chain thread: the second is over the batch bound. The
     // waits below give each request time to take its slot on a loaded machine (150 ms was
     // not always enough in CI: the second batch then took the slot and timed out instead).
-    node.node().stall_chain_thread(Duration::from_secs(8));
+    node.node().stall_chain_thread(Duration::from_secs(8)).await;
     let batch = |nonce: u64| {
         let client = node.client.clone();
         let url = node.url("/v1/transactions/batch");

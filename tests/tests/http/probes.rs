@@ -104,7 +104,7 @@ async fn probes_answer_when_the_public_lane_is_full() {
     })
     .await;
     // A submission waits for the stalled chain thread and holds the only public slot.
-    node.node().stall_chain_thread(Duration::from_secs(4));
+    node.node().stall_chain_thread(Duration::from_secs(4)).await;
     let client = node.client.clone();
     let url = node.url("/v1/transactions");
     let tx = tx_json(&node.transfer(0, node.address(1), 1, 1, 0));
