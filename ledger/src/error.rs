@@ -273,6 +273,26 @@ pub enum StoreError {
         /// The current tip.
         tip: Hash,
     },
+    /// A block's body in the block files is not what its location says: the file is missing
+    /// or ends early, or the bytes fail their checksum (a power loss before the body was
+    /// synced, or damage on the disk). Never taken for the block.
+    #[error("block {hash}: its body in block file {file} at offset {offset} is damaged: {reason}")]
+    DamagedBody {
+        /// The block.
+        hash: Hash,
+        /// The block file's number.
+        file: u32,
+        /// The body's offset in it.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A block body too large for a block file's 32-bit length (no valid block is).
+    #[error("a block body of {len} bytes is too large to store")]
+    BodyTooLarge {
+        /// The body's length.
+        len: usize,
+    },
     /// A caller passed txids that are not one per transaction of the block.
     #[error("block {block} has {transactions} transactions but {txids} txids were given")]
     TxidsMismatch {

@@ -66,8 +66,10 @@ impl BackgroundWrites {
     }
 }
 
-/// The probe of [`Store::probe_write`]: a counter in the meta tree, then a flush.
+/// The probe of [`Store::probe_write`]: the block files synced, a counter in the meta tree,
+/// then a flush.
 pub(super) fn probe_write(t: &Trees) -> Result<(), StoreError> {
+    t.bodies.sync()?;
     t.meta.update_and_fetch(META_PROBE, |old| {
         let n = old.and_then(|b| decode_u64(b, "probe").ok()).unwrap_or(0);
         Some(n.wrapping_add(1).to_le_bytes().to_vec())

@@ -11,12 +11,15 @@
 //!   catches the tree up when it is opened (`crate::txindex` states the invariant).
 //! - Only main-chain blocks have entries in `main`, `txindex`, `history`, `tx_counts` and `undo`.
 //! - A store created for one genesis refuses to open with another.
+//! - Block bodies live in block files (`bodies`), the `blocks` tree holds where: a body is
+//!   written before its location, and the store syncs the files before each flush of its own.
 //!
 //! This module holds the handles ([`Store`], [`StoreReader`]), the configuration, the trees and
 //! opening (format upgrade, genesis); the rest sits by concern: `records` (block status, index
 //! record and undo layouts), `writes` (the chain thread's writes: blocks, connect and
 //! disconnect, flushes), `background` (writes another thread makes: txindex, saved-mempool
-//! changes, the probe), `reads` and `consistency` (the check against a replay).
+//! changes, the probe), `bodies` (the block files), `reads` and `consistency` (the check
+//! against a replay).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,19 +39,21 @@ use crate::txindex::{META_TXINDEX_TIP, PendingIndex};
 use crate::types::{Address, Hash};
 
 mod background;
+mod bodies;
 mod consistency;
 mod reads;
 mod records;
 mod writes;
 
 pub use background::BackgroundWrites;
+use bodies::{BodyFiles, BodyLocation};
 pub use consistency::Inconsistency;
 pub use records::{BlockRecord, BlockStatus};
 
 /// Store settings.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
-    /// Directory of the sled database.
+    /// Directory of the sled database; the block files are in its `bodies` directory.
     pub path: PathBuf,
     /// sled page cache in MiB (sled's own default of 1 GiB is far too much for a testnet).
     pub cache_mb: u64,
@@ -81,9 +86,10 @@ const META_PROBE: &[u8] = b"probe";
 
 const META_FORMAT: &[u8] = b"format";
 
-/// The store's layout version: 2 since the history index holds one row per address and block
-/// (`crate::history`); a format-1 store is upgraded when opened.
-const FORMAT_VERSION: u64 = 2;
+/// The store's layout version: 3 since block bodies are in block files (`bodies`), 2 since
+/// the history index holds one row per address and block (`crate::history`). An older store
+/// is upgraded when opened.
+const FORMAT_VERSION: u64 = 3;
 
 /// Read-only access to the chain store: cheap to clone, shares the database, and has no method
 /// that writes. The HTTP API and the network hold these; only the chain holds the [`Store`].
@@ -102,7 +108,10 @@ pub struct StoreReader {
 struct Trees {
     db: sled::Db,
     meta: sled::Tree,
+    /// A [`BodyLocation`] per stored block.
     blocks: sled::Tree,
+    /// The block files the locations point into.
+    bodies: BodyFiles,
     index: sled::Tree,
     main: sled::Tree,
     txindex: sled::Tree,
@@ -119,10 +128,11 @@ struct Trees {
 }
 
 impl Trees {
-    fn open(db: sled::Db) -> Result<Self, StoreError> {
+    fn open(db: sled::Db, bodies: BodyFiles) -> Result<Self, StoreError> {
         Ok(Trees {
             meta: db.open_tree("meta")?,
             blocks: db.open_tree("blocks")?,
+            bodies,
             index: db.open_tree("index")?,
             main: db.open_tree("main")?,
             txindex: db.open_tree("txindex")?,
@@ -185,7 +195,8 @@ impl Store {
     /// Opens (or creates) the store for `genesis`. A store of another network is refused.
     pub fn open(config: &StoreConfig, genesis: &Genesis) -> Result<Self, StoreError> {
         let db = Self::open_db(config)?;
-        let mut store = Self::from_db(db, genesis, config.sync_every_block)?;
+        let bodies = BodyFiles::open(&config.path.join(bodies::DIR_NAME))?;
+        let mut store = Self::from_db(db, bodies, genesis, config.sync_every_block)?;
         store.config = Some(config.clone());
         Ok(store)
     }
@@ -230,7 +241,10 @@ impl Store {
             }
             drop(old);
         }
-        let trees = Self::open_db(config).and_then(Trees::open);
+        let trees = Self::open_db(config).and_then(|db| {
+            let bodies = BodyFiles::open(&config.path.join(bodies::DIR_NAME))?;
+            Trees::open(db, bodies)
+        });
         match trees {
             Ok(trees) => {
                 self.reader.swap(Some(Arc::new(trees)));
@@ -247,16 +261,17 @@ impl Store {
             .temporary(true)
             .cache_capacity(64 * 1024 * 1024)
             .open()?;
-        Self::from_db(db, genesis, false)
+        Self::from_db(db, BodyFiles::temporary()?, genesis, false)
     }
 
     fn from_db(
         db: sled::Db,
+        bodies: BodyFiles,
         genesis: &Genesis,
         sync_every_block: bool,
     ) -> Result<Self, StoreError> {
         let reader = StoreReader {
-            trees: Arc::new(RwLock::new(Some(Arc::new(Trees::open(db)?)))),
+            trees: Arc::new(RwLock::new(Some(Arc::new(Trees::open(db, bodies)?)))),
             genesis_hash: genesis.hash(),
             sync_every_block,
             faults: Arc::new(AccountReadFaults::default()),
@@ -299,6 +314,10 @@ impl Store {
             let rows = history::upgrade_from_v1(&t.history)?;
             tracing::info!(rows, "history index upgraded to store format 2");
         }
+        if stored < 3 {
+            let moved = move_inline_bodies(&t)?;
+            tracing::info!(moved, "block bodies moved to block files (store format 3)");
+        }
         if stored < FORMAT_VERSION {
             t.meta.insert(META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
             t.db.flush()?;
@@ -318,6 +337,8 @@ impl Store {
         let state = genesis.state();
         let digest = StateDigest::of(&state);
         let t = self.trees()?;
+        let location = t.bodies.append(&block.encode())?;
+        t.bodies.sync()?;
         let trees = (
             &t.meta,
             &t.blocks,
@@ -329,7 +350,7 @@ impl Store {
         trees
             .transaction(
                 |(meta, blocks, index, main, accounts, digests)| -> TxResult {
-                    blocks.insert(&hash.0, block.encode())?;
+                    blocks.insert(&hash.0, &location.encode())?;
                     index.insert(&hash.0, record.encode())?;
                     main.insert(&0u64.to_be_bytes(), &hash.0)?;
                     for (address, account) in &state {
@@ -402,6 +423,27 @@ impl AccountReader for StoreReader {
             None => Ok(Account::default()),
         }
     }
+}
+
+/// Moves the bodies a format-2 store kept in the `blocks` tree into block files, leaving their
+/// locations there; returns how many. Bodies first, synced, then the locations: a process
+/// killed in the middle moves the rest when the store is opened again (a location is shorter
+/// than any body, so one already moved is left alone).
+fn move_inline_bodies(t: &Trees) -> Result<u64, StoreError> {
+    let mut locations = sled::Batch::default();
+    let mut moved = 0u64;
+    for item in t.blocks.iter() {
+        let (hash, value) = item?;
+        if value.len() == BodyLocation::LEN {
+            continue;
+        }
+        let location = t.bodies.append(&value)?;
+        locations.insert(hash, location.encode().as_slice());
+        moved = moved.saturating_add(1);
+    }
+    t.bodies.sync()?;
+    t.blocks.apply_batch(locations)?;
+    Ok(moved)
 }
 
 /// Turns a transaction failure into a store error.

@@ -14,7 +14,7 @@ use crate::txindex::TxLocation;
 use crate::types::{Address, Block, Hash, Transaction};
 
 use super::records::BlockRecord;
-use super::{META_TIP, StoreReader, decode_u64};
+use super::{BodyLocation, META_TIP, StoreReader, decode_u64};
 
 impl StoreReader {
     /// The genesis hash this store belongs to.
@@ -68,15 +68,20 @@ impl StoreReader {
 
     /// The block `hash`, if stored.
     pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
-        match self.trees()?.blocks.get(hash.0)? {
+        match self.block_bytes(hash)? {
             Some(bytes) => Ok(Some(Block::decode(&bytes, usize::MAX)?)),
             None => Ok(None),
         }
     }
 
-    /// The encoded block `hash`, if stored (served to peers as is).
+    /// The encoded block `hash`, if stored (served to peers as is), read from its block file.
     pub fn block_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.trees()?.blocks.get(hash.0)?.map(|v| v.to_vec()))
+        let t = self.trees()?;
+        let Some(value) = t.blocks.get(hash.0)? else {
+            return Ok(None);
+        };
+        let location = BodyLocation::decode(&value)?;
+        Ok(Some(t.bodies.read(hash, &location)?))
     }
 
     /// The main-chain block hash at `height`.

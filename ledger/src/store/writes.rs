@@ -50,12 +50,13 @@ impl Store {
     /// Stores a block body and its index record (not connected to the main chain).
     pub fn put_block(&self, block: &Block, record: &BlockRecord) -> Result<(), StoreError> {
         let hash = block.hash();
-        let body = block.encode();
         let rec = record.encode();
         let t = self.trees()?;
+        // The body before its location (`bodies`).
+        let location = t.bodies.append(&block.encode())?.encode();
         (&t.blocks, &t.index)
             .transaction(|(blocks, index)| -> TxResult {
-                blocks.insert(&hash.0, body.as_slice())?;
+                blocks.insert(&hash.0, location.as_slice())?;
                 index.insert(&hash.0, rec.as_slice())?;
                 Ok(())
             })
@@ -259,7 +260,7 @@ impl Store {
             )
             .map_err(tx_err)?;
         if self.sync_every_block {
-            self.trees()?.db.flush()?;
+            self.flush_written()?;
         }
         Ok(())
     }
@@ -304,7 +305,10 @@ impl Store {
     ///
     /// [`BackgroundWrites`]: super::BackgroundWrites
     pub fn flush_written(&self) -> Result<(), StoreError> {
-        self.trees()?.db.flush()?;
+        let t = self.trees()?;
+        // The bodies before the locations that name them (`bodies`).
+        t.bodies.sync()?;
+        t.db.flush()?;
         Ok(())
     }
 }

@@ -1,0 +1,382 @@
+//! Block bodies in append-only files beside the sled trees, as Bitcoin Core keeps its
+//! `blk*.dat` files: `bodies/00000.dat`, `00001.dat`, ..., each up to [`MAX_FILE_BYTES`]. The
+//! `blocks` tree holds a [`BodyLocation`] per block (file, offset, length, CRC-32), written in
+//! the same sled transaction as the block's index record. It owns the files and the location
+//! layout; it must never decide what is stored or read sled.
+//!
+//! Why: a 5,000-transfer body is 740 KB. As a sled value it lived in a leaf with up to 15
+//! others, and sled rewrote that whole leaf (megabytes) as a blob file whenever it consolidated
+//! it: about 45% of a receiver's import (docs/BENCHMARKS.md, section 16). Here a body is
+//! written once.
+//!
+//! Durability and order: a body is written (to the page cache) before its location is
+//! inserted, so a killed process never leaves a location without its body. Every flush the
+//! store makes itself ([`super::Store::flush`], the per-block flush, the disk probe) syncs the
+//! block files before sled, so a flushed location's body is on the disk. sled's own flusher
+//! (every 500 ms) may make a location durable before the body it names; only a power loss in
+//! that window can leave one whose body is gone or torn, and the CRC turns it into
+//! [`StoreError::DamagedBody`] on read, never into a wrong block.
+//!
+//! A write that fails (a full disk) leaves the file's end where it was: the next body is
+//! written over what the failed one left. Bytes no location names (a failed write, a body
+//! stored again after a reopen) are dead space, never read.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::error::{DecodeError, StoreError};
+use crate::types::Hash;
+
+/// A block file is closed for writing once the next body would take it past this size
+/// (Bitcoin Core's `MAX_BLOCKFILE_SIZE` is 128 MiB too).
+pub(super) const MAX_FILE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// The name of the directory of block files inside the store's directory.
+pub(super) const DIR_NAME: &str = "bodies";
+
+/// Where a block's body is: the `blocks` tree's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct BodyLocation {
+    /// The file's number (`{file:05}.dat`).
+    pub(super) file: u32,
+    /// The body's first byte in the file.
+    pub(super) offset: u64,
+    /// The body's length in bytes.
+    pub(super) len: u32,
+    /// CRC-32 (IEEE) of the body.
+    pub(super) crc: u32,
+}
+
+impl BodyLocation {
+    /// The encoded length. No encoded block is this short (a header alone is longer), which
+    /// tells a location from a body stored inline by a format-2 store.
+    pub(super) const LEN: usize = 4 + 8 + 4 + 4;
+
+    /// `file ‖ offset ‖ len ‖ crc`, little-endian.
+    pub(super) fn encode(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        let (file, rest) = out.split_at_mut(4);
+        let (offset, rest) = rest.split_at_mut(8);
+        let (len, crc) = rest.split_at_mut(4);
+        file.copy_from_slice(&self.file.to_le_bytes());
+        offset.copy_from_slice(&self.offset.to_le_bytes());
+        len.copy_from_slice(&self.len.to_le_bytes());
+        crc.copy_from_slice(&self.crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes [`BodyLocation::encode`]'s output.
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let arr: &[u8; Self::LEN] = bytes.try_into().map_err(|_| DecodeError::Length {
+            what: "block body location",
+            expected: Self::LEN,
+            got: bytes.len(),
+        })?;
+        let (file, rest) = arr.split_at(4);
+        let (offset, rest) = rest.split_at(8);
+        let (len, crc) = rest.split_at(4);
+        let u32_of = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default());
+        Ok(BodyLocation {
+            file: u32_of(file),
+            offset: u64::from_le_bytes(offset.try_into().unwrap_or_default()),
+            len: u32_of(len),
+            crc: u32_of(crc),
+        })
+    }
+}
+
+/// The block files of one store: appended to by the store's one writer, read by any handle.
+#[derive(Debug)]
+pub(super) struct BodyFiles {
+    dir: PathBuf,
+    /// The open files, by number. Readers clone the handle they need.
+    files: RwLock<Vec<Arc<File>>>,
+    /// The file written to and its length: the next body's offset.
+    end: Mutex<FileEnd>,
+    /// Whether the file written to holds bytes not synced yet.
+    unsynced: AtomicBool,
+    /// A temporary store's files are removed with it.
+    remove_on_drop: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FileEnd {
+    file: u32,
+    len: u64,
+}
+
+impl BodyFiles {
+    /// Opens the block files in `dir` (created if missing); bodies are appended to the last.
+    pub(super) fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, &e))?;
+        let mut files = Vec::new();
+        loop {
+            let path = file_path(dir, index_u32(files.len()));
+            if !path.exists() {
+                break;
+            }
+            files.push(Arc::new(open_file(&path)?));
+        }
+        if files.is_empty() {
+            files.push(Arc::new(open_file(&file_path(dir, 0))?));
+        }
+        let file = index_u32(files.len().saturating_sub(1));
+        let len = match files.last() {
+            Some(last) => last
+                .metadata()
+                .map_err(|e| io_error(&file_path(dir, file), &e))?
+                .len(),
+            None => 0,
+        };
+        Ok(BodyFiles {
+            dir: dir.to_path_buf(),
+            files: RwLock::new(files),
+            end: Mutex::new(FileEnd { file, len }),
+            unsynced: AtomicBool::new(false),
+            remove_on_drop: false,
+        })
+    }
+
+    /// Block files in a new directory under the system's temporary directory, removed when
+    /// dropped (a temporary store's).
+    pub(super) fn temporary() -> Result<Self, StoreError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "peerchain-bodies-{}-{n}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        ));
+        let mut files = Self::open(&dir)?;
+        files.remove_on_drop = true;
+        Ok(files)
+    }
+
+    /// Writes `body` at the end of the last file (a new file when it would pass
+    /// [`MAX_FILE_BYTES`]) and says where. Not synced: see the module docs.
+    pub(super) fn append(&self, body: &[u8]) -> Result<BodyLocation, StoreError> {
+        let len =
+            u32::try_from(body.len()).map_err(|_| StoreError::BodyTooLarge { len: body.len() })?;
+        let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
+        let body_len = u64::from(len);
+        if end.len > 0 && end.len.saturating_add(body_len) > MAX_FILE_BYTES {
+            self.start_next_file(&mut end)?;
+        }
+        let file = self.file(end.file)?;
+        file.write_all_at(body, end.len)
+            .map_err(|e| io_error(&file_path(&self.dir, end.file), &e))?;
+        self.unsynced.store(true, Ordering::Release);
+        let location = BodyLocation {
+            file: end.file,
+            offset: end.len,
+            len,
+            crc: crc32fast::hash(body),
+        };
+        end.len = end.len.saturating_add(body_len);
+        Ok(location)
+    }
+
+    /// Syncs the file written to and opens the next.
+    fn start_next_file(&self, end: &mut FileEnd) -> Result<(), StoreError> {
+        let path = file_path(&self.dir, end.file);
+        self.file(end.file)?
+            .sync_data()
+            .map_err(|e| io_error(&path, &e))?;
+        let next = end.file.saturating_add(1);
+        let file = Arc::new(open_file(&file_path(&self.dir, next))?);
+        self.files
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(file);
+        *end = FileEnd { file: next, len: 0 };
+        Ok(())
+    }
+
+    /// The body of block `hash` at `at`, its CRC checked.
+    pub(super) fn read(&self, hash: &Hash, at: &BodyLocation) -> Result<Vec<u8>, StoreError> {
+        let damaged = |reason: &'static str| StoreError::DamagedBody {
+            hash: *hash,
+            file: at.file,
+            offset: at.offset,
+            reason,
+        };
+        let file = self
+            .file(at.file)
+            .map_err(|_| damaged("no such block file"))?;
+        let len = usize::try_from(at.len).map_err(|_| damaged("longer than memory"))?;
+        let mut body = vec![0u8; len];
+        match file.read_exact_at(&mut body, at.offset) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(damaged("the file ends before the body"));
+            }
+            Err(e) => return Err(io_error(&file_path(&self.dir, at.file), &e)),
+        }
+        if crc32fast::hash(&body) != at.crc {
+            return Err(damaged("its checksum does not match"));
+        }
+        Ok(body)
+    }
+
+    /// Makes every body appended so far durable. Safe beside [`BodyFiles::append`] on another
+    /// thread: a body appended after the flag is taken marks the file again.
+    pub(super) fn sync(&self) -> Result<(), StoreError> {
+        if !self.unsynced.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let current = self.end.lock().unwrap_or_else(|p| p.into_inner()).file;
+        let result = self.file(current)?.sync_data();
+        result.map_err(|e| {
+            self.unsynced.store(true, Ordering::Release);
+            io_error(&file_path(&self.dir, current), &e)
+        })
+    }
+
+    fn file(&self, number: u32) -> Result<Arc<File>, StoreError> {
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+        usize::try_from(number)
+            .ok()
+            .and_then(|i| files.get(i))
+            .map(Arc::clone)
+            .ok_or_else(|| StoreError::Db(format!("block file {number} is not open")))
+    }
+}
+
+impl Drop for BodyFiles {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn file_path(dir: &Path, number: u32) -> PathBuf {
+    dir.join(format!("{number:05}.dat"))
+}
+
+fn index_u32(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+fn open_file(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| io_error(path, &e))
+}
+
+/// A block file's I/O failure: [`StoreError::DiskFull`] for a full disk or quota, as sled's.
+fn io_error(path: &Path, e: &std::io::Error) -> StoreError {
+    let text = format!("{}: {e}", path.display());
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            StoreError::DiskFull(text)
+        }
+        _ => StoreError::Db(text),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+mod tests {
+    use super::*;
+
+    fn hash() -> Hash {
+        Hash([7u8; 32])
+    }
+
+    #[test]
+    fn a_location_round_trips_and_a_short_one_is_refused() {
+        let at = BodyLocation {
+            file: 3,
+            offset: 1 << 40,
+            len: 740_000,
+            crc: 0xdead_beef,
+        };
+        assert_eq!(BodyLocation::decode(&at.encode()).unwrap(), at);
+        assert!(matches!(
+            BodyLocation::decode(&at.encode()[..19]),
+            Err(DecodeError::Length { got: 19, .. })
+        ));
+    }
+
+    #[test]
+    fn bodies_read_back_after_a_reopen_and_new_ones_follow_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = BodyFiles::open(dir.path()).unwrap();
+        let a = files.append(b"first body").unwrap();
+        let b = files.append(b"second").unwrap();
+        assert_eq!((a.offset, b.offset), (0, 10));
+        files.sync().unwrap();
+        drop(files);
+        let files = BodyFiles::open(dir.path()).unwrap();
+        assert_eq!(files.read(&hash(), &a).unwrap(), b"first body");
+        assert_eq!(files.read(&hash(), &b).unwrap(), b"second");
+        let c = files.append(b"third").unwrap();
+        assert_eq!((c.file, c.offset), (0, 16));
+    }
+
+    #[test]
+    fn a_torn_or_missing_body_is_damaged_not_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = BodyFiles::open(dir.path()).unwrap();
+        let at = files.append(b"a body that will be torn").unwrap();
+        let path = file_path(dir.path(), 0);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .write_all_at(b"X", 3)
+            .unwrap();
+        let reason = |r: Result<Vec<u8>, StoreError>| match r {
+            Err(StoreError::DamagedBody { reason, .. }) => reason,
+            other => panic!("not damaged: {other:?}"),
+        };
+        assert_eq!(
+            reason(files.read(&hash(), &at)),
+            "its checksum does not match"
+        );
+        let past_the_end = BodyLocation { offset: 20, ..at };
+        assert_eq!(
+            reason(files.read(&hash(), &past_the_end)),
+            "the file ends before the body"
+        );
+        let other_file = BodyLocation { file: 9, ..at };
+        assert_eq!(
+            reason(files.read(&hash(), &other_file)),
+            "no such block file"
+        );
+    }
+
+    #[test]
+    fn a_body_that_would_pass_the_file_bound_starts_the_next_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = BodyFiles::open(dir.path()).unwrap();
+        files.end.lock().unwrap().len = MAX_FILE_BYTES - 4;
+        let at = files.append(b"five!").unwrap();
+        assert_eq!((at.file, at.offset), (1, 0));
+        assert_eq!(files.read(&hash(), &at).unwrap(), b"five!");
+        drop(files);
+        let files = BodyFiles::open(dir.path()).unwrap();
+        let next = files.append(b"more").unwrap();
+        assert_eq!((next.file, next.offset), (1, 5));
+    }
+
+    #[test]
+    fn a_temporary_set_of_files_is_removed_when_dropped() {
+        let files = BodyFiles::temporary().unwrap();
+        let dir = files.dir.clone();
+        files.append(b"body").unwrap();
+        assert!(dir.exists());
+        drop(files);
+        assert!(!dir.exists());
+    }
+}
