@@ -382,6 +382,44 @@ fn a_format_2_store_has_its_bodies_moved_to_block_files_when_opened() {
     assert_eq!(format.as_deref(), Some(&3u64.to_le_bytes()[..]));
 }
 
+/// A location that names another block's body (only a damaged store has one: its CRC matches,
+/// the bytes are sound) is refused as damaged, never read as the block asked for; the store
+/// still opens (its txindex catch-up, which reads the newest blocks, skips the damaged one).
+#[test]
+fn a_location_naming_another_blocks_body_is_damaged_not_that_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = genesis();
+    let cfg = StoreConfig::new(dir.path().join("db"));
+    let mut b = ChainBuilder::new(g.clone(), 8);
+    let (first, second) = {
+        let store = Store::open(&cfg, &g).expect("open");
+        let first = b.push_transfers(5, 0);
+        let second = b.push_transfers(5, 1);
+        connect(&store, &g, &first);
+        connect(&store, &g, &second);
+        (first.hash(), second.hash())
+    };
+    {
+        let db = open_raw(&cfg);
+        let blocks = db.open_tree("blocks").expect("tree");
+        let at_second = blocks.get(second.0).expect("read").expect("stored");
+        blocks.insert(first.0, at_second).expect("point elsewhere");
+        db.flush().expect("flush");
+    }
+    let store = Store::open(&cfg, &g).expect("reopen");
+    match store.block(&first) {
+        Err(StoreError::DamagedBody { hash, reason, .. }) => {
+            assert_eq!(hash, first);
+            assert_eq!(reason, "the bytes are another block");
+        }
+        other => panic!("must be damaged: {other:?}"),
+    }
+    assert_eq!(
+        store.block(&second).expect("read").expect("stored").hash(),
+        second
+    );
+}
+
 /// The bytes in the store's block files.
 fn block_files_len(cfg: &StoreConfig) -> u64 {
     std::fs::read_dir(cfg.path.join("bodies"))

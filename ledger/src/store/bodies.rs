@@ -98,6 +98,9 @@ pub(super) struct BodyFiles {
     end: Mutex<FileEnd>,
     /// Whether the file written to holds bytes not synced yet.
     unsynced: AtomicBool,
+    /// Held across a sync: a second caller waits for the first's fsync instead of taking the
+    /// cleared flag for a finished one.
+    syncing: Mutex<()>,
     /// A temporary store's files are removed with it.
     remove_on_drop: bool,
 }
@@ -110,18 +113,19 @@ struct FileEnd {
 
 impl BodyFiles {
     /// Opens the block files in `dir` (created if missing); bodies are appended to the last.
+    /// The files must be numbered from 0 without a gap.
     pub(super) fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, &e))?;
-        let mut files = Vec::new();
-        loop {
-            let path = file_path(dir, index_u32(files.len()));
-            if !path.exists() {
-                break;
-            }
-            files.push(Arc::new(open_file(&path)?));
+        let count = file_count(dir)?;
+        let mut files = Vec::with_capacity(count.max(1));
+        for number in 0..count {
+            files.push(Arc::new(open_file(
+                &file_path(dir, index_u32(number)),
+                false,
+            )?));
         }
         if files.is_empty() {
-            files.push(Arc::new(open_file(&file_path(dir, 0))?));
+            files.push(Arc::new(open_file(&file_path(dir, 0), false)?));
         }
         let file = index_u32(files.len().saturating_sub(1));
         let len = match files.last() {
@@ -135,17 +139,26 @@ impl BodyFiles {
             dir: dir.to_path_buf(),
             files: RwLock::new(files),
             end: Mutex::new(FileEnd { file, len }),
-            unsynced: AtomicBool::new(false),
+            // What an earlier run wrote may not be synced: the first sync syncs it.
+            unsynced: AtomicBool::new(true),
+            syncing: Mutex::new(()),
             remove_on_drop: false,
         })
     }
 
-    /// Block files in a new directory under the system's temporary directory, removed when
-    /// dropped (a temporary store's).
+    /// Block files in a new directory in memory (`/dev/shm`, where sled keeps a temporary
+    /// database) or else under the system's temporary directory, removed when dropped (a
+    /// temporary store's).
     pub(super) fn temporary() -> Result<Self, StoreError> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
             "peerchain-bodies-{}-{n}-{}",
             std::process::id(),
             std::time::SystemTime::now()
@@ -160,8 +173,10 @@ impl BodyFiles {
     /// Writes `body` at the end of the last file (a new file when it would pass
     /// [`MAX_FILE_BYTES`]) and says where. Not synced: see the module docs.
     pub(super) fn append(&self, body: &[u8]) -> Result<BodyLocation, StoreError> {
-        let len =
-            u32::try_from(body.len()).map_err(|_| StoreError::BodyTooLarge { len: body.len() })?;
+        let len = u32::try_from(body.len())
+            .ok()
+            .filter(|len| u64::from(*len) <= MAX_FILE_BYTES)
+            .ok_or(StoreError::BodyTooLarge { len: body.len() })?;
         let mut end = self.end.lock().unwrap_or_else(|p| p.into_inner());
         let body_len = u64::from(len);
         if end.len > 0 && end.len.saturating_add(body_len) > MAX_FILE_BYTES {
@@ -188,7 +203,8 @@ impl BodyFiles {
             .sync_data()
             .map_err(|e| io_error(&path, &e))?;
         let next = end.file.saturating_add(1);
-        let file = Arc::new(open_file(&file_path(&self.dir, next))?);
+        // A new file: never one that exists (and may hold bodies sled names).
+        let file = Arc::new(open_file(&file_path(&self.dir, next), true)?);
         self.files
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -208,6 +224,9 @@ impl BodyFiles {
         let file = self
             .file(at.file)
             .map_err(|_| damaged("no such block file"))?;
+        if u64::from(at.len) > MAX_FILE_BYTES {
+            return Err(damaged("longer than a block file"));
+        }
         let len = usize::try_from(at.len).map_err(|_| damaged("longer than memory"))?;
         let mut body = vec![0u8; len];
         match file.read_exact_at(&mut body, at.offset) {
@@ -224,17 +243,36 @@ impl BodyFiles {
     }
 
     /// Makes every body appended so far durable. Safe beside [`BodyFiles::append`] on another
-    /// thread: a body appended after the flag is taken marks the file again.
+    /// thread (a body appended after the flag is taken marks the file again) and beside
+    /// another sync (which it waits for).
     pub(super) fn sync(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
         if !self.unsynced.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
         let current = self.end.lock().unwrap_or_else(|p| p.into_inner()).file;
-        let result = self.file(current)?.sync_data();
-        result.map_err(|e| {
+        let result = self.file(current).and_then(|file| {
+            file.sync_data()
+                .map_err(|e| io_error(&file_path(&self.dir, current), &e))
+        });
+        if result.is_err() {
             self.unsynced.store(true, Ordering::Release);
-            io_error(&file_path(&self.dir, current), &e)
-        })
+        }
+        result
+    }
+
+    /// The bytes in the block files (dead space included).
+    pub(super) fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+        let mut total = 0u64;
+        for (number, file) in files.iter().enumerate() {
+            let len = file
+                .metadata()
+                .map_err(|e| io_error(&file_path(&self.dir, index_u32(number)), &e))?
+                .len();
+            total = total.saturating_add(len);
+        }
+        Ok(total)
     }
 
     fn file(&self, number: u32) -> Result<Arc<File>, StoreError> {
@@ -263,14 +301,45 @@ fn index_u32(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
 
-fn open_file(path: &Path) -> Result<File, StoreError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| io_error(path, &e))
+/// How many block files `dir` holds, numbered from 0; a gap (a later file without an earlier
+/// one) is an error, so that no file is ever created over one that exists.
+fn file_count(dir: &Path) -> Result<usize, StoreError> {
+    let mut numbers = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, &e))? {
+        let entry = entry.map_err(|e| io_error(dir, &e))?;
+        let name = entry.file_name();
+        let number = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".dat"))
+            .and_then(|n| n.parse::<u32>().ok());
+        if let Some(number) = number {
+            numbers.push(number);
+        }
+    }
+    numbers.sort_unstable();
+    for (expected, number) in numbers.iter().enumerate() {
+        if usize::try_from(*number).ok() != Some(expected) {
+            return Err(StoreError::Db(format!(
+                "block files in {}: {} exists but {} does not",
+                dir.display(),
+                file_path(dir, *number).display(),
+                file_path(dir, index_u32(expected)).display()
+            )));
+        }
+    }
+    Ok(numbers.len())
+}
+
+/// Opens a block file for reading and writing; `new` refuses one that exists.
+fn open_file(path: &Path, new: bool) -> Result<File, StoreError> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    if new {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(false);
+    }
+    options.open(path).map_err(|e| io_error(path, &e))
 }
 
 /// A block file's I/O failure: [`StoreError::DiskFull`] for a full disk or quota, as sled's.
@@ -368,6 +437,51 @@ mod tests {
         let files = BodyFiles::open(dir.path()).unwrap();
         let next = files.append(b"more").unwrap();
         assert_eq!((next.file, next.offset), (1, 5));
+    }
+
+    #[test]
+    fn a_gap_in_the_numbers_is_refused_and_a_new_file_never_overwrites_one() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(BodyFiles::open(dir.path()).unwrap());
+        std::fs::write(file_path(dir.path(), 2), b"bodies sled names").unwrap();
+        match BodyFiles::open(dir.path()) {
+            Err(StoreError::Db(text)) => assert!(text.contains("00001.dat does not"), "{text}"),
+            other => panic!("a gap must be refused: {other:?}"),
+        }
+        std::fs::remove_file(file_path(dir.path(), 2)).unwrap();
+        let files = BodyFiles::open(dir.path()).unwrap();
+        std::fs::write(file_path(dir.path(), 1), b"written behind its back").unwrap();
+        files.end.lock().unwrap().len = MAX_FILE_BYTES;
+        assert!(matches!(files.append(b"body"), Err(StoreError::Db(_))));
+        assert_eq!(
+            std::fs::read(file_path(dir.path(), 1)).unwrap(),
+            b"written behind its back"
+        );
+    }
+
+    #[test]
+    fn the_first_sync_after_an_open_syncs_and_a_body_over_the_bound_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = BodyFiles::open(dir.path()).unwrap();
+        assert!(
+            files.unsynced.load(Ordering::Acquire),
+            "an earlier run's bytes"
+        );
+        files.sync().unwrap();
+        assert!(!files.unsynced.load(Ordering::Acquire));
+        let at = files.append(b"x").unwrap();
+        assert!(files.unsynced.load(Ordering::Acquire));
+        let huge = BodyLocation {
+            len: u32::MAX,
+            ..at
+        };
+        assert!(matches!(
+            files.read(&hash(), &huge),
+            Err(StoreError::DamagedBody {
+                reason: "longer than a block file",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -235,6 +235,11 @@ impl Store {
         // Readers in the middle of a read hold the old database; wait for them (briefly) so
         // that its file lock is released.
         if let Some(old) = old {
+            // sled flushes what it holds when the old database is dropped: the bodies first
+            // (`bodies`). A failure here is the disk's, which the reopen is about.
+            if let Err(e) = old.bodies.sync() {
+                tracing::warn!(error = %e, "could not sync the block files before the reopen");
+            }
             let started = std::time::Instant::now();
             while Arc::strong_count(&old) > 1 && started.elapsed() < LOCK_WAIT {
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -425,12 +430,17 @@ impl AccountReader for StoreReader {
     }
 }
 
+/// How many bytes of bodies [`move_inline_bodies`] moves before it syncs them and writes their
+/// locations: what a failed move (a full disk) leaves as dead space is at most this.
+const MOVE_CHUNK_BYTES: usize = 64 * 1024 * 1024;
+
 /// Moves the bodies a format-2 store kept in the `blocks` tree into block files, leaving their
-/// locations there; returns how many. Bodies first, synced, then the locations: a process
-/// killed in the middle moves the rest when the store is opened again (a location is shorter
-/// than any body, so one already moved is left alone).
+/// locations there; returns how many. Bodies first, synced, then their locations, chunk by
+/// chunk: a process killed in the middle moves the rest when the store is opened again (a
+/// location is shorter than any body, so one already moved is left alone).
 fn move_inline_bodies(t: &Trees) -> Result<u64, StoreError> {
     let mut locations = sled::Batch::default();
+    let mut chunk = 0usize;
     let mut moved = 0u64;
     for item in t.blocks.iter() {
         let (hash, value) = item?;
@@ -440,6 +450,12 @@ fn move_inline_bodies(t: &Trees) -> Result<u64, StoreError> {
         let location = t.bodies.append(&value)?;
         locations.insert(hash, location.encode().as_slice());
         moved = moved.saturating_add(1);
+        chunk = chunk.saturating_add(value.len());
+        if chunk >= MOVE_CHUNK_BYTES {
+            t.bodies.sync()?;
+            t.blocks.apply_batch(std::mem::take(&mut locations))?;
+            chunk = 0;
+        }
     }
     t.bodies.sync()?;
     t.blocks.apply_batch(locations)?;

@@ -68,20 +68,35 @@ impl StoreReader {
 
     /// The block `hash`, if stored.
     pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
-        match self.block_bytes(hash)? {
-            Some(bytes) => Ok(Some(Block::decode(&bytes, usize::MAX)?)),
-            None => Ok(None),
+        let Some((bytes, at)) = self.body(hash)? else {
+            return Ok(None);
+        };
+        let block = Block::decode(&bytes, usize::MAX)?;
+        if block.hash() != *hash {
+            // Only a damaged store names another block's bytes (its CRC matched by chance).
+            return Err(StoreError::DamagedBody {
+                hash: *hash,
+                file: at.file,
+                offset: at.offset,
+                reason: "the bytes are another block",
+            });
         }
+        Ok(Some(block))
     }
 
     /// The encoded block `hash`, if stored (served to peers as is), read from its block file.
     pub fn block_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.body(hash)?.map(|(bytes, _)| bytes))
+    }
+
+    /// The body of `hash` and where it was, if stored.
+    fn body(&self, hash: &Hash) -> Result<Option<(Vec<u8>, BodyLocation)>, StoreError> {
         let t = self.trees()?;
         let Some(value) = t.blocks.get(hash.0)? else {
             return Ok(None);
         };
-        let location = BodyLocation::decode(&value)?;
-        Ok(Some(t.bodies.read(hash, &location)?))
+        let at = BodyLocation::decode(&value)?;
+        Ok(Some((t.bodies.read(hash, &at)?, at)))
     }
 
     /// The main-chain block hash at `height`.
@@ -192,8 +207,11 @@ impl StoreReader {
         Ok(out)
     }
 
-    /// Bytes on disk as sled reports them.
+    /// Bytes on disk: sled's as it reports them, and the block files'.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.trees()?.db.size_on_disk()?)
+        let t = self.trees()?;
+        Ok(t.db
+            .size_on_disk()?
+            .saturating_add(t.bodies.size_on_disk()?))
     }
 }

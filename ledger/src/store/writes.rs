@@ -137,6 +137,8 @@ impl Store {
 
     /// Indexes the main-chain blocks above the meta record `txindex_tip` (left behind by a
     /// process killed before [`Store::write_txindex`]), at open. Returns the entries written.
+    /// A block whose body is damaged (`bodies`) is skipped with an error logged, so that the
+    /// store still opens.
     pub(super) fn catch_up_txindex(&self) -> Result<u64, StoreError> {
         let t = self.trees()?;
         let tip = self.tip()?;
@@ -159,7 +161,16 @@ impl Store {
             let hash = self
                 .main_hash(height)?
                 .ok_or(StoreError::MissingBlock(tip))?;
-            let block = self.block(&hash)?.ok_or(StoreError::MissingBlock(hash))?;
+            let block = match self.block(&hash) {
+                Ok(Some(block)) => block,
+                Ok(None) => return Err(StoreError::MissingBlock(hash)),
+                // Its transactions cannot be read anyway: the store opens without them.
+                Err(e @ StoreError::DamagedBody { .. }) => {
+                    tracing::error!(error = %e, height, "txindex catch-up skipped a block whose body is damaged; resync into a new data directory to repair it");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut batch = sled::Batch::default();
             for (txid, loc) in block_entries(hash, height, &block.txids()) {
                 batch.insert(&txid.0, loc.encode().as_slice());
@@ -277,6 +288,8 @@ impl Store {
     /// layout).
     pub fn save_mempool(&self, txs: &[Transaction]) -> Result<(), StoreError> {
         let t = self.trees()?;
+        // Its flush is the whole database's: the bodies before the locations (`bodies`).
+        t.bodies.sync()?;
         t.saved_mempool.replace(&t.mempool, txs)
     }
 
