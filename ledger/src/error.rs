@@ -274,8 +274,9 @@ pub enum StoreError {
         tip: Hash,
     },
     /// A block's body in the block files is not what its location says: the file is missing
-    /// or ends early, or the bytes fail their checksum (a power loss before the body was
-    /// synced, or damage on the disk). Never taken for the block.
+    /// or ends early, the location is longer than a block file, the bytes fail their
+    /// checksum or are another block's (a power loss before the body was synced, or damage
+    /// on the disk). Never taken for the block.
     #[error("block {hash}: its body in block file {file} at offset {offset} is damaged: {reason}")]
     DamagedBody {
         /// The block.
@@ -287,7 +288,7 @@ pub enum StoreError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// A block body too large for a block file's 32-bit length (no valid block is).
+    /// A block body larger than a block file (128 MiB; no valid block is).
     #[error("a block body of {len} bytes is too large to store")]
     BodyTooLarge {
         /// The body's length.

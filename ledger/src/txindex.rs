@@ -11,8 +11,10 @@
 //! is complete; it is always the tip or one of its ancestors (a disconnect writes the pending
 //! entries first and moves the record back with the tip). A process killed before the write
 //! leaves the tree behind the tip; opening the store indexes the missing blocks again
-//! ([`crate::Store`] does it before anything reads). Owns the entry encoding and the pending
-//! set; never decides what is on the main chain.
+//! ([`crate::Store`] does it before anything reads). The one gap: a block whose body is
+//! damaged (a power loss, `store/bodies.rs`) cannot be read to index it, and is skipped with
+//! an error logged. Owns the entry encoding and the pending set; never decides what is on the
+//! main chain.
 
 use std::sync::{Mutex, MutexGuard, RwLock};
 

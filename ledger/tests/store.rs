@@ -384,20 +384,21 @@ fn a_format_2_store_has_its_bodies_moved_to_block_files_when_opened() {
 
 /// A location that names another block's body (only a damaged store has one: its CRC matches,
 /// the bytes are sound) is refused as damaged, never read as the block asked for; the store
-/// still opens (its txindex catch-up, which reads the newest blocks, skips the damaged one).
+/// still opens (its txindex catch-up, which reads the newest blocks, skips the damaged one,
+/// whose transactions are then not found by txid).
 #[test]
 fn a_location_naming_another_blocks_body_is_damaged_not_that_block() {
     let dir = tempfile::tempdir().expect("tempdir");
     let g = genesis();
     let cfg = StoreConfig::new(dir.path().join("db"));
     let mut b = ChainBuilder::new(g.clone(), 8);
-    let (first, second) = {
+    let (first, second, first_txid) = {
         let store = Store::open(&cfg, &g).expect("open");
         let first = b.push_transfers(5, 0);
         let second = b.push_transfers(5, 1);
         connect(&store, &g, &first);
         connect(&store, &g, &second);
-        (first.hash(), second.hash())
+        (first.hash(), second.hash(), first.transactions[0].txid())
     };
     {
         let db = open_raw(&cfg);
@@ -414,10 +415,22 @@ fn a_location_naming_another_blocks_body_is_damaged_not_that_block() {
         }
         other => panic!("must be damaged: {other:?}"),
     }
-    assert_eq!(
-        store.block(&second).expect("read").expect("stored").hash(),
-        second
+    assert!(
+        matches!(
+            store.block_bytes(&first),
+            Err(StoreError::DamagedBody { .. })
+        ),
+        "the bytes a peer would be sent are refused too"
     );
+    let second_block = store.block(&second).expect("read").expect("stored");
+    assert_eq!(second_block.hash(), second);
+    // The catch-up at the reopen indexed the sound block and skipped the damaged one.
+    let (_, at) = store
+        .transaction(&second_block.transactions[0].txid())
+        .expect("read")
+        .expect("indexed");
+    assert_eq!(at.block_hash, second);
+    assert_eq!(store.tx_location(&first_txid).expect("read"), None);
 }
 
 /// The bytes in the store's block files.

@@ -11,8 +11,9 @@
 //!
 //! Durability and order: a body is written (to the page cache) before its location is
 //! inserted, so a killed process never leaves a location without its body. Every flush the
-//! store makes itself ([`super::Store::flush`], the per-block flush, the disk probe) syncs the
-//! block files before sled, so a flushed location's body is on the disk. sled's own flusher
+//! store makes itself ([`super::Store::flush`], the per-block flush, the disk probe, the saved
+//! mempool's snapshot, a dropped or reopened database) syncs the block files before sled, so a
+//! flushed location's body is on the disk. sled's own flusher
 //! (every 500 ms) may make a location durable before the body it names; only a power loss in
 //! that window can leave one whose body is gone or torn, and the CRC turns it into
 //! [`StoreError::DamagedBody`] on read, never into a wrong block.
@@ -101,6 +102,10 @@ pub(super) struct BodyFiles {
     /// Held across a sync: a second caller waits for the first's fsync instead of taking the
     /// cleared flag for a finished one.
     syncing: Mutex<()>,
+    /// A sync failed. Linux reports a failed writeback once and marks the pages clean, so a
+    /// retry would succeed without the bytes being on the disk: every later sync fails too,
+    /// until the store is reopened (new `BodyFiles`).
+    sync_failed: AtomicBool,
     /// A temporary store's files are removed with it.
     remove_on_drop: bool,
 }
@@ -142,6 +147,7 @@ impl BodyFiles {
             // What an earlier run wrote may not be synced: the first sync syncs it.
             unsynced: AtomicBool::new(true),
             syncing: Mutex::new(()),
+            sync_failed: AtomicBool::new(false),
             remove_on_drop: false,
         })
     }
@@ -247,6 +253,12 @@ impl BodyFiles {
     /// another sync (which it waits for).
     pub(super) fn sync(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.sync_failed.load(Ordering::Acquire) {
+            return Err(StoreError::Db(format!(
+                "an earlier sync of the block files in {} failed: the store must be reopened",
+                self.dir.display()
+            )));
+        }
         if !self.unsynced.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
@@ -257,6 +269,7 @@ impl BodyFiles {
         });
         if result.is_err() {
             self.unsynced.store(true, Ordering::Release);
+            self.sync_failed.store(true, Ordering::Release);
         }
         result
     }
@@ -311,7 +324,9 @@ fn file_count(dir: &Path) -> Result<usize, StoreError> {
         let number = name
             .to_str()
             .and_then(|n| n.strip_suffix(".dat"))
-            .and_then(|n| n.parse::<u32>().ok());
+            .and_then(|n| n.parse::<u32>().ok())
+            // Only the names this module writes (`00001.dat`, not `1.dat`).
+            .filter(|n| file_path(dir, *n).file_name() == Some(name.as_os_str()));
         if let Some(number) = number {
             numbers.push(number);
         }
@@ -482,6 +497,41 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_second_sync_waits_for_the_first_and_a_body_over_the_bound_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Arc::new(BodyFiles::open(dir.path()).unwrap());
+        files.append(b"body").unwrap();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let first = files.syncing.lock().unwrap(); // a sync in progress
+        let second = {
+            let files = Arc::clone(&files);
+            std::thread::spawn(move || {
+                let result = files.sync();
+                done_tx.send(()).unwrap();
+                result
+            })
+        };
+        assert!(
+            done_rx
+                .recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "the second sync returned while the first was in progress"
+        );
+        drop(first);
+        second.join().unwrap().unwrap();
+        assert!(
+            !files.unsynced.load(Ordering::Acquire),
+            "it synced the body"
+        );
+        let too_large = vec![0u8; usize::try_from(MAX_FILE_BYTES).unwrap() + 1];
+        assert!(matches!(
+            files.append(&too_large),
+            Err(StoreError::BodyTooLarge { .. })
+        ));
+        assert_eq!(files.end.lock().unwrap().len, 4, "nothing written");
     }
 
     #[test]

@@ -127,6 +127,16 @@ struct Trees {
     pending_txindex: PendingIndex,
 }
 
+impl Drop for Trees {
+    /// sled flushes what it holds when the database is dropped (after this): the block files
+    /// are synced first (`bodies`), on every path that drops a store.
+    fn drop(&mut self) {
+        if let Err(e) = self.bodies.sync() {
+            tracing::warn!(error = %e, "could not sync the block files as the store closed");
+        }
+    }
+}
+
 impl Trees {
     fn open(db: sled::Db, bodies: BodyFiles) -> Result<Self, StoreError> {
         Ok(Trees {
@@ -231,15 +241,16 @@ impl Store {
     /// it is swapped fail with [`StoreError::Reopening`]. A temporary store cannot be reopened.
     pub fn reopen(&self) -> Result<(), StoreError> {
         let config = self.config.as_ref().ok_or(StoreError::Reopening)?;
+        // sled flushes what it holds when the old database is dropped: the bodies first
+        // (`bodies`), before readers are turned away. A failure is the disk's, which the
+        // reopen is about; dropping the database syncs once more.
+        if let Err(e) = self.trees()?.bodies.sync() {
+            tracing::warn!(error = %e, "could not sync the block files before the reopen");
+        }
         let old = self.reader.swap(None);
         // Readers in the middle of a read hold the old database; wait for them (briefly) so
         // that its file lock is released.
         if let Some(old) = old {
-            // sled flushes what it holds when the old database is dropped: the bodies first
-            // (`bodies`). A failure here is the disk's, which the reopen is about.
-            if let Err(e) = old.bodies.sync() {
-                tracing::warn!(error = %e, "could not sync the block files before the reopen");
-            }
             let started = std::time::Instant::now();
             while Arc::strong_count(&old) > 1 && started.elapsed() < LOCK_WAIT {
                 std::thread::sleep(std::time::Duration::from_millis(5));
@@ -454,6 +465,7 @@ fn move_inline_bodies(t: &Trees) -> Result<u64, StoreError> {
         if chunk >= MOVE_CHUNK_BYTES {
             t.bodies.sync()?;
             t.blocks.apply_batch(std::mem::take(&mut locations))?;
+            t.db.flush()?;
             chunk = 0;
         }
     }

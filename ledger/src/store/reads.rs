@@ -11,7 +11,7 @@ use crate::history;
 use crate::history::{HistoryCursor, HistoryPage};
 use crate::state::StateDigest;
 use crate::txindex::TxLocation;
-use crate::types::{Address, Block, Hash, Transaction};
+use crate::types::{Address, Block, HEADER_LEN, Hash, Transaction, sha256};
 
 use super::records::BlockRecord;
 use super::{BodyLocation, META_TIP, StoreReader, decode_u64};
@@ -68,12 +68,23 @@ impl StoreReader {
 
     /// The block `hash`, if stored.
     pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
-        let Some((bytes, at)) = self.body(hash)? else {
+        match self.block_bytes(hash)? {
+            Some(bytes) => Ok(Some(Block::decode(&bytes, usize::MAX)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The encoded block `hash`, if stored (served to peers as is), read from its block file.
+    /// Its header (the encoding's first bytes) must hash to `hash`: only a damaged store names
+    /// another block's bytes (their CRC matching by chance), and they are refused as damaged.
+    pub fn block_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.trees()?;
+        let Some(value) = t.blocks.get(hash.0)? else {
             return Ok(None);
         };
-        let block = Block::decode(&bytes, usize::MAX)?;
-        if block.hash() != *hash {
-            // Only a damaged store names another block's bytes (its CRC matched by chance).
+        let at = BodyLocation::decode(&value)?;
+        let bytes = t.bodies.read(hash, &at)?;
+        if bytes.get(..HEADER_LEN).map(sha256) != Some(*hash) {
             return Err(StoreError::DamagedBody {
                 hash: *hash,
                 file: at.file,
@@ -81,22 +92,7 @@ impl StoreReader {
                 reason: "the bytes are another block",
             });
         }
-        Ok(Some(block))
-    }
-
-    /// The encoded block `hash`, if stored (served to peers as is), read from its block file.
-    pub fn block_bytes(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.body(hash)?.map(|(bytes, _)| bytes))
-    }
-
-    /// The body of `hash` and where it was, if stored.
-    fn body(&self, hash: &Hash) -> Result<Option<(Vec<u8>, BodyLocation)>, StoreError> {
-        let t = self.trees()?;
-        let Some(value) = t.blocks.get(hash.0)? else {
-            return Ok(None);
-        };
-        let at = BodyLocation::decode(&value)?;
-        Ok(Some((t.bodies.read(hash, &at)?, at)))
+        Ok(Some(bytes))
     }
 
     /// The main-chain block hash at `height`.
