@@ -104,10 +104,18 @@ pub(super) struct BodyFiles {
     syncing: Mutex<()>,
     /// A sync failed. Linux reports a failed writeback once and marks the pages clean, so a
     /// retry would succeed without the bytes being on the disk: every later sync fails too,
-    /// until the store is reopened (new `BodyFiles`).
-    sync_failed: AtomicBool,
+    /// until the store is reopened (new `BodyFiles`), as the same kind of error (a full disk
+    /// stays a full disk, which the node's disk guard recovers from by reopening).
+    sync_failed: Mutex<Option<SyncFailure>>,
     /// A temporary store's files are removed with it.
     remove_on_drop: bool,
+}
+
+/// What kind of failure a sync of the block files met.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SyncFailure {
+    DiskFull,
+    Other,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -147,7 +155,7 @@ impl BodyFiles {
             // What an earlier run wrote may not be synced: the first sync syncs it.
             unsynced: AtomicBool::new(true),
             syncing: Mutex::new(()),
-            sync_failed: AtomicBool::new(false),
+            sync_failed: Mutex::new(None),
             remove_on_drop: false,
         })
     }
@@ -253,11 +261,15 @@ impl BodyFiles {
     /// another sync (which it waits for).
     pub(super) fn sync(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|p| p.into_inner());
-        if self.sync_failed.load(Ordering::Acquire) {
-            return Err(StoreError::Db(format!(
+        if let Some(earlier) = *self.sync_failed.lock().unwrap_or_else(|p| p.into_inner()) {
+            let text = format!(
                 "an earlier sync of the block files in {} failed: the store must be reopened",
                 self.dir.display()
-            )));
+            );
+            return Err(match earlier {
+                SyncFailure::DiskFull => StoreError::DiskFull(text),
+                SyncFailure::Other => StoreError::Db(text),
+            });
         }
         if !self.unsynced.swap(false, Ordering::AcqRel) {
             return Ok(());
@@ -267,9 +279,14 @@ impl BodyFiles {
             file.sync_data()
                 .map_err(|e| io_error(&file_path(&self.dir, current), &e))
         });
-        if result.is_err() {
+        if let Err(e) = &result {
             self.unsynced.store(true, Ordering::Release);
-            self.sync_failed.store(true, Ordering::Release);
+            *self.sync_failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(if e.is_disk_full() {
+                    SyncFailure::DiskFull
+                } else {
+                    SyncFailure::Other
+                });
         }
         result
     }
@@ -532,6 +549,23 @@ mod tests {
             Err(StoreError::BodyTooLarge { .. })
         ));
         assert_eq!(files.end.lock().unwrap().len, 4, "nothing written");
+    }
+
+    /// A failed sync stays failed, as the kind of failure it was: a full disk must stay a full
+    /// disk for the node's guard, which reopens the store once space returns.
+    #[test]
+    fn after_a_failed_sync_every_sync_fails_the_same_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = BodyFiles::open(dir.path()).unwrap();
+        *files.sync_failed.lock().unwrap() = Some(SyncFailure::DiskFull);
+        assert!(matches!(files.sync(), Err(StoreError::DiskFull(_))));
+        files.append(b"more").unwrap();
+        assert!(matches!(files.sync(), Err(StoreError::DiskFull(_))));
+        *files.sync_failed.lock().unwrap() = Some(SyncFailure::Other);
+        assert!(matches!(files.sync(), Err(StoreError::Db(_))));
+        drop(files);
+        let reopened = BodyFiles::open(dir.path()).unwrap();
+        reopened.sync().unwrap();
     }
 
     #[test]
