@@ -433,6 +433,33 @@ fn a_location_naming_another_blocks_body_is_damaged_not_that_block() {
     assert_eq!(store.tx_location(&first_txid).expect("read"), None);
 }
 
+/// A reopen that failed (here: the block files' directory cannot be opened) leaves no
+/// database open; a later reopen, once the cause is gone, must still open the store.
+#[test]
+fn a_reopen_after_a_failed_reopen_opens_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let g = genesis();
+    let cfg = StoreConfig::new(dir.path().join("db"));
+    let mut b = ChainBuilder::new(g.clone(), 8);
+    let store = Store::open(&cfg, &g).expect("open");
+    let block = b.push_transfers(5, 0);
+    connect(&store, &g, &block);
+    store.flush().expect("flush");
+    let bodies = cfg.path.join("bodies");
+    let aside = dir.path().join("bodies-aside");
+    std::fs::rename(&bodies, &aside).expect("move the block files aside");
+    std::fs::write(&bodies, b"not a directory").expect("block the path");
+    assert!(store.reopen().is_err(), "the block files cannot be opened");
+    std::fs::remove_file(&bodies).expect("unblock the path");
+    std::fs::rename(&aside, &bodies).expect("put the block files back");
+    store.reopen().expect("the second reopen opens the store");
+    assert_eq!(store.tip().expect("tip"), block.hash());
+    assert_eq!(
+        store.block(&block.hash()).expect("read").expect("stored"),
+        block
+    );
+}
+
 /// The bytes in the store's block files.
 fn block_files_len(cfg: &StoreConfig) -> u64 {
     std::fs::read_dir(cfg.path.join("bodies"))

@@ -243,8 +243,11 @@ impl Store {
         let config = self.config.as_ref().ok_or(StoreError::Reopening)?;
         // sled flushes what it holds when the old database is dropped: the bodies first
         // (`bodies`), before readers are turned away. A failure is the disk's, which the
-        // reopen is about; dropping the database syncs once more.
-        if let Err(e) = self.trees()?.bodies.sync() {
+        // reopen is about; dropping the database syncs once more. No database is open after
+        // a reopen that failed: then there is nothing to sync, and the reopen goes on.
+        if let Ok(t) = self.trees()
+            && let Err(e) = t.bodies.sync()
+        {
             tracing::warn!(error = %e, "could not sync the block files before the reopen");
         }
         let old = self.reader.swap(None);
