@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{DecodeError, StoreError};
-use crate::types::Hash;
+use crate::types::{Hash, Reader};
 
 /// A block file is closed for writing once the next body would take it past this size
 /// (Bitcoin Core's `MAX_BLOCKFILE_SIZE` is 128 MiB too).
@@ -71,20 +71,19 @@ impl BodyLocation {
 
     /// Decodes [`BodyLocation::encode`]'s output.
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let arr: &[u8; Self::LEN] = bytes.try_into().map_err(|_| DecodeError::Length {
-            what: "block body location",
-            expected: Self::LEN,
-            got: bytes.len(),
-        })?;
-        let (file, rest) = arr.split_at(4);
-        let (offset, rest) = rest.split_at(8);
-        let (len, crc) = rest.split_at(4);
-        let u32_of = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default());
+        if bytes.len() != Self::LEN {
+            return Err(DecodeError::Length {
+                what: "block body location",
+                expected: Self::LEN,
+                got: bytes.len(),
+            });
+        }
+        let mut r = Reader::new(bytes);
         Ok(BodyLocation {
-            file: u32_of(file),
-            offset: u64::from_le_bytes(offset.try_into().unwrap_or_default()),
-            len: u32_of(len),
-            crc: u32_of(crc),
+            file: r.u32()?,
+            offset: r.u64()?,
+            len: r.u32()?,
+            crc: r.u32()?,
         })
     }
 }
